@@ -1,0 +1,55 @@
+"""mloop: the MLOps loop in one package.
+
+>>> import mloop
+>>> mloop.__version__
+'0.1.0'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Names resolved on first use, so `import mloop` (and the CLI) start fast.
+_LAZY = {
+    "ActiveRun": "mloop._sdk",
+    "active_run": "mloop._sdk",
+    "autolog": "mloop._sdk",
+    "best_run": "mloop._sdk",
+    "client": "mloop._sdk",
+    "compare_runs": "mloop._sdk",
+    "configure": "mloop._sdk",
+    "create_experiment": "mloop._sdk",
+    "gc": "mloop._sdk",
+    "get_experiment": "mloop._sdk",
+    "get_run": "mloop._sdk",
+    "list_experiments": "mloop._sdk",
+    "log_metric": "mloop._sdk",
+    "log_metrics": "mloop._sdk",
+    "log_param": "mloop._sdk",
+    "log_params": "mloop._sdk",
+    "search_runs": "mloop._sdk",
+    "set_tag": "mloop._sdk",
+    "start_run": "mloop._sdk",
+    "Settings": "mloop.config",
+    "MloopError": "mloop.errors",
+    "RunStatus": "mloop.tracking.entities",
+}
+
+__all__ = sorted(["__version__", *_LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mloop' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

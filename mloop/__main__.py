@@ -1,0 +1,3 @@
+from mloop.cli import main
+
+main()

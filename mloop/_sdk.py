@@ -1,0 +1,132 @@
+"""The functions a user types most, over one process-wide client.
+
+>>> import mloop, tempfile
+>>> _ = mloop.configure(home=tempfile.mkdtemp())
+>>> with mloop.start_run(experiment="doc", params={"lr": 0.1}) as run:
+...     run.log_metric("rmse", 3.2, step=10)
+>>> float(mloop.search_runs("doc")["metrics.rmse"][0])
+3.2
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from mloop.config import Settings
+from mloop.errors import MloopError
+from mloop.tracking import Experiment, Run, RunComparison, RunContext, TrackingClient
+from mloop.tracking.run import run_stack
+
+
+class ActiveRun(RunContext):
+    """The run returned by ``mloop.start_run``; capabilities above tracking add to it (e.g. ``log_model``)."""
+
+
+_client: TrackingClient | None = None
+_lock = threading.Lock()
+
+
+def configure(**settings: Any) -> TrackingClient:
+    """Point mloop at other stores (``home=``, ``db_url=``, ``artifact_root=``, ``tracking_uri=``...)."""
+    global _client
+    with _lock:
+        if _client is not None:
+            _client.writer.flush()
+        _client = TrackingClient(Settings.load(**settings))
+        return _client
+
+
+def client() -> TrackingClient:
+    """The process-wide client, created from the environment on first use."""
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = TrackingClient(Settings.load())
+    return _client
+
+
+def start_run(experiment: str | None = None, name: str | None = None, **kwargs: Any) -> ActiveRun:
+    """Start a run: ``with mloop.start_run(experiment="eta", params={...}) as run: ...``."""
+    kwargs.setdefault("run_class", ActiveRun)
+    run = client().start_run(experiment, name, **kwargs)
+    assert isinstance(run, ActiveRun)
+    return run
+
+
+def active_run() -> RunContext | None:
+    """The innermost run started in this thread and not yet ended."""
+    stack = run_stack()
+    return stack[-1] if stack else None
+
+
+def _require_active() -> RunContext:
+    run = active_run()
+    if run is None:
+        raise MloopError("No active run: call mloop.start_run() first (or log on the run object).")
+    return run
+
+
+def log_metric(key: str, value: float, step: int = 0) -> None:
+    _require_active().log_metric(key, value, step)
+
+
+def log_metrics(metrics: dict[str, float], step: int = 0) -> None:
+    _require_active().log_metrics(metrics, step)
+
+
+def log_param(key: str, value: Any) -> None:
+    _require_active().log_param(key, value)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    _require_active().log_params(params)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _require_active().set_tag(key, value)
+
+
+def get_run(run_id: str) -> Run:
+    return client().get_run(run_id)
+
+
+def search_runs(experiments: str | list[str] | None = None, filter: str = "",
+                order_by: str | list[str] | None = None, limit: int | None = None) -> pd.DataFrame:
+    """Search runs with a filter such as ``"metrics.rmse < 4 and params.lr = 0.1"``; returns a DataFrame."""
+    return client().search_runs(experiments, filter=filter, order_by=order_by, limit=limit)
+
+
+def best_run(experiment: str, metric: str, mode: str = "min") -> Run:
+    return client().best_run(experiment, metric, mode)
+
+
+def compare_runs(run_ids: list[str]) -> RunComparison:
+    return client().compare_runs(run_ids)
+
+
+def create_experiment(name: str, tags: dict[str, str] | None = None) -> Experiment:
+    return client().create_experiment(name, tags)
+
+
+def get_experiment(name: str) -> Experiment:
+    return client().get_experiment(name)
+
+
+def list_experiments() -> list[Experiment]:
+    return client().list_experiments()
+
+
+def gc(older_than: timedelta = timedelta(days=30)) -> dict[str, int]:
+    return client().gc(older_than)
+
+
+def autolog(**kwargs: Any) -> None:
+    """Log scikit-learn estimators' params, training metrics and fitted models automatically."""
+    from mloop.tracking.autolog import enable_sklearn
+
+    enable_sklearn(**kwargs)

@@ -1,0 +1,1 @@
+"""Small helpers shared by every layer: time, ids, names, optional imports."""

@@ -1,0 +1,46 @@
+"""Validation of the names people choose (experiments, runs, keys)."""
+
+from __future__ import annotations
+
+import re
+
+from mloop.errors import InvalidInputError
+
+_NAME = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
+_KEY = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
+MAX_NAME = 256
+MAX_KEY = 250
+
+
+def check_name(value: object, field: str = "name") -> str:
+    """Return ``value`` if it is a valid human-chosen name, else raise InvalidInputError."""
+    expected = f"a non-empty string of at most {MAX_NAME} letters, digits, spaces or _-./:"
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise InvalidInputError(field=field, value=value, expected=expected)
+    if not _NAME.match(value):
+        raise InvalidInputError(field=field, value=value, expected=expected)
+    return value
+
+
+def check_key(value: object, field: str = "key") -> str:
+    """Return ``value`` if it is a valid metric, param or tag key."""
+    if not isinstance(value, str) or not value or len(value) > MAX_KEY or not _KEY.match(value):
+        raise InvalidInputError(
+            field=field,
+            value=value,
+            expected=f"a non-empty string of at most {MAX_KEY} letters, digits or _-./: and spaces",
+        )
+    if value.startswith("/") or ".." in value.split("/"):
+        raise InvalidInputError(field=field, value=value, expected="a key without '..' or a leading '/'")
+    return value
+
+
+def check_artifact_path(value: object, field: str = "path") -> str:
+    """A relative POSIX path inside a run's artifacts (no '..', no leading '/')."""
+    expected = "a relative path like 'plots/loss.png' without '..' or a leading '/'"
+    if not isinstance(value, str) or not value or value.startswith("/") or "\\" in value:
+        raise InvalidInputError(field=field, value=value, expected=expected)
+    parts = value.split("/")
+    if any(p in ("", ".", "..") for p in parts) or len(value) > 1000:
+        raise InvalidInputError(field=field, value=value, expected=expected)
+    return value

@@ -1,0 +1,125 @@
+"""Settings: explicit arguments win over ``MLOOP_*`` environment variables,
+which win over an optional ``mloop.yaml``, which wins over the defaults.
+
+>>> s = Settings.load(home="/tmp/mloop-doc")
+>>> s.db_url
+'sqlite:////tmp/mloop-doc/mloop.db'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mloop.errors import InvalidInputError
+
+__all__ = ["Settings"]
+
+_ENV = {
+    "home": "MLOOP_HOME",
+    "db_url": "MLOOP_DB_URL",
+    "artifact_root": "MLOOP_ARTIFACT_ROOT",
+    "tracking_uri": "MLOOP_TRACKING_URI",
+    "online_url": "MLOOP_ONLINE_URL",
+    "heartbeat_seconds": "MLOOP_HEARTBEAT_SECONDS",
+    "heartbeat_timeout_seconds": "MLOOP_HEARTBEAT_TIMEOUT_SECONDS",
+    "user": "MLOOP_USER",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Where mloop keeps its data and how it reaches it."""
+
+    home: str = ".mloop"
+    db_url: str = ""
+    artifact_root: str = ""
+    tracking_uri: str = ""
+    online_url: str = ""
+    heartbeat_seconds: float = 10.0
+    heartbeat_timeout_seconds: float = 300.0
+    user: str = ""
+
+    @classmethod
+    def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:
+        """Resolve settings from arguments, then the environment, then ``mloop.yaml``."""
+        unknown = set(explicit) - set(_ENV)
+        if unknown:
+            raise InvalidInputError(
+                field=sorted(unknown)[0], value=explicit[sorted(unknown)[0]],
+                expected=f"one of the settings {sorted(_ENV)}",
+            )
+        values: dict[str, Any] = _from_yaml(config_file)
+        for name, env in _ENV.items():
+            if os.environ.get(env):
+                values[name] = os.environ[env]
+        values.update({k: v for k, v in explicit.items() if v is not None})
+        return cls._finish(values)
+
+    @classmethod
+    def _finish(cls, values: dict[str, Any]) -> Settings:
+        home = str(Path(values.get("home") or ".mloop").expanduser().absolute())
+        for name in ("heartbeat_seconds", "heartbeat_timeout_seconds"):
+            if name in values:
+                values[name] = _positive_float(name, values[name])
+        values["home"] = home
+        values["db_url"] = values.get("db_url") or f"sqlite:///{home}/mloop.db"
+        values["artifact_root"] = values.get("artifact_root") or f"{home}/artifacts"
+        values["online_url"] = values.get("online_url") or f"sqlite:///{home}/online.db"
+        values["user"] = values.get("user") or _current_user()
+        tracking_uri = str(values.get("tracking_uri") or "")
+        if tracking_uri and not tracking_uri.startswith(("http://", "https://")):
+            raise InvalidInputError(
+                field="tracking_uri", value=tracking_uri,
+                expected="an http:// or https:// URL of an mloop server (or empty for direct store access)",
+            )
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in fields})
+
+    @property
+    def remote(self) -> bool:
+        """True when runs go through an mloop server instead of the stores directly."""
+        return bool(self.tracking_uri)
+
+
+def _from_yaml(config_file: str | os.PathLike[str] | None) -> dict[str, Any]:
+    path = Path(config_file or os.environ.get("MLOOP_CONFIG") or "mloop.yaml")
+    if not path.is_file():
+        if config_file is not None:
+            raise InvalidInputError(field="config_file", value=str(path), expected="an existing YAML file")
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"{path} is not valid YAML: {exc}", field="config_file") from exc
+    if not isinstance(data, dict):
+        raise InvalidInputError(field=str(path), value=data, expected="a mapping of setting: value")
+    unknown = set(data) - set(_ENV)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise InvalidInputError(field=f"{path}:{key}", value=data[key], expected=f"one of {sorted(_ENV)}")
+    return dict(data)
+
+
+def _positive_float(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number > 0:
+        raise InvalidInputError(field=name, value=value, expected="a positive number of seconds")
+    return number
+
+
+def _current_user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers)
+        return "unknown"

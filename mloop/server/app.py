@@ -1,0 +1,34 @@
+"""The server application factory.
+
+Each capability contributes one router module under ``mloop/server/api``;
+``create_app`` mounts them all on one FastAPI app with shared error handling.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from mloop import __version__
+from mloop.config import Settings
+from mloop.server.errors import install_error_handlers
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the REST API over the stores described by ``settings``."""
+    settings = settings or Settings.load()
+    if settings.remote:
+        settings = Settings.load(home=settings.home, db_url=settings.db_url, artifact_root=settings.artifact_root,
+                                 tracking_uri="")
+    app = FastAPI(title="mloop", version=__version__, default_response_class=ORJSONResponse)
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    from mloop.server.api import tracking
+
+    app.include_router(tracking.router, prefix="/api")
+    return app

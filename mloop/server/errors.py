@@ -1,0 +1,48 @@
+"""Every error leaves the server as JSON ``{error_code, message, field}`` with a 4xx for bad input."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException
+
+from mloop.errors import MloopError
+
+log = logging.getLogger("mloop.server")
+
+
+def _body(code: str, message: str, field: str | None) -> dict[str, str | None]:
+    return {"error_code": code, "message": message, "field": field}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map MloopError subclasses, validation errors and HTTP errors to the JSON error body."""
+
+    @app.exception_handler(MloopError)
+    async def _mloop(_: Request, exc: MloopError) -> ORJSONResponse:
+        return ORJSONResponse(exc.to_dict(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        got = first.get("input")
+        message = f"{field or 'request'}: {first.get('msg', 'invalid')}"
+        if got is not None and not isinstance(got, dict | list):
+            message += f" (got {got!r})"
+        return ORJSONResponse(_body("INVALID_INPUT", message, field), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> ORJSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return ORJSONResponse(_body(code, str(exc.detail), None), status_code=exc.status_code)
+
+    @app.exception_handler(ValueError)
+    async def _value(_: Request, exc: ValueError) -> ORJSONResponse:
+        # A ValueError escaping a handler is bad input that slipped past validation.
+        return ORJSONResponse(_body("INVALID_INPUT", str(exc), None), status_code=422)

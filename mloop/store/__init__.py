@@ -1,0 +1,1 @@
+"""Storage that knows nothing about ML: SQL metadata, blobs, key-value."""

@@ -1,0 +1,143 @@
+"""SQLAlchemy engines from a URL: SQLite in WAL mode, or PostgreSQL.
+
+Writes go through ``Database.write()``, which on SQLite starts the transaction
+with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout
+instead of failing with "database is locked" at commit time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from mloop.errors import BackendError, InvalidInputError
+
+__all__ = ["Database", "open_database"]
+
+_SQLITE_BUSY_MS = 60_000
+_databases: dict[str, Database] = {}
+_lock = threading.Lock()
+
+
+class Database:
+    """One metadata database: an engine, its dialect, and the schema kept current."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _create_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._writer = self.engine.execution_options(mloop_write=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads (a short transaction, rolled back at the end)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed on success; retried connection errors surface as BackendError."""
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise BackendError(f"The metadata database at {_safe(self.url)} failed: {exc.orig}") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str) -> Database:
+    """The process-wide Database for ``url``, migrated to the current schema on first use."""
+    with _lock:
+        db = _databases.get(url)
+        if db is None or db._pid != os.getpid():
+            db = Database(url)
+            db._pid = os.getpid()  # type: ignore[attr-defined]
+            from mloop.store.sql.migrate import upgrade
+
+            upgrade(db)
+            _databases[url] = db
+        return db
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInputError(
+            field="db_url", value=url, expected="a database URL like sqlite:///path/mloop.db "
+            "or postgresql+psycopg://user@host:5432/db",
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, parsed.database or "")
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+        from mloop._util.optional import require
+
+        require("psycopg", extra="postgres")
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    raise InvalidInputError(field="db_url", value=url, expected="a sqlite:// or postgresql:// URL")
+
+
+def _sqlite_engine(url: str, path: str) -> Engine:
+    if not path or path == ":memory:":
+        raise InvalidInputError(
+            field="db_url", value=url, expected="a SQLite file path (several threads and processes share it)"
+        )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # NullPool: SQLite connections are cheap, and a pool would outlive forks.
+    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": _SQLITE_BUSY_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        _retry_locked(lambda: cur.execute("PRAGMA journal_mode=WAL"))
+        cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("mloop_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _retry_locked(fn: Any, attempts: int = 50) -> None:
+    import sqlite3
+
+    for i in range(attempts):
+        try:
+            fn()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or i == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid url>"
