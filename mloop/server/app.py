@@ -7,7 +7,6 @@ Each capability contributes one router module under ``mloop/server/api``;
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from mloop import __version__
 from mloop.config import Settings
@@ -20,7 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.remote:
         settings = Settings.load(home=settings.home, db_url=settings.db_url, artifact_root=settings.artifact_root,
                                  tracking_uri="")
-    app = FastAPI(title="mloop", version=__version__, default_response_class=ORJSONResponse)
+    app = FastAPI(title="mloop", version=__version__)
     app.state.settings = settings
     install_error_handlers(app)
 

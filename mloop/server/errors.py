@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from mloop.errors import MloopError
@@ -22,11 +22,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map MloopError subclasses, validation errors and HTTP errors to the JSON error body."""
 
     @app.exception_handler(MloopError)
-    async def _mloop(_: Request, exc: MloopError) -> ORJSONResponse:
-        return ORJSONResponse(exc.to_dict(), status_code=exc.http_status)
+    async def _mloop(_: Request, exc: MloopError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
@@ -35,14 +35,14 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{field or 'request'}: {first.get('msg', 'invalid')}"
         if got is not None and not isinstance(got, dict | list):
             message += f" (got {got!r})"
-        return ORJSONResponse(_body("INVALID_INPUT", message, field), status_code=422)
+        return JSONResponse(_body("INVALID_INPUT", message, field), status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        return ORJSONResponse(_body(code, str(exc.detail), None), status_code=exc.status_code)
+        return JSONResponse(_body(code, str(exc.detail), None), status_code=exc.status_code)
 
     @app.exception_handler(ValueError)
-    async def _value(_: Request, exc: ValueError) -> ORJSONResponse:
+    async def _value(_: Request, exc: ValueError) -> JSONResponse:
         # A ValueError escaping a handler is bad input that slipped past validation.
-        return ORJSONResponse(_body("INVALID_INPUT", str(exc), None), status_code=422)
+        return JSONResponse(_body("INVALID_INPUT", str(exc), None), status_code=422)

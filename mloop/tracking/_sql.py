@@ -348,12 +348,12 @@ def _children(conn: Connection, table: Any, scope: Any, ids: list[str], *cols: A
 
 
 def _experiment_int(experiment_id: Any) -> int:
-    try:
-        return int(str(experiment_id))
-    except ValueError:
-        raise NotFoundError(f"No experiment with id '{experiment_id}' (ids are whole numbers; "
+    text = str(experiment_id)
+    if text.isdigit() and 0 < len(text) <= 9:
+        return int(text)
+    raise NotFoundError(f"No experiment with id '{experiment_id}' (ids are whole numbers; "
                             "look experiments up by name with get_experiment_by_name).",
-                            field="experiment_id") from None
+                        field="experiment_id")
 
 
 def _value_out(value: float | None) -> float:

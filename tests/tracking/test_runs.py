@@ -6,14 +6,8 @@ import math
 
 import pytest
 
-from mloop.config import Settings
 from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.tracking import RunStatus, TrackingClient
-
-
-@pytest.fixture
-def client(db_url: str, tmp_path) -> TrackingClient:
-    return TrackingClient(Settings.load(home=str(tmp_path / "h"), db_url=db_url))
 
 
 def test_run_lifecycle_and_values(client: TrackingClient) -> None:

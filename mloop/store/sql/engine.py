@@ -113,6 +113,7 @@ def _sqlite_engine(url: str, path: str) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA case_sensitive_like=ON")  # LIKE is case-sensitive, as on PostgreSQL
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -1,0 +1,39 @@
+"""``mloop server``: the REST API (tracking and every capability) with OpenAPI docs at /docs."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from mloop.cli._app import app, console, error_console
+
+
+@app.command()
+def server(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1 keeps it on this machine)."),
+    port: int = typer.Option(5000, min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
+    home: str = typer.Option(None, "--home", help="mloop home folder (default: $MLOOP_HOME or ./.mloop)."),
+    db_url: str = typer.Option(None, "--db-url", help="Metadata database URL."),
+    artifact_root: str = typer.Option(None, "--artifact-root", help="Artifact root folder or URL (s3://...)."),
+    log_level: str = typer.Option("warning", help="uvicorn log level."),
+) -> None:
+    """Serve the REST API; point clients at it with MLOOP_TRACKING_URI=http://HOST:PORT."""
+    import uvicorn
+
+    from mloop.config import Settings
+
+    # Resolve once here so a bad URL fails now, then hand the settings to workers through the environment.
+    settings = Settings.load(home=home, db_url=db_url, artifact_root=artifact_root, tracking_uri="")
+    os.environ.update({"MLOOP_HOME": settings.home, "MLOOP_DB_URL": settings.db_url,
+                       "MLOOP_ARTIFACT_ROOT": settings.artifact_root})
+    os.environ.pop("MLOOP_TRACKING_URI", None)
+    from mloop.store.sql import open_database
+
+    open_database(settings.db_url)  # migrate before workers start
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        error_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it can read and write.")
+    console.print(f"mloop server on http://{host}:{port} (API docs at /docs), store {settings.db_url}")
+    uvicorn.run("mloop.server.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, timeout_graceful_shutdown=10)

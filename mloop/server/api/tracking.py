@@ -1,0 +1,302 @@
+"""Tracking over REST: experiments, runs, params, metrics, artifacts, datasets, search."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from mloop._util.names import check_artifact_path, check_key
+from mloop.errors import InvalidInputError
+from mloop.tracking._sql import SqlTrackingRepository
+from mloop.tracking._wire import float_in, float_out, frame_out
+from mloop.tracking.client import open_repository
+from mloop.tracking.entities import Dataset, RunStatus
+
+router = APIRouter(tags=["tracking"])
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Key = Annotated[str, Field(min_length=1, max_length=250)]
+
+
+def repo(request: Request) -> SqlTrackingRepository:
+    state = request.app.state
+    if getattr(state, "tracking", None) is None:
+        state.tracking = open_repository(state.settings)
+    return state.tracking  # type: ignore[no-any-return]
+
+
+Repo = Annotated[SqlTrackingRepository, Depends(repo)]
+
+
+def _out(obj: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(obj)
+    if "metrics" in data:
+        data["metrics"] = {k: float_out(v) for k, v in data["metrics"].items()}
+    return data
+
+
+# ---------------------------------------------------------------- experiments
+class ExperimentIn(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+    tags: dict[Key, str] = {}
+
+
+class RenameIn(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+
+
+@router.post("/experiments", status_code=201)
+def create_experiment(body: ExperimentIn, r: Repo) -> dict[str, Any]:
+    return _out(r.create_experiment(body.name, body.tags))
+
+
+@router.get("/experiments")
+def list_experiments(r: Repo, include_deleted: bool = False) -> list[dict[str, Any]]:
+    return [_out(e) for e in r.list_experiments(include_deleted)]
+
+
+@router.get("/experiments/by-name/{name}")
+def get_experiment_by_name(name: str, r: Repo) -> dict[str, Any] | None:
+    found = r.get_experiment_by_name(name)
+    return None if found is None else _out(found)
+
+
+@router.get("/experiments/{experiment_id}")
+def get_experiment(experiment_id: str, r: Repo) -> dict[str, Any]:
+    return _out(r.get_experiment(experiment_id))
+
+
+@router.patch("/experiments/{experiment_id}")
+def rename_experiment(experiment_id: str, body: RenameIn, r: Repo) -> dict[str, Any]:
+    r.rename_experiment(experiment_id, body.name)
+    return _out(r.get_experiment(experiment_id))
+
+
+@router.post("/experiments/{experiment_id}/delete")
+def delete_experiment(experiment_id: str, r: Repo) -> dict[str, str]:
+    r.delete_experiment(experiment_id)
+    return {"status": "deleted"}
+
+
+@router.post("/experiments/{experiment_id}/restore")
+def restore_experiment(experiment_id: str, r: Repo) -> dict[str, str]:
+    r.restore_experiment(experiment_id)
+    return {"status": "active"}
+
+
+# ---------------------------------------------------------------- runs
+class RunIn(BaseModel):
+    experiment_id: str = Field(min_length=1, max_length=32)
+    name: str | None = Field(default=None, max_length=256)
+    user: str = Field(default="unknown", max_length=256)
+    tags: dict[Key, str] = {}
+    parent_run_id: str | None = Field(default=None, max_length=32)
+    description: str = Field(default="", max_length=20_000)
+
+
+class RunPatch(BaseModel):
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=20_000)
+    experiment_id: str | None = Field(default=None, max_length=32)
+
+
+class EndIn(BaseModel):
+    status: RunStatus
+
+
+class HeartbeatIn(BaseModel):
+    run_ids: list[Annotated[str, Field(max_length=32)]] = Field(max_length=10_000)
+
+
+@router.post("/runs", status_code=201)
+def create_run(body: RunIn, r: Repo) -> dict[str, Any]:
+    return _out(r.create_run(body.experiment_id, body.name, body.user, body.tags, body.parent_run_id,
+                             body.description))
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: str, r: Repo) -> dict[str, Any]:
+    return _out(r.get_run(run_id))
+
+
+@router.patch("/runs/{run_id}")
+def update_run(run_id: str, body: RunPatch, r: Repo) -> dict[str, Any]:
+    r.update_run(run_id, body.name, body.description)
+    if body.experiment_id is not None:
+        r.move_run(run_id, body.experiment_id)
+    return _out(r.get_run(run_id))
+
+
+@router.post("/runs/{run_id}/end")
+def end_run(run_id: str, body: EndIn, r: Repo) -> dict[str, str]:
+    r.end_run(run_id, body.status)
+    return {"status": body.status.value}
+
+
+@router.post("/heartbeat")
+def heartbeat(body: HeartbeatIn, r: Repo) -> dict[str, int]:
+    r.heartbeat(body.run_ids)
+    return {"runs": len(body.run_ids)}
+
+
+@router.post("/runs/{run_id}/delete")
+def delete_run(run_id: str, r: Repo) -> dict[str, str]:
+    r.delete_run(run_id)
+    return {"status": "deleted"}
+
+
+@router.post("/runs/{run_id}/restore")
+def restore_run(run_id: str, r: Repo) -> dict[str, str]:
+    r.restore_run(run_id)
+    return {"status": "active"}
+
+
+# ---------------------------------------------------------------- params, tags, metrics
+@router.post("/runs/{run_id}/params")
+def log_params(run_id: str, r: Repo, params: Annotated[dict[Key, Any], Body(embed=True)]) -> dict[str, int]:
+    for key in params:
+        check_key(key, "param key")
+    r.log_params(run_id, params)
+    return {"logged": len(params)}
+
+
+@router.post("/runs/{run_id}/tags")
+def set_tags(run_id: str, r: Repo, tags: Annotated[dict[Key, str], Body(embed=True)]) -> dict[str, int]:
+    for key in tags:
+        check_key(key, "tag key")
+    r.set_tags(run_id, tags)
+    return {"set": len(tags)}
+
+
+class MetricBatch(BaseModel):
+    """Points column-wise: the i-th point is (run_ids[i], keys[i], values[i], steps[i], timestamps[i])."""
+
+    run_ids: list[Annotated[str, Field(max_length=32)]]
+    keys: list[Key]
+    values: list[float | Annotated[str, Field(pattern="^(NaN|Infinity|-Infinity)$")]]
+    steps: list[Int64]
+    timestamps: list[Int64]
+
+
+@router.post("/metrics/batch")
+def log_metrics(body: MetricBatch, r: Repo) -> dict[str, int]:
+    n = len(body.run_ids)
+    if not (len(body.keys) == len(body.values) == len(body.steps) == len(body.timestamps) == n):
+        raise InvalidInputError(field="metrics", value=n, expected="run_ids, keys, values, steps and timestamps "
+                                                                   "of the same length")
+    for key in set(body.keys):
+        check_key(key, "metric key")
+    rows = list(zip(body.run_ids, body.keys, [float_in(v) for v in body.values], body.steps, body.timestamps,
+                    strict=True))
+    r.log_metrics(rows)
+    return {"logged": n}
+
+
+@router.get("/runs/{run_id}/metrics/{key}/history")
+def metric_history(run_id: str, key: str, r: Repo,
+                   max_points: Annotated[int | None, Query(ge=4, le=1_000_000)] = None) -> dict[str, Any]:
+    points = r.metric_history(run_id, key, max_points)
+    return {"key": key, "steps": [p.step for p in points], "timestamps": [p.timestamp for p in points],
+            "values": [float_out(p.value) for p in points]}
+
+
+# ---------------------------------------------------------------- datasets
+class DatasetIn(BaseModel):
+    dataset_id: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=256)
+    digest: str = Field(min_length=1, max_length=64)
+    rows: Int64 | None = None
+    schema_: dict[str, str] = Field(default={}, alias="schema")
+    source: str = Field(default="", max_length=10_000)
+    created: Int64
+    context: Key = "train"
+
+
+@router.post("/runs/{run_id}/inputs")
+def log_input(run_id: str, body: DatasetIn, r: Repo) -> dict[str, Any]:
+    dataset = Dataset(dataset_id=body.dataset_id, name=body.name, digest=body.digest, rows=body.rows,
+                      schema=body.schema_, source=body.source, created=body.created)
+    return _out(r.log_input(run_id, dataset, body.context))
+
+
+@router.get("/runs/{run_id}/inputs")
+def list_inputs(run_id: str, r: Repo) -> list[dict[str, Any]]:
+    return [{"dataset": _out(d), "context": c} for d, c in r.list_inputs(run_id)]
+
+
+@router.get("/datasets/{digest}/runs")
+def runs_with_dataset(digest: str, r: Repo) -> list[str]:
+    return r.runs_with_dataset(digest)
+
+
+# ---------------------------------------------------------------- artifacts
+@router.put("/runs/{run_id}/artifacts/{path:path}", status_code=201)
+async def put_artifact(run_id: str, path: str, request: Request, r: Repo) -> dict[str, Any]:
+    check_artifact_path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "upload"
+        with target.open("wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+        from starlette.concurrency import run_in_threadpool
+
+        artifact = await run_in_threadpool(r.put_artifact, run_id, path, target)
+    return _out(artifact)
+
+
+@router.get("/runs/{run_id}/artifacts")
+def list_artifacts(run_id: str, r: Repo, prefix: str = "") -> list[dict[str, Any]]:
+    return [_out(a) for a in r.list_artifacts(run_id, prefix)]
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}")
+def get_artifact(run_id: str, path: str, r: Repo) -> FileResponse:
+    check_artifact_path(path)
+    found = [a for a in r.list_artifacts(run_id, path) if a.path == path]
+    if not found:
+        raise InvalidInputError(field="path", value=path, expected="the path of one file artifact "
+                                                                   "(list the folder to download its files)")
+    tmp = tempfile.mkdtemp()
+    target = Path(tmp) / "download"
+    r.get_artifact(run_id, path, target)
+    import shutil
+
+    return FileResponse(target, filename=Path(path).name,
+                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+
+
+@router.delete("/runs/{run_id}/artifacts/{path:path}")
+def delete_artifact(run_id: str, path: str, r: Repo) -> dict[str, int]:
+    check_artifact_path(path)
+    return {"deleted": r.delete_artifact(run_id, path)}
+
+
+# ---------------------------------------------------------------- search and retention
+class SearchIn(BaseModel):
+    experiment_ids: list[Annotated[str, Field(max_length=32)]] = []
+    filter: str = Field(default="", max_length=10_000)
+    order_by: list[Annotated[str, Field(max_length=300)]] | None = None
+    limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    include_deleted: bool = False
+
+
+@router.post("/runs/search")
+def search_runs(body: SearchIn, r: Repo) -> dict[str, Any]:
+    frame = r.search_runs(body.experiment_ids, body.filter, body.order_by, body.limit, body.include_deleted)
+    return frame_out(frame)
+
+
+class PurgeIn(BaseModel):
+    older_than_ms: Int64
+
+
+@router.post("/gc")
+def purge(body: PurgeIn, r: Repo) -> dict[str, int]:
+    return r.purge(body.older_than_ms)

@@ -1,0 +1,204 @@
+"""TrackingRepository over an mloop server's REST API (keep-alive, batched metrics)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+import pandas as pd
+
+from mloop.errors import BackendError, MloopError, error_class
+from mloop.tracking._wire import float_in, float_out, frame_in
+from mloop.tracking.entities import Artifact, Dataset, Experiment, Metric, Run, RunStatus
+from mloop.tracking.repository import MetricRow
+
+_METRIC_CHUNK = 50_000
+
+
+class HttpTrackingRepository:
+    """Talks to ``mloop server``; artifacts stream through it, so clients need no bucket credentials."""
+
+    def __init__(self, base_url: str, timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url + "/api", timeout=timeout, transport=transport,
+                                 limits=httpx.Limits(max_keepalive_connections=8))
+
+    def _call(self, method: str, path: str, json: Any = None, **kwargs: Any) -> Any:
+        try:
+            if json is not None:
+                kwargs["content"] = orjson.dumps(json)
+                kwargs.setdefault("headers", {})["content-type"] = "application/json"
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"The mloop server at {self.base_url} did not answer: {exc}") from exc
+        if response.status_code >= 400:
+            _raise(response)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return orjson.loads(response.content)
+        return response.content
+
+    # experiments
+    def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> Experiment:
+        return Experiment(**self._call("POST", "/experiments", {"name": name, "tags": tags or {}}))
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return Experiment(**self._call("GET", f"/experiments/{_q(experiment_id)}"))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        found = self._call("GET", f"/experiments/by-name/{_q(name)}")
+        return None if found is None else Experiment(**found)
+
+    def list_experiments(self, include_deleted: bool = False) -> list[Experiment]:
+        rows = self._call("GET", "/experiments", params={"include_deleted": include_deleted})
+        return [Experiment(**e) for e in rows]
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        self._call("PATCH", f"/experiments/{_q(experiment_id)}", {"name": new_name})
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self._call("POST", f"/experiments/{_q(experiment_id)}/delete")
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self._call("POST", f"/experiments/{_q(experiment_id)}/restore")
+
+    # runs
+    def create_run(self, experiment_id: str, name: str | None, user: str, tags: dict[str, str],
+                   parent_run_id: str | None, description: str) -> Run:
+        return _run(self._call("POST", "/runs", {
+            "experiment_id": experiment_id, "name": name, "user": user, "tags": tags,
+            "parent_run_id": parent_run_id, "description": description}))
+
+    def get_run(self, run_id: str) -> Run:
+        return _run(self._call("GET", f"/runs/{_q(run_id)}"))
+
+    def end_run(self, run_id: str, status: RunStatus) -> None:
+        self._call("POST", f"/runs/{_q(run_id)}/end", {"status": RunStatus(status).value})
+
+    def heartbeat(self, run_ids: list[str]) -> None:
+        self._call("POST", "/heartbeat", {"run_ids": run_ids})
+
+    def update_run(self, run_id: str, name: str | None = None, description: str | None = None) -> None:
+        self._call("PATCH", f"/runs/{_q(run_id)}", {"name": name, "description": description})
+
+    def move_run(self, run_id: str, experiment_id: str) -> None:
+        self._call("PATCH", f"/runs/{_q(run_id)}", {"experiment_id": experiment_id})
+
+    def delete_run(self, run_id: str) -> None:
+        self._call("POST", f"/runs/{_q(run_id)}/delete")
+
+    def restore_run(self, run_id: str) -> None:
+        self._call("POST", f"/runs/{_q(run_id)}/restore")
+
+    # data
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        items = list(params.items())
+        for i in range(0, len(items), 1000):
+            self._call("POST", f"/runs/{_q(run_id)}/params", {"params": _jsonable(dict(items[i:i + 1000]))})
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self._call("POST", f"/runs/{_q(run_id)}/tags", {"tags": tags})
+
+    def log_metrics(self, rows: list[MetricRow]) -> None:
+        for i in range(0, len(rows), _METRIC_CHUNK):
+            run_ids, keys, values, steps, stamps = zip(*rows[i:i + _METRIC_CHUNK], strict=True)
+            if not all(math.isfinite(v) for v in values):
+                values = tuple(float_out(v) for v in values)
+            self._call("POST", "/metrics/batch", {"run_ids": run_ids, "keys": keys, "values": values,
+                                                  "steps": steps, "timestamps": stamps})
+
+    def metric_history(self, run_id: str, key: str, max_points: int | None = None) -> list[Metric]:
+        params = {} if max_points is None else {"max_points": max_points}
+        data = self._call("GET", f"/runs/{_q(run_id)}/metrics/{_q(key)}/history", params=params)
+        return [Metric(key=key, value=float_in(v), timestamp=t, step=s)
+                for s, t, v in zip(data["steps"], data["timestamps"], data["values"], strict=True)]
+
+    def log_input(self, run_id: str, dataset: Dataset, context: str) -> Dataset:
+        body = {"dataset_id": dataset.dataset_id, "name": dataset.name, "digest": dataset.digest,
+                "rows": dataset.rows, "schema": dataset.schema, "source": dataset.source,
+                "created": dataset.created, "context": context}
+        return Dataset(**self._call("POST", f"/runs/{_q(run_id)}/inputs", body))
+
+    def list_inputs(self, run_id: str) -> list[tuple[Dataset, str]]:
+        return [(Dataset(**i["dataset"]), i["context"]) for i in self._call("GET", f"/runs/{_q(run_id)}/inputs")]
+
+    def runs_with_dataset(self, digest: str) -> list[str]:
+        return list(self._call("GET", f"/datasets/{_q(digest)}/runs"))
+
+    # artifacts
+    def put_artifact(self, run_id: str, path: str, source: Path) -> Artifact:
+        with open(source, "rb") as stream:
+            data = self._call("PUT", f"/runs/{_q(run_id)}/artifacts/{_q(path, safe='/')}", content=stream)
+        return Artifact(**data)
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]:
+        return [Artifact(**a) for a in self._call("GET", f"/runs/{_q(run_id)}/artifacts", params={"prefix": prefix})]
+
+    def get_artifact(self, run_id: str, path: str, dest: Path) -> Path:
+        found = self.list_artifacts(run_id, path)
+        if not found:
+            from mloop.errors import NotFoundError
+
+            raise NotFoundError(f"Run {run_id} has no artifact at '{path}'.", field="path")
+        for art in found:
+            target = dest / art.path if len(found) > 1 or art.path != path else dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            url = f"/runs/{_q(run_id)}/artifacts/{_q(art.path, safe='/')}"
+            with self.http.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise(response)
+                tmp = target.with_name(target.name + ".part")
+                with tmp.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                shutil.move(tmp, target)
+        return dest
+
+    def delete_artifact(self, run_id: str, path: str) -> int:
+        return int(self._call("DELETE", f"/runs/{_q(run_id)}/artifacts/{_q(path, safe='/')}")["deleted"])
+
+    # search and retention
+    def search_runs(self, experiment_ids: list[str], filter: str = "", order_by: list[str] | None = None,
+                    limit: int | None = None, include_deleted: bool = False) -> pd.DataFrame:
+        return frame_in(self._call("POST", "/runs/search", {
+            "experiment_ids": experiment_ids, "filter": filter, "order_by": order_by, "limit": limit,
+            "include_deleted": include_deleted}))
+
+    def purge(self, older_than_ms: int) -> dict[str, int]:
+        return dict(self._call("POST", "/gc", {"older_than_ms": older_than_ms}))
+
+
+def _q(value: str, safe: str = "") -> str:
+    return quote(str(value), safe=safe)
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in params.items():
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = repr(value)
+        out[key] = value
+    return out
+
+
+def _run(data: dict[str, Any]) -> Run:
+    data["status"] = RunStatus(data["status"])
+    data["metrics"] = {k: float_in(v) for k, v in data["metrics"].items()}
+    return Run(**data)
+
+
+def _raise(response: httpx.Response) -> None:
+    try:
+        body = orjson.loads(response.content)
+        cls = error_class(body.get("error_code", ""))
+        message, field = body.get("message", response.text), body.get("field")
+    except (orjson.JSONDecodeError, AttributeError):
+        cls, message, field = MloopError, f"HTTP {response.status_code}: {response.text[:500]}", None
+    raise cls(message, field=field)
