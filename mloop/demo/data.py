@@ -6,7 +6,7 @@ the distance, the duration and the fare. In the last month behaviour changes
 
 >>> trips = ride_hailing(n_trips=1000)
 >>> sorted(trips.columns)[:4]
-['distance_km', 'duration_min', 'fare', 'hour']
+['distance_km', 'duration_min', 'event_timestamp', 'fare']
 >>> int(trips["hour"].between(0, 23).all())
 1
 """

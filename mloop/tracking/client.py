@@ -98,6 +98,7 @@ class TrackingClient:
                   tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
                   description: str = "", parent: str | RunContext | None = None,
                   experiment_id: str | None = None, capture_environment: bool = True,
+                  system_metrics_interval: float | None = None,
                   run_class: type[RunContext] = RunContext) -> RunContext:
         """Start a run; inside another active run of this thread it becomes that run's child."""
         if experiment_id is not None:
@@ -122,6 +123,8 @@ class TrackingClient:
         open_runs.add(active)
         if params:
             active.log_params(params)
+        if system_metrics_interval is not None:
+            active.log_system_metrics(system_metrics_interval)
         return active
 
     def get_run(self, run_id: str) -> Run:

@@ -44,8 +44,18 @@ class RunContext:
         self._append = client.writer.append
         self._keys: set[str] = set()
         self._ended = False
+        self._sampler: Any = None
         self._writer.active_runs.add(self.run_id)
         self._writer.start()
+
+    def log_system_metrics(self, interval: float = 10.0) -> None:
+        """Sample CPU, memory (and GPU when present) as ``system/*`` metrics every ``interval`` seconds."""
+        if not isinstance(interval, int | float) or interval <= 0:
+            raise InvalidInputError(field="interval", value=interval, expected="a positive number of seconds")
+        if self._sampler is None:
+            from mloop.tracking.sysmetrics import SystemMetricsSampler
+
+            self._sampler = SystemMetricsSampler(self, float(interval))
 
     def __repr__(self) -> str:
         return f"<RunContext {self.name} {self.run_id}>"
@@ -184,6 +194,8 @@ class RunContext:
         if self._ended:
             return
         self._ended = True
+        if self._sampler is not None:
+            self._sampler.stop()
         try:
             self.flush()
         finally:
