@@ -34,10 +34,14 @@ def runs_frame(runs: list[Any], params: list[Any], metrics: list[Any], tags: lis
 
 
 def _wide(rows: list[tuple[Any, ...]], ids: pd.Series, prefix: str, dtype: Any) -> pd.DataFrame:
-    long = pd.DataFrame(rows, columns=["run_id", "key", "value"])
-    wide = long.pivot(index="run_id", columns="key", values="value").reindex(ids.to_numpy())
-    wide = wide[sorted(wide.columns)]
-    if dtype is float:
-        wide = wide.astype(float)
-    wide.columns = [prefix + c for c in wide.columns]
-    return wide.reset_index(drop=True)
+    position = {run_id: i for i, run_id in enumerate(ids)}
+    n = len(position)
+    empty = np.nan if dtype is float else None
+    columns: dict[str, list[Any]] = {}
+    for run_id, key, value in rows:
+        column = columns.get(key)
+        if column is None:
+            column = columns[key] = [empty] * n
+        column[position[run_id]] = value
+    return pd.DataFrame({prefix + key: pd.array(columns[key], dtype=float if dtype is float else object)
+                         for key in sorted(columns)}, index=range(n))

@@ -48,6 +48,7 @@ params = Table(
     Column("vtype", String(8), nullable=False),
     Column("num", Float),
     Index("ix_params_key_value", "key", "value"),
+    Index("ix_params_key_num", "key", "num"),
 )
 
 tags = Table(

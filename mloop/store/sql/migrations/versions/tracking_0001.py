@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("num", sa.Float),
     )
     op.create_index("ix_params_key_value", "params", ["key", "value"])
+    op.create_index("ix_params_key_num", "params", ["key", "num"])
     op.create_table(
         "tags",
         sa.Column("run_id", sa.String(32), _run_fk(), primary_key=True),

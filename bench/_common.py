@@ -1,0 +1,63 @@
+"""Shared benchmark plumbing: the peer's own virtualenv, medians, and the ratio table."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+WORK = BENCH / ".work"
+
+
+def peer_python(name: str, requirements: list[str]) -> Path:
+    """The python of ``bench/.venv-<name>``, created with ``requirements`` from PyPI on first use."""
+    venv = BENCH / f".venv-{name}"
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    wanted = " ".join(requirements)
+    if not marker.exists() or marker.read_text() != wanted:
+        print(f"setting up {venv.name} with {wanted} (first run only)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
+        marker.write_text(wanted)
+    return python
+
+
+def run_peer(python: Path, script: str, *args: str, timeout: float = 3600) -> dict[str, Any]:
+    """Run a peer workload script in its own interpreter; it prints one JSON object last."""
+    out = subprocess.run([str(python), str(BENCH / "peers" / script), *args], capture_output=True, text=True,
+                         timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def median_time(fn: Callable[[], Any], repeat: int = 5) -> float:
+    """Median wall time of ``fn`` in seconds over ``repeat`` runs."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> str:
+    if not ours or not theirs:
+        return "-"
+    value = ours / theirs if higher_is_better else theirs / ours
+    return f"{value:,.1f}x"
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value * 1000:,.1f} ms" if value < 1 else f"{value:,.2f} s"
+    return f"{value:,.0f} {unit}"
