@@ -26,8 +26,9 @@ def _resolve(client, run_id: str) -> str:  # type: ignore[no-untyped-def]
     """Accept a full run id or a unique prefix of at least 6 characters."""
     if len(run_id) == 32:
         return run_id
-    if len(run_id) < 6:
-        raise InvalidInputError(field="run_id", value=run_id, expected="a run id or a prefix of at least 6 characters")
+    if len(run_id) < 6 or not all(c in "0123456789abcdef" for c in run_id):
+        raise InvalidInputError(field="run_id", value=run_id,
+                                expected="a run id or a prefix of at least 6 hex characters")
     found = client.search_runs(filter=f"run_id LIKE '{run_id}%'", include_deleted=True)["run_id"].tolist()
     if len(found) != 1:
         raise InvalidInputError(field="run_id", value=run_id,

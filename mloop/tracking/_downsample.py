@@ -8,15 +8,15 @@ import numpy as np
 
 
 def downsample(rows: list[Any], max_points: int) -> list[Any]:
-    """At most ``max_points`` of ``rows`` (step, timestamp, value), keeping the first, last, min and max of buckets.
+    """At most ``max_points`` metric points (value second), keeping the first, the last and each bucket's extremes.
 
-    >>> len(downsample([(i, i, float(i % 7)) for i in range(1000)], 100)) <= 100
+    >>> len(downsample([("k", float(i % 7), i, i) for i in range(1000)], 100)) <= 100
     True
     """
     n = len(rows)
     if n <= max_points or max_points < 4:
         return rows[:max_points] if max_points < 4 else rows
-    values = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=float)
+    values = np.array([r[1] for r in rows], dtype=float)
     buckets = max_points // 2 - 1
     edges = np.linspace(1, n - 1, buckets + 1).astype(int)
     keep = {0, n - 1}

@@ -229,18 +229,21 @@ class SqlTrackingRepository:
             insert_metrics(conn, self.db.dialect, rows)
 
     def metric_history(self, run_id: str, key: str, max_points: int | None = None) -> list[Metric]:
-        query = (select(t.metrics.c.step, t.metrics.c.timestamp, t.metrics.c.value)
-                 .where(t.metrics.c.run_id == run_id, t.metrics.c.key == key)
-                 .order_by(t.metrics.c.step, t.metrics.c.timestamp))
+        p = "%s" if self.db.dialect == "postgresql" else "?"
+        sql = (f"SELECT {p}, value, timestamp, step FROM metrics WHERE run_id = {p} AND key = {p} "
+               "ORDER BY step, timestamp")
         with self.db.read() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.exec_driver_sql(sql, (key, run_id, key)).fetchall()
             if not rows:
                 self._require_run(conn, run_id)
-        if max_points is not None and len(rows) > max_points:
+        points = list(map(Metric._make, rows))
+        if any(m.value is None for m in points):
+            points = [m._replace(value=math.nan) if m.value is None else m for m in points]
+        if max_points is not None and len(points) > max_points:
             from mloop.tracking._downsample import downsample
 
-            rows = downsample(rows, max_points)
-        return [Metric(key=key, value=_value_out(v), timestamp=ts, step=s) for s, ts, v in rows]
+            points = downsample(points, max_points)
+        return points
 
     # ---------------------------------------------------------------- datasets
     def log_input(self, run_id: str, dataset: Dataset, context: str) -> Dataset:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from mloop._util.clock import from_ms
 
@@ -32,9 +32,8 @@ class Experiment:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Metric:
-    """One metric point: MLflow's (key, value, timestamp in ms, step)."""
+class Metric(NamedTuple):
+    """One metric point: MLflow's (key, value, timestamp in ms, step); a tuple, so long histories are cheap."""
 
     key: str
     value: float

@@ -118,10 +118,10 @@ def test_normal_exit_flushes_without_end(tmp_path: Path) -> None:
     assert len(client.metric_history(run.run_id, "m")) == 20000
 
 
-def test_concurrent_first_start_migrates_once(tmp_path: Path) -> None:
+def test_concurrent_first_start_migrates_once(db_url: str, tmp_path: Path) -> None:
     home = str(tmp_path / "h")
     code = "import sys; from mloop.store.sql import open_database; open_database(sys.argv[1]); print('ok')"
-    url = f"sqlite:///{tmp_path}/fresh.db"
+    url = db_url
     procs = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(4)]
     results = [p.communicate(timeout=120) for p in procs]
