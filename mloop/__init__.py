@@ -25,6 +25,7 @@ _LAZY = {
     "get_experiment": "mloop._sdk",
     "get_run": "mloop._sdk",
     "list_experiments": "mloop._sdk",
+    "load_model": "mloop._sdk",
     "log_metric": "mloop._sdk",
     "log_metrics": "mloop._sdk",
     "log_param": "mloop._sdk",
@@ -35,6 +36,7 @@ _LAZY = {
     "Settings": "mloop.config",
     "MloopError": "mloop.errors",
     "RunStatus": "mloop.tracking.entities",
+    "RegistryClient": "mloop.registry.client",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

@@ -25,6 +25,18 @@ from mloop.tracking.run import run_stack
 class ActiveRun(RunContext):
     """The run returned by ``mloop.start_run``; capabilities above tracking add to it (e.g. ``log_model``)."""
 
+    def log_model(self, model: Any, name: str | None = None, *, input_example: Any = None,
+                  signature: Any = None, artifact_path: str = "model", flavor: str | None = None,
+                  description: str = "", tags: dict[str, Any] | None = None) -> Any:
+        """Save ``model`` (flavor detected) with its manifest under this run; with ``name`` register a version.
+
+        Returns the new ``ModelVersion`` when ``name`` is given, else a ``LoggedModel`` with its ``runs:/`` URI.
+        """
+        from mloop.registry import log_model
+
+        return log_model(self, model, name, input_example=input_example, signature=signature,
+                         artifact_path=artifact_path, flavor=flavor, description=description, tags=tags)
+
 
 _client: TrackingClient | None = None
 _lock = threading.Lock()
@@ -122,7 +134,17 @@ def list_experiments() -> list[Experiment]:
 
 
 def gc(older_than: timedelta = timedelta(days=30)) -> dict[str, int]:
+    """Purge runs deleted longer ago than ``older_than`` (never those a registered model version needs)."""
+    import mloop.registry  # noqa: F401  (installs the registry's retention guard)
+
     return client().gc(older_than)
+
+
+def load_model(uri: str, *, trusted: bool = False) -> Any:
+    """Load ``runs:/...``, ``models:/name/version``, ``models:/name@alias`` or a folder; see mloop.registry."""
+    from mloop.registry import load_model as _load
+
+    return _load(uri, trusted=trusted)
 
 
 def autolog(**kwargs: Any) -> None:

@@ -34,10 +34,11 @@ class DemoContext:
 
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from mloop.demo import tracking
+    from mloop.demo import registry, tracking
 
     return [
         ("Experiment tracking", tracking.run),
+        ("Model registry", registry.run),
     ]
 
 

@@ -1,0 +1,303 @@
+"""RegistryClient: registered models, versions and aliases, with the audit log and events.
+
+Topics with more than a few calls live beside it and hang off the client:
+``client.environments`` (deployments and approvals), ``client.webhooks`` and ``client.rules``.
+
+>>> import tempfile, mloop
+>>> from mloop.config import Settings
+>>> registry = RegistryClient(Settings.load(home=tempfile.mkdtemp()))
+>>> registry.create_model("doc-model", description="for the docs").name
+'doc-model'
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from mloop._util.clock import now_ms
+from mloop.config import Settings
+from mloop.errors import ConflictError, InvalidInputError, NotFoundError
+from mloop.registry import _audit, _models
+from mloop.registry import _tables as t
+from mloop.registry.entities import AuditEntry, ModelVersion, RegisteredModel
+from mloop.registry.packaging import MANIFEST, parse_manifest, read_manifest, verify_files
+from mloop.registry.uri import ModelRef, parse_uri
+from mloop.store.blob import open_blob_store
+from mloop.store.sql import open_database
+from mloop.tracking._sql import SqlTrackingRepository
+from mloop.tracking.entities import Lifecycle
+
+__all__ = ["RegistryClient"]
+
+
+class RegistryClient:
+    """The model registry over the metadata database and the artifact store of ``settings``."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.load()
+        self.db = open_database(self.settings.db_url)
+        self.blobs = open_blob_store(self.settings.artifact_root)
+        self.runs = SqlTrackingRepository(self.db, self.blobs)
+        self.actor = self.settings.user
+        from mloop.registry.environments import Environments
+        from mloop.registry.rules.service import Rules
+        from mloop.registry.webhooks import Webhooks
+
+        self.webhooks = Webhooks(self)
+        self.environments = Environments(self)
+        self.rules = Rules(self)
+
+    def _emit(self, events: list[dict[str, Any]]) -> None:
+        """Hand committed changes to the webhooks."""
+        if events:
+            self.webhooks.dispatch(events)
+
+    # ---------------------------------------------------------------- models
+    def create_model(self, name: str, description: str = "", tags: dict[str, Any] | None = None,
+                     owner: str | None = None) -> RegisteredModel:
+        """Create a registered model (AlreadyExistsError when the name is taken)."""
+        with self.db.write() as conn:
+            _models.insert_model(conn, name, description, owner or self.actor, tags or {})
+            event = _audit.record(conn, self.actor, "model.created", name, f"models/{name}",
+                                  after={"description": description, "tags": tags or {}})
+        self._emit([event])
+        return self.get_model(name)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with self.db.read() as conn:
+            return _models.get_model(conn, name)
+
+    def list_models(self) -> list[RegisteredModel]:
+        with self.db.read() as conn:
+            return _models.list_models(conn)
+
+    def update_model(self, name: str, description: str | None = None, tags: dict[str, Any] | None = None,
+                     ) -> RegisteredModel:
+        """Change a model's description and/or set tags."""
+        before = self.get_model(name)
+        with self.db.write() as conn:
+            _models.lock_model(conn, name)
+            values: dict[str, Any] = {"updated": now_ms()}
+            if description is not None:
+                values["description"] = str(description)
+            conn.execute(t.registered_models.update().where(t.registered_models.c.name == name).values(**values))
+            _models.write_tags(conn, t.model_tags, {"name": name}, tags)
+            event = _audit.record(conn, self.actor, "model.updated", name, f"models/{name}",
+                                  before={"description": before.description, "tags": before.tags},
+                                  after={"description": description, "tags": tags})
+        self._emit([event])
+        return self.get_model(name)
+
+    def delete_model(self, name: str, force: bool = False) -> None:
+        """Delete a model and every version with its bytes (guarded versions need ``force``)."""
+        for version in self.list_versions(name):
+            self.delete_version(name, version.version, force=force)
+        with self.db.write() as conn:
+            _models.lock_model(conn, name)
+            conn.execute(t.registered_models.delete().where(t.registered_models.c.name == name))
+            event = _audit.record(conn, self.actor, "model.deleted", name, f"models/{name}")
+        self._emit([event])
+
+    # ---------------------------------------------------------------- versions
+    def register(self, name: str, source: str | Path, *, description: str = "", tags: dict[str, Any] | None = None,
+                 create: bool = True) -> ModelVersion:
+        """Register a new version of ``name`` from ``runs:/<run_id>/<path>`` or a local model folder.
+
+        The model is created on first use (``create=False`` makes that an error). The
+        version keeps a snapshot of the source run's metrics.
+        """
+        ref = parse_uri(str(source))
+        if ref.kind == "models":
+            raise InvalidInputError(field="source", value=str(source),
+                                    expected="runs:/<run_id>/<path> or a local model folder")
+        run_id, storage, manifest, metrics = self._source(ref)
+        values = {"run_id": run_id, "source": str(source) if ref.kind == "runs" else ref.path,
+                  "storage": storage, "flavor": manifest["flavor"],
+                  "signature": json.dumps(manifest["signature"]) if manifest.get("signature") else None,
+                  "metrics": json.dumps(metrics), "status": "ready", "description": description or "",
+                  "created": now_ms(), "creator": self.actor}
+        try:
+            with self.db.write() as conn:
+                events = self._ensure_model(conn, name, create)
+                version = _models.insert_version(conn, name, values, tags)
+                events.append(_audit.record(conn, self.actor, "version.created", name,
+                                            f"models/{name}/versions/{version}",
+                                            after={"version": version, "source": values["source"],
+                                                   "run_id": run_id, "flavor": manifest["flavor"]}))
+        except BaseException:
+            if ref.kind == "path":
+                self.blobs.delete(storage)
+            raise
+        self._emit(events)
+        return self.get_version(name, version)
+
+    def _ensure_model(self, conn: Any, name: str, create: bool) -> list[dict[str, Any]]:
+        if conn.execute(select(t.registered_models.c.name).where(t.registered_models.c.name == name)).first():
+            return []
+        if not create:
+            raise NotFoundError(f"No registered model named '{name}'.", field="name")
+        _models.insert_model(conn, name, "", self.actor, {})
+        return [_audit.record(conn, self.actor, "model.created", name, f"models/{name}")]
+
+    def _source(self, ref: ModelRef) -> tuple[str | None, str, dict[str, Any], dict[str, float]]:
+        if ref.kind == "runs":
+            assert ref.run_id is not None
+            run = self.runs.get_run(ref.run_id)
+            if run.lifecycle_stage != Lifecycle.ACTIVE:
+                raise ConflictError(f"Run {ref.run_id} is deleted; restore it before registering its model.",
+                                    field="source")
+            storage = f"runs/{ref.run_id}/artifacts/{ref.path}"
+            try:
+                manifest = parse_manifest(self.blobs.get_bytes(f"{storage}/{MANIFEST}"), f"{storage}/{MANIFEST}")
+            except NotFoundError:
+                raise NotFoundError(f"Run {ref.run_id} has no model at '{ref.path}' (no {MANIFEST}); "
+                                    "log one with run.log_model(model, ...).", field="source") from None
+            return ref.run_id, storage, manifest, {k: v for k, v in run.metrics.items() if v == v}
+        folder = Path(str(ref.path))
+        manifest = read_manifest(folder)
+        verify_files(folder, manifest)
+        storage = f"models/{uuid.uuid4().hex}"
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            self.blobs.put_file(f"{storage}/{path.relative_to(folder).as_posix()}", path)
+        return None, storage, manifest, {}
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        with self.db.read() as conn:
+            return _models.get_version(conn, name, version)
+
+    def list_versions(self, name: str | None = None) -> list[ModelVersion]:
+        """Versions of one model (or of all), oldest first."""
+        with self.db.read() as conn:
+            return _models.list_versions(conn, name)
+
+    def update_version(self, name: str, version: int, description: str | None = None,
+                       tags: dict[str, Any] | None = None) -> ModelVersion:
+        before = self.get_version(name, version)
+        with self.db.write() as conn:
+            _models.lock_model(conn, name)
+            if description is not None:
+                conn.execute(t.model_versions.update().where(t.model_versions.c.name == name,
+                                                             t.model_versions.c.version == before.version)
+                             .values(description=str(description)))
+            _models.write_tags(conn, t.version_tags, {"name": name, "version": before.version}, tags)
+            event = _audit.record(conn, self.actor, "version.updated", name, f"models/{name}/versions/{version}",
+                                  before={"description": before.description, "tags": before.tags},
+                                  after={"description": description, "tags": tags})
+        self._emit([event])
+        return self.get_version(name, version)
+
+    def delete_version(self, name: str, version: int, force: bool = False) -> None:
+        """Delete a version and its bytes; a version an alias or environment points to needs ``force``."""
+        from mloop.registry._delete import delete_version
+
+        self._emit(delete_version(self, name, _models.check_version(version), force))
+
+    # ---------------------------------------------------------------- aliases
+    def set_alias(self, name: str, alias: str, version: int, expected: int | None | str = "any") -> int | None:
+        """Point ``alias`` at ``version`` atomically; returns the previous version (None if the alias is new).
+
+        With ``expected=`` the move is a compare-and-set (ConflictError if the alias moved meanwhile).
+        """
+        version = _models.check_version(version)
+        with self.db.write() as conn:
+            before = _models.set_alias(conn, name, alias, version, self.actor, expected)
+            event = _audit.record(conn, self.actor, "alias.set", name, f"models/{name}/aliases/{alias}",
+                                  before=None if before is None else {"version": before},
+                                  after={"version": version})
+        self._emit([event])
+        return before
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self.db.write() as conn:
+            _models.lock_model(conn, name)
+            before = _models.alias_version(conn, name, alias)
+            conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.alias == alias))
+            event = _audit.record(conn, self.actor, "alias.deleted", name, f"models/{name}/aliases/{alias}",
+                                  before={"version": before})
+        self._emit([event])
+
+    def get_alias(self, name: str, alias: str) -> ModelVersion:
+        with self.db.read() as conn:
+            return _models.get_version(conn, name, _models.alias_version(conn, name, alias))
+
+    # ---------------------------------------------------------------- resolving and reading
+    def resolve(self, uri: str) -> ModelVersion:
+        """The version a ``models:/`` URI names now (an alias or 'latest' resolves to a number)."""
+        ref = parse_uri(uri)
+        if ref.kind != "models":
+            raise InvalidInputError(field="uri", value=uri, expected="a models:/ URI")
+        assert ref.name is not None
+        with self.db.read() as conn:
+            return _models.get_version(conn, ref.name, self._version_of(conn, ref))
+
+    def _version_of(self, conn: Any, ref: ModelRef) -> int:
+        assert ref.name is not None
+        if ref.alias is not None:
+            return _models.alias_version(conn, ref.name, ref.alias)
+        if ref.version == "latest":
+            from sqlalchemy import func
+
+            found = conn.execute(select(func.max(t.model_versions.c.version))
+                                 .where(t.model_versions.c.name == ref.name)).scalar()
+            if found is None:
+                _models.get_model(conn, ref.name)
+                raise NotFoundError(f"Model '{ref.name}' has no versions yet.", field="version")
+            return int(found)
+        return int(ref.version)  # type: ignore[arg-type]
+
+    def locate(self, ref: ModelRef) -> tuple[str, str | None, int | None, str | None]:
+        """(storage key, name, version, run_id) of a runs:/ or models:/ reference, with one query."""
+        if ref.kind == "runs":
+            return f"runs/{ref.run_id}/artifacts/{ref.path}", None, None, ref.run_id
+        assert ref.name is not None
+        v = t.model_versions
+        with self.db.read() as conn:
+            if ref.alias is not None:
+                query = (select(v.c.version, v.c.storage, v.c.run_id).join(
+                    t.aliases, (t.aliases.c.name == v.c.name) & (t.aliases.c.version == v.c.version))
+                    .where(t.aliases.c.name == ref.name, t.aliases.c.alias == ref.alias))
+            else:
+                number = self._version_of(conn, ref)
+                query = select(v.c.version, v.c.storage, v.c.run_id).where(v.c.name == ref.name, v.c.version == number)
+            row = conn.execute(query).first()
+            if row is None:
+                if ref.alias is not None:
+                    _models.alias_version(conn, ref.name, ref.alias)
+                _models.get_version(conn, ref.name, int(ref.version))  # type: ignore[arg-type]
+        return row.storage, ref.name, int(row.version), row.run_id
+
+    def local_folder(self, storage: str) -> Path:
+        """A local folder holding the files under ``storage`` (the store itself when it is local)."""
+        root = getattr(self.blobs, "_path", None)
+        if root is not None and hasattr(self.blobs, "root") and "://" not in self.blobs.root:
+            folder = Path(self.blobs.root, *storage.split("/"))
+            if not folder.is_dir():
+                raise NotFoundError(f"No model files at '{storage}'; they were deleted or never stored.",
+                                    field="uri")
+            return folder
+        from mloop.registry._cache import download
+
+        return download(self.blobs, storage, Path(self.settings.home) / "cache" / "models")
+
+    # ---------------------------------------------------------------- audit and lineage
+    def audit(self, model: str | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Registry changes, newest first: who, when, what, before and after."""
+        with self.db.read() as conn:
+            return _audit.query(conn, model, action, limit=limit)
+
+    def lineage(self, name: str, version: int) -> dict[str, Any]:
+        """Where a version came from: its run, the run's datasets (with digests) and parameters."""
+        from mloop.registry.lineage import version_lineage
+
+        return version_lineage(self, name, version)
+
+    def versions_trained_on(self, digest: str) -> list[ModelVersion]:
+        """Every version whose run used a dataset with this digest."""
+        from mloop.registry.lineage import versions_for_digest
+
+        return versions_for_digest(self, digest)

@@ -1,0 +1,55 @@
+"""Lineage both ways: version -> run -> datasets, and dataset -> the versions trained on it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mloop.errors import InvalidInputError
+from mloop.registry import _models
+from mloop.registry import _tables as t
+from mloop.registry.entities import ModelVersion
+
+if TYPE_CHECKING:
+    from mloop.registry.client import RegistryClient
+
+__all__ = ["version_lineage", "versions_for_digest"]
+
+
+def version_lineage(client: RegistryClient, name: str, version: int) -> dict[str, Any]:
+    """A version, its source run (params, metrics, status) and the datasets that run used."""
+    found = client.get_version(name, version)
+    out: dict[str, Any] = {"model": name, "version": found.version, "source": found.source, "run": None,
+                           "datasets": []}
+    if found.run_id is None:
+        return out
+    run = client.runs.get_run(found.run_id)
+    out["run"] = {"run_id": run.run_id, "name": run.name, "experiment_id": run.experiment_id,
+                  "status": str(run.status), "params": run.params, "metrics": run.metrics,
+                  "git_commit": run.tags.get("mloop.git.commit")}
+    out["datasets"] = [{"name": d.name, "digest": d.digest, "rows": d.rows, "context": context, "source": d.source,
+                        "schema": d.schema} for d, context in client.runs.list_inputs(run.run_id)]
+    return out
+
+
+def versions_for_digest(client: RegistryClient, digest: str) -> list[ModelVersion]:
+    """Every registered version whose run used a dataset with ``digest`` (a full or 8+ character prefix)."""
+    if not isinstance(digest, str) or len(digest) < 8 or not all(c in "0123456789abcdef" for c in digest):
+        raise InvalidInputError(field="digest", value=digest, expected="a sha256 hex digest (at least 8 characters)")
+    digests = [digest] if len(digest) == 64 else _expand(client, digest)
+    run_ids = sorted({r for d in digests for r in client.runs.runs_with_dataset(d)})
+    if not run_ids:
+        return []
+    with client.db.read() as conn:
+        rows = conn.execute(select(t.model_versions).where(t.model_versions.c.run_id.in_(run_ids))
+                            .order_by(t.model_versions.c.name, t.model_versions.c.version)).all()
+        return _models.versions_from_rows(conn, rows)
+
+
+def _expand(client: RegistryClient, prefix: str) -> list[str]:
+    from mloop.tracking import _tables as tt
+
+    with client.db.read() as conn:
+        return [r.digest for r in conn.execute(select(tt.datasets.c.digest).where(
+            tt.datasets.c.digest.startswith(prefix)).distinct())]

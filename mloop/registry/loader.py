@@ -1,0 +1,122 @@
+"""``load_model(uri)``: one ``predict`` for every flavor, enforcing the model's signature.
+
+>>> import tempfile, pandas as pd
+>>> from sklearn.linear_model import LinearRegression
+>>> from mloop.registry.packaging import save_model
+>>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+>>> folder = tempfile.mkdtemp() + "/m"
+>>> _ = save_model(LinearRegression().fit(X, [0.0, 2.0, 4.0]), folder, input_example=X)
+>>> model = load_model(folder)
+>>> model.flavor, round(float(model.predict([{"x": 3.0}])[0]), 6)
+('sklearn', 6.0)
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.config import Settings
+from mloop.registry.flavors import get_flavor
+from mloop.registry.packaging import read_example, read_manifest, requirement_mismatches, verify_files
+from mloop.registry.signature import FieldError, Signature, to_frame
+from mloop.registry.uri import parse_uri
+
+__all__ = ["LoadedModel", "load_model", "resolve_model_uri"]
+
+
+class LoadedModel:
+    """A model ready to predict, with where it came from.
+
+    Attributes: ``uri``, ``name`` / ``version`` (for ``models:/`` URIs), ``run_id``,
+    ``flavor``, ``signature`` (or None), ``manifest`` (dict), ``native`` (the flavor's own
+    object), ``requirement_mismatches`` (``(package, recorded, installed)`` tuples).
+    """
+
+    def __init__(self, *, uri: str, folder: Path, manifest: dict[str, Any], native: Any,
+                 name: str | None = None, version: int | None = None, run_id: str | None = None) -> None:
+        self.uri = uri
+        self.folder = folder
+        self.manifest = manifest
+        self.native = native
+        self.name = name
+        self.version = version
+        self.run_id = run_id or manifest.get("run_id")
+        self.flavor = str(manifest["flavor"])
+        self._flavor = get_flavor(self.flavor)
+        sig = manifest.get("signature")
+        self.signature: Signature | None = Signature.from_dict(sig) if sig else None
+        self.requirement_mismatches = requirement_mismatches(manifest)
+
+    def __repr__(self) -> str:
+        where = f"{self.name} v{self.version}" if self.name else self.uri
+        return f"<LoadedModel {where} flavor={self.flavor}>"
+
+    def validate(self, data: Any) -> list[FieldError]:
+        """The problems of ``data`` against the signature, as a list (empty when fine); never raises."""
+        return self.signature.validate(data) if self.signature is not None else []
+
+    def predict(self, data: Any) -> Any:
+        """Predict on a DataFrame, a NumPy array or a list of records; bad input raises InvalidInputError
+        naming the column, the expected type and the offending value."""
+        sig = self.signature
+        if sig is None:
+            inputs: Any = data if isinstance(data, np.ndarray | pd.DataFrame) else to_frame(data)
+        else:
+            frame = sig.enforce(data)
+            inputs = frame.to_numpy(dtype=sig.tensor_dtype or "float64") if sig.input_kind == "tensor" else frame
+        return self._flavor.predict(self.native, inputs)
+
+    def input_example(self) -> pd.DataFrame | None:
+        """The input example stored with the model (a few rows), or None."""
+        return read_example(self.folder, self.manifest)
+
+
+def _default_client() -> Any:
+    from mloop.registry._log import registry_for
+
+    return registry_for(Settings.load())
+
+
+def load_model(uri: str | Path, *, trusted: bool = False, client: Any = None, verify: bool = True) -> LoadedModel:
+    """Load a model from ``runs:/<run_id>/<path>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``,
+    ``models:/<name>/latest`` or a local folder.
+
+    Files are checked against the manifest's sha256s (``verify=False`` skips it), recorded
+    requirements are compared with the installed ones (a warning lists the mismatches), and
+    pickled flavors refuse to load unless ``trusted=True``.
+    """
+    ref = parse_uri(str(uri))
+    name = version = run_id = None
+    if ref.kind == "path":
+        folder = Path(str(ref.path))
+    else:
+        client = client or _default_client()
+        storage, name, version, run_id = client.locate(ref)
+        folder = client.local_folder(storage)
+    manifest = read_manifest(folder)
+    if verify:
+        verify_files(folder, manifest)
+    native = get_flavor(str(manifest["flavor"])).load(folder, manifest.get("flavor_options") or {}, trusted)
+    model = LoadedModel(uri=str(uri), folder=folder, manifest=manifest, native=native, name=name, version=version,
+                        run_id=run_id)
+    if model.requirement_mismatches:
+        listed = ", ".join(f"{p} recorded {r}, installed {i or 'none'}" for p, r, i in model.requirement_mismatches)
+        warnings.warn(f"Model {uri} was saved with other package versions: {listed}.", stacklevel=2)
+    return model
+
+
+def resolve_model_uri(uri: str, client: Any = None) -> str:
+    """The concrete ``models:/<name>/<version>`` an alias or 'latest' URI points at now (others unchanged).
+
+    Serving calls it to notice that an alias moved and reload.
+    """
+    ref = parse_uri(uri)
+    if ref.kind != "models" or isinstance(ref.version, int):
+        return uri
+    version = (client or _default_client()).resolve(uri)
+    return version.uri

@@ -1,0 +1,167 @@
+"""The model folder: the flavor's files plus ``mloop-model.yaml``, a manifest that describes them.
+
+The manifest records the flavor, the signature, an input example, the Python and
+library versions the model needs, the sha256 of every file and the run that made it.
+
+>>> import tempfile, pandas as pd
+>>> from sklearn.linear_model import LinearRegression
+>>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+>>> folder = tempfile.mkdtemp()
+>>> manifest = save_model(LinearRegression().fit(X, [0, 1, 2]), folder, input_example=X)
+>>> manifest["flavor"], [c["name"] for c in manifest["signature"]["inputs"]]
+('sklearn', ['x'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mloop._util.clock import now_ms
+from mloop.errors import ConflictError, InvalidInputError, NotFoundError
+from mloop.registry.flavors import Flavor, detect, get_flavor
+from mloop.registry.signature import Signature, infer_signature, to_frame
+
+__all__ = ["MANIFEST", "read_manifest", "requirement_mismatches", "save_model", "verify_files"]
+
+MANIFEST = "mloop-model.yaml"
+FORMAT_VERSION = 1
+_EXAMPLE = "input_example.json"
+_EXAMPLE_ROWS = 5
+
+
+def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, signature: Signature | None = None,
+               input_example: Any = None, run_id: str | None = None, artifact_path: str | None = None,
+               ) -> dict[str, Any]:
+    """Write ``model`` into ``folder`` (created; must be empty) with its manifest; returns the manifest."""
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    if any(target.iterdir()):
+        raise InvalidInputError(field="path", value=str(target), expected="an empty or new folder")
+    chosen: Flavor = get_flavor(flavor) if flavor else detect(model)
+    example = _example(input_example)
+    if signature is None and example is not None:
+        signature = infer_signature(example, _sample_output(chosen, model, example))
+    if signature is not None and not isinstance(signature, Signature):
+        signature = Signature.from_dict(signature) if isinstance(signature, dict) else signature
+        if not isinstance(signature, Signature):
+            raise InvalidInputError(field="signature", value=signature, expected="a Signature or its dict form")
+    options = chosen.save(model, target, example)
+    if example is not None:
+        frame = to_frame(example).head(_EXAMPLE_ROWS)
+        (target / _EXAMPLE).write_text(frame.to_json(orient="split", index=False, date_format="iso"))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "flavor": chosen.name,
+        "flavor_options": options,
+        "signature": signature.to_dict() if signature is not None else None,
+        "input_example": _EXAMPLE if example is not None else None,
+        "python": platform.python_version(),
+        "requirements": installed_versions(("mloop", *chosen.packages)),
+        "run_id": run_id,
+        "artifact_path": artifact_path,
+        "created": now_ms(),
+        "files": {p.relative_to(target).as_posix(): sha256_file(p)
+                  for p in sorted(target.rglob("*")) if p.is_file()},
+    }
+    (target / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return manifest
+
+
+def _example(input_example: Any) -> pd.DataFrame | np.ndarray | None:
+    if input_example is None:
+        return None
+    if isinstance(input_example, np.ndarray | pd.DataFrame):
+        return input_example
+    return to_frame(input_example)
+
+
+def _sample_output(flavor: Flavor, model: Any, example: pd.DataFrame | np.ndarray) -> Any:
+    try:
+        return flavor.predict(model, example[:_EXAMPLE_ROWS] if isinstance(example, np.ndarray)
+                              else example.head(_EXAMPLE_ROWS))
+    except Exception:  # the output part of the signature is optional; the model may need fitting inputs
+        return None
+
+
+def installed_versions(packages: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``{distribution: version}`` of the installed ones among ``packages``."""
+    found = {}
+    for name in packages:
+        try:
+            found[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a model folder, checked for the fields loading needs."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise NotFoundError(f"{folder} is not an mloop model folder: it has no {MANIFEST}.", field="uri")
+    return parse_manifest(path.read_bytes(), str(path))
+
+
+def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        manifest = yaml.load(data, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"{where} is not valid YAML: {exc}", field="manifest") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or "flavor" not in manifest:
+        raise InvalidInputError(field="manifest", value=where, expected="a model manifest with flavor and files")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise InvalidInputError(field="manifest.format_version", value=manifest["format_version"],
+                                expected=f"<= {FORMAT_VERSION}: upgrade mloop to load this model")
+    return manifest
+
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
+    """Check every file against its recorded sha256; ConflictError names the first that differs."""
+    for name, expected in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise ConflictError(f"Model file '{name}' is missing from {folder}; the model is incomplete.",
+                                field="files")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ConflictError(f"Model file '{name}' is corrupt or was changed: sha256 {actual[:12]}... "
+                                f"but the manifest records {expected[:12]}....", field="files")
+
+
+def requirement_mismatches(manifest: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """``(package, recorded, installed)`` for each recorded requirement whose installed version differs."""
+    recorded = manifest.get("requirements") or {}
+    installed = installed_versions(list(recorded))
+    out = [(pkg, str(ver), installed.get(pkg)) for pkg, ver in recorded.items() if installed.get(pkg) != str(ver)]
+    if manifest.get("python") and manifest["python"].rsplit(".", 1)[0] != platform.python_version().rsplit(".", 1)[0]:
+        out.append(("python", manifest["python"], platform.python_version()))
+    return out
+
+
+def read_example(folder: Path, manifest: dict[str, Any]) -> pd.DataFrame | None:
+    """The stored input example as a frame (None when the model has none)."""
+    name = manifest.get("input_example")
+    if not name or not (folder / name).is_file():
+        return None
+    data = json.loads((folder / name).read_text())
+    return pd.DataFrame(data["data"], columns=data["columns"])

@@ -1,0 +1,60 @@
+"""Model URIs: ``runs:/<run_id>/<path>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``,
+``models:/<name>/latest`` and local folders.
+
+>>> parse_uri("models:/eta@champion")
+ModelRef(kind='models', name='eta', version=None, alias='champion', run_id=None, path=None)
+>>> parse_uri("runs:/0123456789abcdef0123456789abcdef/model").path
+'model'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mloop.errors import InvalidInputError
+
+__all__ = ["ModelRef", "parse_uri"]
+
+_RUNS = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})/(?P<path>[^\s]+)$")
+_MODELS = re.compile(r"^models:/(?P<name>[^@]+?)(?:/(?P<version>\d+|latest)|@(?P<alias>[A-Za-z0-9_\-]+))$")
+_EXPECTED = ("runs:/<run_id>/<path>, models:/<name>/<version>, models:/<name>/latest, "
+             "models:/<name>@<alias> or a local model folder")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A parsed model URI; ``kind`` is 'runs', 'models' or 'path'."""
+
+    kind: str
+    name: str | None = None
+    version: int | str | None = None  # a number, or 'latest'
+    alias: str | None = None
+    run_id: str | None = None
+    path: str | None = None
+
+
+def parse_uri(uri: str) -> ModelRef:
+    """Parse a model URI (InvalidInputError says which forms exist)."""
+    if isinstance(uri, Path):
+        uri = str(uri)
+    if not isinstance(uri, str) or not uri.strip():
+        raise InvalidInputError(field="uri", value=uri, expected=_EXPECTED)
+    if uri.startswith("runs:"):
+        m = _RUNS.match(uri)
+        if not m:
+            raise InvalidInputError(field="uri", value=uri, expected="runs:/<32-hex run id>/<artifact path>")
+        return ModelRef("runs", run_id=m["run_id"], path=m["path"].strip("/"))
+    if uri.startswith("models:"):
+        m = _MODELS.match(uri)
+        if not m:
+            raise InvalidInputError(field="uri", value=uri, expected="models:/<name>/<version>, "
+                                    "models:/<name>/latest or models:/<name>@<alias>")
+        version = m["version"]
+        return ModelRef("models", name=m["name"], alias=m["alias"],
+                        version=None if version is None else version if version == "latest" else int(version))
+    path = uri.removeprefix("file://")
+    if "://" in path or not Path(path).exists():
+        raise InvalidInputError(field="uri", value=uri, expected=_EXPECTED)
+    return ModelRef("path", path=str(Path(path).absolute()))

@@ -1,0 +1,257 @@
+"""REST API of the model registry, under ``/api/registry``: thin handlers over RegistryClient."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from mloop.registry import RegistryClient, registry_for
+
+_MAX_ID = 2**31 - 1
+IdPath = Annotated[int, Path(ge=1, le=_MAX_ID)]
+IdField = Annotated[int, Field(ge=1, le=_MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=10_000)]
+
+router = APIRouter(prefix="/registry", tags=["registry"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelIn(_Body):
+    name: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelPatch(_Body):
+    description: str | None = None
+    tags: dict[str, str] | None = None
+
+
+class VersionIn(_Body):
+    source: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class AliasIn(_Body):
+    version: IdField
+    expected: IdField | None = None
+    compare_and_set: bool = False
+
+
+class EnvironmentIn(_Body):
+    env: str
+    description: str = ""
+    requires_approval: bool = False
+
+
+class DeployIn(_Body):
+    name: str
+    version: IdField
+    reason: str = ""
+
+
+class DecisionIn(_Body):
+    comment: str = ""
+
+
+class WebhookIn(_Body):
+    url: str
+    secret: str
+    events: list[str] | None = None
+    model: str | None = None
+
+
+class RuleIn(_Body):
+    rule: str | dict[str, Any]
+    apply: bool = False
+
+
+def _registry(request: Request) -> RegistryClient:
+    return registry_for(request.app.state.settings)
+
+
+def _out(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return value.to_dict() if hasattr(value, "to_dict") else dataclasses.asdict(value)
+    if isinstance(value, list):
+        return [_out(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- models and versions
+@router.get("/models")
+def list_models(request: Request) -> Any:
+    return _out(_registry(request).list_models())
+
+
+@router.post("/models", status_code=201)
+def create_model(body: ModelIn, request: Request) -> Any:
+    return _out(_registry(request).create_model(body.name, body.description, body.tags))
+
+
+@router.get("/models/{name}")
+def get_model(name: str, request: Request) -> Any:
+    return _out(_registry(request).get_model(name))
+
+
+@router.patch("/models/{name}")
+def update_model(name: str, body: ModelPatch, request: Request) -> Any:
+    return _out(_registry(request).update_model(name, body.description, body.tags))
+
+
+@router.delete("/models/{name}", status_code=204)
+def delete_model(name: str, request: Request, force: bool = False) -> None:
+    _registry(request).delete_model(name, force=force)
+
+
+@router.get("/models/{name}/versions")
+def list_versions(name: str, request: Request) -> Any:
+    return _out(_registry(request).list_versions(name))
+
+
+@router.post("/models/{name}/versions", status_code=201)
+def register(name: str, body: VersionIn, request: Request) -> Any:
+    return _out(_registry(request).register(name, body.source, description=body.description, tags=body.tags))
+
+
+@router.get("/models/{name}/versions/{version}")
+def get_version(name: str, version: IdPath, request: Request) -> Any:
+    return _out(_registry(request).get_version(name, version))
+
+
+@router.patch("/models/{name}/versions/{version}")
+def update_version(name: str, version: IdPath, body: ModelPatch, request: Request) -> Any:
+    return _out(_registry(request).update_version(name, version, body.description, body.tags))
+
+
+@router.delete("/models/{name}/versions/{version}", status_code=204)
+def delete_version(name: str, version: IdPath, request: Request, force: bool = False) -> None:
+    _registry(request).delete_version(name, version, force=force)
+
+
+@router.get("/models/{name}/versions/{version}/lineage")
+def lineage(name: str, version: IdPath, request: Request) -> Any:
+    return _registry(request).lineage(name, version)
+
+
+@router.get("/datasets/{digest}/versions")
+def versions_trained_on(digest: str, request: Request) -> Any:
+    return _out(_registry(request).versions_trained_on(digest))
+
+
+# ---------------------------------------------------------------- aliases
+@router.get("/models/{name}/aliases/{alias}")
+def get_alias(name: str, alias: str, request: Request) -> Any:
+    return _out(_registry(request).get_alias(name, alias))
+
+
+@router.put("/models/{name}/aliases/{alias}")
+def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Any:
+    expected: Any = body.expected if body.compare_and_set else "any"
+    before = _registry(request).set_alias(name, alias, body.version, expected=expected)
+    return {"name": name, "alias": alias, "version": body.version, "previous": before}
+
+
+@router.delete("/models/{name}/aliases/{alias}", status_code=204)
+def delete_alias(name: str, alias: str, request: Request) -> None:
+    _registry(request).delete_alias(name, alias)
+
+
+@router.get("/resolve")
+def resolve(uri: str, request: Request) -> Any:
+    """The concrete version a models:/ URI (alias, number or latest) names now."""
+    return _out(_registry(request).resolve(uri))
+
+
+# ---------------------------------------------------------------- environments and approvals
+@router.get("/environments")
+def list_environments(request: Request) -> Any:
+    return _registry(request).environments.list()
+
+
+@router.post("/environments", status_code=201)
+def create_environment(body: EnvironmentIn, request: Request) -> Any:
+    return _registry(request).environments.create(body.env, body.description, body.requires_approval)
+
+
+@router.post("/environments/{env}/deployments", status_code=201)
+def deploy(env: str, body: DeployIn, request: Request) -> Any:
+    outcome = _registry(request).environments.deploy(body.name, body.version, env, body.reason)
+    kind = "approval_request" if hasattr(outcome, "status") else "deployment"
+    return {"kind": kind, **dataclasses.asdict(outcome)}
+
+
+@router.get("/environments/{env}/history")
+def history(env: str, request: Request, model: str | None = None, limit: Limit = 100) -> Any:
+    return _out(_registry(request).environments.history(env, model, limit))
+
+
+@router.get("/approvals")
+def pending(request: Request, env: str | None = None, model: str | None = None) -> Any:
+    return _out(_registry(request).environments.pending(env, model))
+
+
+@router.post("/approvals/{request_id}/approve")
+def approve(request_id: IdPath, body: DecisionIn, request: Request) -> Any:
+    return _out(_registry(request).environments.approve(request_id, body.comment))
+
+
+@router.post("/approvals/{request_id}/reject")
+def reject(request_id: IdPath, body: DecisionIn, request: Request) -> Any:
+    return _out(_registry(request).environments.reject(request_id, body.comment))
+
+
+# ---------------------------------------------------------------- audit, webhooks, rules
+@router.get("/audit")
+def audit(request: Request, model: str | None = None, action: str | None = None, limit: Limit = 100) -> Any:
+    return _out(_registry(request).audit(model, action, limit))
+
+
+@router.get("/webhooks")
+def list_webhooks(request: Request) -> Any:
+    return _registry(request).webhooks.list()
+
+
+@router.post("/webhooks", status_code=201)
+def add_webhook(body: WebhookIn, request: Request) -> Any:
+    return _registry(request).webhooks.add(body.url, body.secret, body.events, body.model)
+
+
+@router.get("/webhooks/{webhook_id}/deliveries")
+def deliveries(webhook_id: IdPath, request: Request, limit: Limit = 100) -> Any:
+    return _out(_registry(request).webhooks.deliveries(webhook_id, limit))
+
+
+@router.get("/rules")
+def list_rules(request: Request) -> Any:
+    return _registry(request).rules.list()
+
+
+@router.post("/rules", status_code=201)
+def save_rule(body: RuleIn, request: Request) -> Any:
+    from mloop.registry.rules.service import as_rule
+
+    rule = as_rule(body.rule)
+    return {"name": rule.name, "version": _registry(request).rules.save(rule)}
+
+
+@router.get("/rules/{name}")
+def get_rule(name: str, request: Request, version: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None) -> Any:
+    return _registry(request).rules.get(name, version).to_dict()
+
+
+@router.post("/select")
+def select(body: RuleIn, request: Request) -> Any:
+    """Evaluate a rule (a stored name, YAML text or a mapping); ``apply`` moves the alias / environment."""
+    rules = _registry(request).rules
+    selection = rules.apply(body.rule) if body.apply else rules.evaluate(body.rule)
+    return {"rule": selection.rule.to_dict(), "winner": selection.winner, "applied": selection.applied,
+            "candidates": selection.candidates.astype(object).where(selection.candidates.notna(), None)
+            .to_dict(orient="records")}

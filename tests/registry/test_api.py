@@ -1,0 +1,77 @@
+"""The registry's REST endpoints through the real FastAPI app (in-process), errors as JSON 4xx."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from mloop.config import Settings
+from mloop.registry import RegistryClient
+from mloop.server.api import registry as registry_api
+from mloop.server.errors import install_error_handlers
+from tests.registry.conftest import log_version
+
+
+@pytest.fixture
+def api(settings: Settings, registry: RegistryClient, tracking, pipeline, frame) -> TestClient:
+    for mae in (3.0, 2.0):
+        log_version(tracking, pipeline, frame, metrics={"mae": mae})
+    app = FastAPI()
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(registry_api.router, prefix="/api")
+    return TestClient(app)
+
+
+def test_models_versions_aliases(api: TestClient) -> None:
+    assert [m["name"] for m in api.get("/api/registry/models").json()] == ["eta"]
+    versions = api.get("/api/registry/models/eta/versions").json()
+    assert [v["version"] for v in versions] == [1, 2] and versions[0]["metrics"] == {"mae": 3.0}
+    moved = api.put("/api/registry/models/eta/aliases/champion", json={"version": 2})
+    assert moved.status_code == 200 and moved.json()["previous"] is None
+    assert api.get("/api/registry/resolve", params={"uri": "models:/eta@champion"}).json()["version"] == 2
+    conflict = api.put("/api/registry/models/eta/aliases/champion",
+                       json={"version": 1, "expected": 1, "compare_and_set": True})
+    assert conflict.status_code == 409 and conflict.json()["error_code"] == "CONFLICT"
+    source = versions[0]["source"]
+    created = api.post("/api/registry/models/eta/versions", json={"source": source, "tags": {"city": "sf"}})
+    assert created.status_code == 201 and created.json()["version"] == 3
+    lineage = api.get("/api/registry/models/eta/versions/1/lineage").json()
+    digest = lineage["datasets"][0]["digest"]
+    assert {v["version"] for v in api.get(f"/api/registry/datasets/{digest}/versions").json()} == {1, 2, 3}
+    assert api.delete("/api/registry/models/eta/versions/3").status_code == 204
+
+
+def test_environments_approvals_rules_audit(api: TestClient) -> None:
+    assert api.post("/api/registry/environments", json={"env": "prod", "requires_approval": True}).status_code == 201
+    pending = api.post("/api/registry/environments/prod/deployments", json={"name": "eta", "version": 1}).json()
+    assert pending["kind"] == "approval_request" and pending["status"] == "pending"
+    assert [p["id"] for p in api.get("/api/registry/approvals").json()] == [pending["id"]]
+    done = api.post(f"/api/registry/approvals/{pending['id']}/approve", json={"comment": "ok"}).json()
+    assert done["version"] == 1
+    assert api.get("/api/registry/environments/prod/history").json()[0]["version"] == 1
+    rule = {"name": "best", "when": "metrics.mae < 2.5", "alias": "champion", "select": ["metrics.mae asc"]}
+    assert api.post("/api/registry/rules", json={"rule": rule}).json() == {"name": "best", "version": 1}
+    selection = api.post("/api/registry/select", json={"rule": "best", "apply": True}).json()
+    assert selection["winner"] == {"name": "eta", "version": 2} and selection["applied"]
+    reasons = {c["version"]: c["reason"] for c in selection["candidates"]}
+    assert reasons[1].startswith("when: metrics.mae < 2.5 is false")
+    actions = [e["action"] for e in api.get("/api/registry/audit", params={"model": "eta"}).json()]
+    assert actions[:2] == ["rule.applied", "alias.set"]
+
+
+def test_bad_input_gets_4xx_json(api: TestClient) -> None:
+    missing = api.get("/api/registry/models/nope")
+    assert missing.status_code == 404 and missing.json()["field"] == "name"
+    bad_rule = api.post("/api/registry/select", json={"rule": {"name": "r", "when": "metrics.mae <"}})
+    assert bad_rule.status_code == 422 and "position 13" in bad_rule.json()["message"]
+    unknown = api.post("/api/registry/select", json={"rule": {"name": "r", "when": "metrics.nope < 1"}})
+    assert unknown.status_code == 422 and "unknown metric 'nope'" in unknown.json()["message"]
+    extra = api.post("/api/registry/models", json={"name": "x", "colour": "red"})
+    assert extra.status_code == 422 and extra.json()["error_code"] == "INVALID_INPUT"
+    assert api.put("/api/registry/models/eta/aliases/champion", json={"version": 99}).status_code == 404
+    assert api.get("/api/registry/resolve", params={"uri": "nonsense"}).status_code == 422
+    guarded = api.put("/api/registry/models/eta/aliases/champion", json={"version": 1})
+    assert guarded.status_code == 200
+    assert api.delete("/api/registry/models/eta/versions/1").status_code == 409

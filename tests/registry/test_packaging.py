@@ -1,0 +1,100 @@
+"""Model folders: manifest, signature, integrity, requirements, trust, and the scikit-learn flavor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mloop.errors import ConflictError, InvalidInputError, NotFoundError
+from mloop.registry import load_model, save_model
+from mloop.registry.packaging import MANIFEST
+
+
+def test_sklearn_pipeline_round_trip_with_manifest(tmp_path: Path, pipeline, frame: pd.DataFrame) -> None:
+    manifest = save_model(pipeline, tmp_path / "m", input_example=frame.head(3))
+    stored = yaml.safe_load((tmp_path / "m" / MANIFEST).read_text())
+    assert stored["flavor"] == "sklearn" and stored["flavor_options"]["serialization"] == "skops"
+    assert set(stored["files"]) == {"model.skops", "input_example.json"}
+    assert all(len(d) == 64 for d in stored["files"].values())
+    assert stored["requirements"]["scikit-learn"] and stored["python"]
+    assert [(c["name"], c["type"], c["nullable"]) for c in manifest["signature"]["inputs"]] == [
+        ("distance_km", "float", False), ("hour", "integer", False), ("weather", "string", False)]
+    assert manifest["signature"]["outputs"][0]["type"] == "float"
+    model = load_model(tmp_path / "m")
+    np.testing.assert_allclose(model.predict(frame), pipeline.predict(frame))
+    records = frame.head(4).to_dict(orient="records")
+    np.testing.assert_allclose(model.predict(records), pipeline.predict(frame.head(4)))
+    np.testing.assert_allclose(model.predict(frame.head(4).to_numpy(dtype=object)), pipeline.predict(frame.head(4)))
+    assert model.input_example().shape == (3, 3)
+    assert model.requirement_mismatches == []
+
+
+def test_predict_errors_name_column_type_and_value(tmp_path: Path, pipeline, frame: pd.DataFrame) -> None:
+    save_model(pipeline, tmp_path / "m", input_example=frame)
+    model = load_model(tmp_path / "m")
+    bad = [{"distance_km": 3.0, "hour": "noon", "weather": "dry"}]
+    with pytest.raises(InvalidInputError, match=r"column 'hour': expected integer, got 'noon'") as info:
+        model.predict(bad)
+    assert (info.value.field, info.value.value, info.value.expected) == ("hour", "noon", "integer")
+    with pytest.raises(InvalidInputError, match=r"'weather' is missing"):
+        model.predict([{"distance_km": 3.0, "hour": 4}])
+    with pytest.raises(InvalidInputError, match=r"null at row 1"):
+        model.predict([{"distance_km": 3.0, "hour": 4, "weather": "dry"},
+                       {"distance_km": None, "hour": 4, "weather": "dry"}])
+    errors = model.validate(pd.DataFrame({"distance_km": ["far"], "hour": [1.5], "weather": [3]}))
+    assert [(e.field, e.value) for e in errors] == [("distance_km", "far"), ("hour", 1.5), ("weather", 3)]
+    assert errors[0].to_dict()["expected"] == "float"
+    assert model.predict([{"distance_km": 3, "hour": 4.0, "weather": "dry", "extra": 1}]).shape == (1,)
+
+
+def test_integrity_is_checked_against_sha256(tmp_path: Path, pipeline, frame: pd.DataFrame) -> None:
+    save_model(pipeline, tmp_path / "m", input_example=frame)
+    with (tmp_path / "m" / "model.skops").open("ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ConflictError, match="model.skops.*corrupt"):
+        load_model(tmp_path / "m")
+
+
+def test_requirement_mismatch_is_a_concrete_list(tmp_path: Path, pipeline, frame: pd.DataFrame) -> None:
+    save_model(pipeline, tmp_path / "m", input_example=frame)
+    path = tmp_path / "m" / MANIFEST
+    manifest = yaml.safe_load(path.read_text())
+    manifest["requirements"]["scikit-learn"] = "0.1.0"
+    path.write_text(yaml.safe_dump(manifest))
+    with pytest.warns(UserWarning, match=r"scikit-learn recorded 0\.1\.0, installed"):
+        model = load_model(tmp_path / "m")
+    assert [m[:2] for m in model.requirement_mismatches] == [("scikit-learn", "0.1.0")]
+
+
+class Doubler:
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame["x"].to_numpy() * 2
+
+
+def test_python_function_needs_trust_and_says_why(tmp_path: Path) -> None:
+    example = pd.DataFrame({"x": [1.0, 2.0]})
+    manifest = save_model(Doubler(), tmp_path / "m", input_example=example)
+    assert manifest["flavor"] == "python_function"
+    with pytest.raises(InvalidInputError, match="unpickling runs arbitrary code.*trusted=True"):
+        load_model(tmp_path / "m")
+    assert load_model(tmp_path / "m", trusted=True).predict([{"x": 4.0}]).tolist() == [8.0]
+    save_model(lambda df: df["x"] + 1, tmp_path / "f", input_example=example)
+    assert load_model(tmp_path / "f", trusted=True).predict(example).tolist() == [2.0, 3.0]
+
+
+def test_bad_inputs_are_clear(tmp_path: Path, pipeline) -> None:
+    with pytest.raises(InvalidInputError, match="uri"):
+        load_model("s3://nowhere/model")
+    with pytest.raises(InvalidInputError, match="runs:/<32-hex run id>"):
+        load_model("runs:/abc/model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NotFoundError, match="no mloop-model.yaml"):
+        load_model(tmp_path / "empty")
+    with pytest.raises(InvalidInputError, match="model"):
+        save_model(object(), tmp_path / "x")
+    with pytest.raises(InvalidInputError, match="flavor"):
+        save_model(pipeline, tmp_path / "y", flavor="nope")

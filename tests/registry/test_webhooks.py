@@ -1,0 +1,91 @@
+"""Webhooks against a real HTTP receiver on 127.0.0.1: HMAC signature, retries with backoff, delivery log."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mloop.errors import InvalidInputError
+from mloop.registry import RegistryClient
+from mloop.registry.webhooks import signature
+from tests.registry.conftest import log_version
+
+SECRET = "s3cret-value"
+
+
+class Receiver:
+    """Records every POST; answers 500 to the first ``fail_first`` requests."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                failing = len(receiver.requests) <= receiver.fail_first
+                self.send_response(500 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver(fail_first=2)
+    yield found
+    found.server.shutdown()
+
+
+def test_events_are_signed_retried_and_logged(registry: RegistryClient, tracking, pipeline, frame,
+                                              receiver: Receiver) -> None:
+    registry.webhooks.backoff = 0.05
+    hook = registry.webhooks.add(receiver.url, SECRET, events=["version.created", "alias.set"])
+    log_version(tracking, pipeline, frame)
+    registry.set_alias("eta", "champion", 1)
+    assert registry.webhooks.wait(20)
+    bodies = [json.loads(body) for _, body in receiver.requests]
+    # the first event failed twice (HTTP 500) and was delivered on the third attempt
+    assert [b["event"] for b in bodies] == ["version.created"] * 3 + ["alias.set"]
+    for headers, body in receiver.requests:
+        assert headers["x-mloop-signature"] == signature(SECRET, body)
+    assert bodies[-1]["after"] == {"version": 1} and bodies[-1]["model"] == "eta"
+    log = list(reversed(registry.webhooks.deliveries(hook["id"])))
+    assert [(d.event, d.attempt, d.status_code, d.ok) for d in log] == [
+        ("version.created", 1, 500, False), ("version.created", 2, 500, False), ("version.created", 3, 204, True),
+        ("alias.set", 1, 204, True)]
+    assert len({d.delivery_id for d in log[:3]}) == 1
+
+
+def test_unreachable_receiver_is_logged_after_the_last_attempt(registry: RegistryClient, tracking, pipeline,
+                                                               frame) -> None:
+    from tests.conftest import free_port
+
+    registry.webhooks.backoff = 0.01
+    registry.webhooks.max_attempts = 2
+    hook = registry.webhooks.add(f"http://127.0.0.1:{free_port()}/nobody", SECRET, events=["*"])
+    registry.create_model("quiet")
+    assert registry.webhooks.wait(20)
+    log = registry.webhooks.deliveries(hook["id"])
+    assert [(d.attempt, d.ok) for d in log] == [(2, False), (1, False)]
+    assert "Connect" in log[0].error
+
+
+def test_webhook_input_is_checked(registry: RegistryClient) -> None:
+    with pytest.raises(InvalidInputError, match="url"):
+        registry.webhooks.add("ftp://x", SECRET)
+    with pytest.raises(InvalidInputError, match="secret"):
+        registry.webhooks.add("http://127.0.0.1:1/x", "short")
+    with pytest.raises(InvalidInputError, match="events"):
+        registry.webhooks.add("http://127.0.0.1:1/x", SECRET, events=["version.exploded"])
