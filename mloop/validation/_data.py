@@ -1,0 +1,247 @@
+"""One view of tabular input for validation, profiles and drift: pandas, Arrow or a Parquet/CSV path.
+
+Each column becomes a ``Col`` that answers, vectorized, the few questions the checks ask: its logical
+type, a null mask, its numbers as float64, and its distinct values with one code per row.
+
+>>> import pandas as pd
+>>> frame = as_frame(pd.DataFrame({"x": [1, 2, None], "s": ["a", None, "a"]}))
+>>> frame.n_rows, frame.col("x").kind, frame.col("s").kind
+(3, 'float', 'string')
+>>> codes, uniques = frame.col("s").factorize()
+>>> codes.tolist(), uniques.tolist()
+([0, -1, 0], ['a'])
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.errors import InvalidInputError
+
+__all__ = ["Col", "Frame", "as_frame", "LOGICAL_TYPES"]
+
+LOGICAL_TYPES = ("integer", "float", "boolean", "string", "datetime", "mixed", "null")
+_INFER = {"string": "string", "unicode": "string", "bytes": "string", "empty": "null", "integer": "integer",
+          "floating": "float", "mixed-integer-float": "float", "decimal": "float", "boolean": "boolean",
+          "datetime": "datetime", "datetime64": "datetime", "date": "datetime", "categorical": "string"}
+
+
+class Col:
+    """One column of a pandas Series or an Arrow ChunkedArray, with cached vectorized views."""
+
+    def __init__(self, name: str, values: Any) -> None:
+        self.name = name
+        self._values = values
+        self._arrow = not isinstance(values, pd.Series)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    # ------------------------------------------------------------------ type
+    @cached_property
+    def dtype(self) -> str:
+        return str(self._values.type if self._arrow else self._values.dtype)
+
+    @cached_property
+    def kind(self) -> str:
+        """The logical type: integer, float, boolean, string, datetime, mixed or null (no value at all)."""
+        return self._arrow_kind() if self._arrow else self._pandas_kind()
+
+    def _pandas_kind(self) -> str:
+        s = self._values
+        dtype = s.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            inner = Col(self.name, pd.Series(dtype.categories))
+            return inner.kind if len(dtype.categories) else "string"
+        if pd.api.types.is_bool_dtype(dtype):
+            return "boolean"
+        if pd.api.types.is_integer_dtype(dtype):
+            return "integer"
+        if pd.api.types.is_float_dtype(dtype):
+            return "float"
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            return "datetime"
+        if pd.api.types.is_string_dtype(dtype) or dtype.kind == "O":
+            return _INFER.get(pd.api.types.infer_dtype(s, skipna=True), "mixed")
+        return "mixed"
+
+    def _arrow_kind(self) -> str:
+        import pyarrow as pa
+
+        t = self._values.type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_null(t):
+            return "null"
+        if pa.types.is_boolean(t):
+            return "boolean"
+        if pa.types.is_integer(t):
+            return "integer"
+        if pa.types.is_floating(t) or pa.types.is_decimal(t):
+            return "float"
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+            return "string"
+        if pa.types.is_timestamp(t) or pa.types.is_date(t):
+            return "datetime"
+        return "mixed"
+
+    # ------------------------------------------------------------------ views
+    @cached_property
+    def null_mask(self) -> np.ndarray:
+        """True where the value is missing (None, NaN, NaT)."""
+        if self._arrow:
+            import pyarrow.compute as pc
+
+            mask = pc.is_null(self._values, nan_is_null=True)
+            return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+        if self.kind == "float" and self._values.dtype.kind == "f":
+            return np.isnan(self._values.to_numpy())
+        return self._values.isna().to_numpy()
+
+    @cached_property
+    def null_count(self) -> int:
+        return int(self.null_mask.sum())
+
+    @cached_property
+    def numeric(self) -> np.ndarray:
+        """float64 values (missing as NaN); datetimes as epoch seconds; strings that are numbers are parsed."""
+        kind = self.kind
+        if self._arrow:
+            values = self._values
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            if kind == "datetime":
+                values = pc.cast(pc.cast(values, pa.timestamp("us")), pa.int64())
+                return values.to_numpy(zero_copy_only=False).astype("float64") / 1e6
+            if kind in ("integer", "float", "boolean"):
+                return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+            return pd.to_numeric(pd.Series(values.to_pandas()), errors="coerce").to_numpy("float64")
+        s = self._values
+        if kind == "datetime":
+            ns = s.dt.tz_convert("UTC") if getattr(s.dt, "tz", None) is not None else s
+            out = ns.to_numpy("datetime64[ns]").view("int64").astype("float64") / 1e9
+            out[self.null_mask] = np.nan
+            return out
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(s.dtype.categories.dtype)
+        if s.dtype.kind in "fiub":
+            return s.to_numpy("float64")
+        if kind in ("integer", "float", "boolean", "null"):
+            return s.astype("float64").to_numpy() if kind != "null" else np.full(len(s), np.nan)
+        return pd.to_numeric(s, errors="coerce").to_numpy("float64")
+
+    def factorize(self) -> tuple[np.ndarray, np.ndarray]:
+        """(codes with -1 for missing, distinct values as an object array)."""
+        return self._factorized
+
+    @cached_property
+    def _factorized(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrow:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            encoded = pc.dictionary_encode(self._values).combine_chunks() if self._values.num_chunks else None
+            if encoded is None or len(encoded) == 0:
+                return np.zeros(0, dtype=np.int64), np.array([], dtype=object)
+            codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+            uniques = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+            if pa.types.is_floating(encoded.dictionary.type):  # NaN is missing, like pandas
+                nan = np.array([isinstance(v, float) and v != v for v in uniques], dtype=bool)
+                if nan.any():
+                    codes = np.where(nan[np.maximum(codes, 0)] & (codes >= 0), -1, codes)
+            return codes, uniques
+        codes, uniques = pd.factorize(self._values, use_na_sentinel=True)
+        return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+    def take(self, rows: np.ndarray) -> list[Any]:
+        """The values at ``rows`` as plain Python objects (for sample values in messages)."""
+        if self._arrow:
+            return self._values.take(rows).to_pylist()
+        out = self._values.iloc[rows].tolist()
+        return [_plain(v) for v in out]
+
+    def to_pandas(self) -> pd.Series:
+        return pd.Series(self._values.to_pandas(), name=self.name) if self._arrow else self._values
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+class Frame:
+    """Columns by name and the row count, over a pandas DataFrame or an Arrow table."""
+
+    def __init__(self, names: list[str], n_rows: int, getter: Any, source: str) -> None:
+        self.names = names
+        self.n_rows = n_rows
+        self._get = getter
+        self._cols: dict[str, Col] = {}
+        self.source = source
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._cols or name in self.names
+
+    def col(self, name: str) -> Col:
+        found = self._cols.get(name)
+        if found is None:
+            found = self._cols[name] = Col(name, self._get(name))
+        return found
+
+
+def as_frame(data: Any, name: str = "data") -> Frame:
+    """Wrap a DataFrame, Series, dict of arrays, NumPy array, Arrow table, or a Parquet/CSV path."""
+    if isinstance(data, Frame):
+        return data
+    if isinstance(data, str | Path):
+        return _read_path(Path(data), name)
+    if isinstance(data, pd.Series):
+        data = data.to_frame(name=data.name if data.name is not None else "value")
+    elif isinstance(data, np.ndarray):
+        data = pd.DataFrame(data if data.ndim == 2 else {"value": data})
+        data.columns = [str(c) for c in data.columns]
+    elif isinstance(data, dict):
+        data = pd.DataFrame(data)
+    if isinstance(data, pd.DataFrame):
+        frame = data
+        if frame.columns.has_duplicates:
+            dup = frame.columns[frame.columns.duplicated()].tolist()
+            raise InvalidInputError(field=name, value=dup, expected="unique column names")
+        positions = {str(c): i for i, c in enumerate(frame.columns)}
+        return Frame(list(positions), len(frame), lambda c: frame.iloc[:, positions[c]], "pandas")
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover
+        pa = None
+    if pa is not None and isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if pa is not None and isinstance(data, pa.Table):
+        table = data
+        return Frame(list(table.column_names), table.num_rows, table.column, "arrow")
+    raise InvalidInputError(field=name, value=type(data).__name__,
+                            expected="a pandas DataFrame, Arrow table, dict of arrays or a Parquet/CSV path")
+
+
+def _read_path(path: Path, name: str) -> Frame:
+    if not path.exists():
+        raise InvalidInputError(field=name, value=str(path), expected="an existing Parquet or CSV file or folder")
+    if path.is_dir() or path.suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return as_frame(pq.read_table(path), name)
+    if path.suffix in (".csv", ".tsv", ".gz"):
+        return as_frame(pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ","), name)
+    if path.suffix in (".json", ".jsonl"):
+        return as_frame(pd.read_json(path, lines=path.suffix == ".jsonl"), name)
+    raise InvalidInputError(field=name, value=str(path), expected="a .parquet, .csv, .tsv or .jsonl file")
