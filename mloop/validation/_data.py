@@ -170,6 +170,88 @@ class Col:
         return pd.Series(self._values.to_pandas(), name=self.name) if self._arrow else self._values
 
 
+SMALL_ROWS = 16  # frames up to this size (serving requests) skip pandas' per-call overhead
+_KINDS: dict[Any, str] = {}
+
+
+class SmallCol(Col):
+    """A column of a tiny pandas frame: same answers as ``Col``, computed on a plain list of values.
+
+    Work per call is proportional to at most ``SMALL_ROWS`` values, so a one-row request costs microseconds.
+    """
+
+    def __init__(self, name: str, array: Any) -> None:
+        self.name = name
+        self._array = array
+        self._arrow = False
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    @cached_property
+    def _values(self) -> pd.Series:  # type: ignore[override]  # the pandas view, only for rare paths
+        return pd.Series(self._array, copy=False)
+
+    @cached_property
+    def _list(self) -> list[Any]:
+        return self._array.tolist()
+
+    @cached_property
+    def dtype(self) -> str:
+        return str(self._array.dtype)
+
+    @cached_property
+    def kind(self) -> str:
+        dtype = self._array.dtype
+        if getattr(dtype, "kind", "O") not in "OU" and not isinstance(dtype, pd.StringDtype):
+            kind = _KINDS.get(dtype)
+            if kind is None:
+                kind = _KINDS[dtype] = Col(self.name, pd.Series([], dtype=dtype))._pandas_kind()
+            return kind
+        types = {type(v) for v in self._list if not _missing(v)}
+        if not types:
+            return "null"
+        if types <= {str}:
+            return "string"
+        if types <= {bool, np.bool_}:
+            return "boolean"
+        if all(issubclass(t, int | np.integer) and not issubclass(t, bool | np.bool_) for t in types):
+            return "integer"
+        if all(issubclass(t, int | float | np.number) and not issubclass(t, bool | np.bool_) for t in types):
+            return "float"
+        return "mixed"
+
+    @cached_property
+    def null_mask(self) -> np.ndarray:
+        if self._array.dtype.kind == "f":
+            return np.isnan(self._array)
+        if self._array.dtype.kind in "iub":
+            return np.zeros(len(self._array), dtype=bool)
+        return np.fromiter((_missing(v) for v in self._list), bool, len(self._list))
+
+    @cached_property
+    def numeric(self) -> np.ndarray:
+        if self._array.dtype.kind in "fiub":
+            return np.asarray(self._array, dtype="float64")
+        return Col.numeric.func(self)  # type: ignore[attr-defined]
+
+    @cached_property
+    def _factorized(self) -> tuple[np.ndarray, np.ndarray]:
+        seen: dict[Any, int] = {}
+        codes = np.fromiter((-1 if _missing(v) else seen.setdefault(v, len(seen)) for v in self._list),
+                            np.int64, len(self._list))
+        uniques = np.empty(len(seen), dtype=object)
+        uniques[:] = list(seen)
+        return codes, uniques
+
+    def take(self, rows: np.ndarray) -> list[Any]:
+        return [_plain(self._list[r]) for r in rows.tolist()]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -185,18 +267,20 @@ class Frame:
 
     def __init__(self, names: list[str], n_rows: int, getter: Any, source: str) -> None:
         self.names = names
+        self._names = set(names)
         self.n_rows = n_rows
         self._get = getter
         self._cols: dict[str, Col] = {}
         self.source = source
 
     def __contains__(self, name: str) -> bool:
-        return name in self._cols or name in self.names
+        return name in self._names
 
     def col(self, name: str) -> Col:
         found = self._cols.get(name)
         if found is None:
-            found = self._cols[name] = Col(name, self._get(name))
+            values = self._get(name)
+            found = self._cols[name] = SmallCol(name, values) if self.source == "small" else Col(name, values)
         return found
 
 
@@ -219,6 +303,8 @@ def as_frame(data: Any, name: str = "data") -> Frame:
             dup = frame.columns[frame.columns.duplicated()].tolist()
             raise InvalidInputError(field=name, value=dup, expected="unique column names")
         positions = {str(c): i for i, c in enumerate(frame.columns)}
+        if len(frame) <= SMALL_ROWS and hasattr(frame, "_get_column_array"):
+            return Frame(list(positions), len(frame), lambda c: frame._get_column_array(positions[c]), "small")
         return Frame(list(positions), len(frame), lambda c: frame.iloc[:, positions[c]], "pandas")
     try:
         import pyarrow as pa

@@ -1,8 +1,9 @@
 """Profiles: compact, mergeable per-column summaries that drift can be measured on without raw data.
 
 A numeric column keeps its counts, moments, extremes, a histogram over bins fixed by the reference
-(quantile edges, or one bin per value for columns with few distinct values) and, while it holds at most
-``SAMPLE_MAX`` values, the values themselves (so small samples get exact tests). A categorical column keeps
+(even bins over its central 99.8%, or one bin per value for columns with few distinct values) and,
+while it holds at most ``SAMPLE_MAX`` values, the values themselves (so small samples get exact tests).
+A categorical column keeps
 its category frequencies. Profiles built on the same bins add up: a day of live windows merges into one.
 
 >>> import numpy as np, pandas as pd
@@ -235,37 +236,64 @@ def _columns(frame: Frame, reference: Profile | None, columns: list[str] | None,
 def numeric_profile(col: Col, edges: np.ndarray | None = None, bins: int = BINS) -> NumericProfile:
     values = col.numeric
     finite_mask = np.isfinite(values)
-    nan = int(np.isnan(values).sum())
-    finite = values if finite_mask.all() else values[finite_mask]
+    all_finite = bool(finite_mask.all())
+    finite = values if all_finite else values[finite_mask]
+    nan = 0 if all_finite else int(np.isnan(values).sum())
     count = int(finite.size)
+    lo, hi = (float(finite.min()), float(finite.max())) if count else (float("nan"), float("nan"))
     if edges is None:
-        edges = reference_edges(finite, bins)
-    idx = np.searchsorted(edges, finite, side="right")
-    if count:
-        idx[finite == edges[-1]] = len(edges) - 1
-    counts = np.bincount(idx, minlength=len(edges) + 1).astype(np.int64)
+        edges = reference_edges(finite, bins, lo, hi)
+    counts = np.bincount(bin_index(finite, edges), minlength=len(edges) + 1).astype(np.int64)
     return NumericProfile(
-        count=count, nulls=nan, inf=int(len(values) - count - nan),
-        sum=float(finite.sum()), sumsq=float(np.dot(finite, finite)),
-        min=float(finite.min()) if count else float("nan"), max=float(finite.max()) if count else float("nan"),
-        edges=edges, counts=counts, sample=finite.copy() if count <= SAMPLE_MAX else None)
+        count=count, nulls=nan, inf=int(len(values) - count - nan), sum=float(finite.sum()),
+        sumsq=float(np.square(finite).sum()), min=lo, max=hi, edges=edges, counts=counts,
+        sample=finite.copy() if count <= SAMPLE_MAX else None)
 
 
-def reference_edges(finite: np.ndarray, bins: int = BINS) -> np.ndarray:
-    """One bin per distinct value when there are few, else quantile edges of an evenly spaced subsample."""
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """0 below ``edges[0]``, i in 1..k for bin i (the last one closed), k+1 above ``edges[-1]``.
+
+    Evenly spaced edges (the usual case) are binned arithmetically; others by binary search.
+    """
+    k = len(edges) - 1
+    width = (edges[-1] - edges[0]) / k if k else 0.0
+    if k and width > 0 and np.allclose(np.diff(edges), width, rtol=1e-9, atol=0):
+        idx = np.floor((values - edges[0]) * (1.0 / width)).astype(np.int64)
+        idx += 1
+        np.clip(idx, 0, k + 1, out=idx)
+        idx[values == edges[-1]] = k
+        return idx
+    idx = np.searchsorted(edges, values, side="right")
+    idx[values == edges[-1]] = k
+    return idx
+
+
+def reference_edges(finite: np.ndarray, bins: int = BINS, lo: float | None = None,
+                    hi: float | None = None) -> np.ndarray:
+    """Edges fixed by the reference: one bin per value for small integer ranges or few distinct values,
+    else ``bins`` even bins over the central 99.8% (the tails fall in the below/above bins)."""
     if finite.size == 0:
         return np.array([0.0, 1.0])
+    lo = float(finite.min()) if lo is None else lo
+    hi = float(finite.max()) if hi is None else hi
+    if lo == hi:
+        return np.array([lo, hi])
     step = max(1, finite.size // EDGE_SAMPLE)
     sub = finite[::step]
-    distinct = np.unique(sub)
-    if distinct.size <= bins:
-        if distinct.size == 1:
-            return np.array([distinct[0], distinct[0]])
-        mids = (distinct[1:] + distinct[:-1]) / 2
-        return np.concatenate(([distinct[0]], mids, [distinct[-1]]))
-    edges = np.quantile(sub, np.linspace(0, 1, bins + 1))
-    edges[0], edges[-1] = min(edges[0], float(finite.min())), max(edges[-1], float(finite.max()))
-    return np.unique(edges)
+    if hi - lo <= bins and np.array_equal(sub, np.round(sub)):  # small integers: one bin each
+        return np.arange(lo - 0.5, hi + 1.0)
+    head = np.unique(sub[:2000])
+    if head.size <= bins // 4:
+        distinct = np.unique(sub)
+        if distinct.size <= bins:
+            mids = (distinct[1:] + distinct[:-1]) / 2
+            return np.concatenate(([distinct[0]], mids, [distinct[-1]]))
+    k = max(1, int(0.001 * (sub.size - 1)))
+    part = np.partition(sub, (k, sub.size - 1 - k))
+    a, b = float(part[k]), float(part[sub.size - 1 - k])
+    if not b > a:
+        a, b = lo, hi
+    return np.linspace(a, b, bins + 1)
 
 
 def categorical_profile(col: Col) -> CategoricalProfile:

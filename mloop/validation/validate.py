@@ -159,12 +159,12 @@ def validate(data: Any, schema: Schema | dict[str, Any] | str) -> ValidationResu
 
 def _add(out: list[Violation], spec: ColumnSchema, col: Col, check: str, mask: np.ndarray, n: int, expected: str,
          observed: str, hint: str = "") -> None:
+    if not mask.any():
+        return
     severity = spec.severity_of(check)
     if severity == "off":
         return
     rows = np.flatnonzero(mask)
-    if rows.size == 0:
-        return
     first = rows[:SAMPLES]
     samples = [{"row": int(r), "value": v} for r, v in zip(first.tolist(), col.take(first), strict=True)]
     out.append(Violation(spec.name, check, severity, expected, observed, int(rows.size), rows.size / n, samples,
@@ -231,12 +231,10 @@ def _check_numbers(spec: ColumnSchema, col: Col, numbers: np.ndarray, n: int, ou
         _add(out, spec, col, "finite", inf, n, "finite numbers", "are infinite")
     if lo is None and hi is None:
         return
-    outside = np.zeros(len(numbers), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        if lo is not None:
-            outside |= numbers < lo
-        if hi is not None:
-            outside |= numbers > hi
+    if lo is not None and hi is not None:
+        outside = (numbers < lo) | (numbers > hi)
+    else:
+        outside = numbers < lo if lo is not None else numbers > hi
     if has_inf and not spec.allow_inf:
         outside &= ~inf
     expected = f"[{_show(spec.min)}, {_show(spec.max)}]"
