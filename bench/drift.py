@@ -29,7 +29,7 @@ from _common import WORK, fmt, median_time, peer_python, ratio, run_peer  # noqa
 SHIFTED = ["num_00", "num_06", "num_09", "cat_0"]
 CATS = [["a", "b", "c", "d"], ["x", "y", "z"], ["red", "green", "blue", "black", "white"], ["p", "q"],
         [f"k{i:02d}" for i in range(12)]]
-EVIDENTLY = ["evidently==0.7.23", "pandas", "pyarrow", "psutil"]
+EVIDENTLY = ["evidently==0.7.23", "pandas<3", "pyarrow", "psutil"]
 
 
 def make(n: int, seed: int, shifted: bool) -> pd.DataFrame:
