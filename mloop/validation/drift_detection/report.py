@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mloop.validation.drift.methods import category_counts
+from mloop.validation.drift_detection.methods import category_counts
 from mloop.validation.profile import NumericProfile
 
 if TYPE_CHECKING:
-    from mloop.validation.drift.compute import ColumnDrift, DriftResult
+    from mloop.validation.drift_detection.compute import ColumnDrift, DriftResult
 
 __all__ = ["render_html", "figure_data"]
 
@@ -28,7 +28,7 @@ REF_COLOR, CUR_COLOR = "#4c78a8", "#f58518"
 
 @cache
 def _plotly_js() -> str:
-    return resources.files("mloop.validation.drift").joinpath("static/plotly-basic.min.js").read_text("utf-8")
+    return resources.files("mloop.validation.drift_detection").joinpath("static/plotly-basic.min.js").read_text("utf-8")
 
 
 def figure_data(c: ColumnDrift) -> list[dict[str, Any]]:

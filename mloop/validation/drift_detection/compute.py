@@ -25,7 +25,7 @@ import numpy as np
 
 from mloop.errors import InvalidInputError
 from mloop.validation._data import as_frame
-from mloop.validation.drift.methods import SMALL_SAMPLE, Pair, default_method, effect_size, get_method
+from mloop.validation.drift_detection.methods import SMALL_SAMPLE, Pair, default_method, effect_size, get_method
 from mloop.validation.profile import Profile, profile
 
 __all__ = ["ColumnDrift", "DriftResult", "RESULT_VERSION", "drift"]
@@ -121,7 +121,7 @@ class DriftResult:
 
     def to_html(self, path: str | Path | None = None, title: str = "Data drift") -> str:
         """A self-contained HTML report (summary table and overlaid distributions, from profiles only)."""
-        from mloop.validation.drift.report import render_html
+        from mloop.validation.drift_detection.report import render_html
 
         html = render_html(self, title)
         if path is not None:
