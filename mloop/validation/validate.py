@@ -67,7 +67,8 @@ class Violation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"column": self.column, "check": self.check, "severity": self.severity, "expected": self.expected,
-                "observed": self.observed, "count": self.count, "share": self.share, "samples": self.samples,
+                "observed": self.observed, "count": self.count, "share": self.share,
+                "samples": [{"row": s["row"], "value": _json_safe(s["value"])} for s in self.samples],
                 "message": self.message}
 
 
@@ -297,6 +298,12 @@ def _show(value: Any) -> str:
     if value is None:
         return "..."
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)  # nan, inf, -inf: JSON has no literal for them
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
 def _plain(value: Any) -> Any:
