@@ -52,6 +52,7 @@ class NumericProfile:
     edges: np.ndarray  # k+1 increasing edges
     counts: np.ndarray  # k+2: below edges[0], k bins (the last closed), above edges[-1]
     sample: np.ndarray | None = None
+    tail_sums: tuple[float, float] = (0.0, 0.0)  # sums of the values below and above the edges
     kind: str = field(default="numeric", init=False)
 
     @property
@@ -71,6 +72,12 @@ class NumericProfile:
         if not total:
             return np.array([0.0]), np.array([1.0])
         lo, hi = min(self.min, self.edges[0]), max(self.max, self.edges[-1])
+        # a tail's mass spreads evenly over the span that gives it its true mean (what Wasserstein weighs)
+        below, above = self.counts[0], self.counts[-1]
+        if below:
+            lo = max(lo, 2 * self.tail_sums[0] / below - self.edges[0])
+        if above:
+            hi = min(hi, 2 * self.tail_sums[1] / above - self.edges[-1])
         x = np.concatenate(([lo], self.edges, [hi]))
         f = np.concatenate(([0.0], np.cumsum(self.counts) / total))
         return x, f
@@ -84,19 +91,22 @@ class NumericProfile:
             sample = np.concatenate([self.sample, other.sample])
         return NumericProfile(self.count + other.count, self.nulls + other.nulls, self.inf + other.inf,
                               self.sum + other.sum, self.sumsq + other.sumsq, _nanmin(self.min, other.min),
-                              _nanmax(self.max, other.max), self.edges, self.counts + other.counts, sample)
+                              _nanmax(self.max, other.max), self.edges, self.counts + other.counts, sample,
+                              (self.tail_sums[0] + other.tail_sums[0], self.tail_sums[1] + other.tail_sums[1]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "numeric", "count": self.count, "nulls": self.nulls, "inf": self.inf, "sum": self.sum,
                 "sumsq": self.sumsq, "min": _f(self.min), "max": _f(self.max), "edges": self.edges.tolist(),
-                "counts": self.counts.tolist(), "sample": None if self.sample is None else self.sample.tolist()}
+                "counts": self.counts.tolist(), "sample": None if self.sample is None else self.sample.tolist(),
+                "tail_sums": list(self.tail_sums)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NumericProfile:
         return cls(int(d["count"]), int(d["nulls"]), int(d["inf"]), float(d["sum"]), float(d["sumsq"]),
                    _unf(d["min"]), _unf(d["max"]), np.asarray(d["edges"], dtype=float),
                    np.asarray(d["counts"], dtype=np.int64),
-                   None if d.get("sample") is None else np.asarray(d["sample"], dtype=float))
+                   None if d.get("sample") is None else np.asarray(d["sample"], dtype=float),
+                   tuple(float(v) for v in d.get("tail_sums", (0.0, 0.0))))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -244,10 +254,12 @@ def numeric_profile(col: Col, edges: np.ndarray | None = None, bins: int = BINS)
     if edges is None:
         edges = reference_edges(finite, bins, lo, hi)
     counts = np.bincount(bin_index(finite, edges), minlength=len(edges) + 1).astype(np.int64)
+    tails = (float(finite[finite < edges[0]].sum()) if counts[0] else 0.0,
+             float(finite[finite > edges[-1]].sum()) if counts[-1] else 0.0)
     return NumericProfile(
         count=count, nulls=nan, inf=int(len(values) - count - nan), sum=float(finite.sum()),
         sumsq=float(np.square(finite).sum()), min=lo, max=hi, edges=edges, counts=counts,
-        sample=finite.copy() if count <= SAMPLE_MAX else None)
+        sample=finite.copy() if count <= SAMPLE_MAX else None, tail_sums=tails)
 
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
