@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from mloop.validation import attach_to_model_version, infer_schema, model_profil
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mloop", *args], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "COLUMNS": "400"}  # messages on one line
+    return subprocess.run([sys.executable, "-m", "mloop", *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.fixture
