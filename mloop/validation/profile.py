@@ -3,8 +3,8 @@
 A numeric column keeps its counts, moments, extremes, a histogram over bins fixed by the reference
 (even bins over its central 99.8%, or one bin per value for columns with few distinct values) and,
 while it holds at most ``SAMPLE_MAX`` values, the values themselves (so small samples get exact tests).
-A categorical column keeps
-its category frequencies. Profiles built on the same bins add up: a day of live windows merges into one.
+A categorical column keeps its category frequencies. Profiles built on the same bins add up: a day of
+live windows merges into one.
 
 >>> import numpy as np, pandas as pd
 >>> ref = profile(pd.DataFrame({"x": np.arange(5000.0), "c": ["a", "b"] * 2500}))
@@ -227,6 +227,8 @@ def profile(data: Any, reference: Profile | None = None, columns: list[str] | No
         col = frame.col(name)
         ref = reference.columns.get(name) if reference is not None else None
         kind = ref.kind if ref is not None else kinds.get(name) or column_kind(col)
+        if kind is None and col.kind == "datetime" and columns is not None:
+            kind = "numeric"  # listed on purpose: compared as epoch seconds
         if kind == "numeric":
             out[name] = numeric_profile(col, ref.edges if isinstance(ref, NumericProfile) else None, bins)
         elif kind == "categorical":

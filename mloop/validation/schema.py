@@ -13,7 +13,7 @@ True
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +73,10 @@ class ColumnSchema:
             if f.name == "name":
                 continue
             value = getattr(self, f.name)
-            default = f.default_factory() if f.default_factory is not _MISSING else f.default  # type: ignore[misc]
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
             if f.name == "type" or value != default:
                 out[f.name] = value
         return out
-
-
-_MISSING = fields(ColumnSchema)[-1].default  # dataclasses.MISSING, without importing a private name
 
 
 @dataclass(eq=True)
