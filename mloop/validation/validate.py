@@ -132,12 +132,18 @@ class ValidationResult:
         return "\n".join([head, *(f"  [{v.severity}] {v.message}" for v in self.violations)])
 
 
-def validate(data: Any, schema: Schema | dict[str, Any] | str) -> ValidationResult:
-    """Check ``data`` (DataFrame, Arrow table, Parquet/CSV path) against ``schema``; never loops per row.
+def validate(data: Any, schema: Schema | dict[str, Any] | str, *, strict_numbers: bool = True) -> ValidationResult:
+    """Check ``data`` (DataFrame, Arrow table, Parquet/CSV path, list of records) against ``schema``.
 
-    Cheap enough for one-row request frames: serving calls it per request.
+    Vectorized per column, never a Python loop per row; frames of up to 16 rows take a path without pandas
+    overhead, so serving can call it per request. ``strict_numbers=False`` accepts integers where floats are
+    expected (JSON payloads do not tell 3 from 3.0).
     """
     schema = load_schema(schema)
+    if isinstance(data, list):
+        import pandas as pd
+
+        data = pd.DataFrame.from_records(data)
     frame = as_frame(data)
     n = frame.n_rows
     out: list[Violation] = []
@@ -150,7 +156,7 @@ def validate(data: Any, schema: Schema | dict[str, Any] | str) -> ValidationResu
                                      hint=f"present: {present or '(none)'}"))
             continue
         if n:
-            _check_column(spec, frame.col(spec.name), n, out)
+            _check_column(spec, frame.col(spec.name), n, out, strict_numbers)
     if not schema.allow_extra_columns:
         extra = [c for c in frame.names if c not in schema.columns]
         out.extend(Violation(c, "extra_column", CHECKS["extra_column"], "only the schema's columns",
@@ -172,8 +178,10 @@ def _add(out: list[Violation], spec: ColumnSchema, col: Col, check: str, mask: n
                          hint, n))
 
 
-def _check_column(spec: ColumnSchema, col: Col, n: int, out: list[Violation]) -> None:
+def _check_column(spec: ColumnSchema, col: Col, n: int, out: list[Violation], strict_numbers: bool = True) -> None:
     kind = col.kind
+    if not strict_numbers and kind == "integer" and spec.type == "float":
+        kind = "float"
     nulls = col.null_mask
     present = ~nulls
     numbers: np.ndarray | None = None

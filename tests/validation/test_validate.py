@@ -142,3 +142,9 @@ def test_one_row_request_is_cheap(schema) -> None:  # type: ignore[no-untyped-de
     for _ in range(200):
         validate(one, schema)
     assert (time.perf_counter() - start) / 200 < 0.005  # ~0.1 ms here; loose bound for loaded CI machines
+
+
+def test_json_records_and_lenient_numbers(schema) -> None:  # type: ignore[no-untyped-def]
+    records = [{"hour": 3, "fare": 7, "weather": "rain", "trip_id": 1}]  # JSON: 7 could be 7.0
+    assert [v.check for v in validate(records, schema).errors] == ["type"]
+    assert validate(records, schema, strict_numbers=False).passed
