@@ -14,7 +14,6 @@ type, a null mask, its numbers as float64, and its distinct values with one code
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,23 @@ import pandas as pd
 from mloop.errors import InvalidInputError
 
 __all__ = ["Col", "Frame", "as_frame", "LOGICAL_TYPES"]
+
+
+class cached_property:  # noqa: N801  (functools' takes a lock per first access on 3.11: too slow per request)
+    """Compute once per instance, then read from the instance's ``__dict__``."""
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.name = func.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, cls: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
 
 LOGICAL_TYPES = ("integer", "float", "boolean", "string", "datetime", "mixed", "null")
 _INFER = {"string": "string", "unicode": "string", "bytes": "string", "empty": "null", "integer": "integer",
@@ -194,6 +210,9 @@ class SmallCol(Col):
 
     @cached_property
     def _list(self) -> list[Any]:
+        arrow = getattr(self._array, "_pa_array", None)  # pandas' Arrow-backed strings: 8x faster than tolist()
+        if arrow is not None and hasattr(arrow, "to_pylist"):
+            return arrow.to_pylist()
         return self._array.tolist()
 
     @cached_property

@@ -246,8 +246,8 @@ def _check_numbers(spec: ColumnSchema, col: Col, numbers: np.ndarray, n: int, ou
         outside = numbers < lo if lo is not None else numbers > hi
     if has_inf and not spec.allow_inf:
         outside &= ~inf
-    expected = f"[{_show(spec.min)}, {_show(spec.max)}]"
-    _add(out, spec, col, "range", outside, n, expected, "outside")
+    if outside.any():
+        _add(out, spec, col, "range", outside, n, f"[{_show(spec.min)}, {_show(spec.max)}]", "outside")
 
 
 def _check_values(spec: ColumnSchema, col: Col, n: int, out: list[Violation]) -> None:
