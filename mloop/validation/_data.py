@@ -178,7 +178,7 @@ class Col:
     def take(self, rows: np.ndarray) -> list[Any]:
         """The values at ``rows`` as plain Python objects (for sample values in messages)."""
         if self._arrow:
-            return self._values.take(rows).to_pylist()
+            return [_plain(v) for v in self._values.take(rows).to_pylist()]
         out = self._values.iloc[rows].tolist()
         return [_plain(v) for v in out]
 
@@ -272,11 +272,12 @@ def _missing(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
+    """A sample value as plain Python; every kind of missing (NaN, NA, NaT) becomes None."""
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
-    if value is pd.NA or value is pd.NaT:
+    if _missing(value):
         return None
     return value
 
