@@ -19,6 +19,7 @@ live windows merges into one.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ SAMPLE_MAX = 1000  # up to this many values a profile keeps them, for exact smal
 BINS = 200
 EDGE_SAMPLE = 50_000  # reference edges come from at most this many evenly spaced values
 MAX_CATEGORIES = 1000
+PARALLEL_CELLS = 2_000_000  # above this many cells, columns are profiled on threads
 OTHER = "__other__"
 
 
@@ -218,21 +220,31 @@ def profile(data: Any, reference: Profile | None = None, columns: list[str] | No
     ``kinds`` forces a column to ``"numeric"`` or ``"categorical"`` (e.g. integer codes that are categories).
     """
     frame = as_frame(data)
-    names = _columns(frame, reference, columns, kinds)
+    names = [n for n in _columns(frame, reference, columns, kinds) if n in frame]
     kinds = kinds or {}
-    out: dict[str, ColumnProfile] = {}
-    for name in names:
-        if name not in frame:
-            continue
+
+    def one(name: str) -> ColumnProfile | None:
         col = frame.col(name)
         ref = reference.columns.get(name) if reference is not None else None
         kind = ref.kind if ref is not None else kinds.get(name) or column_kind(col)
         if kind is None and col.kind == "datetime" and columns is not None:
             kind = "numeric"  # listed on purpose: compared as epoch seconds
         if kind == "numeric":
-            out[name] = numeric_profile(col, ref.edges if isinstance(ref, NumericProfile) else None, bins)
-        elif kind == "categorical":
-            out[name] = categorical_profile(col)
+            return numeric_profile(col, ref.edges if isinstance(ref, NumericProfile) else None, bins)
+        if kind == "categorical":
+            return categorical_profile(col)
+        return None
+
+    for name in names:
+        frame.col(name)  # wrap every column up front: workers then only read
+    if frame.n_rows * len(names) >= PARALLEL_CELLS and len(names) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:  # NumPy/Arrow release the GIL
+            found = list(pool.map(one, names))
+    else:
+        found = [one(name) for name in names]
+    out = {name: p for name, p in zip(names, found, strict=True) if p is not None}
     return Profile(out, frame.n_rows)
 
 
@@ -272,9 +284,10 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     k = len(edges) - 1
     width = (edges[-1] - edges[0]) / k if k else 0.0
     if k and width > 0 and np.allclose(np.diff(edges), width, rtol=1e-9, atol=0):
-        idx = np.floor((values - edges[0]) * (1.0 / width)).astype(np.int64)
-        idx += 1
-        np.clip(idx, 0, k + 1, out=idx)
+        scaled = (values - edges[0]) * (1.0 / width)
+        scaled += 1.0
+        np.clip(scaled, 0.0, k + 1.0, out=scaled)  # non-negative now, so truncation is floor
+        idx = scaled.astype(np.int64)
         idx[values == edges[-1]] = k
         return idx
     idx = np.searchsorted(edges, values, side="right")

@@ -103,3 +103,17 @@ def test_psi_is_selectable_and_sane() -> None:
     moved = drift(pd.DataFrame({"x": a}), pd.DataFrame({"x": rng.normal(0.5, 1, 50_000)}), methods={"x": "psi"})["x"]
     assert same.statistic < 0.01 and not same.drifted
     assert 0.15 < moved.statistic < 0.4 and moved.drifted  # PSI of a 0.5 sd shift is about 0.25
+
+
+def test_even_bins_arithmetic_matches_binary_search() -> None:
+    from mloop.validation.profile import bin_index
+
+    rng = np.random.default_rng(7)
+    edges = np.linspace(-3.0, 5.0, 201)
+    values = np.concatenate([rng.normal(1, 3, 20_000), edges, [-1e9, 1e9, -3.0 - 1e-12, 5.0 + 1e-12]])
+    fast = bin_index(values, edges)
+    slow = np.searchsorted(edges, values, side="right")
+    slow[values == edges[-1]] = len(edges) - 1
+    # on an exact edge floating point may pick either neighbour; anywhere else the bins agree
+    assert np.mean(fast == slow) > 0.999 and np.all(np.abs(fast - slow) <= 1)
+    assert fast[-4:].tolist() == [0, 201, 0, 201]
