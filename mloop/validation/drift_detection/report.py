@@ -37,8 +37,8 @@ def figure_data(c: ColumnDrift) -> list[dict[str, Any]]:
     if ref is None or cur is None:
         return []
     if isinstance(ref, NumericProfile):
-        x, p, q = _numeric_bins(ref, cur)
-        kind = {"type": "bar", "x": x, "width": (x[1] - x[0]) if len(x) > 1 else None}
+        x, p, q, widths = _numeric_bins(ref, cur)
+        kind = {"type": "bar", "x": x, "width": widths}
     else:
         keys, r, k = category_counts(ref, cur)
         p, q = r / max(r.sum(), 1), k / max(k.sum(), 1)
@@ -52,7 +52,8 @@ def figure_data(c: ColumnDrift) -> list[dict[str, Any]]:
              "opacity": 0.6}]
 
 
-def _numeric_bins(ref: NumericProfile, cur: NumericProfile) -> tuple[list[float], np.ndarray, np.ndarray]:
+def _numeric_bins(ref: NumericProfile, cur: NumericProfile) -> tuple[list[float], np.ndarray, np.ndarray,
+                                                                     list[float]]:
     xr, fr = ref.knots()
     xc, fc = cur.knots()
     # show the central 99% of both, so one far outlier does not squash the picture
@@ -61,10 +62,13 @@ def _numeric_bins(ref: NumericProfile, cur: NumericProfile) -> tuple[list[float]
     if not hi > lo:
         lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, DISPLAY_BINS + 1)
+    if len(ref.edges) - 1 <= 1.5 * DISPLAY_BINS:  # few distinct values (hours, counts): one bar per value
+        edges = ref.edges
     p = np.diff(np.interp(edges, xr, fr, left=0.0, right=1.0))
-    q = np.diff(np.interp(edges, xc, fc, left=0.0, right=1.0)) if cur.count else np.zeros(DISPLAY_BINS)
+    q = np.diff(np.interp(edges, xc, fc, left=0.0, right=1.0)) if cur.count else np.zeros(len(edges) - 1)
     centers = ((edges[1:] + edges[:-1]) / 2).tolist()
-    return [float(f"{v:.6g}") for v in centers], p, q
+    widths = [float(f"{w:.6g}") for w in np.diff(edges) * 0.95]
+    return [float(f"{v:.6g}") for v in centers], p, q, widths
 
 
 def _cell(x: float | None) -> str:
