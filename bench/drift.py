@@ -101,6 +101,12 @@ def main() -> None:
     result = drift(ref, cur)
     ours = {"drift_100k_s": median_time(lambda: drift(ref, cur), repeat=5), "flagged": result.drifted_columns,
             "plain_flagged": plain_tests(ref, cur)}
+    from mloop.validation import profile
+
+    ref_profile = profile(ref)
+    ours["profile_verdicts_equal"] = (drift(ref_profile, profile(cur, reference=ref_profile)).drifted_columns
+                                      == drift(ref_profile, cur).drifted_columns == result.drifted_columns)
+    ours["profile_json_bytes"] = len(ref_profile.to_json())
     html_dir = WORK / "drift"
     ours["html_100k_bytes"] = len(result.to_html(html_dir / "report_100k.html").encode())
     if not args.skip_1m:
@@ -134,6 +140,8 @@ def main() -> None:
     print(f"\nshifted columns: {SHIFTED}")
     print(f"mloop flags (100k): {ours['flagged']}   (1M: {ours.get('flagged_1m', '-')})")
     print(f"plain KS / chi-square p<0.05 flags: {ours['plain_flagged']}")
+    print(f"profile-vs-profile and profile-vs-data verdicts equal raw-data verdicts: {ours['profile_verdicts_equal']} "
+          f"(reference profile: {ours['profile_json_bytes'] / 1e3:.0f} kB of JSON)")
     if peer:
         print(f"Evidently flags (100k): {peer.get('flagged')}")
     print(f"\n{'workload':<34}{'mloop':>14}{'Evidently':>14}{'ratio':>10}   target")
