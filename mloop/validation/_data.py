@@ -147,7 +147,7 @@ class Col:
         if isinstance(s.dtype, pd.CategoricalDtype):
             s = s.astype(s.dtype.categories.dtype)
         if s.dtype.kind in "fiub":
-            return s.to_numpy("float64")
+            return s.to_numpy("float64", na_value=np.nan)
         if kind in ("integer", "float", "boolean", "null"):
             return s.astype("float64").to_numpy() if kind != "null" else np.full(len(s), np.nan)
         return pd.to_numeric(s, errors="coerce").to_numpy("float64")
@@ -242,15 +242,16 @@ class SmallCol(Col):
 
     @cached_property
     def null_mask(self) -> np.ndarray:
-        if self._array.dtype.kind == "f":
-            return np.isnan(self._array)
-        if self._array.dtype.kind in "iub":
-            return np.zeros(len(self._array), dtype=bool)
+        if isinstance(self._array, np.ndarray):  # plain NumPy (not a nullable extension array)
+            if self._array.dtype.kind == "f":
+                return np.isnan(self._array)
+            if self._array.dtype.kind in "iub":
+                return np.zeros(len(self._array), dtype=bool)
         return np.fromiter((_missing(v) for v in self._list), bool, len(self._list))
 
     @cached_property
     def numeric(self) -> np.ndarray:
-        if self._array.dtype.kind in "fiub":
+        if isinstance(self._array, np.ndarray) and self._array.dtype.kind in "fiub":
             return np.asarray(self._array, dtype="float64")
         return Col.numeric.func(self)  # type: ignore[attr-defined]
 

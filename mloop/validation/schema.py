@@ -232,7 +232,7 @@ def _infer_column(col: Col, n: int, max_categories: int, max_share: float, slack
 
             sizes = pc.utf8_length(pa.array(uniques.astype(str)))
             spec.min_length, spec.max_length = int(pc.min(sizes).as_py()), int(pc.max(sizes).as_py())
-        if infer_unique and kind == "string" and len(uniques) == present and present > 1:
+        if infer_unique and kind == "string" and spec.categories is None and len(uniques) == present and present > 1:
             spec.unique = True
     elif infer_unique and kind == "integer" and present > 1:
         values = col.numeric

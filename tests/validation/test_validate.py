@@ -148,3 +148,17 @@ def test_json_records_and_lenient_numbers(schema) -> None:  # type: ignore[no-un
     records = [{"hour": 3, "fare": 7, "weather": "rain", "trip_id": 1}]  # JSON: 7 could be 7.0
     assert [v.check for v in validate(records, schema).errors] == ["type"]
     assert validate(records, schema, strict_numbers=False).passed
+
+
+def test_pandas_nullable_dtypes_on_both_paths() -> None:
+    frame = pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64"), "b": pd.array([1.5, None, 2.0], dtype="Float64"),
+                          "c": pd.array([True, None, False], dtype="boolean"), "d": pd.Categorical(["x", None, "y"]),
+                          "e": pd.array(["s", None, "t"], dtype="string")})
+    schema = infer_schema(frame)
+    assert [(c.type, c.nullable) for c in schema] == [("integer", True), ("float", True), ("boolean", True),
+                                                      ("string", True), ("string", True)]
+    bad = frame.assign(a=pd.array([1, 99, None], dtype="Int64"), d=pd.Categorical(["x", "z", None]))
+    for data in (bad, pd.concat([bad] * 10, ignore_index=True)):  # the tiny-frame path and the vectorized one
+        found = by_check(validate(data, schema))
+        assert found[("a", "range")].samples[0] == {"row": 1, "value": 99}
+        assert found[("d", "category")].samples[0] == {"row": 1, "value": "z"}
