@@ -175,6 +175,23 @@ class Col:
         codes, uniques = pd.factorize(self._values, use_na_sentinel=True)
         return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
 
+    def not_in(self, allowed: list[Any]) -> np.ndarray | None:
+        """True where a present value is not in ``allowed`` (Arrow's hash lookup); None when not string data."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = self._values
+        if not self._arrow:
+            if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
+                return None
+            values = values.array.__arrow_array__()  # zero-copy: the ChunkedArray pandas holds
+        try:
+            value_set = pa.array([a for a in allowed if isinstance(a, str)], type=pa.string())
+            found = pc.is_in(values, value_set=value_set)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return None
+        return ~np.asarray(pc.fill_null(found, True).to_numpy(zero_copy_only=False), dtype=bool)
+
     def take(self, rows: np.ndarray) -> list[Any]:
         """The values at ``rows`` as plain Python objects (for sample values in messages)."""
         if self._arrow:

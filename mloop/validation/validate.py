@@ -252,6 +252,16 @@ def _check_numbers(spec: ColumnSchema, col: Col, numbers: np.ndarray, n: int, ou
 
 def _check_values(spec: ColumnSchema, col: Col, n: int, out: list[Violation]) -> None:
     """Checks on distinct values (categories, pattern, length, uniqueness), mapped back to rows by code."""
+    only_categories = not (spec.unique or spec.pattern or spec.min_length is not None or spec.max_length is not None)
+    if only_categories and spec.categories is not None and n > 64 and col.kind == "string":
+        unseen_rows = col.not_in(spec.categories)  # a hash lookup per row, no factorization
+        if unseen_rows is not None:
+            if unseen_rows.any():
+                first = np.flatnonzero(unseen_rows)[:50]
+                new = list(dict.fromkeys(col.take(first)))[:5]
+                _add(out, spec, col, "category", unseen_rows, n, f"one of {_shown(spec.categories)}",
+                     f"have categories never seen in training: {', '.join(map(repr, new))}")
+            return
     codes, uniques = col.factorize()
     if not len(uniques):
         return
@@ -261,8 +271,7 @@ def _check_values(spec: ColumnSchema, col: Col, n: int, out: list[Violation]) ->
         unseen = np.fromiter((u not in allowed for u in uniques), bool, len(uniques))
         if unseen.any():
             new = [_plain(u) for u in uniques[unseen][:5]]
-            shown = ", ".join(map(repr, spec.categories[:12])) + (" ..." if len(spec.categories) > 12 else "")
-            _add(out, spec, col, "category", np.append(unseen, False)[codes], n, f"one of {shown}",
+            _add(out, spec, col, "category", np.append(unseen, False)[codes], n, f"one of {_shown(spec.categories)}",
                  f"have categories never seen in training: {', '.join(map(repr, new))}")
     if spec.pattern or spec.min_length is not None or spec.max_length is not None:
         import pyarrow as pa
@@ -288,6 +297,10 @@ def _check_values(spec: ColumnSchema, col: Col, n: int, out: list[Violation]) ->
         counts = np.bincount(codes[valid], minlength=len(uniques))
         _add(out, spec, col, "unique", np.append(counts > 1, False)[codes], n, "unique values",
              "share a value with another row")
+
+
+def _shown(categories: list[Any]) -> str:
+    return ", ".join(map(repr, categories[:12])) + (" ..." if len(categories) > 12 else "")
 
 
 def _bound(value: Any, kind: str) -> float | None:
