@@ -117,3 +117,12 @@ def test_even_bins_arithmetic_matches_binary_search() -> None:
     # on an exact edge floating point may pick either neighbour; anywhere else the bins agree
     assert np.mean(fast == slow) > 0.999 and np.all(np.abs(fast - slow) <= 1)
     assert fast[-4:].tolist() == [0, 201, 0, 201]
+
+
+def test_ks_on_large_samples_from_bins_is_close_to_scipy() -> None:
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(0, 1, 50_000), rng.normal(0.03, 1, 40_000)
+    col = drift(pd.DataFrame({"x": a}), pd.DataFrame({"x": b}), methods={"x": "ks"})["x"]
+    exact = stats.ks_2samp(a, b)
+    assert col.statistic == pytest.approx(exact.statistic, abs=0.003)
+    assert (col.p_value < 0.05) == (exact.pvalue < 0.05)
