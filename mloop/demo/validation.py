@@ -22,6 +22,7 @@ def run(ctx: DemoContext) -> None:
 
     batch = features(ctx.valid.head(1000))
     batch.loc[[17, 404], "hour"] = 77  # a broken clock upstream
+    batch.loc[250, "weather"] = "hail"  # a category never seen in training
     batch = batch.drop(columns=["distance_km"])  # and a column the producer stopped sending
     result = validate(batch, schema.select(FEATURES))
     table = Table(title=f"Corrupted batch of {len(batch):,} rows: {len(result.errors)} errors")
