@@ -122,6 +122,9 @@ class Schema:
         known = {f.name for f in fields(ColumnSchema)}
         columns = {}
         for name, spec in data["columns"].items():
+            if not isinstance(spec, dict) or "type" not in spec:
+                raise InvalidInputError(field=f"columns.{name}", value=spec,
+                                        expected=f"a mapping with at least 'type' (one of {', '.join(TYPES)})")
             unknown = set(spec) - known
             if unknown:
                 raise InvalidInputError(field=f"columns.{name}", value=sorted(unknown),

@@ -77,3 +77,8 @@ def test_edge_frames() -> None:
     inf = infer_schema(pd.DataFrame({"x": [1.0, np.inf, -2.0]}))
     assert inf["x"].allow_inf and (inf["x"].min, inf["x"].max) == (-2.0, 1.0)
     assert infer_schema(pd.DataFrame({"x": [1.0, 3.0]}), range_slack=0.5)["x"].min == 0.0
+
+
+def test_column_without_a_type_is_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="at least 'type'"):
+        Schema.from_dict({"version": 1, "columns": {"x": None}})
