@@ -119,11 +119,15 @@ class DriftResult:
 
         return pd.DataFrame([c.to_dict() for c in self.sorted()])
 
-    def to_html(self, path: str | Path | None = None, title: str = "Data drift") -> str:
-        """A self-contained HTML report (summary table and overlaid distributions, from profiles only)."""
+    def to_html(self, path: str | Path | None = None, title: str = "Data drift", self_contained: bool = True) -> str:
+        """An HTML report (summary table, overlaid distributions drawn from profiles only).
+
+        Self-contained by default (Plotly.js inlined, about 1 MB); ``self_contained=False`` loads it from its
+        CDN instead (a few kB).
+        """
         from mloop.validation.drift_detection.report import render_html
 
-        html = render_html(self, title)
+        html = render_html(self, title, self_contained)
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(html, encoding="utf-8")

@@ -77,7 +77,10 @@ def _cell(x: float | None) -> str:
     return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
 
 
-def render_html(result: DriftResult, title: str = "Data drift") -> str:
+PLOTLY_CDN = "https://cdn.plot.ly/plotly-basic-3.1.0.min.js"
+
+
+def render_html(result: DriftResult, title: str = "Data drift", self_contained: bool = True) -> str:
     ordered = result.sorted()
     verdict = ("Dataset drift detected" if result.dataset_drift else
                "Some columns drifted" if result.any_drift else "No drift detected")
@@ -96,12 +99,13 @@ def render_html(result: DriftResult, title: str = "Data drift") -> str:
         charts.append(f"<div class='chart' id='col{i}'></div>")
         scripts.append(f"Plotly.newPlot('col{i}',{json.dumps(figure_data(c))},{json.dumps(layout)},"
                        "{displayModeBar:false,responsive:true});")
+    plotly = f"<script>{_plotly_js()}</script>" if self_contained else f'<script src="{PLOTLY_CDN}"></script>'
     return _PAGE.format(
         title=html.escape(title), verdict=verdict, cls="bad" if result.any_drift else "ok",
         summary=(f"{len(result.drifted_columns)} of {len(result.columns)} columns drifted "
                  f"({result.drift_share:.0%}; dataset threshold {result.share_threshold:.0%}). "
                  f"Reference {result.n_reference:,} rows, current {result.n_current:,} rows."),
-        rows="\n".join(rows), charts="\n".join(charts), plotly=_plotly_js(), scripts="\n".join(scripts),
+        rows="\n".join(rows), charts="\n".join(charts), plotly=plotly, scripts="\n".join(scripts),
         result=html.escape(json.dumps(result.to_dict())))
 
 
@@ -113,7 +117,7 @@ th,td{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}} th{{backg
 .bad{{color:#b00020;font-weight:600}} .ok{{color:#1b7f3b;font-weight:600}}
 .chart{{max-width:900px;margin-top:16px}}
 </style>
-<script>{plotly}</script></head><body>
+{plotly}</head><body>
 <h1>{title}</h1>
 <p class="{cls}">{verdict}</p><p>{summary}</p>
 <table><thead><tr><th>column</th><th>role</th><th>type</th><th>method</th><th>statistic</th><th>p-value</th>
