@@ -35,10 +35,12 @@ def test_profile_vs_profile_and_profile_vs_data_give_the_same_verdicts(bench_dat
     raw = drift(ref, cur)
     ref_profile = Profile.load(profile(ref).save(tmp_path / "ref.json"))
     cur_profile = profile(cur, reference=ref_profile)
+    own_bins = profile(cur)  # built without the reference: compared through its own CDF
     for other in (drift(ref_profile, cur), drift(ref_profile, cur_profile), drift(ref, cur_profile)):
         assert [(c.column, c.method, c.drifted) for c in other.columns] == \
             [(c.column, c.method, c.drifted) for c in raw.columns]
         assert np.allclose([c.statistic for c in other.columns], [c.statistic for c in raw.columns])
+    assert drift(ref_profile, own_bins).drifted_columns == raw.drifted_columns
 
 
 def test_merged_windows_equal_the_profile_of_all_rows(bench_data) -> None:  # type: ignore[no-untyped-def]
