@@ -37,6 +37,14 @@ _LAZY = {
     "MloopError": "mloop.errors",
     "RunStatus": "mloop.tracking.entities",
     "RegistryClient": "mloop.registry.client",
+    "infer_schema": "mloop.validation",
+    "validate": "mloop.validation",
+    "drift": "mloop.validation",
+    "profile": "mloop.validation",
+    "load_schema": "mloop.validation",
+    "Schema": "mloop.validation",
+    "Profile": "mloop.validation",
+    "performance_by_window": "mloop.validation",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

@@ -37,6 +37,18 @@ class ActiveRun(RunContext):
         return log_model(self, model, name, input_example=input_example, signature=signature,
                          artifact_path=artifact_path, flavor=flavor, description=description, tags=tags)
 
+    def log_schema(self, schema_or_data: Any, dataset: str = "train") -> Any:
+        """Attach a schema (inferred when given data) to the dataset ``dataset`` of this run; see mloop.validation."""
+        from mloop.validation.attach import log_schema
+
+        return log_schema(self, schema_or_data, dataset)
+
+    def log_profile(self, profile_or_data: Any, dataset: str = "train") -> Any:
+        """Attach a drift profile (computed when given data) to the dataset ``dataset`` of this run."""
+        from mloop.validation.attach import log_profile
+
+        return log_profile(self, profile_or_data, dataset)
+
 
 _client: TrackingClient | None = None
 _lock = threading.Lock()

@@ -12,7 +12,7 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # One line per verb group; each module attaches its commands to ``app``.
-    from mloop.cli import demo, experiments, gc, models, runs, server  # noqa: F401
+    from mloop.cli import demo, experiments, gc, models, runs, server, validation  # noqa: F401
 
 
 def main() -> None:
@@ -31,6 +31,11 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # click usage errors and the like
         import click
+
+        if not isinstance(exc, click.exceptions.ClickException) and hasattr(exc, "show") \
+                and isinstance(getattr(exc, "exit_code", None), int):  # typer's vendored click: usage errors exit 2
+            exc.show()
+            sys.exit(exc.exit_code)
 
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()

@@ -35,10 +35,12 @@ class DemoContext:
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
     from mloop.demo import registry, tracking
+    from mloop.demo import validation as data_validation
 
     return [
         ("Experiment tracking", tracking.run),
         ("Model registry", registry.run),
+        ("Data validation and drift", data_validation.run),
     ]
 
 

@@ -1,0 +1,31 @@
+"""The demo's validation step on a small data set: schema, corrupted batch, drift report saved as HTML."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from mloop.config import Settings
+from mloop.demo import validation
+from mloop.demo.data import ride_hailing, split_by_time
+from mloop.demo.runner import DemoContext
+from mloop.tracking import TrackingClient
+
+
+def test_demo_step_shows_the_failure_and_writes_the_report(home: Path) -> None:
+    settings = Settings.load(home=str(home), tracking_uri="")
+    trips = ride_hailing(n_trips=6000)
+    train, valid, live = split_by_time(trips)
+    out = io.StringIO()
+    ctx = DemoContext(home=Path(settings.home), console=Console(file=out, width=200), client=TrackingClient(settings),
+                      trips=trips, train=train, valid=valid, live=live)
+    validation.run(ctx)
+    text = out.getvalue()
+    assert "outside the range [0, 23]; e.g. row 17: 77" in text
+    assert "distance_km: column is missing" in text and "'hail'" in text
+    report = ctx.home / "validation" / "drift_train_vs_last_month.html"
+    assert report.stat().st_size < 2_000_000
+    assert {"distance_km", "weather"} <= set(ctx.state["drift"].drifted_columns)
+    assert "zone_id" not in ctx.state["drift"].drifted_columns
