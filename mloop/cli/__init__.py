@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from mloop.cli._app import app, error_console
@@ -21,8 +22,11 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except MloopError as exc:
-        where = f" [{exc.field}]" if exc.field else ""
-        error_console.print(f"[bold red]error{where}:[/] {exc.message}", highlight=False)
+        from rich.markup import escape
+
+        # Messages quote user values such as "[0, 23]": escape them so Rich prints them as written.
+        where = escape(f" [{exc.field}]") if exc.field else ""
+        error_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False)
         sys.exit(2 if exc.http_status in (400, 422) else 1)
     except SystemExit:
         raise
@@ -42,6 +46,12 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
-        raise
+        if os.environ.get("MLOOP_DEBUG"):
+            raise
+        from rich.markup import escape
+
+        error_console.print(f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
+                            "[dim]This is a bug in mloop; MLOOP_DEBUG=1 shows the traceback.[/]", highlight=False)
+        sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)
