@@ -14,9 +14,13 @@ library versions the model needs, the sha256 of every file and the run that made
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import platform
+import threading
+from collections import OrderedDict
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -72,7 +76,9 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
         "files": {p.relative_to(target).as_posix(): sha256_file(p)
                   for p in sorted(target.rglob("*")) if p.is_file()},
     }
-    (target / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    text = yaml.safe_dump(manifest, sort_keys=False).encode()
+    (target / MANIFEST).write_bytes(text)
+    _remember(hashlib.sha256(text).digest(), copy.deepcopy(manifest))  # registering it next needs no re-parse
     return manifest
 
 
@@ -93,14 +99,22 @@ def _sample_output(flavor: Flavor, model: Any, example: pd.DataFrame | np.ndarra
 
 
 def installed_versions(packages: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """``{distribution: version}`` of the installed ones among ``packages``."""
+    """``{distribution: version}`` of the installed ones among ``packages`` (looked up once per process)."""
     found = {}
     for name in packages:
-        try:
-            found[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
+        version = _installed(name)
+        if version is not None:
+            found[name] = version
     return found
+
+
+@functools.lru_cache(maxsize=512)
+def _installed(name: str) -> str | None:
+    # Reading a distribution's metadata costs ~3 ms; what is installed does not change under a running process.
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:
+        return None
 
 
 def sha256_file(path: Path) -> str:
@@ -120,6 +134,31 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 
 
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """The manifest in ``data`` (a private copy: parsed manifests are remembered by their sha256)."""
+    digest = hashlib.sha256(data).digest()
+    with _parsed_lock:
+        cached = _parsed.get(digest)
+        if cached is not None:
+            _parsed.move_to_end(digest)
+    if cached is None:
+        cached = _parse_manifest(data, where)
+        _remember(digest, cached)
+    return copy.deepcopy(cached)
+
+
+def _remember(digest: bytes, manifest: dict[str, Any]) -> None:
+    with _parsed_lock:
+        _parsed[digest] = manifest
+        while len(_parsed) > _PARSED_MAX:
+            _parsed.popitem(last=False)
+
+
+_parsed: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+_parsed_lock = threading.Lock()
+_PARSED_MAX = 256
+
+
+def _parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     try:
         manifest = yaml.load(data, Loader=_Loader)
     except yaml.YAMLError as exc:

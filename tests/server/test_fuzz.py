@@ -13,8 +13,10 @@ from mloop.config import Settings
 from mloop.server import create_app
 from tests.server.conftest import serve
 
-# The schema is read from the app itself (its home a throwaway folder, never the checkout); the calls go to a real server on 127.0.0.1.
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings.load(home=tempfile.mkdtemp(prefix="mloop-fuzz-schema-"))))
+# The schema is read from the app itself (its home a throwaway folder, never the checkout);
+# the calls go to a real server on 127.0.0.1.
+schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", create_app(Settings.load(home=tempfile.mkdtemp(prefix="mloop-fuzz-schema-"))))
 
 
 @pytest.fixture(scope="module")
