@@ -37,6 +37,13 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
+        # Typer may bring its own copy of click (typer._click): match its usage errors by class name too.
+        names = {c.__name__ for c in type(exc).__mro__}
+        if "ClickException" in names and hasattr(exc, "show"):
+            exc.show()
+            sys.exit(getattr(exc, "exit_code", 2))
+        if "Abort" in names:
+            sys.exit(1)
         raise
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -116,7 +116,11 @@ class Environments:
             q = q.where(h.c.env == env)
         if name is not None:
             q = q.where(h.c.name == name)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidInputError(field="limit", value=limit, expected="a positive whole number")
         with self.client.db.read() as conn:
+            if env is not None:
+                _env(conn, env)
             return [Deployment(env=r.env, name=r.name, version=r.version, previous=r.previous, time=r.time,
                                actor=r.actor, reason=r.reason) for r in conn.execute(q)]
 
