@@ -27,15 +27,19 @@ class ActiveRun(RunContext):
 
     def log_model(self, model: Any, name: str | None = None, *, input_example: Any = None,
                   signature: Any = None, artifact_path: str = "model", flavor: str | None = None,
-                  description: str = "", tags: dict[str, Any] | None = None) -> Any:
+                  description: str = "", tags: dict[str, Any] | None = None,
+                  extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> Any:
         """Save ``model`` (flavor detected) with its manifest under this run; with ``name`` register a version.
 
         Returns the new ``ModelVersion`` when ``name`` is given, else a ``LoggedModel`` with its ``runs:/`` URI.
+        ``extra_files`` (``{name: path | bytes | dict}``) and ``metadata`` (a JSON-able mapping) are stored
+        inside the model, e.g. the training data's schema and profile.
         """
         from mloop.registry import log_model
 
         return log_model(self, model, name, input_example=input_example, signature=signature,
-                         artifact_path=artifact_path, flavor=flavor, description=description, tags=tags)
+                         artifact_path=artifact_path, flavor=flavor, description=description, tags=tags,
+                         extra_files=extra_files, metadata=metadata)
 
 
 _client: TrackingClient | None = None

@@ -25,7 +25,7 @@ from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.registry import _audit, _models
 from mloop.registry import _tables as t
 from mloop.registry.entities import AuditEntry, ModelVersion, RegisteredModel
-from mloop.registry.packaging import MANIFEST, parse_manifest, read_manifest, verify_files
+from mloop.registry.packaging import EXTRA, MANIFEST, parse_manifest, read_manifest, verify_files
 from mloop.registry.uri import ModelRef, parse_uri
 from mloop.store.blob import open_blob_store
 from mloop.store.sql import open_database
@@ -311,6 +311,20 @@ class RegistryClient:
         from mloop.registry._cache import download
 
         return download(self.blobs, storage, Path(self.settings.home) / "cache" / "models")
+
+    def manifest(self, name: str, version: int) -> dict[str, Any]:
+        """The model manifest of a version (flavor, signature, requirements, metadata, files)."""
+        found = self.get_version(name, version)
+        return parse_manifest(self.blobs.get_bytes(f"{found.storage}/{MANIFEST}"), f"{found.storage}/{MANIFEST}")
+
+    def extra_file(self, name: str, version: int, filename: str) -> bytes:
+        """The bytes of an extra file stored with a version (``log_model(..., extra_files=...)``)."""
+        manifest = self.manifest(name, version)
+        known = list(manifest.get("extra_files") or [])
+        if filename not in known:
+            raise NotFoundError(f"Version {version} of '{name}' has no extra file '{filename}'; it has {known}.",
+                                field="filename")
+        return self.blobs.get_bytes(f"{self.get_version(name, version).storage}/{EXTRA}/{filename}")
 
     # ---------------------------------------------------------------- audit and lineage
     def audit(self, model: str | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:

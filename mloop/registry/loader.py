@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from mloop.config import Settings
-from mloop.errors import InvalidInputError
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.registry.flavors import get_flavor
-from mloop.registry.packaging import read_example, read_manifest, requirement_mismatches, verify_files
+from mloop.registry.packaging import EXTRA, read_example, read_manifest, requirement_mismatches, verify_files
 from mloop.registry.signature import FieldError, Signature, to_frame
 from mloop.registry.uri import parse_uri
 
@@ -74,6 +74,23 @@ class LoadedModel:
             frame = sig.enforce(data)
             inputs = frame.to_numpy(dtype=sig.tensor_dtype or "float64") if sig.input_kind == "tensor" else frame
         return self._flavor.predict(self.native, inputs)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The ``metadata`` mapping saved with the model (empty when none was)."""
+        return dict(self.manifest.get("metadata") or {})
+
+    @property
+    def extra_files(self) -> list[str]:
+        """Names of the extra files saved with the model (read one with ``extra_file``)."""
+        return list(self.manifest.get("extra_files") or [])
+
+    def extra_file(self, name: str) -> Path:
+        """The local path of the extra file ``name`` (NotFoundError lists the ones there are)."""
+        if name not in self.extra_files:
+            raise NotFoundError(f"Model {self.uri} has no extra file '{name}'; it has {self.extra_files}.",
+                                field="name")
+        return self.folder / EXTRA / name
 
     def input_example(self) -> pd.DataFrame | None:
         """The input example stored with the model (a few rows), or None."""

@@ -40,6 +40,8 @@ def test_models_versions_aliases(api: TestClient) -> None:
     lineage = api.get("/api/registry/models/eta/versions/1/lineage").json()
     digest = lineage["datasets"][0]["digest"]
     assert {v["version"] for v in api.get(f"/api/registry/datasets/{digest}/versions").json()} == {1, 2, 3}
+    assert api.get("/api/registry/models/eta/versions/3/manifest").json()["flavor"] == "sklearn"
+    assert api.get("/api/registry/models/eta/versions/3/extra/none.json").status_code == 404
     assert api.delete("/api/registry/models/eta/versions/3").status_code == 204
 
 

@@ -146,3 +146,17 @@ def test_register_rejects_bad_sources(registry: RegistryClient, tracking) -> Non
         registry.register("m", "models:/m/1")
     with pytest.raises(InvalidInputError, match="name"):
         registry.create_model("bad\nname")
+
+
+def test_extra_files_of_a_registered_version(registry: RegistryClient, tracking, pipeline, frame) -> None:
+    from mloop._sdk import ActiveRun
+
+    with tracking.start_run("eta-exp", run_class=ActiveRun) as run:
+        version = run.log_model(pipeline, name="eta", input_example=frame.head(3),
+                                extra_files={"training_schema.json": {"distance_km": "float"}},
+                                metadata={"profile": "training_schema.json"})
+    assert registry.manifest("eta", version.version)["metadata"] == {"profile": "training_schema.json"}
+    assert registry.extra_file("eta", 1, "training_schema.json") == b'{\n "distance_km": "float"\n}'
+    assert load_model("models:/eta/1", client=registry).extra_files == ["training_schema.json"]
+    with pytest.raises(NotFoundError, match="no extra file 'x.json'"):
+        registry.extra_file("eta", 1, "x.json")
