@@ -148,7 +148,14 @@ def load_model(uri: str, *, trusted: bool = False) -> Any:
     """Load ``runs:/...``, ``models:/name/version``, ``models:/name@alias`` or a folder; see mloop.registry."""
     from mloop.registry import load_model as _load
 
-    return _load(uri, trusted=trusted)
+    return _load(uri, trusted=trusted, client=model_registry())
+
+
+def model_registry() -> Any:
+    """The model registry (a ``mloop.registry.RegistryClient``) over the same stores as ``client()``."""
+    from mloop.registry import registry_for
+
+    return registry_for(client().settings)
 
 
 def autolog(**kwargs: Any) -> None:
