@@ -312,6 +312,10 @@ class RegistryClient:
 
         return download(self.blobs, storage, Path(self.settings.home) / "cache" / "models")
 
+    def artifact_uri(self, name: str, version: int) -> str:
+        """Where the version's files are: a folder path or an object-store URL such as ``s3://...``."""
+        return self.blobs.url(self.get_version(name, version).storage)
+
     def manifest(self, name: str, version: int) -> dict[str, Any]:
         """The model manifest of a version (flavor, signature, requirements, metadata, files)."""
         found = self.get_version(name, version)

@@ -156,6 +156,7 @@ def test_extra_files_of_a_registered_version(registry: RegistryClient, tracking,
                                 extra_files={"training_schema.json": {"distance_km": "float"}},
                                 metadata={"profile": "training_schema.json"})
     assert registry.manifest("eta", version.version)["metadata"] == {"profile": "training_schema.json"}
+    assert registry.artifact_uri("eta", 1).endswith(f"runs/{version.run_id}/artifacts/model")
     assert registry.extra_file("eta", 1, "training_schema.json") == b'{\n "distance_km": "float"\n}'
     assert load_model("models:/eta/1", client=registry).extra_files == ["training_schema.json"]
     with pytest.raises(NotFoundError, match="no extra file 'x.json'"):

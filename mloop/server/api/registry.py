@@ -141,6 +141,12 @@ def lineage(name: str, version: IdPath, request: Request) -> Any:
     return _registry(request).lineage(name, version)
 
 
+@router.get("/models/{name}/versions/{version}/artifact-uri")
+def artifact_uri(name: str, version: IdPath, request: Request) -> Any:
+    """Where the version's files are stored (a folder or an object-store URL)."""
+    return {"artifact_uri": _registry(request).artifact_uri(name, version)}
+
+
 @router.get("/models/{name}/versions/{version}/manifest")
 def manifest(name: str, version: IdPath, request: Request) -> Any:
     """The version's model manifest: flavor, signature, requirements, metadata, extra files, sha256s."""
