@@ -161,3 +161,19 @@ def test_extra_files_of_a_registered_version(registry: RegistryClient, tracking,
     assert load_model("models:/eta/1", client=registry).extra_files == ["training_schema.json"]
     with pytest.raises(NotFoundError, match="no extra file 'x.json'"):
         registry.extra_file("eta", 1, "x.json")
+
+
+def test_register_is_all_or_nothing(registry: RegistryClient, tracking, pipeline, frame) -> None:
+    version = log_version(tracking, pipeline, frame)
+    with pytest.raises(NotFoundError, match="No registered model named 'other'"):
+        registry.register("other", version.source, create=False)
+    assert [m.name for m in registry.list_models()] == ["eta"] and registry.audit(model="other") == []
+    tracking.delete_run(version.run_id)
+    with pytest.raises(ConflictError, match="is deleted; restore it"):
+        registry.register("eta", version.source)
+    assert registry.get_model("eta").latest_version == 1
+    tracking.restore_run(version.run_id)
+    again = registry.register("eta", version.source, tags={"retry": "yes"})
+    assert again == registry.get_version("eta", 2)  # what register returns is what is stored
+    with pytest.raises(InvalidInputError, match="tags"):
+        registry.register("eta", version.source, tags=["not", "a", "dict"])  # type: ignore[arg-type]
