@@ -92,6 +92,8 @@ def test_remaining_verbs_and_options(home: str, tmp_path: Path) -> None:
     by_dataset = _run("models", "lineage", "--dataset", digest[:12], "--home", home)
     assert "versions trained on" in by_dataset and by_dataset.count("eta") == 2
     assert "environment staging" in _run("models", "show", "eta", "--home", home)
+    detail = _run("models", "show", "eta", "1", "--home", home)
+    assert "input distance_km" in detail and "metrics.mae" in detail and "scikit-learn==" in detail
     assert "alias.deleted" in _run("models", "audit", "--action", "alias.deleted", "--limit", "5", "--home", home)
 
 
