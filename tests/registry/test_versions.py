@@ -177,3 +177,33 @@ def test_register_is_all_or_nothing(registry: RegistryClient, tracking, pipeline
     assert again == registry.get_version("eta", 2)  # what register returns is what is stored
     with pytest.raises(InvalidInputError, match="tags"):
         registry.register("eta", version.source, tags=["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+MOVER = """
+import sys
+from mloop.config import Settings
+from mloop.registry import RegistryClient
+registry = RegistryClient(Settings.load(home=sys.argv[1], db_url=sys.argv[2], user="p" + sys.argv[3]))
+for j in range(6):
+    registry.set_alias("eta", "champion", (int(sys.argv[3]) + j) % 3 + 1)
+"""
+
+
+def test_alias_moves_from_several_processes_are_all_kept(registry: RegistryClient, settings, tracking, pipeline,
+                                                         frame) -> None:
+    import subprocess
+    import sys
+
+    for _ in range(3):
+        log_version(tracking, pipeline, frame)
+    registry.set_alias("eta", "champion", 1)
+    procs = [subprocess.Popen([sys.executable, "-c", MOVER, settings.home, settings.db_url, str(i)],
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    chain = list(reversed(registry.audit(model="eta", action="alias.set", limit=1000)))
+    assert len(chain) == 19 and {e.actor for e in chain[1:]} == {"p0", "p1", "p2"}
+    for prev, cur in zip(chain, chain[1:], strict=False):
+        assert cur.before == prev.after  # every process saw the move before its own: none was lost
+    assert registry.get_alias("eta", "champion").version == chain[-1].after["version"]
