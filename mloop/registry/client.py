@@ -70,6 +70,7 @@ class RegistryClient:
     def create_model(self, name: str, description: str = "", tags: dict[str, Any] | None = None,
                      owner: str | None = None) -> RegisteredModel:
         """Create a registered model (AlreadyExistsError when the name is taken)."""
+        _models.check_text(description, "description")
         with self.db.write() as conn:
             _models.insert_model(conn, name, description, owner or self.actor, tags or {})
             event = _audit.record(conn, self.actor, "model.created", name, f"models/{name}",
@@ -88,6 +89,7 @@ class RegistryClient:
     def update_model(self, name: str, description: str | None = None, tags: dict[str, Any] | None = None,
                      ) -> RegisteredModel:
         """Change a model's description and/or set tags."""
+        _models.check_text(description, "description")
         before = self.get_model(name)
         with self.db.write() as conn:
             _models.lock_model(conn, name)
@@ -121,6 +123,7 @@ class RegistryClient:
         version keeps a snapshot of the source run's metrics. Everything is written in one
         transaction (the run is checked and its metrics read inside it).
         """
+        _models.check_text(description, "description")
         ref = parse_uri(str(source))
         if ref.kind == "models":
             raise InvalidInputError(field="source", value=str(source),
@@ -205,6 +208,7 @@ class RegistryClient:
 
     def update_version(self, name: str, version: int, description: str | None = None,
                        tags: dict[str, Any] | None = None) -> ModelVersion:
+        _models.check_text(description, "description")
         before = self.get_version(name, version)
         with self.db.write() as conn:
             _models.lock_model(conn, name)
@@ -333,6 +337,7 @@ class RegistryClient:
     # ---------------------------------------------------------------- audit and lineage
     def audit(self, model: str | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """Registry changes, newest first: who, when, what, before and after."""
+        _models.check_text(model, "model")
         with self.db.read() as conn:
             return _audit.query(conn, model, action, limit=limit)
 

@@ -207,3 +207,25 @@ def test_alias_moves_from_several_processes_are_all_kept(registry: RegistryClien
     for prev, cur in zip(chain, chain[1:], strict=False):
         assert cur.before == prev.after  # every process saw the move before its own: none was lost
     assert registry.get_alias("eta", "champion").version == chain[-1].after["version"]
+
+
+def test_sdk_bad_input_is_named_on_every_backend(registry: RegistryClient) -> None:
+    registry.create_model("m")
+    calls = [
+        ("description", lambda: registry.update_model("m", description=["x"])),
+        ("description", lambda: registry.create_model("d", description=5)),
+        ("version", lambda: registry.set_alias("m", "champion", "abc")),
+        ("version", lambda: registry.get_version("m", 10**12)),  # beyond PostgreSQL's INTEGER: still clear
+        ("model", lambda: registry.audit(model=5)),
+        ("limit", lambda: registry.environments.history(limit="a")),
+        ("requires_approval", lambda: registry.environments.create("e", requires_approval="yes")),
+        ("request_id", lambda: registry.environments.approve("x")),
+        ("events", lambda: registry.webhooks.add("http://127.0.0.1:1/x", "0123456789abcdef", events="alias.set")),
+        ("digest", lambda: registry.versions_trained_on(None)),  # type: ignore[arg-type]
+        ("rule", lambda: registry.rules.save(123)),  # type: ignore[arg-type]
+        ("uri", lambda: load_model(123, client=registry)),  # type: ignore[arg-type]
+    ]
+    for field, call in calls:
+        with pytest.raises(InvalidInputError) as info:
+            call()
+        assert info.value.field == field, info.value.message
