@@ -15,6 +15,7 @@ MLflow runs in its own virtualenv (bench/.venv-mlflow).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -48,8 +49,8 @@ def model_and_frame() -> tuple[object, pd.DataFrame]:
     return Ridge().fit(X, y), X
 
 
-def measure(home: Path, repeat: int) -> dict[str, float]:
-    settings = Settings.load(home=str(home))
+def measure(home: Path, repeat: int, db_url: str | None = None) -> dict[str, float]:
+    settings = Settings.load(home=str(home), **({"db_url": db_url} if db_url else {}))
     tracking = TrackingClient(settings)
     registry = registry_for(settings)
     model, X = model_and_frame()
@@ -131,7 +132,28 @@ def main() -> None:
             version = str(found.pop("version"))
             _keep_best(peer, found)
     ours.update(selection(WORK / "registry" / "rules", args.versions, args.repeat))
-    report(ours, peer, version, args)
+    report(ours, peer, version, args, postgres(args.repeat))
+
+
+def postgres(repeat: int) -> dict[str, float]:
+    """The same workloads with the metadata on PostgreSQL (a throwaway schema); empty when it is not running."""
+    import sqlalchemy as sa
+
+    url = os.environ.get("MLOOP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    schema = f"bench_registry_{int(time.time())}"
+    try:
+        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except Exception as exc:  # PostgreSQL not running: report without it
+        print(f"  PostgreSQL skipped: {exc}")
+        return {}
+    try:
+        print("  mloop postgres...", flush=True)
+        return measure(WORK / "registry" / "pg", repeat, f"{url}?options=-csearch_path%3D{schema}")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _keep_best(best: dict[str, float], found: dict[str, float]) -> None:
@@ -139,7 +161,8 @@ def _keep_best(best: dict[str, float], found: dict[str, float]) -> None:
         best[key] = min(best.get(key, value), value)
 
 
-def report(ours: dict[str, float], peer: dict[str, float], version: str, args: argparse.Namespace) -> None:
+def report(ours: dict[str, float], peer: dict[str, float], version: str, args: argparse.Namespace,
+           pg: dict[str, float]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -152,11 +175,12 @@ def report(ours: dict[str, float], peer: dict[str, float], version: str, args: a
             (f"select over {args.versions:,} versions x 5 metrics (rule)", "select_s", None)]
     table = Table(title=f"Registry: mloop vs MLflow (best of {args.rounds} rounds of medians; "
                         "ratio = how many times faster mloop is)")
-    for column in ("workload", "mloop sqlite", f"mlflow {version} sqlite".replace("  ", " "), "ratio"):
+    for column in ("workload", "mloop sqlite", "mloop postgres", f"mlflow {version} sqlite", "ratio (sqlite)"):
         table.add_column(column, justify="left" if column == "workload" else "right")
     for label, mine, theirs in rows:
         other = peer.get(theirs) if theirs else None
-        table.add_row(label, fmt(ours.get(mine), "s"), fmt(other, "s"), ratio(ours.get(mine), other, False))
+        table.add_row(label, fmt(ours.get(mine), "s"), fmt(pg.get(mine), "s"), fmt(other, "s"),
+                      ratio(ours.get(mine), other, False))
     Console(width=200).print(table)
     print("Targets: register and load each >= 5x faster than MLflow; selection over 1,000 versions < 100 ms.")
     print(f"(populating took {ours['populate_per_version_s'] * 1000:.1f} ms per version: run, metrics, "
