@@ -45,6 +45,7 @@ _LAZY = {
     "Schema": "mloop.validation",
     "Profile": "mloop.validation",
     "performance_by_window": "mloop.validation",
+    "model_registry": "mloop._sdk",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

@@ -27,15 +27,19 @@ class ActiveRun(RunContext):
 
     def log_model(self, model: Any, name: str | None = None, *, input_example: Any = None,
                   signature: Any = None, artifact_path: str = "model", flavor: str | None = None,
-                  description: str = "", tags: dict[str, Any] | None = None) -> Any:
+                  description: str = "", tags: dict[str, Any] | None = None,
+                  extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> Any:
         """Save ``model`` (flavor detected) with its manifest under this run; with ``name`` register a version.
 
         Returns the new ``ModelVersion`` when ``name`` is given, else a ``LoggedModel`` with its ``runs:/`` URI.
+        ``extra_files`` (``{name: path | bytes | dict}``) and ``metadata`` (a JSON-able mapping) are stored
+        inside the model, e.g. the training data's schema and profile.
         """
         from mloop.registry import log_model
 
         return log_model(self, model, name, input_example=input_example, signature=signature,
-                         artifact_path=artifact_path, flavor=flavor, description=description, tags=tags)
+                         artifact_path=artifact_path, flavor=flavor, description=description, tags=tags,
+                         extra_files=extra_files, metadata=metadata)
 
     def log_schema(self, schema_or_data: Any, dataset: str = "train") -> Any:
         """Attach a schema (inferred when given data) to the dataset ``dataset`` of this run; see mloop.validation."""
@@ -156,7 +160,14 @@ def load_model(uri: str, *, trusted: bool = False) -> Any:
     """Load ``runs:/...``, ``models:/name/version``, ``models:/name@alias`` or a folder; see mloop.registry."""
     from mloop.registry import load_model as _load
 
-    return _load(uri, trusted=trusted)
+    return _load(uri, trusted=trusted, client=model_registry())
+
+
+def model_registry() -> Any:
+    """The model registry (a ``mloop.registry.RegistryClient``) over the same stores as ``client()``."""
+    from mloop.registry import registry_for
+
+    return registry_for(client().settings)
 
 
 def autolog(**kwargs: Any) -> None:

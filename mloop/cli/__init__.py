@@ -34,17 +34,12 @@ def main() -> None:
         error_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors and the like
-        import click
-
-        if not isinstance(exc, click.exceptions.ClickException) and hasattr(exc, "show") \
-                and isinstance(getattr(exc, "exit_code", None), int):  # typer's vendored click: usage errors exit 2
+        # Typer may bring its own copy of click (typer._click), so usage errors are matched by class name.
+        names = {c.__name__ for c in type(exc).__mro__}
+        if "ClickException" in names and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(getattr(exc, "exit_code", 2))
+        if "Abort" in names:
             sys.exit(1)
         if os.environ.get("MLOOP_DEBUG"):
             raise

@@ -42,9 +42,13 @@ def list_(home: str = HOME) -> None:
 
 
 @models_app.command()
-def show(name: str, home: str = HOME) -> None:
-    """One model: description, tags, aliases and where each version is deployed."""
+def show(name: str, version: int = typer.Argument(None, help="A version: its manifest, signature and extras."),
+         home: str = HOME) -> None:
+    """One model: description, tags, aliases and where each version is deployed (or one VERSION in detail)."""
     registry = _registry(home)
+    if version is not None:
+        _show_version(registry, name, version)
+        return
     model = registry.get_model(name)
     table = Table(title=f"model {model.name}", show_header=False)
     for label, value in [("description", model.description), ("owner", model.owner),
@@ -57,6 +61,26 @@ def show(name: str, home: str = HOME) -> None:
     for env in registry.environments.list():
         if name in env["models"]:
             table.add_row(f"environment {env['env']}", f"v{env['models'][name]}")
+    console.print(table)
+
+
+def _show_version(registry, name: str, version: int) -> None:  # type: ignore[no-untyped-def]
+    found = registry.get_version(name, version)
+    manifest = registry.manifest(name, version)
+    table = Table(title=f"{name} v{found.version}", show_header=False)
+    rows = [("source", found.source), ("run", found.run_id or ""), ("flavor", found.flavor),
+            ("artifact uri", registry.artifact_uri(name, version)), ("created", _when(found.created)),
+            ("creator", found.creator), ("aliases", ", ".join(found.aliases)), ("description", found.description),
+            ("python", manifest.get("python", "")),
+            ("requirements", ", ".join(f"{k}=={v}" for k, v in (manifest.get("requirements") or {}).items())),
+            ("extra files", ", ".join(manifest.get("extra_files") or []))]
+    rows += [(f"metrics.{k}", f"{v:g}") for k, v in sorted(found.metrics.items())]
+    rows += [(f"tag {k}", v) for k, v in sorted(found.tags.items())]
+    rows += [(f"metadata {k}", json.dumps(v)) for k, v in sorted((manifest.get("metadata") or {}).items())]
+    for col in (found.signature or {}).get("inputs", []):
+        rows.append((f"input {col['name']}", col["type"] + (" (nullable)" if col.get("nullable") else "")))
+    for key, value in rows:
+        table.add_row(key, str(value))
     console.print(table)
 
 

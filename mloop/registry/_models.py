@@ -128,9 +128,19 @@ def versions_from_rows(conn: Connection, rows: list[Any]) -> list[ModelVersion]:
 
 def check_version(version: Any) -> int:
     if isinstance(version, bool) or not isinstance(version, int | str) or not str(version).isdigit() \
-            or int(version) < 1:
-        raise InvalidInputError(field="version", value=version, expected="a version number >= 1")
+            or not 1 <= int(version) <= MAX_VERSION:
+        raise InvalidInputError(field="version", value=version, expected=f"a version number from 1 to {MAX_VERSION}")
     return int(version)
+
+
+MAX_VERSION = 2**31 - 1  # an INTEGER column on PostgreSQL
+
+
+def check_text(value: Any, field: str) -> str | None:
+    """``value`` when it is a string (or None); InvalidInputError otherwise."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(field=field, value=value, expected="a string")
+    return value
 
 
 def alias_version(conn: Connection, name: str, alias: str) -> int:

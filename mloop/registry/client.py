@@ -25,7 +25,7 @@ from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.registry import _audit, _models
 from mloop.registry import _tables as t
 from mloop.registry.entities import AuditEntry, ModelVersion, RegisteredModel
-from mloop.registry.packaging import MANIFEST, parse_manifest, read_manifest, verify_files
+from mloop.registry.packaging import EXTRA, MANIFEST, parse_manifest, read_manifest, verify_files
 from mloop.registry.uri import ModelRef, parse_uri
 from mloop.store.blob import open_blob_store
 from mloop.store.sql import open_database
@@ -41,6 +41,9 @@ class RegistryClient:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.load()
         self.db = open_database(self.settings.db_url)
+        # One idle SQLite connection held open: otherwise every short connection is the file's last one, and
+        # closing it checkpoints the WAL (about 1 ms per call). The engine itself keeps no connections.
+        self._keeper = self.db.engine.raw_connection() if self.db.is_sqlite else None
         self.blobs = open_blob_store(self.settings.artifact_root)
         self.runs = SqlTrackingRepository(self.db, self.blobs)
         self.actor = self.settings.user
@@ -52,6 +55,12 @@ class RegistryClient:
         self.environments = Environments(self)
         self.rules = Rules(self)
 
+    def close(self) -> None:
+        """Release the idle connection this client holds (the client stays usable)."""
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
+
     def _emit(self, events: list[dict[str, Any]]) -> None:
         """Hand committed changes to the webhooks."""
         if events:
@@ -61,6 +70,7 @@ class RegistryClient:
     def create_model(self, name: str, description: str = "", tags: dict[str, Any] | None = None,
                      owner: str | None = None) -> RegisteredModel:
         """Create a registered model (AlreadyExistsError when the name is taken)."""
+        _models.check_text(description, "description")
         with self.db.write() as conn:
             _models.insert_model(conn, name, description, owner or self.actor, tags or {})
             event = _audit.record(conn, self.actor, "model.created", name, f"models/{name}",
@@ -79,6 +89,7 @@ class RegistryClient:
     def update_model(self, name: str, description: str | None = None, tags: dict[str, Any] | None = None,
                      ) -> RegisteredModel:
         """Change a model's description and/or set tags."""
+        _models.check_text(description, "description")
         before = self.get_model(name)
         with self.db.write() as conn:
             _models.lock_model(conn, name)
@@ -109,32 +120,56 @@ class RegistryClient:
         """Register a new version of ``name`` from ``runs:/<run_id>/<path>`` or a local model folder.
 
         The model is created on first use (``create=False`` makes that an error). The
-        version keeps a snapshot of the source run's metrics.
+        version keeps a snapshot of the source run's metrics. Everything is written in one
+        transaction (the run is checked and its metrics read inside it).
         """
+        _models.check_text(description, "description")
         ref = parse_uri(str(source))
         if ref.kind == "models":
             raise InvalidInputError(field="source", value=str(source),
                                     expected="runs:/<run_id>/<path> or a local model folder")
-        run_id, storage, manifest, metrics = self._source(ref)
-        values = {"run_id": run_id, "source": str(source) if ref.kind == "runs" else ref.path,
+        if tags is not None and not isinstance(tags, dict):
+            raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
+        storage, manifest = self._source(ref)
+        values = {"run_id": ref.run_id, "source": str(source) if ref.kind == "runs" else ref.path,
                   "storage": storage, "flavor": manifest["flavor"],
                   "signature": json.dumps(manifest["signature"]) if manifest.get("signature") else None,
-                  "metrics": json.dumps(metrics), "status": "ready", "description": description or "",
-                  "created": now_ms(), "creator": self.actor}
+                  "status": "ready", "description": str(description or ""), "created": now_ms(),
+                  "creator": self.actor}
         try:
             with self.db.write() as conn:
+                values["metrics"] = json.dumps(self._run_metrics(conn, ref.run_id) if ref.run_id else {})
                 events = self._ensure_model(conn, name, create)
                 version = _models.insert_version(conn, name, values, tags)
                 events.append(_audit.record(conn, self.actor, "version.created", name,
                                             f"models/{name}/versions/{version}",
                                             after={"version": version, "source": values["source"],
-                                                   "run_id": run_id, "flavor": manifest["flavor"]}))
+                                                   "run_id": ref.run_id, "flavor": manifest["flavor"]}))
         except BaseException:
             if ref.kind == "path":
                 self.blobs.delete(storage)
             raise
         self._emit(events)
-        return self.get_version(name, version)
+        return ModelVersion(name=name, version=version, run_id=ref.run_id, source=values["source"], storage=storage,
+                            flavor=values["flavor"], signature=manifest.get("signature") or None,
+                            metrics=json.loads(values["metrics"]), status="ready", description=values["description"],
+                            created=values["created"], creator=self.actor,
+                            tags={k: str(v) for k, v in (tags or {}).items()}, aliases=())
+
+    def _run_metrics(self, conn: Any, run_id: str) -> dict[str, float]:
+        """The run's latest metrics (NaN left out), after checking that the run exists and is active."""
+        from mloop.tracking import _tables as tt
+
+        row = conn.execute(select(tt.runs.c.lifecycle_stage).where(tt.runs.c.run_id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"No run with id '{run_id}'.", field="source")
+        if row.lifecycle_stage != Lifecycle.ACTIVE:
+            raise ConflictError(f"Run {run_id} is deleted; restore it before registering its model.",
+                                field="source")
+        latest = tt.latest_metrics
+        return {r.key: r.value for r in conn.execute(select(latest.c.key, latest.c.value)
+                                                      .where(latest.c.run_id == run_id))
+                if r.value is not None and r.value == r.value}
 
     def _ensure_model(self, conn: Any, name: str, create: bool) -> list[dict[str, Any]]:
         if conn.execute(select(t.registered_models.c.name).where(t.registered_models.c.name == name)).first():
@@ -144,27 +179,23 @@ class RegistryClient:
         _models.insert_model(conn, name, "", self.actor, {})
         return [_audit.record(conn, self.actor, "model.created", name, f"models/{name}")]
 
-    def _source(self, ref: ModelRef) -> tuple[str | None, str, dict[str, Any], dict[str, float]]:
+    def _source(self, ref: ModelRef) -> tuple[str, dict[str, Any]]:
+        """(storage key, manifest) of a runs:/ reference or a local folder (copied into the store)."""
         if ref.kind == "runs":
-            assert ref.run_id is not None
-            run = self.runs.get_run(ref.run_id)
-            if run.lifecycle_stage != Lifecycle.ACTIVE:
-                raise ConflictError(f"Run {ref.run_id} is deleted; restore it before registering its model.",
-                                    field="source")
             storage = f"runs/{ref.run_id}/artifacts/{ref.path}"
             try:
                 manifest = parse_manifest(self.blobs.get_bytes(f"{storage}/{MANIFEST}"), f"{storage}/{MANIFEST}")
             except NotFoundError:
                 raise NotFoundError(f"Run {ref.run_id} has no model at '{ref.path}' (no {MANIFEST}); "
                                     "log one with run.log_model(model, ...).", field="source") from None
-            return ref.run_id, storage, manifest, {k: v for k, v in run.metrics.items() if v == v}
+            return storage, manifest
         folder = Path(str(ref.path))
         manifest = read_manifest(folder)
         verify_files(folder, manifest)
         storage = f"models/{uuid.uuid4().hex}"
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             self.blobs.put_file(f"{storage}/{path.relative_to(folder).as_posix()}", path)
-        return None, storage, manifest, {}
+        return storage, manifest
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self.db.read() as conn:
@@ -177,6 +208,7 @@ class RegistryClient:
 
     def update_version(self, name: str, version: int, description: str | None = None,
                        tags: dict[str, Any] | None = None) -> ModelVersion:
+        _models.check_text(description, "description")
         before = self.get_version(name, version)
         with self.db.write() as conn:
             _models.lock_model(conn, name)
@@ -284,9 +316,28 @@ class RegistryClient:
 
         return download(self.blobs, storage, Path(self.settings.home) / "cache" / "models")
 
+    def artifact_uri(self, name: str, version: int) -> str:
+        """Where the version's files are: a folder path or an object-store URL such as ``s3://...``."""
+        return self.blobs.url(self.get_version(name, version).storage)
+
+    def manifest(self, name: str, version: int) -> dict[str, Any]:
+        """The model manifest of a version (flavor, signature, requirements, metadata, files)."""
+        found = self.get_version(name, version)
+        return parse_manifest(self.blobs.get_bytes(f"{found.storage}/{MANIFEST}"), f"{found.storage}/{MANIFEST}")
+
+    def extra_file(self, name: str, version: int, filename: str) -> bytes:
+        """The bytes of an extra file stored with a version (``log_model(..., extra_files=...)``)."""
+        manifest = self.manifest(name, version)
+        known = list(manifest.get("extra_files") or [])
+        if filename not in known:
+            raise NotFoundError(f"Version {version} of '{name}' has no extra file '{filename}'; it has {known}.",
+                                field="filename")
+        return self.blobs.get_bytes(f"{self.get_version(name, version).storage}/{EXTRA}/{filename}")
+
     # ---------------------------------------------------------------- audit and lineage
     def audit(self, model: str | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """Registry changes, newest first: who, when, what, before and after."""
+        _models.check_text(model, "model")
         with self.db.read() as conn:
             return _audit.query(conn, model, action, limit=limit)
 

@@ -49,7 +49,7 @@ class ModelVersion:
         return {"name": self.name, "version": self.version, "run_id": self.run_id, "source": self.source,
                 "flavor": self.flavor, "signature": self.signature, "metrics": self.metrics, "status": self.status,
                 "description": self.description, "created": self.created, "creator": self.creator,
-                "tags": self.tags, "aliases": list(self.aliases), "uri": self.uri}
+                "tags": self.tags, "aliases": list(self.aliases), "uri": self.uri, "storage": self.storage}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

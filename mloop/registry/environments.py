@@ -31,6 +31,7 @@ class Environments:
 
     def create(self, env: str, description: str = "", requires_approval: bool = False) -> dict[str, Any]:
         check_name(env, "env")
+        _models.check_text(description, "description")
         if not isinstance(requires_approval, bool):
             raise InvalidInputError(field="requires_approval", value=requires_approval, expected="true or false")
         with self.client.db.write() as conn:
@@ -67,6 +68,7 @@ class Environments:
     def deploy(self, name: str, version: int, env: str, reason: str = "") -> Deployment | ApprovalRequest:
         """Put ``version`` of ``name`` into ``env``; returns the change, or a pending request if approval is needed."""
         version = _models.check_version(version)
+        _models.check_text(reason, "reason")
         with self.client.db.write() as conn:
             row = _env(conn, env)
             _models.lock_model(conn, name)
@@ -110,6 +112,10 @@ class Environments:
 
     def history(self, env: str | None = None, name: str | None = None, limit: int = 100) -> list[Deployment]:
         """Changes newest first, for one environment and/or one model."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidInputError(field="limit", value=limit, expected="a positive whole number")
+        _models.check_text(env, "env")
+        _models.check_text(name, "name")
         h = t.deployment_history
         q = select(h).order_by(h.c.id.desc()).limit(limit)
         if env is not None:
@@ -117,6 +123,8 @@ class Environments:
         if name is not None:
             q = q.where(h.c.name == name)
         with self.client.db.read() as conn:
+            if env is not None:
+                _env(conn, env)
             return [Deployment(env=r.env, name=r.name, version=r.version, previous=r.previous, time=r.time,
                                actor=r.actor, reason=r.reason) for r in conn.execute(q)]
 
@@ -161,6 +169,7 @@ class Environments:
         return self.request(request_id)
 
     def _decide(self, request_id: int, status: str, comment: str) -> None:
+        _models.check_text(comment, "comment")
         p = t.promotion_requests
         with self.client.db.write() as conn:
             row = _request_row(conn, request_id, lock=True)

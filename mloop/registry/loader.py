@@ -13,7 +13,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +24,13 @@ import numpy as np
 import pandas as pd
 
 from mloop.config import Settings
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.registry.flavors import get_flavor
-from mloop.registry.packaging import read_example, read_manifest, requirement_mismatches, verify_files
+from mloop.registry.packaging import EXTRA, read_example, read_manifest, requirement_mismatches, verify_files
 from mloop.registry.signature import FieldError, Signature, to_frame
 from mloop.registry.uri import parse_uri
 
-__all__ = ["LoadedModel", "load_model", "resolve_model_uri"]
+__all__ = ["LoadedModel", "clear_cache", "load_model", "resolve_model_uri"]
 
 
 class LoadedModel:
@@ -71,6 +75,23 @@ class LoadedModel:
             inputs = frame.to_numpy(dtype=sig.tensor_dtype or "float64") if sig.input_kind == "tensor" else frame
         return self._flavor.predict(self.native, inputs)
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The ``metadata`` mapping saved with the model (empty when none was)."""
+        return dict(self.manifest.get("metadata") or {})
+
+    @property
+    def extra_files(self) -> list[str]:
+        """Names of the extra files saved with the model (read one with ``extra_file``)."""
+        return list(self.manifest.get("extra_files") or [])
+
+    def extra_file(self, name: str) -> Path:
+        """The local path of the extra file ``name`` (NotFoundError lists the ones there are)."""
+        if name not in self.extra_files:
+            raise NotFoundError(f"Model {self.uri} has no extra file '{name}'; it has {self.extra_files}.",
+                                field="name")
+        return self.folder / EXTRA / name
+
     def input_example(self) -> pd.DataFrame | None:
         """The input example stored with the model (a few rows), or None."""
         return read_example(self.folder, self.manifest)
@@ -82,14 +103,22 @@ def _default_client() -> Any:
     return registry_for(Settings.load())
 
 
-def load_model(uri: str | Path, *, trusted: bool = False, client: Any = None, verify: bool = True) -> LoadedModel:
+def load_model(uri: str | Path, *, trusted: bool = False, client: Any = None, verify: bool = True,
+               cache: bool = True) -> LoadedModel:
     """Load a model from ``runs:/<run_id>/<path>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``,
     ``models:/<name>/latest`` or a local folder.
 
     Files are checked against the manifest's sha256s (``verify=False`` skips it), recorded
     requirements are compared with the installed ones (a warning lists the mismatches), and
     pickled flavors refuse to load unless ``trusted=True``.
+
+    The flavor's native object is kept per content (the sha256s of the files, which were
+    just verified), so loading the same bytes again, under any URI, skips deserializing:
+    loaded models then share one native object. Pass ``cache=False`` for a private copy
+    (for example to change the native model in place).
     """
+    if not isinstance(trusted, bool):
+        raise InvalidInputError(field="trusted", value=trusted, expected="True or False")
     ref = parse_uri(str(uri))
     name = version = run_id = None
     if ref.kind == "path":
@@ -101,13 +130,47 @@ def load_model(uri: str | Path, *, trusted: bool = False, client: Any = None, ve
     manifest = read_manifest(folder)
     if verify:
         verify_files(folder, manifest)
-    native = get_flavor(str(manifest["flavor"])).load(folder, manifest.get("flavor_options") or {}, trusted)
+    native = _native(folder, manifest, trusted, cache)
     model = LoadedModel(uri=str(uri), folder=folder, manifest=manifest, native=native, name=name, version=version,
                         run_id=run_id)
     if model.requirement_mismatches:
         listed = ", ".join(f"{p} recorded {r}, installed {i or 'none'}" for p, r, i in model.requirement_mismatches)
         warnings.warn(f"Model {uri} was saved with other package versions: {listed}.", stacklevel=2)
     return model
+
+
+_natives: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_natives_lock = threading.Lock()
+NATIVE_CACHE_SIZE = 16
+
+
+def _native(folder: Path, manifest: dict[str, Any], trusted: bool, cache: bool) -> Any:
+    flavor = get_flavor(str(manifest["flavor"]))
+    options = manifest.get("flavor_options") or {}
+    if not cache:
+        return flavor.load(folder, options, trusted)
+    key = (flavor.name, trusted, json.dumps(options, sort_keys=True, default=str),
+           tuple(sorted(manifest["files"].items())))
+    with _natives_lock:
+        native = _natives.get(key, _MISSING)
+        if native is not _MISSING:
+            _natives.move_to_end(key)
+            return native
+    native = flavor.load(folder, options, trusted)
+    with _natives_lock:
+        _natives[key] = native
+        while len(_natives) > NATIVE_CACHE_SIZE:
+            _natives.popitem(last=False)
+    return native
+
+
+_MISSING = object()
+
+
+def clear_cache() -> None:
+    """Forget the native models kept by ``load_model`` (the next loads deserialize again)."""
+    with _natives_lock:
+        _natives.clear()
 
 
 def resolve_model_uri(uri: str, client: Any = None) -> str:

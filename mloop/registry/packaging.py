@@ -14,9 +14,13 @@ library versions the model needs, the sha256 of every file and the run that made
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import platform
+import threading
+from collections import OrderedDict
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ import pandas as pd
 import yaml
 
 from mloop._util.clock import now_ms
+from mloop._util.names import check_artifact_path
 from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.registry.flavors import Flavor, detect, get_flavor
 from mloop.registry.signature import Signature, infer_signature, to_frame
@@ -33,6 +38,7 @@ from mloop.registry.signature import Signature, infer_signature, to_frame
 __all__ = ["MANIFEST", "read_manifest", "requirement_mismatches", "save_model", "verify_files"]
 
 MANIFEST = "mloop-model.yaml"
+EXTRA = "extra"
 FORMAT_VERSION = 1
 _EXAMPLE = "input_example.json"
 _EXAMPLE_ROWS = 5
@@ -40,9 +46,19 @@ _EXAMPLE_ROWS = 5
 
 def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, signature: Signature | None = None,
                input_example: Any = None, run_id: str | None = None, artifact_path: str | None = None,
+               extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
                ) -> dict[str, Any]:
-    """Write ``model`` into ``folder`` (created; must be empty) with its manifest; returns the manifest."""
+    """Write ``model`` into ``folder`` (created; must be empty) with its manifest; returns the manifest.
+
+    ``extra_files`` travel with the model (``{name: file path | bytes | dict or list}``; a
+    dict or list is written as JSON, or YAML for a ``.yaml`` name): they land under
+    ``extra/<name>``, are covered by the sha256 check, and a loaded model reads them back with
+    ``model.extra_file(name)``. ``metadata`` is a small JSON-able mapping kept in the manifest
+    (``model.metadata``). Both are how a training schema or data profile is attached to a version.
+    """
     target = Path(folder)
+    extras = _check_extras(extra_files)
+    meta = _check_metadata(metadata)
     target.mkdir(parents=True, exist_ok=True)
     if any(target.iterdir()):
         raise InvalidInputError(field="path", value=str(target), expected="an empty or new folder")
@@ -58,6 +74,9 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
     if example is not None:
         frame = to_frame(example).head(_EXAMPLE_ROWS)
         (target / _EXAMPLE).write_text(frame.to_json(orient="split", index=False, date_format="iso"))
+    for name, data in extras.items():
+        (target / EXTRA / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / EXTRA / name).write_bytes(data)
     manifest = {
         "format_version": FORMAT_VERSION,
         "flavor": chosen.name,
@@ -69,11 +88,51 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
         "run_id": run_id,
         "artifact_path": artifact_path,
         "created": now_ms(),
+        "metadata": meta,
+        "extra_files": sorted(extras),
         "files": {p.relative_to(target).as_posix(): sha256_file(p)
                   for p in sorted(target.rglob("*")) if p.is_file()},
     }
-    (target / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    text = yaml.safe_dump(manifest, sort_keys=False).encode()
+    (target / MANIFEST).write_bytes(text)
+    _remember(hashlib.sha256(text).digest(), copy.deepcopy(manifest))  # registering it next needs no re-parse
     return manifest
+
+
+def _check_extras(extra_files: dict[str, Any] | None) -> dict[str, bytes]:
+    """``{name: bytes}`` of the extra files, each name a safe relative path."""
+    if extra_files is None:
+        return {}
+    if not isinstance(extra_files, dict):
+        raise InvalidInputError(field="extra_files", value=extra_files,
+                                expected="a dict of {name: file path, bytes, dict or list}")
+    out = {}
+    for name, data in extra_files.items():
+        check_artifact_path(name, "extra_files")
+        if isinstance(data, bytes):
+            out[name] = data
+        elif isinstance(data, dict | list):
+            text = yaml.safe_dump(data, sort_keys=False) if name.endswith((".yaml", ".yml")) else \
+                json.dumps(data, indent=1, default=str)
+            out[name] = text.encode()
+        elif isinstance(data, str | Path) and Path(data).is_file():
+            out[name] = Path(data).read_bytes()
+        else:
+            raise InvalidInputError(field=f"extra_files.{name}", value=data,
+                                    expected="an existing file path, bytes, a dict or a list")
+    return out
+
+
+def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    if metadata is None:
+        return None
+    try:
+        if not isinstance(metadata, dict):
+            raise TypeError
+        return dict(json.loads(json.dumps(metadata)))
+    except (TypeError, ValueError):
+        raise InvalidInputError(field="metadata", value=metadata,
+                                expected="a mapping of JSON values (strings, numbers, lists, mappings)") from None
 
 
 def _example(input_example: Any) -> pd.DataFrame | np.ndarray | None:
@@ -93,14 +152,22 @@ def _sample_output(flavor: Flavor, model: Any, example: pd.DataFrame | np.ndarra
 
 
 def installed_versions(packages: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """``{distribution: version}`` of the installed ones among ``packages``."""
+    """``{distribution: version}`` of the installed ones among ``packages`` (looked up once per process)."""
     found = {}
     for name in packages:
-        try:
-            found[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
+        version = _installed(name)
+        if version is not None:
+            found[name] = version
     return found
+
+
+@functools.lru_cache(maxsize=512)
+def _installed(name: str) -> str | None:
+    # Reading a distribution's metadata costs ~3 ms; what is installed does not change under a running process.
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:
+        return None
 
 
 def sha256_file(path: Path) -> str:
@@ -120,6 +187,31 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 
 
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """The manifest in ``data`` (a private copy: parsed manifests are remembered by their sha256)."""
+    digest = hashlib.sha256(data).digest()
+    with _parsed_lock:
+        cached = _parsed.get(digest)
+        if cached is not None:
+            _parsed.move_to_end(digest)
+    if cached is None:
+        cached = _parse_manifest(data, where)
+        _remember(digest, cached)
+    return copy.deepcopy(cached)
+
+
+def _remember(digest: bytes, manifest: dict[str, Any]) -> None:
+    with _parsed_lock:
+        _parsed[digest] = manifest
+        while len(_parsed) > _PARSED_MAX:
+            _parsed.popitem(last=False)
+
+
+_parsed: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+_parsed_lock = threading.Lock()
+_PARSED_MAX = 256
+
+
+def _parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     try:
         manifest = yaml.load(data, Loader=_Loader)
     except yaml.YAMLError as exc:

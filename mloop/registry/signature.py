@@ -122,6 +122,13 @@ class Signature:
 
     def enforce(self, data: Any) -> pd.DataFrame:
         """``data`` as a frame with exactly the signature's columns and types; InvalidInputError otherwise."""
+        try:
+            data = to_frame(data, self)
+        except InvalidInputError:
+            pass  # validate() below reports it with the signature's wording
+        fast = self._already_conforming(data)
+        if fast is not None:
+            return fast
         errors = self.validate(data)
         if errors:
             first = errors[0]
@@ -130,6 +137,30 @@ class Signature:
                                     field=first.field, value=first.value, expected=first.expected)
         frame = to_frame(data, self)
         return pd.DataFrame({spec.name: _cast(spec, frame[spec.name]) for spec in self.inputs})
+
+
+    def _already_conforming(self, data: Any) -> pd.DataFrame | None:
+        """The common case in one pass: a frame whose numeric columns already have the exact dtypes and no
+        nulls where none are allowed. None sends the caller down the column-by-column path."""
+        if not isinstance(data, pd.DataFrame) or not self.inputs:
+            return None
+        dtypes = data.dtypes
+        floats = []
+        for spec in self.inputs:
+            dtype = dtypes.get(spec.name)
+            if dtype is None or spec.type not in _FAST_DTYPES or dtype != _FAST_DTYPES[spec.type]:
+                return None
+            if spec.type == "float" and not spec.nullable:
+                floats.append(spec.name)
+        frame = data if tuple(data.columns) == self.columns else data[list(self.columns)]
+        if floats:
+            block = frame if len(floats) == len(self.columns) else frame[floats]
+            if np.isnan(block.to_numpy(dtype="float64")).any():
+                return None
+        return frame
+
+
+_FAST_DTYPES = {"float": np.dtype("float64"), "integer": np.dtype("int64"), "boolean": np.dtype("bool")}
 
 
 def to_frame(data: Any, signature: Signature | None = None) -> pd.DataFrame:

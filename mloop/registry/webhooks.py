@@ -57,6 +57,10 @@ class Webhooks:
             raise InvalidInputError(field="url", value=url, expected="an http:// or https:// URL")
         if not isinstance(secret, str) or len(secret) < 8:
             raise InvalidInputError(field="secret", value="***", expected="a shared secret of at least 8 characters")
+        if events is not None and (isinstance(events, str) or not all(isinstance(e, str) for e in events)):
+            raise InvalidInputError(field="events", value=events, expected="a list of event names, e.g. ['alias.set']")
+        if model is not None and not isinstance(model, str):
+            raise InvalidInputError(field="model", value=model, expected="a model name")
         chosen = list(events or DEFAULT_EVENTS)
         bad = [e for e in chosen if e != "*" and e not in ACTIONS]
         if bad:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -88,6 +89,7 @@ def test_gc_never_purges_runs_registered_versions_need(registry: RegistryClient,
         pass
     tracking.delete_run(version.run_id)
     tracking.delete_run(scratch.run_id)
+    time.sleep(0.005)  # gc purges runs deleted strictly before now: not in the same millisecond
     result = tracking.gc(timedelta(0))
     assert result["runs"] == 1 and result["kept_for_registry"] == 1
     assert tracking.get_run(version.run_id).run_id == version.run_id

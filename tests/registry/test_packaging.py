@@ -98,3 +98,60 @@ def test_bad_inputs_are_clear(tmp_path: Path, pipeline) -> None:
         save_model(object(), tmp_path / "x")
     with pytest.raises(InvalidInputError, match="flavor"):
         save_model(pipeline, tmp_path / "y", flavor="nope")
+
+
+def test_extra_files_and_metadata_travel_with_the_model(tmp_path: Path, pipeline, frame: pd.DataFrame) -> None:
+    (tmp_path / "profile.html").write_text("<html>profile</html>")
+    schema = {"columns": {"distance_km": {"type": "float", "min": 1.0}}}
+    manifest = save_model(pipeline, tmp_path / "m", input_example=frame,
+                          extra_files={"schema.json": schema, "schema.yaml": schema, "raw.bin": b"\x00\x01",
+                                       "reports/profile.html": tmp_path / "profile.html"},
+                          metadata={"training_rows": 60, "schema_version": "1"})
+    assert manifest["extra_files"] == ["raw.bin", "reports/profile.html", "schema.json", "schema.yaml"]
+    assert "extra/schema.json" in manifest["files"]
+    model = load_model(tmp_path / "m")
+    assert model.metadata == {"training_rows": 60, "schema_version": "1"}
+    import json
+
+    assert json.loads(model.extra_file("schema.json").read_text()) == schema
+    assert yaml.safe_load(model.extra_file("schema.yaml").read_text()) == schema
+    assert model.extra_file("raw.bin").read_bytes() == b"\x00\x01"
+    assert model.extra_file("reports/profile.html").read_text() == "<html>profile</html>"
+    with pytest.raises(NotFoundError, match=r"no extra file 'nope'.*raw\.bin"):
+        model.extra_file("nope")
+    model.extra_file("schema.json").write_text("{}")  # the extras are covered by the sha256 check
+    with pytest.raises(ConflictError, match="extra/schema.json.*corrupt"):
+        load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"extra_files": {"../escape.txt": b"x"}}, "extra_files"),
+    ({"extra_files": {"a.txt": "/no/such/file"}}, "extra_files.a.txt"),
+    ({"extra_files": {"a.txt": 42}}, "extra_files.a.txt"),
+    ({"extra_files": ["a.txt"]}, "extra_files"),
+    ({"metadata": {"when": object()}}, "metadata"),
+    ({"metadata": "rows=60"}, "metadata"),
+])
+def test_bad_extras_are_named(tmp_path: Path, pipeline, kwargs: dict, field: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(InvalidInputError) as info:
+        save_model(pipeline, tmp_path / "m", **kwargs)
+    assert info.value.field == field
+    assert not (tmp_path / "m").exists()  # nothing half-written
+
+
+def test_native_model_is_shared_per_content_unless_cache_false(tmp_path: Path, pipeline, frame) -> None:
+    save_model(pipeline, tmp_path / "m", input_example=frame)
+    first, second = load_model(tmp_path / "m"), load_model(tmp_path / "m")
+    assert first.native is second.native
+    private = load_model(tmp_path / "m", cache=False)
+    assert private.native is not first.native
+    np.testing.assert_allclose(private.predict(frame), first.predict(frame))
+    with pytest.raises(InvalidInputError, match="trusted"):
+        load_model(tmp_path / "m", trusted="yes")  # type: ignore[arg-type]
+
+
+def test_missing_model_file_is_reported(tmp_path: Path, pipeline, frame) -> None:
+    save_model(pipeline, tmp_path / "m", input_example=frame)
+    (tmp_path / "m" / "input_example.json").unlink()
+    with pytest.raises(ConflictError, match="'input_example.json' is missing"):
+        load_model(tmp_path / "m")

@@ -146,3 +146,86 @@ def test_register_rejects_bad_sources(registry: RegistryClient, tracking) -> Non
         registry.register("m", "models:/m/1")
     with pytest.raises(InvalidInputError, match="name"):
         registry.create_model("bad\nname")
+
+
+def test_extra_files_of_a_registered_version(registry: RegistryClient, tracking, pipeline, frame) -> None:
+    from mloop._sdk import ActiveRun
+
+    with tracking.start_run("eta-exp", run_class=ActiveRun) as run:
+        version = run.log_model(pipeline, name="eta", input_example=frame.head(3),
+                                extra_files={"training_schema.json": {"distance_km": "float"}},
+                                metadata={"profile": "training_schema.json"})
+    assert registry.manifest("eta", version.version)["metadata"] == {"profile": "training_schema.json"}
+    assert registry.artifact_uri("eta", 1).endswith(f"runs/{version.run_id}/artifacts/model")
+    assert registry.extra_file("eta", 1, "training_schema.json") == b'{\n "distance_km": "float"\n}'
+    assert load_model("models:/eta/1", client=registry).extra_files == ["training_schema.json"]
+    with pytest.raises(NotFoundError, match="no extra file 'x.json'"):
+        registry.extra_file("eta", 1, "x.json")
+
+
+def test_register_is_all_or_nothing(registry: RegistryClient, tracking, pipeline, frame) -> None:
+    version = log_version(tracking, pipeline, frame)
+    with pytest.raises(NotFoundError, match="No registered model named 'other'"):
+        registry.register("other", version.source, create=False)
+    assert [m.name for m in registry.list_models()] == ["eta"] and registry.audit(model="other") == []
+    tracking.delete_run(version.run_id)
+    with pytest.raises(ConflictError, match="is deleted; restore it"):
+        registry.register("eta", version.source)
+    assert registry.get_model("eta").latest_version == 1
+    tracking.restore_run(version.run_id)
+    again = registry.register("eta", version.source, tags={"retry": "yes"})
+    assert again == registry.get_version("eta", 2)  # what register returns is what is stored
+    with pytest.raises(InvalidInputError, match="tags"):
+        registry.register("eta", version.source, tags=["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+MOVER = """
+import sys
+from mloop.config import Settings
+from mloop.registry import RegistryClient
+registry = RegistryClient(Settings.load(home=sys.argv[1], db_url=sys.argv[2], user="p" + sys.argv[3]))
+for j in range(6):
+    registry.set_alias("eta", "champion", (int(sys.argv[3]) + j) % 3 + 1)
+"""
+
+
+def test_alias_moves_from_several_processes_are_all_kept(registry: RegistryClient, settings, tracking, pipeline,
+                                                         frame) -> None:
+    import subprocess
+    import sys
+
+    for _ in range(3):
+        log_version(tracking, pipeline, frame)
+    registry.set_alias("eta", "champion", 1)
+    procs = [subprocess.Popen([sys.executable, "-c", MOVER, settings.home, settings.db_url, str(i)],
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    chain = list(reversed(registry.audit(model="eta", action="alias.set", limit=1000)))
+    assert len(chain) == 19 and {e.actor for e in chain[1:]} == {"p0", "p1", "p2"}
+    for prev, cur in zip(chain, chain[1:], strict=False):
+        assert cur.before == prev.after  # every process saw the move before its own: none was lost
+    assert registry.get_alias("eta", "champion").version == chain[-1].after["version"]
+
+
+def test_sdk_bad_input_is_named_on_every_backend(registry: RegistryClient) -> None:
+    registry.create_model("m")
+    calls = [
+        ("description", lambda: registry.update_model("m", description=["x"])),
+        ("description", lambda: registry.create_model("d", description=5)),
+        ("version", lambda: registry.set_alias("m", "champion", "abc")),
+        ("version", lambda: registry.get_version("m", 10**12)),  # beyond PostgreSQL's INTEGER: still clear
+        ("model", lambda: registry.audit(model=5)),
+        ("limit", lambda: registry.environments.history(limit="a")),
+        ("requires_approval", lambda: registry.environments.create("e", requires_approval="yes")),
+        ("request_id", lambda: registry.environments.approve("x")),
+        ("events", lambda: registry.webhooks.add("http://127.0.0.1:1/x", "0123456789abcdef", events="alias.set")),
+        ("digest", lambda: registry.versions_trained_on(None)),  # type: ignore[arg-type]
+        ("rule", lambda: registry.rules.save(123)),  # type: ignore[arg-type]
+        ("uri", lambda: load_model(123, client=registry)),  # type: ignore[arg-type]
+    ]
+    for field, call in calls:
+        with pytest.raises(InvalidInputError) as info:
+            call()
+        assert info.value.field == field, info.value.message

@@ -50,17 +50,29 @@ def candidate_frame(conn: Connection) -> pd.DataFrame:
     """Every version with its attributes, ``metrics.*`` and ``tags.*`` (model tags, overridden by version tags)."""
     v = t.model_versions
     rows = conn.execute(select(*(v.c[c] for c in _BASE), v.c.metrics).order_by(v.c.name, v.c.version)).all()
-    base = pd.DataFrame([r[:-1] for r in rows], columns=list(_BASE))
-    metrics = pd.DataFrame.from_records([json.loads(r.metrics) for r in rows], index=base.index)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(_BASE) + 1)
+    data: dict[str, Any] = dict(zip(_BASE, columns[:-1], strict=True))
+    # One JSON document for all snapshots: a single C-level parse instead of one call per version.
+    snapshots = json.loads("[" + ",".join(columns[-1]) + "]")
+    data.update(_columns(snapshots, "metrics.", np.nan))
     model_tags: dict[str, dict[str, str]] = {}
-    for r in conn.execute(select(t.model_tags)):
+    for r in conn.execute(select(t.model_tags)).all():
         model_tags.setdefault(r.name, {})[r.key] = r.value
     version_tags: dict[tuple[str, int], dict[str, str]] = {}
-    for r in conn.execute(select(t.version_tags)):
+    for r in conn.execute(select(t.version_tags)).all():
         version_tags.setdefault((r.name, r.version), {})[r.key] = r.value
-    tags = pd.DataFrame.from_records([{**model_tags.get(n, {}), **version_tags.get((n, ver), {})}
-                                      for n, ver in zip(base["name"], base["version"], strict=True)], index=base.index)
-    return pd.concat([base, metrics.add_prefix("metrics.").astype("float64"), tags.add_prefix("tags.")], axis=1)
+    data.update(_columns([{**model_tags.get(n, {}), **version_tags.get((n, ver), {})}
+                          for n, ver in zip(data["name"], data["version"], strict=True)], "tags.", None))
+    frame = pd.DataFrame(data, columns=list(data)) if rows else pd.DataFrame(columns=list(data))
+    for key in data:
+        if key.startswith("metrics."):
+            frame[key] = frame[key].astype("float64")
+    return frame
+
+
+def _columns(records: list[dict[str, Any]], prefix: str, missing: Any) -> dict[str, list[Any]]:
+    keys = sorted({k for r in records for k in r})
+    return {prefix + k: [r.get(k, missing) for r in records] for k in keys}
 
 
 def evaluate(rule: Rule, frame: pd.DataFrame) -> Selection:
@@ -73,7 +85,7 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Selection:
         ok = mask(node, frame)
         newly = passed & ~ok
         if newly.any():
-            reason[newly] = f"{section}: {render(node)} is false (" + _values(frame, node)[newly] + ")"
+            reason[newly] = f"{section}: {render(node)} is false (" + _values(frame[newly], node) + ")"
         passed &= ok
     ranked = frame[passed].sort_values(by=[k.field for k in rule.order] + ["version", "name"],
                                        ascending=[not k.descending for k in rule.order] + [False, True],
@@ -89,10 +101,11 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Selection:
         versus = ", ".join(f"{k}={_fmt(top[k], k)}" for k in keys)
         others = ranked.index[1:]
         if len(others):
-            mine = pd.Series([""] * len(others), index=others, dtype=object)
+            mine = np.full(len(others), "", dtype=object)
             for i, k in enumerate(keys):
-                mine = mine + ("" if i == 0 else ", ") + f"{k}=" + frame.loc[others, k].map(lambda v, k=k: _fmt(v, k))
-            reason[others] = ("passed, ranked #" + rank[others].astype(int).astype(str) + f" by {label} ("
+                mine = mine + ("" if i == 0 else ", ") + f"{k}=" + _fmt_column(frame.loc[others, k], k)
+            ranks = np.array([str(x) for x in rank[others].astype(int).tolist()], dtype=object)
+            reason[others] = ("passed, ranked #" + ranks + f" by {label} ("
                               + mine + f" vs {versus} for {winner['name']} v{winner['version']})")
     table = frame[["name", "version"]].assign(passed=passed, rank=rank, reason=reason)
     table["selected"] = False
@@ -173,11 +186,25 @@ def render(node: Any) -> str:
     return f"{node.field} {node.op} {node.value!r}"
 
 
-def _values(frame: pd.DataFrame, node: Any) -> pd.Series:
-    out = pd.Series([""] * len(frame), index=frame.index, dtype=object)
+def _values(frame: pd.DataFrame, node: Any) -> np.ndarray:
+    out = np.full(len(frame), "", dtype=object)
     for i, name in enumerate(sorted(fields_of(node))):
         col = frame[name] if name in frame.columns else pd.Series([None] * len(frame), index=frame.index)
-        out = out + ("" if i == 0 else ", ") + f"{name}=" + col.map(lambda v, name=name: _fmt(v, name))
+        out = out + ("" if i == 0 else ", ") + f"{name}=" + _fmt_column(col, name)
+    return out
+
+
+def _fmt_column(col: pd.Series, name: str) -> np.ndarray:
+    """``_fmt`` of every value of ``col`` (an object array), without a Python call per value."""
+    missing = col.isna().to_numpy()
+    if name == "created":
+        text = pd.to_datetime(col, unit="ms", utc=True).dt.strftime("%Y-%m-%d %H:%M:%S.%f").str[:-3]
+        out = text.to_numpy(dtype=object)
+    elif pd.api.types.is_float_dtype(col.dtype):
+        out = np.array([f"{v:.6g}" for v in col.to_numpy(dtype="float64").tolist()], dtype=object)
+    else:
+        out = np.array([str(v) for v in col.tolist()], dtype=object)
+    out[missing] = "missing"
     return out
 
 

@@ -165,10 +165,10 @@ class _Parser:
         if self.peek("kw", "in"):
             self.i += 1
             self.take("punct", "(", "'(' to open the list")
-            values = [self.value()]
+            values = [self.value_for(field)]
             while self.peek("punct", ","):
                 self.i += 1
-                values.append(self.value())
+                values.append(self.value_for(field))
             self.take("punct", ")", "')' to close the list")
             return In(field, tuple(values))
         if self.peek("kw", "is"):
@@ -181,7 +181,16 @@ class _Parser:
             self.i += 1
             return Cmp(field, "like", self.string())
         _, op, _ = self.take("op", None, "an operator (= != < <= > >= BETWEEN IN LIKE IS NULL)")
-        return Cmp(field, {"==": "=", "<>": "!="}.get(op, op), self.value())
+        return Cmp(field, {"==": "=", "<>": "!="}.get(op, op), self.value_for(field))
+
+    def value_for(self, field: str) -> Any:
+        """A value to compare ``field`` with; metrics are numbers, so they only compare with numbers."""
+        _, text, pos = self.tokens[self.i]
+        value = self.value()
+        if field.startswith("metrics.") and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise syntax_error(self.source, pos, f"{field} is a number and cannot be compared with {text}",
+                               self.section)
+        return value
 
     def value(self) -> Any:
         kind, text, pos = self.tokens[self.i]

@@ -54,6 +54,11 @@ class Rule:
 
     def __post_init__(self) -> None:
         check_name(self.name, "name")
+        if self.environment is not None:
+            check_name(self.environment, "environment")
+        if not isinstance(self.select, str | list | tuple) or not all(isinstance(k, str) for k in self.select):
+            raise InvalidInputError(field="select", value=self.select,
+                                    expected="an ordering such as 'metrics.mae asc, newest', or a list of them")
         select = (self.select,) if isinstance(self.select, str) else tuple(self.select or ("newest",))
         object.__setattr__(self, "select", select)
         object.__setattr__(self, "given_ast", parse(self.given, "given"))

@@ -64,7 +64,11 @@ class Rules:
         """A Rule from an object, a mapping, YAML text, a YAML file path or a stored rule's name."""
         if isinstance(rule, str) and "\n" not in rule and ":" not in rule:
             path = Path(rule)
-            return Rule.from_yaml(path.read_text()) if path.is_file() else self.get(rule)
+            if path.is_file():
+                return Rule.from_yaml(path.read_text())
+            if path.suffix in (".yaml", ".yml") or path.is_dir():
+                raise NotFoundError(f"No rule file at '{rule}'.", field="rule")
+            return self.get(rule)
         return as_rule(rule)
 
     def evaluate(self, rule: Rule | dict[str, Any] | str) -> Selection:
@@ -84,6 +88,8 @@ class Rules:
             raise InvalidInputError(field="rule", value=chosen.name,
                                     expected="an 'alias' and/or 'environment' to apply the winner to")
         name, version = winner["name"], winner["version"]
+        if chosen.environment:
+            self.client.environments.get(chosen.environment)  # a missing environment fails before anything moves
         applied = []
         if chosen.alias:
             before = self.client.set_alias(name, chosen.alias, version)

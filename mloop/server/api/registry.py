@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mloop.registry import RegistryClient, registry_for
@@ -139,6 +139,24 @@ def delete_version(name: str, version: IdPath, request: Request, force: bool = F
 @router.get("/models/{name}/versions/{version}/lineage")
 def lineage(name: str, version: IdPath, request: Request) -> Any:
     return _registry(request).lineage(name, version)
+
+
+@router.get("/models/{name}/versions/{version}/artifact-uri")
+def artifact_uri(name: str, version: IdPath, request: Request) -> Any:
+    """Where the version's files are stored (a folder or an object-store URL)."""
+    return {"artifact_uri": _registry(request).artifact_uri(name, version)}
+
+
+@router.get("/models/{name}/versions/{version}/manifest")
+def manifest(name: str, version: IdPath, request: Request) -> Any:
+    """The version's model manifest: flavor, signature, requirements, metadata, extra files, sha256s."""
+    return _registry(request).manifest(name, version)
+
+
+@router.get("/models/{name}/versions/{version}/extra/{filename:path}")
+def extra_file(name: str, version: IdPath, filename: str, request: Request) -> Response:
+    """The bytes of an extra file stored with the version (e.g. the training schema)."""
+    return Response(_registry(request).extra_file(name, version, filename), media_type="application/octet-stream")
 
 
 @router.get("/datasets/{digest}/versions")
