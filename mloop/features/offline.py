@@ -1,0 +1,130 @@
+"""Point-in-time-correct training sets with DuckDB ASOF joins.
+
+For each entity row and each feature view: the latest feature row with the same
+key whose event time is at or before the row's time (ties on event time broken by
+the created timestamp, latest first), kept only when it is within the view's TTL
+(``event_time >= row_time - ttl``). Rows with nothing inside the TTL keep nulls;
+entity rows keep their order, duplicates included. Sources are scanned by DuckDB,
+limited to the time window the entity rows need; nothing is pulled into pandas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mloop.errors import InvalidInputError
+from mloop.features.plan import Request, ViewRequest
+from mloop.features.sources import _lit, _q, fetch_arrow
+
+__all__ = ["entity_table", "point_in_time_join"]
+
+ROW = "__mloop_row"
+
+
+def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None) -> pa.Table:
+    """The entity rows as Arrow with aware timestamps: from a DataFrame, Arrow table, Parquet path or SQL."""
+    import pandas as pd
+
+    if isinstance(entities, pa.Table):
+        table = entities
+    elif isinstance(entities, pd.DataFrame):
+        table = pa.Table.from_pandas(entities, preserve_index=False)
+    elif isinstance(entities, str) and entities.lstrip().lower().startswith(("select", "with", "from")):
+        table = fetch_arrow(con, entities)
+    elif isinstance(entities, str) or hasattr(entities, "__fspath__"):
+        from pathlib import Path
+
+        path = Path(entities)
+        if not path.exists():
+            raise InvalidInputError(field="entity_df", value=str(entities),
+                                    expected="a DataFrame, an existing Parquet file/folder, or a SQL query")
+        pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+        table = fetch_arrow(con, f"SELECT * FROM read_parquet({_lit(pattern)})")
+    else:
+        raise InvalidInputError(field="entity_df", value=type(entities).__name__,
+                                expected="a pandas DataFrame, an Arrow table, a Parquet path or a SQL query")
+    if hasattr(table, "read_all"):
+        table = table.read_all()
+    if timestamp not in table.column_names:
+        raise InvalidInputError(field="entity_df", value=table.column_names,
+                                expected=f"a timestamp column '{timestamp}' (or pass timestamp_column=...)")
+    kind = table.schema.field(timestamp).type
+    if not pa.types.is_timestamp(kind):
+        raise InvalidInputError(field=f"entity_df.{timestamp}", value=str(kind),
+                                expected="timestamps (timezone-aware, e.g. pd.to_datetime(col, utc=True))")
+    if kind.tz is None:
+        if not timezone:
+            raise InvalidInputError(
+                f"The entity timestamps in '{timestamp}' have no time zone, so their instant is ambiguous. "
+                f"Make them aware (df['{timestamp}'] = df['{timestamp}'].dt.tz_localize('UTC')) or pass "
+                "timezone='UTC' (the zone they are in) to training_set.", field=f"entity_df.{timestamp}")
+        series = table.column(timestamp).to_pandas().dt.tz_localize(timezone).dt.tz_convert("UTC")
+        table = table.set_column(table.schema.get_field_index(timestamp), timestamp,
+                                 pa.array(series, type=pa.timestamp("us", tz="UTC")))
+    return table.append_column(ROW, pa.array(range(table.num_rows), type=pa.int64()))
+
+
+def _feature_cte(con: Any, index: int, req: ViewRequest, bounds: tuple[Any, Any]) -> str:
+    view = req.view
+    start, end = bounds
+    if view.ttl is not None and start is not None:
+        start = start - view.ttl
+    scan = view.source.scan(con, None if view.timezone else view.timestamp, None if view.timezone else start,
+                            None if view.timezone else end)
+    ts = _q(view.timestamp)
+    if view.timezone:
+        ts = f"timezone({_lit(view.timezone)}, {ts})"
+    cols = [f"{_q(k)} AS __k{index}_{j}" for j, k in enumerate(req.keys)]
+    cols.append(f"CAST({ts} AS TIMESTAMPTZ) AS __ts{index}")
+    types = {f.name: f.dtype for f in view.schema}
+    cols += [f"CAST({_q(f)} AS {types[f].duckdb}) AS __f{index}_{j}" for j, f in enumerate(req.features)]
+    sql = f"SELECT {', '.join(cols)} FROM {scan} AS s WHERE {_q(view.timestamp)} IS NOT NULL"
+    if view.created_timestamp:
+        keys = ", ".join(f"__k{index}_{j}" for j in range(len(req.keys)))
+        sql += (f" QUALIFY row_number() OVER (PARTITION BY {keys}, __ts{index} "
+                f"ORDER BY {_q(view.created_timestamp)} DESC NULLS LAST) = 1")
+    return f"f{index} AS ({sql})"
+
+
+def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Request,
+                       full_names: bool = False) -> pa.Table:
+    """The entity rows with their point-in-time feature values, in input order (see module doc)."""
+    missing = [k for k in request.entity_keys if k not in entities.column_names]
+    if missing:
+        raise InvalidInputError(field="entity_df", value=entities.column_names[:-1],
+                                expected=f"the join key columns {request.entity_keys} (missing {missing})")
+    con.register("__mloop_entities", entities)
+    ts_col = entities.column(timestamp)
+    bounds = (pc.min(ts_col).as_py(), pc.max(ts_col).as_py())
+    ctes = ["e AS (SELECT * FROM __mloop_entities)"]
+    joins, selects = [], []
+    for i, req in enumerate(request.views):
+        ctes.append(_feature_cte(con, i, req, bounds))
+        on = " AND ".join(f"e.{_q(k)} = f{i}.__k{i}_{j}" for j, k in enumerate(req.keys))
+        joins.append(f"ASOF LEFT JOIN f{i} ON {on} AND e.{_q(timestamp)} >= f{i}.__ts{i}")
+        ttl = req.view.ttl
+        for j, out in enumerate(req.outputs):
+            value = f"f{i}.__f{i}_{j}"
+            if ttl is not None:
+                value = (f"CASE WHEN f{i}.__ts{i} >= e.{_q(timestamp)} - INTERVAL {int(ttl.total_seconds() * 1e6)} "
+                         f"MICROSECONDS THEN {value} END")
+            selects.append(f"{value} AS {_q(out)}")
+    entity_cols = [c for c in entities.column_names if c != ROW]
+    sql = (f"WITH {', '.join(ctes)} SELECT {', '.join('e.' + _q(c) for c in entity_cols)}"
+           f"{', ' if selects else ''}{', '.join(selects)} FROM e {' '.join(joins)} ORDER BY e.{ROW}")
+    try:
+        result = fetch_arrow(con, sql)
+    except Exception as exc:
+        import duckdb
+
+        if isinstance(exc, duckdb.Error):
+            raise InvalidInputError(f"The training-set query failed: {str(exc).splitlines()[0]}. "
+                                    "Check that the entity key columns have the same types as in the sources.",
+                                    field="entity_df") from exc
+        raise
+    finally:
+        con.unregister("__mloop_entities")
+    return result
