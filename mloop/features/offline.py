@@ -70,8 +70,7 @@ def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None) 
 def _feature_cte(con: Any, index: int, req: ViewRequest, bounds: tuple[Any, Any]) -> str:
     view = req.view
     start, end = bounds
-    if view.ttl is not None and start is not None:
-        start = start - view.ttl
+    start = start - view.ttl if view.ttl is not None and start is not None else None
     scan = view.source.scan(con, None if view.timezone else view.timestamp, None if view.timezone else start,
                             None if view.timezone else end)
     ts = _q(view.timestamp)
@@ -127,4 +126,12 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
         raise
     finally:
         con.unregister("__mloop_entities")
-    return result
+    return _utc(result)
+
+
+def _utc(table: pa.Table) -> pa.Table:
+    """Aware timestamp columns labelled plain "UTC" (DuckDB says "Etc/UTC")."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz and f.type.tz != "UTC":
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit, "UTC")))
+    return table

@@ -33,7 +33,6 @@ from mloop.errors import InvalidInputError, NotFoundError
 from mloop.features.definitions import (
     Definition,
     Entity,
-    FeatureService,
     FeatureView,
     OnDemandFeatureView,
 )
