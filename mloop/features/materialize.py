@@ -107,7 +107,7 @@ def materialize_view(con: Any, db: Database, online: OnlineStore, project: str, 
     resumed = _open_job(db, job_id, project, view.name, version, start, end)
     temp = f"__latest_{job_id[:12]}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS {_latest_sql(con, view, keys, start, end)} ORDER BY __key")
-    total = con.execute(f"SELECT count(*) FROM {temp}").fetchone()[0]
+    total = con.execute(f"SELECT count(*) FROM {temp}").fetchall()[0][0]
     batches = max(1, math.ceil(total / batch_rows)) if total else 0
     table = online_table(project, view.name, version)
     n = len(view.feature_names)
