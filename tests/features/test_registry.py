@@ -56,11 +56,12 @@ def test_validation_names_the_definition_and_the_column(store: FeatureStore, zon
     folder = tmp_path / "src"
     folder.mkdir()
     _rows().to_parquet(folder / "p.parquet")
+    src = FileSource(str(folder))
     bad = [
-        FeatureView("unknown_entity", entities=["driver"], schema=[Field("x", Float64)], source=FileSource(str(folder))),
-        FeatureView("missing_col", entities=["zone"], schema=[Field("nope", Float64)], source=FileSource(str(folder))),
-        FeatureView("mismatch", entities=["zone"], schema=[Field("name", Int64)], source=FileSource(str(folder))),
-        FeatureView("bad_ts", entities=["zone"], schema=[Field("x", Float64)], source=FileSource(str(folder)),
+        FeatureView("unknown_entity", entities=["driver"], schema=[Field("x", Float64)], source=src),
+        FeatureView("missing_col", entities=["zone"], schema=[Field("nope", Float64)], source=src),
+        FeatureView("mismatch", entities=["zone"], schema=[Field("name", Int64)], source=src),
+        FeatureView("bad_ts", entities=["zone"], schema=[Field("x", Float64)], source=src,
                     timestamp="when"),
         FeatureService("svc", features=["zone_stats:x", "ghost:y"]),
     ]
