@@ -12,6 +12,7 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # One line per verb group; each module attaches its commands to ``app``.
+    import mloop.cli.features  # noqa: F401
     from mloop.cli import demo, experiments, gc, models, runs, server  # noqa: F401
 
 

@@ -81,6 +81,7 @@ class _Group:
     read: Reader
     ttl_us: int | None
     positions: list[tuple[str, int]]  # (output name, index into the stored row)
+    empty: tuple[None, ...] = ()  # a stored row of nulls (missing or expired)
 
 
 class ServingPlan:
@@ -94,7 +95,8 @@ class ServingPlan:
         for v in request.views:
             positions = [(out, stored_index[v.view.name][f] + 1) for f, out in zip(v.features, v.outputs, strict=True)]
             ttl = int(v.view.ttl.total_seconds() * 1_000_000) if v.view.ttl else None
-            self.groups.append(_Group(v.view.name, tuple(v.keys), readers[v.view.name], ttl, positions))
+            empty = (None,) * (len(stored_index[v.view.name]) + 1)
+            self.groups.append(_Group(v.view.name, tuple(v.keys), readers[v.view.name], ttl, positions, empty))
             for out, _ in positions:
                 self.view_of[out] = v.view.name
         self.hidden = {o for v in request.views for f, o in zip(v.features, v.outputs, strict=True) if f in v.hidden}
@@ -138,18 +140,27 @@ class ServingPlan:
                                         expected="the same number of values for every key")
             rows = g.read(keys)
             cutoff = None if g.ttl_us is None else now_us - g.ttl_us
-            st, ts = [], []
-            for row in rows:
+            st: list[str] = [PRESENT] * n
+            ts: list[int | None] = [None] * n
+            clean = rows
+            for i, row in enumerate(rows):
                 if row is None:
-                    st.append(NOT_FOUND)
-                    ts.append(None)
+                    st[i] = NOT_FOUND
+                    if clean is rows:
+                        clean = list(rows)
+                    clean[i] = g.empty
                 else:
-                    ts.append(row[0])
-                    st.append(EXPIRED if cutoff is not None and row[0] < cutoff else PRESENT)
+                    ts[i] = row[0]
+                    if cutoff is not None and row[0] < cutoff:
+                        st[i] = EXPIRED
+                        if clean is rows:
+                            clean = list(rows)
+                        clean[i] = g.empty
             status[g.view] = st
             event_us[g.view] = ts
+            columns = list(zip(*clean, strict=True)) if n else []
             for out, idx in g.positions:
-                values[out] = [row[idx] if s == PRESENT else None for row, s in zip(rows, st, strict=True)]
+                values[out] = list(columns[idx]) if n else []
         if self.on_demand:
             self._transform(values, request_data or {}, max(n, 0))
         for out in self.hidden:

@@ -69,6 +69,7 @@ class SqliteOnlineStore:
         one = f"SELECT {cols} FROM {_q(table)} WHERE k = ?"
         local = self._local
         conn_of = self._conn
+        many: dict[int, str] = {}
 
         def read(keys: Sequence[str]) -> list[tuple[Any, ...] | None]:
             conn = getattr(local, "conn", None) or conn_of()
@@ -77,7 +78,10 @@ class SqliteOnlineStore:
             found: dict[str, tuple[Any, ...]] = {}
             for start in range(0, len(keys), _BATCH_IN):
                 chunk = list(dict.fromkeys(keys[start:start + _BATCH_IN]))
-                sql = f"SELECT k, {cols} FROM {_q(table)} WHERE k IN ({', '.join('?' * len(chunk))})"
+                sql = many.get(len(chunk))
+                if sql is None:
+                    sql = many[len(chunk)] = (f"SELECT k, {cols} FROM {_q(table)} "
+                                              f"WHERE k IN ({', '.join('?' * len(chunk))})")
                 for row in conn.execute(sql, chunk):
                     found[row[0]] = row[1:]
             return [found.get(k) for k in keys]
