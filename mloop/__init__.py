@@ -37,6 +37,8 @@ _LAZY = {
     "MloopError": "mloop.errors",
     "RunStatus": "mloop.tracking.entities",
     "RegistryClient": "mloop.registry.client",
+    "feature_store": "mloop._sdk",
+    "FeatureStore": "mloop.features",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

@@ -34,11 +34,12 @@ class DemoContext:
 
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from mloop.demo import registry, tracking
+    from mloop.demo import features, registry, tracking
 
     return [
         ("Experiment tracking", tracking.run),
         ("Model registry", registry.run),
+        ("Feature store", features.run),
     ]
 
 

@@ -412,18 +412,19 @@ class FeatureStore:
     # ------------------------------------------------------------ online
     def online(self, features: Sequence[str] | None = None, *, entities: dict[str, Sequence[Any]],
                service: str | None = None, request: dict[str, Sequence[Any]] | None = None,
-               full_names: bool = False) -> OnlineResult:
+               full_names: bool = False, as_of: datetime | None = None) -> OnlineResult:
         """Latest feature values for ``entities`` (``{"zone_id": [17, 18]}``), with event times and status.
 
         ``request`` carries the request-time inputs of on-demand views. The serving plan for a given
         feature list or service is compiled on first use and cached (``refresh()`` forgets it).
+        TTLs are checked against now, or ``as_of`` when replaying a past moment.
         """
         key = (service, tuple(features) if features is not None else None, full_names)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._compile(features, service, full_names)
             self._plans[key] = plan
-        return plan.read(entities, request)
+        return plan.read(entities, request, as_of)
 
     def serving_plan(self, features: Sequence[str] | None = None, *, service: str | None = None,
                      full_names: bool = False) -> ServingPlan:
