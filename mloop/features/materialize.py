@@ -88,12 +88,15 @@ def _latest_sql(con: Any, view: FeatureView, keys: list[str], start: datetime | 
     key_sql = (f"CAST({_q(keys[0])} AS VARCHAR)" if len(keys) == 1 else
                "concat_ws(" + _lit(SEP) + ", " + ", ".join(f"CAST({_q(k)} AS VARCHAR)" for k in keys) + ")")
     types = {f.name: f.dtype for f in view.schema}
-    feats = ", ".join(f"CAST({_q(f)} AS {types[f].duckdb if types[f].name != 'Timestamp' else 'VARCHAR'}) "
-                      f"AS {_q(f)}" for f in view.feature_names)
-    order = f"{ts} DESC" + (f", {_q(view.created_timestamp)} DESC NULLS LAST" if view.created_timestamp else "")
-    return (f"SELECT {key_sql} AS __key, epoch_us(CAST({ts} AS TIMESTAMPTZ)) AS __ts, {feats} FROM {scan} AS s "
-            f"WHERE {ts} IS NOT NULL AND {' AND '.join(f'{_q(k)} IS NOT NULL' for k in keys)} "
-            f"QUALIFY row_number() OVER (PARTITION BY __key ORDER BY {order}) = 1")
+    packed = ", ".join(f"{_q(f)} := CAST({_q(f)} AS {types[f].duckdb if types[f].name != 'Timestamp' else 'VARCHAR'})"
+                       for f in view.feature_names)
+    by = f"CAST({ts} AS TIMESTAMPTZ)"
+    if view.created_timestamp:  # ties on event time: the latest created wins
+        by = f"struct_pack(__t := {by}, __c := coalesce(epoch_us({_q(view.created_timestamp)}), -1))"
+    # arg_max over a struct of every feature: one hash aggregate, no sort of the source rows
+    return (f"SELECT __key, epoch_us(__t) AS __ts, unnest(__v) FROM (SELECT {key_sql} AS __key, "
+            f"max(CAST({ts} AS TIMESTAMPTZ)) AS __t, arg_max(struct_pack({packed}), {by}) AS __v FROM {scan} AS s "
+            f"WHERE {ts} IS NOT NULL AND {' AND '.join(f'{_q(k)} IS NOT NULL' for k in keys)} GROUP BY __key)")
 
 
 def materialize_view(con: Any, db: Database, online: OnlineStore, project: str, view: FeatureView, version: int,

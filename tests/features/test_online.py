@@ -150,3 +150,14 @@ def test_online_read_is_fast_with_a_compiled_plan(store: FeatureStore, zone: Ent
         store.online(refs, entities={"zone_id": [1]})
     per_call = (time.perf_counter() - start) / 2000
     assert per_call < 0.0005  # generous bound for a shared CI machine; bench/features.py measures p99
+
+
+def test_materialize_breaks_ties_by_created_time_and_keeps_null_values(online_store: FeatureStore, zone: Entity,
+                                                                       tmp_path: Path) -> None:
+    rows = pd.DataFrame({"zone_id": [1, 1, 1, 2, 2], "x": [1.0, 3.0, 2.0, 5.0, None],
+                         "y": [0.0, 0.0, 0.0, 0.0, 0.0], "event_timestamp": _at(1, 1, 1, 2, 1),
+                         "created": _at(0.5, 0.1, 0.3, 0.1, 0.1)})
+    online_store.apply([zone, _view(tmp_path, rows, created="created")])
+    online_store.materialize(None, NOW.to_pydatetime())
+    got = online_store.online(["stats:x"], entities={"zone_id": [1, 2]})
+    assert got.values["x"] == [3.0, None] and got.status["stats"] == ["present", "present"]
