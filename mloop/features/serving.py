@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mloop.errors import InvalidInputError
-from mloop.features.online.base import Reader
+from mloop.features.online.base import BatchReader
 from mloop.features.plan import Request
 
 __all__ = ["OnlineResult", "ServingPlan"]
@@ -78,7 +78,6 @@ class OnlineResult:
 class _Group:
     view: str
     keys: tuple[str, ...]
-    read: Reader
     ttl_us: int | None
     positions: list[tuple[str, int]]  # (output name, index into the stored row)
     empty: tuple[None, ...] = ()  # a stored row of nulls (missing or expired)
@@ -87,8 +86,9 @@ class _Group:
 class ServingPlan:
     """A compiled online request: readers, keys, TTLs and transforms resolved once."""
 
-    def __init__(self, request: Request, readers: dict[str, Reader], stored_index: dict[str, dict[str, int]]) -> None:
+    def __init__(self, request: Request, read: BatchReader, stored_index: dict[str, dict[str, int]]) -> None:
         self.request = request
+        self._read = read
         self.entity_keys = request.entity_keys
         self.groups: list[_Group] = []
         self.view_of: dict[str, str] = {}
@@ -96,7 +96,7 @@ class ServingPlan:
             positions = [(out, stored_index[v.view.name][f] + 1) for f, out in zip(v.features, v.outputs, strict=True)]
             ttl = int(v.view.ttl.total_seconds() * 1_000_000) if v.view.ttl else None
             empty = (None,) * (len(stored_index[v.view.name]) + 1)
-            self.groups.append(_Group(v.view.name, tuple(v.keys), readers[v.view.name], ttl, positions, empty))
+            self.groups.append(_Group(v.view.name, tuple(v.keys), ttl, positions, empty))
             for out, _ in positions:
                 self.view_of[out] = v.view.name
         self.hidden = {o for v in request.views for f, o in zip(v.features, v.outputs, strict=True) if f in v.hidden}
@@ -133,15 +133,12 @@ class ServingPlan:
         values: dict[str, list[Any]] = {}
         status: dict[str, list[str]] = {}
         event_us: dict[str, list[int | None]] = {}
-        n = -1
-        for g in self.groups:
-            keys = self._keys(entities, g)
-            if n < 0:
-                n = len(keys)
-            elif len(keys) != n:
-                raise InvalidInputError(field="entities", value={k: len(v) for k, v in entities.items()},
-                                        expected="the same number of values for every key")
-            rows = g.read(keys)
+        key_lists = [self._keys(entities, g) for g in self.groups]
+        n = len(key_lists[0]) if key_lists else 0
+        if any(len(k) != n for k in key_lists):
+            raise InvalidInputError(field="entities", value={k: len(v) for k, v in entities.items()},
+                                    expected="the same number of values for every key")
+        for g, rows in zip(self.groups, self._read(key_lists), strict=True):
             cutoff = None if g.ttl_us is None else now_us - g.ttl_us
             st: list[str] = [PRESENT] * n
             ts: list[int | None] = [None] * n

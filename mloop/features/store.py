@@ -437,12 +437,10 @@ class FeatureStore:
 
     def _compile(self, features: Sequence[str] | None, service: str | None, full_names: bool) -> ServingPlan:
         request = self.resolve(features, service, full_names)
-        readers, index = {}, {}
-        for v in request.views:
-            readers[v.view.name] = self.online_store.reader(online_table(self.project, v.view.name, v.version),
-                                                            len(v.view.feature_names))
-            index[v.view.name] = {f: i for i, f in enumerate(v.view.feature_names)}
-        return ServingPlan(request, readers, index)
+        index = {v.view.name: {f: i for i, f in enumerate(v.view.feature_names)} for v in request.views}
+        tables = [(online_table(self.project, v.view.name, v.version), len(v.view.feature_names))
+                  for v in request.views]
+        return ServingPlan(request, self.online_store.batch_reader(tables), index)
 
     def close(self) -> None:
         if self._online is not None:

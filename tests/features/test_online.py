@@ -161,3 +161,33 @@ def test_materialize_breaks_ties_by_created_time_and_keeps_null_values(online_st
     online_store.materialize(None, NOW.to_pydatetime())
     got = online_store.online(["stats:x"], entities={"zone_id": [1, 2]})
     assert got.values["x"] == [3.0, None] and got.status["stats"] == ["present", "present"]
+
+
+def test_redis_answers_several_views_in_one_round_trip(redis_url: str, home: Path, zone: Entity,
+                                                       tmp_path: Path) -> None:
+    import uuid
+
+    store = FeatureStore(home=str(home), project=f"p{uuid.uuid4().hex[:10]}", online_url=redis_url)
+    store.apply([zone, _view(tmp_path, _rows([1], [1], [1.0]), "a"), _view(tmp_path, _rows([1], [1], [2.0]), "b")])
+    store.materialize(None, NOW.to_pydatetime())
+    refs = ["a:x", "b:y"]
+    store.online(refs, entities={"zone_id": [1]})
+    client = store.online_store.client  # type: ignore[attr-defined]
+    with client.monitor() as monitor:  # every command the server receives, with who sent it
+        address = client.client_info()["addr"]  # the pooled connection the store reads through
+        got = store.online(refs, entities={"zone_id": [1, 2]})
+        client.echo("mloop-sentinel")
+        ours = []
+        while True:
+            seen = monitor.next_command()
+            if f"{seen['client_address']}:{seen['client_port']}" != address:
+                continue
+            if seen["command"].startswith("ECHO"):
+                break
+            if not seen["command"].startswith(("CLIENT", "HELLO")):
+                ours.append(seen["command"].split()[0])
+    assert got.to_dict() == {"zone_id": [1, 2], "x": [1.0, None], "y": [20.0, None]}
+    assert ours == ["MGET"]
+    for table in ("a", "b"):
+        store.online_store.drop(f"{store.project}__{table}__v1")
+    store.close()

@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 # A reader takes encoded entity keys and returns, per key, (event_time_us, value, ...) or None.
 Reader = Callable[[Sequence[str]], list[tuple[Any, ...] | None]]
+# A batch reader takes one key list per table and answers them all (one round trip on remote stores).
+BatchReader = Callable[[Sequence[Sequence[str]]], list[list[tuple[Any, ...] | None]]]
 
 
 class OnlineStore(Protocol):
@@ -24,6 +26,9 @@ class OnlineStore(Protocol):
 
     def reader(self, table: str, n_features: int) -> Reader:
         """A function reading many keys in one round trip, built once and reused per request."""
+
+    def batch_reader(self, tables: Sequence[tuple[str, int]]) -> BatchReader:
+        """A function reading keys from several ``(table, n_features)`` at once, built once per serving plan."""
 
     def drop(self, table: str) -> None:
         """Remove a table and every value in it."""

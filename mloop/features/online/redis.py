@@ -10,7 +10,7 @@ from typing import Any
 
 from mloop._util.optional import require
 from mloop.errors import BackendError
-from mloop.features.online.base import Reader
+from mloop.features.online.base import BatchReader, Reader
 
 _WRITE = """
 for i = 1, #KEYS do
@@ -75,16 +75,21 @@ class RedisOnlineStore:
 
         return read
 
-    def multi_reader(self) -> Any:
-        """Read several tables in one MGET: ``read([(table, keys), ...])``."""
+    def batch_reader(self, tables: Sequence[tuple[str, int]]) -> BatchReader:
+        """Every table's keys in one MGET: one round trip per request, however many views."""
         client = self.client
         loads = json.loads
+        prefixes = [self._prefix(t) for t, _ in tables]
+        url = self.url
 
-        def read(groups: Sequence[tuple[str, Sequence[str]]]) -> list[list[tuple[Any, ...] | None]]:
-            names = [self._prefix(t) + k for t, keys in groups for k in keys]
-            raw = client.mget(names)
+        def read(key_lists: Sequence[Sequence[str]]) -> list[list[tuple[Any, ...] | None]]:
+            names = [p + k for p, keys in zip(prefixes, key_lists, strict=True) for k in keys]
+            try:
+                raw = client.mget(names)
+            except Exception as exc:
+                raise BackendError(f"Reading the Redis online store {url} failed: {exc}") from exc
             out, i = [], 0
-            for _, keys in groups:
+            for keys in key_lists:
                 out.append([tuple(loads(v)) if v is not None else None for v in raw[i:i + len(keys)]])
                 i += len(keys)
             return out

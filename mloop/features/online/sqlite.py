@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mloop.features.online.base import Reader
+from mloop.features.online.base import BatchReader, Reader
 
 _BATCH_IN = 500  # keys per IN (...) statement
 
@@ -87,6 +87,13 @@ class SqliteOnlineStore:
             return [found.get(k) for k in keys]
 
         return read
+
+    def batch_reader(self, tables: Sequence[tuple[str, int]]) -> BatchReader:
+        readers = [self.reader(t, n) for t, n in tables]
+        if len(readers) == 1:
+            only = readers[0]
+            return lambda key_lists: [only(key_lists[0])]
+        return lambda key_lists: [r(k) for r, k in zip(readers, key_lists, strict=True)]
 
     def drop(self, table: str) -> None:
         self._conn().execute(f"DROP TABLE IF EXISTS {_q(table)}")
