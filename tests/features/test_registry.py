@@ -124,3 +124,25 @@ def test_sql_sources_duckdb_and_postgres(store: FeatureStore, zone: Entity, tmp_
     out = store.training_set(pd.DataFrame({"zone_id": [1, 2], "event_timestamp": ts(5, 5)}),
                              features=["duck:x", "pg:x"], full_names=True)
     assert out["duck__x"].tolist() == [10.0, 20.0] and out["pg__x"].tolist() == [1.0, 2.0]
+
+
+def test_csv_glob_source_with_naive_timestamps_needs_a_timezone(store: FeatureStore, zone: Entity,
+                                                                tmp_path: Path) -> None:
+    for day in (1, 2):
+        pd.DataFrame({"zone_id": [1], "x": [float(day)], "event_timestamp": [f"2026-01-0{day} 10:00:00"]}
+                     ).to_csv(tmp_path / f"rows-{day}.csv", index=False)
+    pattern = str(tmp_path / "rows-*.csv")
+    naive = FeatureView("csv_rows", entities=["zone"], schema=[Field("x", Float64)], source=FileSource(pattern))
+    with pytest.raises(DefinitionError, match="has no time zone"):
+        store.apply([zone, naive])
+    paris = FeatureView("csv_rows", entities=["zone"], schema=[Field("x", Float64)], source=FileSource(pattern),
+                        timezone="Europe/Paris")  # 10:00 in Paris is 09:00 UTC
+    store.apply([zone, paris])
+    when = pd.to_datetime(["2026-01-02 08:59", "2026-01-02 09:00"], utc=True)
+    out = store.training_set(pd.DataFrame({"zone_id": [1, 1], "event_timestamp": when}), features=["csv_rows:x"])
+    assert out["x"].tolist() == [1.0, 2.0]
+    [result] = store.materialize(None, pd.Timestamp("2026-01-03", tz="UTC").to_pydatetime())
+    assert result.rows == 1
+    got = store.online(["csv_rows:x"], entities={"zone_id": [1]})
+    assert got.values["x"] == [2.0] and got.status["csv_rows"] == ["present"]  # no TTL: never expires
+    assert got.event_times["csv_rows"][0] == pd.Timestamp("2026-01-02 09:00", tz="UTC").to_pydatetime()
