@@ -146,3 +146,16 @@ def test_csv_glob_source_with_naive_timestamps_needs_a_timezone(store: FeatureSt
     got = store.online(["csv_rows:x"], entities={"zone_id": [1]})
     assert got.values["x"] == [2.0] and got.status["csv_rows"] == ["present"]  # no TTL: never expires
     assert got.event_times["csv_rows"][0] == pd.Timestamp("2026-01-02 09:00", tz="UTC").to_pydatetime()
+
+
+def test_parquet_folder_on_object_storage(store: FeatureStore, zone: Entity, tmp_path: Path, s3_bucket: str) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("s3", client_kwargs={"endpoint_url": __import__("os").environ["MLOOP_S3_ENDPOINT_URL"]})
+    _rows().to_parquet(tmp_path / "p.parquet")
+    fs.put(str(tmp_path / "p.parquet"), f"{s3_bucket}/zones/part-0.parquet")
+    view = FeatureView("remote", entities=[zone], schema=[Field("x", Float64)],
+                       source=FileSource(f"{s3_bucket}/zones/"))
+    store.apply([zone, view])
+    out = store.training_set(pd.DataFrame({"zone_id": [1, 2], "event_timestamp": ts(5, 5)}), features=["remote:x"])
+    assert out["x"].tolist() == [1.0, 2.0]
