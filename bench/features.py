@@ -137,6 +137,8 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=10_000)
     parser.add_argument("--entity-rows", type=int, default=100_000)
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--only", choices=["all", "training", "online"], default="all",
+                        help="Run only the training-set or only the materialize/online workloads.")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     folder = WORK / "features"
@@ -148,29 +150,33 @@ def main() -> None:
     print(f"generating {args.rows:,} feature rows, {args.entity_rows:,} entity rows...", flush=True)
     generate(folder, args.rows, args.entities, args.entity_rows)
     ours: dict[str, float] = {}
-    print("  mloop training set...", flush=True)
-    child = subprocess.run([sys.executable, __file__, "--child", str(folder)], capture_output=True, text=True,
-                           check=True)
-    ours.update(json.loads(child.stdout.strip().splitlines()[-1]))
-    checks = {"mloop": check(folder, folder / "mloop-out.parquet", "mloop")}
-    print("  mloop materialize + online (sqlite)...", flush=True)
-    sqlite = mloop_online(folder, "sqlite", None)
-    ours.update(sqlite)
+    checks: dict[str, str] = {}
     redis: dict[str, float] = {}
-    try:
-        print("  mloop materialize + online (redis)...", flush=True)
-        redis = mloop_online(folder, "redis", REDIS)
-    except Exception as exc:  # Redis not running
-        print(f"  redis skipped: {exc}")
+    training, online = args.only in ("all", "training"), args.only in ("all", "online")
+    if training:
+        print("  mloop training set...", flush=True)
+        child = subprocess.run([sys.executable, __file__, "--child", str(folder)], capture_output=True, text=True,
+                               check=True)
+        ours.update(json.loads(child.stdout.strip().splitlines()[-1]))
+        checks["mloop"] = check(folder, folder / "mloop-out.parquet", "mloop")
+    if online:
+        print("  mloop materialize + online (sqlite)...", flush=True)
+        ours.update(mloop_online(folder, "sqlite", None))
+        try:
+            print("  mloop materialize + online (redis)...", flush=True)
+            redis = mloop_online(folder, "redis", REDIS)
+        except Exception as exc:  # Redis not running
+            print(f"  redis skipped: {exc}")
     peers: dict[str, dict[str, float]] = {}
     if not args.skip_peer:
         python = peer_python("feast", FEAST)
-        for offline in ("file", "duckdb"):
+        for offline in ("file", "duckdb") if training else ():
             print(f"  feast training set ({offline} offline store)...", flush=True)
             peers[offline] = run_peer(python, "feast_features.py", str(folder), offline)
             checks[f"feast {offline}"] = check(folder, Path(str(peers[offline]["out"])), "feast")
-        print("  feast materialize + online (sqlite)...", flush=True)
-        peers["online"] = run_peer(python, "feast_features.py", str(folder), "file", "--online")
+        if online:
+            print("  feast materialize + online (sqlite)...", flush=True)
+            peers["online"] = run_peer(python, "feast_features.py", str(folder), "file", "--online")
     report(ours, redis, peers, checks)
 
 

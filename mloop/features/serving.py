@@ -103,6 +103,11 @@ class ServingPlan:
         self.on_demand = request.on_demand
         self.request_columns = request.request_columns
 
+    @property
+    def outputs(self) -> list[str]:
+        """The feature columns a read returns, in order (entity keys come first in ``to_dict``)."""
+        return self.request.outputs
+
     def _keys(self, entities: dict[str, Sequence[Any]], group: _Group) -> list[str]:
         if len(group.keys) == 1:
             try:
