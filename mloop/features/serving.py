@@ -81,6 +81,7 @@ class _Group:
     ttl_us: int | None
     positions: list[tuple[str, int]]  # (output name, index into the stored row)
     empty: tuple[None, ...] = ()  # a stored row of nulls (missing or expired)
+    booleans: tuple[str, ...] = ()  # outputs stored as 0/1 by stores without a boolean type
 
 
 class ServingPlan:
@@ -96,7 +97,9 @@ class ServingPlan:
             positions = [(out, stored_index[v.view.name][f] + 1) for f, out in zip(v.features, v.outputs, strict=True)]
             ttl = int(v.view.ttl.total_seconds() * 1_000_000) if v.view.ttl else None
             empty = (None,) * (len(stored_index[v.view.name]) + 1)
-            self.groups.append(_Group(v.view.name, tuple(v.keys), ttl, positions, empty))
+            types = {f.name: f.dtype.name for f in v.view.schema}
+            booleans = tuple(o for f, o in zip(v.features, v.outputs, strict=True) if types[f] == "Bool")
+            self.groups.append(_Group(v.view.name, tuple(v.keys), ttl, positions, empty, booleans))
             for out, _ in positions:
                 self.view_of[out] = v.view.name
         self.hidden = {o for v in request.views for f, o in zip(v.features, v.outputs, strict=True) if f in v.hidden}
@@ -166,6 +169,8 @@ class ServingPlan:
             columns = list(zip(*clean, strict=True)) if n else []
             for out, idx in g.positions:
                 values[out] = list(columns[idx]) if n else []
+            for out in g.booleans:
+                values[out] = [None if v is None else bool(v) for v in values[out]]
         if self.on_demand:
             self._transform(values, request_data or {}, max(n, 0))
         for out in self.hidden:

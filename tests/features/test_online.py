@@ -191,3 +191,28 @@ def test_redis_answers_several_views_in_one_round_trip(redis_url: str, home: Pat
     for table in ("a", "b"):
         store.online_store.drop(f"{store.project}__{table}__v1")
     store.close()
+
+
+def test_composite_keys_and_typed_values(online_store: FeatureStore, tmp_path: Path) -> None:
+    from mloop.features import Bool, Int64, String
+
+    zone_hour = Entity("zone_hour", join_keys=["zone_id", "hour"])
+    rows = pd.DataFrame({"zone_id": [1, 1, 2], "hour": [8, 9, 8], "n": [3, 4, 5], "label": ["a", "b", "c"],
+                         "busy": [True, False, True], "event_timestamp": _at(1, 1, 1)})
+    folder = tmp_path / "zh"
+    folder.mkdir()
+    rows.to_parquet(folder / "p.parquet")
+    view = FeatureView("zh", entities=[zone_hour], source=FileSource(str(folder)), ttl=timedelta(days=1),
+                       schema=[Field("n", Int64), Field("label", String), Field("busy", Bool)])
+    online_store.apply([zone_hour, view])
+    entity_df = pd.DataFrame({"zone_id": [1, 2, 1], "hour": [9, 8, 7], "event_timestamp": [NOW] * 3})
+    train = online_store.training_set(entity_df, features=["zh"])
+    assert train["n"].tolist()[:2] == [4, 5] and train["label"].tolist()[:2] == ["b", "c"]
+    assert train["busy"].tolist()[:2] == [False, True] and pd.isna(train["n"].iloc[2])
+    online_store.materialize(None, NOW.to_pydatetime())
+    got = online_store.online(["zh"], entities={"zone_id": [1, 2, 1], "hour": [9, 8, 7]})
+    assert got.to_dict() == {"zone_id": [1, 2, 1], "hour": [9, 8, 7], "n": [4, 5, None], "label": ["b", "c", None],
+                             "busy": [False, True, None]}
+    assert [type(v) for v in got.values["busy"]] == [bool, bool, type(None)]
+    with pytest.raises(InvalidInputError, match="join keys"):
+        online_store.online(["zh"], entities={"zone_id": [1]})
