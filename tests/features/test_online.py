@@ -216,3 +216,27 @@ def test_composite_keys_and_typed_values(online_store: FeatureStore, tmp_path: P
     assert [type(v) for v in got.values["busy"]] == [bool, bool, type(None)]
     with pytest.raises(InvalidInputError, match="join keys"):
         online_store.online(["zh"], entities={"zone_id": [1]})
+
+
+def test_process_killed_mid_materialization_resumes(store: FeatureStore, zone: Entity, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    rows = _rows(list(range(1, 41)), [1] * 40, [float(i) for i in range(40)])
+    store.apply([zone, _view(tmp_path, rows)])
+    end = NOW.isoformat()
+    script = f"""
+import os, pandas as pd
+from mloop.features import FeatureStore
+store = FeatureStore(home={str(store.settings.home)!r})
+def die(batch):
+    if batch == 1:
+        os._exit(9)  # no cleanup, no exception handlers: a killed process
+store.materialize(None, pd.Timestamp({end!r}).to_pydatetime(), batch_rows=10, on_batch=die)
+"""
+    died = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert died.returncode == 9, died.stderr
+    [result] = store.materialize(None, NOW.to_pydatetime(), batch_rows=10)
+    assert result.resumed_from == 2 and result.rows == 20
+    got = store.online(["stats:x"], entities={"zone_id": list(range(1, 41))})
+    assert got.values["x"] == [float(i) for i in range(40)]
