@@ -19,7 +19,7 @@ from mloop.errors import InvalidInputError
 from mloop.features.plan import Request, ViewRequest
 from mloop.features.sources import _lit, _q, fetch_arrow
 
-__all__ = ["entity_table", "point_in_time_join"]
+__all__ = ["apply_on_demand", "entity_table", "log_lineage", "point_in_time_join"]
 
 ROW = "__mloop_row"
 
@@ -135,3 +135,38 @@ def _utc(table: pa.Table) -> pa.Table:
         if pa.types.is_timestamp(f.type) and f.type.tz and f.type.tz != "UTC":
             table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit, "UTC")))
     return table
+
+
+def apply_on_demand(frame: Any, request: Request) -> Any:
+    """Run the request's on-demand views on a joined training frame (same functions as online)."""
+    missing = [c for c in request.request_columns if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(field="entity_df", value=list(frame.columns),
+                                expected=f"the request columns {missing} used by on-demand views")
+    for od in request.on_demand:
+        inputs = frame[list(od.input_columns.values())].copy()
+        inputs.columns = list(od.input_columns)
+        for f in od.view.request:
+            inputs[f.name] = frame[f.name].to_numpy()
+        out = od.view.transform(inputs.reset_index(drop=True))
+        for f, o in zip(od.features, od.outputs, strict=True):
+            frame[o] = out[f].to_numpy()
+    hidden = [o for v in request.views for f, o in zip(v.features, v.outputs, strict=True) if f in v.hidden]
+    return frame.drop(columns=hidden)
+
+
+def log_lineage(data: Any, request: Request, project: str) -> None:
+    """Record a training set as the active run's dataset input, with its views and versions."""
+    from mloop.tracking.run import run_stack
+
+    stack = run_stack()
+    if not stack:
+        return
+    run = stack[-1]
+    views = ",".join(f"{n}@{v}" for n, v in sorted(request.lineage().items()))
+    source = f"features://{project}/{views}"
+    name = f"training-set-{request.service[0]}" if request.service else "training-set"
+    if request.service:
+        source += f"?service={request.service[0]}@{request.service[1]}"
+    run.log_input(data, name=name, context="training", source=source)
+    run.set_tag("mloop.features.views", views)

@@ -34,20 +34,19 @@ from mloop.features.definitions import (
     Definition,
     Entity,
     FeatureView,
-    OnDemandFeatureView,
 )
 from mloop.features.materialize import (
     MaterializeResult,
-    encode_keys,
     feature_stats,
     materialize_view,
     online_table,
     watermark,
 )
 from mloop.features.online import OnlineStore, open_online_store
-from mloop.features.plan import OnDemandRequest, Request, ViewRequest
-from mloop.features.refs import parse_ref
+from mloop.features.plan import Request
+from mloop.features.push import push_rows
 from mloop.features.registry import FeatureRegistry, Plan, Versioned
+from mloop.features.resolve import resolve_request
 from mloop.features.serving import OnlineResult, ServingPlan
 from mloop.features.validate import validate_definitions
 from mloop.store.sql import open_database
@@ -164,80 +163,7 @@ class FeatureStore:
     def resolve(self, features: Sequence[str] | None = None, service: str | None = None,
                 full_names: bool = False) -> Request:
         """Turn references (or a service name, optionally ``"name@version"``) into a resolved request."""
-        svc = None
-        if service is not None:
-            if features:
-                raise InvalidInputError(field="features", value=features, expected="either features or service")
-            name, _, ver = str(service).partition("@")
-            stored = self.registry.get("feature_service", name, int(ver) if ver.isdigit() else None)
-            features, svc = stored.spec["features"], (stored.name, stored.version)
-        if not features or isinstance(features, str):
-            raise InvalidInputError(field="features", value=features,
-                                    expected="a list of references like ['view:feature'] or service='name'")
-        views: dict[str, ViewRequest] = {}
-        on_demand: list[OnDemandRequest] = []
-        for ref in features:
-            name, version, feature = parse_ref(ref)
-            found = self.registry.find(name, ("feature_view", "on_demand_feature_view"), version)
-            if found is None:
-                raise NotFoundError(f"Unknown feature view '{name}' in '{ref}'; known: "
-                                    f"{sorted(v.name for v in self.registry.list('feature_view'))}", field="features")
-            names = [f["name"] for f in found.spec["schema"]]
-            wanted = names if feature is None else [feature]
-            if feature is not None and feature not in names:
-                raise NotFoundError(f"Feature view '{name}' has no feature '{feature}' (it has {names}).",
-                                    field="features")
-            if found.kind == "feature_view":
-                req = self._view_request(views, name, found.version)
-                for f in wanted:
-                    req.hidden.discard(f)
-                    if f not in req.features:
-                        req.features.append(f)
-                        req.outputs.append(f"{name}__{f}" if full_names else f)
-            else:
-                on_demand.append(self._on_demand(views, found, wanted, full_names))
-        request = Request(list(views.values()), on_demand, svc)
-        outs = request.outputs
-        dupes = sorted({o for o in outs if outs.count(o) > 1})
-        if dupes:
-            raise InvalidInputError(field="features", value=dupes,
-                                    expected="distinct feature names across views; pass full_names=True to get "
-                                             "'view__feature' columns")
-        return request
-
-    def _view_request(self, views: dict[str, ViewRequest], name: str, version: int) -> ViewRequest:
-        if name in views:
-            if views[name].version != version:
-                raise InvalidInputError(field="features", value=name,
-                                        expected="one version of each feature view per request")
-            return views[name]
-        view, version = self.feature_view(name, version)
-        keys: list[str] = []
-        for e in view.entity_names:
-            keys += [k for k in self.entity(e).join_keys if k not in keys]
-        views[name] = ViewRequest(view, version, keys=tuple(keys))
-        return views[name]
-
-    def _on_demand(self, views: dict[str, ViewRequest], found: Versioned, wanted: list[str],
-                   full_names: bool) -> OnDemandRequest:
-        local = self._local.get(("on_demand_feature_view", found.name))
-        if not isinstance(local, OnDemandFeatureView):
-            raise InvalidInputError(f"The on-demand view '{found.name}' runs a Python function that lives in the "
-                                    "feature repository; open the store with FeatureStore(repo=...) to use it.",
-                                    field="features")
-        inputs: dict[str, str] = {}
-        for ref in found.spec["inputs"]:
-            name, version, feature = parse_ref(ref)
-            view_found = self.registry.get("feature_view", name, version)
-            req = self._view_request(views, name, view_found.version)
-            for f in [feature] if feature else [x["name"] for x in view_found.spec["schema"]]:
-                if f not in req.features:
-                    req.features.append(f)
-                    req.outputs.append(f"__in__{name}__{f}")
-                    req.hidden.add(f)
-                inputs[f] = req.outputs[req.features.index(f)]
-        outputs = [f"{found.name}__{f}" if full_names else f for f in wanted]
-        return OnDemandRequest(local, found.version, wanted, outputs, inputs)
+        return resolve_request(self, features, service, full_names)
 
     # ------------------------------------------------------------ offline
     def training_set(self, entity_df: Any, features: Sequence[str] | None = None, *, service: str | None = None,
@@ -249,7 +175,7 @@ class FeatureStore:
         timezone-aware ``timestamp_column``. Returns pandas (``output="pandas"``) or Arrow (``"arrow"``).
         When a tracking run is active, the result is recorded as its training dataset input.
         """
-        from mloop.features.offline import entity_table, point_in_time_join
+        from mloop.features.offline import apply_on_demand, entity_table, log_lineage, point_in_time_join
 
         if output not in ("pandas", "arrow"):
             raise InvalidInputError(field="output", value=output, expected="'pandas' or 'arrow'")
@@ -262,47 +188,16 @@ class FeatureStore:
             con.close()
         frame = None
         if request.on_demand:
-            frame = self._apply_on_demand(table.to_pandas(), request)
+            frame = apply_on_demand(table.to_pandas(), request)
         if frame is None and output == "pandas":
             frame = table.to_pandas()
         if log_to_run:
-            self._log_lineage(frame if frame is not None else table, request)
+            log_lineage(frame if frame is not None else table, request, self.project)
         if output == "arrow":
             import pyarrow as pa
 
             return pa.Table.from_pandas(frame, preserve_index=False) if frame is not None else table
         return frame
-
-    def _apply_on_demand(self, frame: Any, request: Request) -> Any:
-        missing = [c for c in request.request_columns if c not in frame.columns]
-        if missing:
-            raise InvalidInputError(field="entity_df", value=list(frame.columns),
-                                    expected=f"the request columns {missing} used by on-demand views")
-        for od in request.on_demand:
-            inputs = frame[list(od.input_columns.values())].copy()
-            inputs.columns = list(od.input_columns)
-            for f in od.view.request:
-                inputs[f.name] = frame[f.name].to_numpy()
-            out = od.view.transform(inputs.reset_index(drop=True))
-            for f, o in zip(od.features, od.outputs, strict=True):
-                frame[o] = out[f].to_numpy()
-        hidden = [o for v in request.views for f, o in zip(v.features, v.outputs, strict=True) if f in v.hidden]
-        return frame.drop(columns=hidden)
-
-    def _log_lineage(self, data: Any, request: Request) -> None:
-        from mloop.tracking.run import run_stack
-
-        stack = run_stack()
-        if not stack:
-            return
-        run = stack[-1]
-        views = ",".join(f"{n}@{v}" for n, v in sorted(request.lineage().items()))
-        source = f"features://{self.project}/{views}"
-        name = f"training-set-{request.service[0]}" if request.service else "training-set"
-        if request.service:
-            source += f"?service={request.service[0]}@{request.service[1]}"
-        run.log_input(data, name=name, context="training", source=source)
-        run.set_tag("mloop.features.views", views)
 
     # ------------------------------------------------------------ materialization
     @property
@@ -325,7 +220,7 @@ class FeatureStore:
         start = _aware(start, "start") if start is not None else None
         results = []
         for view, version in self._online_views(views):
-            keys = self._keys_of(view)
+            keys = self.keys_of(view)
             con = self._duckdb()
             try:
                 results.append(materialize_view(con, self.db, self.online_store, self.project, view, version, keys,
@@ -351,7 +246,7 @@ class FeatureStore:
             results += self.materialize(start, end, [view.name], batch_rows=batch_rows)
         return results
 
-    def _keys_of(self, view: FeatureView) -> list[str]:
+    def keys_of(self, view: FeatureView) -> list[str]:
         keys: list[str] = []
         for e in view.entity_names:
             keys += [k for k in self.entity(e).join_keys if k not in keys]
@@ -360,54 +255,7 @@ class FeatureStore:
     def push(self, view: str, rows: Any, *, to: str = "online") -> int:
         """Write fresh rows: ``to="online"``, ``"offline"`` (appended as a Parquet file to a folder source)
         or ``"both"``. Online writes keep the latest row per entity and never move time back."""
-        import pandas as pd
-        import pyarrow as pa
-
-        if to not in ("online", "offline", "both"):
-            raise InvalidInputError(field="to", value=to, expected="'online', 'offline' or 'both'")
-        fv, version = self.feature_view(view)
-        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
-        keys = self._keys_of(fv)
-        needed = [*keys, fv.timestamp, *fv.feature_names]
-        missing = [c for c in needed if c not in table.column_names]
-        if missing:
-            raise InvalidInputError(field="rows", value=table.column_names, expected=f"the columns {needed} "
-                                    f"(missing {missing})")
-        kind = table.schema.field(fv.timestamp).type
-        import pyarrow as pa_
-
-        if not pa_.types.is_timestamp(kind) or kind.tz is None:
-            raise InvalidInputError(field=f"rows.{fv.timestamp}", value=str(kind),
-                                    expected="timezone-aware timestamps (e.g. pd.to_datetime(col, utc=True))")
-        if to in ("offline", "both"):
-            self._append_offline(fv, table)
-        if to in ("online", "both"):
-            con = self._duckdb()
-            try:
-                con.register("__push", table)
-                latest = _latest_rows(con, "__push", keys, fv)
-            finally:
-                con.close()
-            self.online_store.write(online_table(self.project, fv.name, version), len(fv.feature_names),
-                                    encode_keys(latest, keys), latest.column("__ts").to_pylist(),
-                                    [latest.column(f).to_pylist() for f in fv.feature_names])
-        return table.num_rows
-
-    def _append_offline(self, fv: FeatureView, table: Any) -> None:
-        import uuid
-
-        import pyarrow.parquet as pq
-
-        from mloop.features.sources import FileSource
-
-        src = fv.source
-        folder = Path(src.path) if isinstance(src, FileSource) and src.format == "parquet" else None
-        if folder is None or not folder.is_dir():
-            raise InvalidInputError(f"Feature view '{fv.name}' reads {src.spec()}; pushing offline needs a folder "
-                                    "Parquet source (FileSource('path/to/folder/')). Push with to='online'.",
-                                    field="to")
-        name = f"push-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
-        pq.write_table(table.select([c for c in table.column_names]), folder / name)
+        return push_rows(self, view, rows, to)
 
     # ------------------------------------------------------------ online
     def online(self, features: Sequence[str] | None = None, *, entities: dict[str, Sequence[Any]],
@@ -461,13 +309,3 @@ def _aware(value: datetime, field: str) -> datetime:
         raise InvalidInputError(field=field, value=str(value),
                                 expected="a timezone-aware datetime, e.g. datetime(2026, 1, 1, tzinfo=UTC)")
     return value
-
-
-def _latest_rows(con: Any, relation: str, keys: list[str], fv: FeatureView) -> Any:
-    from mloop.features.sources import _q, fetch_arrow
-
-    order = f"{_q(fv.timestamp)} DESC" + (f", {_q(fv.created_timestamp)} DESC" if fv.created_timestamp else "")
-    cols = ", ".join(_q(c) for c in [*keys, *fv.feature_names])
-    sql = (f"SELECT {cols}, epoch_us({_q(fv.timestamp)}) AS __ts FROM {relation} QUALIFY row_number() OVER "
-           f"(PARTITION BY {', '.join(_q(k) for k in keys)} ORDER BY {order}) = 1")
-    return fetch_arrow(con, sql)
