@@ -61,6 +61,11 @@ def _check_view(view: FeatureView, entities: dict[str, Entity], con: Any) -> lis
         for key in entities[e].join_keys if e in entities else []:
             if key not in columns:
                 problems.append(f"{where}: join key '{key}' of entity '{e}' is missing in the source {available}")
+        if e in entities:
+            for key, kind in zip(entities[e].join_keys, entities[e].key_types, strict=True):
+                if kind is not None and key in columns and not kind.accepts(columns[key]):
+                    problems.append(f"{where}: join key '{key}' of entity '{e}' is declared {kind.name} but the "
+                                    f"source column is {columns[key]}")
     for label, col in (("event timestamp", view.timestamp), ("created timestamp", view.created_timestamp)):
         if col is None:
             continue

@@ -64,6 +64,8 @@ def test_validation_names_the_definition_and_the_column(store: FeatureStore, zon
         FeatureView("bad_ts", entities=["zone"], schema=[Field("x", Float64)], source=src,
                     timestamp="when"),
         FeatureService("svc", features=["zone_stats:x", "ghost:y"]),
+        Entity("named", join_keys=["name"], key_types=[Int64]),
+        FeatureView("key_type", entities=["named"], schema=[Field("x", Float64)], source=src),
     ]
     with pytest.raises(DefinitionError) as info:
         store.apply([zone, *bad])
@@ -73,6 +75,8 @@ def test_validation_names_the_definition_and_the_column(store: FeatureStore, zon
     assert "feature view 'mismatch': feature 'name' is declared Int64 but the source column is VARCHAR" in text
     assert "feature view 'bad_ts': event timestamp column 'when' is missing" in text
     assert "feature service 'svc': unknown feature view 'ghost'" in text
+    assert "feature view 'key_type': join key 'name' of entity 'named' is declared Int64 but the source column is " \
+           "VARCHAR" in text
     assert store.list() == []  # nothing stored when anything is wrong
 
 
