@@ -77,7 +77,8 @@ def list_(kind: str = typer.Option(None, "--kind", help="entity, feature_view, o
     if as_json:
         console.print_json(json.dumps([v.to_dict() for v in found]))
         return
-    rows = [{"kind": v.kind, "name": v.name, "version": v.version,
+    labels = {"feature_view": "view", "on_demand_feature_view": "on-demand", "feature_service": "service"}
+    rows = [{"kind": labels.get(v.kind, v.kind), "name": v.name, "version": v.version,
              "features": ", ".join(f["name"] for f in v.spec.get("schema", [])) or ", ".join(v.spec.get("features",
                                                                                                        [])),
              "entities": ", ".join(v.spec.get("entities", [])), "owner": v.spec.get("owner", ""),
@@ -109,7 +110,17 @@ def describe(name: str, version: int = typer.Option(None, "--version"), as_json:
         table.add_row("watermark", str(info["watermark"] or "never materialized"))
     console.print(table)
     if info.get("statistics"):
-        console.print(frame_table(pd.DataFrame(info["statistics"]), title="statistics at the last materialization"))
+        stats = pd.DataFrame(info["statistics"]).drop(columns=["version"])
+        for column in ("min", "max"):
+            stats[column] = [_short(v) for v in stats[column]]
+        console.print(frame_table(stats, title="statistics at the last materialization"))
+
+
+def _short(value: object) -> str:
+    try:
+        return f"{float(str(value)):.6g}"
+    except ValueError:
+        return str(value)
 
 
 @features_app.command()

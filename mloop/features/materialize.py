@@ -171,7 +171,7 @@ def _store_stats(con: Any, db: Database, temp: str, project: str, view: FeatureV
         col = _q(f)
         mean = f"avg({col})" if f in numeric else "NULL"
         parts.append(f"SELECT {_lit(f)}, count({col}), count(*) - count({col}), CAST(min({col}) AS VARCHAR), "
-                     f"CAST(max({col}) AS VARCHAR), CAST({mean} AS DOUBLE), approx_count_distinct({col}) "
+                     f"CAST(max({col}) AS VARCHAR), CAST({mean} AS DOUBLE), count(DISTINCT {col}) "
                      f"FROM {temp}")
     rows = con.execute(" UNION ALL ".join(parts)).fetchall()
     when = now_ms()
