@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from mloop.errors import InvalidInputError
 from mloop.features.plan import Request, ViewRequest
-from mloop.features.sources import _lit, _q, fetch_arrow
+from mloop.features.sources import FileSource, _lit, _q, _window, fetch_arrow
 
 __all__ = ["apply_on_demand", "entity_table", "log_lineage", "point_in_time_join"]
 
@@ -67,25 +67,54 @@ def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None) 
     return table.append_column(ROW, pa.array(range(table.num_rows), type=pa.int64()))
 
 
-def _feature_cte(con: Any, index: int, req: ViewRequest, bounds: tuple[Any, Any]) -> str:
+def _local_parquet(view: Any) -> str | None:
+    """The read_parquet pattern of a local Parquet source whose rows can be addressed by file and row number."""
+    source = view.source
+    if isinstance(source, FileSource) and source.format == "parquet" and "://" not in source.path \
+            and not view.timezone:
+        return source._pattern()
+    return None
+
+
+def _feature_cte(con: Any, index: int, req: ViewRequest, bounds: tuple[Any, Any]) -> tuple[str, str | None]:
+    """(the CTE the ASOF join probes, the CTE holding feature values by row address, or None).
+
+    For local Parquet the ASOF join sorts only (keys, time, file, row number); the feature
+    values are fetched afterwards for the matched rows alone, which sorts far less data.
+    """
     view = req.view
     start, end = bounds
     start = start - view.ttl if view.ttl is not None and start is not None else None
-    scan = view.source.scan(con, None if view.timezone else view.timestamp, None if view.timezone else start,
-                            None if view.timezone else end)
+    pattern = _local_parquet(view)
+    window = None if view.timezone else view.timestamp
     ts = _q(view.timestamp)
     if view.timezone:
         ts = f"timezone({_lit(view.timezone)}, {ts})"
+    types = {f.name: f.dtype for f in view.schema}
+    values = [f"CAST({_q(f)} AS {types[f].duckdb}) AS __f{index}_{j}" for j, f in enumerate(req.features)]
     cols = [f"{_q(k)} AS __k{index}_{j}" for j, k in enumerate(req.keys)]
     cols.append(f"CAST({ts} AS TIMESTAMPTZ) AS __ts{index}")
-    types = {f.name: f.dtype for f in view.schema}
-    cols += [f"CAST({_q(f)} AS {types[f].duckdb}) AS __f{index}_{j}" for j, f in enumerate(req.features)]
+    payload = None
+    if pattern is not None and view.source.columns(con).keys() & {"filename", "file_row_number"}:
+        pattern = None  # the source's own columns would clash with DuckDB's virtual ones
+    if pattern is not None:
+        # one file: the row number is the address; several: with a 64-bit hash of the file name
+        # (sorting a number is cheaper than carrying the path)
+        fn = "0" if not any(c in pattern for c in "*?[") else "hash(filename)"
+        scan = (f"(SELECT * FROM read_parquet({_lit(pattern)}, union_by_name=true, filename=true, "
+                f"file_row_number=true){_window(window, start, end)})")
+        cols += [f"{fn} AS __fn{index}", f"file_row_number AS __r{index}"]
+        payload = (f"p{index} AS (SELECT {fn} AS __pf{index}, file_row_number AS __pr{index}, "
+                   f"{', '.join(values)} FROM {scan} AS s)")
+    else:
+        scan = view.source.scan(con, window, None if view.timezone else start, None if view.timezone else end)
+        cols += values
     sql = f"SELECT {', '.join(cols)} FROM {scan} AS s WHERE {_q(view.timestamp)} IS NOT NULL"
     if view.created_timestamp:
         keys = ", ".join(f"__k{index}_{j}" for j in range(len(req.keys)))
         sql += (f" QUALIFY row_number() OVER (PARTITION BY {keys}, __ts{index} "
                 f"ORDER BY {_q(view.created_timestamp)} DESC NULLS LAST) = 1")
-    return f"f{index} AS ({sql})"
+    return f"f{index} AS ({sql})", payload
 
 
 def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Request,
@@ -99,21 +128,25 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
     ts_col = entities.column(timestamp)
     bounds = (pc.min(ts_col).as_py(), pc.max(ts_col).as_py())
     ctes = ["e AS (SELECT * FROM __mloop_entities)"]
-    joins, selects = [], []
+    joins, lookups, selects = [], [], []
     for i, req in enumerate(request.views):
-        ctes.append(_feature_cte(con, i, req, bounds))
+        cte, payload = _feature_cte(con, i, req, bounds)
+        ctes.append(cte)
         on = " AND ".join(f"e.{_q(k)} = f{i}.__k{i}_{j}" for j, k in enumerate(req.keys))
         joins.append(f"ASOF LEFT JOIN f{i} ON {on} AND e.{_q(timestamp)} >= f{i}.__ts{i}")
+        if payload is not None:
+            ctes.append(payload)
+            lookups.append(f"LEFT JOIN p{i} ON p{i}.__pf{i} = f{i}.__fn{i} AND p{i}.__pr{i} = f{i}.__r{i}")
         ttl = req.view.ttl
         for j, out in enumerate(req.outputs):
-            value = f"f{i}.__f{i}_{j}"
+            value = f"{'p' if payload is not None else 'f'}{i}.__f{i}_{j}"
             if ttl is not None:
                 value = (f"CASE WHEN f{i}.__ts{i} >= e.{_q(timestamp)} - INTERVAL {int(ttl.total_seconds() * 1e6)} "
                          f"MICROSECONDS THEN {value} END")
             selects.append(f"{value} AS {_q(out)}")
     entity_cols = [c for c in entities.column_names if c != ROW]
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join('e.' + _q(c) for c in entity_cols)}"
-           f"{', ' if selects else ''}{', '.join(selects)} FROM e {' '.join(joins)} ORDER BY e.{ROW}")
+           f"{', ' if selects else ''}{', '.join(selects)} FROM e {' '.join(joins + lookups)} ORDER BY e.{ROW}")
     try:
         result = fetch_arrow(con, sql)
     except Exception as exc:
