@@ -240,3 +240,17 @@ store.materialize(None, pd.Timestamp({end!r}).to_pydatetime(), batch_rows=10, on
     assert result.resumed_from == 2 and result.rows == 20
     got = store.online(["stats:x"], entities={"zone_id": list(range(1, 41))})
     assert got.values["x"] == [float(i) for i in range(40)]
+
+
+def test_materialization_bookkeeping_on_postgres(postgres_url: str, home: Path, zone: Entity,
+                                                 tmp_path: Path) -> None:
+    from mloop.config import Settings
+
+    store = FeatureStore(settings=Settings.load(home=str(home), db_url=postgres_url))
+    store.apply([zone, _view(tmp_path, _rows([1, 2], [2, 1], [1.0, 2.0]))])
+    [first] = store.materialize_incremental(end=(NOW - pd.Timedelta(minutes=90)).to_pydatetime())
+    [second] = store.materialize_incremental()
+    assert (first.rows, second.rows) == (1, 2)
+    assert store.describe("stats")["statistics"][0]["count"] == 2
+    assert store.online(["stats:x"], entities={"zone_id": [1, 2]}).values["x"] == [1.0, 2.0]
+    store.close()
