@@ -33,9 +33,12 @@ def resolve_request(store: FeatureStore, features: Sequence[str] | None, service
                                 expected="a list of references like ['view:feature'] or service='name'")
     views: dict[str, ViewRequest] = {}
     on_demand: list[OnDemandRequest] = []
+    seen: dict[tuple[str, int | None], Versioned | None] = {}  # one registry read per view, not per feature
     for ref in features:
         name, version, feature = parse_ref(ref)
-        found = store.registry.find(name, ("feature_view", "on_demand_feature_view"), version)
+        if (name, version) not in seen:
+            seen[(name, version)] = store.registry.find(name, ("feature_view", "on_demand_feature_view"), version)
+        found = seen[(name, version)]
         if found is None:
             raise NotFoundError(f"Unknown feature view '{name}' in '{ref}'; known: "
                                 f"{sorted(v.name for v in store.registry.list('feature_view'))}", field="features")
