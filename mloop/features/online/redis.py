@@ -1,12 +1,12 @@
-"""The Redis online store: one key per (table, entity) holding ``[event_us, v0, v1, ...]`` as JSON;
+"""The Redis online store: one key per (table, entity) holding ``[event_us, v0, v1, ...]`` as JSON (orjson);
 reads are one MGET (one round trip), writes are pipelined Lua batches that never move time back."""
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from mloop._util.optional import require
 from mloop.errors import BackendError
@@ -22,10 +22,6 @@ end
 return #KEYS
 """
 _BATCH = 1000
-
-
-def _clean(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 class RedisOnlineStore:
@@ -52,7 +48,8 @@ class RedisOnlineStore:
                 args: list[Any] = []
                 for row in chunk:
                     args.append(int(row[1]))
-                    args.append(json.dumps([int(row[1]), *(_clean(v) for v in row[2:])], default=str))
+                    # orjson writes NaN as null, like a missing value
+                    args.append(orjson.dumps([int(row[1]), *row[2:]], default=str))
                 self._script(keys=[prefix + str(r[0]) for r in chunk], args=args, client=pipe)
             pipe.execute()
         except Exception as exc:
@@ -64,7 +61,7 @@ class RedisOnlineStore:
     def reader(self, table: str, n_features: int) -> Reader:
         prefix = self._prefix(table)
         client = self.client
-        loads = json.loads
+        loads = orjson.loads
 
         def read(keys: Sequence[str]) -> list[tuple[Any, ...] | None]:
             try:
@@ -78,7 +75,7 @@ class RedisOnlineStore:
     def batch_reader(self, tables: Sequence[tuple[str, int]]) -> BatchReader:
         """Every table's keys in one MGET: one round trip per request, however many views."""
         client = self.client
-        loads = json.loads
+        loads = orjson.loads
         prefixes = [self._prefix(t) for t, _ in tables]
         url = self.url
 
