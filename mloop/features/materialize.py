@@ -85,6 +85,7 @@ def _latest_sql(con: Any, view: FeatureView, keys: list[str], start: datetime | 
         scan = f"(SELECT * FROM {scan} AS w{where})"
     else:
         scan = view.source.scan(con, view.timestamp, start, end)
+    group = ", ".join(_q(k) for k in keys)
     key_sql = (f"CAST({_q(keys[0])} AS VARCHAR)" if len(keys) == 1 else
                "concat_ws(" + _lit(SEP) + ", " + ", ".join(f"CAST({_q(k)} AS VARCHAR)" for k in keys) + ")")
     types = {f.name: f.dtype for f in view.schema}
@@ -93,10 +94,11 @@ def _latest_sql(con: Any, view: FeatureView, keys: list[str], start: datetime | 
     by = f"CAST({ts} AS TIMESTAMPTZ)"
     if view.created_timestamp:  # ties on event time: the latest created wins
         by = f"struct_pack(__t := {by}, __c := coalesce(epoch_us({_q(view.created_timestamp)}), -1))"
-    # arg_max over a struct of every feature: one hash aggregate, no sort of the source rows
-    return (f"SELECT __key, epoch_us(__t) AS __ts, unnest(__v) FROM (SELECT {key_sql} AS __key, "
+    # arg_max over a struct of every feature: one hash aggregate on the native keys, no sort of the
+    # source rows; keys become text only for the (few) latest rows
+    return (f"SELECT {key_sql} AS __key, epoch_us(__t) AS __ts, unnest(__v) FROM (SELECT {group}, "
             f"max(CAST({ts} AS TIMESTAMPTZ)) AS __t, arg_max(struct_pack({packed}), {by}) AS __v FROM {scan} AS s "
-            f"WHERE {ts} IS NOT NULL AND {' AND '.join(f'{_q(k)} IS NOT NULL' for k in keys)} GROUP BY __key)")
+            f"WHERE {ts} IS NOT NULL AND {' AND '.join(f'{_q(k)} IS NOT NULL' for k in keys)} GROUP BY {group})")
 
 
 def materialize_view(con: Any, db: Database, online: OnlineStore, project: str, view: FeatureView, version: int,
