@@ -111,7 +111,9 @@ def materialize_view(con: Any, db: Database, online: OnlineStore, project: str, 
     job_id = hashlib.sha1(f"{project}\0{view.name}\0{version}\0{_us(start)}\0{_us(end)}".encode()).hexdigest()
     resumed = _open_job(db, job_id, project, view.name, version, start, end)
     temp = f"__latest_{job_id[:12]}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS {_latest_sql(con, view, keys, start, end)} ORDER BY __key")
+    # numbered in key order: batch k is rows [k * batch_rows, (k + 1) * batch_rows), the same after a restart
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT row_number() OVER (ORDER BY __key) - 1 AS __n, * "
+                f"FROM ({_latest_sql(con, view, keys, start, end)}) ORDER BY __n")
     total = con.execute(f"SELECT count(*) FROM {temp}").fetchall()[0][0]
     batches = max(1, math.ceil(total / batch_rows)) if total else 0
     table = online_table(project, view.name, version)
@@ -121,7 +123,8 @@ def materialize_view(con: Any, db: Database, online: OnlineStore, project: str, 
         for index in track(range(batches), description=f"materializing {view.name}", total=batches):
             if index < resumed:
                 continue
-            chunk = fetch_arrow(con, f"SELECT * FROM {temp} LIMIT {batch_rows} OFFSET {index * batch_rows}")
+            chunk = fetch_arrow(con, f"SELECT * EXCLUDE (__n) FROM {temp} WHERE __n >= {index * batch_rows} "
+                                     f"AND __n < {(index + 1) * batch_rows}")
             columns = [chunk.column(i).to_pylist() for i in range(2, chunk.num_columns)]
             rows += online.write(table, n, chunk.column(0).to_pylist(), chunk.column(1).to_pylist(), columns)
             _progress(db, job_id, index + 1, rows)
