@@ -34,12 +34,13 @@ class DemoContext:
 
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from mloop.demo import features, registry, tracking
+    import mloop.demo.features as feature_store
+    from mloop.demo import registry, tracking
 
     return [
         ("Experiment tracking", tracking.run),
         ("Model registry", registry.run),
-        ("Feature store", features.run),
+        ("Feature store", feature_store.run),
     ]
 
 
