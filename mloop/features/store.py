@@ -212,11 +212,12 @@ class FeatureStore:
             return [self.feature_view(v) for v in views]
         return [self.feature_view(v.name) for v in self.registry.list("feature_view") if v.spec.get("online", True)]
 
-    def materialize(self, start: datetime | None, end: datetime, views: Sequence[str] | None = None, *,
-                    batch_rows: int = 50_000, on_batch: Callable[[int], None] | None = None
-                    ) -> list[MaterializeResult]:
-        """Write the latest value per entity with event time in [start, end] online, for each view."""
-        end = _aware(end, "end")
+    def materialize(self, start: datetime | None = None, end: datetime | None = None,
+                    views: Sequence[str] | None = None, *, batch_rows: int = 50_000,
+                    on_batch: Callable[[int], None] | None = None) -> list[MaterializeResult]:
+        """Write the latest value per entity with event time in [start, end] online, for each view
+        (``start`` None: from the beginning; ``end`` None: now)."""
+        end = _aware(end or datetime.now(UTC), "end")
         start = _aware(start, "start") if start is not None else None
         results = []
         for view, version in self._online_views(views):
