@@ -160,3 +160,16 @@ def test_dataframe_source_needs_the_defining_process(store: FeatureStore, zone: 
     with pytest.raises(InvalidInputError, match="in-memory DataFrame"):
         other.training_set(_entities([1], [1]), features=["mem:x"])
     assert store.training_set(_entities([1], [1]), features=["mem:x"])["x"].tolist() == [5.0]
+
+
+def test_bad_entity_input_is_a_clear_error(store: FeatureStore, zone: Entity, tmp_path: Path) -> None:
+    rows = pd.DataFrame({"zone_id": [1], "x": [5.0], "event_timestamp": ts(0)})
+    store.apply([zone, zone_view(tmp_path, rows)])
+    with pytest.raises(InvalidInputError, match="join key columns"):
+        store.training_set(pd.DataFrame({"zone": [1], "event_timestamp": ts(1)}), features=["zone_stats:x"])
+    with pytest.raises(InvalidInputError, match="timestamp column 'when'"):
+        store.training_set(_entities([1], [1]), features=["zone_stats:x"], timestamp_column="when")
+    with pytest.raises(InvalidInputError, match="same types"):
+        store.training_set(pd.DataFrame({"zone_id": ["a"], "event_timestamp": ts(1)}), features=["zone_stats:x"])
+    with pytest.raises(mloop.errors.NotFoundError, match="no feature 'y'"):
+        store.training_set(_entities([1], [1]), features=["zone_stats:y"])
