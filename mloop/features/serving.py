@@ -128,15 +128,19 @@ class ServingPlan:
         return InvalidInputError(field="entities", value=sorted(entities),
                                  expected=f"the join keys {self.entity_keys}, each a list of values")
 
-    def read(self, entities: dict[str, Sequence[Any]], request_data: dict[str, Sequence[Any]] | None = None,
-             as_of: datetime | None = None) -> OnlineResult:
+    def read(self, entities: dict[str, Sequence[Any]] | list[dict[str, Any]],
+             request_data: dict[str, Sequence[Any]] | None = None, as_of: datetime | None = None) -> OnlineResult:
         """Look up every view, flag missing or expired values, then run on-demand transforms.
 
         TTLs are checked against now, or against ``as_of`` (replaying a past moment).
         """
         if not isinstance(entities, dict):
-            raise InvalidInputError(field="entities", value=type(entities).__name__,
-                                    expected='a mapping like {"zone_id": [17, 18]}')
+            if isinstance(entities, list) and all(isinstance(r, dict) for r in entities):
+                entities = {k: [r.get(k) for r in entities] for k in self.entity_keys}  # records
+            else:
+                raise InvalidInputError(field="entities", value=type(entities).__name__,
+                                        expected='a mapping like {"zone_id": [17, 18]} or records '
+                                                 '[{"zone_id": 17}, ...]')
         now_us = time.time_ns() // 1000 if as_of is None else int(as_of.timestamp() * 1_000_000)
         values: dict[str, list[Any]] = {}
         status: dict[str, list[str]] = {}

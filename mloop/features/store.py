@@ -259,10 +259,12 @@ class FeatureStore:
         return push_rows(self, view, rows, to)
 
     # ------------------------------------------------------------ online
-    def online(self, features: Sequence[str] | None = None, *, entities: dict[str, Sequence[Any]],
+    def online(self, features: Sequence[str] | None = None, *,
+               entities: dict[str, Sequence[Any]] | list[dict[str, Any]],
                service: str | None = None, request: dict[str, Sequence[Any]] | None = None,
                full_names: bool = False, as_of: datetime | None = None) -> OnlineResult:
-        """Latest feature values for ``entities`` (``{"zone_id": [17, 18]}``), with event times and status.
+        """Latest feature values for ``entities`` (``{"zone_id": [17, 18]}`` or records
+        ``[{"zone_id": 17}, ...]``), with event times and status.
 
         ``request`` carries the request-time inputs of on-demand views. The serving plan for a given
         feature list or service is compiled on first use and cached (``refresh()`` forgets it).

@@ -57,6 +57,8 @@ def test_materialize_then_read_latest_with_event_times_and_ttl(online_store: Fea
     assert got.to_records()[0] == {"zone_id": 1, "x": 2.0, "y": 20.0}
     one = online_store.online(["stats:y"], entities={"zone_id": [2]})
     assert one.to_dict() == {"zone_id": [2], "y": [30.0]}
+    records = online_store.online(["stats:y"], entities=[{"zone_id": 2}, {"zone_id": 1}])
+    assert records.to_dict() == {"zone_id": [2, 1], "y": [30.0, 20.0]}
     stats = {s["feature"]: s for s in online_store.describe("stats")["statistics"]}
     assert stats["x"]["count"] == 3 and stats["x"]["min"] == "2.0" and stats["x"]["max"] == "4.0"
     assert stats["x"]["mean"] == pytest.approx(3.0) and stats["x"]["distinct"] == 3
