@@ -144,11 +144,12 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
                 value = (f"CASE WHEN f{i}.__ts{i} >= e.{_q(timestamp)} - INTERVAL {int(ttl.total_seconds() * 1e6)} "
                          f"MICROSECONDS THEN {value} END")
             selects.append(f"{value} AS {_q(out)}")
-    entity_cols = [c for c in entities.column_names if c != ROW]
-    sql = (f"WITH {', '.join(ctes)} SELECT {', '.join('e.' + _q(c) for c in entity_cols)}"
-           f"{', ' if selects else ''}{', '.join(selects)} FROM e {' '.join(joins + lookups)} ORDER BY e.{ROW}")
+    # only the feature values come back from DuckDB, in entity-row order; the entity columns are the
+    # caller's own Arrow columns, untouched (nothing but keys, time and row number goes through the joins)
+    sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(selects) or 'e.' + ROW} FROM e "
+           f"{' '.join(joins + lookups)} ORDER BY e.{ROW}")
     try:
-        result = fetch_arrow(con, sql)
+        values = _utc(fetch_arrow(con, sql))
     except Exception as exc:
         import duckdb
 
@@ -159,7 +160,11 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
         raise
     finally:
         con.unregister("__mloop_entities")
-    return _utc(result)
+    result = entities.drop_columns([ROW])
+    for name, column in zip(values.column_names, values.columns, strict=True):
+        if selects:
+            result = result.append_column(name, column)
+    return result
 
 
 def _utc(table: pa.Table) -> pa.Table:
