@@ -46,6 +46,8 @@ _LAZY = {
     "Profile": "mloop.validation",
     "performance_by_window": "mloop.validation",
     "model_registry": "mloop._sdk",
+    "feature_store": "mloop._sdk",
+    "FeatureStore": "mloop.features",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

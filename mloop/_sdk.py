@@ -175,3 +175,10 @@ def autolog(**kwargs: Any) -> None:
     from mloop.tracking.autolog import enable_sklearn
 
     enable_sklearn(**kwargs)
+
+
+def feature_store(repo: str | None = None, *, project: str = "default", online_url: str | None = None) -> Any:
+    """A FeatureStore over the configured home (``repo``: a features.py file or folder of definitions)."""
+    from mloop.features import FeatureStore as _FeatureStore
+
+    return _FeatureStore(repo, project=project, settings=client().settings, online_url=online_url)

@@ -34,6 +34,7 @@ class DemoContext:
 
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
+    import mloop.demo.features as feature_store
     from mloop.demo import registry, tracking
     from mloop.demo import validation as data_validation
 
@@ -41,6 +42,7 @@ def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
         ("Experiment tracking", tracking.run),
         ("Model registry", registry.run),
         ("Data validation and drift", data_validation.run),
+        ("Feature store", feature_store.run),
     ]
 
 

@@ -1,0 +1,240 @@
+"""Feature-store benchmark: mloop against Feast (file and DuckDB offline stores, SQLite online).
+
+    python bench/features.py [--rows 1000000] [--entities 10000] [--entity-rows 100000] [--skip-peer]
+
+Identical generated data for both: 1,000,000 feature rows x 10 float features over
+10,000 entities across 30 days, 100,000 entity rows, TTL 7 days. Workloads:
+training-set retrieval (checked against a pandas ``merge_asof`` reference), peak
+memory, materializing the 30 days online (SQLite; Redis for mloop), and online reads
+of 1 and 100 entities x 10 features. Feast runs in its own virtualenv (bench/.venv-feast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import WORK, fmt, median_time, peer_python, ratio, run_peer  # noqa: E402
+
+FEAST = ["feast[duckdb]==0.67.0"]
+START = pd.Timestamp("2026-01-01", tz="UTC")
+END = pd.Timestamp("2026-02-01", tz="UTC")
+REDIS = "redis://127.0.0.1:6379/0"
+REFS = [f"stats:f{i}" for i in range(10)]
+
+
+def generate(folder: Path, rows: int, entities: int, entity_rows: int) -> None:
+    """The shared data: features.parquet and entities.parquet (seeded, so both sides read the same rows)."""
+    rng = np.random.default_rng(0)
+    seconds = rng.integers(0, 30 * 86400, rows)
+    features = pd.DataFrame({"entity_id": rng.integers(0, entities, rows).astype("int64"),
+                             "event_timestamp": START + pd.to_timedelta(seconds, unit="s"),
+                             **{f"f{i}": rng.random(rows) for i in range(10)}})
+    # ties on (entity, event time) have no defined winner without a created timestamp: keep one of each
+    features = features.drop_duplicates(["entity_id", "event_timestamp"])
+    features.to_parquet(folder / "features.parquet", index=False)
+    when = START + pd.to_timedelta(rng.integers(0, 30 * 86400, entity_rows), unit="s")
+    pd.DataFrame({"entity_id": rng.integers(0, entities, entity_rows).astype("int64"), "event_timestamp": when}
+                 ).to_parquet(folder / "entities.parquet", index=False)
+
+
+def reference(folder: Path) -> pd.DataFrame:
+    feats = pd.read_parquet(folder / "features.parquet").sort_values("event_timestamp")
+    ent = pd.read_parquet(folder / "entities.parquet").reset_index().sort_values("event_timestamp")
+    merged = pd.merge_asof(ent, feats.rename(columns={"event_timestamp": "fts"}), left_on="event_timestamp",
+                           right_on="fts", by="entity_id", direction="backward", tolerance=pd.Timedelta(days=7))
+    return merged.sort_values("index").drop(columns=["index", "fts"]).reset_index(drop=True)
+
+
+def _store(home: Path, online_url: str | None = None, project: str = "bench"):  # type: ignore[no-untyped-def]
+    from mloop.config import Settings
+    from mloop.features import Entity, FeatureStore, FeatureView, Field, FileSource, Float64
+
+    store = FeatureStore(project=project, settings=Settings.load(home=str(home)), online_url=online_url)
+    entity = Entity("entity", join_keys=["entity_id"])
+    store.apply([entity, FeatureView("stats", entities=[entity], schema=[Field(f"f{i}", Float64) for i in range(10)],
+                                     source=FileSource(str(home.parent / "features.parquet")),
+                                     ttl=timedelta(days=7))])
+    return store
+
+
+def training_child(folder: Path) -> None:
+    """Run in a fresh interpreter: time the training set and report the process's peak memory."""
+    store = _store(folder / "mloop-train")
+    entity_df = pd.read_parquet(folder / "entities.parquet")
+    store.training_set(entity_df, REFS, log_to_run=False)
+    cpu_start = _cpu()
+    seconds = median_time(lambda: store.training_set(entity_df, REFS, log_to_run=False), repeat=5)
+    cpu = (_cpu() - cpu_start) / 5
+    out = store.training_set(entity_df, REFS, log_to_run=False)
+    out.to_parquet(folder / "mloop-out.parquet")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"training_s": seconds, "training_cpu_s": cpu, "peak_mb": peak, "rows": len(out)}))
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the process, DuckDB's included
+    return usage.ru_utime + usage.ru_stime
+
+
+def _percentiles(fn, calls: int) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """(p50, p99) of wall time, and p99 of this thread's CPU time (immune to being descheduled)."""
+    times, cpu = [], []
+    for _ in range(calls):
+        start, cpu_start = time.perf_counter(), time.thread_time()
+        fn()
+        cpu.append(time.thread_time() - cpu_start)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    cpu.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.99)], cpu[int(len(cpu) * 0.99)]
+
+
+def mloop_online(folder: Path, name: str, online_url: str | None) -> dict[str, float]:
+    home = folder / f"mloop-{name}"
+    shutil.rmtree(home, ignore_errors=True)
+    store = _store(home, online_url, project=f"bench{int(time.time())}")
+    start, cpu_start = time.perf_counter(), _cpu()
+    store.materialize(START.to_pydatetime(), END.to_pydatetime())
+    result = {"materialize_s": time.perf_counter() - start, "materialize_cpu_s": _cpu() - cpu_start}
+    one, hundred = {"entity_id": [1]}, {"entity_id": list(range(100))}
+    as_of = END.to_pydatetime()
+    store.online(REFS, entities=one, as_of=as_of)
+    result["online1_p50"], result["online1_p99"], result["online1_p99cpu"] = _percentiles(
+        lambda: store.online(REFS, entities=one, as_of=as_of), 20_000)
+    result["online100_p50"], result["online100_p99"], result["online100_p99cpu"] = _percentiles(
+        lambda: store.online(REFS, entities=hundred, as_of=as_of), 2_000)
+    got = store.online(REFS, entities=one, as_of=as_of)
+    result["online_present"] = float(got.status["stats"][0] == "present")
+    if online_url and online_url.startswith("redis"):
+        store.online_store.drop(f"{store.project}__stats__v1")  # type: ignore[attr-defined]
+    store.close()
+    return result
+
+
+def check(folder: Path, out_file: Path, label: str) -> str:
+    want = reference(folder)
+    got = pd.read_parquet(out_file)
+    if label == "feast":  # Feast returns rows in its own order and may drop rows
+        got = got.sort_values(["entity_id", "event_timestamp"]).reset_index(drop=True)
+        want = want.sort_values(["entity_id", "event_timestamp"]).reset_index(drop=True)
+        if len(got) != len(want):
+            return f"{len(want) - len(got):,} rows dropped"
+    cols = [f"f{i}" for i in range(10)]
+    equal = np.allclose(got[cols].to_numpy(float), want[cols].to_numpy(float), equal_nan=True, rtol=0, atol=0) and \
+        (got["entity_id"].to_numpy() == want["entity_id"].to_numpy()).all()
+    nulls = int(want["f0"].isna().sum())
+    return f"exactly equal ({nulls:,} rows with nulls kept)" if equal else "DIFFERENT"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--entities", type=int, default=10_000)
+    parser.add_argument("--entity-rows", type=int, default=100_000)
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--only", choices=["all", "training", "online"], default="all",
+                        help="Run only the training-set or only the materialize/online workloads.")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    folder = WORK / "features"
+    if args.child:
+        training_child(Path(args.child))
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    print(f"generating {args.rows:,} feature rows, {args.entity_rows:,} entity rows...", flush=True)
+    generate(folder, args.rows, args.entities, args.entity_rows)
+    ours: dict[str, float] = {}
+    checks: dict[str, str] = {}
+    redis: dict[str, float] = {}
+    training, online = args.only in ("all", "training"), args.only in ("all", "online")
+    if training:
+        print("  mloop training set...", flush=True)
+        child = subprocess.run([sys.executable, __file__, "--child", str(folder)], capture_output=True, text=True,
+                               check=True)
+        ours.update(json.loads(child.stdout.strip().splitlines()[-1]))
+        checks["mloop"] = check(folder, folder / "mloop-out.parquet", "mloop")
+    if online:
+        print("  mloop materialize + online (sqlite)...", flush=True)
+        ours.update(mloop_online(folder, "sqlite", None))
+        try:
+            print("  mloop materialize + online (redis)...", flush=True)
+            redis = mloop_online(folder, "redis", REDIS)
+        except Exception as exc:  # Redis not running
+            print(f"  redis skipped: {exc}")
+    peers: dict[str, dict[str, float]] = {}
+    if not args.skip_peer:
+        python = peer_python("feast", FEAST)
+        for offline in ("file", "duckdb") if training else ():
+            print(f"  feast training set ({offline} offline store)...", flush=True)
+            peers[offline] = run_peer(python, "feast_features.py", str(folder), offline,
+                                      "3" if offline == "duckdb" else "1")
+            checks[f"feast {offline}"] = check(folder, Path(str(peers[offline]["out"])), "feast")
+        if online:
+            print("  feast materialize + online (sqlite)...", flush=True)
+            peers["online"] = run_peer(python, "feast_features.py", str(folder), "file", "--online")
+    report(ours, redis, peers, checks)
+
+
+def report(ours: dict[str, float], redis: dict[str, float], peers: dict[str, dict[str, float]],
+           checks: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    file, duck, online = peers.get("file", {}), peers.get("duckdb", {}), peers.get("online", {})
+    table = Table(title="Feature store: mloop vs Feast (medians; p50/p99 over repeated calls)")
+    for column in ("workload", "mloop", "mloop redis", "feast file", "feast duckdb", "ratio vs file",
+                   "ratio vs duckdb"):
+        table.add_column(column, justify="right")
+    table.add_row("training set 100k x 10 (s)", fmt(ours.get("training_s"), "s"), "-",
+                  fmt(file.get("training_s"), "s"), fmt(duck.get("training_s"), "s"),
+                  ratio(ours.get("training_s"), file.get("training_s"), False),
+                  ratio(ours.get("training_s"), duck.get("training_s"), False))
+    table.add_row("training set CPU time (s)", fmt(ours.get("training_cpu_s"), "s"), "-",
+                  fmt(file.get("training_cpu_s"), "s"), fmt(duck.get("training_cpu_s"), "s"),
+                  ratio(ours.get("training_cpu_s"), file.get("training_cpu_s"), False),
+                  ratio(ours.get("training_cpu_s"), duck.get("training_cpu_s"), False))
+    table.add_row("training peak memory (MB)", fmt(ours.get("peak_mb"), "MB"), "-", fmt(file.get("peak_mb"), "MB"),
+                  fmt(duck.get("peak_mb"), "MB"), ratio(ours.get("peak_mb"), file.get("peak_mb"), False),
+                  ratio(ours.get("peak_mb"), duck.get("peak_mb"), False))
+    table.add_row("materialize 30 days -> online", fmt(ours.get("materialize_s"), "s"),
+                  fmt(redis.get("materialize_s"), "s"), fmt(online.get("materialize_s"), "s"), "-",
+                  ratio(ours.get("materialize_s"), online.get("materialize_s"), False), "-")
+    table.add_row("materialize CPU time (s)", fmt(ours.get("materialize_cpu_s"), "s"),
+                  fmt(redis.get("materialize_cpu_s"), "s"), fmt(online.get("materialize_cpu_s"), "s"), "-",
+                  ratio(ours.get("materialize_cpu_s"), online.get("materialize_cpu_s"), False), "-")
+    for n in (1, 100):
+        for q in ("p50", "p99", "p99cpu"):
+            key = f"online{n}_{q}"
+            label = "p99 of CPU time" if q == "p99cpu" else q
+            table.add_row(f"online {n} entit{'y' if n == 1 else 'ies'} x 10, {label} (ms)", _ms(ours.get(key)),
+                          _ms(redis.get(key)), _ms(online.get(key)), "-", ratio(ours.get(key), online.get(key), False),
+                          "-")
+    Console(width=200).print(table)
+    for name, verdict in checks.items():
+        print(f"  training set vs pandas merge_asof, {name}: {verdict}")
+    print(f"  feast version {file.get('version', '-')}")
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.3f}"
+
+
+if __name__ == "__main__":
+    _ = statistics
+    main()

@@ -1,0 +1,107 @@
+"""REST API of the feature store, under ``/api/features``: definitions, online retrieval, push, materialize.
+
+The on-demand views' Python functions live in the feature repository: start the
+server with ``MLOOP_FEATURE_REPO=path/to/features.py`` to serve them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from mloop.features import FeatureStore
+
+router = APIRouter(prefix="/features", tags=["features"])
+_lock = threading.Lock()
+Project = Annotated[str, Query(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OnlineIn(_Body):
+    features: list[str] | None = None
+    service: str | None = None
+    entities: dict[str, list[Any]]
+    request: dict[str, list[Any]] | None = None
+    full_names: bool = False
+
+
+class PushIn(_Body):
+    rows: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+    to: str = "online"
+
+
+class MaterializeIn(_Body):
+    start: datetime | None = None
+    end: datetime | None = None
+    views: list[str] | None = None
+    incremental: bool = False
+
+
+def store_for(request: Request, project: str = "default") -> FeatureStore:
+    """The app's FeatureStore for ``project`` (created once, serving plans cached inside)."""
+    stores: dict[str, FeatureStore] = request.app.state.__dict__.setdefault("feature_stores", {})
+    store = stores.get(project)
+    if store is None:
+        with _lock:
+            store = stores.get(project)
+            if store is None:
+                store = FeatureStore(os.environ.get("MLOOP_FEATURE_REPO") or None, project=project,
+                                     settings=request.app.state.settings)
+                stores[project] = store
+    return store
+
+
+@router.get("/definitions")
+def list_definitions(request: Request, project: Project = "default", kind: str | None = None, search: str = "",
+                     tag: str | None = None, entity: str | None = None) -> list[dict[str, Any]]:
+    found = store_for(request, project).search(search, tag, entity)
+    return [v.to_dict() for v in found if kind is None or v.kind == kind]
+
+
+@router.get("/definitions/{name}")
+def describe(name: str, request: Request, project: Project = "default",
+             version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> dict[str, Any]:
+    return store_for(request, project).describe(name, version)
+
+
+@router.post("/online")
+def online(body: OnlineIn, request: Request, project: Project = "default") -> dict[str, Any]:
+    """Latest values for ``entities`` with per-view status (present / not_found / expired) and event times."""
+    result = store_for(request, project).online(body.features, service=body.service, entities=body.entities,
+                                                request=body.request, full_names=body.full_names)
+    return result.to_json()
+
+
+@router.post("/push/{view}")
+def push(view: str, body: PushIn, request: Request, project: Project = "default") -> dict[str, Any]:
+    """Write fresh rows (timestamps as ISO strings with a zone) online, offline or both."""
+    import pandas as pd
+
+    store = store_for(request, project)
+    frame = pd.DataFrame(body.rows)
+    fv, _ = store.feature_view(view)
+    for column in {fv.timestamp, fv.created_timestamp} - {None}:
+        if column in frame.columns:
+            frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+    return {"view": view, "rows": store.push(view, frame, to=body.to)}
+
+
+@router.post("/materialize")
+def materialize(body: MaterializeIn, request: Request, project: Project = "default") -> list[dict[str, Any]]:
+    from datetime import UTC
+
+    store = store_for(request, project)
+    if body.incremental:
+        results = store.materialize_incremental(body.end, body.views)
+    else:
+        results = store.materialize(body.start, body.end or datetime.now(UTC), body.views)
+    return [{"view": r.view, "version": r.version, "rows": r.rows, "batches": r.batches,
+             "resumed_from": r.resumed_from, "seconds": r.seconds} for r in results]

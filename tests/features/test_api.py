@@ -1,0 +1,60 @@
+"""The feature-store REST endpoints over a real server: online retrieval, push, materialize, definitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from mloop.config import Settings
+from mloop.features import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, Float64
+from tests.server.conftest import LiveServer, serve
+
+NOW = pd.Timestamp.now(tz="UTC").floor("s")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    settings = Settings.load(home=str(tmp_path / "home"))
+    folder = tmp_path / "zones"
+    folder.mkdir()
+    pd.DataFrame({"zone_id": [1, 2], "x": [1.0, 2.0], "event_timestamp": [NOW - pd.Timedelta(hours=1)] * 2}
+                 ).to_parquet(folder / "p.parquet")
+    zone = Entity("zone", join_keys=["zone_id"])
+    store = FeatureStore(settings=settings)
+    store.apply([zone, FeatureView("stats", entities=[zone], schema=[Field("x", Float64)],
+                                   source=FileSource(str(folder)), ttl=timedelta(days=1)),
+                 FeatureService("model", features=["stats:x"])])
+    yield from serve(settings)
+
+
+def test_materialize_online_push_and_definitions(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url + "/api/features", timeout=30) as http:
+        done = http.post("/materialize", json={"end": (NOW + pd.Timedelta(seconds=1)).isoformat()})
+        assert done.status_code == 200 and done.json()[0]["rows"] == 2
+        got = http.post("/online", json={"service": "model", "entities": {"zone_id": [1, 3]}}).json()
+        assert got["features"] == {"zone_id": [1, 3], "x": [1.0, None]}
+        assert got["status"]["stats"] == ["present", "not_found"] and got["event_times"]["stats"][0]
+        pushed = http.post("/push/stats", json={"rows": [{"zone_id": 3, "x": 7.5,
+                                                          "event_timestamp": NOW.isoformat()}]})
+        assert pushed.status_code == 200 and pushed.json()["rows"] == 1
+        got = http.post("/online", json={"features": ["stats:x"], "entities": {"zone_id": [3]}}).json()
+        assert got["features"]["x"] == [7.5]
+        assert [d["name"] for d in http.get("/definitions", params={"kind": "feature_view"}).json()] == ["stats"]
+        assert http.get("/definitions/stats").json()["statistics"][0]["count"] == 2
+
+
+def test_bad_requests_are_clear_json_errors(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url + "/api/features", timeout=30) as http:
+        bad_key = http.post("/online", json={"features": ["stats:x"], "entities": {"zone": [1]}})
+        assert bad_key.status_code == 422 and "join keys" in bad_key.json()["message"]
+        unknown = http.post("/online", json={"features": ["ghost:x"], "entities": {"zone_id": [1]}})
+        assert unknown.status_code == 404 and unknown.json()["error_code"] == "NOT_FOUND"
+        naive = http.post("/push/stats", json={"rows": [{"zone_id": 3, "x": 1.0,
+                                                         "event_timestamp": "2026-01-01T00:00:00"}]})
+        assert naive.status_code == 422 and "timezone-aware" in naive.json()["message"]
+        assert http.get("/definitions/nothing").status_code == 404
