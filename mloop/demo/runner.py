@@ -34,15 +34,13 @@ class DemoContext:
 
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    import mloop.demo.features as feature_store
-    from mloop.demo import registry, tracking
-    from mloop.demo import validation as data_validation
+    from mloop.demo import features, registry, tracking, validation
 
     return [
         ("Experiment tracking", tracking.run),
         ("Model registry", registry.run),
-        ("Data validation and drift", data_validation.run),
-        ("Feature store", feature_store.run),
+        ("Data validation and drift", validation.run),
+        ("Feature store", features.run),
     ]
 
 
