@@ -1,0 +1,438 @@
+"""The orchestrator: walks the graph, launches tasks on an executor, records them, retries, resumes and caches.
+
+Workers never touch the metadata database; this process records every task (a nested tracking run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from mloop.config import Settings
+from mloop.errors import InvalidInputError, MloopError
+from mloop.flows._sql import FlowRepository, TaskRow
+from mloop.flows.artifacts import ArtifactRef
+from mloop.flows.graph import FlowGraph, build_graph
+from mloop.flows.task import artifact_store, load_flow
+from mloop.tracking.entities import RunStatus
+
+FINISHED, FAILED, RUNNING = RunStatus.FINISHED.value, RunStatus.FAILED.value, RunStatus.RUNNING.value
+
+
+class FlowFailedError(MloopError):
+    """A step failed; the message names it, the exception, its log and the resume command."""
+
+    error_code = "FLOW_FAILED"
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message, field="step")
+        self.run_id = run_id
+
+
+@dataclass
+class Frame:
+    """An open split: the task that opened it, how wide it is, and which branch this task is on."""
+
+    split_task: str
+    kind: str
+    width: int
+    index: int
+
+    def to_list(self) -> list[Any]:
+        return [self.split_task, self.kind, self.width, self.index]
+
+
+@dataclass
+class Pending:
+    step: str
+    path: str
+    inputs: list[str]
+    stack: list[Frame]
+    foreach_var: str | None = None
+    foreach_index: int | None = None
+
+
+@dataclass
+class Live:
+    """A launched task: its row id, attempt and deadline."""
+
+    pending: Pending
+    task_id: str
+    attempt: int = 0
+    deadline: float | None = None
+    cost: float = 1.0
+    cache_key: str | None = None
+    log_dir: str = ""
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    status: str
+    executed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def open_flow_repo(settings: Settings) -> FlowRepository:
+    if settings.remote:
+        raise InvalidInputError(field="tracking_uri", value=settings.tracking_uri,
+                                expected="direct store access for flows (unset MLOOP_TRACKING_URI); flows record "
+                                "their runs in the metadata database and artifact store themselves")
+    from mloop.store.blob import open_blob_store
+    from mloop.store.sql import open_database
+
+    blobs = open_blob_store(settings.artifact_root)
+    return FlowRepository(open_database(settings.db_url), lambda run_id: blobs.url(f"runs/{run_id}/artifacts"))
+
+
+class Runtime:
+    """One flow run from start to end (or to the first failure)."""
+
+    def __init__(self, flow_file: str, *, flow_class: str | None = None, settings: Settings | None = None,
+                 params: dict[str, Any] | None = None, tags: list[str] | None = None, executor: Any = None,
+                 origin_run: str | None = None, resume_from: str | None = None, echo: Any = None) -> None:
+        self.settings = settings or Settings.load()
+        self.flow_file = os.path.abspath(flow_file)
+        self.flow = load_flow(self.flow_file, flow_class)
+        self.graph: FlowGraph = build_graph(self.flow)
+        self.repo = open_flow_repo(self.settings)
+        self.store = artifact_store(self.settings.artifact_root)
+        self.origin: dict[str, TaskRow] = {}
+        self.origin_artifacts: dict[str, dict[str, ArtifactRef]] = {}
+        self.rerun: set[str] = set()
+        self.origin_run = None
+        if origin_run is not None:
+            self._load_origin(origin_run, resume_from)
+            params = dict(self.origin_run.params) | (params or {})  # type: ignore[union-attr]
+        self.params = self.flow.resolve_params(params or {})  # type: ignore[attr-defined]
+        self.tags = [_check_tag(t) for t in (tags or [])]
+        self.executor = executor
+        self.echo = echo or (lambda _msg: None)
+        self.index: dict[str, dict[str, ArtifactRef]] = {}
+        self.transitions: dict[str, dict[str, Any]] = {}
+        self.reused_ids: set[str] = set()
+        self.paths: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- resume
+    def _load_origin(self, run_id: str, resume_from: str | None) -> None:
+        run = self.repo.get_run(run_id)
+        if run.flow_name != self.flow.__name__:
+            raise InvalidInputError(field="run", value=run_id, expected=f"a run of {self.flow.__name__} "
+                                    f"(it is a run of {run.flow_name})")
+        self.origin_run = run
+        tasks = [t for t in self.repo.tasks(run.run_id) if t.status == FINISHED]
+        self.origin = {t.path: t for t in tasks}
+        self.origin_artifacts = self.repo.artifacts([t.task_id for t in tasks])
+        if resume_from is not None:
+            if resume_from not in self.graph.nodes:
+                raise InvalidInputError(field="--from", value=resume_from, expected=f"a step of the flow "
+                                        f"{sorted(self.graph.nodes)}")
+            self.rerun = self.graph.descendants(resume_from)
+
+    # ---------------------------------------------------------------- main loop
+    def run(self) -> Outcome:
+        from mloop.flows.executors.local import LocalExecutor
+        from mloop.tracking.env import run_context_tags
+
+        executor = self.executor or LocalExecutor()
+        executor.start(self.flow_file, self.flow.__name__)
+        try:
+            experiment = self._experiment_id()
+            run_tags = run_context_tags() | {"mloop.flow": self.flow.__name__, "mloop.flow.file": self.flow_file}
+            self.run_id = self.repo.create_run(
+                experiment_id=experiment, flow_name=self.flow.__name__, file=self.flow_file, params=self.params,
+                tags=self.tags, run_tags=run_tags, origin=self.origin_run.run_id if self.origin_run else None,
+                executor=executor.name, user=self.settings.user)
+            self.experiment = experiment
+            self._log_params()
+            outcome = Outcome(self.run_id, RUNNING)
+            self.echo(f"flow {self.flow.__name__} run {self.run_id}"
+                      + (f" (resuming {self.origin_run.run_id})" if self.origin_run else ""))
+            try:
+                self._loop(executor, outcome)
+            except BaseException as exc:
+                self.repo.end_run(self.run_id, RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else FAILED)
+                raise
+        finally:
+            executor.close()
+        outcome.status = FAILED if outcome.failed else FINISHED
+        self.repo.end_run(self.run_id, outcome.status)
+        return outcome
+
+    def _experiment_id(self) -> str:
+        from mloop.tracking import TrackingClient
+
+        client = TrackingClient(self.settings)
+        return client.get_or_create_experiment(self.flow.__name__).experiment_id
+
+    def _log_params(self) -> None:
+        params = {"params": self.params}
+        refs = {k: self.store.save(v) for k, v in self.params.items()}
+        self.index["<params>"] = refs
+        if self.params:
+            try:
+                from mloop.store.sql import open_database
+                from mloop.tracking._sql import SqlTrackingRepository
+
+                repo = SqlTrackingRepository(open_database(self.settings.db_url), self.store.blobs)
+                repo.log_params(self.run_id, {k: v if isinstance(v, int | float | str | bool) else json.dumps(v)
+                                              for k, v in params["params"].items()})
+            except MloopError:
+                pass
+
+    def _loop(self, executor: Any, outcome: Outcome) -> None:
+        ready: deque[Pending] = deque([Pending("start", "start", ["<params>"], [])])
+        live: dict[str, Live] = {}
+        retry_at: list[tuple[float, Live]] = []
+        joins: dict[tuple[str, str], dict[int, str]] = {}
+        used = 0.0
+        failing = False
+        last_beat = time.monotonic()
+        while (ready and not failing) or live or retry_at:
+            while ready and not failing:
+                pending = ready[0]
+                node = self.graph[pending.step]
+                cost = executor.cost(node.decorators.get("resources", {}))
+                if live and used + cost > executor.capacity:
+                    break
+                ready.popleft()
+                done_now = self._try_reuse(pending, outcome)
+                if done_now is not None:
+                    self._advance(done_now, pending, ready, joins)
+                    continue
+                item = self._launch(executor, pending)
+                item.cost = cost
+                used += cost
+                live[item.task_id] = item
+            now = time.monotonic()
+            for when, item in list(retry_at):
+                if when <= now and not failing:
+                    retry_at.remove((when, item))
+                    self._relaunch(executor, item)
+                    live[item.task_id] = item
+                    used += item.cost
+                elif failing:
+                    retry_at.remove((when, item))
+            if not live:
+                if retry_at:
+                    time.sleep(max(0.0, min(w for w, _ in retry_at) - time.monotonic()))
+                continue
+            timeout = _next_wakeup(live, retry_at)
+            for key, result in executor.wait(timeout):
+                item = live.pop(key)
+                used -= item.cost
+                if self._handle(item, result, outcome, retry_at, failing):
+                    self._advance(key, item.pending, ready, joins)
+                elif key not in {i.task_id for _, i in retry_at}:
+                    failing = True
+            now = time.monotonic()
+            for item in live.values():
+                if item.deadline is not None and now > item.deadline:
+                    seconds = self.graph[item.pending.step].decorators["timeout"]["seconds"]
+                    executor.kill(item.task_id, f"TimeoutError: step '{item.pending.step}' ran longer than "
+                                                f"{seconds:g} s (@timeout) and was killed")
+                    item.deadline = None
+            if now - last_beat > self.settings.heartbeat_seconds:
+                self.repo.heartbeat([self.run_id, *live])
+                last_beat = now
+
+    # ---------------------------------------------------------------- one task
+    def _inputs_index(self, pending: Pending) -> list[dict[str, ArtifactRef]]:
+        return [self.index[i] for i in pending.inputs]
+
+    def _cache_key(self, pending: Pending) -> str | None:
+        node = self.graph[pending.step]
+        if "cache" not in node.decorators:
+            return None
+        digest = hashlib.sha256()
+        digest.update(json.dumps([self.flow.__name__, pending.step, node.source, pending.foreach_index,
+                                  [sorted((k, v[0]) for k, v in idx.items()) for idx in self._inputs_index(pending)]],
+                                 default=str).encode())
+        return digest.hexdigest()
+
+    def _try_reuse(self, pending: Pending, outcome: Outcome) -> str | None:
+        """Clone a finished task of the resumed run or the cache instead of running it; returns the new id."""
+        source = None
+        origin = self.origin.get(pending.path)
+        if (origin is not None and pending.step not in self.rerun
+                and all(i in self.reused_ids or i == "<params>" for i in pending.inputs)):
+            source, kind = origin, "reused"
+        key = self._cache_key(pending)
+        if source is None and key is not None:
+            cached = self.repo.cached_task(key)
+            if cached is not None:
+                source, kind = cached, "cached"
+        if source is None:
+            return None
+        artifacts = self.origin_artifacts.get(source.task_id) or self.repo.artifacts([source.task_id])[source.task_id]
+        task_id = self.repo.start_task(run_id=self.run_id, experiment_id=self.experiment, step=pending.step,
+                                       path=pending.path, inputs=pending.inputs, cache_key=key,
+                                       log_dir=source.log_dir, user=self.settings.user)
+        self.repo.finish_task(task_id, FINISHED, transition=source.transition, artifacts=artifacts,
+                              stdout_sha=source.stdout_sha, stderr_sha=source.stderr_sha,
+                              reused_from=source.task_id)
+        self.index[task_id] = artifacts
+        self.transitions[task_id] = source.transition or {}
+        if kind == "reused":
+            self.reused_ids.add(task_id)
+            outcome.reused.append(pending.path)
+        else:
+            outcome.cached.append(pending.path)
+        self.echo(f"  {pending.path}: {kind} from {source.run_id[:8]}/{source.task_id[:8]}")
+        return task_id
+
+    def _launch(self, executor: Any, pending: Pending) -> Live:
+        key = self._cache_key(pending)
+        log_dir = os.path.join(self.settings.home, "flows", "logs", self.run_id, *pending.path.split("/"))
+        task_id = self.repo.start_task(run_id=self.run_id, experiment_id=self.experiment, step=pending.step,
+                                       path=pending.path, inputs=pending.inputs, cache_key=key, log_dir=log_dir,
+                                       user=self.settings.user)
+        item = Live(pending, task_id, cache_key=key, log_dir=log_dir)
+        self._submit(executor, item)
+        return item
+
+    def _submit(self, executor: Any, item: Live) -> None:
+        pending = item.pending
+        node = self.graph[pending.step]
+        spec = {"flow_file": self.flow_file, "flow_class": self.flow.__name__, "step": pending.step,
+                "artifact_root": self.settings.artifact_root, "join": node.is_join,
+                "inputs": [{"task_id": i, "step": self.paths.get(i, "start").split("/")[0],
+                            "artifacts": {k: list(v) for k, v in self.index[i].items()}} for i in pending.inputs],
+                "foreach_var": pending.foreach_var, "foreach_index": pending.foreach_index,
+                "task_id": item.task_id, "run_id": self.run_id, "attempt": item.attempt,
+                "db_url": self.settings.db_url, "home": self.settings.home}
+        seconds = node.decorators.get("timeout", {}).get("seconds")
+        item.deadline = time.monotonic() + seconds if seconds else None
+        executor.submit(item.task_id, spec, item.log_dir, node.decorators.get("resources", {}))
+
+    def _relaunch(self, executor: Any, item: Live) -> None:
+        self.repo.set_attempt(item.task_id, item.attempt)
+        self._submit(executor, item)
+
+    def _handle(self, item: Live, result: dict[str, Any], outcome: Outcome,
+                retry_at: list[tuple[float, Live]], failing: bool) -> bool:
+        """Record a task's end; True when the flow can go on from it."""
+        node = self.graph[item.pending.step]
+        logs = result.get("logs") or {}
+        if result.get("ok"):
+            artifacts = {k: ArtifactRef(*v) for k, v in result["artifacts"].items()}
+            self._finish(item, artifacts, result.get("transition"), logs)
+            outcome.executed.append(item.pending.path)
+            return True
+        retry = node.decorators.get("retry")
+        if retry and item.attempt < retry["times"] and not failing:
+            delay = retry["backoff"] * (2 ** item.attempt)
+            item.attempt += 1
+            self.echo(f"  {item.pending.path}: attempt {item.attempt} failed ({result['error']}); "
+                      f"retrying in {delay:g} s")
+            retry_at.append((time.monotonic() + delay, item))
+            return False
+        if "catch" in node.decorators and node.kind in ("linear", "split", "end"):
+            base = dict(self.index[item.pending.inputs[0]]) if len(item.pending.inputs) == 1 else {}
+            base[node.decorators["catch"]["var"]] = self.store.save(result["error"])
+            self._finish(item, base, {"steps": list(node.out), "foreach": None, "condition": None}, logs,
+                         error=result["error"])
+            outcome.executed.append(item.pending.path)
+            self.echo(f"  {item.pending.path}: failed, caught by @catch ({result['error']})")
+            return True
+        self.repo.finish_task(item.task_id, FAILED, error=result.get("traceback") or result["error"],
+                              stdout_sha=logs.get("stdout"), stderr_sha=logs.get("stderr"))
+        outcome.failed.append(item.pending.path)
+        if outcome.error is None:
+            outcome.error = self._failure_message(item, result)
+        return False
+
+    def _finish(self, item: Live, artifacts: dict[str, ArtifactRef], transition: dict[str, Any] | None,
+                logs: dict[str, str], error: str | None = None) -> None:
+        self.repo.finish_task(item.task_id, FINISHED, transition=transition, artifacts=artifacts, error=error,
+                              stdout_sha=logs.get("stdout"), stderr_sha=logs.get("stderr"))
+        self.index[item.task_id] = artifacts
+        self.transitions[item.task_id] = transition or {}
+
+    def _failure_message(self, item: Live, result: dict[str, Any]) -> str:
+        log = os.path.join(item.log_dir, "stderr.log") if item.log_dir else "(artifact store)"
+        file = os.path.relpath(self.flow_file) if not self.flow_file.startswith("..") else self.flow_file
+        return (f"Step '{item.pending.path}' failed: {result['error']}\n"
+                f"  log: {log}\n"
+                f"  resume: mloop flow resume {file} {self.run_id}")
+
+    # ---------------------------------------------------------------- what follows a task
+    def _advance(self, task_id: str, pending: Pending, ready: deque[Pending],
+                 joins: dict[tuple[str, str], dict[int, str]]) -> None:
+        self.paths[task_id] = pending.path
+        transition = self.transitions.get(task_id) or {}
+        steps = transition.get("steps") or []
+        suffix = _suffix(pending.path)
+        if transition.get("foreach"):
+            count = int(transition.get("count", 0))
+            target = steps[0]
+            if count == 0:
+                raise FlowFailedError(f"Step '{pending.path}' fans out over an empty '{transition['foreach']}'.",
+                                      self.run_id)
+            for i in range(count):
+                stack = [*pending.stack, Frame(task_id, "foreach", count, i)]
+                ready.append(Pending(target, f"{target}/{_foreach_path(stack)}", [task_id], stack,
+                                     transition["foreach"], i))
+            return
+        for i, target in enumerate(steps):
+            stack = pending.stack
+            if len(steps) > 1:
+                stack = [*stack, Frame(task_id, "split", len(steps), i)]
+            if self.graph[target].is_join:
+                frame = stack[-1]
+                waiting = joins.setdefault((target, frame.split_task), {})
+                waiting[frame.index] = task_id
+                if len(waiting) == frame.width:
+                    del joins[(target, frame.split_task)]
+                    outer = stack[:-1]
+                    path = f"{target}/{_foreach_path(outer)}" if _foreach_path(outer) else target
+                    ready.append(Pending(target, path, [waiting[j] for j in range(frame.width)], outer))
+                continue
+            path = f"{target}/{suffix}" if suffix else target
+            ready.append(Pending(target, path, [task_id], stack))
+
+
+def _suffix(path: str) -> str:
+    return path.split("/", 1)[1] if "/" in path else ""
+
+
+def _foreach_path(stack: list[Frame]) -> str:
+    return ".".join(str(f.index) for f in stack if f.kind == "foreach")
+
+
+def _next_wakeup(live: dict[str, Live], retry_at: list[tuple[float, Live]]) -> float:
+    now = time.monotonic()
+    times = [i.deadline for i in live.values() if i.deadline is not None] + [w for w, _ in retry_at]
+    return max(0.0, min([*times, now + 1.0]) - now)
+
+
+def _check_tag(tag: Any) -> str:
+    from mloop._util.names import check_key
+
+    return check_key(tag, "tag")
+
+
+def run_flow(flow_file: str, *, params: dict[str, Any] | None = None, tags: list[str] | None = None,
+             executor: Any = None, flow_class: str | None = None, settings: Settings | None = None,
+             origin_run: str | None = None, resume_from: str | None = None, echo: Any = None,
+             raise_on_failure: bool = True) -> Outcome:
+    """Run (or resume) the flow in ``flow_file``; raises FlowFailedError naming the failed step."""
+    runtime = Runtime(flow_file, flow_class=flow_class, settings=settings, params=params, tags=tags,
+                      executor=executor, origin_run=origin_run, resume_from=resume_from, echo=echo)
+    outcome = runtime.run()
+    if outcome.failed and raise_on_failure:
+        raise FlowFailedError(outcome.error or "a step failed", outcome.run_id)
+    return outcome
+
+
+def default_echo() -> Any:
+    return (lambda msg: print(msg, file=sys.stderr, flush=True))
