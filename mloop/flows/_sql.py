@@ -158,35 +158,47 @@ class FlowRepository:
 
     # ---------------------------------------------------------------- tasks
     def start_task(self, *, run_id: str, experiment_id: str, step: str, path: str, inputs: list[str],
-                   cache_key: str | None, log_dir: str | None, user: str) -> str:
-        task_id = uuid.uuid4().hex
-        now = now_ms()
+                   cache_key: str | None, log_dir: str | None, user: str, task_id: str | None = None) -> str:
+        task_id = task_id or uuid.uuid4().hex
         with self.db.write() as conn:
-            conn.execute(insert(t.runs).values(**self._run_values(task_id, experiment_id, path, user, run_id, now)))
-            conn.execute(insert(t.tags), [{"run_id": task_id, "key": "mloop.flow.step", "value": step}])
-            conn.execute(insert(ft.flow_tasks).values(
-                task_id=task_id, run_id=run_id, step=step, path=path, status=RunStatus.RUNNING, attempt=0,
-                inputs=json.dumps(inputs), cache_key=cache_key, log_dir=log_dir, started=now))
+            self.start_task_in(conn, task_id=task_id, run_id=run_id, experiment_id=experiment_id, step=step,
+                               path=path, inputs=inputs, cache_key=cache_key, log_dir=log_dir, user=user)
         return task_id
+
+    def start_task_in(self, conn: Any, *, task_id: str, run_id: str, experiment_id: str, step: str, path: str,
+                      inputs: list[str], cache_key: str | None, log_dir: str | None, user: str,
+                      now: int | None = None) -> None:
+        now = now or now_ms()
+        conn.execute(insert(t.runs).values(**self._run_values(task_id, experiment_id, path, user, run_id, now)))
+        conn.execute(insert(t.tags), [{"run_id": task_id, "key": "mloop.flow.step", "value": step}])
+        conn.execute(insert(ft.flow_tasks).values(
+            task_id=task_id, run_id=run_id, step=step, path=path, status=RunStatus.RUNNING, attempt=0,
+            inputs=json.dumps(inputs), cache_key=cache_key, log_dir=log_dir, started=now))
 
     def set_attempt(self, task_id: str, attempt: int) -> None:
         with self.db.write() as conn:
-            conn.execute(update(ft.flow_tasks).where(ft.flow_tasks.c.task_id == task_id).values(attempt=attempt))
+            self.set_attempt_in(conn, task_id, attempt)
 
-    def finish_task(self, task_id: str, status: str, *, transition: dict[str, Any] | None = None,
-                    artifacts: dict[str, ArtifactRef] | None = None, error: str | None = None,
-                    stdout_sha: str | None = None, stderr_sha: str | None = None,
-                    reused_from: str | None = None) -> None:
-        now = now_ms()
+    def set_attempt_in(self, conn: Any, task_id: str, attempt: int) -> None:
+        conn.execute(update(ft.flow_tasks).where(ft.flow_tasks.c.task_id == task_id).values(attempt=attempt))
+
+    def finish_task(self, task_id: str, status: str, **values: Any) -> None:
         with self.db.write() as conn:
-            conn.execute(update(ft.flow_tasks).where(ft.flow_tasks.c.task_id == task_id).values(
-                status=status, transition=json.dumps(transition) if transition is not None else None, error=error,
-                stdout_sha=stdout_sha, stderr_sha=stderr_sha, ended=now, reused_from=reused_from))
-            conn.execute(update(t.runs).where(t.runs.c.run_id == task_id).values(status=status, end_time=now))
-            if artifacts:
-                conn.execute(insert(ft.flow_artifacts), [
-                    {"task_id": task_id, "name": name, "sha256": ref[0], "encoding": ref[1], "size": ref[2]}
-                    for name, ref in artifacts.items()])
+            self.finish_task_in(conn, task_id, status, **values)
+
+    def finish_task_in(self, conn: Any, task_id: str, status: str, *, transition: dict[str, Any] | None = None,
+                       artifacts: dict[str, ArtifactRef] | None = None, error: str | None = None,
+                       stdout_sha: str | None = None, stderr_sha: str | None = None,
+                       reused_from: str | None = None, now: int | None = None) -> None:
+        now = now or now_ms()
+        conn.execute(update(ft.flow_tasks).where(ft.flow_tasks.c.task_id == task_id).values(
+            status=status, transition=json.dumps(transition) if transition is not None else None, error=error,
+            stdout_sha=stdout_sha, stderr_sha=stderr_sha, ended=now, reused_from=reused_from))
+        conn.execute(update(t.runs).where(t.runs.c.run_id == task_id).values(status=status, end_time=now))
+        if artifacts:
+            conn.execute(insert(ft.flow_artifacts), [
+                {"task_id": task_id, "name": name, "sha256": ref[0], "encoding": ref[1], "size": ref[2]}
+                for name, ref in artifacts.items()])
 
     def tasks(self, run_id: str) -> list[TaskRow]:
         with self.db.read() as conn:

@@ -10,12 +10,14 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from mloop.config import Settings
 from mloop.errors import InvalidInputError, MloopError
+from mloop.flows._recorder import Recorder
 from mloop.flows._sql import FlowRepository, TaskRow
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph, build_graph
@@ -99,9 +101,28 @@ class Runtime:
 
     def __init__(self, flow_file: str, *, flow_class: str | None = None, settings: Settings | None = None,
                  params: dict[str, Any] | None = None, tags: list[str] | None = None, executor: Any = None,
-                 origin_run: str | None = None, resume_from: str | None = None, echo: Any = None) -> None:
+                 origin_run: str | None = None, resume_from: str | None = None, echo: Any = None,
+                 on_created: Any = None, progress: Any = None) -> None:
+        from mloop.flows.executors.local import LocalExecutor
+
+        self.on_created = on_created
+        self.progress = progress
         self.settings = settings or Settings.load()
         self.flow_file = os.path.abspath(flow_file)
+        if not os.path.isfile(self.flow_file):
+            raise InvalidInputError(field="flow file", value=flow_file, expected="an existing .py file defining a "
+                                    "FlowSpec")
+        self.executor = executor or LocalExecutor()
+        self.executor.start(self.flow_file, flow_class or "")  # warms up while we prepare the run
+        try:
+            self._prepare(flow_class, params, tags, origin_run, resume_from)
+        except BaseException:
+            self.executor.close()
+            raise
+        self.echo = echo or (lambda _msg: None)
+
+    def _prepare(self, flow_class: str | None, params: dict[str, Any] | None, tags: list[str] | None,
+                 origin_run: str | None, resume_from: str | None) -> None:
         self.flow = load_flow(self.flow_file, flow_class)
         self.graph: FlowGraph = build_graph(self.flow)
         self.repo = open_flow_repo(self.settings)
@@ -115,8 +136,6 @@ class Runtime:
             params = dict(self.origin_run.params) | (params or {})  # type: ignore[union-attr]
         self.params = self.flow.resolve_params(params or {})  # type: ignore[attr-defined]
         self.tags = [_check_tag(t) for t in (tags or [])]
-        self.executor = executor
-        self.echo = echo or (lambda _msg: None)
         self.index: dict[str, dict[str, ArtifactRef]] = {}
         self.transitions: dict[str, dict[str, Any]] = {}
         self.reused_ids: set[str] = set()
@@ -140,11 +159,9 @@ class Runtime:
 
     # ---------------------------------------------------------------- main loop
     def run(self) -> Outcome:
-        from mloop.flows.executors.local import LocalExecutor
         from mloop.tracking.env import run_context_tags
 
-        executor = self.executor or LocalExecutor()
-        executor.start(self.flow_file, self.flow.__name__)
+        executor = self.executor
         try:
             experiment = self._experiment_id()
             run_tags = run_context_tags() | {"mloop.flow": self.flow.__name__, "mloop.flow.file": self.flow_file}
@@ -155,11 +172,16 @@ class Runtime:
             self.experiment = experiment
             self._log_params()
             outcome = Outcome(self.run_id, RUNNING)
+            self.recorder = Recorder(self.repo)
+            if self.on_created is not None:
+                self.on_created(self.run_id)
             self.echo(f"flow {self.flow.__name__} run {self.run_id}"
                       + (f" (resuming {self.origin_run.run_id})" if self.origin_run else ""))
             try:
                 self._loop(executor, outcome)
+                self.recorder.close()
             except BaseException as exc:
+                self.recorder.close()
                 self.repo.end_run(self.run_id, RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else FAILED)
                 raise
         finally:
@@ -226,6 +248,9 @@ class Runtime:
                 if retry_at:
                     time.sleep(max(0.0, min(w for w, _ in retry_at) - time.monotonic()))
                 continue
+            if self.progress is not None:
+                self.progress(len(outcome.executed) + len(outcome.reused) + len(outcome.cached), len(live),
+                              len(outcome.failed))
             timeout = _next_wakeup(live, retry_at)
             for key, result in executor.wait(timeout):
                 item = live.pop(key)
@@ -274,10 +299,11 @@ class Runtime:
         if source is None:
             return None
         artifacts = self.origin_artifacts.get(source.task_id) or self.repo.artifacts([source.task_id])[source.task_id]
-        task_id = self.repo.start_task(run_id=self.run_id, experiment_id=self.experiment, step=pending.step,
-                                       path=pending.path, inputs=pending.inputs, cache_key=key,
-                                       log_dir=source.log_dir, user=self.settings.user)
-        self.repo.finish_task(task_id, FINISHED, transition=source.transition, artifacts=artifacts,
+        task_id = uuid.uuid4().hex
+        self.recorder.start_task(task_id=task_id, run_id=self.run_id, experiment_id=self.experiment,
+                                 step=pending.step, path=pending.path, inputs=pending.inputs, cache_key=key,
+                                 log_dir=source.log_dir, user=self.settings.user)
+        self.recorder.finish_task(task_id, FINISHED, transition=source.transition, artifacts=artifacts,
                               stdout_sha=source.stdout_sha, stderr_sha=source.stderr_sha,
                               reused_from=source.task_id)
         self.index[task_id] = artifacts
@@ -293,9 +319,10 @@ class Runtime:
     def _launch(self, executor: Any, pending: Pending) -> Live:
         key = self._cache_key(pending)
         log_dir = os.path.join(self.settings.home, "flows", "logs", self.run_id, *pending.path.split("/"))
-        task_id = self.repo.start_task(run_id=self.run_id, experiment_id=self.experiment, step=pending.step,
-                                       path=pending.path, inputs=pending.inputs, cache_key=key, log_dir=log_dir,
-                                       user=self.settings.user)
+        task_id = uuid.uuid4().hex
+        self.recorder.start_task(task_id=task_id, run_id=self.run_id, experiment_id=self.experiment,
+                                 step=pending.step, path=pending.path, inputs=pending.inputs, cache_key=key,
+                                 log_dir=log_dir, user=self.settings.user)
         item = Live(pending, task_id, cache_key=key, log_dir=log_dir)
         self._submit(executor, item)
         return item
@@ -315,7 +342,7 @@ class Runtime:
         executor.submit(item.task_id, spec, item.log_dir, node.decorators.get("resources", {}))
 
     def _relaunch(self, executor: Any, item: Live) -> None:
-        self.repo.set_attempt(item.task_id, item.attempt)
+        self.recorder.set_attempt(item.task_id, item.attempt)
         self._submit(executor, item)
 
     def _handle(self, item: Live, result: dict[str, Any], outcome: Outcome,
@@ -344,7 +371,7 @@ class Runtime:
             outcome.executed.append(item.pending.path)
             self.echo(f"  {item.pending.path}: failed, caught by @catch ({result['error']})")
             return True
-        self.repo.finish_task(item.task_id, FAILED, error=result.get("traceback") or result["error"],
+        self.recorder.finish_task(item.task_id, FAILED, error=result.get("traceback") or result["error"],
                               stdout_sha=logs.get("stdout"), stderr_sha=logs.get("stderr"))
         outcome.failed.append(item.pending.path)
         if outcome.error is None:
@@ -353,7 +380,7 @@ class Runtime:
 
     def _finish(self, item: Live, artifacts: dict[str, ArtifactRef], transition: dict[str, Any] | None,
                 logs: dict[str, str], error: str | None = None) -> None:
-        self.repo.finish_task(item.task_id, FINISHED, transition=transition, artifacts=artifacts, error=error,
+        self.recorder.finish_task(item.task_id, FINISHED, transition=transition, artifacts=artifacts, error=error,
                               stdout_sha=logs.get("stdout"), stderr_sha=logs.get("stderr"))
         self.index[item.task_id] = artifacts
         self.transitions[item.task_id] = transition or {}
@@ -424,10 +451,11 @@ def _check_tag(tag: Any) -> str:
 def run_flow(flow_file: str, *, params: dict[str, Any] | None = None, tags: list[str] | None = None,
              executor: Any = None, flow_class: str | None = None, settings: Settings | None = None,
              origin_run: str | None = None, resume_from: str | None = None, echo: Any = None,
-             raise_on_failure: bool = True) -> Outcome:
+             raise_on_failure: bool = True, on_created: Any = None, progress: Any = None) -> Outcome:
     """Run (or resume) the flow in ``flow_file``; raises FlowFailedError naming the failed step."""
     runtime = Runtime(flow_file, flow_class=flow_class, settings=settings, params=params, tags=tags,
-                      executor=executor, origin_run=origin_run, resume_from=resume_from, echo=echo)
+                      executor=executor, origin_run=origin_run, resume_from=resume_from, echo=echo,
+                      on_created=on_created, progress=progress)
     outcome = runtime.run()
     if outcome.failed and raise_on_failure:
         raise FlowFailedError(outcome.error or "a step failed", outcome.run_id)

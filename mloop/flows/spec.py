@@ -78,7 +78,8 @@ class Parameter:
     def _expected(self) -> str:
         text = f"a {self.type.__name__}"
         if self.min is not None or self.max is not None:
-            text += f" in [{self.min if self.min is not None else '-inf'}, {self.max if self.max is not None else 'inf'}]"
+            low = self.min if self.min is not None else "-inf"
+            text += f" in [{low}, {self.max if self.max is not None else 'inf'}]"
         if self.choices is not None:
             text += f" among {self.choices}"
         return text
@@ -232,7 +233,8 @@ class FlowSpec:
             raise InvalidInputError("self.next() was called twice in one step", field="next")
         if condition is not None:
             if len(steps) != 1 or not isinstance(steps[0], dict):
-                raise InvalidInputError(field="next", value=steps, expected="one dict {value: self.step} with condition=")
+                raise InvalidInputError(field="next", value=steps,
+                                        expected="one dict {value: self.step} with condition=")
             value = getattr(self, condition)
             target = steps[0].get(value, _MISSING)
             if target is _MISSING:

@@ -52,8 +52,9 @@ def load_flow(file: str, class_name: str | None = None) -> type[FlowSpec]:
         found = [v for v in found if v.__name__ == class_name]
     if len(found) != 1:
         names = [v.__name__ for v in found]
-        raise InvalidInputError(field="flow", value=class_name or names, expected=f"exactly one FlowSpec class in {file}"
-                                + (f" (found {names}; pick one with --flow)" if names else ""))
+        hint = f" (found {names}; pick one with --flow)" if names else ""
+        raise InvalidInputError(field="flow", value=class_name or names,
+                                expected=f"exactly one FlowSpec class in {file}{hint}")
     _flows[key] = found[0]
     return found[0]
 

@@ -56,9 +56,15 @@ def _child(request: dict[str, Any]) -> None:
 
 
 def serve(flow_file: str, flow_class: str) -> None:
-    from mloop.flows.task import load_flow
+    import cloudpickle  # noqa: F401  (every fork starts warm: the flow, the store, the pickler)
 
-    load_flow(flow_file, flow_class or None)  # import once; every fork starts warm
+    from mloop.flows.task import artifact_store, load_flow
+    from mloop.store.blob import local  # noqa: F401
+
+    try:
+        load_flow(flow_file, flow_class or None)
+    except BaseException:  # the orchestrator loads the file too and reports the error properly
+        sys.exit(3)
     out = sys.stdout
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -84,6 +90,7 @@ def serve(flow_file: str, flow_class: str) -> None:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 request = json.loads(line)
+                artifact_store(request["spec"]["artifact_root"])
                 pid = os.fork()
                 if pid == 0:
                     _child(request)
