@@ -73,12 +73,12 @@ class _Progress:
 def _execute(file: str, settings: Settings, **kwargs: Any) -> None:
     from mloop.flows.runtime import run_flow
 
-    echo = lambda message: error_console.print(message, highlight=False, markup=False)  # noqa: E731
+    echo = lambda message: error_console.print(message, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
     with _Progress() as progress:
         outcome = run_flow(file, settings=settings, echo=echo, raise_on_failure=False, progress=progress, **kwargs)
     if outcome.failed:
         error_console.print(f"[bold red]flow failed[/] run {outcome.run_id}", highlight=False)
-        error_console.print(outcome.error or "", highlight=False, markup=False)
+        error_console.print(outcome.error or "", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     parts = [f"{len(outcome.executed)} ran"]
     if outcome.reused:
@@ -86,7 +86,8 @@ def _execute(file: str, settings: Settings, **kwargs: Any) -> None:
                      + (", ..." if len(outcome.reused) > 8 else "") + ")")
     if outcome.cached:
         parts.append(f"{len(outcome.cached)} from cache ({', '.join(outcome.cached[:8])})")
-    console.print(f"[green]flow finished[/] run {outcome.run_id}: " + ", ".join(parts), highlight=False)
+    console.print(f"[green]flow finished[/] run {outcome.run_id}: " + ", ".join(parts), highlight=False,
+                  soft_wrap=True)
 
 
 @flow_app.command(context_settings=EXTRA)
