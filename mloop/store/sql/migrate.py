@@ -34,6 +34,9 @@ def _file_heads() -> set[str] | None:
         revisions.add(rev.group(1))
         if down.group(2):
             downs.add(down.group(2))
+        depends = re.search(r'^depends_on\s*=\s*"([^"]+)"\s*$', text, re.M)
+        if depends:  # Alembic records only the dependant once both are applied
+            downs.add(depends.group(1))
     return revisions - downs
 
 

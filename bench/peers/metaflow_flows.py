@@ -1,0 +1,68 @@
+"""Metaflow's side of bench/flows.py: time `python flow.py run` for each workload (run in bench/.venv-metaflow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _flows_src import write  # noqa: E402
+
+
+def frame_round_trip(root: Path, repeat: int) -> float:
+    """Median seconds to save a 1,000,000-row DataFrame as a task's artifact and load it back (what passes
+    between two steps), through Metaflow's local datastore."""
+    from _flows_src import big_frame
+    from metaflow.datastore import FlowDataStore
+    from metaflow.plugins.datastores.local_storage import LocalStorage
+
+    store = FlowDataStore("Bench", storage_impl=LocalStorage, ds_root=str(root))
+    times = []
+    for i in range(repeat):
+        df = big_frame(i)
+        start = time.perf_counter()
+        writer = store.get_task_datastore("1", "start", str(i), attempt=0, mode="w")
+        writer.init_task()
+        writer.save_artifacts(iter([("df", df)]))
+        writer.done()
+        back = store.get_task_datastore("1", "start", str(i), attempt=0, mode="r")["df"]
+        times.append(time.perf_counter() - start)
+        assert back.equals(df)
+    return statistics.median(times)
+
+
+def main() -> None:
+    work = Path(sys.argv[1])
+    repeat = int(sys.argv[2])
+    shutil.rmtree(work, ignore_errors=True)
+    paths = write("metaflow", work)
+    paths = {k: v for k, v in paths.items() if k in ("linear", "foreach")}
+    env = dict(os.environ, USERNAME="bench", METAFLOW_DEFAULT_DATASTORE="local",
+               METAFLOW_DATASTORE_SYSROOT_LOCAL=str(work / "store"), METAFLOW_DEFAULT_METADATA="local")
+    result: dict[str, float | str] = {}
+    for key, path in paths.items():
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, str(path), "--no-pylint", "--quiet", "run"], cwd=work, env=env,
+                                 capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            if out.returncode != 0:
+                raise SystemExit(out.stderr[-3000:])
+        result[key] = statistics.median(times)
+    result["frame_trip"] = frame_round_trip(work / "frame-store", repeat)
+    import metaflow
+
+    result["version"] = metaflow.__version__ if hasattr(metaflow, "__version__") else "?"
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
