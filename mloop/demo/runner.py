@@ -34,11 +34,13 @@ class DemoContext:
 
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
+    from mloop.demo import pipelines as flows_demo
     from mloop.demo import registry, tracking
 
     return [
         ("Experiment tracking", tracking.run),
         ("Model registry", registry.run),
+        ("Pipelines", flows_demo.run),
     ]
 
 

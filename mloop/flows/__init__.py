@@ -21,12 +21,19 @@ from typing import Any
 
 from mloop.flows.spec import FlowSpec, Parameter, cache, catch, resources, retry, schedule, step, timeout
 
-__all__ = ["Flow", "FlowFailedError", "FlowRun", "FlowSpec", "Parameter", "Task", "cache", "catch", "get",
+__all__ = ["current", "Flow", "FlowFailedError", "FlowRun", "FlowSpec", "Parameter", "Task", "cache", "catch", "get",
            "get_run", "list_runs", "resources", "resume", "retry", "run", "schedule", "step", "timeout"]
 
-_LAZY = {"Flow": "mloop.flows.client", "FlowRun": "mloop.flows.client", "Task": "mloop.flows.client",
-         "get": "mloop.flows.client", "get_run": "mloop.flows.client", "list_runs": "mloop.flows.client",
-         "FlowFailedError": "mloop.flows.runtime"}
+_LAZY = {
+    "current": "mloop.flows._current",
+    "Flow": "mloop.flows.client",
+    "FlowRun": "mloop.flows.client",
+    "Task": "mloop.flows.client",
+    "get": "mloop.flows.client",
+    "get_run": "mloop.flows.client",
+    "list_runs": "mloop.flows.client",
+    "FlowFailedError": "mloop.flows.runtime",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -24,14 +24,20 @@ class Recorder:
         self.repo = repo
         self._queue: queue.Queue[Any] = queue.Queue()
         self._error: BaseException | None = None
+        self._last = 0
         self._thread = threading.Thread(target=self._run, daemon=True, name="mloop-flow-recorder")
         self._thread.start()
 
+    def _now(self) -> int:
+        """Strictly increasing milliseconds, so that tasks recorded in one burst keep their order."""
+        self._last = max(now_ms(), self._last + 1)
+        return self._last
+
     def start_task(self, **values: Any) -> None:
-        self._put(self.repo.start_task_in, values | {"now": now_ms()})
+        self._put(self.repo.start_task_in, values | {"now": self._now()})
 
     def finish_task(self, task_id: str, status: str, **values: Any) -> None:
-        self._put(self.repo.finish_task_in, values | {"task_id": task_id, "status": status, "now": now_ms()})
+        self._put(self.repo.finish_task_in, values | {"task_id": task_id, "status": status, "now": self._now()})
 
     def set_attempt(self, task_id: str, attempt: int) -> None:
         self._put(self.repo.set_attempt_in, {"task_id": task_id, "attempt": attempt})

@@ -145,8 +145,11 @@ def common_index(indexes: list[dict[str, Any]]) -> dict[str, Any]:
 
 def execute(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one task described by ``spec``; returns artifacts, transition and timings, or the error."""
+    from mloop.flows._current import current
+
     started = time.time()
     store = artifact_store(spec["artifact_root"])
+    current._enter(spec)
     try:
         flow_cls = load_flow(spec["flow_file"], spec["flow_class"])
         flow = flow_cls()
