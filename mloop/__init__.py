@@ -37,6 +37,9 @@ _LAZY = {
     "MloopError": "mloop.errors",
     "RunStatus": "mloop.tracking.entities",
     "RegistryClient": "mloop.registry.client",
+    "FlowSpec": "mloop.flows",
+    "Parameter": "mloop.flows",
+    "step": "mloop.flows",
 }
 
 __all__ = sorted(["__version__", *_LAZY])
