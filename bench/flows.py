@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,15 +41,19 @@ def measure_mloop(repeat: int) -> dict[str, float]:
                    capture_output=True)  # creates the database once, as Metaflow's first run creates its folders
     result = {}
     for key, path in paths.items():
-        times = []
+        times, cpu = [], []
         for _ in range(repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             out = subprocess.run([sys.executable, "-m", "mloop", "flow", "run", str(path)], env=env, cwd=work,
                                  capture_output=True, text=True)
             times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             if out.returncode != 0:
                 raise SystemExit(out.stderr[-3000:])
         result[key] = statistics.median(times)
+        result[f"{key}_cpu"] = statistics.median(cpu)
         print(f"  mloop {key}: {result[key]:.2f} s", flush=True)
     result["frame_trip"] = frame_round_trip(work / "frame-store", repeat)
     return result
@@ -85,7 +90,7 @@ def main() -> None:
         peer = run_peer(peer_python("metaflow", METAFLOW), "metaflow_flows.py", str(WORK / "flows" / "metaflow"),
                         str(args.repeat))
         version = str(peer.pop("version"))
-        for key in ("linear", "foreach", "frame_trip"):
+        for key in ("linear", "foreach", "frame_trip", "linear_cpu", "foreach_cpu"):
             print(f"  metaflow {key}: {peer[key]:.2f} s")
     from rich.console import Console
     from rich.table import Table
@@ -96,7 +101,9 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "workload" else "right")
     rows = [("10-step linear flow, no-op steps", "linear", ">= 3x"),
             ("foreach over 100 tiny tasks + join", "foreach", ">= 3x"),
-            ("1,000,000-row DataFrame artifact: store + load", "frame_trip", ">= 5x")]
+            ("1,000,000-row DataFrame artifact: store + load", "frame_trip", ">= 5x"),
+            ("  CPU seconds (user+sys, all processes): linear", "linear_cpu", ""),
+            ("  CPU seconds (user+sys, all processes): foreach", "foreach_cpu", "")]
     for label, key, target in rows:
         table.add_row(label, fmt(ours.get(key), "s"), fmt(peer.get(key), "s"),
                       ratio(ours.get(key), peer.get(key), False), target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -48,15 +49,19 @@ def main() -> None:
                METAFLOW_DATASTORE_SYSROOT_LOCAL=str(work / "store"), METAFLOW_DEFAULT_METADATA="local")
     result: dict[str, float | str] = {}
     for key, path in paths.items():
-        times = []
+        times, cpu = [], []
         for _ in range(repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             out = subprocess.run([sys.executable, str(path), "--no-pylint", "--quiet", "run"], cwd=work, env=env,
                                  capture_output=True, text=True)
             times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             if out.returncode != 0:
                 raise SystemExit(out.stderr[-3000:])
         result[key] = statistics.median(times)
+        result[f"{key}_cpu"] = statistics.median(cpu)
     result["frame_trip"] = frame_round_trip(work / "frame-store", repeat)
     import metaflow
 
