@@ -5,7 +5,6 @@ Workers never touch the metadata database; this process records every task (a ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -18,7 +17,8 @@ from typing import Any
 from mloop.config import Settings
 from mloop.errors import InvalidInputError, MloopError
 from mloop.flows._recorder import Recorder
-from mloop.flows._sql import FlowRepository, TaskRow
+from mloop.flows._reuse import PARAMS, Reuse
+from mloop.flows._sql import FlowRepository
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph, build_graph
 from mloop.flows.task import artifact_store, load_flow
@@ -71,6 +71,18 @@ class Live:
     cost: float = 1.0
     cache_key: str | None = None
     log_dir: str = ""
+
+
+@dataclass
+class _State:
+    """The scheduler's working set during one run."""
+
+    ready: deque[Pending]
+    live: dict[str, Live] = field(default_factory=dict)
+    retry_at: list[tuple[float, Live]] = field(default_factory=list)
+    joins: dict[tuple[str, str], dict[int, str]] = field(default_factory=dict)
+    used: float = 0.0
+    failing: bool = False
 
 
 @dataclass
@@ -127,35 +139,16 @@ class Runtime:
         self.graph: FlowGraph = build_graph(self.flow)
         self.repo = open_flow_repo(self.settings)
         self.store = artifact_store(self.settings.artifact_root)
-        self.origin: dict[str, TaskRow] = {}
-        self.origin_artifacts: dict[str, dict[str, ArtifactRef]] = {}
-        self.rerun: set[str] = set()
+        self.reuse = Reuse(self.repo, self.graph)
         self.origin_run = None
         if origin_run is not None:
-            self._load_origin(origin_run, resume_from)
-            params = dict(self.origin_run.params) | (params or {})  # type: ignore[union-attr]
+            self.origin_run = self.reuse.load_origin(origin_run, resume_from)
+            params = dict(self.origin_run.params) | (params or {})
         self.params = self.flow.resolve_params(params or {})  # type: ignore[attr-defined]
         self.tags = [_check_tag(t) for t in (tags or [])]
         self.index: dict[str, dict[str, ArtifactRef]] = {}
         self.transitions: dict[str, dict[str, Any]] = {}
-        self.reused_ids: set[str] = set()
         self.paths: dict[str, str] = {}
-
-    # ---------------------------------------------------------------- resume
-    def _load_origin(self, run_id: str, resume_from: str | None) -> None:
-        run = self.repo.get_run(run_id)
-        if run.flow_name != self.flow.__name__:
-            raise InvalidInputError(field="run", value=run_id, expected=f"a run of {self.flow.__name__} "
-                                    f"(it is a run of {run.flow_name})")
-        self.origin_run = run
-        tasks = [t for t in self.repo.tasks(run.run_id) if t.status == FINISHED]
-        self.origin = {t.path: t for t in tasks}
-        self.origin_artifacts = self.repo.artifacts([t.task_id for t in tasks])
-        if resume_from is not None:
-            if resume_from not in self.graph.nodes:
-                raise InvalidInputError(field="--from", value=resume_from, expected=f"a step of the flow "
-                                        f"{sorted(self.graph.nodes)}")
-            self.rerun = self.graph.descendants(resume_from)
 
     # ---------------------------------------------------------------- main loop
     def run(self) -> Outcome:
@@ -181,6 +174,8 @@ class Runtime:
                 self._loop(executor, outcome)
                 self.recorder.close()
             except BaseException as exc:
+                for task_id in getattr(self, "state", _State(deque())).live:
+                    executor.kill(task_id, "the flow run was interrupted")
                 self.recorder.close()
                 self.repo.end_run(self.run_id, RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else FAILED)
                 raise
@@ -199,7 +194,7 @@ class Runtime:
     def _log_params(self) -> None:
         params = {"params": self.params}
         refs = {k: self.store.save(v) for k, v in self.params.items()}
-        self.index["<params>"] = refs
+        self.index[PARAMS] = refs
         if self.params:
             try:
                 from mloop.store.sql import open_database
@@ -212,104 +207,86 @@ class Runtime:
                 pass
 
     def _loop(self, executor: Any, outcome: Outcome) -> None:
-        ready: deque[Pending] = deque([Pending("start", "start", ["<params>"], [])])
-        live: dict[str, Live] = {}
-        retry_at: list[tuple[float, Live]] = []
-        joins: dict[tuple[str, str], dict[int, str]] = {}
-        used = 0.0
-        failing = False
+        state = _State(ready=deque([Pending("start", "start", [PARAMS], [])]))
+        self.state = state
         last_beat = time.monotonic()
-        while (ready and not failing) or live or retry_at:
-            while ready and not failing:
-                pending = ready[0]
-                node = self.graph[pending.step]
-                cost = executor.cost(node.decorators.get("resources", {}))
-                if live and used + cost > executor.capacity:
-                    break
-                ready.popleft()
-                done_now = self._try_reuse(pending, outcome)
-                if done_now is not None:
-                    self._advance(done_now, pending, ready, joins)
-                    continue
-                item = self._launch(executor, pending)
-                item.cost = cost
-                used += cost
-                live[item.task_id] = item
-            now = time.monotonic()
-            for when, item in list(retry_at):
-                if when <= now and not failing:
-                    retry_at.remove((when, item))
-                    self._relaunch(executor, item)
-                    live[item.task_id] = item
-                    used += item.cost
-                elif failing:
-                    retry_at.remove((when, item))
-            if not live:
-                if retry_at:
-                    time.sleep(max(0.0, min(w for w, _ in retry_at) - time.monotonic()))
+        while (state.ready and not state.failing) or state.live or state.retry_at:
+            self._fill(executor, state, outcome)
+            if not state.live:
+                if state.retry_at:
+                    time.sleep(max(0.0, min(w for w, _ in state.retry_at) - time.monotonic()))
                 continue
             if self.progress is not None:
-                self.progress(len(outcome.executed) + len(outcome.reused) + len(outcome.cached), len(live),
+                self.progress(len(outcome.executed) + len(outcome.reused) + len(outcome.cached), len(state.live),
                               len(outcome.failed))
-            timeout = _next_wakeup(live, retry_at)
-            for key, result in executor.wait(timeout):
-                item = live.pop(key)
-                used -= item.cost
-                if self._handle(item, result, outcome, retry_at, failing):
-                    self._advance(key, item.pending, ready, joins)
-                elif key not in {i.task_id for _, i in retry_at}:
-                    failing = True
-            now = time.monotonic()
-            for item in live.values():
-                if item.deadline is not None and now > item.deadline:
-                    seconds = self.graph[item.pending.step].decorators["timeout"]["seconds"]
-                    executor.kill(item.task_id, f"TimeoutError: step '{item.pending.step}' ran longer than "
-                                                f"{seconds:g} s (@timeout) and was killed")
-                    item.deadline = None
-            if now - last_beat > self.settings.heartbeat_seconds:
-                self.repo.heartbeat([self.run_id, *live])
-                last_beat = now
+            for key, result in executor.wait(_next_wakeup(state.live, state.retry_at)):
+                item = state.live.pop(key)
+                state.used -= item.cost
+                if self._handle(item, result, outcome, state.retry_at, state.failing):
+                    self._advance(key, item.pending, state.ready, state.joins)
+                elif key not in {i.task_id for _, i in state.retry_at}:
+                    state.failing = True
+            self._enforce_timeouts(executor, state)
+            if time.monotonic() - last_beat > self.settings.heartbeat_seconds:
+                self.repo.heartbeat([self.run_id, *state.live])
+                last_beat = time.monotonic()
+
+    def _fill(self, executor: Any, state: _State, outcome: Outcome) -> None:
+        """Launch (or reuse) ready tasks while capacity lasts; relaunch retries whose backoff is over."""
+        while state.ready and not state.failing:
+            pending = state.ready[0]
+            cost = executor.cost(self.graph[pending.step].decorators.get("resources", {}))
+            if state.live and state.used + cost > executor.capacity:
+                break
+            state.ready.popleft()
+            reused = self._try_reuse(pending, outcome)
+            if reused is not None:
+                self._advance(reused, pending, state.ready, state.joins)
+                continue
+            item = self._launch(executor, pending)
+            item.cost = cost
+            state.used += cost
+            state.live[item.task_id] = item
+        now = time.monotonic()
+        for when, item in list(state.retry_at):
+            if state.failing or when <= now:
+                state.retry_at.remove((when, item))
+            if when <= now and not state.failing:
+                self._relaunch(executor, item)
+                state.live[item.task_id] = item
+                state.used += item.cost
+
+    def _enforce_timeouts(self, executor: Any, state: _State) -> None:
+        now = time.monotonic()
+        for item in state.live.values():
+            if item.deadline is not None and now > item.deadline:
+                seconds = self.graph[item.pending.step].decorators["timeout"]["seconds"]
+                executor.kill(item.task_id, f"TimeoutError: step '{item.pending.step}' ran longer than "
+                                            f"{seconds:g} s (@timeout) and was killed")
+                item.deadline = None
 
     # ---------------------------------------------------------------- one task
-    def _inputs_index(self, pending: Pending) -> list[dict[str, ArtifactRef]]:
-        return [self.index[i] for i in pending.inputs]
-
     def _cache_key(self, pending: Pending) -> str | None:
-        node = self.graph[pending.step]
-        if "cache" not in node.decorators:
-            return None
-        digest = hashlib.sha256()
-        digest.update(json.dumps([self.flow.__name__, pending.step, node.source, pending.foreach_index,
-                                  [sorted((k, v[0]) for k, v in idx.items()) for idx in self._inputs_index(pending)]],
-                                 default=str).encode())
-        return digest.hexdigest()
+        return self.reuse.cache_key(pending.step, pending.foreach_index, [self.index[i] for i in pending.inputs])
 
     def _try_reuse(self, pending: Pending, outcome: Outcome) -> str | None:
-        """Clone a finished task of the resumed run or the cache instead of running it; returns the new id."""
-        source = None
-        origin = self.origin.get(pending.path)
-        if (origin is not None and pending.step not in self.rerun
-                and all(i in self.reused_ids or i == "<params>" for i in pending.inputs)):
-            source, kind = origin, "reused"
+        """Clone a finished task of the resumed run or of the cache instead of running it; returns the new id."""
         key = self._cache_key(pending)
-        if source is None and key is not None:
-            cached = self.repo.cached_task(key)
-            if cached is not None:
-                source, kind = cached, "cached"
-        if source is None:
+        found = self.reuse.find(pending.step, pending.path, pending.inputs, key)
+        if found is None:
             return None
-        artifacts = self.origin_artifacts.get(source.task_id) or self.repo.artifacts([source.task_id])[source.task_id]
+        kind, source, artifacts = found
         task_id = uuid.uuid4().hex
         self.recorder.start_task(task_id=task_id, run_id=self.run_id, experiment_id=self.experiment,
                                  step=pending.step, path=pending.path, inputs=pending.inputs, cache_key=key,
                                  log_dir=source.log_dir, user=self.settings.user)
         self.recorder.finish_task(task_id, FINISHED, transition=source.transition, artifacts=artifacts,
-                              stdout_sha=source.stdout_sha, stderr_sha=source.stderr_sha,
-                              reused_from=source.task_id)
+                                  stdout_sha=source.stdout_sha, stderr_sha=source.stderr_sha,
+                                  reused_from=source.task_id)
         self.index[task_id] = artifacts
         self.transitions[task_id] = source.transition or {}
         if kind == "reused":
-            self.reused_ids.add(task_id)
+            self.reuse.reused_ids.add(task_id)
             outcome.reused.append(pending.path)
         else:
             outcome.cached.append(pending.path)
