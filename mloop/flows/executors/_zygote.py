@@ -56,8 +56,12 @@ def _child(request: dict[str, Any]) -> None:
 
 
 def serve(flow_file: str, flow_class: str) -> None:
-    import cloudpickle  # noqa: F401  (every fork starts warm: the flow, the store, the pickler)
+    import pickle  # noqa: F401
+    import traceback  # noqa: F401
 
+    import cloudpickle  # noqa: F401  (every fork starts warm: the flow, the store, the pickler, what tasks use)
+
+    from mloop.flows import _current  # noqa: F401
     from mloop.flows.task import artifact_store, load_flow
     from mloop.store.blob import local  # noqa: F401
 

@@ -19,12 +19,15 @@ from mloop.errors import BackendError
 
 
 class LocalExecutor:
-    """Tasks as processes on this machine, at most ``max_workers`` CPUs' worth at once."""
+    """Tasks as processes on this machine, at most ``max_workers`` CPUs' worth at once.
+
+    The default, twice the CPUs (at least 4), keeps the CPUs busy while tasks wait on I/O or start up.
+    """
 
     name = "local"
 
     def __init__(self, max_workers: int | None = None) -> None:
-        self.capacity = float(max_workers or os.cpu_count() or 2)
+        self.capacity = float(max_workers or max(4, 2 * (os.cpu_count() or 2)))
         self._proc: subprocess.Popen[bytes] | None = None
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._pids: dict[str, int] = {}
