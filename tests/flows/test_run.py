@@ -205,3 +205,36 @@ def test_a_failing_step_names_step_exception_log_and_resume_command(write_flow) 
     assert "about to fail" in run["explode"].task.stdout
     assert "ValueError: bad data in column x" in run["explode"].task.stderr
     assert "end" not in run
+
+
+REGISTER = """
+from mloop.flows import FlowSpec, current, step
+
+
+class Register(FlowSpec):
+    @step
+    def start(self):
+        from sklearn.linear_model import LinearRegression
+
+        self.model = LinearRegression().fit([[0.0], [1.0], [2.0]], [0.0, 2.0, 4.0])
+        current.log_metrics({"r2": 1.0})
+        self.version = current.log_model(self.model, "flow-model").version
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_a_model_logged_in_a_step_links_the_version_to_the_flow_run(write_flow) -> None:
+    import mloop
+    from mloop.config import Settings
+    from mloop.registry import registry_for
+
+    run = flows.run(str(write_flow(REGISTER)))
+    version = registry_for(Settings.load()).get_version("flow-model", run.data.version)
+    task = mloop.get_run(version.run_id)
+    assert version.run_id == run["start"].task.id and task.parent_run_id == run.id
+    assert task.metrics["r2"] == 1.0
+    assert run.data.model.predict([[3.0]])[0] == pytest.approx(6.0)
