@@ -12,6 +12,9 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # One line per verb group; each module attaches its commands to ``app``.
+    if sys.argv[1:2] in (["flow"], ["scheduler"]):  # flows start fast: no other verb group (nor pandas) needed
+        from mloop.cli import flow as _flow_only  # noqa: F401
+        return
     from mloop.cli import demo, experiments, gc, models, runs, server  # noqa: F401
     from mloop.cli import flow as _flow  # noqa: F401
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -42,12 +43,15 @@ def _params(args: list[str]) -> dict[str, str]:
     return params
 
 
-def _executor(name: str, address: str | None, max_workers: int | None) -> Any:
+def _executor(name: str, address: str | None, max_workers: int | None, file: str, flow: str | None) -> Any:
     from mloop.flows import _executor as make
 
     if name not in ("local", "ray"):
         raise InvalidInputError(field="--executor", value=name, expected="local or ray")
-    return make(name, max_workers, address)
+    executor = make(name, max_workers, address)
+    if name == "local" and os.path.isfile(file):
+        executor.start(os.path.abspath(file), flow or "")  # its fork server boots while we import and prepare
+    return executor
 
 
 class _Progress:
@@ -113,7 +117,7 @@ def run(
         name = load_flow(file, flow).__name__
         on_created = lambda run_id: open_flow_repo(settings).set_schedule_run(name, schedule_due, run_id)  # noqa: E731
     _execute(file, settings, params=_params(ctx.args), tags=tag, flow_class=flow, on_created=on_created,
-             executor=_executor(executor, ray_address, max_workers))
+             executor=_executor(executor, ray_address, max_workers, file, flow))
 
 
 @flow_app.command()
@@ -130,13 +134,13 @@ def resume(
 ) -> None:
     """A new run that reuses the finished steps of RUN and re-runs from the failed step (or --from STEP)."""
     settings = _settings(home)
+    pool = _executor(executor, ray_address, max_workers, file, flow)
     if run_id is None:
         from mloop.flows.client import get
         from mloop.flows.task import load_flow
 
         run_id = get(load_flow(file, flow).__name__, settings=settings).latest_run.id
-    _execute(file, settings, tags=tag, flow_class=flow, origin_run=run_id, resume_from=from_step,
-             executor=_executor(executor, ray_address, max_workers))
+    _execute(file, settings, tags=tag, flow_class=flow, origin_run=run_id, resume_from=from_step, executor=pool)
 
 
 @flow_app.command()

@@ -39,22 +39,38 @@ class Current:
             raise MloopError("current is only available inside a running flow step.")
         return Settings.load(tracking_uri="", **self._settings)
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        """Record metrics on this task's tracking run (written at once)."""
-        from mloop._util.clock import now_ms
+    def _repo(self) -> Any:
+        """The tracking repository, once this task's run is recorded (the orchestrator writes it behind)."""
+        import time
+
         from mloop.store.blob import open_blob_store
         from mloop.store.sql import open_database
         from mloop.tracking._sql import SqlTrackingRepository
 
         settings = self.settings
         repo = SqlTrackingRepository(open_database(settings.db_url), open_blob_store(settings.artifact_root))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                repo.get_run(str(self.task_id))
+                return repo
+            except MloopError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        """Record metrics on this task's tracking run (written at once)."""
+        from mloop._util.clock import now_ms
+
         now = now_ms()
-        repo.log_metrics([(str(self.task_id), k, float(v), step, now) for k, v in metrics.items()])
+        self._repo().log_metrics([(str(self.task_id), k, float(v), step, now) for k, v in metrics.items()])
 
     def log_model(self, model: Any, name: str | None = None, **kwargs: Any) -> Any:
         """Save (and with ``name`` register) ``model`` under this task's run; see mloop.registry.log_model."""
         from mloop.registry import log_model_to_run
 
+        self._repo()
         return log_model_to_run(self.settings, str(self.task_id), model, name, **kwargs)
 
 

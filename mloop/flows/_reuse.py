@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mloop.errors import InvalidInputError
-from mloop.flows._sql import FlowRepository, RunRow, TaskRow
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph
+
+if TYPE_CHECKING:
+    from mloop.flows._sql import FlowRepository, RunRow, TaskRow
 
 PARAMS = "<params>"  # the pseudo-input of the start step: the run's parameters
 
 
 class Reuse:
-    def __init__(self, repo: FlowRepository, graph: FlowGraph) -> None:
-        self.repo = repo
+    def __init__(self, repo: Callable[[], FlowRepository], graph: FlowGraph) -> None:
+        self._repo = repo  # called when first needed: the database may still be opening
         self.graph = graph
         self.origin_run: RunRow | None = None
         self.origin: dict[str, TaskRow] = {}
@@ -31,14 +34,15 @@ class Reuse:
 
     def load_origin(self, run_id: str, resume_from: str | None) -> RunRow:
         """Remember the finished tasks of the run to resume; ``resume_from`` and what follows re-run."""
-        run = self.repo.get_run(run_id)
+        repo = self._repo()
+        run = repo.get_run(run_id)
         if run.flow_name != self.graph.name:
             raise InvalidInputError(field="run", value=run_id, expected=f"a run of {self.graph.name} "
                                     f"(it is a run of {run.flow_name})")
         self.origin_run = run
-        tasks = [t for t in self.repo.tasks(run.run_id) if t.status == "finished"]
+        tasks = [t for t in repo.tasks(run.run_id) if t.status == "finished"]
         self.origin = {t.path: t for t in tasks}
-        self.origin_artifacts = self.repo.artifacts([t.task_id for t in tasks])
+        self.origin_artifacts = repo.artifacts([t.task_id for t in tasks])
         if resume_from is not None:
             if resume_from not in self.graph.nodes:
                 raise InvalidInputError(field="--from", value=resume_from,
@@ -62,11 +66,8 @@ class Reuse:
                 and all(i in self.reused_ids or i == PARAMS for i in inputs)):
             return "reused", origin, self.origin_artifacts[origin.task_id]
         if key is not None:
-            cached = self.repo.cached_task(key)
+            repo = self._repo()
+            cached = repo.cached_task(key)
             if cached is not None:
-                return "cached", cached, self.repo.artifacts([cached.task_id])[cached.task_id]
+                return "cached", cached, repo.artifacts([cached.task_id])[cached.task_id]
         return None
-
-
-def transition_of(task: TaskRow) -> dict[str, Any]:
-    return task.transition or {}

@@ -78,14 +78,46 @@ class FlowRepository:
                     description="", start_time=now, heartbeat=now, lifecycle_stage=Lifecycle.ACTIVE,
                     parent_run_id=parent, artifact_uri=self._artifact_uri(run_id))
 
+    def experiment_id(self, name: str) -> str:
+        """The id of the tracking experiment ``name`` (a flow's runs live in the experiment named after it)."""
+        where = t.experiments.c.name == name
+        with self.db.read() as conn:
+            found = conn.execute(select(t.experiments.c.experiment_id, t.experiments.c.lifecycle_stage)
+                                 .where(where)).first()
+        if found is None:
+            now = now_ms()
+            try:
+                with self.db.write() as conn:
+                    conn.execute(insert(t.experiments).values(name=name, lifecycle_stage=Lifecycle.ACTIVE,
+                                                              creation_time=now, last_update_time=now))
+            except IntegrityError:  # another process created it meanwhile
+                pass
+            with self.db.read() as conn:
+                found = conn.execute(select(t.experiments.c.experiment_id, t.experiments.c.lifecycle_stage)
+                                     .where(where)).first()
+        assert found is not None
+        if found.lifecycle_stage != Lifecycle.ACTIVE:
+            from mloop.errors import ConflictError
+
+            raise ConflictError(f"Experiment '{name}' is deleted; restore it (mloop experiments restore) to run "
+                                "this flow.", field="experiment")
+        return str(found.experiment_id)
+
     def create_run(self, *, experiment_id: str, flow_name: str, file: str, params: dict[str, Any],
-                   tags: list[str], run_tags: dict[str, str], origin: str | None, executor: str, user: str) -> str:
-        run_id = uuid.uuid4().hex
+                   tags: list[str], run_tags: dict[str, str], origin: str | None, executor: str, user: str,
+                   run_id: str | None = None) -> str:
+        from mloop.tracking._values import encode_param
+
+        run_id = run_id or uuid.uuid4().hex
         now = now_ms()
+        encoded = {k: encode_param(k, v) for k, v in params.items()}
         with self.db.write() as conn:
             conn.execute(insert(t.runs).values(**self._run_values(run_id, experiment_id, f"{flow_name}-{run_id[:8]}",
                                                                   user, None, now)))
             conn.execute(insert(t.tags), [{"run_id": run_id, "key": k, "value": v} for k, v in run_tags.items()])
+            if encoded:
+                conn.execute(insert(t.params), [{"run_id": run_id, "key": k, "value": text, "vtype": vtype, "num": num}
+                                                for k, (text, vtype, num) in encoded.items()])
             conn.execute(insert(ft.flow_runs).values(
                 run_id=run_id, flow_name=flow_name, file=file, status=RunStatus.RUNNING,
                 params=json.dumps(params, default=str), origin_run_id=origin, executor=executor, created=now))

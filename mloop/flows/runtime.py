@@ -5,26 +5,27 @@ Workers never touch the metadata database; this process records every task (a ne
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mloop.config import Settings
 from mloop.errors import InvalidInputError, MloopError
 from mloop.flows._recorder import Recorder
 from mloop.flows._reuse import PARAMS, Reuse
-from mloop.flows._sql import FlowRepository
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph, build_graph
 from mloop.flows.task import artifact_store, load_flow
-from mloop.tracking.entities import RunStatus
 
-FINISHED, FAILED, RUNNING = RunStatus.FINISHED.value, RunStatus.FAILED.value, RunStatus.RUNNING.value
+if TYPE_CHECKING:
+    from mloop.flows._sql import FlowRepository
+
+# The tracking run statuses (mloop.tracking.entities.RunStatus), spelled out to keep this module light.
+FINISHED, FAILED, RUNNING, KILLED = "finished", "failed", "running", "killed"
 
 
 class FlowFailedError(MloopError):
@@ -97,6 +98,8 @@ class Outcome:
 
 
 def open_flow_repo(settings: Settings) -> FlowRepository:
+    from mloop.flows._sql import FlowRepository
+
     if settings.remote:
         raise InvalidInputError(field="tracking_uri", value=settings.tracking_uri,
                                 expected="direct store access for flows (unset MLOOP_TRACKING_URI); flows record "
@@ -137,9 +140,10 @@ class Runtime:
                  origin_run: str | None, resume_from: str | None) -> None:
         self.flow = load_flow(self.flow_file, flow_class)
         self.graph: FlowGraph = build_graph(self.flow)
-        self.repo = open_flow_repo(self.settings)
         self.store = artifact_store(self.settings.artifact_root)
-        self.reuse = Reuse(self.repo, self.graph)
+        # The database opens in the recorder's thread while the first tasks run; a resume needs it now.
+        self.recorder = Recorder(lambda: open_flow_repo(self.settings))
+        self.reuse = Reuse(lambda: self.recorder.repo, self.graph)
         self.origin_run = None
         if origin_run is not None:
             self.origin_run = self.reuse.load_origin(origin_run, resume_from)
@@ -152,59 +156,48 @@ class Runtime:
 
     # ---------------------------------------------------------------- main loop
     def run(self) -> Outcome:
-        from mloop.tracking.env import run_context_tags
-
         executor = self.executor
+        self.run_id = uuid.uuid4().hex
+        self.recorder.call(self._create_run)
+        self._log_params()
+        outcome = Outcome(self.run_id, RUNNING)
+        if self.on_created is not None:
+            self.on_created(self.run_id)
+        self.echo(f"flow {self.flow.__name__} run {self.run_id}"
+                  + (f" (resuming {self.origin_run.run_id})" if self.origin_run else ""))
         try:
-            experiment = self._experiment_id()
-            run_tags = run_context_tags() | {"mloop.flow": self.flow.__name__, "mloop.flow.file": self.flow_file}
-            self.run_id = self.repo.create_run(
-                experiment_id=experiment, flow_name=self.flow.__name__, file=self.flow_file, params=self.params,
-                tags=self.tags, run_tags=run_tags, origin=self.origin_run.run_id if self.origin_run else None,
-                executor=executor.name, user=self.settings.user)
-            self.experiment = experiment
-            self._log_params()
-            outcome = Outcome(self.run_id, RUNNING)
-            self.recorder = Recorder(self.repo)
-            if self.on_created is not None:
-                self.on_created(self.run_id)
-            self.echo(f"flow {self.flow.__name__} run {self.run_id}"
-                      + (f" (resuming {self.origin_run.run_id})" if self.origin_run else ""))
+            self._loop(executor, outcome)
+        except BaseException as exc:
+            for task_id in getattr(self, "state", _State(deque())).live:
+                executor.kill(task_id, "the flow run was interrupted")
+            status = KILLED if isinstance(exc, KeyboardInterrupt) else FAILED
             try:
-                self._loop(executor, outcome)
+                self.recorder.call(lambda repo: repo.end_run(self.run_id, status))
                 self.recorder.close()
-            except BaseException as exc:
-                for task_id in getattr(self, "state", _State(deque())).live:
-                    executor.kill(task_id, "the flow run was interrupted")
-                self.recorder.close()
-                self.repo.end_run(self.run_id, RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else FAILED)
-                raise
+            except MloopError:
+                pass
+            raise
         finally:
             executor.close()
         outcome.status = FAILED if outcome.failed else FINISHED
-        self.repo.end_run(self.run_id, outcome.status)
+        self.recorder.call(lambda repo: repo.end_run(self.run_id, outcome.status))
+        self.recorder.close()
         return outcome
 
-    def _experiment_id(self) -> str:
-        from mloop.tracking import TrackingClient
+    def _create_run(self, repo: FlowRepository) -> None:
+        """In the recorder's thread: the experiment, the flow run and its tracking run (with where it ran)."""
+        from mloop.tracking.env import run_context_tags
 
-        client = TrackingClient(self.settings)
-        return client.get_or_create_experiment(self.flow.__name__).experiment_id
+        experiment = repo.experiment_id(self.flow.__name__)
+        run_tags = run_context_tags() | {"mloop.flow": self.flow.__name__, "mloop.flow.file": self.flow_file}
+        repo.create_run(run_id=self.run_id, experiment_id=experiment, flow_name=self.flow.__name__,
+                        file=self.flow_file, params=self.params, tags=self.tags, run_tags=run_tags,
+                        origin=self.origin_run.run_id if self.origin_run else None, executor=self.executor.name,
+                        user=self.settings.user)
+        self.recorder.experiment_id = experiment
 
     def _log_params(self) -> None:
-        params = {"params": self.params}
-        refs = {k: self.store.save(v) for k, v in self.params.items()}
-        self.index[PARAMS] = refs
-        if self.params:
-            try:
-                from mloop.store.sql import open_database
-                from mloop.tracking._sql import SqlTrackingRepository
-
-                repo = SqlTrackingRepository(open_database(self.settings.db_url), self.store.blobs)
-                repo.log_params(self.run_id, {k: v if isinstance(v, int | float | str | bool) else json.dumps(v)
-                                              for k, v in params["params"].items()})
-            except MloopError:
-                pass
+        self.index[PARAMS] = {k: self.store.save(v) for k, v in self.params.items()}
 
     def _loop(self, executor: Any, outcome: Outcome) -> None:
         state = _State(ready=deque([Pending("start", "start", [PARAMS], [])]))
@@ -228,7 +221,8 @@ class Runtime:
                     state.failing = True
             self._enforce_timeouts(executor, state)
             if time.monotonic() - last_beat > self.settings.heartbeat_seconds:
-                self.repo.heartbeat([self.run_id, *state.live])
+                live = [self.run_id, *state.live]
+                self.recorder.call(lambda repo, ids=live: repo.heartbeat(ids))
                 last_beat = time.monotonic()
 
     def _fill(self, executor: Any, state: _State, outcome: Outcome) -> None:
@@ -277,9 +271,9 @@ class Runtime:
             return None
         kind, source, artifacts = found
         task_id = uuid.uuid4().hex
-        self.recorder.start_task(task_id=task_id, run_id=self.run_id, experiment_id=self.experiment,
-                                 step=pending.step, path=pending.path, inputs=pending.inputs, cache_key=key,
-                                 log_dir=source.log_dir, user=self.settings.user)
+        self.recorder.start_task(task_id=task_id, run_id=self.run_id, step=pending.step, path=pending.path,
+                                 inputs=pending.inputs, cache_key=key, log_dir=source.log_dir,
+                                 user=self.settings.user)
         self.recorder.finish_task(task_id, FINISHED, transition=source.transition, artifacts=artifacts,
                                   stdout_sha=source.stdout_sha, stderr_sha=source.stderr_sha,
                                   reused_from=source.task_id)
@@ -297,9 +291,8 @@ class Runtime:
         key = self._cache_key(pending)
         log_dir = os.path.join(self.settings.home, "flows", "logs", self.run_id, *pending.path.split("/"))
         task_id = uuid.uuid4().hex
-        self.recorder.start_task(task_id=task_id, run_id=self.run_id, experiment_id=self.experiment,
-                                 step=pending.step, path=pending.path, inputs=pending.inputs, cache_key=key,
-                                 log_dir=log_dir, user=self.settings.user)
+        self.recorder.start_task(task_id=task_id, run_id=self.run_id, step=pending.step, path=pending.path,
+                                 inputs=pending.inputs, cache_key=key, log_dir=log_dir, user=self.settings.user)
         item = Live(pending, task_id, cache_key=key, log_dir=log_dir)
         self._submit(executor, item)
         return item

@@ -36,6 +36,9 @@ class LocalExecutor:
         self._tmp = tempfile.mkdtemp(prefix="mloop-flow-")
 
     def start(self, flow_file: str, flow_class: str) -> None:
+        """Start the fork server for ``flow_file`` (once; a second call for the same flow does nothing)."""
+        if self._proc is not None:
+            return
         env = dict(os.environ)
         self._proc = subprocess.Popen([sys.executable, "-m", "mloop.flows.executors._zygote", flow_file, flow_class],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
