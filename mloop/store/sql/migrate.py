@@ -34,9 +34,12 @@ def _file_heads() -> set[str] | None:
         revisions.add(rev.group(1))
         if down.group(2):
             downs.add(down.group(2))
-        depends = re.search(r'^depends_on\s*=\s*"([^"]+)"\s*$', text, re.M)
-        if depends:  # Alembic records only the dependant once both are applied
-            downs.add(depends.group(1))
+        depends = re.search(r'^depends_on\s*=\s*(.+?)\s*$', text, re.M)
+        if depends and depends.group(1) != "None":
+            single = re.fullmatch(r'"([^"]+)"', depends.group(1))
+            if single is None:  # a tuple or an expression: let Alembic decide
+                return None
+            downs.add(single.group(1))  # Alembic records only the dependant once both are applied
     return revisions - downs
 
 
