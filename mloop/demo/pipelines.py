@@ -22,9 +22,9 @@ def run(ctx: DemoContext) -> None:
     ctx.valid.to_parquet(data / "valid.parquet")
     marker = data / "evaluation-service-down"
     marker.touch()
-    params = {"data_dir": str(data), "fail_marker": str(marker)}
+    params = {"data_dir": str(data), "fail_marker": str(marker), "candidates": ["ridge", "hgb-fast"]}
     echo = lambda message: ctx.console.print(f"[dim]{message}[/]", highlight=False)  # noqa: E731
-    ctx.console.print(f"[bold]mloop flow run {FLOW_FILE.name}[/] (prepare -> fit x3 in a foreach -> choose -> "
+    ctx.console.print(f"[bold]mloop flow run {FLOW_FILE.name}[/] (prepare -> fit x2 in a foreach -> choose -> "
                       "evaluate -> register), with the evaluation service down:")
     first = run_flow(str(FLOW_FILE), params=params, settings=ctx.settings, tags=["demo"],
                      executor=LocalExecutor(), raise_on_failure=False, echo=echo)
