@@ -29,3 +29,7 @@ def test_ray_executor_gives_the_same_artifacts(write_flow, counts, ray_cluster) 
     assert [t.artifacts for t in remote["square"]] == [t.artifacts for t in local["square"]]
     assert "starting with 4" in remote["start"].task.stdout
     assert counts()["square"] == 4  # Ray workers run a copy of the file elsewhere: only the local run counted here
+    resumed = flows.resume(file, remote.id, from_step="gather", executor="ray")  # resume works the same on Ray
+    assert {t.path for s in resumed.steps.values() for t in s if t.reused_from} == {
+        "start", "left", "right", "right2", "meet", "fan", "square/0", "square/1", "square/2", "square/3"}
+    assert resumed.data.total == remote.data.total

@@ -238,3 +238,59 @@ def test_a_model_logged_in_a_step_links_the_version_to_the_flow_run(write_flow) 
     assert version.run_id == run["start"].task.id and task.parent_run_id == run.id
     assert task.metrics["r2"] == 1.0
     assert run.data.model.predict([[3.0]])[0] == pytest.approx(6.0)
+
+
+NESTED = """
+from mloop.flows import FlowSpec, step
+
+
+class Nested(FlowSpec):
+    @step
+    def start(self):
+        self.rows = [1, 2]
+        self.next(self.row, foreach="rows")
+
+    @step
+    def row(self):
+        self.r = self.input
+        self.cols = [10, 20, 30]
+        self.next(self.cell, foreach="cols")
+
+    @step
+    def cell(self):
+        self.product = self.r * self.input
+        self.kind = "even" if self.index % 2 == 0 else "odd"
+        self.next({"even": self.even, "odd": self.odd}, condition="kind")
+
+    @step
+    def even(self):
+        self.tagged = ("E", self.product)
+        self.next(self.row_join)
+
+    @step
+    def odd(self):
+        self.tagged = ("O", self.product)
+        self.next(self.row_join)
+
+    @step
+    def row_join(self, inputs):
+        self.row_total = [i.tagged for i in inputs]
+        self.next(self.all_join)
+
+    @step
+    def all_join(self, inputs):
+        self.table = [i.row_total for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_nested_foreach_with_a_conditional_inside(write_flow) -> None:
+    run = flows.run(str(write_flow(NESTED)))
+    assert run.data.table == [[("E", 10), ("O", 20), ("E", 30)], [("E", 20), ("O", 40), ("E", 60)]]
+    assert sorted(t.path for t in run["cell"]) == ["cell/0.0", "cell/0.1", "cell/0.2", "cell/1.0", "cell/1.1",
+                                                   "cell/1.2"]
+    assert len(run["even"]) == 4 and len(run["odd"]) == 2 and len(run["row_join"]) == 2
