@@ -224,17 +224,20 @@ class Flow:
 
     @property
     def latest_run(self) -> FlowRun:
-        found = self.runs(limit=1)
+        return self.latest()
+
+    def latest(self, tag: str | None = None, status: str | None = None) -> FlowRun:
+        """The newest run, optionally with ``tag`` and/or ``status`` (e.g. ``latest(tag="prod")``)."""
+        found = self.runs(tag=tag, status=status, limit=1)
         if not found:
-            raise NotFoundError(f"Flow '{self.name}' has no runs yet.", field="flow")
+            which = " ".join(filter(None, [f"tagged '{tag}'" if tag else "", f"with status {status}" if status
+                                           else ""]))
+            raise NotFoundError(f"Flow '{self.name}' has no runs {which or 'yet'}.", field="flow")
         return found[0]
 
     @property
     def latest_successful_run(self) -> FlowRun:
-        found = self.runs(status="finished", limit=1)
-        if not found:
-            raise NotFoundError(f"Flow '{self.name}' has no successful run yet.", field="flow")
-        return found[0]
+        return self.latest(status="finished")
 
     def __getitem__(self, run_id: str) -> FlowRun:
         run = get_run(run_id, _ctx=self._ctx)
