@@ -48,6 +48,9 @@ _LAZY = {
     "model_registry": "mloop._sdk",
     "feature_store": "mloop._sdk",
     "FeatureStore": "mloop.features",
+    "FlowSpec": "mloop.flows",
+    "Parameter": "mloop.flows",
+    "step": "mloop.flows",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

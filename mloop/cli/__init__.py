@@ -13,7 +13,10 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # One line per verb group; each module attaches its commands to ``app``.
-    from mloop.cli import demo, experiments, features, gc, models, runs, server, validation  # noqa: F401
+    if sys.argv[1:2] in (["flow"], ["scheduler"]):  # flows start fast: no other verb group (nor pandas) needed
+        from mloop.cli import flow as _flow_only  # noqa: F401
+        return
+    from mloop.cli import demo, experiments, features, flow, gc, models, runs, server, validation  # noqa: F401
 
 
 def main() -> None:

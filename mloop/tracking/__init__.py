@@ -1,8 +1,12 @@
-"""Experiment tracking: experiments, runs, params, metrics, artifacts, datasets and search."""
+"""Experiment tracking: experiments, runs, params, metrics, artifacts, datasets and search.
 
-from mloop.tracking.client import RunComparison, TrackingClient
-from mloop.tracking.entities import Artifact, Dataset, Experiment, Metric, Run, RunStatus
-from mloop.tracking.run import RunContext
+The names below are resolved on first use, so that importing one light submodule (``entities``, ``env``,
+``_tables``) does not pull in pandas and the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "Artifact",
@@ -15,3 +19,30 @@ __all__ = [
     "RunStatus",
     "TrackingClient",
 ]
+
+_LAZY = {
+    "Artifact": "mloop.tracking.entities",
+    "Dataset": "mloop.tracking.entities",
+    "Experiment": "mloop.tracking.entities",
+    "Metric": "mloop.tracking.entities",
+    "Run": "mloop.tracking.entities",
+    "RunStatus": "mloop.tracking.entities",
+    "RunComparison": "mloop.tracking.client",
+    "TrackingClient": "mloop.tracking.client",
+    "RunContext": "mloop.tracking.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mloop.tracking' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

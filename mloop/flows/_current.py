@@ -1,0 +1,77 @@
+"""``current``: where a running task is (flow, run, step, task) and its link to tracking and the registry.
+
+Inside a step: ``current.log_model(model, "eta")`` registers a model version whose run is this task's
+tracking run, nested under the flow run; ``current.log_metrics({...})`` records metrics on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mloop.config import Settings
+from mloop.errors import MloopError
+
+
+class Current:
+    """The task this process runs (empty outside a flow)."""
+
+    def __init__(self) -> None:
+        self.flow_name: str | None = None
+        self.run_id: str | None = None
+        self.task_id: str | None = None
+        self.step: str | None = None
+        self.index: int | None = None
+        self.attempt: int = 0
+        self._settings: dict[str, str] = {}
+
+    def _enter(self, spec: dict[str, Any]) -> None:
+        self.flow_name = spec["flow_class"]
+        self.run_id = spec.get("run_id")
+        self.task_id = spec.get("task_id")
+        self.step = spec["step"]
+        self.index = spec.get("foreach_index")
+        self.attempt = int(spec.get("attempt", 0))
+        self._settings = {k: spec[k] for k in ("home", "db_url", "artifact_root") if spec.get(k)}
+
+    @property
+    def settings(self) -> Settings:
+        if self.task_id is None:
+            raise MloopError("current is only available inside a running flow step.")
+        return Settings.load(tracking_uri="", **self._settings)
+
+    def _repo(self) -> Any:
+        """The tracking repository, once this task's run is recorded (the orchestrator writes it behind)."""
+        import time
+
+        from mloop.store.blob import open_blob_store
+        from mloop.store.sql import open_database
+        from mloop.tracking._sql import SqlTrackingRepository
+
+        settings = self.settings
+        repo = SqlTrackingRepository(open_database(settings.db_url), open_blob_store(settings.artifact_root))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                repo.get_run(str(self.task_id))
+                return repo
+            except MloopError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        """Record metrics on this task's tracking run (written at once)."""
+        from mloop._util.clock import now_ms
+
+        now = now_ms()
+        self._repo().log_metrics([(str(self.task_id), k, float(v), step, now) for k, v in metrics.items()])
+
+    def log_model(self, model: Any, name: str | None = None, **kwargs: Any) -> Any:
+        """Save (and with ``name`` register) ``model`` under this task's run; see mloop.registry.log_model."""
+        from mloop.registry import log_model_to_run
+
+        self._repo()
+        return log_model_to_run(self.settings, str(self.task_id), model, name, **kwargs)
+
+
+current = Current()

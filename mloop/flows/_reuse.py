@@ -1,0 +1,73 @@
+"""Where a task's results can come from without running it: the run being resumed, or the cache.
+
+Resume reuses a finished task of the origin run at the same path (``train/3``) when its step is not to be
+re-run and all its inputs were reused too; ``@cache`` reuses the newest successful task with the same key
+(the step's source, its position in a foreach, and the content of its input artifacts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mloop.errors import InvalidInputError
+from mloop.flows.artifacts import ArtifactRef
+from mloop.flows.graph import FlowGraph
+
+if TYPE_CHECKING:
+    from mloop.flows._sql import FlowRepository, RunRow, TaskRow
+
+PARAMS = "<params>"  # the pseudo-input of the start step: the run's parameters
+
+
+class Reuse:
+    def __init__(self, repo: Callable[[], FlowRepository], graph: FlowGraph) -> None:
+        self._repo = repo  # called when first needed: the database may still be opening
+        self.graph = graph
+        self.origin_run: RunRow | None = None
+        self.origin: dict[str, TaskRow] = {}
+        self.origin_artifacts: dict[str, dict[str, ArtifactRef]] = {}
+        self.rerun: set[str] = set()
+        self.reused_ids: set[str] = set()
+
+    def load_origin(self, run_id: str, resume_from: str | None) -> RunRow:
+        """Remember the finished tasks of the run to resume; ``resume_from`` and what follows re-run."""
+        repo = self._repo()
+        run = repo.get_run(run_id)
+        if run.flow_name != self.graph.name:
+            raise InvalidInputError(field="run", value=run_id, expected=f"a run of {self.graph.name} "
+                                    f"(it is a run of {run.flow_name})")
+        self.origin_run = run
+        tasks = [t for t in repo.tasks(run.run_id) if t.status == "finished"]
+        self.origin = {t.path: t for t in tasks}
+        self.origin_artifacts = repo.artifacts([t.task_id for t in tasks])
+        if resume_from is not None:
+            if resume_from not in self.graph.nodes:
+                raise InvalidInputError(field="--from", value=resume_from,
+                                        expected=f"a step of the flow {sorted(self.graph.nodes)}")
+            self.rerun = self.graph.descendants(resume_from)
+        return run
+
+    def cache_key(self, step: str, foreach_index: int | None, inputs: list[dict[str, ArtifactRef]]) -> str | None:
+        node = self.graph[step]
+        if "cache" not in node.decorators:
+            return None
+        content = [self.graph.name, step, node.source, foreach_index,
+                   [sorted((name, ref[0]) for name, ref in index.items()) for index in inputs]]
+        return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
+
+    def find(self, step: str, path: str, inputs: list[str],
+             key: str | None) -> tuple[str, TaskRow, dict[str, ArtifactRef]] | None:
+        """("reused" or "cached", the source task, its artifacts), or None to run the task."""
+        origin = self.origin.get(path)
+        if (origin is not None and step not in self.rerun
+                and all(i in self.reused_ids or i == PARAMS for i in inputs)):
+            return "reused", origin, self.origin_artifacts[origin.task_id]
+        if key is not None:
+            repo = self._repo()
+            cached = repo.cached_task(key)
+            if cached is not None:
+                return "cached", cached, repo.artifacts([cached.task_id])[cached.task_id]
+        return None

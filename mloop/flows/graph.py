@@ -1,0 +1,215 @@
+"""The static graph of a flow, read from the AST of its step methods, and the checks run before anything runs.
+
+Each error names the step and its ``file:line`` and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mloop.errors import InvalidInputError
+
+
+class FlowDefinitionError(InvalidInputError):
+    """The flow's graph is wrong; the message says where (file:line) and how to fix it."""
+
+    error_code = "INVALID_FLOW"
+
+
+@dataclass
+class Node:
+    """One step: what it may go to and how (linear, branches, foreach, switch, join, end)."""
+
+    name: str
+    line: int
+    file: str
+    out: list[str] = field(default_factory=list)
+    kind: str = "linear"  # linear | split | foreach | switch | end
+    foreach: str | None = None
+    condition: str | None = None
+    is_join: bool = False
+    next_lines: list[int] = field(default_factory=list)
+    source: str = ""
+    decorators: dict[str, dict[str, Any]] = field(default_factory=dict)
+    func: Callable[..., Any] | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class FlowGraph:
+    name: str
+    nodes: dict[str, Node]
+
+    def __getitem__(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def order(self) -> list[str]:
+        """Steps in breadth-first order from ``start``."""
+        seen, queue = [], ["start"]
+        while queue:
+            name = queue.pop(0)
+            if name in seen or name not in self.nodes:
+                continue
+            seen.append(name)
+            queue.extend(self.nodes[name].out)
+        return seen
+
+    def descendants(self, name: str) -> set[str]:
+        found, stack = set(), [name]
+        while stack:
+            current = stack.pop()
+            if current in found:
+                continue
+            found.add(current)
+            stack.extend(self.nodes[current].out)
+        return found
+
+
+def build_graph(flow: type) -> FlowGraph:
+    """Read the graph of ``flow`` from its source and check it; raises FlowDefinitionError."""
+    steps = flow._steps()  # type: ignore[attr-defined]
+    nodes = {}
+    for name, func in steps.items():
+        nodes[name] = _node(name, func)
+    graph = FlowGraph(flow.__name__, nodes)
+    check_graph(graph, flow)
+    return graph
+
+
+def _node(name: str, func: Callable[..., Any]) -> Node:
+    from mloop.flows.spec import decorators_of
+
+    try:
+        lines, first = inspect.getsourcelines(func)
+        file = inspect.getsourcefile(func) or "<unknown>"
+    except (OSError, TypeError) as exc:
+        raise FlowDefinitionError(f"Cannot read the source of step '{name}' ({exc}); define flows in a .py file.",
+                                  field=name) from exc
+    source = textwrap.dedent("".join(lines))
+    tree = ast.parse(source)
+    fdef = tree.body[0]
+    assert isinstance(fdef, ast.FunctionDef | ast.AsyncFunctionDef)
+    offset = first - 1
+    node = Node(name=name, line=fdef.lineno + offset, file=file, source=source, decorators=decorators_of(func),
+                func=func)
+    for item in fdef.decorator_list:  # the def line, not the first decorator's
+        node.line = max(node.line, item.end_lineno + 1 + offset if item.end_lineno else node.line)
+    node.is_join = len(fdef.args.args) >= 2
+    for call in ast.walk(fdef):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "next"
+                and isinstance(call.func.value, ast.Name) and call.func.value.id == "self"):
+            continue
+        node.next_lines.append(call.lineno + offset)
+        keywords = {k.arg: k.value for k in call.keywords}
+        targets: list[str] = []
+        for arg in call.args:
+            if isinstance(arg, ast.Dict):
+                targets += [_target(v, node, call.lineno + offset) for v in arg.values]
+                node.kind = "switch"
+            else:
+                targets.append(_target(arg, node, call.lineno + offset))
+        if "foreach" in keywords:
+            node.kind = "foreach"
+            node.foreach = _constant(keywords["foreach"], node, "foreach")
+        if "condition" in keywords:
+            node.kind = "switch"
+            node.condition = _constant(keywords["condition"], node, "condition")
+        elif node.kind != "foreach" and len(targets) > 1 and node.kind != "switch":
+            node.kind = "split"
+        for target in targets:
+            if target not in node.out:
+                node.out.append(target)
+    if not node.next_lines:
+        node.kind = "end"
+    return node
+
+
+def _target(arg: ast.expr, node: Node, line: int) -> str:
+    if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id == "self":
+        return arg.attr
+    raise FlowDefinitionError(f"{node.file}:{line}: step '{node.name}' calls self.next() with "
+                              f"'{ast.unparse(arg)}'; name steps as self.<step>.", field=node.name)
+
+
+def _constant(value: ast.expr, node: Node, what: str) -> str:
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
+    raise FlowDefinitionError(f"{node.where}: step '{node.name}' passes {what}={ast.unparse(value)}; "
+                              f"give the artifact's name as a string, e.g. {what}=\"items\".", field=node.name)
+
+
+def check_graph(graph: FlowGraph, flow: type) -> None:
+    """Every check Metaflow's linter makes that matters, each a clear error."""
+    nodes = graph.nodes
+    if "start" not in nodes:
+        raise FlowDefinitionError(f"Flow {graph.name} has no 'start' step; add a @step method named start.",
+                                  field="start")
+    if "end" not in nodes:
+        raise FlowDefinitionError(f"Flow {graph.name} has no 'end' step; add a @step method named end "
+                                  "(it calls no self.next()).", field="end")
+    for node in nodes.values():
+        for target in node.out:
+            if target not in nodes:
+                raise FlowDefinitionError(
+                    f"{node.file}:{node.next_lines[0]}: step '{node.name}' goes to unknown step '{target}'; "
+                    f"steps are {sorted(nodes)}.", field=node.name)
+        if node.name == "end" and node.out:
+            raise FlowDefinitionError(f"{node.where}: the end step must not call self.next().", field="end")
+        if node.name != "end" and not node.out:
+            raise FlowDefinitionError(f"{node.where}: step '{node.name}' has no self.next(...); every step but "
+                                      "end must say what follows.", field=node.name)
+        if len(node.next_lines) > 1 and node.kind != "switch":
+            raise FlowDefinitionError(f"{node.file}:{node.next_lines[1]}: step '{node.name}' calls self.next() "
+                                      "more than once; use one call (a dict with condition= for a choice).",
+                                      field=node.name)
+        if node.kind == "foreach" and len(node.out) != 1:
+            raise FlowDefinitionError(f"{node.where}: step '{node.name}' fans out with foreach to "
+                                      f"{len(node.out)} steps; foreach takes exactly one.", field=node.name)
+    reachable = set(graph.order())
+    for name, node in nodes.items():
+        if name not in reachable:
+            raise FlowDefinitionError(f"{node.where}: step '{name}' is unreachable from start; call "
+                                      f"self.next(self.{name}) from an earlier step or remove it.", field=name)
+    _check_splits(graph)
+
+
+def _check_splits(graph: FlowGraph) -> None:
+    """Walk from start with a stack of open splits: a join needs one, a fan-in without a join is an error."""
+    stacks: dict[str, tuple[str, ...]] = {}
+    incoming: dict[str, set[str]] = {n: set() for n in graph.nodes}
+    queue = [("start", ())]
+    while queue:
+        name, stack = queue.pop(0)
+        node = graph.nodes[name]
+        if node.is_join:
+            if not stack:
+                raise FlowDefinitionError(f"{node.where}: step '{name}' is a join (it takes inputs) but no "
+                                          "branch or foreach opens before it; drop the inputs argument or "
+                                          "split earlier.", field=name)
+            stack = stack[:-1]
+        if name in stacks:
+            continue
+        stacks[name] = stack
+        for target in node.out:
+            incoming[target].add(name)
+            opened = stack + (name,) if node.kind in ("split", "foreach") else stack
+            queue.append((target, opened))
+    for name, node in graph.nodes.items():
+        if node.is_join:
+            continue
+        tops = [stacks[p][-1] for p in incoming[name] if p in stacks and stacks[p]]
+        if any(graph.nodes[t].kind == "split" and tops.count(t) > 1 for t in tops):
+            raise FlowDefinitionError(f"{node.where}: step '{name}' receives several branches but takes no "
+                                      f"inputs; declare it as def {name}(self, inputs).", field=name)
+        for target in node.out:
+            if node.kind == "split" and graph.nodes[target].is_join:
+                raise FlowDefinitionError(f"{node.where}: step '{name}' branches straight into join "
+                                          f"'{target}'; put a step on each branch.", field=name)

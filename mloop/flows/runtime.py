@@ -1,0 +1,436 @@
+"""The orchestrator: walks the graph, launches tasks on an executor, records them, retries, resumes and caches.
+
+Workers never touch the metadata database; this process records every task (a nested tracking run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mloop.config import Settings
+from mloop.errors import InvalidInputError, MloopError
+from mloop.flows._recorder import Recorder
+from mloop.flows._reuse import PARAMS, Reuse
+from mloop.flows.artifacts import ArtifactRef
+from mloop.flows.graph import FlowGraph, build_graph
+from mloop.flows.task import artifact_store, load_flow
+
+if TYPE_CHECKING:
+    from mloop.flows._sql import FlowRepository
+
+# The tracking run statuses (mloop.tracking.entities.RunStatus), spelled out to keep this module light.
+FINISHED, FAILED, RUNNING, KILLED = "finished", "failed", "running", "killed"
+
+
+class FlowFailedError(MloopError):
+    """A step failed; the message names it, the exception, its log and the resume command."""
+
+    error_code = "FLOW_FAILED"
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message, field="step")
+        self.run_id = run_id
+
+
+@dataclass
+class Frame:
+    """An open split: the task that opened it, how wide it is, and which branch this task is on."""
+
+    split_task: str
+    kind: str
+    width: int
+    index: int
+
+    def to_list(self) -> list[Any]:
+        return [self.split_task, self.kind, self.width, self.index]
+
+
+@dataclass
+class Pending:
+    step: str
+    path: str
+    inputs: list[str]
+    stack: list[Frame]
+    foreach_var: str | None = None
+    foreach_index: int | None = None
+
+
+@dataclass
+class Live:
+    """A launched task: its row id, attempt and deadline."""
+
+    pending: Pending
+    task_id: str
+    attempt: int = 0
+    deadline: float | None = None
+    cost: float = 1.0
+    cache_key: str | None = None
+    log_dir: str = ""
+
+
+@dataclass
+class _State:
+    """The scheduler's working set during one run."""
+
+    ready: deque[Pending]
+    live: dict[str, Live] = field(default_factory=dict)
+    retry_at: list[tuple[float, Live]] = field(default_factory=list)
+    joins: dict[tuple[str, str], dict[int, str]] = field(default_factory=dict)
+    used: float = 0.0
+    failing: bool = False
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    status: str
+    executed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def open_flow_repo(settings: Settings) -> FlowRepository:
+    from mloop.flows._sql import FlowRepository
+
+    if settings.remote:
+        raise InvalidInputError(field="tracking_uri", value=settings.tracking_uri,
+                                expected="direct store access for flows (unset MLOOP_TRACKING_URI); flows record "
+                                "their runs in the metadata database and artifact store themselves")
+    from mloop.store.blob import open_blob_store
+    from mloop.store.sql import open_database
+
+    blobs = open_blob_store(settings.artifact_root)
+    return FlowRepository(open_database(settings.db_url), lambda run_id: blobs.url(f"runs/{run_id}/artifacts"))
+
+
+class Runtime:
+    """One flow run from start to end (or to the first failure)."""
+
+    def __init__(self, flow_file: str, *, flow_class: str | None = None, settings: Settings | None = None,
+                 params: dict[str, Any] | None = None, tags: list[str] | None = None, executor: Any = None,
+                 origin_run: str | None = None, resume_from: str | None = None, echo: Any = None,
+                 on_created: Any = None, progress: Any = None) -> None:
+        from mloop.flows.executors.local import LocalExecutor
+
+        self.on_created = on_created
+        self.progress = progress
+        self.settings = settings or Settings.load()
+        self.flow_file = os.path.abspath(flow_file)
+        if not os.path.isfile(self.flow_file):
+            raise InvalidInputError(field="flow file", value=flow_file, expected="an existing .py file defining a "
+                                    "FlowSpec")
+        self.executor = executor or LocalExecutor()
+        self.executor.start(self.flow_file, flow_class or "")  # warms up while we prepare the run
+        try:
+            self._prepare(flow_class, params, tags, origin_run, resume_from)
+        except BaseException:
+            self.executor.close()
+            raise
+        self.echo = echo or (lambda _msg: None)
+
+    def _prepare(self, flow_class: str | None, params: dict[str, Any] | None, tags: list[str] | None,
+                 origin_run: str | None, resume_from: str | None) -> None:
+        self.flow = load_flow(self.flow_file, flow_class)
+        self.graph: FlowGraph = build_graph(self.flow)
+        self.store = artifact_store(self.settings.artifact_root)
+        # The database opens in the recorder's thread while the first tasks run; a resume needs it now.
+        self.recorder = Recorder(lambda: open_flow_repo(self.settings))
+        self.reuse = Reuse(lambda: self.recorder.repo, self.graph)
+        self.origin_run = None
+        if origin_run is not None:
+            self.origin_run = self.reuse.load_origin(origin_run, resume_from)
+            params = dict(self.origin_run.params) | (params or {})
+        self.params = self.flow.resolve_params(params or {})  # type: ignore[attr-defined]
+        self.tags = [_check_tag(t) for t in (tags or [])]
+        self.index: dict[str, dict[str, ArtifactRef]] = {}
+        self.transitions: dict[str, dict[str, Any]] = {}
+        self.paths: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- main loop
+    def run(self) -> Outcome:
+        executor = self.executor
+        self.run_id = uuid.uuid4().hex
+        self.recorder.call(self._create_run)
+        self._log_params()
+        outcome = Outcome(self.run_id, RUNNING)
+        if self.on_created is not None:
+            self.on_created(self.run_id)
+        self.echo(f"flow {self.flow.__name__} run {self.run_id}"
+                  + (f" (resuming {self.origin_run.run_id})" if self.origin_run else ""))
+        try:
+            self._loop(executor, outcome)
+        except BaseException as exc:
+            for task_id in getattr(self, "state", _State(deque())).live:
+                executor.kill(task_id, "the flow run was interrupted")
+            status = KILLED if isinstance(exc, KeyboardInterrupt) else FAILED
+            try:
+                self.recorder.call(lambda repo: repo.end_run(self.run_id, status))
+                self.recorder.close()
+            except MloopError:
+                pass
+            raise
+        finally:
+            executor.close()
+        outcome.status = FAILED if outcome.failed else FINISHED
+        self.recorder.call(lambda repo: repo.end_run(self.run_id, outcome.status))
+        self.recorder.close()
+        return outcome
+
+    def _create_run(self, repo: FlowRepository) -> None:
+        """In the recorder's thread: the experiment, the flow run and its tracking run (with where it ran)."""
+        from mloop.tracking.env import run_context_tags
+
+        experiment = repo.experiment_id(self.flow.__name__)
+        run_tags = run_context_tags() | {"mloop.flow": self.flow.__name__, "mloop.flow.file": self.flow_file}
+        repo.create_run(run_id=self.run_id, experiment_id=experiment, flow_name=self.flow.__name__,
+                        file=self.flow_file, params=self.params, tags=self.tags, run_tags=run_tags,
+                        origin=self.origin_run.run_id if self.origin_run else None, executor=self.executor.name,
+                        user=self.settings.user)
+        self.recorder.experiment_id = experiment
+
+    def _log_params(self) -> None:
+        self.index[PARAMS] = {k: self.store.save(v) for k, v in self.params.items()}
+
+    def _loop(self, executor: Any, outcome: Outcome) -> None:
+        state = _State(ready=deque([Pending("start", "start", [PARAMS], [])]))
+        self.state = state
+        last_beat = time.monotonic()
+        while (state.ready and not state.failing) or state.live or state.retry_at:
+            self._fill(executor, state, outcome)
+            if not state.live:
+                if state.retry_at:
+                    time.sleep(max(0.0, min(w for w, _ in state.retry_at) - time.monotonic()))
+                continue
+            if self.progress is not None:
+                self.progress(len(outcome.executed) + len(outcome.reused) + len(outcome.cached), len(state.live),
+                              len(outcome.failed))
+            for key, result in executor.wait(_next_wakeup(state.live, state.retry_at)):
+                item = state.live.pop(key)
+                state.used -= item.cost
+                if self._handle(item, result, outcome, state.retry_at, state.failing):
+                    self._advance(key, item.pending, state.ready, state.joins)
+                elif key not in {i.task_id for _, i in state.retry_at}:
+                    state.failing = True
+            self._enforce_timeouts(executor, state)
+            if time.monotonic() - last_beat > self.settings.heartbeat_seconds:
+                live = [self.run_id, *state.live]
+                self.recorder.call(lambda repo, ids=live: repo.heartbeat(ids))
+                last_beat = time.monotonic()
+
+    def _fill(self, executor: Any, state: _State, outcome: Outcome) -> None:
+        """Launch (or reuse) ready tasks while capacity lasts; relaunch retries whose backoff is over."""
+        while state.ready and not state.failing:
+            pending = state.ready[0]
+            cost = executor.cost(self.graph[pending.step].decorators.get("resources", {}))
+            if state.live and state.used + cost > executor.capacity:
+                break
+            state.ready.popleft()
+            reused = self._try_reuse(pending, outcome)
+            if reused is not None:
+                self._advance(reused, pending, state.ready, state.joins)
+                continue
+            item = self._launch(executor, pending)
+            item.cost = cost
+            state.used += cost
+            state.live[item.task_id] = item
+        now = time.monotonic()
+        for when, item in list(state.retry_at):
+            if state.failing or when <= now:
+                state.retry_at.remove((when, item))
+            if when <= now and not state.failing:
+                self._relaunch(executor, item)
+                state.live[item.task_id] = item
+                state.used += item.cost
+
+    def _enforce_timeouts(self, executor: Any, state: _State) -> None:
+        now = time.monotonic()
+        for item in state.live.values():
+            if item.deadline is not None and now > item.deadline:
+                seconds = self.graph[item.pending.step].decorators["timeout"]["seconds"]
+                executor.kill(item.task_id, f"TimeoutError: step '{item.pending.step}' ran longer than "
+                                            f"{seconds:g} s (@timeout) and was killed")
+                item.deadline = None
+
+    # ---------------------------------------------------------------- one task
+    def _cache_key(self, pending: Pending) -> str | None:
+        return self.reuse.cache_key(pending.step, pending.foreach_index, [self.index[i] for i in pending.inputs])
+
+    def _try_reuse(self, pending: Pending, outcome: Outcome) -> str | None:
+        """Clone a finished task of the resumed run or of the cache instead of running it; returns the new id."""
+        key = self._cache_key(pending)
+        found = self.reuse.find(pending.step, pending.path, pending.inputs, key)
+        if found is None:
+            return None
+        kind, source, artifacts = found
+        task_id = uuid.uuid4().hex
+        self.recorder.start_task(task_id=task_id, run_id=self.run_id, step=pending.step, path=pending.path,
+                                 inputs=pending.inputs, cache_key=key, log_dir=source.log_dir,
+                                 user=self.settings.user)
+        self.recorder.finish_task(task_id, FINISHED, transition=source.transition, artifacts=artifacts,
+                                  stdout_sha=source.stdout_sha, stderr_sha=source.stderr_sha,
+                                  reused_from=source.task_id)
+        self.index[task_id] = artifacts
+        self.transitions[task_id] = source.transition or {}
+        if kind == "reused":
+            self.reuse.reused_ids.add(task_id)
+            outcome.reused.append(pending.path)
+        else:
+            outcome.cached.append(pending.path)
+        self.echo(f"  {pending.path}: {kind} from {source.run_id[:8]}/{source.task_id[:8]}")
+        return task_id
+
+    def _launch(self, executor: Any, pending: Pending) -> Live:
+        key = self._cache_key(pending)
+        log_dir = os.path.join(self.settings.home, "flows", "logs", self.run_id, *pending.path.split("/"))
+        task_id = uuid.uuid4().hex
+        self.recorder.start_task(task_id=task_id, run_id=self.run_id, step=pending.step, path=pending.path,
+                                 inputs=pending.inputs, cache_key=key, log_dir=log_dir, user=self.settings.user)
+        item = Live(pending, task_id, cache_key=key, log_dir=log_dir)
+        self._submit(executor, item)
+        return item
+
+    def _submit(self, executor: Any, item: Live) -> None:
+        pending = item.pending
+        node = self.graph[pending.step]
+        spec = {"flow_file": self.flow_file, "flow_class": self.flow.__name__, "step": pending.step,
+                "artifact_root": self.settings.artifact_root, "join": node.is_join,
+                "inputs": [{"task_id": i, "step": self.paths.get(i, "start").split("/")[0],
+                            "artifacts": {k: list(v) for k, v in self.index[i].items()}} for i in pending.inputs],
+                "foreach_var": pending.foreach_var, "foreach_index": pending.foreach_index,
+                "task_id": item.task_id, "run_id": self.run_id, "attempt": item.attempt,
+                "db_url": self.settings.db_url, "home": self.settings.home}
+        seconds = node.decorators.get("timeout", {}).get("seconds")
+        item.deadline = time.monotonic() + seconds if seconds else None
+        executor.submit(item.task_id, spec, item.log_dir, node.decorators.get("resources", {}))
+
+    def _relaunch(self, executor: Any, item: Live) -> None:
+        self.recorder.set_attempt(item.task_id, item.attempt)
+        self._submit(executor, item)
+
+    def _handle(self, item: Live, result: dict[str, Any], outcome: Outcome,
+                retry_at: list[tuple[float, Live]], failing: bool) -> bool:
+        """Record a task's end; True when the flow can go on from it."""
+        node = self.graph[item.pending.step]
+        logs = result.get("logs") or {}
+        if result.get("ok"):
+            artifacts = {k: ArtifactRef(*v) for k, v in result["artifacts"].items()}
+            self._finish(item, artifacts, result.get("transition"), logs)
+            outcome.executed.append(item.pending.path)
+            return True
+        retry = node.decorators.get("retry")
+        if retry and item.attempt < retry["times"] and not failing:
+            delay = retry["backoff"] * (2 ** item.attempt)
+            item.attempt += 1
+            self.echo(f"  {item.pending.path}: attempt {item.attempt} failed ({result['error']}); "
+                      f"retrying in {delay:g} s")
+            retry_at.append((time.monotonic() + delay, item))
+            return False
+        if "catch" in node.decorators and node.kind in ("linear", "split", "end"):
+            base = dict(self.index[item.pending.inputs[0]]) if len(item.pending.inputs) == 1 else {}
+            base[node.decorators["catch"]["var"]] = self.store.save(result["error"])
+            self._finish(item, base, {"steps": list(node.out), "foreach": None, "condition": None}, logs,
+                         error=result["error"])
+            outcome.executed.append(item.pending.path)
+            self.echo(f"  {item.pending.path}: failed, caught by @catch ({result['error']})")
+            return True
+        self.recorder.finish_task(item.task_id, FAILED, error=result.get("traceback") or result["error"],
+                              stdout_sha=logs.get("stdout"), stderr_sha=logs.get("stderr"))
+        outcome.failed.append(item.pending.path)
+        if outcome.error is None:
+            outcome.error = self._failure_message(item, result)
+        return False
+
+    def _finish(self, item: Live, artifacts: dict[str, ArtifactRef], transition: dict[str, Any] | None,
+                logs: dict[str, str], error: str | None = None) -> None:
+        self.recorder.finish_task(item.task_id, FINISHED, transition=transition, artifacts=artifacts, error=error,
+                              stdout_sha=logs.get("stdout"), stderr_sha=logs.get("stderr"))
+        self.index[item.task_id] = artifacts
+        self.transitions[item.task_id] = transition or {}
+
+    def _failure_message(self, item: Live, result: dict[str, Any]) -> str:
+        log = os.path.join(item.log_dir, "stderr.log") if item.log_dir else "(artifact store)"
+        file = os.path.relpath(self.flow_file) if not self.flow_file.startswith("..") else self.flow_file
+        return (f"Step '{item.pending.path}' failed: {result['error']}\n"
+                f"  log: {log}\n"
+                f"  resume: mloop flow resume {file} {self.run_id}")
+
+    # ---------------------------------------------------------------- what follows a task
+    def _advance(self, task_id: str, pending: Pending, ready: deque[Pending],
+                 joins: dict[tuple[str, str], dict[int, str]]) -> None:
+        self.paths[task_id] = pending.path
+        transition = self.transitions.get(task_id) or {}
+        steps = transition.get("steps") or []
+        suffix = _suffix(pending.path)
+        if transition.get("foreach"):
+            count = int(transition.get("count", 0))
+            target = steps[0]
+            if count == 0:
+                raise FlowFailedError(f"Step '{pending.path}' fans out over an empty '{transition['foreach']}'.",
+                                      self.run_id)
+            for i in range(count):
+                stack = [*pending.stack, Frame(task_id, "foreach", count, i)]
+                ready.append(Pending(target, f"{target}/{_foreach_path(stack)}", [task_id], stack,
+                                     transition["foreach"], i))
+            return
+        for i, target in enumerate(steps):
+            stack = pending.stack
+            if len(steps) > 1:
+                stack = [*stack, Frame(task_id, "split", len(steps), i)]
+            if self.graph[target].is_join:
+                frame = stack[-1]
+                waiting = joins.setdefault((target, frame.split_task), {})
+                waiting[frame.index] = task_id
+                if len(waiting) == frame.width:
+                    del joins[(target, frame.split_task)]
+                    outer = stack[:-1]
+                    path = f"{target}/{_foreach_path(outer)}" if _foreach_path(outer) else target
+                    ready.append(Pending(target, path, [waiting[j] for j in range(frame.width)], outer))
+                continue
+            path = f"{target}/{suffix}" if suffix else target
+            ready.append(Pending(target, path, [task_id], stack))
+
+
+def _suffix(path: str) -> str:
+    return path.split("/", 1)[1] if "/" in path else ""
+
+
+def _foreach_path(stack: list[Frame]) -> str:
+    return ".".join(str(f.index) for f in stack if f.kind == "foreach")
+
+
+def _next_wakeup(live: dict[str, Live], retry_at: list[tuple[float, Live]]) -> float:
+    now = time.monotonic()
+    times = [i.deadline for i in live.values() if i.deadline is not None] + [w for w, _ in retry_at]
+    return max(0.0, min([*times, now + 1.0]) - now)
+
+
+def _check_tag(tag: Any) -> str:
+    from mloop._util.names import check_key
+
+    return check_key(tag, "tag")
+
+
+def run_flow(flow_file: str, *, params: dict[str, Any] | None = None, tags: list[str] | None = None,
+             executor: Any = None, flow_class: str | None = None, settings: Settings | None = None,
+             origin_run: str | None = None, resume_from: str | None = None, echo: Any = None,
+             raise_on_failure: bool = True, on_created: Any = None, progress: Any = None) -> Outcome:
+    """Run (or resume) the flow in ``flow_file``; raises FlowFailedError naming the failed step."""
+    runtime = Runtime(flow_file, flow_class=flow_class, settings=settings, params=params, tags=tags,
+                      executor=executor, origin_run=origin_run, resume_from=resume_from, echo=echo,
+                      on_created=on_created, progress=progress)
+    outcome = runtime.run()
+    if outcome.failed and raise_on_failure:
+        raise FlowFailedError(outcome.error or "a step failed", outcome.run_id)
+    return outcome
+
+
+def default_echo() -> Any:
+    return (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -1,0 +1,79 @@
+"""``mloop flow run/resume/list/show/logs/tag`` and ``mloop scheduler --once`` as a user types them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mloop.flows as flows
+from mloop.flows.runtime import open_flow_repo
+from mloop.flows.scheduler import scheduled_flows, tick
+from tests.flows.test_resume_and_cache import PIPELINE
+
+
+def mloop(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mloop", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_run_fail_resume_show_logs_list_and_tag(write_flow, counts, tmp_path: Path) -> None:
+    file = write_flow(PIPELINE)
+    (tmp_path / "fail-evaluate").touch()
+    out = mloop("flow", "run", str(file), "--lr", "0.5", "--tag", "exp1")
+    assert out.returncode == 1, out.stderr
+    assert "Step 'evaluate' failed: RuntimeError: evaluation service unavailable" in out.stderr
+    assert "mloop flow resume" in out.stderr and "stderr.log" in out.stderr
+    failed = flows.get("Train").latest_run
+    assert failed.params == {"lr": 0.5} and failed.tags == ["exp1"]
+
+    (tmp_path / "fail-evaluate").unlink()
+    out = mloop("flow", "resume", str(file), failed.id[:10])
+    assert out.returncode == 0, out.stderr
+    assert "5 reused (start, train/0, train/1, train/2, join)" in out.stdout
+    assert counts()["evaluate"] == 2 and counts()["train"] == 3
+    resumed = flows.get("Train").latest_run
+
+    out = mloop("flow", "show", resumed.id)
+    assert out.returncode == 0 and "evaluate" in out.stdout and "finished" in out.stdout
+    out = mloop("flow", "logs", failed.id, "evaluate")
+    assert "RuntimeError: evaluation service unavailable" in out.stdout
+    assert mloop("flow", "tag", resumed.id, "golden").returncode == 0
+    out = mloop("flow", "list", "--tag", "golden")
+    assert resumed.id[:12] in out.stdout and failed.id[:12] not in out.stdout
+    out = mloop("flow", "run", str(file), "--lr", "fast")
+    assert out.returncode == 2 and "--lr" in out.stderr and "expected a float" in out.stderr
+
+
+SCHEDULED = """
+from mloop.flows import FlowSpec, schedule, step
+
+
+@schedule(cron="*/5 * * * *")
+class Nightly(FlowSpec):
+    @step
+    def start(self):
+        count("start")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_scheduler_starts_due_flows_once_per_minute_and_records_it(write_flow, counts) -> None:
+    file = write_flow(SCHEDULED)
+    out = mloop("scheduler", str(file), "--once", "--now", "2026-03-01T10:05:20")
+    assert out.returncode == 0, out.stderr
+    assert "started Nightly for 2026-03-01 10:05" in out.stdout
+    out = mloop("scheduler", str(file), "--once", "--now", "2026-03-01T10:05:40")  # same minute: already started
+    assert "started" not in out.stdout.split("\n", 1)[1]
+    assert counts() == {"start": 1}
+    run = flows.get("Nightly").latest_run
+    assert run.tags == ["scheduled"]
+    starts = open_flow_repo(flows.get("Nightly")._ctx.settings).schedule_starts("Nightly")
+    assert [(s["cron"], s["run_id"]) for s in starts] == [("*/5 * * * *", run.id)]
+    from datetime import UTC, datetime
+
+    assert tick(scheduled_flows([str(file)]), datetime(2026, 3, 1, 10, 7, tzinfo=UTC),
+                launch=lambda *a: None) == []  # not due at 10:07

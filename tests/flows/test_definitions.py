@@ -1,0 +1,66 @@
+"""Parameters, decorators' own validation and cron expressions: checked when the flow is defined."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mloop.errors import InvalidInputError
+from mloop.flows import FlowSpec, Parameter, retry, step, timeout
+from mloop.flows.cron import CronSchedule
+
+
+class Params(FlowSpec):
+    alpha = Parameter(float, default=0.1, min=0, max=1)
+    layers = Parameter(list, default=[1, 2])
+    debug = Parameter(bool, default=False)
+    name = Parameter(str)
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+def test_parameters_parse_cli_strings_and_apply_defaults() -> None:
+    values = Params.resolve_params({"alpha": "0.5", "layers": "[3, 4]", "debug": "yes", "name": "x"})
+    assert values == {"alpha": 0.5, "layers": [3, 4], "debug": True, "name": "x"}
+    assert Params.resolve_params({"name": "y"})["alpha"] == 0.1
+
+
+@pytest.mark.parametrize(("given", "field"), [
+    ({"name": "x", "alpha": "2"}, "--alpha"), ({"name": "x", "alpha": "nan"}, "--alpha"),
+    ({"name": "x", "layers": "{}"}, "--layers"), ({"name": "x", "debug": "maybe"}, "--debug"),
+    ({}, "--name"), ({"name": "x", "beta": "1"}, "--beta")])
+def test_bad_parameters_name_the_field(given, field) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        Params.resolve_params(given)
+    assert info.value.field == field
+
+
+def test_decorator_arguments_are_validated() -> None:
+    with pytest.raises(InvalidInputError, match="retry.times"):
+        retry(times=-1)
+    with pytest.raises(InvalidInputError, match="timeout.seconds"):
+        timeout(seconds=0)
+
+
+@pytest.mark.parametrize("expression", ["* * * *", "61 * * * *", "*/0 * * * *", "* * * foo *", "5-1 * * * *"])
+def test_bad_cron_expressions_are_refused(expression) -> None:
+    with pytest.raises(InvalidInputError):
+        CronSchedule.parse(expression)
+
+
+def test_cron_matching_and_next_time() -> None:
+    every5 = CronSchedule.parse("*/5 * * * *")
+    assert every5.matches(datetime(2026, 3, 1, 10, 5, tzinfo=UTC))
+    assert not every5.matches(datetime(2026, 3, 1, 10, 7, tzinfo=UTC))
+    assert every5.next_after(datetime(2026, 3, 1, 10, 7, tzinfo=UTC)) == datetime(2026, 3, 1, 10, 10, tzinfo=UTC)
+    monthly = CronSchedule.parse("@monthly")
+    assert monthly.next_after(datetime(2026, 12, 15, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=UTC)
+    either = CronSchedule.parse("0 0 13 * fri")  # day 13 OR Fridays, as cron does
+    assert either.matches(datetime(2026, 3, 13, tzinfo=UTC)) and either.matches(datetime(2026, 3, 6, tzinfo=UTC))

@@ -1,0 +1,141 @@
+"""Resume re-runs only what failed (counted in files); @cache skips unchanged steps and notices changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import mloop.flows as flows
+
+PIPELINE = """
+from mloop.flows import FlowSpec, Parameter, step
+
+MARKERS = Path(__file__).parent
+
+
+class Train(FlowSpec):
+    lr = Parameter(float, default=0.1)
+
+    @step
+    def start(self):
+        count("start")
+        self.candidates = ["a", "b", "c"]
+        self.next(self.train, foreach="candidates")
+
+    @step
+    def train(self):
+        count("train")
+        count(f"train-{self.input}")
+        if (MARKERS / f"fail-train-{self.input}").exists():
+            raise RuntimeError(f"training {self.input} crashed")
+        self.score = {"a": 0.3, "b": 0.9, "c": 0.5}[self.input] * self.lr
+        self.name = self.input
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        count("join")
+        self.best = max(inputs, key=lambda i: i.score).name
+        self.next(self.evaluate)
+
+    @step
+    def evaluate(self):
+        count("evaluate")
+        if (MARKERS / "fail-evaluate").exists():
+            raise RuntimeError("evaluation service unavailable")
+        self.report = f"best={self.best}"
+        self.next(self.end)
+
+    @step
+    def end(self):
+        count("end")
+"""
+
+
+def test_resume_reruns_only_the_failed_step_and_what_follows(write_flow, counts, tmp_path: Path) -> None:
+    file = str(write_flow(PIPELINE))
+    (tmp_path / "fail-evaluate").touch()
+    with pytest.raises(flows.FlowFailedError, match="Step 'evaluate' failed: RuntimeError: evaluation service"):
+        flows.run(file, {"lr": "2"})
+    failed = flows.get("Train").latest_run
+    assert counts() == {"start": 1, "train": 3, "train-a": 1, "train-b": 1, "train-c": 1, "join": 1, "evaluate": 1}
+    (tmp_path / "fail-evaluate").unlink()
+    resumed = flows.resume(file, failed.id)
+    assert counts() == {"start": 1, "train": 3, "train-a": 1, "train-b": 1, "train-c": 1, "join": 1,
+                        "evaluate": 2, "end": 1}
+    assert resumed.successful and resumed.origin_run_id == failed.id
+    assert resumed.params == {"lr": 2.0}  # the resumed run's parameters
+    assert resumed.data.report == "best=b"
+    assert {t.path for s in resumed.steps.values() for t in s if t.reused_from} == {
+        "start", "train/0", "train/1", "train/2", "join"}
+    assert resumed["train"].tasks[1].data.score == pytest.approx(1.8)
+
+
+def test_resume_reruns_only_the_failed_foreach_task(write_flow, counts, tmp_path: Path) -> None:
+    file = str(write_flow(PIPELINE))
+    (tmp_path / "fail-train-b").touch()
+    with pytest.raises(flows.FlowFailedError, match="train/1"):
+        flows.run(file)
+    assert counts()["train-b"] == 1 and "join" not in counts()  # siblings not yet started stay unstarted
+    (tmp_path / "fail-train-b").unlink()
+    flows.resume(file)  # the latest run by default
+    assert counts() == {"start": 1, "train": 4, "train-a": 1, "train-b": 2, "train-c": 1, "join": 1,
+                        "evaluate": 1, "end": 1}
+
+
+def test_resume_from_a_chosen_step(write_flow, counts) -> None:
+    file = str(write_flow(PIPELINE))
+    first = flows.run(file)
+    second = flows.resume(file, first.id, from_step="join")
+    assert counts() == {"start": 1, "train": 3, "train-a": 1, "train-b": 1, "train-c": 1, "join": 2,
+                        "evaluate": 2, "end": 2}
+    assert second.data.report == first.data.report
+
+
+def test_resume_of_another_flows_run_is_refused(write_flow) -> None:
+    first = flows.run(str(write_flow(PIPELINE)))
+    other = write_flow(PIPELINE.replace("class Train", "class Other"), "other.py")
+    with pytest.raises(flows.FlowFailedError.__mro__[1]):  # an MloopError naming the mismatch
+        flows.resume(str(other), first.id)
+
+
+CACHED = """
+from mloop.flows import FlowSpec, Parameter, cache, step
+
+
+class Cached(FlowSpec):
+    n = Parameter(int, default=3)
+
+    @step
+    def start(self):
+        self.data = list(range(self.n))
+        self.next(self.heavy)
+
+    @cache
+    @step
+    def heavy(self):
+        count("heavy")
+        self.total = sum(self.data) * FACTOR
+        self.next(self.end)
+
+    @step
+    def end(self):
+        count("end")
+"""
+
+
+def test_cache_hits_when_unchanged_and_misses_on_code_or_input_change(write_flow, counts) -> None:
+    file = str(write_flow(CACHED.replace("FACTOR", "1")))
+    assert flows.run(file).data.total == 3
+    again = flows.run(file)
+    assert counts() == {"heavy": 1, "end": 2}
+    assert again["heavy"].task.reused_from is not None and again.data.total == 3
+    assert flows.run(file, {"n": "4"}).data.total == 6  # input artifact changed
+    assert counts()["heavy"] == 2
+    write_flow(CACHED.replace("FACTOR", "10"))  # the step's code changed
+    from mloop.flows import task
+
+    task._flows.clear()
+    assert flows.run(file).data.total == 30
+    assert counts()["heavy"] == 3
