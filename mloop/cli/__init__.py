@@ -12,7 +12,15 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # One line per verb group; each module attaches its commands to ``app``.
-    from mloop.cli import demo, experiments, gc, models, runs, server  # noqa: F401
+    from mloop.cli import (  # noqa: F401
+        demo,
+        experiments,
+        gc,
+        models,
+        runs,
+        server,
+        serving,  # noqa: F401
+    )
 
 
 def main() -> None:
