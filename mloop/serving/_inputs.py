@@ -29,6 +29,7 @@ from mloop.registry.signature import FieldError, Signature
 __all__ = ["Columns", "InputSpec"]
 
 Columns = dict[str, list[Any]]
+_INT64 = 2**63
 _VECTORIZED_FROM = 2_000  # rows; beyond this the pandas path is cheaper than Python loops
 
 
@@ -39,7 +40,8 @@ def _is_float(v: Any) -> bool:
 
 def _is_int(v: Any) -> bool:
     t = type(v)
-    return t is int or (t is float and math.isfinite(v) and v == int(v))
+    return (t is int and -_INT64 <= v < _INT64) or (t is float and math.isfinite(v) and v == int(v)
+                                                     and -_INT64 <= v < _INT64)
 
 
 def _is_bool(v: Any) -> bool:

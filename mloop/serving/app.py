@@ -174,10 +174,14 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
                                   errors=[e.to_dict() for e in exc.errors])
             except ModelUnavailable as exc:
                 response = _error(503, "MODEL_UNAVAILABLE", str(exc))
+            except Exception as exc:  # a bug of ours: still a JSON answer, and counted as an error
+                response = _error(500, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
             else:
                 headers = {"x-model-version": result.model.version, "x-prediction-id": result.request_id}
                 if result.fallback:
                     headers["x-mloop-fallback"] = "1"
+                if result.cached:
+                    headers["x-mloop-cache"] = "hit"
                 response = _json(render(result, endpoint), headers=headers)
                 state.metrics.observe(endpoint.name, result.model.version, route, 200,
                                       time.perf_counter() - started, n)

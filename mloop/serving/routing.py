@@ -172,7 +172,7 @@ class Endpoint:
                 raise
             breaker.failure()
             return self._fallback(n, model, "timeout")
-        except (ValueError, TypeError) as exc:  # the model refused values the signature let through
+        except (ValueError, TypeError, ArithmeticError) as exc:  # the model refused values the signature let through
             raise InputRejected([FieldError(field="data", expected="values the model accepts", value=None,
                                             row=None, message=f"the model rejected the input: {exc}")],
                                 model) from exc
