@@ -85,7 +85,8 @@ def serve(
     try:
         fallback_value = orjson.loads(fallback) if fallback is not None else None
     except orjson.JSONDecodeError:
-        raise InvalidInputError(field="--fallback", value=fallback, expected="a JSON value, e.g. 0 or '\"unknown\"'") from None
+        raise InvalidInputError(field="--fallback", value=fallback,
+                                expected="a JSON value, e.g. 0 or '\"unknown\"'") from None
     common = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "cache_ttl": cache_ttl,
               "timeout_ms": timeout_ms, "fallback": fallback_value, "breaker_failures": breaker_failures,
               "breaker_reset": breaker_reset, "log": log}
