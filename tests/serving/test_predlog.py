@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 
 import httpx
@@ -25,8 +26,7 @@ def test_feedback_is_joined_to_its_prediction(settings, model_dir) -> None:
     assert list(log.index) == ids
     assert log.loc[ids[0], "label"] == "12.5" and log.loc[ids[2], "label"] == "31"  # the latest label wins
     assert log.loc[ids[1], "label"] is None or log["label"].isna()[ids[1]]
-    assert log.loc[ids[1], "inputs"] == '{"hour":%d,"km":%s,"weather":"%s"}' % (
-        rows[1]["hour"], rows[1]["km"], rows[1]["weather"])
+    assert json.loads(log.loc[ids[1], "inputs"]) == rows[1]
     assert float(log.loc[ids[1], "output"]) == answer["predictions"][1]
     assert set(log["model"]) == {"m"} and (log["latency_ms"] > 0).all()
 
