@@ -35,10 +35,12 @@ class DemoContext:
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
     from mloop.demo import registry, tracking
+    from mloop.demo import serving as serving_step
 
     return [
         ("Experiment tracking", tracking.run),
         ("Model registry", registry.run),
+        ("Serving", serving_step.run),
     ]
 
 

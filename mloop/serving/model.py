@@ -83,6 +83,7 @@ class ServedModel:
         self.checks = list(checks or [])
         self.feature_lookup = feature_lookup
         self.moves = _moves(self.source)
+        self.concrete = self.source  # what the source pointed at when loaded (set by ``load``)
         self._flavor = get_flavor(loaded.flavor)
         self._native = loaded.native
         self._array_ok = False  # set by warm_up when the model gives the same answers on a plain array
@@ -94,7 +95,9 @@ class ServedModel:
         concrete = resolve_source(uri, client) if _moves(uri) else uri
         loaded = load_model(concrete, client=client, trusted=trusted)
         checks, lookup = _hooks(loaded)
-        return cls(loaded, source=uri, checks=checks, feature_lookup=lookup)
+        served = cls(loaded, source=uri, checks=checks, feature_lookup=lookup)
+        served.concrete = concrete
+        return served
 
     def __repr__(self) -> str:
         return f"<ServedModel {self.name} v{self.version} from {self.source}>"

@@ -62,7 +62,7 @@ class Arm:
         self.role = role
         self.source = source
         self.model = model
-        self.concrete = source_version(source) if model.moves else source
+        self.concrete = model.concrete
         self.weight = weight
         self.cache = PredictionCache(config.cache_ttl, config.cache_entries) if config.cache_ttl > 0 else None
         self.batcher: MicroBatcher | None = None
@@ -235,7 +235,7 @@ class Endpoint:
             if now == arm.concrete:
                 continue
             fresh = ServedModel.load(now, client=client, trusted=trusted)
-            fresh.source, fresh.moves = arm.source, True
+            fresh.source, fresh.moves, fresh.concrete = arm.source, True, now
             fresh.warm_up()
             old = arm.model
             arm.model, arm.concrete = fresh, now  # the swap: requests already running keep the old object
