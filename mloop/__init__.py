@@ -37,6 +37,7 @@ _LAZY = {
     "MloopError": "mloop.errors",
     "RunStatus": "mloop.tracking.entities",
     "RegistryClient": "mloop.registry.client",
+    "batch_predict": "mloop.serving.batch",
 }
 
 __all__ = sorted(["__version__", *_LAZY])
