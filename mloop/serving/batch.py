@@ -82,12 +82,17 @@ def _input_format(source: str, fmt: str | None) -> str:
 def _batches(source: str, fmt: str, db_url: str | None, chunk_rows: int) -> tuple[Iterator[pa.RecordBatch], int | None]:
     """Record batches of the input (any sizes) and the total row count when cheap to know."""
     if fmt == "parquet":
-        import pyarrow.dataset as ds
-
-        if not Path(source).exists():
+        path = Path(source)
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
+        if not files:
             raise InvalidInputError(field="input", value=source, expected="an existing Parquet file or folder")
-        dataset = ds.dataset(source, format="parquet")
-        return dataset.to_batches(batch_size=chunk_rows), dataset.count_rows()
+        readers = [pq.ParquetFile(f) for f in files]  # iter_batches reads ~10x faster than a dataset scan here
+
+        def parquet() -> Iterator[pa.RecordBatch]:
+            for reader in readers:
+                yield from reader.iter_batches(batch_size=chunk_rows)
+
+        return parquet(), sum(r.metadata.num_rows for r in readers)
     if fmt == "csv":
         import pyarrow.csv as pcsv
 
@@ -133,9 +138,12 @@ def _score(model: Any, table: pa.Table, version: str) -> pa.Table:
     predictions = np.asarray(model.predict(frame))
     column = pa.array(predictions) if predictions.ndim == 1 else pa.array(predictions.tolist())
     n = table.num_rows
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    # constant columns built from NumPy, not from lists of Python objects (that alone was 60% of a chunk)
+    versions = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype="int32")), pa.array([version]))
     return (table.append_column("prediction", column)
-            .append_column("model_version", pa.array([version] * n, pa.string()))
-            .append_column("scored_at", pa.array([datetime.now(UTC)] * n, pa.timestamp("ms", tz="UTC"))))
+            .append_column("model_version", versions.cast(pa.string()))
+            .append_column("scored_at", pa.array(np.full(n, now_ms, dtype="int64")).cast(pa.timestamp("ms", tz="UTC"))))
 
 
 def _score_remote(folder: str, table: pa.Table, version: str) -> pa.Table:
@@ -256,12 +264,21 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
     if engine == "ray":
         rows, scored = _run_ray(model, chunks, done, sink, version, ray_address, n_chunks)
     else:
-        for index, table in enumerate(track(chunks, f"scoring with {model_uri}", total=n_chunks)):
-            if index in done:
-                continue
-            sink.write(index, _score(model, table, version))
-            rows += table.num_rows
-            scored += 1
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="mloop-batch-write") as writer:
+            pending = None  # one chunk is written (GIL released) while the next one is read and scored
+            for index, table in enumerate(track(chunks, f"scoring with {model_uri}", total=n_chunks)):
+                if index in done:
+                    continue
+                scored_table = _score(model, table, version)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(sink.write, index, scored_table)
+                rows += table.num_rows
+                scored += 1
+            if pending is not None:
+                pending.result()
     return BatchResult(rows=rows, chunks_scored=scored, chunks_skipped=len(done), seconds=time.perf_counter() - started,
                        model_uri=concrete, model_version=version, output=where)
 
