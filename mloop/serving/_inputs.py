@@ -87,7 +87,10 @@ class InputSpec:
         if self.signature is None:
             return []
         if n >= _VECTORIZED_FROM:
-            return self.signature.validate(pd.DataFrame(columns))
+            try:
+                return self.signature.validate(pd.DataFrame(columns))
+            except Exception:  # odd values (nested lists, objects) that pandas chokes on: check them one by one
+                pass
         errors: list[FieldError] = []
         for name, kind, nullable, ok in self._checks:
             values = columns.get(name)

@@ -113,3 +113,12 @@ def test_fuzzed_rows_are_predicted_or_rejected_with_fields(server, row) -> None:
     assert r.status_code in (200, 422), r.text
     if r.status_code == 422:
         assert {e["field"] for e in r.json()["errors"]} <= {"hour", "km", "weather", "data"}
+
+
+def test_large_requests_take_the_vectorized_path_with_the_same_errors(server) -> None:
+    rows = [dict(ROW) for _ in range(2500)]
+    assert server.post("/predict", rows).status_code == 200
+    rows[2100] = {**ROW, "km": [1, 2]}
+    rows[2200] = {**ROW, "hour": "x"}
+    errors = _errors(server, rows)
+    assert [(e["field"], e["row"]) for e in errors] == [("hour", 2200), ("km", 2100)]
