@@ -5,7 +5,8 @@
 One load client for all (wrk, `apt-get install -y wrk`), on loopback, one server worker
 each. Workloads:
   1. 1-row requests to a logistic regression on 20 features at concurrency 16 and 64:
-     requests/s, p50, p99 for mloop (prediction log on), the bare endpoint, MLflow;
+     requests/s, p50, p99 for mloop (prediction log on), the bare endpoint (records to a DataFrame,
+     and the stricter NumPy-input variant), MLflow;
   2. the prediction log's cost (mloop with and without it);
   3. a random forest of 200 trees at concurrency 64, with and without micro-batching;
   4. batch scoring of 1,000,000 rows from Parquet: `mloop batch-predict` against plain
@@ -157,6 +158,10 @@ def online(paths: dict[str, Path], seconds: int, skip_peer: bool) -> dict[str, d
     with Server([sys.executable, str(BENCH / "peers" / "bare_starlette.py"), str(paths["lr"]), str(port)], port,
                 env=ENV) as server:
         measure("bare Starlette + uvicorn", server, mloop_lua)
+    port = free_port()
+    with Server([sys.executable, str(BENCH / "peers" / "bare_starlette.py"), str(paths["lr"]), str(port), "array"],
+                port, env=ENV) as server:
+        measure("bare Starlette, NumPy input", server, mloop_lua)
     if not skip_peer:
         python = peer_python("mlflow", ["mlflow"])
         if subprocess.run([str(python), "-c", "import sklearn"], capture_output=True).returncode != 0:
@@ -223,6 +228,9 @@ def main() -> None:
         print(f"  c={c}: mloop / mlflow {ratio(on[c]['rps'], mlflow[c]['rps'] if mlflow else None, True)} (target 3x)"
               f"   mloop / bare {on[c]['rps'] / bare[c]['rps']:.0%} (target 70%)"
               f"   log on / log off {on[c]['rps'] / off[c]['rps']:.0%} (target 90%)")
+    strict = res["bare Starlette, NumPy input"]
+    for c in (16, 64):
+        print(f"  c={c}: mloop / bare with NumPy input (no checks) {on[c]['rps'] / strict[c]['rps']:.0%}")
     rf_plain, rf_batch = res["mloop serve RF-200, no batching"][64], res["mloop serve RF-200, batching 64"][64]
     print(f"  RF-200 c=64: batching / none {rf_batch['rps'] / rf_plain['rps']:.1f}x (target 3x), "
           f"p99 {rf_batch['p99']:.1f} ms against {rf_plain['p99']:.1f} ms (target <= 2x)")

@@ -1,9 +1,12 @@
 """The floor of bench/serving.py: a bare Starlette + uvicorn endpoint around the same scikit-learn predict.
 
-    python bench/peers/bare_starlette.py MODEL_FOLDER PORT
+    python bench/peers/bare_starlette.py MODEL_FOLDER PORT [frame|array]
 
 What a careful hand-written service does: parse the JSON records, build a DataFrame,
 call the estimator's predict, answer JSON. No validation, no metrics, no log.
+``array`` is the stricter floor: the values go to predict as a NumPy array in the
+training column order (no feature-name checks; it trusts every client to send the
+right keys, which is what mloop's signature check makes safe).
 """
 
 import sys
@@ -21,10 +24,21 @@ from mloop.registry import load_model
 
 def main() -> None:
     model = load_model(sys.argv[1]).native  # the scikit-learn estimator itself
+    columns = list(model.feature_names_in_)
+    as_array = len(sys.argv) > 3 and sys.argv[3] == "array"
+    if as_array:
+        import warnings
+
+        import numpy as np
+
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
 
     async def predict(request: Request) -> Response:
         records = orjson.loads(await request.body())
-        predictions = model.predict(pd.DataFrame(records))
+        if as_array:
+            predictions = model.predict(np.array([[r[c] for c in columns] for r in records], dtype="float64"))
+        else:
+            predictions = model.predict(pd.DataFrame(records))
         return Response(orjson.dumps({"predictions": predictions.tolist()}), media_type="application/json")
 
     async def ready(request: Request) -> Response:
