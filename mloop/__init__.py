@@ -51,6 +51,7 @@ _LAZY = {
     "FlowSpec": "mloop.flows",
     "Parameter": "mloop.flows",
     "step": "mloop.flows",
+    "batch_predict": "mloop.serving.batch",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

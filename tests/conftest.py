@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ def service_missing(name: str, reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Every test gets its own home and no stray configuration; subprocesses import this checkout."""
     for name in list(os.environ):
         if name.startswith("MLOOP_") and name != "MLOOP_REQUIRE_SERVICES" and not name.startswith("MLOOP_TEST_"):
@@ -37,6 +38,12 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLOOP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.chdir(tmp_path)
+    yield
+    # The SDK keeps one process-wide client made from the environment: the next test has another home.
+    sdk = sys.modules.get("mloop._sdk")
+    if sdk is not None and sdk._client is not None:
+        sdk._client.writer.flush()
+        sdk._client = None
 
 
 @pytest.fixture

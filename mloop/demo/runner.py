@@ -34,13 +34,14 @@ class DemoContext:
 
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from mloop.demo import features, pipelines, registry, tracking, validation
+    from mloop.demo import features, pipelines, registry, serving, tracking, validation
 
     return [
         ("Experiment tracking", tracking.run),
         ("Model registry", registry.run),
         ("Data validation and drift", validation.run),
         ("Feature store", features.run),
+        ("Serving", serving.run),
         ("Pipelines", pipelines.run),
     ]
 

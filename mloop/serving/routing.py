@@ -1,0 +1,309 @@
+"""One served name: its versions (A/B arms and a shadow), their guards, and hot reload.
+
+``Endpoint.infer`` is the whole request path after parsing: pick an arm (sticky by
+key), check the input against that version's signature, look in the cache, call the
+model (inline, micro-batched, or in a thread with a timeout), answer the fallback when
+the breaker says so, log the prediction, and hand a copy to the shadow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from mloop.registry.signature import FieldError
+from mloop.serving._inputs import Columns
+from mloop.serving.batching import MicroBatcher
+from mloop.serving.config import EndpointConfig
+from mloop.serving.metrics import Metrics
+from mloop.serving.model import ServedModel, source_version
+from mloop.serving.predlog import PredictionLog
+from mloop.serving.resilience import CircuitBreaker, PredictionCache
+
+__all__ = ["Arm", "Endpoint", "InputRejected", "ModelUnavailable", "Result"]
+
+
+class InputRejected(Exception):
+    """The rows do not fit the model (HTTP 422); ``errors`` lists every field's problem."""
+
+    def __init__(self, errors: list[FieldError], model: ServedModel | None) -> None:
+        super().__init__(errors[0].message if errors else "invalid input")
+        self.errors = errors
+        self.model = model
+
+
+class ModelUnavailable(Exception):
+    """The model failed or is too slow and no fallback is configured (HTTP 503)."""
+
+
+@dataclass(slots=True)
+class Result:
+    predictions: list[Any]
+    model: ServedModel
+    request_id: str
+    role: str
+    fallback: bool = False
+    cached: bool = False
+
+
+class Arm:
+    """One version slot: its source URI, the model loaded now, its batcher and its cache."""
+
+    def __init__(self, role: str, source: str, model: ServedModel, weight: float, config: EndpointConfig,
+                 metrics: Metrics, endpoint: str) -> None:
+        self.role = role
+        self.source = source
+        self.model = model
+        self.concrete = model.concrete
+        self.weight = weight
+        self.cache = PredictionCache(config.cache_ttl, config.cache_entries) if config.cache_ttl > 0 else None
+        self.batcher: MicroBatcher | None = None
+        if config.max_batch_size > 1:
+            self.batcher = MicroBatcher(self._predict_current, max_batch_size=config.max_batch_size,
+                                        max_wait=config.max_wait_ms / 1000,
+                                        on_batch=lambda size: metrics.batch(endpoint, size))
+
+    def _predict_current(self, columns: Columns) -> tuple[list[Any], ServedModel]:
+        model = self.model  # one read: a reload swaps the reference, never a half model
+        return model.predict_columns(columns), model
+
+
+class Endpoint:
+    """Routing, guards and logging for one served name."""
+
+    def __init__(self, config: EndpointConfig, arms: list[Arm], shadow: Arm | None, metrics: Metrics,
+                 log: PredictionLog | None) -> None:
+        self.config = config
+        self.name = config.name
+        self.arms = arms
+        self.shadow = shadow
+        self.metrics = metrics
+        self.log = log if config.log else None
+        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset) if config.timeout_ms > 0 \
+            else None
+        self._timeout = config.timeout_ms / 1000
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix=f"mloop-{config.name}") if self.breaker else None
+        self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="mloop-shadow") if shadow else None
+        self._shadow_pending = 0
+        self.comparison = ShadowComparison()
+        self._cumulative: list[tuple[float, Arm]] = []
+        total = 0.0
+        for arm in arms:
+            total += arm.weight
+            self._cumulative.append((total, arm))
+        for arm in [*arms, *([shadow] if shadow else [])]:
+            metrics.set_version(self.name, arm.role, arm.model.version)
+
+    @property
+    def primary(self) -> Arm:
+        return self.arms[0]
+
+    def choose(self, key: str | None) -> Arm:
+        """The arm for a request: by weight, the same one for the same key."""
+        if len(self.arms) == 1:
+            return self.arms[0]
+        point = (zlib.crc32(key.encode()) / 4294967296.0) if key else random.random()
+        for bound, arm in self._cumulative:
+            if point < bound:
+                return arm
+        return self.arms[-1]
+
+    def sticky_key(self, columns: Columns, header: str | None) -> str | None:
+        if header:
+            return header
+        field = self.config.sticky_field
+        if field and columns.get(field):
+            return str(columns[field][0])
+        return None
+
+    # ------------------------------------------------------------------ the request path
+    async def infer(self, columns: Columns, n: int, key: str | None = None) -> Result:
+        started = time.perf_counter()
+        arm = self.choose(key)
+        model = arm.model
+        checked, errors = model.prepare(columns, n)
+        if errors:
+            raise InputRejected(errors, model)
+        request_id = os.urandom(10).hex()
+        cache_key = None
+        if arm.cache is not None:
+            cache_key = arm.cache.key(model.version, checked)
+            hit = arm.cache.get(cache_key)
+            if hit is not None:
+                self.metrics.event(self.name, "cache_hit")
+                return Result(hit, model, request_id, arm.role, cached=True)
+            self.metrics.event(self.name, "cache_miss")
+        predictions, model, fallback = await self._call(arm, model, checked, n)
+        if cache_key is not None and not fallback:
+            arm.cache.put(cache_key, predictions)  # type: ignore[union-attr]
+        elapsed = time.perf_counter() - started
+        if self.log is not None:
+            self.log.record(self.name, model.version, arm.role, request_id, checked, predictions, elapsed, n)
+        if self.shadow is not None:
+            self._to_shadow(columns, n, request_id, predictions, elapsed)
+        return Result(predictions, model, request_id, arm.role, fallback=fallback)
+
+    async def _call(self, arm: Arm, model: ServedModel, columns: Columns, n: int,
+                    ) -> tuple[list[Any], ServedModel, bool]:
+        breaker = self.breaker
+        if breaker is not None and not breaker.allow():
+            return self._fallback(n, model, "breaker_open")
+        try:
+            if arm.batcher is not None:
+                call = arm.batcher.submit(columns, n)
+                predictions, model = await (asyncio.wait_for(call, self._timeout) if breaker else call)
+            elif breaker is not None:
+                loop = asyncio.get_running_loop()
+                fut = loop.run_in_executor(self._pool, model.predict_columns, columns)
+                predictions = await asyncio.wait_for(fut, self._timeout)
+            else:
+                self.metrics.batch(self.name, n)
+                predictions = model.predict_columns(columns)
+        except TimeoutError:
+            if breaker is None:
+                raise
+            breaker.failure()
+            return self._fallback(n, model, "timeout")
+        except (ValueError, TypeError, ArithmeticError) as exc:  # the model refused values the signature let through
+            raise InputRejected([FieldError(field="data", expected="values the model accepts", value=None,
+                                            row=None, message=f"the model rejected the input: {exc}")],
+                                model) from exc
+        except Exception as exc:
+            if breaker is None:
+                raise ModelUnavailable(f"model {model.name} v{model.version} failed: {exc}") from exc
+            breaker.failure()
+            return self._fallback(n, model, "error")
+        if breaker is not None:
+            breaker.success()
+        return predictions, model, False
+
+    def _fallback(self, n: int, model: ServedModel, why: str) -> tuple[list[Any], ServedModel, bool]:
+        self.metrics.event(self.name, f"fallback_{why}")
+        if self.config.fallback is None:
+            raise ModelUnavailable(f"model {model.name} v{model.version} is unavailable ({why}) "
+                                   "and no fallback is configured")
+        return [self.config.fallback] * n, model, True
+
+    # ------------------------------------------------------------------ shadow
+    def _to_shadow(self, columns: Columns, n: int, request_id: str, primary: list[Any], seconds: float) -> None:
+        if self._shadow_pending >= 64:  # never let the shadow build a backlog
+            self.metrics.event(self.name, "shadow_skipped")
+            return
+        self._shadow_pending += 1
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._shadow_pool, self._run_shadow, columns, n, request_id, primary, seconds)
+        future.add_done_callback(self._shadow_done)
+
+    def _shadow_done(self, future: Any) -> None:
+        self._shadow_pending -= 1
+
+    def _run_shadow(self, columns: Columns, n: int, request_id: str, primary: list[Any], seconds: float) -> None:
+        assert self.shadow is not None
+        model = self.shadow.model
+        started = time.perf_counter()
+        try:
+            checked, errors = model.prepare(columns, n)
+            if errors:
+                self.comparison.failed += 1
+                return
+            predictions = model.predict_columns(checked)
+        except Exception:
+            self.comparison.failed += 1
+            return
+        elapsed = time.perf_counter() - started
+        self.metrics.event(self.name, "shadow_calls")
+        self.comparison.add(primary, predictions, seconds, elapsed)
+        if self.log is not None:
+            self.log.record(self.name, model.version, "shadow", request_id, checked, predictions, elapsed, n)
+
+    # ------------------------------------------------------------------ reload
+    def reload_if_moved(self, client: Any, trusted: bool) -> list[str]:
+        """Load and swap in every arm whose alias or environment moved; returns what changed."""
+        changed = []
+        for arm in [*self.arms, *([self.shadow] if self.shadow else [])]:
+            if not arm.model.moves:
+                continue
+            now = source_version(arm.source, client)
+            if now == arm.concrete:
+                continue
+            fresh = ServedModel.load(now, client=client, trusted=trusted)
+            fresh.source, fresh.moves, fresh.concrete = arm.source, True, now
+            fresh.warm_up()
+            old = arm.model
+            arm.model, arm.concrete = fresh, now  # the swap: requests already running keep the old object
+            self.metrics.set_version(self.name, arm.role, fresh.version)
+            self.metrics.event(self.name, "reload")
+            changed.append(f"{self.name} {arm.role}: v{old.version} -> v{fresh.version}")
+        return changed
+
+    async def close(self) -> None:
+        for arm in self.arms:
+            if arm.batcher is not None:
+                await arm.batcher.close()
+        if self._shadow_pool is not None:
+            self._shadow_pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "arms": [{"role": a.role, "source": a.source, "version": a.model.version, "weight": a.weight}
+                         for a in self.arms],
+                "shadow": None if self.shadow is None else {"source": self.shadow.source,
+                                                             "version": self.shadow.model.version},
+                "batching": {"max_batch_size": self.config.max_batch_size, "max_wait_ms": self.config.max_wait_ms},
+                "cache": None if not self.arms[0].cache else {"ttl": self.config.cache_ttl,
+                                                                 "hits": sum(a.cache.hits for a in self.arms
+                                                                             if a.cache),
+                                                                 "misses": sum(a.cache.misses for a in self.arms
+                                                                               if a.cache)},
+                "breaker": None if self.breaker is None else self.breaker.state()}
+
+
+class ShadowComparison:
+    """How the shadow's answers compare with the primary's: agreement and latency."""
+
+    def __init__(self, window: int = 10_000) -> None:
+        self.rows = 0
+        self.agree = 0
+        self.abs_diff = 0.0
+        self.numeric = 0
+        self.failed = 0
+        self.primary_ms: deque[float] = deque(maxlen=window)
+        self.shadow_ms: deque[float] = deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def add(self, primary: list[Any], shadow: list[Any], primary_s: float, shadow_s: float) -> None:
+        with self._lock:
+            for a, b in zip(primary, shadow, strict=False):
+                self.rows += 1
+                if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
+                    self.numeric += 1
+                    self.abs_diff += abs(a - b)
+                    self.agree += abs(a - b) <= 1e-6 + 0.01 * abs(a)
+                else:
+                    self.agree += a == b
+            self.primary_ms.append(primary_s * 1000)
+            self.shadow_ms.append(shadow_s * 1000)
+
+    def summary(self) -> dict[str, Any]:
+        def p(values: deque[float], q: float) -> float | None:
+            if not values:
+                return None
+            ordered = sorted(values)
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+        with self._lock:
+            return {"rows": self.rows, "agreement": (self.agree / self.rows) if self.rows else None,
+                    "mean_abs_diff": (self.abs_diff / self.numeric) if self.numeric else None,
+                    "failed": self.failed,
+                    "primary_latency_ms": {"p50": p(self.primary_ms, 0.5), "p99": p(self.primary_ms, 0.99)},
+                    "shadow_latency_ms": {"p50": p(self.shadow_ms, 0.5), "p99": p(self.shadow_ms, 0.99)}}

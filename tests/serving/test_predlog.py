@@ -1,0 +1,60 @@
+"""The prediction log: written off the response path, joined to late labels, complete after a graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import httpx
+
+from mloop.config import Settings
+from mloop.serving import EndpointConfig, PredictionLog, ServeConfig, read_predictions
+from tests.serving.conftest import ROW, running, serve_process, trip_frame
+
+
+def test_feedback_is_joined_to_its_prediction(settings, model_dir) -> None:
+    config = ServeConfig(endpoints=(EndpointConfig(name="m", uri=str(model_dir)),), reload_seconds=0,
+                         log_flush_seconds=0.1)
+    rows = trip_frame(3, seed=9).to_dict("records")
+    with running(config, settings) as server:
+        answer = server.post("/predict", rows).json()
+        ids = answer["ids"]
+        assert server.post("/feedback", {"id": ids[0], "label": 12.5}).json() == {"accepted": 1}
+        assert server.post("/feedback", {"feedback": [{"id": ids[2], "label": 30}, {"id": ids[2], "label": 31}]}) \
+            .json() == {"accepted": 2}
+    log = read_predictions(settings, "m").set_index("id")
+    assert list(log.index) == ids
+    assert log.loc[ids[0], "label"] == "12.5" and log.loc[ids[2], "label"] == "31"  # the latest label wins
+    assert log.loc[ids[1], "label"] is None or log["label"].isna()[ids[1]]
+    assert json.loads(log.loc[ids[1], "inputs"]) == rows[1]
+    assert float(log.loc[ids[1], "output"]) == answer["predictions"][1]
+    assert set(log["model"]) == {"m"} and (log["latency_ms"] > 0).all()
+
+
+def test_log_writes_in_batches_off_the_request_path(tmp_path) -> None:
+    settings = Settings.load(home=str(tmp_path / "h"))
+    log = PredictionLog(settings, flush_seconds=60, max_rows=1000)
+    for i in range(999):
+        log.record("m", "1", "primary", f"r{i}", {"x": [float(i)]}, [i * 2.0], 0.001, 1)
+    assert log.written == 0  # nothing written yet: records only append to memory
+    log.record("m", "1", "primary", "last", {"x": [1.0, 2.0]}, [1.0, 2.0], 0.001, 2)
+    log.close()
+    frame = read_predictions(settings, "m", with_feedback=False)
+    assert len(frame) == 1001 and log.errors == 0
+    assert len(log.blobs.list("predictions/m/")) <= 2  # one or two Parquet files, not one per request
+
+
+def test_graceful_shutdown_loses_no_logged_prediction(home, model_dir) -> None:
+    settings = Settings.load(home=str(home))
+    with serve_process([str(model_dir), "--name", "m", "--reload-seconds", "0"]) as (url, proc), \
+            httpx.Client() as http:
+        ids = []
+        for i in range(60):
+            r = http.post(url + "/predict", json=[{**ROW, "km": float(i)}, ROW])
+            assert r.status_code == 200
+            ids += r.json()["ids"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its graceful exit
+    frame = read_predictions(settings, "m")
+    assert len(frame) == 120
+    assert sorted(frame["id"]) == sorted(ids)
