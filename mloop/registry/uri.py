@@ -5,6 +5,13 @@
 ModelRef(kind='models', name='eta', version=None, alias='champion', run_id=None, path=None)
 >>> parse_uri("runs:/0123456789abcdef0123456789abcdef/model").path
 'model'
+
+Serving also takes ``deployments:/<environment>/<name>`` (whatever version is deployed there):
+
+>>> parse_deployment_uri("deployments:/prod/eta")
+('prod', 'eta')
+>>> parse_deployment_uri("models:/eta@champion") is None
+True
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ from pathlib import Path
 
 from mloop.errors import InvalidInputError
 
-__all__ = ["ModelRef", "parse_uri"]
+__all__ = ["ModelRef", "parse_deployment_uri", "parse_uri"]
 
 _RUNS = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})/(?P<path>[^\s]+)$")
 _MODELS = re.compile(r"^models:/(?P<name>[^@]+?)(?:/(?P<version>\d+|latest)|@(?P<alias>[A-Za-z0-9_\-]+))$")
+_DEPLOYMENT = re.compile(r"^deployments:/(?P<env>[^/]+)/(?P<name>[^/]+)$")
 _EXPECTED = ("runs:/<run_id>/<path>, models:/<name>/<version>, models:/<name>/latest, "
              "models:/<name>@<alias> or a local model folder")
 
@@ -58,3 +66,9 @@ def parse_uri(uri: str) -> ModelRef:
     if "://" in path or not Path(path).exists():
         raise InvalidInputError(field="uri", value=uri, expected=_EXPECTED)
     return ModelRef("path", path=str(Path(path).absolute()))
+
+
+def parse_deployment_uri(uri: str) -> tuple[str, str] | None:
+    """``(environment, name)`` of a ``deployments:/<environment>/<name>`` URI, None for any other string."""
+    m = _DEPLOYMENT.match(uri) if isinstance(uri, str) else None
+    return (m["env"], m["name"]) if m else None

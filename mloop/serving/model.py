@@ -15,7 +15,8 @@ Two hooks stay optional so that serving works without them (they are imported la
 
 from __future__ import annotations
 
-import re
+import os
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -28,29 +29,30 @@ from mloop.errors import InvalidInputError
 from mloop.registry import LoadedModel, load_model
 from mloop.registry.flavors import get_flavor
 from mloop.registry.signature import FieldError
+from mloop.registry.uri import parse_deployment_uri
 from mloop.serving._inputs import Columns, InputSpec
 
 __all__ = ["FeatureLookup", "InputCheck", "ServedModel", "resolve_source", "source_version"]
 
 InputCheck = Callable[[pd.DataFrame], list[FieldError]]
 FeatureLookup = Callable[[Columns, int], Columns]
-_DEPLOYMENT = re.compile(r"^deployments:/(?P<env>[^/]+)/(?P<name>[^/]+)$")
 
 
 def resolve_source(uri: str, client: Any = None) -> str:
     """The concrete model URI (``models:/name/3``) behind an alias, 'latest' or deployment URI."""
     from mloop.registry import resolve_model_uri
 
-    m = _DEPLOYMENT.match(uri)
-    if m is None:
+    deployment = parse_deployment_uri(uri)
+    if deployment is None:
         return resolve_model_uri(uri, client=client) if uri.startswith("models:/") else uri
+    env, name = deployment
     client = client or _client()
-    version = client.environments.current(m["name"], m["env"])
+    version = client.environments.current(name, env)
     if version is None:
         raise InvalidInputError(field="uri", value=uri,
-                                expected=f"an environment where '{m['name']}' is deployed "
-                                         f"(nothing is deployed in '{m['env']}')")
-    return f"models:/{m['name']}/{version}"
+                                expected=f"an environment where '{name}' is deployed "
+                                         f"(nothing is deployed in '{env}')")
+    return f"models:/{name}/{version}"
 
 
 def source_version(uri: str, client: Any = None) -> str:
@@ -94,7 +96,7 @@ class ServedModel:
         """Load ``uri`` (an alias or a deployment is resolved to its version now)."""
         concrete = resolve_source(uri, client) if _moves(uri) else uri
         loaded = load_model(concrete, client=client, trusted=trusted)
-        checks, lookup = _hooks(loaded)
+        checks, lookup = _hooks(loaded, client)
         served = cls(loaded, source=uri, checks=checks, feature_lookup=lookup)
         served.concrete = concrete
         return served
@@ -106,12 +108,18 @@ class ServedModel:
     def prepare(self, columns: Columns, n: int) -> tuple[Columns, list[FieldError]]:
         """Fill features (when a lookup is set), check the columns; returns the model's columns and problems."""
         if self.feature_lookup is not None:
-            columns = self.feature_lookup(columns, n)
+            try:
+                columns = self.feature_lookup(columns, n)
+            except InvalidInputError as exc:  # entities missing or expired, keys absent: a 422, never a 500
+                errors = getattr(exc, "errors", None) or [FieldError(
+                    field=exc.field or "features", expected=exc.expected or "entities with features",
+                    value=exc.value, row=None, message=str(exc))]
+                return columns, list(errors)
         errors = self.spec.check(columns, n)
         if errors:
             return columns, errors
         columns = self.spec.coerce(columns, n)
-        if self.checks:
+        if self.checks and not errors:
             frame = self.spec.frame(columns)
             for check in self.checks:
                 errors.extend(check(frame))  # type: ignore[arg-type]
@@ -171,28 +179,71 @@ def _name_from(loaded: LoadedModel) -> str:
     return path.rsplit("/", 1)[-1] or "model"
 
 
-def _hooks(loaded: LoadedModel) -> tuple[list[InputCheck], FeatureLookup | None]:
-    """Schema checks and feature lookup from the optional packages, when the model declares them.
+def _hooks(loaded: LoadedModel, client: Any = None) -> tuple[list[InputCheck], FeatureLookup | None]:
+    """The training schema's checks and the feature service's lookup, when the model has them.
 
-    The manifest keys ``schema`` (a schema file in the model folder) and
-    ``feature_service`` (a feature service name) switch them on; without the packages
-    they are skipped, and the signature still guards the input.
+    The schema is the one attached to the version (``mloop.validation.attach_to_model_version``, version
+    tag ``mloop.schema``), else an extra file ``schema.json``/``schema.yaml`` shipped in the model folder
+    (or the file the manifest key ``schema`` names). The feature service is the model's metadata (or
+    manifest) key ``feature_service``; its store is the one of ``MLOOP_FEATURE_REPO`` (``--feature-repo``).
     """
     checks: list[InputCheck] = []
+    schema = _training_schema(loaded, client)
+    columns = list(loaded.signature.columns) if loaded.signature is not None else None
+    if schema is not None and (loaded.signature is None or loaded.signature.input_kind == "frame"):
+        from mloop.validation import serving_check
+
+        checks.append(serving_check(schema, columns=columns, on_warn=_count_warnings))
     lookup: FeatureLookup | None = None
-    manifest = loaded.manifest
-    if manifest.get("schema"):
-        try:
-            from mloop.validation import serving_check  # type: ignore[attr-defined]
+    service = loaded.metadata.get("feature_service") or loaded.manifest.get("feature_service")
+    if service:
+        from mloop.features.lookup import serving_lookup
 
-            checks.append(serving_check(loaded.folder / str(manifest["schema"])))
-        except ImportError:
-            pass
-    if manifest.get("feature_service"):
-        try:
-            from mloop.features import serving_lookup  # type: ignore[attr-defined]
-
-            lookup = serving_lookup(str(manifest["feature_service"]))
-        except ImportError:
-            pass
+        lookup = serving_lookup(feature_store(client), str(service), model_columns=columns)
     return checks, lookup
+
+
+def _training_schema(loaded: LoadedModel, client: Any) -> Any:
+    from mloop.errors import NotFoundError
+
+    if loaded.name and loaded.version is not None:
+        from mloop.validation import model_schema
+
+        try:
+            return model_schema(loaded.name, int(loaded.version), registry=client)
+        except NotFoundError:
+            pass
+    named = loaded.manifest.get("schema")
+    if named and (loaded.folder / str(named)).is_file():
+        return str(loaded.folder / str(named))
+    for name in ("schema.json", "schema.yaml", "schema.yml"):
+        if name in loaded.extra_files:
+            return str(loaded.extra_file(name))
+    return None
+
+
+SCHEMA_WARNINGS: dict[str, int] = {}  # column -> schema violations of severity "warn" seen on requests
+
+
+def _count_warnings(violations: list[Any]) -> None:
+    for v in violations:
+        SCHEMA_WARNINGS[v.column] = SCHEMA_WARNINGS.get(v.column, 0) + 1
+
+
+_STORES: dict[tuple[str | None, str], Any] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def feature_store(client: Any = None) -> Any:
+    """The process's FeatureStore: repository ``MLOOP_FEATURE_REPO`` (if set), the client's settings."""
+    from mloop.config import Settings
+    from mloop.features import FeatureStore
+
+    settings = getattr(client, "settings", None) or Settings.load()
+    repo = os.environ.get("MLOOP_FEATURE_REPO") or None
+    key = (repo, str(settings.db_url))
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = FeatureStore(repo, settings=settings)
+    return store

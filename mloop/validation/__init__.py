@@ -12,9 +12,10 @@ from mloop.validation.drift_detection import ColumnDrift, DriftResult, drift, re
 from mloop.validation.drift_detection.concept import performance_by_window
 from mloop.validation.profile import Profile, profile
 from mloop.validation.schema import ColumnSchema, Schema, infer_schema, load_schema
+from mloop.validation.serving import serving_check
 from mloop.validation.validate import DataValidationError, ValidationResult, Violation, validate
 
 __all__ = ["ColumnDrift", "ColumnSchema", "DataValidationError", "DriftResult", "Profile", "Schema",
            "ValidationResult", "Violation", "attach_to_model_version", "drift", "infer_schema", "load_schema",
            "log_dataset", "model_profile", "model_schema", "performance_by_window", "profile", "register_method",
-           "validate"]
+           "serving_check", "validate"]

@@ -1,0 +1,93 @@
+"""Features for a model server: a request carrying entity keys (and request values) gets the model's features.
+
+``serving_lookup(store, service)`` compiles the service's serving plan once and returns a function
+``(columns, n) -> columns`` for the request path: it reads the online store, runs the on-demand
+transforms exactly as ``training_set`` does, and adds the features to the request's columns.
+A request that already carries every feature is passed through unchanged. A missing entity key,
+an entity absent from the online store or expired (older than its view's TTL) raises
+``FeatureLookupError`` whose ``errors`` name the key and value (the server answers 422).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mloop.errors import InvalidInputError
+from mloop.features.serving import PRESENT
+
+if TYPE_CHECKING:
+    from mloop.features.serving import ServingPlan
+    from mloop.features.store import FeatureStore
+    from mloop.registry.signature import FieldError
+
+__all__ = ["FeatureLookupError", "serving_lookup"]
+
+Columns = dict[str, list[Any]]
+
+
+class FeatureLookupError(InvalidInputError):
+    """The request's entities could not be turned into features; ``errors`` lists every field's problem."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        first = errors[0]
+        super().__init__(first.message, field=first.field, value=first.value, expected=first.expected)
+        self.errors = errors
+
+
+def _error(field: str, expected: str, value: Any, row: int | None, message: str) -> FieldError:
+    from mloop.registry.signature import FieldError
+
+    return FieldError(field=field, expected=expected, value=value, row=row, message=message)
+
+
+def serving_lookup(store: FeatureStore, service: str, *,
+                   model_columns: Sequence[str] | None = None) -> Callable[[Columns, int], Columns]:
+    """The request-path lookup of feature service ``service`` (``model_columns``: the model's inputs)."""
+    plan = store.serving_plan(service=service)
+    outputs = [o for o in plan.outputs if model_columns is None or o in set(model_columns)]
+    presence = copy.copy(plan)  # the same reads without transforms: which entities are missing
+    presence.on_demand, presence.hidden = [], set()
+
+    def lookup(columns: Columns, n: int) -> Columns:
+        if outputs and all(o in columns for o in outputs):
+            return columns  # the caller sent the features themselves
+        need = [*plan.entity_keys, *plan.request_columns]
+        absent = [k for k in need if k not in columns]
+        if absent:
+            raise FeatureLookupError([
+                _error(k, f"the entity key or request value '{k}' of feature service '{service}'", None, None,
+                       f"'{k}' is missing: feature service '{service}' needs {need} (or every feature {outputs})")
+                for k in absent])
+        entities = {k: columns[k] for k in plan.entity_keys}
+        request = {k: columns[k] for k in plan.request_columns}
+        try:
+            result = plan.read(entities, request)
+        except InvalidInputError as exc:
+            raise FeatureLookupError([_error(exc.field or "entities", exc.expected or "valid entities", exc.value,
+                                             None, str(exc))]) from exc
+        except Exception as exc:  # a transform that fails on a missing feature: say which entity is missing
+            _missing(presence.read(entities, request), presence, entities, service)
+            raise FeatureLookupError([_error("features", "inputs the on-demand transforms accept", None, None,
+                                             f"an on-demand transform of '{service}' failed: {exc}")]) from exc
+        _missing(result, plan, entities, service)
+        return {**columns, **result.values}
+
+    return lookup
+
+
+def _missing(result: Any, plan: ServingPlan, entities: Columns, service: str) -> None:
+    errors: list[FieldError] = []
+    for group in plan.groups:
+        for row, status in enumerate(result.status.get(group.view, ())):
+            if status == PRESENT:
+                continue
+            value = entities[group.keys[0]][row] if len(group.keys) == 1 else {k: entities[k][row] for k in group.keys}
+            field = group.keys[0] if len(group.keys) == 1 else ",".join(group.keys)
+            why = "not in the online store" if status == "not_found" else "expired (older than the view's TTL)"
+            errors.append(_error(field, f"an entity with fresh features in view '{group.view}'", value, row,
+                                 f"{field}={value!r} (row {row}): {why} for feature view '{group.view}' "
+                                 f"of service '{service}'"))
+    if errors:
+        raise FeatureLookupError(errors)
