@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import orjson
 import typer
@@ -75,6 +76,9 @@ def serve(
     db_url: str = typer.Option(None, "--db-url", help="Metadata database URL."),
     artifact_root: str = typer.Option(None, "--artifact-root", help="Artifact root folder or URL."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
+    feature_repo: str = typer.Option(None, "--feature-repo", envvar="MLOOP_FEATURE_REPO",
+                                     help="Feature repository (features.py or a folder) for models that declare "
+                                          "a feature_service: requests may then carry entity keys only."),
 ) -> None:
     """Serve models over HTTP: /predict, /invocations (MLflow), /v2 (Open Inference Protocol), /metrics, /docs."""
     import uvicorn
@@ -99,6 +103,8 @@ def serve(
         endpoints.append(EndpointConfig(name=other, uri=uri, **common))
     config = ServeConfig(endpoints=tuple(endpoints), reload_seconds=reload_seconds, trusted=trusted)
     os.environ["MLOOP_SERVE_CONFIG"] = config.to_json()
+    if feature_repo:
+        os.environ["MLOOP_FEATURE_REPO"] = str(Path(feature_repo).absolute())  # read by every worker
     if host not in ("127.0.0.1", "localhost", "::1"):
         error_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it can call the models.")
     options = {"host": host, "port": port, "log_level": log_level, "access_log": False,
