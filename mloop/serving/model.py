@@ -5,12 +5,13 @@
 ``source_version(uri)`` tells which version a URI points at *now*, which is how the server
 notices that an alias or an environment moved.
 
-Two hooks stay optional so that serving works without them (they are imported lazily):
+Two hooks run on the request path (see ``_hooks``, which switches them on per model):
 
-* ``checks``: extra input checks (for example a training-data schema from
-  ``mloop.validation``), each a callable ``frame -> list[FieldError]``;
-* ``feature_lookup``: a callable ``columns -> columns`` that fills a request carrying only
-  entity keys with the model's features (for example from ``mloop.features``' online store).
+* ``checks``: extra input checks, each a callable ``frame -> list[FieldError]``; a model whose
+  version has a training schema (or ships ``schema.json``) gets ``mloop.validation.serving_check``;
+* ``feature_lookup``: a callable ``columns, n -> columns`` that fills a request carrying only
+  entity keys with the model's features; a model whose metadata names a ``feature_service``
+  gets ``mloop.features.lookup.serving_lookup`` over the process's feature store.
 """
 
 from __future__ import annotations
