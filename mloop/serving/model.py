@@ -91,19 +91,26 @@ class ServedModel:
         self._native = loaded.native
         self._array_ok = False  # set by warm_up when the model gives the same answers on a plain array
         self.loaded_at = time.time()
+        self.schema_warnings: dict[str, int] = {}  # column -> training-schema "warn" violations seen
+        self.unreported_warnings = 0  # taken by the endpoint into its metrics after each request
 
     @classmethod
     def load(cls, uri: str, *, client: Any = None, trusted: bool = False) -> ServedModel:
         """Load ``uri`` (an alias or a deployment is resolved to its version now)."""
         concrete = resolve_source(uri, client) if _moves(uri) else uri
         loaded = load_model(concrete, client=client, trusted=trusted)
-        checks, lookup = _hooks(loaded, client)
-        served = cls(loaded, source=uri, checks=checks, feature_lookup=lookup)
+        served = cls(loaded, source=uri)
+        served.checks, served.feature_lookup = _hooks(loaded, client, on_warn=served._warned)
         served.concrete = concrete
         return served
 
     def __repr__(self) -> str:
         return f"<ServedModel {self.name} v{self.version} from {self.source}>"
+
+    def _warned(self, violations: list[Any]) -> None:
+        for v in violations:
+            self.schema_warnings[v.column] = self.schema_warnings.get(v.column, 0) + 1
+        self.unreported_warnings += len(violations)
 
     # ------------------------------------------------------------------ the request path
     def prepare(self, columns: Columns, n: int) -> tuple[Columns, list[FieldError]]:
@@ -180,7 +187,8 @@ def _name_from(loaded: LoadedModel) -> str:
     return path.rsplit("/", 1)[-1] or "model"
 
 
-def _hooks(loaded: LoadedModel, client: Any = None) -> tuple[list[InputCheck], FeatureLookup | None]:
+def _hooks(loaded: LoadedModel, client: Any = None, on_warn: Callable[[list[Any]], None] | None = None,
+           ) -> tuple[list[InputCheck], FeatureLookup | None]:
     """The training schema's checks and the feature service's lookup, when the model has them.
 
     The schema is the one attached to the version (``mloop.validation.attach_to_model_version``, version
@@ -194,7 +202,7 @@ def _hooks(loaded: LoadedModel, client: Any = None) -> tuple[list[InputCheck], F
     if schema is not None and (loaded.signature is None or loaded.signature.input_kind == "frame"):
         from mloop.validation import serving_check
 
-        checks.append(serving_check(schema, columns=columns, on_warn=_count_warnings))
+        checks.append(serving_check(schema, columns=columns, on_warn=on_warn))
     lookup: FeatureLookup | None = None
     service = loaded.metadata.get("feature_service") or loaded.manifest.get("feature_service")
     if service:
@@ -221,14 +229,6 @@ def _training_schema(loaded: LoadedModel, client: Any) -> Any:
         if name in loaded.extra_files:
             return str(loaded.extra_file(name))
     return None
-
-
-SCHEMA_WARNINGS: dict[str, int] = {}  # column -> schema violations of severity "warn" seen on requests
-
-
-def _count_warnings(violations: list[Any]) -> None:
-    for v in violations:
-        SCHEMA_WARNINGS[v.column] = SCHEMA_WARNINGS.get(v.column, 0) + 1
 
 
 _STORES: dict[tuple[str | None, str], Any] = {}

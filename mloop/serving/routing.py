@@ -130,6 +130,9 @@ class Endpoint:
         arm = self.choose(key)
         model = arm.model
         checked, errors = model.prepare(columns, n)
+        if model.unreported_warnings:  # training-schema "warn" violations: counted, never rejected
+            self.metrics.event(self.name, "schema_warning", model.unreported_warnings)
+            model.unreported_warnings = 0
         if errors:
             raise InputRejected(errors, model)
         request_id = os.urandom(10).hex()

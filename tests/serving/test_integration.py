@@ -41,10 +41,10 @@ def test_attached_training_schema_rejects_out_of_range_values(registry: Registry
         assert [(e["field"], e["value"], e["row"], e["expected"]) for e in errors] == \
             [("hour", 77, 1, "values in the range [0, 23]")]
         assert "hour" in errors[0]["message"] and "77" in errors[0]["message"]
-        before = served_model.SCHEMA_WARNINGS.get("km", 0)
         far = server.post(f"/predict/{MODEL}", {"records": [{**ROW, "km": 500.0}]})
         assert far.status_code == 200, far.text  # a "warn" violation is counted, not rejected
-        assert served_model.SCHEMA_WARNINGS["km"] == before + 1
+        assert server.state.endpoints[MODEL].primary.model.schema_warnings == {"km": 1}
+        assert f'mloop_events_total{{model="{MODEL}",event="schema_warning"}} 1' in server.get("/metrics").text
         both = server.post("/invocations", {"dataframe_records": [{**ROW, "hour": -1, "weather": "hail"}]})
         assert both.status_code == 422
         assert {e["field"] for e in both.json()["errors"]} == {"hour", "weather"}
