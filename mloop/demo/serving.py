@@ -115,7 +115,7 @@ def run(ctx: DemoContext) -> None:
 
 def _burst(ctx: DemoContext, http: httpx.Client, rows: list[dict[str, Any]]) -> None:
     bad = [{**rows[0], "hour": "seven"}, {k: v for k, v in rows[1].items() if k != "distance_km"},
-           {**rows[2], "weather": None, "zone_id": 3.5}]
+           {**rows[2], "weather": None, "zone_id": 3.5}, {**rows[3], "hour": 77}]
     bodies = [[r] for r in rows[:200]] + [[b] for b in bad]
     started = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
@@ -128,6 +128,11 @@ def _burst(ctx: DemoContext, http: httpx.Client, rows: list[dict[str, Any]]) -> 
     rejected = next(a for a in answers if a.status_code == 422 and len(a.json()["errors"]) > 1)
     ctx.console.print("one 422 body (every bad field, with the value and what was expected):")
     ctx.console.print(JSON.from_data(rejected.json()))
+    by_schema = [a for a in answers if a.status_code == 422 and a.json()["errors"][0]["field"] == "hour"
+                 and a.json()["errors"][0]["value"] == 77]
+    if by_schema:  # the signature takes any integer; the training schema attached to the version says 0-23
+        error = by_schema[0].json()["errors"][0]
+        ctx.console.print(f"hour=77 rejected by the training schema: {error['message']}", highlight=False)
 
 
 def _move_under_load(ctx: DemoContext, http: httpx.Client, registry: Any, name: str, champion: int,
