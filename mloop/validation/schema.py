@@ -191,7 +191,8 @@ def infer_schema(data: Any, *, max_categories: int = 50, max_category_share: flo
     Per column: the logical type, nullability and the observed null share, the numeric (or time) range
     widened by ``range_slack`` times its width, the allowed categories of low-cardinality string or boolean
     columns (at most ``max_categories`` distinct values, covering at most ``max_category_share`` of the rows),
-    string lengths for the other strings, and uniqueness.
+    string lengths for the other strings, and uniqueness. An inferred float or time range warns when it is
+    left (it was observed, not declared); integer ranges such as an hour of 0-23 are errors.
 
     >>> import pandas as pd
     >>> s = infer_schema(pd.DataFrame({"id": [1, 2, 3], "fare": [2.5, None, 7.0]}))
@@ -224,6 +225,10 @@ def _infer_column(col: Col, n: int, max_categories: int, max_share: float, slack
                 spec.min, spec.max = _iso(lo), _iso(hi)
             else:
                 spec.min, spec.max = lo, hi
+            if kind != "integer":
+                # An observed float or time range is not a domain bound (tomorrow's longest trip is longer):
+                # leaving it warns. Integer ranges (hour 0-23, codes) stay errors.
+                spec.severity = {"range": "warn"}
         spec.allow_inf = bool(np.isinf(values).any())
     if kind in ("string", "boolean", "mixed") and present:
         codes, uniques = col.factorize()

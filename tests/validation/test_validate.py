@@ -162,3 +162,12 @@ def test_pandas_nullable_dtypes_on_both_paths() -> None:
         found = by_check(validate(data, schema))
         assert found[("a", "range")].samples[0] == {"row": 1, "value": 99}
         assert found[("d", "category")].samples[0] == {"row": 1, "value": "z"}
+
+
+def test_observed_float_range_warns_while_integer_range_rejects() -> None:
+    schema = infer_schema(pd.DataFrame({"hour": [0, 12, 23], "distance_km": [0.5, 3.0, 9.5]}))
+    result = validate(pd.DataFrame({"hour": [77], "distance_km": [12.0]}), schema)
+    assert [(v.column, v.check) for v in result.errors] == [("hour", "range")]
+    assert [(v.column, v.check) for v in result.warnings] == [("distance_km", "range")]
+    assert not result.passed
+    assert validate(pd.DataFrame({"hour": [5], "distance_km": [12.0]}), schema).passed
