@@ -100,7 +100,7 @@ class ArtifactStore:
         sha = hashlib.sha256(data).hexdigest()
         key = self.key(sha)
         if not self.blobs.exists(key):
-            self.blobs.put_bytes(key, data)
+            self.blobs.put_bytes(key, data, sha256=sha)
         return sha
 
     def save(self, value: Any) -> ArtifactRef:

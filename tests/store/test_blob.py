@@ -36,6 +36,14 @@ def test_put_get_list_delete(blobs: BlobStore, tmp_path: Path) -> None:
         blobs.get_bytes("runs/r1/notes/a.txt")
 
 
+def test_put_bytes_hashes_unless_the_caller_already_did(blobs: BlobStore) -> None:
+    data = b"content-addressed" * 1000
+    digest = hashlib.sha256(data).hexdigest()
+    assert blobs.put_bytes("cas/a", data).sha256 == digest
+    assert blobs.put_bytes(f"cas/{digest}", data, sha256=digest).sha256 == digest
+    assert blobs.get_bytes(f"cas/{digest}") == data
+
+
 def test_overwrite_is_atomic_and_leaves_no_temporary_files(blobs: BlobStore) -> None:
     blobs.put_bytes("k/v.txt", b"one")
     blobs.put_bytes("k/v.txt", b"two")

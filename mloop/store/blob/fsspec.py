@@ -45,12 +45,12 @@ class FsspecBlobStore:
             raise BackendError(f"Could not write '{key}' to {self.root}: {exc}") from exc
         return BlobInfo(key, size, sha)
 
-    def put_bytes(self, key: str, data: bytes) -> BlobInfo:
+    def put_bytes(self, key: str, data: bytes, sha256: str | None = None) -> BlobInfo:
         try:
             self.fs.pipe_file(self._path(key), data)
         except OSError as exc:
             raise BackendError(f"Could not write '{key}' to {self.root}: {exc}") from exc
-        return BlobInfo(key, len(data), hashlib.sha256(data).hexdigest())
+        return BlobInfo(key, len(data), sha256 or hashlib.sha256(data).hexdigest())
 
     def get_bytes(self, key: str) -> bytes:
         try:
