@@ -151,8 +151,6 @@ def list_experiments() -> list[Experiment]:
 
 def gc(older_than: timedelta = timedelta(days=30)) -> dict[str, int]:
     """Purge runs deleted longer ago than ``older_than`` (never those a registered model version needs)."""
-    import mloop.registry  # noqa: F401  (installs the registry's retention guard)
-
     return client().gc(older_than)
 
 

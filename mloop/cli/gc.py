@@ -29,7 +29,6 @@ def gc(
     home: str = typer.Option(None, "--home", help="mloop home folder."),
 ) -> None:
     """Purge deleted runs and experiments with their artifacts (never what a registered model needs)."""
-    import mloop.registry  # noqa: F401  (installs the guard that keeps runs registered models need)
     from mloop.tracking import TrackingClient
 
     result = TrackingClient(settings_from(home)).gc(parse_age(older_than))

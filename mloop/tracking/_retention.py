@@ -19,9 +19,16 @@ if TYPE_CHECKING:
 
 # Each guard returns the run ids that must survive a purge.
 RUN_GUARDS: list[Callable[[Connection], set[str]]] = []
+# Modules that add a guard when imported. Purge imports them itself, so a caller that never imported the
+# registry (a bare TrackingClient, a script) cannot purge a run a registered model version still needs.
+GUARD_MODULES = ("mloop.registry",)
 
 
 def purge(repo: SqlTrackingRepository, older_than_ms: int) -> dict[str, int]:
+    import importlib
+
+    for module in GUARD_MODULES:
+        importlib.import_module(module)
     with repo.db.read() as conn:
         old_exps = [r.experiment_id for r in conn.execute(select(t.experiments.c.experiment_id).where(
             t.experiments.c.lifecycle_stage == Lifecycle.DELETED, t.experiments.c.deleted_time < older_than_ms))]

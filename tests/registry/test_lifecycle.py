@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
 import pytest
 
+from mloop.config import Settings
 from mloop.errors import ConflictError, NotFoundError
 from mloop.registry import ApprovalRequest, Deployment, RegistryClient
 from tests.registry.conftest import log_version
@@ -95,3 +98,17 @@ def test_gc_never_purges_runs_registered_versions_need(registry: RegistryClient,
     assert tracking.get_run(version.run_id).run_id == version.run_id
     with pytest.raises(NotFoundError):
         tracking.get_run(scratch.run_id)
+
+
+def test_gc_from_a_process_that_never_imported_the_registry_keeps_registered_runs(
+        settings: Settings, tracking, pipeline, frame) -> None:  # type: ignore[no-untyped-def]
+    version = log_version(tracking, pipeline, frame)
+    tracking.delete_run(version.run_id)
+    time.sleep(0.005)
+    stores = f"home={settings.home!r}, db_url={settings.db_url!r}"
+    script = ("from datetime import timedelta; from mloop.config import Settings; "
+              "from mloop.tracking import TrackingClient; "
+              f"print(TrackingClient(Settings.load({stores})).gc(timedelta(0)))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "'kept_for_registry': 1" in out.stdout
+    assert tracking.get_run(version.run_id).run_id == version.run_id
