@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.table import Table
 
 from mloop.config import Settings
+
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import: every verb's --help would pay it
+    import pandas as pd
 
 
 def settings_from(home: str | None) -> Settings:
@@ -25,8 +28,10 @@ def frame_table(frame: pd.DataFrame, title: str | None = None, max_rows: int = 5
 
 
 def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):  # None and NaN print as empty cells
+        return ""
     if isinstance(value, float):
         return f"{value:.6g}"
-    if isinstance(value, pd.Timestamp):
+    if isinstance(value, datetime):  # pandas Timestamps included
         return value.strftime("%Y-%m-%d %H:%M:%S")
-    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    return str(value)
