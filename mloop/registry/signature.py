@@ -152,12 +152,11 @@ class Signature:
                 return None
             if spec.type == "float" and not spec.nullable:
                 floats.append(spec.name)
-        frame = data if tuple(data.columns) == self.columns else data[list(self.columns)]
-        if floats:
-            block = frame if len(floats) == len(self.columns) else frame[floats]
-            if np.isnan(block.to_numpy(dtype="float64")).any():
-                return None
-        return frame
+        # Check each float column's own array: selecting a sub-frame first costs ~0.7 ms per call
+        # (a pandas take), which dominates single-row predicts.
+        if any(np.isnan(data[name].to_numpy()).any() for name in floats):
+            return None
+        return data if tuple(data.columns) == self.columns else data[list(self.columns)]
 
 
 _FAST_DTYPES = {"float": np.dtype("float64"), "integer": np.dtype("int64"), "boolean": np.dtype("bool")}

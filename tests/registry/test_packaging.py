@@ -155,3 +155,14 @@ def test_missing_model_file_is_reported(tmp_path: Path, pipeline, frame) -> None
     (tmp_path / "m" / "input_example.json").unlink()
     with pytest.raises(ConflictError, match="'input_example.json' is missing"):
         load_model(tmp_path / "m")
+
+
+def test_fast_path_still_catches_nan_in_a_float_column_among_others() -> None:
+    from mloop.registry.signature import infer_signature
+
+    sig = infer_signature(pd.DataFrame({"hour": [1, 2], "temp": [0.5, 1.5]}))
+    good = pd.DataFrame({"temp": [0.5], "hour": [3]})
+    assert list(sig.enforce(good).columns) == ["hour", "temp"]
+    with pytest.raises(InvalidInputError) as info:
+        sig.enforce(pd.DataFrame({"hour": [3, 4], "temp": [0.5, np.nan]}))
+    assert info.value.field == "temp"
