@@ -60,6 +60,17 @@ class Field:
         return cls(spec["name"], dtype(spec["dtype"]), spec.get("description", ""))
 
 
+def _fields(schema: Sequence[Field | Any], field_name: str) -> tuple[Field, ...]:
+    """A schema as Fields: at least one, with distinct names."""
+    fields = [f if isinstance(f, Field) else Field(*f) for f in schema]
+    if not fields:
+        raise InvalidInputError(field=field_name, value=[], expected="at least one Field")
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(field=field_name, value=names, expected="distinct feature names")
+    return tuple(fields)
+
+
 class Definition:
     """Base of every definition: a kind, a name, and a canonical spec."""
 
@@ -85,6 +96,9 @@ class Entity(Definition):
 
     def __post_init__(self) -> None:
         _ident(self.name, "entity.name")
+        if isinstance(self.join_keys, str) or not all(isinstance(k, str) and k for k in self.join_keys):
+            raise InvalidInputError(field=f"entity {self.name}.join_keys", value=self.join_keys,
+                                    expected="a list of column names, e.g. ['zone_id']")
         keys = list(self.join_keys) or [self.name]
         object.__setattr__(self, "join_keys", tuple(keys))
         types = [dtype(t) for t in self.key_types] or [None] * len(keys)
@@ -137,14 +151,7 @@ class FeatureView(Definition):
         if not self.entities:
             raise InvalidInputError(field=f"feature view {self.name}.entities", value=[],
                                     expected="at least one entity")
-        fields = [f if isinstance(f, Field) else Field(*f) for f in self.schema]
-        if not fields:
-            raise InvalidInputError(field=f"feature view {self.name}.schema", value=[], expected="at least one Field")
-        names = [f.name for f in fields]
-        if len(set(names)) != len(names):
-            raise InvalidInputError(field=f"feature view {self.name}.schema", value=names,
-                                    expected="distinct feature names")
-        object.__setattr__(self, "schema", tuple(fields))
+        object.__setattr__(self, "schema", _fields(self.schema, f"feature view {self.name}.schema"))
         object.__setattr__(self, "entities", tuple(self.entities))
         if self.ttl is not None and (not isinstance(self.ttl, timedelta) or self.ttl <= timedelta(0)):
             raise InvalidInputError(field=f"feature view {self.name}.ttl", value=self.ttl,
@@ -210,7 +217,7 @@ class OnDemandFeatureView(Definition):
     def __post_init__(self) -> None:
         _ident(self.name, "on_demand_feature_view.name")
         object.__setattr__(self, "inputs", tuple(self.inputs))
-        object.__setattr__(self, "schema", tuple(f if isinstance(f, Field) else Field(*f) for f in self.schema))
+        object.__setattr__(self, "schema", _fields(self.schema, f"on-demand view {self.name}.schema"))
         request = self.request.schema if isinstance(self.request, RequestSource) else self.request
         object.__setattr__(self, "request", tuple(f if isinstance(f, Field) else Field(*f) for f in request))
         if not callable(self.function):

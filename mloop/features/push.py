@@ -26,7 +26,7 @@ def push_rows(store: FeatureStore, view: str, rows: Any, to: str) -> int:
     fv, version = store.feature_view(view)
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
     keys = store.keys_of(fv)
-    needed = [*keys, fv.timestamp, *fv.feature_names]
+    needed = [*keys, fv.timestamp, *([fv.created_timestamp] if fv.created_timestamp else []), *fv.feature_names]
     missing = [c for c in needed if c not in table.column_names]
     if missing:
         raise InvalidInputError(field="rows", value=table.column_names, expected=f"the columns {needed} "
@@ -35,15 +35,16 @@ def push_rows(store: FeatureStore, view: str, rows: Any, to: str) -> int:
     if not pa.types.is_timestamp(kind) or kind.tz is None:
         raise InvalidInputError(field=f"rows.{fv.timestamp}", value=str(kind),
                                 expected="timezone-aware timestamps (e.g. pd.to_datetime(col, utc=True))")
-    if to in ("offline", "both"):
-        _append_offline(fv, table)
-    if to in ("online", "both"):
-        con = store._duckdb()
-        try:
-            con.register("__push", table)
-            latest = _latest_rows(con, "__push", keys, fv)
-        finally:
-            con.close()
+    con = store._duckdb()
+    try:
+        con.register("__push", table)
+        _check_types(con, "__push", fv)  # before anything is written, offline or online
+        if to in ("offline", "both"):
+            _append_offline(fv, table)
+        latest = _latest_rows(con, "__push", keys, fv) if to in ("online", "both") else None
+    finally:
+        con.close()
+    if latest is not None:
         store.online_store.write(online_table(store.project, fv.name, version), len(fv.feature_names),
                                 encode_keys(latest, keys), latest.column("__ts").to_pylist(),
                                 [latest.column(f).to_pylist() for f in fv.feature_names])
@@ -64,7 +65,18 @@ def _append_offline(fv: FeatureView, table: Any) -> None:
                                 "Parquet source (FileSource('path/to/folder/')). Push with to='online'.",
                                 field="to")
     name = f"push-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
-    pq.write_table(table.select([c for c in table.column_names]), folder / name)
+    pq.write_table(table, folder / name)
+
+
+def _check_types(con: Any, relation: str, fv: FeatureView) -> None:
+    """Reject feature columns whose type the view does not accept (all-null columns pass)."""
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {relation}").fetchall()}
+    for f in fv.schema:
+        kind = types[f.name]
+        if kind.strip('"').upper() != "NULL" and not f.dtype.accepts(kind):
+            raise InvalidInputError(field=f"rows.{f.name}", value=kind,
+                                    expected=f"values of type {f.dtype.name} (the feature view '{fv.name}' "
+                                             f"declares it so)")
 
 
 def _latest_rows(con: Any, relation: str, keys: list[str], fv: FeatureView) -> Any:

@@ -57,4 +57,9 @@ def test_bad_requests_are_clear_json_errors(server: LiveServer) -> None:
         naive = http.post("/push/stats", json={"rows": [{"zone_id": 3, "x": 1.0,
                                                          "event_timestamp": "2026-01-01T00:00:00"}]})
         assert naive.status_code == 422 and "timezone-aware" in naive.json()["message"]
+        garbled = http.post("/push/stats", json={"rows": [{"zone_id": 3, "x": 1.0, "event_timestamp": "soon"}]})
+        assert garbled.status_code == 422 and "rows.event_timestamp" in garbled.json()["message"]
+        text = http.post("/push/stats", json={"rows": [{"zone_id": 3, "x": "fast",
+                                                        "event_timestamp": "2026-01-01T00:00:00+00:00"}]})
+        assert text.status_code == 422 and "rows.x" in text.json()["message"]
         assert http.get("/definitions/nothing").status_code == 404

@@ -113,6 +113,20 @@ def test_push_writes_online_and_offline(online_store: FeatureStore, zone: Entity
         online_store.push("stats", fresh.drop(columns=["y"]))
 
 
+def test_push_rejects_a_wrongly_typed_feature_before_writing(online_store: FeatureStore, zone: Entity,
+                                                             tmp_path: Path) -> None:
+    online_store.apply([zone, _view(tmp_path, _rows([1], [2], [1.0]))])
+    online_store.materialize(None, NOW.to_pydatetime())
+    folder = tmp_path / "src_stats"
+    before = sorted(folder.iterdir())
+    bad = _rows([1], [0.1], [3.0]).assign(x=["three"])
+    with pytest.raises(InvalidInputError, match="rows.x") as err:
+        online_store.push("stats", bad, to="both")
+    assert "Float64" in str(err.value) and "VARCHAR" in str(err.value)
+    assert sorted(folder.iterdir()) == before  # nothing appended offline
+    assert online_store.online(["stats:x"], entities={"zone_id": [1]}).values["x"] == [1.0]  # nor online
+
+
 def test_service_with_on_demand_transform_runs_the_same_online_and_offline(online_store: FeatureStore,
                                                                            zone: Entity, tmp_path: Path) -> None:
     def per_km(df: pd.DataFrame) -> pd.DataFrame:

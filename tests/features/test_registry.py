@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mloop.config import Settings
-from mloop.errors import NotFoundError
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.features import (
     DefinitionError,
     Entity,
@@ -20,6 +20,7 @@ from mloop.features import (
     FileSource,
     Float64,
     Int64,
+    OnDemandFeatureView,
     SqlSource,
     String,
 )
@@ -163,3 +164,13 @@ def test_parquet_folder_on_object_storage(store: FeatureStore, zone: Entity, tmp
     store.apply([zone, view])
     out = store.training_set(pd.DataFrame({"zone_id": [1, 2], "event_timestamp": ts(5, 5)}), features=["remote:x"])
     assert out["x"].tolist() == [1.0, 2.0]
+
+
+def test_bad_definitions_name_the_field_value_and_expectation() -> None:
+    with pytest.raises(InvalidInputError, match="join_keys") as err:
+        Entity("zone", join_keys="zone_id")  # a string, not a list: would have become keys 'z', 'o', ...
+    assert "zone_id" in str(err.value)
+    with pytest.raises(InvalidInputError, match="distinct feature names"):
+        OnDemandFeatureView("ratios", inputs=["stats:x"], schema=[Field("r"), Field("r")], function=lambda df: df)
+    with pytest.raises(InvalidInputError, match="at least one Field"):
+        OnDemandFeatureView("ratios", inputs=["stats:x"], schema=[], function=lambda df: df)

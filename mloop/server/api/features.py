@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from mloop.errors import InvalidInputError
 from mloop.features import FeatureStore
 
 router = APIRouter(prefix="/features", tags=["features"])
@@ -90,7 +91,12 @@ def push(view: str, body: PushIn, request: Request, project: Project = "default"
     fv, _ = store.feature_view(view)
     for column in {fv.timestamp, fv.created_timestamp} - {None}:
         if column in frame.columns:
-            frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+            try:
+                frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+            except (ValueError, TypeError) as exc:  # an unparseable value: a 400 naming it, not a 500
+                raise InvalidInputError(field=f"rows.{column}", value=str(exc).split(",")[0],
+                                        expected="ISO 8601 timestamps with a zone, e.g. "
+                                                 "'2026-01-01T12:00:00+00:00'") from None
     return {"view": view, "rows": store.push(view, frame, to=body.to)}
 
 
