@@ -170,8 +170,8 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
                 response = _error(400, "BAD_REQUEST", exc.message, exc.field)
             except InputRejected as exc:
                 version = exc.model.version if exc.model else None
-                response = _error(422, "INVALID_INPUT", f"{len(exc.errors)} field(s) do not match the signature "
-                                  f"of {endpoint.name} v{version}", exc.errors[0].field,
+                response = _error(422, "INVALID_INPUT", f"{len(exc.errors)} field(s) are rejected by the signature or "
+                                  f"training schema of {endpoint.name} v{version}", exc.errors[0].field,
                                   errors=[e.to_dict() for e in exc.errors])
             except ModelUnavailable as exc:
                 response = _error(503, "MODEL_UNAVAILABLE", str(exc))

@@ -30,7 +30,7 @@ def _record_schema(state: ServingState, name: str) -> dict[str, Any]:
 def _errors() -> dict[str, Any]:
     error = {"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return {"400": {**error, "description": "Malformed JSON or a body that follows no known format"},
-            "422": {**error, "description": "Values that do not match the signature: one entry per field"},
+            "422": {**error, "description": "Values rejected by the signature or training schema: one entry per field"},
             "503": {**error, "description": "Model failing or too slow, and no fallback configured"}}
 
 

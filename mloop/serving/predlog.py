@@ -4,8 +4,10 @@ A request appends one tuple to a list (no I/O, no JSON of its own); a writer thr
 turns what accumulated into an Arrow table every ``flush_seconds`` (or sooner when
 ``max_rows`` pile up) and stores it as one Parquet file under
 ``<artifact_root>/predictions/<model>/<day>/``. ``close()`` writes what is left, so a
-graceful shutdown loses nothing. Labels sent later (``POST /feedback``) land under
-``predictions/_feedback/`` and ``read_predictions`` joins them on the prediction id.
+graceful shutdown loses nothing. Memory stays bounded: while the writer is behind (a slow or hung
+store) by ``10 * max_rows`` rows, further requests are not logged but counted in ``dropped``.
+Labels sent later (``POST /feedback``) land under ``predictions/_feedback/``
+and ``read_predictions`` joins them on the prediction id.
 
 >>> import tempfile
 >>> from mloop.config import Settings
@@ -62,6 +64,7 @@ class PredictionLog:
         self._stop = False
         self.written = 0
         self.errors = 0
+        self.dropped = 0  # rows not logged because the writer was too far behind
         self._thread = threading.Thread(target=self._loop, name="mloop-predlog", daemon=True)
         self._thread.start()
 
@@ -69,6 +72,9 @@ class PredictionLog:
                outputs: list[Any], seconds: float, n: int) -> None:
         """Remember one request's predictions (the row ids are ``<request_id>-<row>``); never blocks on I/O."""
         with self._lock:
+            if self._rows >= 10 * self.max_rows:  # the writer is stuck: drop rather than grow without bound
+                self.dropped += n
+                return
             self._pending.append((time.time(), model, version, role, request_id, columns, outputs, seconds, n))
             self._rows += n
         if self._rows >= self.max_rows:

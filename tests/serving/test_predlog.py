@@ -58,3 +58,14 @@ def test_graceful_shutdown_loses_no_logged_prediction(home, model_dir) -> None:
     frame = read_predictions(settings, "m")
     assert len(frame) == 120
     assert sorted(frame["id"]) == sorted(ids)
+
+
+def test_a_stuck_writer_does_not_grow_the_log_without_bound(settings, monkeypatch) -> None:
+    log = PredictionLog(settings, flush_seconds=3600, max_rows=5)
+    monkeypatch.setattr(log._wake, "set", lambda: None)  # the writer never catches up
+    for i in range(80):
+        log.record("m", "1", "primary", f"r{i}", {"km": [1.0]}, [2.0], 0.001, 1)
+    assert log._rows == 50 and log.dropped == 30
+    monkeypatch.undo()
+    log.close()
+    assert log.written == 50
