@@ -49,6 +49,10 @@ def _executor(executor: Any, max_workers: int | None, ray_address: str | None) -
         from mloop.flows.executors.ray import RayExecutor
 
         return RayExecutor(ray_address)
+    if isinstance(executor, str):
+        from mloop.errors import InvalidInputError
+
+        raise InvalidInputError(field="executor", value=executor, expected="'local', 'ray' or an executor object")
     return executor
 
 
