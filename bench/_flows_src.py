@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import resource
+import statistics
+import subprocess
+import time
 from pathlib import Path
 
 IMPORTS = {
@@ -87,3 +91,18 @@ def write(system: str, folder: Path) -> dict[str, Path]:
         path.write_text(IMPORTS[system] + "\n\n" + source + MAIN[system].format(name=name))
         paths[key] = path
     return paths
+
+
+def time_command(cmd: list[str], repeat: int, env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Median wall seconds and median child CPU seconds of ``repeat`` runs of ``cmd`` (exits on a failure)."""
+    times, cpu = [], []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        if out.returncode != 0:
+            raise SystemExit(out.stderr[-3000:])
+    return statistics.median(times), statistics.median(cpu)

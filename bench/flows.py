@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import WORK, fmt, peer_python, ratio, run_peer  # noqa: E402
-from _flows_src import write  # noqa: E402
+from _flows_src import time_command, write  # noqa: E402
 
 METAFLOW = ["metaflow==2.19.39", "pandas", "pyarrow", "numpy"]
 
@@ -41,19 +40,8 @@ def measure_mloop(repeat: int) -> dict[str, float]:
                    capture_output=True)  # creates the database once, as Metaflow's first run creates its folders
     result = {}
     for key, path in paths.items():
-        times, cpu = [], []
-        for _ in range(repeat):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "mloop", "flow", "run", str(path)], env=env, cwd=work,
-                                 capture_output=True, text=True)
-            times.append(time.perf_counter() - start)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-            if out.returncode != 0:
-                raise SystemExit(out.stderr[-3000:])
-        result[key] = statistics.median(times)
-        result[f"{key}_cpu"] = statistics.median(cpu)
+        result[key], result[f"{key}_cpu"] = time_command([sys.executable, "-m", "mloop", "flow", "run", str(path)],
+                                                         repeat, env, work)
         print(f"  mloop {key}: {result[key]:.2f} s", flush=True)
     result["frame_trip"], result["frame_trip_cpu"] = frame_round_trip(work / "frame-store", max(repeat, 5))
     return result

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _flows_src import write  # noqa: E402
+from _flows_src import time_command, write  # noqa: E402
 
 
 def frame_round_trip(root: Path, repeat: int) -> tuple[float, float]:
@@ -51,19 +49,8 @@ def main() -> None:
                METAFLOW_DATASTORE_SYSROOT_LOCAL=str(work / "store"), METAFLOW_DEFAULT_METADATA="local")
     result: dict[str, float | str] = {}
     for key, path in paths.items():
-        times, cpu = [], []
-        for _ in range(repeat):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            out = subprocess.run([sys.executable, str(path), "--no-pylint", "--quiet", "run"], cwd=work, env=env,
-                                 capture_output=True, text=True)
-            times.append(time.perf_counter() - start)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-            if out.returncode != 0:
-                raise SystemExit(out.stderr[-3000:])
-        result[key] = statistics.median(times)
-        result[f"{key}_cpu"] = statistics.median(cpu)
+        result[key], result[f"{key}_cpu"] = time_command([sys.executable, str(path), "--no-pylint", "--quiet", "run"],
+                                                         repeat, env, work)
     result["frame_trip"], result["frame_trip_cpu"] = frame_round_trip(work / "frame-store", max(repeat, 5))
     import metaflow
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mloop._util.lazy import lazy_getattr
 from mloop.flows.spec import FlowSpec, Parameter, cache, catch, resources, retry, schedule, step, timeout
 
 __all__ = ["current", "Flow", "FlowFailedError", "FlowRun", "FlowSpec", "Parameter", "Task", "cache", "catch", "get",
@@ -36,13 +37,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mloop.flows' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def _executor(executor: Any, max_workers: int | None, ray_address: str | None) -> Any:
@@ -54,6 +49,10 @@ def _executor(executor: Any, max_workers: int | None, ray_address: str | None) -
         from mloop.flows.executors.ray import RayExecutor
 
         return RayExecutor(ray_address)
+    if isinstance(executor, str):
+        from mloop.errors import InvalidInputError
+
+        raise InvalidInputError(field="executor", value=executor, expected="'local', 'ray' or an executor object")
     return executor
 
 

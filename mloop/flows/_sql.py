@@ -140,8 +140,8 @@ class FlowRepository:
         with self.db.read() as conn:
             row = conn.execute(select(ft.flow_runs).where(ft.flow_runs.c.run_id == run_id)).first()
             if row is None and 6 <= len(run_id) < 32:
-                rows = conn.execute(select(ft.flow_runs).where(ft.flow_runs.c.run_id.like(f"{run_id}%"))
-                                    .limit(2)).all()
+                prefix = ft.flow_runs.c.run_id.startswith(run_id, autoescape=True)  # '%' or '_' match themselves
+                rows = conn.execute(select(ft.flow_runs).where(prefix).limit(2)).all()
                 row = rows[0] if len(rows) == 1 else None
             if row is None:
                 raise NotFoundError(f"No flow run with id '{run_id}'; `mloop flow list` shows them.", field="run_id")

@@ -6,7 +6,7 @@ The names below are resolved on first use, so that importing one light submodule
 
 from __future__ import annotations
 
-from typing import Any
+from mloop._util.lazy import lazy_getattr
 
 __all__ = [
     "Artifact",
@@ -33,15 +33,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mloop.tracking' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

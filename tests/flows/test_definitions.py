@@ -64,3 +64,12 @@ def test_cron_matching_and_next_time() -> None:
     assert monthly.next_after(datetime(2026, 12, 15, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=UTC)
     either = CronSchedule.parse("0 0 13 * fri")  # day 13 OR Fridays, as cron does
     assert either.matches(datetime(2026, 3, 13, tzinfo=UTC)) and either.matches(datetime(2026, 3, 6, tzinfo=UTC))
+
+
+def test_an_unknown_executor_name_is_refused_before_running(tmp_path) -> None:
+    import mloop.flows
+
+    with pytest.raises(InvalidInputError) as info:
+        mloop.flows.run(str(tmp_path / "missing.py"), executor="rey")
+    assert info.value.field == "executor"
+    assert "rey" in str(info.value)

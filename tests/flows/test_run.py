@@ -165,6 +165,8 @@ def test_client_finds_runs_by_flow_id_prefix_and_tag(write_flow) -> None:
     assert flows.list_runs(tag="best") == []
     with pytest.raises(NotFoundError):
         flows.get("NoSuchFlow")
+    with pytest.raises(NotFoundError):  # LIKE wildcards in an id prefix match nothing
+        flows.get_run(first.id[:2] + "%%%%")
     # each task is a tracking run nested under the flow run
     import mloop
 
