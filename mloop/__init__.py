@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from mloop._util.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -57,15 +57,7 @@ _LAZY = {
 __all__ = sorted(["__version__", *_LAZY])
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mloop' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("mloop", _LAZY, globals())
 
 
 def __dir__() -> list[str]:
