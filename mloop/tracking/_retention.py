@@ -31,9 +31,9 @@ def purge(repo: SqlTrackingRepository, older_than_ms: int) -> dict[str, int]:
         importlib.import_module(module)
     with repo.db.read() as conn:
         old_exps = [r.experiment_id for r in conn.execute(select(t.experiments.c.experiment_id).where(
-            t.experiments.c.lifecycle_stage == Lifecycle.DELETED, t.experiments.c.deleted_time < older_than_ms))]
+            t.experiments.c.lifecycle_stage == Lifecycle.DELETED, t.experiments.c.deleted_time <= older_than_ms))]
         doomed = select(t.runs.c.run_id).where(or_(
-            (t.runs.c.lifecycle_stage == Lifecycle.DELETED) & (t.runs.c.deleted_time < older_than_ms),
+            (t.runs.c.lifecycle_stage == Lifecycle.DELETED) & (t.runs.c.deleted_time <= older_than_ms),
             t.runs.c.experiment_id.in_(old_exps)))
         run_ids = [r.run_id for r in conn.execute(doomed)]
         protected: set[str] = set()

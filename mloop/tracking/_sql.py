@@ -333,7 +333,7 @@ class SqlTrackingRepository:
         return runs_frame(runs, params, metrics, tags)
 
     def purge(self, older_than_ms: int) -> dict[str, int]:
-        """Delete for real the runs and experiments deleted before ``older_than_ms``, bytes included."""
+        """Delete for real the runs and experiments deleted at or before ``older_than_ms``, bytes included."""
         from mloop.tracking._retention import purge
 
         return purge(self, older_than_ms)
