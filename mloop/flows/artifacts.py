@@ -14,7 +14,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import io
 import sys
 from typing import Any, NamedTuple
@@ -32,7 +31,7 @@ class ArtifactRef(NamedTuple):
     size: int
 
 
-def encode(value: Any) -> tuple[bytes, str]:
+def encode(value: Any) -> tuple[bytes | memoryview, str]:
     """The bytes of ``value`` and their encoding name."""
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(value, pd.DataFrame):
@@ -44,28 +43,44 @@ def encode(value: Any) -> tuple[bytes, str]:
             pass
     pa_mod = sys.modules.get("pyarrow")
     if pa_mod is not None and isinstance(value, pa_mod.Table):
-        return _parquet(value), "parquet-arrow"
+        try:
+            return _parquet(value), "parquet-arrow"
+        except pa_mod.ArrowException:  # types Parquet cannot hold (intervals, ...): pickle instead
+            pass
     np = sys.modules.get("numpy")
     if np is not None and type(value) is np.ndarray and value.dtype != object:
         buffer = io.BytesIO()
         np.save(buffer, value, allow_pickle=False)
-        return buffer.getvalue(), "npy"
+        return buffer.getbuffer(), "npy"
     import cloudpickle
 
     return cloudpickle.dumps(value, protocol=5), "pickle"
 
 
-def _parquet(table: Any) -> bytes:
-    """Parquet tuned for hand-offs between steps: LZ4, dictionaries only for text columns (where they pay off),
-    no statistics; about 3x faster to write and 5x faster to read than the defaults on numeric data."""
+def _parquet(table: Any) -> memoryview:
+    """Parquet tuned for hand-offs between steps, where writing and reading fast matter more than size.
+
+    Integers and times are DELTA_BINARY_PACKED (ids, counters and timestamps shrink to a few bits per value at
+    memory speed), floats stay PLAIN, and neither is block-compressed: LZ4 gains little on them and costs ~20 ms
+    per million rows each way. Text and everything else gets dictionaries and LZ4, where they pay off.
+    No statistics: nothing filters these files.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    text = [f.name for f in table.schema
-            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="lz4", use_dictionary=text or False, write_statistics=False)
-    return sink.getvalue().to_pybytes()
+    names = table.schema.names
+    if len(set(names)) < len(names):  # per-column options are keyed by name: plain settings for such tables
+        pq.write_table(table, sink, compression="lz4", write_statistics=False)
+        return memoryview(sink.getvalue())
+    delta = [f.name for f in table.schema if pa.types.is_integer(f.type)
+             or pa.types.is_temporal(f.type) and not pa.types.is_interval(f.type)]
+    other = [f.name for f in table.schema
+             if f.name not in delta and not (pa.types.is_floating(f.type) or pa.types.is_boolean(f.type))]
+    pq.write_table(table, sink, write_statistics=False, use_dictionary=other or False,
+                   compression=dict.fromkeys(other, "lz4") if other else "none",
+                   column_encoding=dict.fromkeys(delta, "DELTA_BINARY_PACKED") or None)
+    return memoryview(sink.getvalue())
 
 
 def decode(data: bytes, encoding: str) -> Any:
@@ -81,8 +96,9 @@ def decode(data: bytes, encoding: str) -> Any:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pq.read_table(pa.BufferReader(data))
-        return table.to_pandas() if encoding == "parquet-pandas" else table
+        table = pq.ParquetFile(pa.BufferReader(data)).read()  # not read_table: it refuses duplicate column names
+        # split_blocks: one block per column, so numeric columns are not copied again into a 2-D block
+        return table.to_pandas(split_blocks=True) if encoding == "parquet-pandas" else table
     raise ValueError(f"unknown artifact encoding {encoding!r}")
 
 
@@ -96,12 +112,8 @@ class ArtifactStore:
     def key(sha256: str) -> str:
         return f"{PREFIX}/{sha256[:2]}/{sha256}"
 
-    def put(self, data: bytes) -> str:
-        sha = hashlib.sha256(data).hexdigest()
-        key = self.key(sha)
-        if not self.blobs.exists(key):
-            self.blobs.put_bytes(key, data, sha256=sha)
-        return sha
+    def put(self, data: bytes | memoryview) -> str:
+        return self.blobs.put_content(data, self.key).sha256
 
     def save(self, value: Any) -> ArtifactRef:
         data, encoding = encode(value)

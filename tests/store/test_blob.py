@@ -36,12 +36,15 @@ def test_put_get_list_delete(blobs: BlobStore, tmp_path: Path) -> None:
         blobs.get_bytes("runs/r1/notes/a.txt")
 
 
-def test_put_bytes_hashes_unless_the_caller_already_did(blobs: BlobStore) -> None:
-    data = b"content-addressed" * 1000
+@pytest.mark.parametrize("size", [1_000, 3 << 20], ids=["small", "large"])  # either side of local OVERLAP_MIN
+def test_put_content_names_the_blob_by_its_sha256_and_stores_it_once(blobs: BlobStore, size: int) -> None:
+    data = bytes(range(256)) * (size // 256)
     digest = hashlib.sha256(data).hexdigest()
-    assert blobs.put_bytes("cas/a", data).sha256 == digest
-    assert blobs.put_bytes(f"cas/{digest}", data, sha256=digest).sha256 == digest
-    assert blobs.get_bytes(f"cas/{digest}") == data
+    info = blobs.put_content(memoryview(data), lambda sha: f"cas/{sha[:2]}/{sha}")
+    assert (info.key, info.size, info.sha256) == (f"cas/{digest[:2]}/{digest}", len(data), digest)
+    assert blobs.put_content(data, lambda sha: f"cas/{sha[:2]}/{sha}") == info
+    assert blobs.list("") == [info.key]  # stored once, no temporary file left behind
+    assert blobs.get_bytes(info.key) == data
 
 
 def test_overwrite_is_atomic_and_leaves_no_temporary_files(blobs: BlobStore) -> None:

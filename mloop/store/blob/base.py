@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -22,12 +23,16 @@ class BlobInfo:
 
 
 class BlobStore(Protocol):
-    """Atomic puts (no half object is ever visible), reads, listing and deletion."""
+    """Atomic puts (no half object is ever visible), reads, listing and deletion.
+
+    ``put_content`` is the content-addressed put: ``data`` goes under ``key_of(its sha256)``, and only once.
+    """
 
     root: str
 
     def put_file(self, key: str, source: str | Path) -> BlobInfo: ...
-    def put_bytes(self, key: str, data: bytes, sha256: str | None = None) -> BlobInfo: ...
+    def put_bytes(self, key: str, data: bytes) -> BlobInfo: ...
+    def put_content(self, data: bytes | memoryview, key_of: Callable[[str], str]) -> BlobInfo: ...
     def get_bytes(self, key: str) -> bytes: ...
     def get_file(self, key: str, dest: str | Path) -> None: ...
     def exists(self, key: str) -> bool: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,22 @@ class FsspecBlobStore:
             raise BackendError(f"Could not write '{key}' to {self.root}: {exc}") from exc
         return BlobInfo(key, size, sha)
 
-    def put_bytes(self, key: str, data: bytes, sha256: str | None = None) -> BlobInfo:
+    def put_bytes(self, key: str, data: bytes) -> BlobInfo:
+        self._upload(key, data)
+        return BlobInfo(key, len(data), hashlib.sha256(data).hexdigest())
+
+    def put_content(self, data: bytes | memoryview, key_of: Callable[[str], str]) -> BlobInfo:
+        sha = hashlib.sha256(data).hexdigest()
+        key = key_of(sha)
+        if not self.exists(key):  # an object store has no cheap rename: hash first, upload only what is new
+            self._upload(key, data)
+        return BlobInfo(key, len(data), sha)
+
+    def _upload(self, key: str, data: bytes | memoryview) -> None:
         try:
-            self.fs.pipe_file(self._path(key), data)
+            self.fs.pipe_file(self._path(key), bytes(data))
         except OSError as exc:
             raise BackendError(f"Could not write '{key}' to {self.root}: {exc}") from exc
-        return BlobInfo(key, len(data), sha256 or hashlib.sha256(data).hexdigest())
 
     def get_bytes(self, key: str) -> bytes:
         try:
