@@ -17,10 +17,13 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mloop._util.lazy import lazy_getattr
 from mloop.flows.spec import FlowSpec, Parameter, cache, catch, resources, retry, schedule, step, timeout
+
+if TYPE_CHECKING:
+    from mloop.config import Settings
 
 __all__ = ["current", "Flow", "FlowFailedError", "FlowRun", "FlowSpec", "Parameter", "Task", "cache", "catch", "get",
            "get_run", "list_runs", "resources", "resume", "retry", "run", "schedule", "step", "timeout"]
@@ -58,20 +61,24 @@ def _executor(executor: Any, max_workers: int | None, ray_address: str | None) -
 
 def run(flow_file: str, params: dict[str, Any] | None = None, *, tags: list[str] | None = None,
         executor: Any = None, max_workers: int | None = None, ray_address: str | None = None,
-        flow_class: str | None = None, raise_on_failure: bool = True, echo: Any = None) -> Any:
-    """Run the flow defined in ``flow_file``; returns its FlowRun (raises FlowFailedError when a step fails)."""
+        flow_class: str | None = None, raise_on_failure: bool = True, echo: Any = None,
+        settings: Settings | None = None) -> Any:
+    """Run the flow defined in ``flow_file``; returns its FlowRun (raises FlowFailedError when a step fails).
+
+    ``settings`` says where runs and artifacts go (default: the environment, as ``Settings.load()``).
+    """
     from mloop.flows.client import get_run
     from mloop.flows.runtime import run_flow
 
     outcome = run_flow(flow_file, params=params, tags=tags, executor=_executor(executor, max_workers, ray_address),
-                       flow_class=flow_class, raise_on_failure=raise_on_failure, echo=echo)
-    return get_run(outcome.run_id)
+                       flow_class=flow_class, raise_on_failure=raise_on_failure, echo=echo, settings=settings)
+    return get_run(outcome.run_id, settings=settings)
 
 
 def resume(flow_file: str, run_id: str | None = None, *, from_step: str | None = None,
            tags: list[str] | None = None, executor: Any = None, max_workers: int | None = None,
            ray_address: str | None = None, flow_class: str | None = None, raise_on_failure: bool = True,
-           echo: Any = None) -> Any:
+           echo: Any = None, settings: Settings | None = None) -> Any:
     """A new run reusing the finished tasks of ``run_id`` (default: the latest run) and re-running from the failed
     step, or from ``from_step`` and everything after it."""
     from mloop.flows.client import get_run
@@ -81,8 +88,8 @@ def resume(flow_file: str, run_id: str | None = None, *, from_step: str | None =
     if run_id is None:
         from mloop.flows.client import get
 
-        run_id = get(load_flow(flow_file, flow_class).__name__).latest_run.id
+        run_id = get(load_flow(flow_file, flow_class).__name__, settings=settings).latest_run.id
     outcome = run_flow(flow_file, tags=tags, executor=_executor(executor, max_workers, ray_address),
                        flow_class=flow_class, origin_run=run_id, resume_from=from_step,
-                       raise_on_failure=raise_on_failure, echo=echo)
-    return get_run(outcome.run_id)
+                       raise_on_failure=raise_on_failure, echo=echo, settings=settings)
+    return get_run(outcome.run_id, settings=settings)

@@ -2,10 +2,13 @@
 
 Inside a step: ``current.log_model(model, "eta")`` registers a model version whose run is this task's
 tracking run, nested under the flow run; ``current.log_metrics({...})`` records metrics on it.
+``mloop.start_run()`` inside a step opens a child of the task's run, in the flow's experiment.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from mloop.config import Settings
@@ -32,6 +35,21 @@ class Current:
         self.index = spec.get("foreach_index")
         self.attempt = int(spec.get("attempt", 0))
         self._settings = {k: spec[k] for k in ("home", "db_url", "artifact_root") if spec.get(k)}
+        # mloop.start_run() and friends inside the step write where the flow does, whatever started the worker.
+        env = {"home": "MLOOP_HOME", "db_url": "MLOOP_DB_URL", "artifact_root": "MLOOP_ARTIFACT_ROOT"}
+        for key, value in self._settings.items():
+            os.environ[env[key]] = value
+        os.environ.pop("MLOOP_TRACKING_URI", None)
+        sdk = sys.modules.get("mloop._sdk")
+        if sdk is not None:
+            sdk._client = None
+
+    def tracking_parent(self, settings: Settings) -> tuple[str, str] | None:
+        """(this task's tracking run id, the flow's name) when a run started with ``settings`` belongs under it."""
+        if self.task_id is None or settings.remote or settings.db_url != self.settings.db_url:
+            return None
+        self._repo()  # the orchestrator records the task's run behind; a child needs it to exist
+        return str(self.task_id), str(self.flow_name)
 
     @property
     def settings(self) -> Settings:

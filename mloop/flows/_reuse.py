@@ -2,7 +2,8 @@
 
 Resume reuses a finished task of the origin run at the same path (``train/3``) when its step is not to be
 re-run and all its inputs were reused too; ``@cache`` reuses the newest successful task with the same key
-(the step's source, its position in a foreach, and the content of its input artifacts).
+(the step's code with the user code it reaches, its position in a foreach, and the content of its input
+artifacts). A task whose failure ``@catch`` recorded is never a cache source: the failure may be transient.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mloop.errors import InvalidInputError
+from mloop.flows._code import code_fingerprint
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph
 
@@ -23,9 +25,11 @@ PARAMS = "<params>"  # the pseudo-input of the start step: the run's parameters
 
 
 class Reuse:
-    def __init__(self, repo: Callable[[], FlowRepository], graph: FlowGraph) -> None:
+    def __init__(self, repo: Callable[[], FlowRepository], graph: FlowGraph, flow: type) -> None:
         self._repo = repo  # called when first needed: the database may still be opening
         self.graph = graph
+        self.flow = flow
+        self._code: dict[str, str] = {}
         self.origin_run: RunRow | None = None
         self.origin: dict[str, TaskRow] = {}
         self.origin_artifacts: dict[str, dict[str, ArtifactRef]] = {}
@@ -54,7 +58,9 @@ class Reuse:
         node = self.graph[step]
         if "cache" not in node.decorators:
             return None
-        content = [self.graph.name, step, node.source, foreach_index,
+        if step not in self._code:
+            self._code[step] = code_fingerprint(getattr(self.flow, step), self.flow, frozenset(self.graph.nodes))
+        content = [self.graph.name, step, self._code[step], foreach_index,
                    [sorted((name, ref[0]) for name, ref in index.items()) for index in inputs]]
         return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
 

@@ -246,10 +246,12 @@ class FlowRepository:
         return _task(row)
 
     def cached_task(self, cache_key: str) -> TaskRow | None:
-        """The newest successful task computed (not reused) with this cache key."""
+        """The newest successful task computed (not reused) with this cache key; not one whose failure @catch
+        recorded (its error may be transient)."""
         with self.db.read() as conn:
             row = conn.execute(select(ft.flow_tasks).where(
-                ft.flow_tasks.c.cache_key == cache_key, ft.flow_tasks.c.status == RunStatus.FINISHED)
+                ft.flow_tasks.c.cache_key == cache_key, ft.flow_tasks.c.status == RunStatus.FINISHED,
+                ft.flow_tasks.c.error.is_(None))
                 .order_by(desc(ft.flow_tasks.c.ended)).limit(1)).first()
         return _task(row) if row is not None else None
 

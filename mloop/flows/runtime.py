@@ -122,6 +122,7 @@ class Runtime:
 
         self.on_created = on_created
         self.progress = progress
+        self.flow_class = flow_class
         self.settings = settings or Settings.load()
         self.flow_file = os.path.abspath(flow_file)
         if not os.path.isfile(self.flow_file):
@@ -143,13 +144,15 @@ class Runtime:
         self.store = artifact_store(self.settings.artifact_root)
         # The database opens in the recorder's thread while the first tasks run; a resume needs it now.
         self.recorder = Recorder(lambda: open_flow_repo(self.settings))
-        self.reuse = Reuse(lambda: self.recorder.repo, self.graph)
+        self.reuse = Reuse(lambda: self.recorder.repo, self.graph, self.flow)
         self.origin_run = None
         if origin_run is not None:
             self.origin_run = self.reuse.load_origin(origin_run, resume_from)
             params = dict(self.origin_run.params) | (params or {})
         self.params = self.flow.resolve_params(params or {})  # type: ignore[attr-defined]
-        self.tags = [_check_tag(t) for t in (tags or [])]
+        # A resumed run continues the one it resumes: it keeps that run's tags, so filtering by them finds it.
+        inherited = self.origin_run.tags if self.origin_run else []
+        self.tags = list(dict.fromkeys([*inherited, *(_check_tag(t) for t in (tags or []))]))
         self.index: dict[str, dict[str, ArtifactRef]] = {}
         self.transitions: dict[str, dict[str, Any]] = {}
         self.paths: dict[str, str] = {}
@@ -356,11 +359,34 @@ class Runtime:
         self.transitions[item.task_id] = transition or {}
 
     def _failure_message(self, item: Live, result: dict[str, Any]) -> str:
-        log = os.path.join(item.log_dir, "stderr.log") if item.log_dir else "(artifact store)"
-        file = os.path.relpath(self.flow_file) if not self.flow_file.startswith("..") else self.flow_file
-        return (f"Step '{item.pending.path}' failed: {result['error']}\n"
-                f"  log: {log}\n"
-                f"  resume: mloop flow resume {file} {self.run_id}")
+        log = os.path.join(item.log_dir, "stderr.log") if item.log_dir else ""
+        home = self._home_option()
+        lines = [f"Step '{item.pending.path}' failed: {result['error']}"]
+        if log and os.path.isfile(log):  # a remote worker's log is only in the artifact store
+            lines.append(f"  log: {log}")
+        lines.append(f"  logs: mloop flow logs {self.run_id} {item.pending.path}{home}")
+        lines.append(f"  resume: {self._resume_command()}")
+        return "\n".join(lines)
+
+    def _resume_command(self) -> str:
+        """The command that resumes this run, as typed from here: the options it needs to find it again."""
+        import shlex
+
+        relative = os.path.relpath(self.flow_file)
+        parts = ["mloop", "flow", "resume", relative if not relative.startswith("..") else self.flow_file, self.run_id]
+        if self.flow_class:
+            parts += ["--flow", self.flow_class]
+        if self.executor.name != "local":
+            parts += ["--executor", self.executor.name]
+        return shlex.join(parts) + self._home_option()
+
+    def _home_option(self) -> str:
+        """`` --home H`` unless the default settings (environment, config file) already lead to this run's home."""
+        import shlex
+
+        if Settings.load().home == self.settings.home:
+            return ""
+        return " --home " + shlex.quote(self.settings.home)
 
     # ---------------------------------------------------------------- what follows a task
     def _advance(self, task_id: str, pending: Pending, ready: deque[Pending],

@@ -30,7 +30,22 @@ def version_lineage(client: RegistryClient, name: str, version: int) -> dict[str
                   "git_commit": run.tags.get("mloop.git.commit")}
     out["datasets"] = [{"name": d.name, "digest": d.digest, "rows": d.rows, "context": context, "source": d.source,
                         "schema": d.schema} for d, context in client.runs.list_inputs(run.run_id)]
+    out["run"]["ancestors"] = ancestors = _ancestors(client, run.parent_run_id)
+    flow = next((a for a in ancestors if a["flow"]), None)
+    out["flow"] = {"name": flow["flow"], "run_id": flow["run_id"]} if flow else None
     return out
+
+
+def _ancestors(client: RegistryClient, run_id: str | None) -> list[dict[str, Any]]:
+    """The chain of parent runs, nearest first; a flow run is marked with its flow's name."""
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    while run_id is not None and run_id not in seen and len(chain) < 32:
+        seen.add(run_id)
+        run = client.runs.get_run(run_id)
+        chain.append({"run_id": run.run_id, "name": run.name, "flow": run.tags.get("mloop.flow")})
+        run_id = run.parent_run_id
+    return chain
 
 
 def versions_for_digest(client: RegistryClient, digest: str) -> list[ModelVersion]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import math
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -100,12 +101,17 @@ class TrackingClient:
                   experiment_id: str | None = None, capture_environment: bool = True,
                   system_metrics_interval: float | None = None,
                   run_class: type[RunContext] = RunContext) -> RunContext:
-        """Start a run; inside another active run of this thread it becomes that run's child."""
+        """Start a run; inside another active run of this thread it becomes that run's child, and inside a flow
+        step, a child of the step's run (in the flow's experiment unless told otherwise)."""
+        stack = run_stack()
+        in_step = _flow_step_run(self.settings) if parent is None and not stack else None
+        if in_step is not None:
+            parent = in_step[0]
+            experiment = experiment or (None if experiment_id else in_step[1])
         if experiment_id is not None:
             exp_id = self.repo.get_experiment(experiment_id).experiment_id
         else:
             exp_id = self.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT).experiment_id
-        stack = run_stack()
         if parent is None and stack:
             parent = stack[-1]
         parent_id = parent.run_id if isinstance(parent, RunContext) else parent
@@ -210,3 +216,9 @@ def _end_open_runs() -> None:
                 run.end(RunStatus.FINISHED)
             except Exception:  # the store may be gone at exit; points were flushed above
                 pass
+
+
+def _flow_step_run(settings: Settings) -> tuple[str, str] | None:
+    """(the running flow task's run id, the flow name) when this process runs a flow step on these stores."""
+    flows = sys.modules.get("mloop.flows._current")  # loaded only in a flow worker: no import cost elsewhere
+    return flows.current.tracking_parent(settings) if flows is not None else None

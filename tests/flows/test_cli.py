@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mloop.flows as flows
+from mloop.config import Settings
 from mloop.flows.runtime import open_flow_repo
 from mloop.flows.scheduler import scheduled_flows, tick
 from tests.flows.test_resume_and_cache import PIPELINE
@@ -77,3 +78,29 @@ def test_scheduler_starts_due_flows_once_per_minute_and_records_it(write_flow, c
 
     assert tick(scheduled_flows([str(file)]), datetime(2026, 3, 1, 10, 7, tzinfo=UTC),
                 launch=lambda *a: None) == []  # not due at 10:07
+
+
+def test_the_printed_resume_command_works_as_printed(write_flow, counts, tmp_path: Path) -> None:
+    import shlex
+
+    file = write_flow(PIPELINE + "\n\nclass Other(Train):\n    pass\n")  # two flows: --flow is needed
+    home = tmp_path / "elsewhere"
+    (tmp_path / "fail-evaluate").touch()
+    out = mloop("flow", "run", str(file), "--flow", "Train", "--home", str(home), "--tag", "nightly")
+    assert out.returncode == 1, out.stderr
+    command = next(line.split("resume: ", 1)[1] for line in out.stderr.splitlines() if "resume: " in line)
+    assert "--flow Train" in command and f"--home {home}" in command
+    logs = next(line.split("logs: ", 1)[1] for line in out.stderr.splitlines() if "logs: " in line)
+    assert "evaluation service unavailable" in mloop(*shlex.split(logs)[1:]).stdout
+
+    (tmp_path / "fail-evaluate").unlink()
+    out = mloop(*shlex.split(command)[1:])
+    assert out.returncode == 0, out.stderr
+    assert counts()["evaluate"] == 2 and counts()["train"] == 3
+    resumed = flows.get("Train", settings=Settings.load(home=str(home))).latest_run
+    assert resumed.tags == ["nightly"]  # a resumed run keeps the tags of the run it continues
+
+    out = mloop("flow", "resume", str(file), resumed.id, "--from", "join", "--flow", "Train", "--home", str(home))
+    assert out.returncode == 0, out.stderr
+    assert "4 reused (start, train/0, train/1, train/2)" in out.stdout
+    assert counts()["join"] == 2 and counts()["train"] == 3

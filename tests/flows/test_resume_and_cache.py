@@ -139,3 +139,97 @@ def test_cache_hits_when_unchanged_and_misses_on_code_or_input_change(write_flow
     task._flows.clear()
     assert flows.run(file).data.total == 30
     assert counts()["heavy"] == 3
+
+
+HELPED = """
+from mloop.flows import FlowSpec, cache, catch, step
+import helpers
+
+SCALE = SCALE_VALUE
+
+
+def features(xs):
+    return [x * MULT for x in xs]
+
+
+class Helped(FlowSpec):
+    @step
+    def start(self):
+        self.data = [1, 2, 3]
+        self.next(self.heavy)
+
+    @cache
+    @step
+    def heavy(self):
+        count("heavy")
+        self.total = sum(features(self.data)) * SCALE + helpers.bonus() + self.offset()
+        self.next(self.end)
+
+    def offset(self):
+        return OFFSET
+
+    @step
+    def end(self):
+        count("end")
+        self.done = END_VALUE
+"""
+
+
+def test_cache_misses_when_code_the_step_calls_changes(write_flow, counts, tmp_path: Path) -> None:
+    from mloop.flows import task
+
+    def run(mult: int = 1, scale: int = 1, offset: int = 0, bonus: int = 0, end: int = 0) -> int:
+        (tmp_path / "helpers.py").write_text(f"def bonus():\n    return {bonus}\n")
+        source = (HELPED.replace("MULT", str(mult)).replace("SCALE_VALUE", str(scale))
+                  .replace("OFFSET", str(offset)).replace("END_VALUE", str(end)))
+        task._flows.clear()
+        for module in ("helpers",):
+            __import__("sys").modules.pop(module, None)
+        return flows.run(str(write_flow(source))).data.total
+
+    assert run() == 6
+    assert run(end=1) == 6 and counts()["heavy"] == 1  # another step's code changed: still a hit
+    assert run(mult=2) == 12 and counts()["heavy"] == 2  # a function of the flow file
+    assert run(mult=2, scale=3) == 36 and counts()["heavy"] == 3  # a module-level constant
+    assert run(mult=2, scale=3, offset=1) == 37 and counts()["heavy"] == 4  # a method of the flow
+    assert run(mult=2, scale=3, offset=1, bonus=5) == 42 and counts()["heavy"] == 5  # a module beside the flow
+    assert run(mult=2, scale=3, offset=1, bonus=5) == 42 and counts()["heavy"] == 5
+
+
+CAUGHT = """
+from mloop.flows import FlowSpec, cache, catch, step
+
+MARKERS = Path(__file__).parent
+
+
+class Flaky(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.fetch)
+
+    @cache
+    @catch(var="problem")
+    @step
+    def fetch(self):
+        count("fetch")
+        if (MARKERS / "outage").exists():
+            raise ConnectionError("transient outage")
+        self.data = 42
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_a_failure_caught_by_catch_is_never_served_from_the_cache(write_flow, counts, tmp_path: Path) -> None:
+    file = str(write_flow(CAUGHT))
+    (tmp_path / "outage").touch()
+    first = flows.run(file)
+    assert "transient outage" in str(first.data.problem)
+    (tmp_path / "outage").unlink()
+    second = flows.run(file)
+    assert second.data.data == 42 and counts()["fetch"] == 2
+    third = flows.run(file)  # the success is cached
+    assert third.data.data == 42 and counts()["fetch"] == 2

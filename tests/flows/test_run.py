@@ -242,6 +242,49 @@ def test_a_model_logged_in_a_step_links_the_version_to_the_flow_run(write_flow) 
     assert run.data.model.predict([[3.0]])[0] == pytest.approx(6.0)
 
 
+REGISTER_SDK = """
+import mloop
+from mloop.flows import FlowSpec, step
+
+
+class RegisterSdk(FlowSpec):
+    @step
+    def start(self):
+        from sklearn.linear_model import LinearRegression
+
+        model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+        with mloop.start_run(name="fit") as run:
+            run.log_metric("r2", 1.0)
+            self.version = run.log_model(model, "sdk-model").version
+            self.fit_run = run.run_id
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_a_run_started_with_the_sdk_inside_a_step_hangs_under_the_flow_run(write_flow, tmp_path) -> None:
+    import mloop
+    from mloop.config import Settings
+    from mloop.registry import registry_for
+
+    home = str(tmp_path / "flow-home")  # not the process default: the step must still write there
+    settings = Settings.load(home=home)
+    run = flows.run(str(write_flow(REGISTER_SDK)), settings=settings)
+    registry = registry_for(settings)
+    version = registry.get_version("sdk-model", run.data.version)
+    fit = registry.runs.get_run(version.run_id)
+    assert fit.run_id == run.data.fit_run and fit.parent_run_id == run["start"].task.id
+    assert registry.runs.get_run(fit.parent_run_id).parent_run_id == run.id
+    lineage = registry.lineage("sdk-model", run.data.version)
+    assert lineage["flow"] == {"name": "RegisterSdk", "run_id": run.id}
+    assert [a["run_id"] for a in lineage["run"]["ancestors"]] == [run["start"].task.id, run.id]
+    with pytest.raises(mloop.errors.NotFoundError):
+        mloop.get_run(fit.run_id)  # nothing leaked into the default home
+
+
 NESTED = """
 from mloop.flows import FlowSpec, step
 
