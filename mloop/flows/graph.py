@@ -176,12 +176,26 @@ def check_graph(graph: FlowGraph, flow: type) -> None:
         if node.kind == "foreach" and len(node.out) != 1:
             raise FlowDefinitionError(f"{node.where}: step '{node.name}' fans out with foreach to "
                                       f"{len(node.out)} steps; foreach takes exactly one.", field=node.name)
+        _check_catch(node)
     reachable = set(graph.order())
     for name, node in nodes.items():
         if name not in reachable:
             raise FlowDefinitionError(f"{node.where}: step '{name}' is unreachable from start; call "
                                       f"self.next(self.{name}) from an earlier step or remove it.", field=name)
     _check_splits(graph)
+
+
+def _check_catch(node: Node) -> None:
+    """A caught failure goes on to the step's targets, which a foreach or a condition only has once it succeeded."""
+    if "catch" not in node.decorators or node.kind not in ("foreach", "switch"):
+        return
+    if node.kind == "foreach":
+        why = f'fans out with foreach="{node.foreach}", and a caught failure leaves no list to fan out over'
+    else:
+        by = f'condition="{node.condition}"' if node.condition else "a condition"
+        why = f"chooses its next step by {by}, and a caught failure leaves no value to choose by"
+    raise FlowDefinitionError(f"{node.where}: step '{node.name}' has @catch but {why}; move the code that may "
+                              f"fail into a step before '{node.name}' and put @catch there.", field=node.name)
 
 
 # The splits (and foreach) a step is inside, outermost first: (the step that fans out, the branch's first step).

@@ -7,7 +7,7 @@ import pytest
 import mloop.flows as flows
 from mloop.flows.graph import FlowDefinitionError
 
-HEADER = "from mloop.flows import FlowSpec, step\n\n\nclass Bad(FlowSpec):\n"
+HEADER = "from mloop.flows import FlowSpec, catch, step\n\n\nclass Bad(FlowSpec):\n"
 
 
 def _line(source: str, needle: str) -> int:
@@ -212,6 +212,42 @@ CASES = {
     def end(self):
         pass
 """, "def start", "fans out straight into join 'j'; put the step that runs for each item between them"),
+    "catch on a foreach": ("""
+    @catch(var="problem")
+    @step
+    def start(self):
+        self.xs = [1, 2]
+        self.next(self.a, foreach="xs")
+
+    @step
+    def a(self):
+        self.next(self.j)
+
+    @step
+    def j(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "def start", 'has @catch but fans out with foreach="xs", and a caught failure leaves no list to fan out '
+     "over; move the code that may fail into a step before 'start'"),
+    "catch on a conditional": ("""
+    @catch(var="problem")
+    @step
+    def start(self):
+        self.kind = "a"
+        self.next({"a": self.a, "b": self.end}, condition="kind")
+
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "def start", 'has @catch but chooses its next step by condition="kind", and a caught failure leaves no '
+     "value to choose by"),
     "no end": ("""
     @step
     def start(self):
