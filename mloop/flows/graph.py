@@ -34,6 +34,7 @@ class Node:
     condition: str | None = None
     is_join: bool = False
     next_lines: list[int] = field(default_factory=list)
+    target_lines: dict[str, int] = field(default_factory=dict)  # where self.next(...) names each target
     source: str = ""
     decorators: dict[str, dict[str, Any]] = field(default_factory=dict)
     func: Callable[..., Any] | None = None
@@ -116,6 +117,8 @@ def _node(name: str, func: Callable[..., Any]) -> Node:
                 node.kind = "switch"
             else:
                 targets.append(_target(arg, node, call.lineno + offset))
+        for target in targets:
+            node.target_lines.setdefault(target, call.lineno + offset)
         if "foreach" in keywords:
             node.kind = "foreach"
             node.foreach = _constant(keywords["foreach"], node, "foreach")
@@ -173,6 +176,7 @@ def check_graph(graph: FlowGraph, flow: type) -> None:
         if node.kind == "foreach" and len(node.out) != 1:
             raise FlowDefinitionError(f"{node.where}: step '{node.name}' fans out with foreach to "
                                       f"{len(node.out)} steps; foreach takes exactly one.", field=node.name)
+        _check_catch(node)
     reachable = set(graph.order())
     for name, node in nodes.items():
         if name not in reachable:
@@ -181,35 +185,135 @@ def check_graph(graph: FlowGraph, flow: type) -> None:
     _check_splits(graph)
 
 
+def _check_catch(node: Node) -> None:
+    """A caught failure goes on to the step's targets, which a foreach or a condition only has once it succeeded."""
+    if "catch" not in node.decorators or node.kind not in ("foreach", "switch"):
+        return
+    if node.kind == "foreach":
+        why = f'fans out with foreach="{node.foreach}", and a caught failure leaves no list to fan out over'
+    else:
+        by = f'condition="{node.condition}"' if node.condition else "a condition"
+        why = f"chooses its next step by {by}, and a caught failure leaves no value to choose by"
+    raise FlowDefinitionError(f"{node.where}: step '{node.name}' has @catch but {why}; move the code that may "
+                              f"fail into a step before '{node.name}' and put @catch there.", field=node.name)
+
+
+# The splits (and foreach) a step is inside, outermost first: (the step that fans out, the branch's first step).
+Context = tuple[tuple[str, str], ...]
+Arrival = tuple[str, Context]  # a step that goes here, and the context it comes from (before a join closes it)
+
+
 def _check_splits(graph: FlowGraph) -> None:
-    """Walk from start with a stack of open splits: a join needs one, a fan-in without a join is an error."""
-    stacks: dict[str, tuple[str, ...]] = {}
-    incoming: dict[str, set[str]] = {n: set() for n in graph.nodes}
-    queue = [("start", ())]
-    while queue:
-        name, stack = queue.pop(0)
-        node = graph.nodes[name]
-        if node.is_join:
-            if not stack:
-                raise FlowDefinitionError(f"{node.where}: step '{name}' is a join (it takes inputs) but no "
-                                          "branch or foreach opens before it; drop the inputs argument or "
-                                          "split earlier.", field=name)
-            stack = stack[:-1]
-        if name in stacks:
-            continue
-        stacks[name] = stack
-        for target in node.out:
-            incoming[target].add(name)
-            opened = stack + (name,) if node.kind in ("split", "foreach") else stack
-            queue.append((target, opened))
+    """Every step must be inside the same splits on every path to it, and each split must close in one join.
+
+    The runtime starts a join once every branch of its split has reached it and runs a step once per open
+    branch, so without this a branch that goes around its join silently skips the join, and the steps after a
+    foreach that is never joined run once per item. ``end`` must be outside every split.
+    """
+    arrivals = _arrivals(graph)
+    join_of = _first_join_of_each_split(graph, arrivals)
+    for name in graph.order():
+        if graph.nodes[name].is_join:
+            _check_join(graph, name, arrivals[name], join_of)
+        else:
+            _check_same_context(graph, name, arrivals[name], join_of)
     for name, node in graph.nodes.items():
-        if node.is_join:
-            continue
-        tops = [stacks[p][-1] for p in incoming[name] if p in stacks and stacks[p]]
-        if any(graph.nodes[t].kind == "split" and tops.count(t) > 1 for t in tops):
-            raise FlowDefinitionError(f"{node.where}: step '{name}' receives several branches but takes no "
-                                      f"inputs; declare it as def {name}(self, inputs).", field=name)
         for target in node.out:
             if node.kind == "split" and graph.nodes[target].is_join:
                 raise FlowDefinitionError(f"{node.where}: step '{name}' branches straight into join "
                                           f"'{target}'; put a step on each branch.", field=name)
+            if node.kind == "foreach" and graph.nodes[target].is_join:
+                raise FlowDefinitionError(f"{node.where}: step '{name}' fans out straight into join "
+                                          f"'{target}'; put the step that runs for each item between them.",
+                                          field=name)
+
+
+def _arrivals(graph: FlowGraph) -> dict[str, list[Arrival]]:
+    """Walk from start, giving each step the context it is first reached with; keep every edge's context."""
+    arrivals: dict[str, list[Arrival]] = {name: [] for name in graph.nodes}
+    contexts: dict[str, Context] = {"start": ()}
+    queue = ["start"]
+    while queue:
+        name = queue.pop(0)
+        node = graph.nodes[name]
+        for target in node.out:
+            context = contexts[name]
+            if node.kind in ("split", "foreach"):
+                context += ((name, target),)
+            arrivals[target].append((name, context))
+            if target not in contexts:
+                contexts[target] = context[:-1] if graph.nodes[target].is_join else context
+                queue.append(target)
+    return arrivals
+
+
+def _first_join_of_each_split(graph: FlowGraph, arrivals: dict[str, list[Arrival]]) -> dict[str, str]:
+    """Split (or foreach) step -> the first join, in walk order, that one of its branches reaches."""
+    join_of: dict[str, str] = {}
+    for name in graph.order():
+        if graph.nodes[name].is_join:
+            for _, context in arrivals[name]:
+                if context:
+                    join_of.setdefault(context[-1][0], name)
+    return join_of
+
+
+def _check_join(graph: FlowGraph, name: str, arrivals: list[Arrival], join_of: dict[str, str]) -> None:
+    """A join closes the innermost split of every step that goes to it: one split, whose branches all meet here."""
+    node = graph.nodes[name]
+    closes = None
+    for source, context in arrivals:
+        if not context:
+            raise FlowDefinitionError(f"{node.where}: step '{name}' is a join (it takes inputs) but no "
+                                      "branch or foreach opens before it; drop the inputs argument or "
+                                      "split earlier.", field=name)
+        split = context[-1][0]
+        closes = closes or split
+        if split != closes:
+            raise _join_error(graph, source, split, name, f"which also receives the branches of the "
+                              f"{_fan(graph, closes)}; a join closes one split or foreach, so give each its own join")
+        if join_of[split] != name:
+            raise _join_error(graph, source, split, name, f"while its other branches meet in '{join_of[split]}'; "
+                              "every branch must reach the same join")
+
+
+def _join_error(graph: FlowGraph, source: str, split: str, join: str, why: str) -> FlowDefinitionError:
+    node = graph.nodes[source]
+    return FlowDefinitionError(f"{node.file}:{node.target_lines[join]}: step '{source}' is inside the "
+                               f"{_fan(graph, split)} and goes to join '{join}', {why}.", field=source)
+
+
+def _check_same_context(graph: FlowGraph, name: str, arrivals: list[Arrival], join_of: dict[str, str]) -> None:
+    """Branches meet only in a join, and a step inside a split goes on only to steps inside it (end to none)."""
+    if not arrivals:
+        return  # start
+    expected: Arrival = ("", ()) if name == "end" else arrivals[0]
+    for arrival in arrivals:
+        if arrival[1] == expected[1]:
+            continue
+        splits, expected_splits = [s for s, _ in arrival[1]], [s for s, _ in expected[1]]
+        if splits == expected_splits:  # the same splits, different branches of the innermost one
+            node = graph.nodes[name]
+            raise FlowDefinitionError(f"{node.where}: step '{name}' receives several branches but takes no "
+                                      f"inputs; declare it as def {name}(self, inputs).", field=name)
+        # Blame the step that leaves a split: the deeper one when one context extends the other, else the later.
+        expected_is_deeper = splits == expected_splits[:len(splits)]
+        raise _leaves_split_error(graph, expected if expected_is_deeper else arrival, name, join_of)
+
+
+def _leaves_split_error(graph: FlowGraph, leaving: Arrival, target: str,
+                        join_of: dict[str, str]) -> FlowDefinitionError:
+    source, context = leaving
+    node = graph.nodes[source]
+    split = context[-1][0]
+    join = join_of.get(split)
+    fix = (f"every branch must reach the join '{join}' before the flow goes on" if join else
+           f"close the {graph.nodes[split].kind} with a join step that takes inputs, e.g. def join(self, inputs), "
+           f"before '{target}'")
+    return FlowDefinitionError(f"{node.file}:{node.target_lines[target]}: step '{source}' is inside the "
+                               f"{_fan(graph, split)} but goes to '{target}' instead of a join; {fix}.",
+                               field=source)
+
+
+def _fan(graph: FlowGraph, split: str) -> str:
+    return f"{graph.nodes[split].kind} at '{split}'"

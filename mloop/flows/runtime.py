@@ -19,7 +19,7 @@ from mloop.flows._recorder import Recorder
 from mloop.flows._reuse import PARAMS, Reuse
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph, build_graph
-from mloop.flows.task import artifact_store, load_flow
+from mloop.flows.task import artifact_store, common_index, load_flow
 
 if TYPE_CHECKING:
     from mloop.flows._sql import FlowRepository
@@ -337,7 +337,8 @@ class Runtime:
             retry_at.append((time.monotonic() + delay, item))
             return False
         if "catch" in node.decorators and node.kind in ("linear", "split", "end"):
-            base = dict(self.index[item.pending.inputs[0]]) if len(item.pending.inputs) == 1 else {}
+            # Go on with what the step started from: its input's artifacts, or for a join those its inputs agree on.
+            base = common_index([self.index[i] for i in item.pending.inputs])
             base[node.decorators["catch"]["var"]] = self.store.save(result["error"])
             self._finish(item, base, {"steps": list(node.out), "foreach": None, "condition": None}, logs,
                          error=result["error"])

@@ -86,6 +86,48 @@ def test_catch_records_the_exception_and_continues(write_flow, counts) -> None:
     assert "ran longer than 0.5 s" in run.data.problem
 
 
+CAUGHT_JOIN = """
+from mloop.flows import FlowSpec, Parameter, catch, step
+
+
+class CaughtJoin(FlowSpec):
+    size = Parameter(int, default=3)
+
+    @step
+    def start(self):
+        self.shared = "on every branch"
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.side = "a"
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.side = "b"
+        self.next(self.join)
+
+    @catch(var="problem")
+    @step
+    def join(self, inputs):
+        raise ValueError("cannot merge")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        count("end")
+        self.seen = (self.shared, self.size, self.problem, hasattr(self, "side"))
+"""
+
+
+def test_a_caught_join_keeps_what_its_inputs_agree_on(write_flow, counts) -> None:
+    """Like a successful join that merges nothing: artifacts equal on every input go on, differing ones do not."""
+    run = flows.run(str(write_flow(CAUGHT_JOIN)))
+    assert run.successful and counts() == {"end": 1}
+    assert run.data.seen == ("on every branch", 3, "ValueError: cannot merge", False)
+
+
 KILLED = """
 import os, time
 from mloop.flows import FlowSpec, resources, step

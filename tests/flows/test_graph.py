@@ -7,7 +7,7 @@ import pytest
 import mloop.flows as flows
 from mloop.flows.graph import FlowDefinitionError
 
-HEADER = "from mloop.flows import FlowSpec, step\n\n\nclass Bad(FlowSpec):\n"
+HEADER = "from mloop.flows import FlowSpec, catch, step\n\n\nclass Bad(FlowSpec):\n"
 
 
 def _line(source: str, needle: str) -> int:
@@ -83,6 +83,171 @@ CASES = {
     def end(self):
         pass
 """, "def c(self", "receives several branches"),
+    "branch bypasses its join": ("""
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.j)
+
+    @step
+    def j(self, inputs):
+        self.next(self.end)
+
+    @step
+    def b(self):
+        self.next(self.end)  # around j, which would never run
+
+    @step
+    def end(self):
+        pass
+""", "around j", "step 'b' is inside the split at 'start' but goes to 'end' instead of a join; every branch must "
+     "reach the join 'j'"),
+    "conditional arm bypasses the join": ("""
+    @step
+    def start(self):
+        self.kind = "skip"
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next({"join": self.j, "skip": self.end}, condition="kind")
+
+    @step
+    def b(self):
+        self.next(self.j)
+
+    @step
+    def j(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", '"skip": self.end', "step 'a' is inside the split at 'start' but goes to 'end' instead of a join"),
+    "foreach without join": ("""
+    @step
+    def start(self):
+        self.xs = [1, 2, 3]
+        self.next(self.a, foreach="xs")
+
+    @step
+    def a(self):
+        self.next(self.end)  # end would run once per item
+
+    @step
+    def end(self):
+        pass
+""", "once per item", "step 'a' is inside the foreach at 'start' but goes to 'end' instead of a join; close the "
+     "foreach with a join step that takes inputs"),
+    "two joins for one split": ("""
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.j)
+
+    @step
+    def b(self):
+        self.next(self.j2)
+
+    @step
+    def j(self, inputs):
+        self.next(self.end)
+
+    @step
+    def j2(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "self.next(self.j2)", "step 'b' is inside the split at 'start' and goes to join 'j2', while its other "
+     "branches meet in 'j'"),
+    "join of two splits": ("""
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.a1, self.a2)
+
+    @step
+    def a1(self):
+        self.next(self.j)  # closes the split at a, while b's branch closes start
+
+    @step
+    def a2(self):
+        self.next(self.j)
+
+    @step
+    def b(self):
+        self.next(self.j)
+
+    @step
+    def j(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "closes the split at a", "step 'a1' is inside the split at 'a' and goes to join 'j', which also "
+     "receives the branches of the split at 'start'; a join closes one split or foreach"),
+    "foreach straight into join": ("""
+    @step
+    def start(self):
+        self.xs = [1, 2]
+        self.next(self.j, foreach="xs")
+
+    @step
+    def j(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "def start", "fans out straight into join 'j'; put the step that runs for each item between them"),
+    "catch on a foreach": ("""
+    @catch(var="problem")
+    @step
+    def start(self):
+        self.xs = [1, 2]
+        self.next(self.a, foreach="xs")
+
+    @step
+    def a(self):
+        self.next(self.j)
+
+    @step
+    def j(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "def start", 'has @catch but fans out with foreach="xs", and a caught failure leaves no list to fan out '
+     "over; move the code that may fail into a step before 'start'"),
+    "catch on a conditional": ("""
+    @catch(var="problem")
+    @step
+    def start(self):
+        self.kind = "a"
+        self.next({"a": self.a, "b": self.end}, condition="kind")
+
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "def start", 'has @catch but chooses its next step by condition="kind", and a caught failure leaves no '
+     "value to choose by"),
     "no end": ("""
     @step
     def start(self):
@@ -106,6 +271,68 @@ def test_graph_errors_name_step_and_line(write_flow, case) -> None:
     assert expected in message
     if needle is not None:
         assert f"flow.py:{_line(source, needle)}:" in message, message
+
+
+CONDITIONAL_IN_SPLIT = """
+from mloop.flows import FlowSpec, Parameter, step
+
+
+class Choose(FlowSpec):
+    kind = Parameter(str, default="x")
+
+    @step
+    def start(self):
+        self.next(self.left, self.right)
+
+    @step
+    def left(self):
+        self.next({"x": self.x, "y": self.y}, condition="kind")
+
+    @step
+    def x(self):
+        count("x")
+        self.picked = "x"
+        self.next(MEET_X)
+
+    @step
+    def y(self):
+        count("y")
+        self.picked = "y"
+        self.next(MEET_Y)
+
+    @step
+    def after(self):
+        count("after")
+        self.next(self.join)
+
+    @step
+    def right(self):
+        self.picked = "right"
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        count("join")
+        self.picked = [i.picked for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        count("end")
+"""
+
+
+@pytest.mark.parametrize(("meet_x", "kind", "ran"), [
+    ("self.after", "y", {"y": 1, "after": 1, "join": 1, "end": 1}),  # both arms meet in a step before the join
+    ("self.join", "x", {"x": 1, "join": 1, "end": 1}),  # one arm goes straight to the join...
+    ("self.join", "y", {"y": 1, "after": 1, "join": 1, "end": 1}),  # ...the other through a step
+])
+def test_a_conditional_inside_a_split_is_one_branch(write_flow, counts, meet_x, kind, ran) -> None:
+    """Only one arm of a condition runs, so its arms may meet again without a join; the split's join runs once."""
+    source = CONDITIONAL_IN_SPLIT.replace("MEET_X", meet_x).replace("MEET_Y", "self.after")
+    run = flows.run(str(write_flow(source)), {"kind": kind})
+    assert run.successful and counts() == ran
+    assert run.data.picked == [kind, "right"]
 
 
 def test_check_command_prints_the_graph(write_flow, tmp_path) -> None:
