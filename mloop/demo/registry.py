@@ -23,7 +23,8 @@ RULE = Rule(
 
 def run(ctx: DemoContext) -> None:
     registry = registry_for(ctx.settings)
-    ranked = ctx.client.search_runs(EXPERIMENT, filter="tags.demo = 'true'", order_by="metrics.val_rmse", limit=TOP)
+    mine = f"tags.demo = 'true' and tags.demo_session = '{ctx.state['session']}'"  # this demo's runs
+    ranked = ctx.client.search_runs(EXPERIMENT, filter=mine, order_by="metrics.val_rmse", limit=TOP)
     example = features(ctx.train).head(5)
     for run_id, run_name in zip(ranked["run_id"], ranked["name"], strict=True):
         version = log_model_to_run(ctx.settings, run_id, ctx.state["models"][run_id], MODEL_NAME,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import numpy as np
@@ -49,8 +50,12 @@ def run(ctx: DemoContext) -> None:
     x_train, y_train = features(ctx.train), ctx.train[TARGET]
     x_valid, y_valid = features(ctx.valid), ctx.valid[TARGET]
     models = {}
+    # Earlier demos may have left runs in this home: this one's tables and choices look at its own runs only.
+    session = ctx.state.setdefault("session", uuid.uuid4().hex[:12])
+    mine = f"tags.demo = 'true' and tags.demo_session = '{session}'"
     for name, model, params in candidates():
-        with ctx.client.start_run(EXPERIMENT, name=name, params=params, tags={"demo": "true"}) as run:
+        tags = {"demo": "true", "demo_session": session}
+        with ctx.client.start_run(EXPERIMENT, name=name, params=params, tags=tags) as run:
             run.log_input(ctx.train, name="trips-train", context="train")
             run.log_input(ctx.valid, name="trips-validation", context="validation")
             model.fit(x_train, y_train)
@@ -59,7 +64,7 @@ def run(ctx: DemoContext) -> None:
                 run.log_metrics({f"{split}_rmse": float(np.sqrt(np.mean(error**2))),
                                  f"{split}_mae": float(np.mean(np.abs(error)))})
             models[run.run_id] = model
-    ranked = ctx.client.search_runs(EXPERIMENT, filter="tags.demo = 'true'", order_by="metrics.val_rmse")
+    ranked = ctx.client.search_runs(EXPERIMENT, filter=mine, order_by="metrics.val_rmse")
     table = Table(title=f"Runs of '{EXPERIMENT}', best first")
     for column in ("run", "algorithm", "val_rmse", "val_mae", "train_rmse", "run_id"):
         table.add_column(column, justify="right" if column.startswith(("val", "train")) else "left")
@@ -67,7 +72,7 @@ def run(ctx: DemoContext) -> None:
         table.add_row(row["name"], str(row["params.algorithm"]), f"{row['metrics.val_rmse']:.3f}",
                       f"{row['metrics.val_mae']:.3f}", f"{row['metrics.train_rmse']:.3f}", row["run_id"])
     ctx.console.print(table)
-    best = ctx.client.best_run(EXPERIMENT, "val_rmse")
+    best = ctx.client.best_run(EXPERIMENT, "val_rmse", filter=mine)
     ctx.state["best_run_id"] = best.run_id
     ctx.state["models"] = models
     ctx.console.print(f"Best run: [bold green]{best.name}[/] {best.run_id} (val_rmse {best.metrics['val_rmse']:.3f})")
