@@ -1,7 +1,8 @@
 """The Ray executor: tasks as Ray tasks on ``ray.init()`` or a cluster address, sized by ``@resources``.
 
-Workers read and write artifacts through the artifact store, so a remote worker sees the same data;
-the flow's source travels with each task, so workers need no copy of the file.
+Workers read and write artifacts through the artifact store, so a remote worker sees the same data.
+The flow's source travels with each task: a worker on this machine runs the file itself (so modules next
+to it import), a worker on another machine runs a copy of the source.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import contextlib
 import hashlib
 import io
 import os
+import sys
 import tempfile
 import time
+import uuid
 from typing import Any
 
 from mloop._util.optional import require
@@ -19,11 +22,46 @@ from mloop._util.optional import require
 _MB = 1024 * 1024
 
 
-def _run_on_worker(source: str, file_name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Inside a Ray worker: write the flow's source once, run the task, keep its output as logs."""
+def _run_on_worker(source: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Inside a Ray worker: find or write the flow file, run the task, keep its output as logs."""
     from mloop.flows.task import artifact_store, execute
 
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    spec = dict(spec, flow_file=_flow_file_on_worker(source, spec["flow_file"]))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        result = execute(spec)
+    store = artifact_store(spec["artifact_root"])
+    result["logs"] = {"stdout": store.put(out.getvalue().encode()), "stderr": store.put(err.getvalue().encode())}
+    result["worker"] = f"{os.uname().nodename}:{os.getpid()}"
+    return result
+
+
+def _flow_file_on_worker(source: str, original: str) -> str:
+    """The file this worker loads the flow from.
+
+    The original file when this machine has it with the run's content: modules next to it import and
+    ``__file__`` is the same as on the local executor. Otherwise (another machine, or the file was edited
+    since the run started) a copy of the run's source in a temporary folder, with the original folder on
+    ``sys.path`` when it exists, so that modules next to the flow still import where they can.
+    """
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    if _file_digest(original) == digest:
+        return original
+    original_folder = os.path.dirname(original)
+    if os.path.isdir(original_folder) and original_folder not in sys.path:
+        sys.path.insert(0, original_folder)  # load_flow puts the copy's folder before it: the copy wins
+    return _write_copy(source, digest[:16], os.path.basename(original))
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _write_copy(source: str, digest: str, file_name: str) -> str:
     folder = os.path.join(tempfile.gettempdir(), "mloop-ray-flows", digest)
     path = os.path.join(folder, file_name)
     if not os.path.exists(path):
@@ -32,14 +70,7 @@ def _run_on_worker(source: str, file_name: str, spec: dict[str, Any]) -> dict[st
         with open(tmp, "w") as f:
             f.write(source)
         os.replace(tmp, path)
-    spec = dict(spec, flow_file=path)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        result = execute(spec)
-    store = artifact_store(spec["artifact_root"])
-    result["logs"] = {"stdout": store.put(out.getvalue().encode()), "stderr": store.put(err.getvalue().encode())}
-    result["worker"] = f"{os.uname().nodename}:{os.getpid()}"
-    return result
+    return path
 
 
 def _largest_node(ray: Any) -> dict[str, float]:
@@ -78,7 +109,11 @@ class RayExecutor:
     def start(self, flow_file: str, flow_class: str) -> None:
         with open(flow_file) as f:
             self._source = f.read()
-        self._file_name = os.path.basename(flow_file)
+        # Workers of one run, as the local executor's fork server: Ray reuses a worker only for tasks with
+        # the same runtime_env, so a worker never keeps the flow module, the modules next to it or their
+        # sys.path entries from an earlier run (another flow, or this file before an edit) and runs stale code.
+        # (One process per task, max_calls=1, would do it too but starts a worker per task: ~2x slower.)
+        self._runtime_env = {"env_vars": {"MLOOP_FLOW_WORKERS": uuid.uuid4().hex}}
 
     def _cpus(self, resources: dict[str, Any]) -> float:
         return min(float(resources.get("cpu", 1) or 1), self.largest_node.get("CPU", 1.0))
@@ -103,12 +138,13 @@ class RayExecutor:
         if reason is not None:  # reported by the next wait(), like any failed task
             self._refused[key] = {"ok": False, "error": reason}
             return
-        options: dict[str, Any] = {"num_cpus": self._cpus(resources), "max_retries": 0}
+        options: dict[str, Any] = {"num_cpus": self._cpus(resources), "max_retries": 0,
+                                   "runtime_env": self._runtime_env}
         if resources.get("memory"):
             options["memory"] = int(resources["memory"]) * _MB
         if resources.get("gpu"):
             options["num_gpus"] = resources["gpu"]
-        ref = self._remote.options(**options).remote(self._source, self._file_name, spec)
+        ref = self._remote.options(**options).remote(self._source, spec)
         self._refs[ref] = key
         self._keys[key] = ref
 
