@@ -329,14 +329,15 @@ class Runtime:
             outcome.executed.append(item.pending.path)
             return True
         retry = node.decorators.get("retry")
-        if retry and item.attempt < retry["times"] and not failing:
+        permanent = bool(result.get("permanent"))  # e.g. resources no node has: retrying or catching hides it
+        if retry and item.attempt < retry["times"] and not failing and not permanent:
             delay = retry["backoff"] * (2 ** item.attempt)
             item.attempt += 1
             self.echo(f"  {item.pending.path}: attempt {item.attempt} failed ({result['error']}); "
                       f"retrying in {delay:g} s")
             retry_at.append((time.monotonic() + delay, item))
             return False
-        if "catch" in node.decorators and node.kind in ("linear", "split", "end"):
+        if "catch" in node.decorators and node.kind in ("linear", "split", "end") and not permanent:
             # Go on with what the step started from: its input's artifacts, or for a join those its inputs agree on.
             base = common_index([self.index[i] for i in item.pending.inputs])
             base[node.decorators["catch"]["var"]] = self.store.save(result["error"])

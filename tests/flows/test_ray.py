@@ -71,7 +71,7 @@ def test_resources_cpu_on_ray_is_reserved_and_capped_at_the_cluster(write_flow, 
 
 
 NEEDS = """
-from mloop.flows import FlowSpec, resources, step
+from mloop.flows import FlowSpec, catch, resources, retry, step
 
 
 class Needy(FlowSpec):
@@ -79,6 +79,8 @@ class Needy(FlowSpec):
     def start(self):
         self.next(self.train)
 
+    @catch(var="problem")
+    @retry(times=3, backoff=5)
     @resources(NEEDS)
     @step
     def train(self):
@@ -92,16 +94,17 @@ class Needy(FlowSpec):
 
 
 @pytest.mark.parametrize(("needs", "message"), [
-    ("gpu=1", r"Ray cannot run step 'train': it asks for @resources\(gpu=1\) but the largest node of the "
-              r"cluster has 0 GPUs"),
-    ("memory=100_000_000", r"Ray cannot run step 'train': it asks for @resources\(memory=100000000\) MB but the "
-                           r"largest node of the cluster has \d+ MB for tasks"),
+    ("gpu=1", r"no Ray node can run it: @resources\(gpu=1\) but the largest node of the cluster has 0 GPUs"),
+    ("memory=100_000_000", r"no Ray node can run it: @resources\(memory=100000000\) MB but the largest node of "
+                           r"the cluster has \d+ MB for tasks"),
 ])
 def test_a_step_needing_more_than_any_node_has_fails_before_running(write_flow, counts, needs, message,
                                                                      ray_cluster) -> None:
+    said: list[str] = []
     with pytest.raises(flows.FlowFailedError, match=r"Step 'train' failed: " + message):
-        flows.run(str(write_flow(NEEDS.replace("NEEDS", needs))), executor="ray")
+        flows.run(str(write_flow(NEEDS.replace("NEEDS", needs))), executor="ray", echo=said.append)
     assert "train" not in counts()
+    assert not [line for line in said if "retrying" in line or "caught" in line]  # neither retried nor caught
     assert flows.get("Needy").latest_run["train"].task.status == "failed"
 
 

@@ -121,22 +121,22 @@ class RayExecutor:
     def cost(self, resources: dict[str, Any]) -> float:
         return min(self._cpus(resources), self.capacity)
 
-    def unschedulable(self, step: str, resources: dict[str, Any]) -> str | None:
+    def unschedulable(self, resources: dict[str, Any]) -> str | None:
         """Why no node of the cluster can ever run this step's task, or None when one can."""
         gpus, have_gpus = resources.get("gpu") or 0, self.largest_node.get("GPU", 0.0)
         if gpus > have_gpus:
-            return (f"Ray cannot run step '{step}': it asks for @resources(gpu={gpus}) but the largest node of "
+            return (f"no Ray node can run it: @resources(gpu={gpus}) but the largest node of "
                     f"the cluster has {have_gpus:g} GPUs (the task would wait for them forever)")
         memory, have_memory = resources.get("memory") or 0, self.largest_node.get("memory", 0.0)
         if memory * _MB > have_memory:
-            return (f"Ray cannot run step '{step}': it asks for @resources(memory={memory}) MB but the largest "
+            return (f"no Ray node can run it: @resources(memory={memory}) MB but the largest "
                     f"node of the cluster has {have_memory / _MB:.0f} MB for tasks (the task would wait forever)")
         return None
 
     def submit(self, key: str, spec: dict[str, Any], log_dir: str, resources: dict[str, Any]) -> None:
-        reason = self.unschedulable(spec["step"], resources)
+        reason = self.unschedulable(resources)
         if reason is not None:  # reported by the next wait(), like any failed task
-            self._refused[key] = {"ok": False, "error": reason}
+            self._refused[key] = {"ok": False, "error": reason, "permanent": True}
             return
         options: dict[str, Any] = {"num_cpus": self._cpus(resources), "max_retries": 0,
                                    "runtime_env": self._runtime_env}
