@@ -1,4 +1,5 @@
-"""How many tasks run at once: at most ``max_workers`` CPUs' worth, a ``@resources(cpu=2)`` task counting twice.
+"""How many tasks run at once: at most ``max_workers`` CPUs' worth, a ``@resources(cpu=2)`` task counting twice,
+a ``@resources(memory=...)`` task counting its share of the machine's RAM.
 
 Tasks record when they started and ended (time.time()) as an artifact; the tests check overlaps and order,
 never durations, because the machine is shared and noisy.
@@ -128,3 +129,14 @@ def test_a_two_cpu_step_runs_alone_when_the_capacity_is_two(write_flow) -> None:
 def test_a_step_asking_for_more_cpus_than_the_capacity_runs_alone(write_flow) -> None:
     run = flows.run(str(write_flow(SIZED.replace("CPUS", "8"))), max_workers=2)
     assert_wide_ran_alone(run.data.spans)
+
+
+def test_tasks_that_each_want_most_of_the_memory_never_run_side_by_side(write_flow) -> None:
+    import psutil
+
+    most = int(psutil.virtual_memory().total / (1 << 20) * 0.6)  # MB: 60% of this machine's RAM, one CPU each
+    source = FANOUT.replace("from mloop.flows import FlowSpec, step", "from mloop.flows import FlowSpec, resources, "
+                            "step").replace("    @step\n    def work", f"    @resources(memory={most})\n    @step\n"
+                                            "    def work")
+    run = flows.run(str(write_flow(source)), max_workers=4)  # CPUs alone would let all four run at once
+    assert most_at_once(run.data.spans) == 1

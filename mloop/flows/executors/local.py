@@ -65,7 +65,13 @@ class LocalExecutor:
             raise BackendError(f"The local task server stopped ({exc}); see the messages above.") from exc
 
     def cost(self, resources: dict[str, Any]) -> float:
-        return min(float(resources.get("cpu", 1) or 1), self.capacity)
+        """A task's share of the machine in CPU units: its CPUs, or its ``memory`` (MB) as the same fraction of
+        the capacity as of this machine's RAM, whichever is larger; capped at the whole capacity (it runs alone).
+        Two tasks that each want 60% of the RAM therefore never run side by side."""
+        cpus = float(resources.get("cpu", 1) or 1)
+        memory = float(resources.get("memory") or 0)
+        memory_share = memory / _ram_mb() * self.capacity if memory else 0.0
+        return min(max(cpus, memory_share), self.capacity)
 
     def wait(self, timeout: float) -> list[tuple[str, dict[str, Any]]]:
         """Tasks that ended within ``timeout`` seconds, with their results."""
@@ -135,3 +141,9 @@ class LocalExecutor:
         import shutil
 
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _ram_mb() -> float:
+    import psutil
+
+    return psutil.virtual_memory().total / (1 << 20)
