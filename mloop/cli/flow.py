@@ -195,9 +195,10 @@ def show(run_id: str, home: str = HOME) -> None:
     for column in ("step", "tasks", "status", "seconds", "reused", "artifacts"):
         table.add_column(column)
     for name, step in run.steps.items():
-        seconds = sum(t.seconds or 0 for t in step.tasks)
-        reused = sum(1 for t in step.tasks if t.reused_from)
-        table.add_row(name, str(len(step)), step.status, f"{seconds:.2f}", str(reused) if reused else "",
+        ran = [t for t in step.tasks if not t.reused_from]
+        reused = len(step.tasks) - len(ran)
+        seconds = f"{sum(t.seconds or 0 for t in ran):.2f}" if ran else ""  # reused tasks took no time in this run
+        table.add_row(name, str(len(step)), step.status, seconds, str(reused) if reused else "",
                       ", ".join(sorted(step.task.artifacts))[:80])
     console.print(table)
     for step in run.steps.values():
