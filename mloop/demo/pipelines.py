@@ -1,7 +1,12 @@
-"""Demo step: the training as a flow that fails at evaluate, then resumes re-running only from the failed step."""
+"""Demo step: the training as a flow that fails at evaluate, then resumes re-running only from the failed step.
+
+The flow trains every candidate in a foreach (each a tracked run) and registers the best few; the tracking and
+registry steps that follow look at what it produced.
+"""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from rich.table import Table
@@ -9,6 +14,7 @@ from rich.table import Table
 from mloop.demo.runner import DemoContext
 
 FLOW_FILE = Path(__file__).with_name("train_flow.py")
+MODEL_NAME = "trip-duration"
 
 
 def run(ctx: DemoContext) -> None:
@@ -22,17 +28,19 @@ def run(ctx: DemoContext) -> None:
     ctx.valid.to_parquet(data / "valid.parquet")
     marker = data / "evaluation-service-down"
     marker.touch()
-    params = {"data_dir": str(data), "fail_marker": str(marker), "candidates": ["ridge", "hgb-fast"]}
+    # Earlier demos may have left runs in this home: the steps that follow look at this one's runs only.
+    session = ctx.state.setdefault("session", uuid.uuid4().hex[:12])
+    params = {"data_dir": str(data), "fail_marker": str(marker), "session": session}
     echo = lambda message: ctx.console.print(f"[dim]{message}[/]", highlight=False)  # noqa: E731
-    ctx.console.print(f"[bold]mloop flow run {FLOW_FILE.name}[/] (prepare -> fit x2 in a foreach -> choose -> "
-                      "evaluate -> register), with the evaluation service down:")
+    ctx.console.print(f"[bold]mloop flow run {FLOW_FILE.name}[/] (prepare -> fit every candidate in a foreach -> "
+                      "choose -> evaluate -> register), with the evaluation service down:")
     first = run_flow(str(FLOW_FILE), params=params, settings=ctx.settings, tags=["demo"],
                      executor=LocalExecutor(), raise_on_failure=False, echo=echo)
     ctx.console.print(f"[red]{first.error}[/]", highlight=False)
     marker.unlink()
     ctx.console.print(f"\nThe service is back: [bold]mloop flow resume {FLOW_FILE.name} {first.run_id[:8]}[/]")
-    second = run_flow(str(FLOW_FILE), settings=ctx.settings, tags=["demo"], executor=LocalExecutor(),
-                      origin_run=first.run_id, echo=echo)
+    second = run_flow(str(FLOW_FILE), settings=ctx.settings, executor=LocalExecutor(), origin_run=first.run_id,
+                      echo=echo)
     run = get_run(second.run_id, settings=ctx.settings)
     table = Table(title=f"Resumed run {run.id[:8]} of TripDurationFlow")
     for column in ("step", "tasks", "what happened", "seconds"):
@@ -46,8 +54,9 @@ def run(ctx: DemoContext) -> None:
                       f"{', '.join(second.executed)}.")
     data_ = run.data
     ctx.console.print(f"Candidates {', '.join(f'{k} {v:.3f}' for k, v in data_.scores.items())}; registered "
-                      f"[bold]trip-duration-flow v{data_.version}[/] ({data_.best_name}, val_rmse "
-                      f"{data_.report['val_rmse']:.3f}) from the flow's register task.")
+                      + ", ".join(f"[bold]{MODEL_NAME} v{v}[/] ({k})" for k, v in data_.versions.items())
+                      + " from the flow's register task.")
     ctx.state["flow_run_id"] = run.id
+    ctx.state["models"] = {task.data.candidate_run: task.data.model for task in run["fit"].tasks}
     ctx.console.print(f"Look next: [bold]mloop flow show {run.id[:8]}[/], [bold]mloop flow logs {run.id[:8]} fit[/], "
                       "[bold]mloop flow list --tag demo[/].")

@@ -1,16 +1,15 @@
-"""Demo step: register the best runs, pick the champion with a rule, load it by alias and predict."""
+"""Demo step: the versions the training flow registered, the champion picked by a rule, loaded by alias."""
 
 from __future__ import annotations
 
 from rich.table import Table
 
 from mloop.demo.runner import DemoContext
-from mloop.demo.tracking import EXPERIMENT, TARGET, features
-from mloop.registry import load_model, log_model_to_run, registry_for
+from mloop.demo.tracking import TARGET, features
+from mloop.registry import load_model, registry_for
 from mloop.registry.rules import Rule
 
 MODEL_NAME = "trip-duration"
-TOP = 3
 RULE = Rule(
     name="trip-duration-champion",
     description="The most accurate trip-duration model that is not overfitted becomes the champion.",
@@ -23,14 +22,13 @@ RULE = Rule(
 
 def run(ctx: DemoContext) -> None:
     registry = registry_for(ctx.settings)
-    mine = f"tags.demo = 'true' and tags.demo_session = '{ctx.state['session']}'"  # this demo's runs
-    ranked = ctx.client.search_runs(EXPERIMENT, filter=mine, order_by="metrics.val_rmse", limit=TOP)
-    example = features(ctx.train).head(5)
-    for run_id, run_name in zip(ranked["run_id"], ranked["name"], strict=True):
-        version = log_model_to_run(ctx.settings, run_id, ctx.state["models"][run_id], MODEL_NAME,
-                                   input_example=example, tags={"demo": "true", "run_name": run_name})
-        ctx.console.print(f"registered {MODEL_NAME} v{version.version} from run {run_name} "
-                          f"(val_rmse {version.metrics['val_rmse']:.3f}, flavor {version.flavor})")
+    mine = set(ctx.state["models"])  # this demo's candidate runs (earlier demos' versions stay in the registry)
+    for version in registry.list_versions(MODEL_NAME):
+        if version.run_id in mine:
+            lineage = registry.lineage(MODEL_NAME, version.version)
+            ctx.console.print(f"{MODEL_NAME} v{version.version}: run {version.tags.get('run_name')} (val_rmse "
+                              f"{version.metrics['val_rmse']:.3f}, flavor {version.flavor}), trained in flow "
+                              f"run {lineage['flow']['run_id'][:8]}", highlight=False)
     registry.rules.save(RULE)
     selection = registry.rules.apply(RULE.name)
     ctx.console.print(selection.explain(), highlight=False)

@@ -37,12 +37,12 @@ def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
     from mloop.demo import features, pipelines, registry, serving, tracking, validation
 
     return [
+        ("Training pipeline", pipelines.run),
         ("Experiment tracking", tracking.run),
         ("Model registry", registry.run),
         ("Data validation and drift", validation.run),
         ("Feature store", features.run),
         ("Serving", serving.run),
-        ("Pipelines", pipelines.run),
     ]
 
 

@@ -1,11 +1,13 @@
-"""Demo step: train several models as tracked runs and rank them by validation RMSE."""
+"""Demo step: the candidates the training flow fitted, each a tracked run, ranked by validation RMSE.
+
+This module also holds what the training flow and the later steps share: the features, the target and the
+candidate models.
+"""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from rich.table import Table
 
@@ -47,34 +49,22 @@ def candidates() -> list[tuple[str, Any, dict[str, Any]]]:
 
 
 def run(ctx: DemoContext) -> None:
-    x_train, y_train = features(ctx.train), ctx.train[TARGET]
-    x_valid, y_valid = features(ctx.valid), ctx.valid[TARGET]
-    models = {}
-    # Earlier demos may have left runs in this home: this one's tables and choices look at its own runs only.
-    session = ctx.state.setdefault("session", uuid.uuid4().hex[:12])
-    mine = f"tags.demo = 'true' and tags.demo_session = '{session}'"
-    for name, model, params in candidates():
-        tags = {"demo": "true", "demo_session": session}
-        with ctx.client.start_run(EXPERIMENT, name=name, params=params, tags=tags) as run:
-            run.log_input(ctx.train, name="trips-train", context="train")
-            run.log_input(ctx.valid, name="trips-validation", context="validation")
-            model.fit(x_train, y_train)
-            for split, x, y in (("train", x_train, y_train), ("val", x_valid, y_valid)):
-                error = model.predict(x) - y.to_numpy()
-                run.log_metrics({f"{split}_rmse": float(np.sqrt(np.mean(error**2))),
-                                 f"{split}_mae": float(np.mean(np.abs(error)))})
-            models[run.run_id] = model
+    # The flow tagged its candidates' runs with this demo's session: earlier demos' runs in this home stay out.
+    mine = f"tags.demo = 'true' and tags.demo_session = '{ctx.state['session']}'"
     ranked = ctx.client.search_runs(EXPERIMENT, filter=mine, order_by="metrics.val_rmse")
-    table = Table(title=f"Runs of '{EXPERIMENT}', best first")
-    for column in ("run", "algorithm", "val_rmse", "val_mae", "train_rmse", "run_id"):
+    table = Table(title=f"Runs of '{EXPERIMENT}' from the flow's fit tasks, best first")
+    for column in ("run", "algorithm", "val_rmse", "val_mae", "train_rmse", "run_id", "parent (fit task)"):
         table.add_column(column, justify="right" if column.startswith(("val", "train")) else "left")
     for _, row in ranked.iterrows():
         table.add_row(row["name"], str(row["params.algorithm"]), f"{row['metrics.val_rmse']:.3f}",
-                      f"{row['metrics.val_mae']:.3f}", f"{row['metrics.train_rmse']:.3f}", row["run_id"])
+                      f"{row['metrics.val_mae']:.3f}", f"{row['metrics.train_rmse']:.3f}", row["run_id"],
+                      str(row["parent_run_id"])[:12])
     ctx.console.print(table)
     best = ctx.client.best_run(EXPERIMENT, "val_rmse", filter=mine)
     ctx.state["best_run_id"] = best.run_id
-    ctx.state["models"] = models
-    ctx.console.print(f"Best run: [bold green]{best.name}[/] {best.run_id} (val_rmse {best.metrics['val_rmse']:.3f})")
+    datasets = ", ".join(f"{d.name} ({context}, {d.rows:,} rows, {d.digest[:8]})"
+                         for d, context in ctx.client.repo.list_inputs(best.run_id))
+    ctx.console.print(f"Best run: [bold green]{best.name}[/] {best.run_id} (val_rmse {best.metrics['val_rmse']:.3f}); "
+                      f"data used: {datasets}")
     ctx.console.print(f"Look next: [bold]mloop runs list {EXPERIMENT}[/], "
                       f"[bold]mloop runs show {best.run_id[:8]}...[/], or [bold]mloop server[/] for the REST API.")

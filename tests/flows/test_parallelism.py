@@ -140,3 +140,43 @@ def test_tasks_that_each_want_most_of_the_memory_never_run_side_by_side(write_fl
                                             "    def work")
     run = flows.run(str(write_flow(source)), max_workers=4)  # CPUs alone would let all four run at once
     assert most_at_once(run.data.spans) == 1
+
+
+THREADS = """
+import os
+
+import numpy  # loaded in the fork server, before any task: its BLAS pool is sized at run time
+from mloop.flows import FlowSpec, resources, step
+
+
+def blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+
+
+class Threads(FlowSpec):
+    @step
+    def start(self):
+        self.default = os.environ.get("OMP_NUM_THREADS"), blas_threads()
+        self.next(self.wide)
+
+    @resources(cpu=2)
+    @step
+    def wide(self):
+        self.wide_env = os.environ.get("OMP_NUM_THREADS"), blas_threads()
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_native_thread_pools_get_the_cpus_the_task_reserved(write_flow, monkeypatch) -> None:
+    run = flows.run(str(write_flow(THREADS)), max_workers=2)
+    assert run.data.default == ("1", [1])
+    assert run.data.wide_env == ("2", [2])
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting wins
+    run = flows.run(str(write_flow(THREADS)), max_workers=2)
+    assert run.data.default[0] == "3" and run.data.wide_env[0] == "3"

@@ -14,6 +14,23 @@ import signal
 import sys
 from typing import Any
 
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                     "NUMEXPR_NUM_THREADS")
+
+
+def _limit_threads(threads: int) -> None:
+    """Size native thread pools to the task's CPUs, unless the user set them: environment variables for libraries
+    the step loads, threadpoolctl (when installed) for those the flow file already loaded in the fork server."""
+    if threads < 1 or any(os.environ.get(v) for v in _THREAD_VARIABLES):
+        return
+    for variable in _THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(threads)
+
 
 def _child(request: dict[str, Any]) -> None:
     """In the forked process: redirect output to the task's log files, run, write the result, exit."""
@@ -32,6 +49,7 @@ def _child(request: dict[str, Any]) -> None:
             out = os.open(os.path.join(log_dir, f"{name}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(out, fd)
             os.close(out)
+        _limit_threads(int(request.get("threads") or 0))
         from mloop.flows.task import artifact_store, execute, store_logs
 
         result = execute(request["spec"])

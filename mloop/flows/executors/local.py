@@ -57,7 +57,11 @@ class LocalExecutor:
         assert self._proc is not None and self._proc.stdin is not None
         result_path = os.path.join(self._tmp, f"{key}.json")
         self._results[key] = result_path
-        request = {"key": key, "spec": spec, "result_path": result_path, "log_dir": log_dir}
+        # Native thread pools (OpenMP, BLAS) get the CPUs the task reserved, as on Ray: four 1-CPU tasks each
+        # spinning up one OpenMP thread per core oversubscribe the machine, and OpenMP's spin-waits make that
+        # many times slower than running them with one thread each.
+        threads = max(1, min(round(float(resources.get("cpu", 1) or 1)), os.cpu_count() or 1))
+        request = {"key": key, "spec": spec, "result_path": result_path, "log_dir": log_dir, "threads": threads}
         try:
             self._proc.stdin.write(json.dumps(request).encode() + b"\n")
             self._proc.stdin.flush()
