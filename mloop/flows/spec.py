@@ -76,13 +76,19 @@ class Parameter:
         return value
 
     def _expected(self) -> str:
-        text = f"a {self.type.__name__}"
+        if self.choices is not None:
+            text = f"one of {self.choices}"
+        else:
+            text = _TYPE_WORDS.get(self.type, f"a value of type {self.type.__name__}")
         if self.min is not None or self.max is not None:
             low = self.min if self.min is not None else "-inf"
             text += f" in [{low}, {self.max if self.max is not None else 'inf'}]"
-        if self.choices is not None:
-            text += f" among {self.choices}"
         return text
+
+
+# How a message names each type ("expected an integer"): its __name__ reads badly ("a int", "a dict").
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               list: "a JSON list", dict: "a JSON object"}
 
 
 def _convert(raw: Any, kind: type) -> Any:

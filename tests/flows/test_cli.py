@@ -42,7 +42,7 @@ def test_run_fail_resume_show_logs_list_and_tag(write_flow, counts, tmp_path: Pa
     out = mloop("flow", "list", "--tag", "golden")
     assert resumed.id[:12] in out.stdout and failed.id[:12] not in out.stdout
     out = mloop("flow", "run", str(file), "--lr", "fast")
-    assert out.returncode == 2 and "--lr" in out.stderr and "expected a float" in out.stderr
+    assert out.returncode == 2 and "--lr" in out.stderr and "expected a number" in out.stderr
 
 
 SCHEDULED = """

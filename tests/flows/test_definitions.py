@@ -42,6 +42,22 @@ def test_bad_parameters_name_the_field(given, field) -> None:
     assert info.value.field == field
 
 
+@pytest.mark.parametrize(("param", "given", "says"), [
+    (Parameter(int), "1.5", "--p: got '1.5', expected an integer."),
+    (Parameter(int, min=1, max=10), "20", "expected an integer in [1, 10]."),
+    (Parameter(float), "fast", "expected a number."),
+    (Parameter(bool), "maybe", "expected true or false."),
+    (Parameter(list), "{}", "expected a JSON list."),
+    (Parameter(dict), "[1]", "expected a JSON object."),
+    (Parameter(str, choices=["big", "small"]), "huge", "expected one of ['big', 'small']."),
+])
+def test_bad_parameter_messages_name_the_type_in_plain_words(param, given, says) -> None:
+    param.name = "p"
+    with pytest.raises(InvalidInputError) as info:
+        param.parse(given)
+    assert says in str(info.value)
+
+
 def test_decorator_arguments_are_validated() -> None:
     with pytest.raises(InvalidInputError, match="retry.times"):
         retry(times=-1)
