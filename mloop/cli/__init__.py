@@ -51,5 +51,7 @@ def main() -> None:
         error_console.print(f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
                             "[dim]This is a bug in mloop; MLOOP_DEBUG=1 shows the traceback.[/]", highlight=False)
         sys.exit(1)
+    if code == 130:  # Typer turns Ctrl-C into this exit code without a word
+        error_console.print("interrupted")
     if isinstance(code, int) and code:
         sys.exit(code)

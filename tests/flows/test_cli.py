@@ -104,3 +104,53 @@ def test_the_printed_resume_command_works_as_printed(write_flow, counts, tmp_pat
     assert out.returncode == 0, out.stderr
     assert "4 reused (start, train/0, train/1, train/2)" in out.stdout
     assert counts()["join"] == 2 and counts()["train"] == 3
+
+
+SLEEPY = """
+import os
+import time
+from pathlib import Path
+
+from mloop.flows import FlowSpec, step
+
+
+class Sleepy(FlowSpec):
+    @step
+    def start(self):
+        (Path(__file__).parent / "task.pid").write_text(str(os.getpid()))
+        time.sleep(60)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_ctrl_c_stops_the_run_says_so_and_leaves_no_task_behind(write_flow, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    file = write_flow(SLEEPY)
+    proc = subprocess.Popen([sys.executable, "-m", "mloop", "flow", "run", str(file)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    pid_file = tmp_path / "task.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    task_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert flows.get("Sleepy").latest_run.status == "killed"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(task_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"task process {task_pid} still runs after Ctrl-C")
