@@ -112,8 +112,9 @@ def _training_metrics(estimator: Any, X: Any, y: Any) -> dict[str, float]:
 def _log_model_artifact(run: Any, estimator: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            import skops.io as sio
+            from mloop._util.optional import import_skops
 
+            sio = import_skops()
             path = Path(tmp) / "model.skops"
             sio.dump(estimator, path)
         except ImportError:

@@ -85,3 +85,22 @@ def test_heavy_libraries_are_not_imported_to_detect_a_flavor() -> None:
             "detect(Ridge()); print(sorted(m for m in ('torch', 'xgboost', 'lightgbm', 'onnx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_saving_and_loading_a_sklearn_model_does_not_import_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # skops walks every sklearn package at import; one of them imports torch (2-3 s per fresh process).
+    code = f"""
+import sys
+from sklearn.linear_model import LinearRegression
+from mloop.registry import load_model, save_model
+save_model(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), {str(tmp_path / "m")!r})
+assert abs(load_model({str(tmp_path / "m")!r}).predict([[2.0]])[0] - 2.0) < 1e-9
+print("torch" in sys.modules)
+import sklearn.externals.array_api_compat.torch as shim  # the real package, once skops is loaded
+print(hasattr(shim, "asarray"))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]

@@ -8,13 +8,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mloop._util.optional import require
+from mloop._util.optional import import_skops
 from mloop.errors import InvalidInputError
 from mloop.registry.flavors import class_modules
 
 # Types skops does not trust by default but that only hold data: safe to construct.
 _SAFE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.slice", "collections.")
-
 
 class SklearnFlavor:
     """Any scikit-learn estimator, Pipeline or ColumnTransformer."""
@@ -27,7 +26,7 @@ class SklearnFlavor:
         return "sklearn" in class_modules(model) and hasattr(model, "predict")
 
     def save(self, model: Any, folder: Path, example: pd.DataFrame | np.ndarray | None) -> dict[str, Any]:
-        sio = require("skops.io", extra="sklearn")
+        sio = import_skops()
         try:
             sio.dump(model, folder / "model.skops")
         except Exception as exc:  # skops cannot represent some custom classes
@@ -38,7 +37,7 @@ class SklearnFlavor:
         return {"file": "model.skops", "serialization": "skops", "class": _qualname(model)}
 
     def load(self, folder: Path, options: dict[str, Any], trusted: bool) -> Any:
-        sio = require("skops.io", extra="sklearn")
+        sio = import_skops()
         path = folder / options.get("file", "model.skops")
         unknown = sio.get_untrusted_types(file=path)
         risky = [t for t in unknown if not t.startswith(_SAFE_PREFIXES)]
