@@ -61,6 +61,17 @@ class Settings:
         values.update({k: v for k, v in explicit.items() if v is not None})
         return cls._finish(values)
 
+    def export_stores(self) -> None:
+        """Put this home, database and artifact root into ``os.environ`` (and drop any server URL), so child
+        processes and ``Settings.load()`` in this process reach the same stores directly.
+
+        >>> Settings.load(home="/tmp/mloop-doc").export_stores(); os.environ["MLOOP_HOME"]
+        '/tmp/mloop-doc'
+        """
+        for name in ("home", "db_url", "artifact_root"):
+            os.environ[_ENV[name]] = getattr(self, name)
+        os.environ.pop(_ENV["tracking_uri"], None)
+
     @classmethod
     def _finish(cls, values: dict[str, Any]) -> Settings:
         home = str(Path(values.get("home") or ".mloop").expanduser().absolute())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from mloop.cli._app import app, console, error_console
@@ -26,9 +24,7 @@ def server(
 
     # Resolve once here so a bad URL fails now, then hand the settings to workers through the environment.
     settings = Settings.load(home=home, db_url=db_url, artifact_root=artifact_root, tracking_uri="")
-    os.environ.update({"MLOOP_HOME": settings.home, "MLOOP_DB_URL": settings.db_url,
-                       "MLOOP_ARTIFACT_ROOT": settings.artifact_root})
-    os.environ.pop("MLOOP_TRACKING_URI", None)
+    settings.export_stores()
     from mloop.store.sql import open_database
 
     open_database(settings.db_url)  # migrate before workers start

@@ -19,9 +19,7 @@ def _settings(home: str | None, db_url: str | None, artifact_root: str | None): 
     from mloop.config import Settings
 
     settings = Settings.load(home=home, db_url=db_url, artifact_root=artifact_root, tracking_uri="")
-    os.environ.update({"MLOOP_HOME": settings.home, "MLOOP_DB_URL": settings.db_url,
-                       "MLOOP_ARTIFACT_ROOT": settings.artifact_root})
-    os.environ.pop("MLOOP_TRACKING_URI", None)
+    settings.export_stores()
     return settings
 
 

@@ -7,7 +7,6 @@ tracking run, nested under the flow run; ``current.log_metrics({...})`` records 
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -36,10 +35,7 @@ class Current:
         self.attempt = int(spec.get("attempt", 0))
         self._settings = {k: spec[k] for k in ("home", "db_url", "artifact_root") if spec.get(k)}
         # mloop.start_run() and friends inside the step write where the flow does, whatever started the worker.
-        env = {"home": "MLOOP_HOME", "db_url": "MLOOP_DB_URL", "artifact_root": "MLOOP_ARTIFACT_ROOT"}
-        for key, value in self._settings.items():
-            os.environ[env[key]] = value
-        os.environ.pop("MLOOP_TRACKING_URI", None)
+        self.settings.export_stores()
         sdk = sys.modules.get("mloop._sdk")
         if sdk is not None:
             sdk._client = None
