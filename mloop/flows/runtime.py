@@ -337,7 +337,7 @@ class Runtime:
                       f"retrying in {delay:g} s")
             retry_at.append((time.monotonic() + delay, item))
             return False
-        if "catch" in node.decorators and node.kind in ("linear", "split", "end") and not permanent:
+        if "catch" in node.decorators and not permanent:  # the graph check refuses @catch where it cannot apply
             # Go on with what the step started from: its input's artifacts, or for a join those its inputs agree on.
             base = common_index([self.index[i] for i in item.pending.inputs])
             base[node.decorators["catch"]["var"]] = self.store.save(result["error"])
@@ -361,34 +361,23 @@ class Runtime:
         self.transitions[item.task_id] = transition or {}
 
     def _failure_message(self, item: Live, result: dict[str, Any]) -> str:
+        """Which step failed and why, where its log is, and the commands that show it and resume the run, with
+        the options (--flow, --executor, --home) they need to run as printed from here."""
+        import shlex
+
         log = os.path.join(item.log_dir, "stderr.log") if item.log_dir else ""
-        home = self._home_option()
+        # --home unless the default settings (environment, config file) already lead to this run's home
+        home = [] if Settings.load().home == self.settings.home else ["--home", self.settings.home]
+        relative = os.path.relpath(self.flow_file)
+        resume = ["mloop", "flow", "resume", relative if not relative.startswith("..") else self.flow_file,
+                  self.run_id, *(["--flow", self.flow_class] if self.flow_class else []),
+                  *(["--executor", self.executor.name] if self.executor.name != "local" else []), *home]
         lines = [f"Step '{item.pending.path}' failed: {result['error']}"]
         if log and os.path.isfile(log):  # a remote worker's log is only in the artifact store
             lines.append(f"  log: {log}")
-        lines.append(f"  logs: mloop flow logs {self.run_id} {item.pending.path}{home}")
-        lines.append(f"  resume: {self._resume_command()}")
+        lines.append(f"  logs: {shlex.join(['mloop', 'flow', 'logs', self.run_id, item.pending.path, *home])}")
+        lines.append(f"  resume: {shlex.join(resume)}")
         return "\n".join(lines)
-
-    def _resume_command(self) -> str:
-        """The command that resumes this run, as typed from here: the options it needs to find it again."""
-        import shlex
-
-        relative = os.path.relpath(self.flow_file)
-        parts = ["mloop", "flow", "resume", relative if not relative.startswith("..") else self.flow_file, self.run_id]
-        if self.flow_class:
-            parts += ["--flow", self.flow_class]
-        if self.executor.name != "local":
-            parts += ["--executor", self.executor.name]
-        return shlex.join(parts) + self._home_option()
-
-    def _home_option(self) -> str:
-        """`` --home H`` unless the default settings (environment, config file) already lead to this run's home."""
-        import shlex
-
-        if Settings.load().home == self.settings.home:
-            return ""
-        return " --home " + shlex.quote(self.settings.home)
 
     # ---------------------------------------------------------------- what follows a task
     def _advance(self, task_id: str, pending: Pending, ready: deque[Pending],

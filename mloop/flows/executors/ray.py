@@ -119,7 +119,7 @@ class RayExecutor:
         return min(float(resources.get("cpu", 1) or 1), self.largest_node.get("CPU", 1.0))
 
     def cost(self, resources: dict[str, Any]) -> float:
-        return min(self._cpus(resources), self.capacity)
+        return self._cpus(resources)  # at most the largest node's CPUs, so never more than the capacity
 
     def unschedulable(self, resources: dict[str, Any]) -> str | None:
         """Why no node of the cluster can ever run this step's task, or None when one can."""
