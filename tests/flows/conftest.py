@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,3 +42,15 @@ def counts(tmp_path: Path) -> Callable[[], dict[str, int]]:
         return {p.name: len(p.read_text().splitlines()) for p in folder.iterdir()}
 
     return read
+
+
+def wait_for_pid(pid_file: Path, timeout: float = 60) -> int:
+    """The process id a task writes into pid_file, once it is there; fails after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return int(pid_file.read_text())
+        except (FileNotFoundError, ValueError):  # not written yet, or caught halfway through the write
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no process id in {pid_file} after {timeout} s") from None
+            time.sleep(0.05)

@@ -10,6 +10,7 @@ import mloop.flows as flows
 from mloop.config import Settings
 from mloop.flows.runtime import open_flow_repo
 from mloop.flows.scheduler import scheduled_flows, tick
+from tests.flows.conftest import wait_for_pid
 from tests.flows.test_resume_and_cache import PIPELINE
 
 
@@ -136,11 +137,7 @@ def test_ctrl_c_stops_the_run_says_so_and_leaves_no_task_behind(write_flow, tmp_
     proc = subprocess.Popen([sys.executable, "-m", "mloop", "flow", "run", str(file)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    pid_file = tmp_path / "task.pid"
-    deadline = time.monotonic() + 60
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    task_pid = int(pid_file.read_text())
+    task_pid = wait_for_pid(tmp_path / "task.pid")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import mloop.flows as flows
+from tests.flows.conftest import wait_for_pid
 
 RETRY = """
 from mloop.flows import FlowSpec, retry, step
@@ -153,14 +154,11 @@ class Victim(FlowSpec):
 
 def test_a_task_killed_with_sigkill_is_reported_failed(write_flow, tmp_path: Path) -> None:
     file = write_flow(KILLED)
-    pid_file = tmp_path / "pid"
 
     def killer() -> None:
-        deadline = time.monotonic() + 30
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        pid = wait_for_pid(tmp_path / "pid", timeout=30)
         time.sleep(0.1)
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
 
     thread = threading.Thread(target=killer)
     thread.start()

@@ -263,7 +263,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_graph_errors_name_step_and_line(write_flow, case) -> None:
     body, needle, expected = CASES[case]
-    source = HEADER + body.replace("\n    ", "\n    ")
+    source = HEADER + body
     file = write_flow(source)
     with pytest.raises(FlowDefinitionError) as info:
         flows.run(str(file))
