@@ -49,19 +49,19 @@ class LocalBlobStore:
             tmp, size = self._spill(Path(self.root), [view])
         finally:
             hasher.join()
-        key = key_of(digest.hexdigest())
+        sha = digest.hexdigest()
+        key = key_of(sha)
         if self.exists(key):
             Path(tmp).unlink(missing_ok=True)
         else:
             self._path(key).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, self._path(key))
-        return BlobInfo(key, size, digest.hexdigest())
+        return BlobInfo(key, size, sha)
 
     def _write(self, key: str, chunks: Iterable[bytes | memoryview], known_sha256: str | None = None) -> BlobInfo:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         digest = None if known_sha256 else hashlib.sha256()
-        tmp, size = self._spill(target.parent, chunks, digest)
+        tmp, size = self._spill(target.parent, chunks, digest)  # creates the folder
         os.replace(tmp, target)
         return BlobInfo(key, size, known_sha256 or digest.hexdigest())  # type: ignore[union-attr]
 
