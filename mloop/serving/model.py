@@ -129,7 +129,7 @@ class ServedModel:
         if errors:
             return columns, errors
         columns = self.spec.coerce(columns, n)
-        if self.checks and not errors:
+        if self.checks:  # errors is empty here: a signature problem returned above
             frame = self.spec.frame(columns)
             for check in self.checks:
                 errors.extend(check(frame))  # type: ignore[arg-type]
