@@ -46,7 +46,8 @@ def serving_lookup(store: FeatureStore, service: str, *,
                    model_columns: Sequence[str] | None = None) -> Callable[[Columns, int], Columns]:
     """The request-path lookup of feature service ``service`` (``model_columns``: the model's inputs)."""
     plan = store.serving_plan(service=service)
-    outputs = [o for o in plan.outputs if model_columns is None or o in set(model_columns)]
+    wanted = set(model_columns) if model_columns is not None else None
+    outputs = [o for o in plan.outputs if wanted is None or o in wanted]
     presence = copy.copy(plan)  # the same reads without transforms: which entities are missing
     presence.on_demand, presence.hidden = [], set()
 

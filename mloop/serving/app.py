@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -219,10 +220,16 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
             return _error(400, "BAD_REQUEST", "expected {\"id\": ..., \"label\": ...} or a list of them", "body")
         labels = []
         for i, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or "label" not in item:
-                return _error(422, "INVALID_INPUT", f"feedback item {i} needs a string 'id' and a 'label'",
-                              f"feedback[{i}]")
-            labels.append((item["id"], item["label"]))
+            if not isinstance(item, dict) or "label" not in item:
+                return _error(422, "INVALID_INPUT", f"feedback item {i} is {_short(item)}; expected an object "
+                              "with a prediction 'id' and a 'label'", f"feedback[{i}]")
+            pid = item.get("id")
+            if not isinstance(pid, str) or not _PREDICTION_ID.match(pid):
+                # an id no prediction can have would be stored and never join: say so now
+                return _error(422, "INVALID_INPUT", f"feedback item {i}: 'id' is {_short(pid)}; expected a "
+                              "prediction id from the 'ids' of a /predict answer (like '3f2a9c0d1e4b5a6c7d8e-0')",
+                              f"feedback[{i}].id")
+            labels.append((pid, item["label"]))
         if state.log is None:
             return _error(409, "CONFLICT", "The prediction log is off, so labels cannot be joined.", "log")
         state.log.feedback(labels)
@@ -337,6 +344,15 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.serving = state
     return app
+
+
+# ids of logged predictions: ``<request id (os.urandom(10).hex())>-<row>``, see ``Endpoint.infer``
+_PREDICTION_ID = re.compile(r"^[0-9a-f]{20}-[0-9]+$")
+
+
+def _short(value: Any) -> str:
+    text = orjson.dumps(value, option=_OPTS).decode()
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 _V2_TYPES = {"float": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES", "datetime": "BYTES"}

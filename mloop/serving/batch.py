@@ -240,7 +240,7 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
     if engine not in ("local", "ray"):
         raise InvalidInputError(field="engine", value=engine, expected="local or ray")
     from mloop.registry import load_model
-    from mloop.serving.model import resolve_source
+    from mloop.serving.model import source_version
 
     started = time.perf_counter()
     fmt = _input_format(source, input_format)
@@ -249,8 +249,7 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
     if previous is not None and (previous["source"] != source or previous["chunk_rows"] != chunk_rows):
         raise ConflictError(f"{where} holds a run over {previous['source']!r} in chunks of {previous['chunk_rows']}; "
                             "use a new output or the same input and chunk size to resume.", field="output")
-    concrete = previous["model"] if previous else resolve_source(model_uri, client) \
-        if model_uri.startswith(("models:/", "deployments:/")) else model_uri
+    concrete = previous["model"] if previous else source_version(model_uri, client)
     model = load_model(concrete, client=client, trusted=trusted)
     version = str(model.version) if model.version is not None else (model.run_id or Path(str(model.folder)).name)
     if previous is None:

@@ -62,7 +62,7 @@ def build_context(model_uri: str, output: str | Path, *, client: Any = None, ove
     """Write the build context for ``model_uri`` into ``output``; returns the names written."""
     from mloop.registry.packaging import read_manifest, verify_files
     from mloop.registry.uri import parse_uri
-    from mloop.serving.model import resolve_source
+    from mloop.serving.model import source_version
 
     target = Path(output)
     if target.exists() and any(target.iterdir()):
@@ -70,7 +70,7 @@ def build_context(model_uri: str, output: str | Path, *, client: Any = None, ove
             raise InvalidInputError(field="output", value=str(target), expected="an empty or new folder "
                                     "(or overwrite=True / --overwrite)")
         shutil.rmtree(target)
-    concrete = resolve_source(model_uri, client) if model_uri.startswith(("models:/", "deployments:/")) else model_uri
+    concrete = source_version(model_uri, client)
     ref = parse_uri(concrete)
     name, version = None, None
     if ref.kind == "path":

@@ -95,9 +95,11 @@ class ServedModel:
         self.unreported_warnings = 0  # taken by the endpoint into its metrics after each request
 
     @classmethod
-    def load(cls, uri: str, *, client: Any = None, trusted: bool = False) -> ServedModel:
-        """Load ``uri`` (an alias or a deployment is resolved to its version now)."""
-        concrete = resolve_source(uri, client) if _moves(uri) else uri
+    def load(cls, uri: str, *, client: Any = None, trusted: bool = False, concrete: str | None = None,
+             ) -> ServedModel:
+        """Load ``uri`` (an alias or a deployment is resolved to its version now, unless ``concrete``
+        already says which version it points at)."""
+        concrete = concrete or source_version(uri, client)
         loaded = load_model(concrete, client=client, trusted=trusted)
         served = cls(loaded, source=uri)
         served.checks, served.feature_lookup = _hooks(loaded, client, on_warn=served._warned)
@@ -127,7 +129,7 @@ class ServedModel:
         if errors:
             return columns, errors
         columns = self.spec.coerce(columns, n)
-        if self.checks and not errors:
+        if self.checks:  # errors is empty here: a signature problem returned above
             frame = self.spec.frame(columns)
             for check in self.checks:
                 errors.extend(check(frame))  # type: ignore[arg-type]

@@ -62,7 +62,6 @@ class Arm:
         self.role = role
         self.source = source
         self.model = model
-        self.concrete = model.concrete
         self.weight = weight
         self.cache = PredictionCache(config.cache_ttl, config.cache_entries) if config.cache_ttl > 0 else None
         self.batcher: MicroBatcher | None = None
@@ -235,13 +234,12 @@ class Endpoint:
             if not arm.model.moves:
                 continue
             now = source_version(arm.source, client)
-            if now == arm.concrete:
+            if now == arm.model.concrete:
                 continue
-            fresh = ServedModel.load(now, client=client, trusted=trusted)
-            fresh.source, fresh.moves, fresh.concrete = arm.source, True, now
+            fresh = ServedModel.load(arm.source, client=client, trusted=trusted, concrete=now)
             fresh.warm_up()
             old = arm.model
-            arm.model, arm.concrete = fresh, now  # the swap: requests already running keep the old object
+            arm.model = fresh  # the swap: requests already running keep the old object
             self.metrics.set_version(self.name, arm.role, fresh.version)
             self.metrics.event(self.name, "reload")
             changed.append(f"{self.name} {arm.role}: v{old.version} -> v{fresh.version}")

@@ -31,6 +31,21 @@ def test_feedback_is_joined_to_its_prediction(settings, model_dir) -> None:
     assert set(log["model"]) == {"m"} and (log["latency_ms"] > 0).all()
 
 
+def test_feedback_for_an_id_no_prediction_has_is_rejected_naming_it(settings, model_dir) -> None:
+    config = ServeConfig(endpoints=(EndpointConfig(name="m", uri=str(model_dir)),), reload_seconds=0,
+                         log_flush_seconds=0.1)
+    with running(config, settings) as server:
+        request_id = server.post("/predict", [ROW]).headers["x-prediction-id"]  # the request's, not a row's
+        r = server.post("/feedback", {"feedback": [{"id": f"{request_id}-0", "label": 1},
+                                                   {"id": request_id, "label": 2}]})
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert body["field"] == "feedback[1].id" and request_id in body["message"] and "/predict" in body["message"]
+        r = server.post("/feedback", ["not an object"])
+        assert r.status_code == 422 and r.json()["field"] == "feedback[0]" and "not an object" in r.json()["message"]
+    assert read_predictions(settings, "m")["label"].isna().all()  # nothing of the rejected batch was stored
+
+
 def test_log_writes_in_batches_off_the_request_path(tmp_path) -> None:
     settings = Settings.load(home=str(tmp_path / "h"))
     log = PredictionLog(settings, flush_seconds=60, max_rows=1000)
