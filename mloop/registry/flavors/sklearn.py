@@ -15,6 +15,7 @@ from mloop.registry.flavors import class_modules
 # Types skops does not trust by default but that only hold data: safe to construct.
 _SAFE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.slice", "collections.")
 
+
 class SklearnFlavor:
     """Any scikit-learn estimator, Pipeline or ColumnTransformer."""
 
