@@ -165,7 +165,7 @@ def test_online_read_is_fast_with_a_compiled_plan(store: FeatureStore, zone: Ent
     for _ in range(2000):
         store.online(refs, entities={"zone_id": [1]})
     per_call = (time.perf_counter() - start) / 2000
-    assert per_call < 0.0005  # generous bound for a shared CI machine; bench/features.py measures p99
+    assert per_call < 0.001  # ~0.1 ms here; loose for a loaded CI machine; bench/features.py measures p99
 
 
 def test_materialize_breaks_ties_by_created_time_and_keeps_null_values(online_store: FeatureStore, zone: Entity,
