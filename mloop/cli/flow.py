@@ -210,7 +210,8 @@ def show(run_id: str, home: str = HOME) -> None:
 @flow_app.command()
 def logs(
     run_id: str,
-    step: str = typer.Argument(..., help="The step (e.g. train) or one task (train/3)."),
+    step: str = typer.Argument(..., help="The step (e.g. train) or one task (train/3, or train#2 for a loop's "
+                                "second pass)."),
     stderr: bool = typer.Option(False, "--stderr", help="Only stderr."),
     stdout: bool = typer.Option(False, "--stdout", help="Only stdout."),
     home: str = HOME,
@@ -219,8 +220,8 @@ def logs(
     from mloop.flows.client import get_run
 
     run = get_run(run_id, settings=_settings(home))
-    name, _, index = step.partition("/")
-    tasks = [t for t in run[name].tasks if not index or t.path == step]
+    name = step.split("/", 1)[0].split("#", 1)[0]
+    tasks = [t for t in run[name].tasks if name == step or t.path == step]
     if not tasks:
         raise InvalidInputError(field="step", value=step, expected=f"a task of {name}: "
                                 f"{[t.path for t in run[name].tasks][:10]}")

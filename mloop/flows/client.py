@@ -66,7 +66,8 @@ class Task:
 
     id = property(lambda self: self._row.task_id, doc="The task's id (also its tracking run id).")
     step = property(lambda self: self._row.step)
-    path = property(lambda self: self._row.path, doc="``step`` or ``step/<foreach index>``.")
+    path = property(lambda self: self._row.path, doc="``step``, ``step/<foreach index>``, and ``#<n>`` after "
+                    "either for the n-th pass of a loop.")
     status = property(lambda self: self._row.status)
     attempts = property(lambda self: self._row.attempt + 1)
     error = property(lambda self: self._row.error)
@@ -81,8 +82,16 @@ class Task:
 
     @property
     def index(self) -> int | None:
-        tail = self._row.path.split("/", 1)[1] if "/" in self._row.path else ""
+        """The position in the innermost foreach, or None outside a foreach."""
+        path = self._row.path.split("#", 1)[0]
+        tail = path.split("/", 1)[1] if "/" in path else ""
         return int(tail.split(".")[-1]) if tail else None
+
+    @property
+    def iteration(self) -> int:
+        """1 for the first pass through the step, 2 for the second when a conditional loops back, ..."""
+        _, _, count = self._row.path.partition("#")
+        return int(count) if count else 1
 
     @property
     def seconds(self) -> float | None:
@@ -120,11 +129,11 @@ class Step:
 
     def __init__(self, name: str, tasks: list[Task]) -> None:
         self.name = name
-        self.tasks = sorted(tasks, key=lambda t: (t.index if t.index is not None else -1, t.path))
+        self.tasks = sorted(tasks, key=lambda t: (t.index if t.index is not None else -1, t.iteration, t.path))
 
     @property
     def task(self) -> Task:
-        """The step's task (the first one of a foreach)."""
+        """The step's task (the first one of a foreach, the first pass of a loop)."""
         return self.tasks[0]
 
     @property

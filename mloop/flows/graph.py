@@ -286,8 +286,9 @@ def _join_error(graph: FlowGraph, source: str, split: str, join: str, why: str) 
 def _check_same_context(graph: FlowGraph, name: str, arrivals: list[Arrival], join_of: dict[str, str]) -> None:
     """Branches meet only in a join, and a step inside a split goes on only to steps inside it (end to none)."""
     if not arrivals:
-        return  # start
-    expected: Arrival = ("", ()) if name == "end" else arrivals[0]
+        return  # start, when no loop goes back to it
+    # start and end sit outside every split; a loop back to start must come from there too
+    expected: Arrival = ("", ()) if name in ("start", "end") else arrivals[0]
     for arrival in arrivals:
         if arrival[1] == expected[1]:
             continue

@@ -40,15 +40,15 @@ class FlowFailedError(MloopError):
 
 @dataclass
 class Frame:
-    """An open split: the task that opened it, how wide it is, and which branch this task is on."""
+    """An open split: the task that opened it, how wide it is, and which branch this task is on; for a foreach,
+    also the step it fans out to and the artifact it fans out over."""
 
     split_task: str
     kind: str
     width: int
     index: int
-
-    def to_list(self) -> list[Any]:
-        return [self.split_task, self.kind, self.width, self.index]
+    target: str | None = None
+    foreach_var: str | None = None
 
 
 @dataclass
@@ -156,6 +156,7 @@ class Runtime:
         self.index: dict[str, dict[str, ArtifactRef]] = {}
         self.transitions: dict[str, dict[str, Any]] = {}
         self.paths: dict[str, str] = {}
+        self.visits: dict[str, int] = {"start": 1}
 
     # ---------------------------------------------------------------- main loop
     def run(self) -> Outcome:
@@ -393,8 +394,8 @@ class Runtime:
                 raise FlowFailedError(f"Step '{pending.path}' fans out over an empty '{transition['foreach']}'.",
                                       self.run_id)
             for i in range(count):
-                stack = [*pending.stack, Frame(task_id, "foreach", count, i)]
-                ready.append(Pending(target, f"{target}/{_foreach_path(stack)}", [task_id], stack,
+                stack = [*pending.stack, Frame(task_id, "foreach", count, i, target, transition["foreach"])]
+                ready.append(Pending(target, self._visit(f"{target}/{_foreach_path(stack)}"), [task_id], stack,
                                      transition["foreach"], i))
             return
         for i, target in enumerate(steps):
@@ -409,14 +410,28 @@ class Runtime:
                     del joins[(target, frame.split_task)]
                     outer = stack[:-1]
                     path = f"{target}/{_foreach_path(outer)}" if _foreach_path(outer) else target
-                    ready.append(Pending(target, path, [waiting[j] for j in range(frame.width)], outer))
+                    ready.append(Pending(target, self._visit(path), [waiting[j] for j in range(frame.width)],
+                                         outer))
                 continue
             path = f"{target}/{suffix}" if suffix else target
-            ready.append(Pending(target, path, [task_id], stack))
+            inner = stack[-1] if stack and stack[-1].kind == "foreach" else None
+            if inner is not None and inner.target == target:  # a loop back to the foreach's step: same item
+                ready.append(Pending(target, self._visit(path), [task_id], stack, inner.foreach_var, inner.index))
+            else:
+                ready.append(Pending(target, self._visit(path), [task_id], stack))
+
+    def _visit(self, path: str) -> str:
+        """``path`` the first time a run reaches it, ``path#2`` the second (a conditional that loops back), ...
+
+        Loop iterations run one after another, so the numbering is the same in a run and in its resume, and
+        resume matches each iteration with its own earlier task."""
+        count = self.visits[path] = self.visits.get(path, 0) + 1
+        return path if count == 1 else f"{path}#{count}"
 
 
 def _suffix(path: str) -> str:
-    return path.split("/", 1)[1] if "/" in path else ""
+    """The foreach position of a task path (``train/2.1#3`` -> ``2.1``), without its loop iteration."""
+    return path.split("#", 1)[0].split("/", 1)[1] if "/" in path else ""
 
 
 def _foreach_path(stack: list[Frame]) -> str:

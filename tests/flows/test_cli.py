@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from mloop.config import Settings
 from mloop.flows.runtime import open_flow_repo
 from mloop.flows.scheduler import scheduled_flows, tick
 from tests.flows.conftest import wait_for_pid
-from tests.flows.test_resume_and_cache import PIPELINE
+from tests.flows.test_resume_and_cache import LOOPING, PIPELINE
 
 
 def mloop(*args: str) -> subprocess.CompletedProcess[str]:
@@ -105,6 +106,24 @@ def test_the_printed_resume_command_works_as_printed(write_flow, counts, tmp_pat
     assert out.returncode == 0, out.stderr
     assert "4 reused (start, train/0, train/1, train/2)" in out.stdout
     assert counts()["join"] == 2 and counts()["train"] == 3
+
+
+def test_the_logs_of_one_pass_of_a_loop(write_flow, tmp_path: Path) -> None:
+    import shlex
+
+    file = write_flow(LOOPING)
+    (tmp_path / "fail-21").touch()
+    out = mloop("flow", "run", str(file))
+    assert out.returncode == 1 and "Step 'fit/1#2' failed" in out.stderr, out.stderr
+    logs = next(line.split("logs: ", 1)[1] for line in out.stderr.splitlines() if "logs: " in line)
+    printed = subprocess.run(logs, shell=True, capture_output=True, text=True, timeout=120,  # as a user pastes it
+                             executable="/bin/bash", env={**os.environ, "PATH": f"{Path(sys.executable).parent}:"
+                                                          f"{os.environ['PATH']}"})
+    assert "RuntimeError: seed 21 crashed" in printed.stdout, printed.stderr
+    run_id = shlex.split(logs)[3]
+    assert "seed 21 crashed" not in mloop("flow", "logs", run_id, "fit/1").stdout  # the first pass went well
+    out = mloop("flow", "logs", run_id, "fit/7")
+    assert out.returncode != 0 and "fit/1#2" in out.stderr  # names the tasks there are
 
 
 SLEEPY = """

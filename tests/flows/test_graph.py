@@ -248,6 +248,26 @@ CASES = {
         pass
 """, "def start", 'has @catch but chooses its next step by condition="kind", and a caught failure leaves no '
      "value to choose by"),
+    "loop out of a foreach back to start": ("""
+    @step
+    def start(self):
+        self.xs = [1, 2]
+        self.next(self.fit, foreach="xs")
+
+    @step
+    def fit(self):
+        self.verdict = "again"
+        self.next({"again": self.start, "done": self.join}, condition="verdict")
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "self.next({\"again\": self.start", "step 'fit' is inside the foreach at 'start' but goes to 'start' instead of "
+     "a join"),
     "no end": ("""
     @step
     def start(self):
@@ -342,3 +362,39 @@ def test_check_command_prints_the_graph(write_flow, tmp_path) -> None:
     file = write_flow(HEADER + CASES["unknown step"][0])
     out = subprocess.run([sys.executable, "-m", "mloop", "flow", "check", str(file)], capture_output=True, text=True)
     assert out.returncode == 2 and "unknown step 'trian'" in out.stderr
+
+
+LOOP_IN_FOREACH = """
+from mloop.flows import FlowSpec, step
+
+
+class Refine(FlowSpec):
+    @step
+    def start(self):
+        self.passes = [1, 3, 2]
+        self.next(self.fit, foreach="passes")
+
+    @step
+    def fit(self):
+        count(f"fit-{self.index}")
+        self.done = getattr(self, "done", 0) + 1
+        self.verdict = "again" if self.done < self.input else "enough"
+        self.next({"again": self.fit, "enough": self.join}, condition="verdict")
+
+    @step
+    def join(self, inputs):
+        self.done = [i.done for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_a_loop_inside_a_foreach_keeps_its_item(write_flow, counts) -> None:
+    """Each pass back to the foreach's step sees the same ``self.input`` and ``self.index``."""
+    run = flows.run(str(write_flow(LOOP_IN_FOREACH)))
+    assert run.data.done == [1, 3, 2]
+    assert counts() == {"fit-0": 1, "fit-1": 3, "fit-2": 2}
+    assert [t.path for t in run["fit"]] == ["fit/0", "fit/1", "fit/1#2", "fit/1#3", "fit/2", "fit/2#2"]

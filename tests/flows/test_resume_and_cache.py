@@ -100,6 +100,71 @@ def test_resume_of_another_flows_run_is_refused(write_flow) -> None:
         flows.resume(str(other), first.id)
 
 
+LOOPING = """
+from mloop.flows import FlowSpec, step
+
+MARKERS = Path(__file__).parent
+
+
+class Rounds(FlowSpec):
+    @step
+    def start(self):
+        self.round = 0
+        self.scores = []
+        self.next(self.propose)
+
+    @step
+    def propose(self):
+        count("propose")
+        self.round += 1
+        self.seeds = [10 * self.round + i for i in range(3)]
+        self.next(self.fit, foreach="seeds")
+
+    @step
+    def fit(self):
+        count(f"fit-{self.input}")
+        if (MARKERS / f"fail-{self.input}").exists():
+            raise RuntimeError(f"seed {self.input} crashed")
+        self.score = self.input
+        self.next(self.decide)
+
+    @step
+    def decide(self, inputs):
+        count("decide")
+        self.round = inputs[0].round
+        self.scores = inputs[0].scores + [max(i.score for i in inputs)]
+        self.verdict = "again" if self.round < 3 else "done"
+        self.next({"again": self.propose, "done": self.end}, condition="verdict")
+
+    @step
+    def end(self):
+        count("end")
+"""
+
+
+def test_a_loop_runs_each_pass_and_resume_reruns_only_the_failed_pass(write_flow, counts, tmp_path: Path) -> None:
+    file = str(write_flow(LOOPING))
+    (tmp_path / "fail-21").touch()  # the second pass's second seed
+    with pytest.raises(flows.FlowFailedError, match=r"Step 'fit/1#2' failed: RuntimeError: seed 21 crashed"):
+        flows.run(file)
+    failed = flows.get("Rounds").latest_run
+    assert [t.path for t in failed["propose"]] == ["propose", "propose#2"]
+    before = counts()
+    assert before["propose"] == 2 and before["decide"] == 1 and before["fit-21"] == 1
+    (tmp_path / "fail-21").unlink()
+    resumed = flows.resume(file, failed.id)
+    after = counts()
+    assert after["propose"] == 3 and after["decide"] == 3 and after["end"] == 1
+    assert after["fit-21"] == 2  # the failed task, once more
+    assert all(after[f"fit-{seed}"] == 1 for seed in (10, 11, 12, 20, 22, 30, 31, 32))  # ran once, in one run
+    assert resumed.data.scores == [12, 22, 32] and resumed.data.round == 3
+    fits = resumed["fit"].tasks
+    assert [(t.index, t.iteration) for t in fits] == [(i, n) for i in range(3) for n in (1, 2, 3)]
+    reused = {t.path for t in fits if t.reused_from}
+    assert {"fit/0", "fit/1", "fit/2"} <= reused and "fit/1#2" not in reused and not any("#3" in p for p in reused)
+    assert [t.path for t in resumed["decide"]] == ["decide", "decide#2", "decide#3"]
+
+
 CACHED = """
 from mloop.flows import FlowSpec, Parameter, cache, step
 
