@@ -1,30 +1,28 @@
-"""The registry's REST endpoints through the real FastAPI app (in-process), errors as JSON 4xx."""
+"""The registry's REST endpoints through a real mloop server on 127.0.0.1, errors as JSON 4xx."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from mloop.config import Settings
 from mloop.registry import RegistryClient
-from mloop.server.api import registry as registry_api
-from mloop.server.errors import install_error_handlers
 from tests.registry.conftest import log_version
+from tests.server.conftest import serve
 
 
 @pytest.fixture
-def api(settings: Settings, registry: RegistryClient, tracking, pipeline, frame) -> TestClient:
+def api(settings: Settings, registry: RegistryClient, tracking, pipeline, frame) -> Iterator[httpx.Client]:
     for mae in (3.0, 2.0):
         log_version(tracking, pipeline, frame, metrics={"mae": mae})
-    app = FastAPI()
-    app.state.settings = settings
-    install_error_handlers(app)
-    app.include_router(registry_api.router, prefix="/api")
-    return TestClient(app)
+    for server in serve(settings):
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            yield client
 
 
-def test_models_versions_aliases(api: TestClient) -> None:
+def test_models_versions_aliases(api: httpx.Client) -> None:
     assert [m["name"] for m in api.get("/api/registry/models").json()] == ["eta"]
     versions = api.get("/api/registry/models/eta/versions").json()
     assert [v["version"] for v in versions] == [1, 2] and versions[0]["metrics"] == {"mae": 3.0}
@@ -45,7 +43,7 @@ def test_models_versions_aliases(api: TestClient) -> None:
     assert api.delete("/api/registry/models/eta/versions/3").status_code == 204
 
 
-def test_environments_approvals_rules_audit(api: TestClient) -> None:
+def test_environments_approvals_rules_audit(api: httpx.Client) -> None:
     assert api.post("/api/registry/environments", json={"env": "prod", "requires_approval": True}).status_code == 201
     pending = api.post("/api/registry/environments/prod/deployments", json={"name": "eta", "version": 1}).json()
     assert pending["kind"] == "approval_request" and pending["status"] == "pending"
@@ -63,7 +61,7 @@ def test_environments_approvals_rules_audit(api: TestClient) -> None:
     assert actions[:2] == ["rule.applied", "alias.set"]
 
 
-def test_bad_input_gets_4xx_json(api: TestClient) -> None:
+def test_bad_input_gets_4xx_json(api: httpx.Client) -> None:
     missing = api.get("/api/registry/models/nope")
     assert missing.status_code == 404 and missing.json()["field"] == "name"
     bad_rule = api.post("/api/registry/select", json={"rule": {"name": "r", "when": "metrics.mae <"}})
@@ -79,7 +77,7 @@ def test_bad_input_gets_4xx_json(api: TestClient) -> None:
     assert api.delete("/api/registry/models/eta/versions/1").status_code == 409
 
 
-def test_the_rest_of_the_endpoints(api: TestClient) -> None:
+def test_the_rest_of_the_endpoints(api: httpx.Client) -> None:
     created = api.post("/api/registry/models", json={"name": "rest-model", "description": "d", "tags": {"t": "1"}})
     assert created.status_code == 201 and created.json()["tags"] == {"t": "1"}
     patched = api.patch("/api/registry/models/rest-model", json={"description": "new", "tags": {"team": "maps"}})
@@ -142,7 +140,7 @@ BAD_INPUT = [
 ]
 
 
-def test_bad_input_names_field_value_and_expected(api: TestClient) -> None:
+def test_bad_input_names_field_value_and_expected(api: httpx.Client) -> None:
     for method, url, body, status, field in BAD_INPUT:
         response = getattr(api, method)(url, **({"json": body} if body is not None else {}))
         case = f"{method} {url} {body}: {response.text}"
