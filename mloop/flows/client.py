@@ -35,7 +35,7 @@ class TaskData:
         self._cache: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
+        if name.startswith("__") or "_cache" not in self.__dict__:  # protocols, or not yet built (unpickling)
             raise AttributeError(name)
         return self[name]
 

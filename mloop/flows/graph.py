@@ -177,12 +177,50 @@ def check_graph(graph: FlowGraph, flow: type) -> None:
             raise FlowDefinitionError(f"{node.where}: step '{node.name}' fans out with foreach to "
                                       f"{len(node.out)} steps; foreach takes exactly one.", field=node.name)
         _check_catch(node)
+    _check_parameter_names(graph, flow)
     reachable = set(graph.order())
     for name, node in nodes.items():
         if name not in reachable:
             raise FlowDefinitionError(f"{node.where}: step '{name}' is unreachable from start; call "
                                       f"self.next(self.{name}) from an earlier step or remove it.", field=name)
     _check_splits(graph)
+
+
+# Options of `mloop flow run` (as parameter names: dashes become underscores): a parameter with one of these
+# names could never be set from the command line, the option would take its value.
+CLI_OPTIONS = frozenset({"tag", "t", "executor", "ray_address", "max_workers", "flow", "home", "help",
+                         "schedule_due"})
+
+
+def _check_parameter_names(graph: FlowGraph, flow: type) -> None:
+    from mloop.flows.spec import RESERVED_ARTIFACTS, FlowSpec
+
+    spec_names = {n for n in dir(FlowSpec) if not n.startswith("__")}
+    for name in flow._parameters():  # type: ignore[attr-defined]
+        if name in RESERVED_ARTIFACTS:
+            why = "mloop sets self.input and self.index in foreach tasks, which would hide it"
+        elif name in CLI_OPTIONS:
+            why = f"it is an option of 'mloop flow run' (--{name.replace('_', '-')}), so it could not be set"
+        elif name in spec_names or name.startswith("_"):
+            why = "FlowSpec uses that name" if name in spec_names else "names starting with _ are mloop's"
+        else:
+            continue
+        raise FlowDefinitionError(f"{_parameter_line(flow, name)}: parameter '{name}' of {graph.name}: {why}; "
+                                  "rename it.", field=name)
+
+
+def _parameter_line(flow: type, name: str) -> str:
+    """``file:line`` of ``name = Parameter(...)`` in the flow's class body (the class line if not found)."""
+    import re
+
+    try:
+        lines, first = inspect.getsourcelines(flow)
+        file = inspect.getsourcefile(flow) or "?"
+    except (OSError, TypeError):
+        return flow.__name__
+    pattern = re.compile(rf"^\s*{re.escape(name)}\s*[:=]")
+    offset = next((i for i, line in enumerate(lines) if pattern.match(line)), 0)
+    return f"{file}:{first + offset}"
 
 
 def _check_catch(node: Node) -> None:

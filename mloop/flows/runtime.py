@@ -148,10 +148,12 @@ class Runtime:
         self.origin_run = None
         if origin_run is not None:
             self.origin_run = self.reuse.load_origin(origin_run, resume_from)
-            params = dict(self.origin_run.params) | (params or {})
+            params = _stored_params(self.flow, self.origin_run.params) | (params or {})
         self.params = self.flow.resolve_params(params or {})  # type: ignore[attr-defined]
         # A resumed run continues the one it resumes: it keeps that run's tags, so filtering by them finds it.
         inherited = self.origin_run.tags if self.origin_run else []
+        if isinstance(tags, str):
+            tags = [tags]  # one tag, not one per letter
         self.tags = list(dict.fromkeys([*inherited, *(_check_tag(t) for t in (tags or []))]))
         self.index: dict[str, dict[str, ArtifactRef]] = {}
         self.transitions: dict[str, dict[str, Any]] = {}
@@ -323,7 +325,7 @@ class Runtime:
                 retry_at: list[tuple[float, Live]], failing: bool) -> bool:
         """Record a task's end; True when the flow can go on from it."""
         node = self.graph[item.pending.step]
-        logs = result.get("logs") or {}
+        logs = result.get("logs") or self._salvage_logs(item)
         if result.get("ok"):
             artifacts = {k: ArtifactRef(*v) for k, v in result["artifacts"].items()}
             self._finish(item, artifacts, result.get("transition"), logs)
@@ -353,6 +355,13 @@ class Runtime:
         if outcome.error is None:
             outcome.error = self._failure_message(item, result)
         return False
+
+    def _salvage_logs(self, item: Live) -> dict[str, str]:
+        """The output of a task that was killed (@timeout, a signal) before it could store its own logs: what it
+        printed before it hung is what its user needs to see. A remote worker's folder is not here: nothing."""
+        from mloop.flows.task import store_logs
+
+        return store_logs(self.store, item.log_dir) if item.log_dir and os.path.isdir(item.log_dir) else {}
 
     def _finish(self, item: Live, artifacts: dict[str, ArtifactRef], transition: dict[str, Any] | None,
                 logs: dict[str, str], error: str | None = None) -> None:
@@ -442,6 +451,23 @@ def _next_wakeup(live: dict[str, Live], retry_at: list[tuple[float, Live]]) -> f
     now = time.monotonic()
     times = [i.deadline for i in live.values() if i.deadline is not None] + [w for w, _ in retry_at]
     return max(0.0, min([*times, now + 1.0]) - now)
+
+
+def _stored_params(flow: Any, stored: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of the run being resumed, as close to their first values as its JSON record allows.
+
+    JSON turns a default like ``{1: "a"}`` into ``{"1": "a"}``; a stored value that is the default's JSON form
+    is the default itself, so a resumed run sees exactly what the first one saw."""
+    import json
+
+    declared = flow._parameters()
+    values = dict(stored)
+    for name, value in stored.items():
+        param = declared.get(name)
+        if param is not None and not param.required \
+                and json.loads(json.dumps(param.default, default=str)) == value:
+            values[name] = param.default
+    return values
 
 
 def _check_tag(tag: Any) -> str:

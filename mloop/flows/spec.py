@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -62,6 +62,8 @@ class Parameter:
 
     def parse(self, raw: Any) -> Any:
         """Convert a CLI string (or a Python value) to the parameter's type and check its bounds."""
+        if raw is None and self.default is None:
+            return None  # a parameter whose default is None may be None (and a resume keeps it so)
         expected = self._expected()
         try:
             value = _convert(raw, self.type)
@@ -92,6 +94,8 @@ _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str:
 
 
 def _convert(raw: Any, kind: type) -> Any:
+    if raw is None or (isinstance(raw, bool) and kind is not bool):
+        raise ValueError(raw)  # str(None) would be "None" and int(True) 1: never what was meant
     if kind is bool:
         if isinstance(raw, bool):
             return raw
@@ -103,13 +107,16 @@ def _convert(raw: Any, kind: type) -> Any:
         raise ValueError(raw)
     if kind is int and isinstance(raw, float) and not raw.is_integer():
         raise ValueError(raw)
-    if kind in (list, dict) and isinstance(raw, str):
-        import json
+    if kind in (list, dict):
+        if isinstance(raw, str):
+            import json
 
-        value = json.loads(raw)
-        if not isinstance(value, kind):
-            raise ValueError(raw)
-        return value
+            raw = json.loads(raw)
+        if kind is list and isinstance(raw, tuple):
+            raw = list(raw)
+        if not isinstance(raw, kind):
+            raise ValueError(raw)  # list({"a": 1}) would silently keep only the keys
+        return raw
     return raw if isinstance(raw, kind) and not isinstance(raw, bool) else kind(raw)
 
 
@@ -162,8 +169,16 @@ def resources(cpu: float = 1, memory: int | None = None, gpu: int = 0) -> Callab
     return _decorator("resources", cpu=cpu, memory=memory, gpu=gpu)
 
 
-def catch(var: str = "exception") -> Callable[[F], F]:
-    """On failure (after retries) record the exception as artifact ``var`` and continue the flow."""
+def catch(var: Any = "exception") -> Any:
+    """On failure (after retries) record the exception as artifact ``var`` and continue the flow.
+
+    ``@catch`` alone records it as ``exception``."""
+    if callable(var):  # bare @catch
+        return _decorator("catch", var="exception")(var)
+    if not isinstance(var, str) or not var.isidentifier() or var.startswith("_") or var in RESERVED_ARTIFACTS:
+        raise InvalidInputError(field="catch.var", value=var,
+                                expected="an artifact name: a Python identifier, not starting with _, "
+                                f"not one of {sorted(RESERVED_ARTIFACTS)}")
     return _decorator("catch", var=var)
 
 
@@ -192,6 +207,8 @@ def decorators_of(func: Callable[..., Any]) -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- the flow
+# Set by mloop on foreach tasks; neither an artifact nor a parameter may take these names.
+RESERVED_ARTIFACTS = frozenset({"input", "index"})
 @dataclass
 class Transition:
     """What a task chose as next: step names, a foreach artifact, or a switch's value."""
@@ -227,8 +244,12 @@ class FlowSpec:
         raise AttributeError(f"'{type(self).__name__}' has no artifact or attribute '{name}'")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("input", "index"):
+        if name in RESERVED_ARTIFACTS:
             raise AttributeError(f"'{name}' is set by mloop for foreach tasks; pick another artifact name")
+        if hasattr(type(self), name):
+            # the class attribute would hide the artifact from every later step (self.features -> the method)
+            raise AttributeError(f"artifact '{name}' has the name of {_what(type(self), name)} of "
+                                 f"{type(self).__name__}; pick another artifact name")
         object.__setattr__(self, name, value)
         self._assigned.add(name)
 
@@ -242,7 +263,10 @@ class FlowSpec:
                 raise InvalidInputError(field="next", value=steps,
                                         expected="one dict {value: self.step} with condition=")
             value = getattr(self, condition)
-            target = steps[0].get(value, _MISSING)
+            try:
+                target = steps[0].get(value, _MISSING)
+            except TypeError:  # an unhashable value (a list, a dict) cannot be one of the keys
+                target = _MISSING
             if target is _MISSING:
                 raise InvalidInputError(field=f"condition {condition}", value=value,
                                         expected=f"one of {sorted(map(str, steps[0]))}")
@@ -250,12 +274,7 @@ class FlowSpec:
         else:
             names = [_step_name(s) for s in steps]
         if foreach is not None:
-            items = getattr(self, foreach)
-            try:
-                len(items)
-            except TypeError:
-                raise InvalidInputError(field=f"foreach {foreach}", value=type(items).__name__,
-                                        expected="a list or other sized sequence") from None
+            _check_foreach_items(foreach, getattr(self, foreach))
         object.__setattr__(self, "_transition", Transition(names, foreach, condition))
 
     def merge_artifacts(self, inputs: Any, exclude: list[str] | None = None) -> None:
@@ -283,6 +302,8 @@ class FlowSpec:
     @classmethod
     def resolve_params(cls, given: dict[str, Any]) -> dict[str, Any]:
         """Every parameter's value: given (parsed and validated) or its default; unknown names are errors."""
+        if not isinstance(given, dict):
+            raise InvalidInputError(field="params", value=given, expected="a dict of parameter name to value")
         params = cls._parameters()
         unknown = sorted(set(given) - set(params))
         if unknown:
@@ -297,6 +318,27 @@ class FlowSpec:
             else:
                 values[name] = param.default
         return values
+
+
+def _what(cls: type, name: str) -> str:
+    value = getattr(cls, name)
+    if isinstance(value, Parameter):
+        return "a parameter"
+    if getattr(value, STEP_ATTR, False):
+        return "a step"
+    return "a method" if callable(value) else "a class attribute"
+
+
+def _check_foreach_items(name: str, items: Any) -> None:
+    """A foreach fans out over something indexable by position, with at least one item."""
+    kind = type(items).__name__
+    if isinstance(items, Mapping | set | frozenset | str | bytes) or hasattr(items, "iloc") \
+            or not hasattr(items, "__getitem__") or not hasattr(items, "__len__"):
+        hint = " (for a dict, e.g. list(d.items()))" if isinstance(items, Mapping) else ""
+        raise InvalidInputError(field=f"foreach {name}", value=kind, expected=f"a list, tuple or array{hint}")
+    if len(items) == 0:
+        raise InvalidInputError(field=f"foreach {name}", value=f"an empty {kind}",
+                                expected="at least one item to fan out over")
 
 
 def _step_name(target: Any) -> str:

@@ -92,7 +92,7 @@ class InputView:
         self._cache: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
+        if name.startswith("__") or "_cache" not in self.__dict__:  # protocols, or not yet built (unpickling)
             raise AttributeError(name)
         if name not in self._cache:
             value = self._load(name)

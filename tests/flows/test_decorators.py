@@ -81,6 +81,15 @@ def test_timeout_kills_a_slow_task(write_flow, counts) -> None:
     assert flows.get("Slow").latest_run["slow"].task.status == "failed"
 
 
+def test_the_logs_of_a_timed_out_task_keep_what_it_printed(write_flow, counts) -> None:
+    source = TIMEOUT.replace("CATCH", "").replace("seconds=0.5", "seconds=3").replace(
+        'count("slow")\n', 'count("slow")\n        print("about to hang", flush=True)\n')
+    with pytest.raises(flows.FlowFailedError, match="ran longer than 3 s"):
+        flows.run(str(write_flow(source)))
+    task = flows.get("Slow").latest_run["slow"].task
+    assert task.stdout == "about to hang\n"
+
+
 def test_catch_records_the_exception_and_continues(write_flow, counts) -> None:
     run = flows.run(str(write_flow(TIMEOUT.replace("CATCH", "@catch(var='problem')"))))
     assert run.successful and counts() == {"slow": 1, "end": 1}

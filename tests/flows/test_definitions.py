@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mloop.errors import InvalidInputError
-from mloop.flows import FlowSpec, Parameter, retry, step, timeout
+from mloop.flows import FlowSpec, Parameter, catch, retry, step, timeout
 from mloop.flows.cron import CronSchedule
 
 
@@ -58,11 +58,35 @@ def test_bad_parameter_messages_name_the_type_in_plain_words(param, given, says)
     assert says in str(info.value)
 
 
+@pytest.mark.parametrize(("param", "given"), [
+    (Parameter(str, default="x"), None),  # str(None) would be "None"
+    (Parameter(int, default=1), True),  # int(True) would be 1
+    (Parameter(float, default=1.0), False),
+    (Parameter(list, default=[]), {"a": 1}),  # list({...}) would keep only the keys
+    (Parameter(dict, default={}), [("a", 1)]),
+])
+def test_python_values_are_never_coerced_silently(param, given) -> None:
+    param.name = "p"
+    with pytest.raises(InvalidInputError, match="--p"):
+        param.parse(given)
+
+
+def test_none_is_a_value_where_the_default_is_none_and_tuples_are_lists() -> None:
+    assert Parameter(int, default=None).parse(None) is None
+    assert Parameter(str, default=None).parse(None) is None
+    assert Parameter(list, default=[]).parse((1, 2)) == [1, 2]
+    with pytest.raises(InvalidInputError, match="params"):
+        Params.resolve_params([("name", "x")])
+
+
 def test_decorator_arguments_are_validated() -> None:
     with pytest.raises(InvalidInputError, match="retry.times"):
         retry(times=-1)
     with pytest.raises(InvalidInputError, match="timeout.seconds"):
         timeout(seconds=0)
+    for var in (5, "", "input", "_private", "two words"):
+        with pytest.raises(InvalidInputError, match="catch.var"):
+            catch(var=var)
 
 
 @pytest.mark.parametrize("expression", ["* * * *", "61 * * * *", "*/0 * * * *", "* * * foo *", "5-1 * * * *"])

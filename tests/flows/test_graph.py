@@ -7,7 +7,7 @@ import pytest
 import mloop.flows as flows
 from mloop.flows.graph import FlowDefinitionError
 
-HEADER = "from mloop.flows import FlowSpec, catch, step\n\n\nclass Bad(FlowSpec):\n"
+HEADER = "from mloop.flows import FlowSpec, Parameter, catch, step\n\n\nclass Bad(FlowSpec):\n"
 
 
 def _line(source: str, needle: str) -> int:
@@ -268,6 +268,29 @@ CASES = {
         pass
 """, "self.next({\"again\": self.start", "step 'fit' is inside the foreach at 'start' but goes to 'start' instead of "
      "a join"),
+    "parameter named index": ("""
+    index = Parameter(str, default="products-v2")
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", 'index = Parameter(str, default="products-v2")', "parameter 'index' of Bad: mloop sets self.input and "
+     "self.index in foreach tasks"),
+    "parameter named like a CLI option": ("""
+    max_workers = Parameter(int, default=8)
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "max_workers = Parameter(int, default=8)", "it is an option of 'mloop flow run' (--max-workers)"),
     "no end": ("""
     @step
     def start(self):

@@ -298,3 +298,33 @@ def test_a_failure_caught_by_catch_is_never_served_from_the_cache(write_flow, co
     assert second.data.data == 42 and counts()["fetch"] == 2
     third = flows.run(file)  # the success is cached
     assert third.data.data == 42 and counts()["fetch"] == 2
+
+
+OPTIONAL = """
+from mloop.flows import FlowSpec, Parameter, step
+
+
+class Optional(FlowSpec):
+    name = Parameter(str, default=None)
+    limit = Parameter(int, default=None)
+    pairs = Parameter(dict, default={1: "a"})
+
+    @step
+    def start(self):
+        self.seen = (self.name, self.limit, self.pairs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_resume_keeps_the_first_runs_parameter_values(write_flow) -> None:
+    file = str(write_flow(OPTIONAL))
+    first = flows.run(file)
+    assert first["start"].task.data.seen == (None, None, {1: "a"})
+    resumed = flows.resume(file, first.id, from_step="start")
+    assert resumed["start"].task.data.seen == (None, None, {1: "a"})  # not 'None', nor {'1': 'a'}
+    given = flows.run(file, {"name": "x", "limit": "3"})
+    assert flows.resume(file, given.id, from_step="start").data.seen == ("x", 3, {1: "a"})

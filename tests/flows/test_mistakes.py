@@ -1,0 +1,131 @@
+"""What a user gets wrong in a flow gets an error that names it, in the step where it happens."""
+
+from __future__ import annotations
+
+import pytest
+
+import mloop.flows as flows
+
+FANOUT = """
+from mloop.flows import FlowSpec, Parameter, step
+
+
+class Fan(FlowSpec):
+    what = Parameter(str, default="list")
+
+    @step
+    def start(self):
+        self.items = {"list": [1, 2], "dict": {"a": 1}, "set": {1, 2}, "empty": [], "text": "ab"}[self.what]
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        self.doubled = self.input * 2
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.doubled = [i.doubled for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize(("what", "says"), [
+    ("dict", "foreach items: got 'dict', expected a list, tuple or array (for a dict, e.g. list(d.items()))"),
+    ("set", "foreach items: got 'set', expected a list, tuple or array"),
+    ("text", "foreach items: got 'str'"),
+    ("empty", "foreach items: got 'an empty list', expected at least one item to fan out over"),
+])
+def test_a_foreach_over_the_wrong_thing_fails_the_step_that_fans_out(write_flow, what, says) -> None:
+    file = str(write_flow(FANOUT))
+    with pytest.raises(flows.FlowFailedError, match="Step 'start' failed") as info:
+        flows.run(file, {"what": what})
+    assert says in str(info.value) and "resume: " in str(info.value)
+    run = flows.get("Fan").latest_run
+    assert run.status == "failed" and run["start"].task.status == "failed" and "each" not in run
+    assert flows.run(file).data.doubled == [2, 4]
+
+
+SHADOW = """
+from mloop.flows import FlowSpec, Parameter, step
+
+
+class Shadow(FlowSpec):
+    rate = Parameter(float, default=0.1)
+
+    @step
+    def start(self):
+        self.NAME = 1
+        self.next(self.features)
+
+    @step
+    def features(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize(("assignment", "says"), [
+    ("self.features = ['age']", "artifact 'features' has the name of a step of Shadow"),
+    ("self.rate = 0.5", "artifact 'rate' has the name of a parameter of Shadow"),
+    ("self.merge_artifacts = 1", "artifact 'merge_artifacts' has the name of a method of Shadow"),
+])
+def test_an_artifact_named_like_a_step_or_parameter_is_refused(write_flow, assignment, says) -> None:
+    """Reading it in a later step would give the method or the parameter, never the artifact."""
+    with pytest.raises(flows.FlowFailedError, match=says):
+        flows.run(str(write_flow(SHADOW.replace("self.NAME = 1", assignment))))
+
+
+PRIVATE = """
+from mloop.flows import FlowSpec, catch, step
+
+
+class Private(FlowSpec):
+    @step
+    def start(self):
+        self._scaler = "fitted"
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.join)
+
+    @catch
+    @step
+    def b(self):
+        raise ValueError("b broke")
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.seen = inputs.a._scaler
+        self.error = inputs.b.exception
+        self.next(self.choose)
+
+    @step
+    def choose(self):
+        self.kind = [1]
+        self.next({"x": self.end}, condition="kind")
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_underscore_artifacts_a_bare_catch_and_an_unhashable_condition(write_flow) -> None:
+    file = str(write_flow(PRIVATE))
+    with pytest.raises(flows.FlowFailedError, match=r"condition kind: got \[1\], expected one of \['x'\]"):
+        flows.run(file, tags="nightly")
+    run = flows.get("Private").latest_run
+    assert run.tags == ["nightly"]  # one tag, not seven letters
+    data = run["join"].task.data
+    assert data.seen == "fitted" and data._scaler == "fitted"
+    assert data.error == "ValueError: b broke"  # bare @catch: the artifact "exception"
