@@ -384,3 +384,12 @@ def test_container_constants_give_the_same_key_in_every_process(tmp_path: Path) 
     assert fingerprint(tags, 1) == fingerprint(tags, 2)
     assert fingerprint(tags, 1) != fingerprint(tags - {"tag7"}, 1)
 
+
+def test_resume_from_a_step_reruns_it_even_when_cached(write_flow, counts) -> None:
+    file = str(write_flow(CACHED.replace("FACTOR", "1")))
+    first = flows.run(file)
+    resumed = flows.resume(file, first.id, from_step="heavy")
+    assert counts() == {"heavy": 2, "end": 2}  # --from promises a re-run, not a cache hit
+    assert resumed["heavy"].task.reused_from is None and resumed.data.total == 3
+    assert flows.run(file)["heavy"].task.reused_from is not None  # the cache still serves later runs
+    assert counts()["heavy"] == 2
