@@ -14,18 +14,33 @@ versions change with the environment, not with the flow.
 ...     return x + 2
 >>> a != code_fingerprint(step)
 True
+
+Constants count by content, containers too (sets and dicts in an order that is the same in every process):
+
+>>> CONFIG = {"k": 10, "tags": {"a", "b"}}
+>>> def step(self):
+...     self.k = CONFIG["k"]
+>>> a = code_fingerprint(step)
+>>> CONFIG["k"] = 11
+>>> a != code_fingerprint(step)
+True
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 import sysconfig
 import types
 from pathlib import Path
 from typing import Any
 
 _SCALARS = (int, float, str, bytes, bool, type(None))
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+_CODE = (types.FunctionType, type, types.ModuleType)
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")  # default reprs show a memory address: different in every process
+_SKIPPED = "?"
 # Not the flow's code: the standard library, installed packages, and mloop itself (even when installed editable).
 _INSTALLED = tuple(
     str(Path(p).resolve())
@@ -70,8 +85,8 @@ class _Walker:
                 self.add_value(name, vars(self.owner)[name])
 
     def add_value(self, name: str, value: Any) -> None:
-        if isinstance(value, _SCALARS):
-            self._feed("constant", name, repr(value))
+        if isinstance(value, _SCALARS + _CONTAINERS):
+            self._feed("constant", name, self._content(value, frozenset()))
         elif isinstance(value, (staticmethod, classmethod)):
             self.add_function(value.__func__)
         elif isinstance(value, property):
@@ -86,10 +101,39 @@ class _Walker:
                 for member in vars(value).values():
                     if isinstance(member, (types.FunctionType, staticmethod, classmethod, property)):
                         self.add_value(name, member)
-        elif isinstance(value, types.ModuleType):
-            file = getattr(value, "__file__", None)
-            if file and _is_user_code(value) and self._mark(value):
-                self._feed("module", value.__name__, Path(file).read_bytes())
+        elif isinstance(value, types.ModuleType) and _is_user_code(value) and self._mark(value):
+            self.add_module(value)
+
+    def add_module(self, module: types.ModuleType) -> None:
+        file = getattr(module, "__file__", None)
+        if file:  # a namespace package has none, only submodules
+            self._feed("module", module.__name__, Path(file).read_bytes())
+        # `import pkg.sub` binds only `pkg`: the step reaches pkg.sub.g through the attributes of the package
+        # (and a local module reaches the local modules it imports the same way).
+        for attr, member in sorted(vars(module).items(), key=lambda item: item[0]):
+            if isinstance(member, types.ModuleType):
+                self.add_value(attr, member)
+
+    def _content(self, value: Any, enclosing: frozenset[int]) -> str:
+        """Text that changes with ``value``'s content and is the same in every process that builds it."""
+        if isinstance(value, _SCALARS):
+            return repr(value)
+        if isinstance(value, _CONTAINERS):
+            if id(value) in enclosing:  # a container holding itself
+                return "..."
+            inner = enclosing | {id(value)}
+            if isinstance(value, dict):
+                parts = sorted(f"{self._content(k, inner)}: {self._content(v, inner)}" for k, v in value.items())
+            elif isinstance(value, (set, frozenset)):
+                parts = sorted(self._content(item, inner) for item in value)
+            else:
+                parts = [self._content(item, inner) for item in value]
+            return f"{type(value).__name__}[{', '.join(parts)}]"
+        if isinstance(value, _CODE):  # e.g. a list of transforms: their code counts, their address must not
+            label = f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value.__name__)}"
+            self.add_value(label, value)
+            return label
+        return _stable_repr(value)
 
     def _feed(self, kind: str, name: str, content: str | bytes) -> None:
         data = content.encode() if isinstance(content, str) else content
@@ -106,15 +150,29 @@ def _names(code: types.CodeType) -> set[str]:
     return names
 
 
+def _stable_repr(value: Any) -> str:
+    """``repr(value)``, or a placeholder when it would differ between processes or cannot be computed."""
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not fail the run: the value just does not count
+        return _SKIPPED
+    return _SKIPPED if _ADDRESS.search(text) else text
+
+
 def _is_user_code(obj: Any) -> bool:
     if getattr(obj, "__module__", None) == "builtins" or isinstance(obj, types.BuiltinFunctionType):
         return False
     try:
         file = inspect.getsourcefile(obj) or inspect.getfile(obj)
     except (TypeError, OSError):
-        return False
-    resolved = str(Path(file).resolve())
-    return not resolved.startswith(_INSTALLED)
+        # a namespace package (a folder without __init__.py) has no file, only folders
+        folders = list(getattr(obj, "__path__", None) or []) if isinstance(obj, types.ModuleType) else []
+        return bool(folders) and all(_is_local(folder) for folder in folders)
+    return _is_local(file)
+
+
+def _is_local(file: str) -> bool:
+    return not str(Path(file).resolve()).startswith(_INSTALLED)
 
 
 def _source(obj: Any) -> str:

@@ -3,7 +3,8 @@
 Resume reuses a finished task of the origin run at the same path (``train/3``) when its step is not to be
 re-run and all its inputs were reused too; ``@cache`` reuses the newest successful task with the same key
 (the step's code with the user code it reaches, its position in a foreach, and the content of its input
-artifacts). A task whose failure ``@catch`` recorded is never a cache source: the failure may be transient.
+artifacts), except for the steps resume re-runs (``--from`` promises a fresh run). A task whose failure
+``@catch`` recorded is never a cache source: the failure may be transient.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Reuse:
         if (origin is not None and step not in self.rerun
                 and all(i in self.reused_ids or i == PARAMS for i in inputs)):
             return "reused", origin, self.origin_artifacts[origin.task_id]
-        if key is not None:
+        if key is not None and step not in self.rerun:
             repo = self._repo()
             cached = repo.cached_task(key)
             if cached is not None:

@@ -328,3 +328,98 @@ def test_resume_keeps_the_first_runs_parameter_values(write_flow) -> None:
     assert resumed["start"].task.data.seen == (None, None, {1: "a"})  # not 'None', nor {'1': 'a'}
     given = flows.run(file, {"name": "x", "limit": "3"})
     assert flows.resume(file, given.id, from_step="start").data.seen == ("x", 3, {1: "a"})
+
+
+CONTAINERS = """
+from mloop.flows import FlowSpec, cache, step
+import mypkg.sub
+
+CONFIG = {"k": K_VALUE, "tags": {"x", "y"}, "unstable": object()}
+WEIGHTS = (1, W_VALUE)
+
+
+class Containers(FlowSpec):
+    FEATURES = ["a", F_VALUE]
+
+    @step
+    def start(self):
+        self.next(self.heavy)
+
+    @cache
+    @step
+    def heavy(self):
+        count("heavy")
+        self.result = (CONFIG["k"], sum(WEIGHTS), mypkg.sub.g(0), self.FEATURES)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_cache_misses_when_a_container_constant_or_a_submodule_changes(write_flow, counts, tmp_path: Path) -> None:
+    from mloop.flows import task
+
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+
+    def run(k: int = 10, weight: int = 2, feature: str = "b", offset: int = 1) -> tuple:
+        # sizes differ between versions of sub.py, so a stale .pyc is never loaded for a new source
+        (tmp_path / "mypkg" / "sub.py").write_text(f"def g(x):\n    return x + {offset}\n")
+        source = (CONTAINERS.replace("K_VALUE", str(k)).replace("W_VALUE", str(weight))
+                  .replace("F_VALUE", repr(feature)))
+        task._flows.clear()  # the flow module is executed again: object() gets a new address
+        for module in ("mypkg", "mypkg.sub"):
+            __import__("sys").modules.pop(module, None)
+        return tuple(flows.run(str(write_flow(source))).data.result)
+
+    assert run() == (10, 3, 1, ["a", "b"])
+    assert run() == (10, 3, 1, ["a", "b"]) and counts()["heavy"] == 1  # the object() skipped: still a hit
+    assert run(k=200) == (200, 3, 1, ["a", "b"]) and counts()["heavy"] == 2  # a dict constant
+    assert run(k=200, weight=30)[1] == 31 and counts()["heavy"] == 3  # a tuple constant
+    assert run(k=200, weight=30, feature="cc")[3] == ["a", "cc"] and counts()["heavy"] == 4  # a class attribute
+    assert run(k=200, weight=30, feature="cc", offset=40)[2] == 40 and counts()["heavy"] == 5  # mypkg/sub.py
+    assert run(k=200, weight=30, feature="cc", offset=40)[2] == 40 and counts()["heavy"] == 5
+
+
+FINGERPRINT = """
+from mloop.flows._code import code_fingerprint
+
+TAGS = {TAGS}
+NESTED = {{"b": [1, (2.5, None)], "a": {{"s": frozenset({{"p", "q"}})}}, 3: object()}}
+
+
+def step(self):
+    return TAGS, NESTED
+
+print(code_fingerprint(step))
+"""
+
+
+def test_container_constants_give_the_same_key_in_every_process(tmp_path: Path) -> None:
+    """Set order follows string hashes, salted per process: the key must not."""
+    import os
+    import subprocess
+    import sys
+
+    def fingerprint(tags: set[str], seed: int) -> str:
+        script = tmp_path / "fingerprint.py"
+        script.write_text(FINGERPRINT.format(TAGS=repr(tags)))
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        return subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                              check=True).stdout
+
+    tags = {f"tag{i}" for i in range(20)}
+    assert fingerprint(tags, 1) == fingerprint(tags, 2)
+    assert fingerprint(tags, 1) != fingerprint(tags - {"tag7"}, 1)
+
+
+def test_resume_from_a_step_reruns_it_even_when_cached(write_flow, counts) -> None:
+    file = str(write_flow(CACHED.replace("FACTOR", "1")))
+    first = flows.run(file)
+    resumed = flows.resume(file, first.id, from_step="heavy")
+    assert counts() == {"heavy": 2, "end": 2}  # --from promises a re-run, not a cache hit
+    assert resumed["heavy"].task.reused_from is None and resumed.data.total == 3
+    assert flows.run(file)["heavy"].task.reused_from is not None  # the cache still serves later runs
+    assert counts()["heavy"] == 2
