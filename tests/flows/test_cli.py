@@ -196,10 +196,10 @@ def test_ctrl_c_stops_the_run_says_so_and_leaves_no_task_behind(write_flow, tmp_
 
     file = write_flow(SLEEPY)
     proc = subprocess.Popen([sys.executable, "-m", "mloop", "flow", "run", str(file)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE, text=True, process_group=0,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     task_pid = wait_for_pid(tmp_path / "task.pid")
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to the whole foreground group, the fork server too
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert flows.get("Sleepy").latest_run.status == "killed"
