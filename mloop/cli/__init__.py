@@ -27,9 +27,10 @@ def main() -> None:
     except MloopError as exc:
         from rich.markup import escape
 
-        # Messages quote user values such as "[0, 23]": escape them so Rich prints them as written.
+        # Messages quote user values such as "[0, 23]": escape them so Rich prints them as written; and unwrapped,
+        # since they quote paths and tracebacks too.
         where = escape(f" [{exc.field}]") if exc.field else ""
-        error_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False)
+        error_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         sys.exit(2 if exc.http_status in (400, 422) else 1)
     except SystemExit:
         raise

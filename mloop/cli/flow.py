@@ -74,15 +74,20 @@ class _Progress:
             self.status.update(f"tasks done [green]{done}[/] · running [cyan]{running}[/] · failed [red]{failed}[/]")
 
 
+def _to_stderr(message: str) -> None:
+    """Messages as written: they quote user code and paths, which Rich would otherwise read as markup."""
+    error_console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
 def _execute(file: str, settings: Settings, **kwargs: Any) -> None:
     from mloop.flows.runtime import run_flow
 
-    echo = lambda message: error_console.print(message, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
     with _Progress() as progress:
-        outcome = run_flow(file, settings=settings, echo=echo, raise_on_failure=False, progress=progress, **kwargs)
+        outcome = run_flow(file, settings=settings, echo=_to_stderr, raise_on_failure=False, progress=progress,
+                           **kwargs)
     if outcome.failed:
         error_console.print(f"[bold red]flow failed[/] run {outcome.run_id}", highlight=False)
-        error_console.print(outcome.error or "", highlight=False, markup=False, soft_wrap=True)
+        _to_stderr(outcome.error or "")
         raise typer.Exit(1)
     parts = [f"{len(outcome.executed)} ran"]
     if outcome.reused:
@@ -275,6 +280,6 @@ def scheduler(
                                     expected="an ISO 8601 time like 2026-01-05T10:05") from None
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     echo = lambda message: console.print(message, highlight=False)  # noqa: E731
-    code = serve(files, once=once, now=moment, echo=echo)
+    code = serve(files, once=once, now=moment, echo=echo, warn=_to_stderr)
     if code:
         raise typer.Exit(code)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mloop.config import Settings
-from mloop.errors import InvalidInputError
+from mloop.errors import InvalidInputError, MloopError
 from mloop.flows.cron import CronSchedule
 
 
@@ -27,10 +27,12 @@ class ScheduledFlow:
     cron: CronSchedule
 
 
-def scheduled_flows(files: list[str]) -> list[ScheduledFlow]:
-    """The flows among ``files`` (or the .py files of folders) that declare a ``@schedule``."""
-    from mloop.flows.task import load_flow
+def scheduled_flows(files: list[str], *, warn: Callable[[str], Any] | None = None) -> list[ScheduledFlow]:
+    """The flows among ``files`` (or the .py files of folders) that declare a ``@schedule``.
 
+    A folder holds helpers and packages too: files without flows are skipped, and a file that fails to import is
+    reported through ``warn`` and skipped, so one broken file does not stop the others' schedules.
+    """
     found = []
     for item in files:
         path = Path(item)
@@ -38,11 +40,24 @@ def scheduled_flows(files: list[str]) -> list[ScheduledFlow]:
         for file in candidates:
             if not file.is_file():
                 raise InvalidInputError(field="flows", value=str(file), expected="flow files or folders of them")
-            flow = load_flow(str(file))
-            cron = getattr(flow, "_mloop_schedule", None)
-            if cron is not None:
-                found.append(ScheduledFlow(flow.__name__, str(file.resolve()), cron))
+            found.extend(_scheduled_in(file, warn or _stderr))
     return found
+
+
+def _scheduled_in(file: Path, warn: Callable[[str], Any]) -> list[ScheduledFlow]:
+    from mloop.flows.task import flow_classes
+
+    try:
+        classes = flow_classes(str(file))
+    except MloopError as exc:
+        warn(f"scheduler: skipped {file}: {exc.message}")
+        return []
+    return [ScheduledFlow(flow.__name__, str(file.resolve()), flow._mloop_schedule) for flow in classes
+            if flow._mloop_schedule is not None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def tick(flows: list[ScheduledFlow], now: datetime, *, settings: Settings | None = None,
@@ -62,13 +77,15 @@ def tick(flows: list[ScheduledFlow], now: datetime, *, settings: Settings | None
 
 
 def _launch(flow: ScheduledFlow, due: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "mloop", "flow", "run", flow.file, "--tag", "scheduled",
-                             "--schedule-due", str(due)])
+    # --flow: the file may define several flows, each scheduled on its own
+    return subprocess.Popen([sys.executable, "-m", "mloop", "flow", "run", flow.file, "--flow", flow.name,
+                             "--tag", "scheduled", "--schedule-due", str(due)])
 
 
-def serve(files: list[str], *, once: bool = False, now: datetime | None = None, echo: Any = print) -> int:
+def serve(files: list[str], *, once: bool = False, now: datetime | None = None, echo: Any = print,
+          warn: Callable[[str], Any] | None = None) -> int:
     """Run the scheduler: every minute start the due flows; ``once`` runs one tick and waits for its runs."""
-    flows = scheduled_flows(files)
+    flows = scheduled_flows(files, warn=warn)
     echo(f"scheduler: {len(flows)} scheduled flow(s): " + ", ".join(f"{f.name} [{f.cron}]" for f in flows))
     children: list[subprocess.Popen[bytes]] = []
     while True:

@@ -12,12 +12,14 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from mloop.flows.artifacts import ArtifactRef, ArtifactStore
 from mloop.flows.spec import _MISSING, FlowSpec
 
 _flows: dict[tuple[str, str], type] = {}
+_modules: dict[str, list[type[FlowSpec]]] = {}
 _stores: dict[str, ArtifactStore] = {}
 
 
@@ -25,29 +27,10 @@ def load_flow(file: str, class_name: str | None = None) -> type[FlowSpec]:
     """The FlowSpec subclass defined in ``file`` (the only one, or ``class_name``)."""
     from mloop.errors import InvalidInputError
 
-    path = Path(file).resolve()
-    key = (str(path), class_name or "")
+    key = (str(Path(file).resolve()), class_name or "")
     if key in _flows:
         return _flows[key]  # type: ignore[return-value]
-    if not path.is_file():
-        raise InvalidInputError(field="flow file", value=file, expected="an existing .py file defining a FlowSpec")
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
-    name = f"_mloop_flow_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    if str(path.parent) not in sys.path:
-        sys.path.insert(0, str(path.parent))
-    spec.loader.exec_module(module)
-    try:
-        import cloudpickle
-
-        cloudpickle.register_pickle_by_value(module)  # classes of the flow file travel with the artifacts
-    except (ImportError, ValueError):
-        pass
-    found = [v for v in vars(module).values()
-             if isinstance(v, type) and issubclass(v, FlowSpec) and v is not FlowSpec and v.__module__ == name]
+    found = flow_classes(file)
     if class_name:
         found = [v for v in found if v.__name__ == class_name]
     if len(found) != 1:
@@ -57,6 +40,81 @@ def load_flow(file: str, class_name: str | None = None) -> type[FlowSpec]:
                                 expected=f"exactly one FlowSpec class in {file}{hint}")
     _flows[key] = found[0]
     return found[0]
+
+
+def flow_classes(file: str) -> list[type[FlowSpec]]:
+    """Every FlowSpec subclass defined in ``file``, importing it once; errors of the file are user errors."""
+    from mloop.errors import InvalidInputError
+
+    path = Path(file).resolve()
+    if str(path) in _modules:
+        return _modules[str(path)]
+    if not path.is_file() or path.suffix != ".py":
+        raise InvalidInputError(field="flow file", value=file, expected="an existing .py file defining a FlowSpec")
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    name = f"_mloop_flow_{path.stem}_{digest}"
+    module = _import_file(name, path, file)
+    try:
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)  # classes of the flow file travel with the artifacts
+    except (ImportError, ValueError):
+        pass
+    found = [v for v in vars(module).values()
+             if isinstance(v, type) and issubclass(v, FlowSpec) and v is not FlowSpec and v.__module__ == name]
+    _modules[str(path)] = found
+    return found
+
+
+def _import_file(name: str, path: Path, shown: str) -> ModuleType:
+    """Run ``path`` as module ``name``; what it raises becomes a FlowDefinitionError with the user's frames."""
+    from mloop.errors import MloopError
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None  # a .py file always has a source loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except MloopError:  # mloop's own checks (a bad @schedule, ...) already say what is wrong
+        del sys.modules[name]
+        raise
+    except Exception as exc:
+        del sys.modules[name]  # a fixed file imports afresh next time, as with ``import``
+        raise _import_error(exc, path.parent, shown) from None
+    return module
+
+
+def _import_error(exc: Exception, folder: Path, shown: str) -> Exception:
+    """The error of a flow file that failed to import: where (the innermost line of the user's own files), what,
+    and the traceback of those files only; mloop's and importlib's frames would only hide the user's."""
+    from mloop.flows.graph import FlowDefinitionError
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_users(f.filename, folder)]
+    if isinstance(exc, SyntaxError) and exc.filename:  # no frame: the line that does not parse is the place
+        where = f"{_relative(exc.filename, folder)}:{exc.lineno}"
+    else:
+        where = f"{_relative(frames[-1].filename, folder)}:{frames[-1].lineno}" if frames else shown
+    message = exc.msg if isinstance(exc, SyntaxError) else str(exc)  # str() of a SyntaxError repeats the place
+    header = ["Traceback (most recent call last):\n"] if frames else []
+    detail = "".join(header + traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc))
+    return FlowDefinitionError(f"could not import {shown}: {type(exc).__name__}: {message} ({where})\n"
+                               f"{detail.rstrip()}", field="flow file")
+
+
+def _is_users(filename: str, folder: Path) -> bool:
+    """A frame of the flow file or of a module beside it (or below it), not of mloop or importlib."""
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>: no file of the user's
+        return False
+    path = Path(filename).resolve()
+    return path.is_relative_to(folder) and not path.is_relative_to(Path(__file__).resolve().parents[1])
+
+
+def _relative(filename: str, folder: Path) -> str:
+    path = Path(filename).resolve()
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else filename
 
 
 def artifact_store(root: str) -> ArtifactStore:

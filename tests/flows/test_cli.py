@@ -82,6 +82,48 @@ def test_scheduler_starts_due_flows_once_per_minute_and_records_it(write_flow, c
                 launch=lambda *a: None) == []  # not due at 10:07
 
 
+TWO_SCHEDULED = SCHEDULED + """
+
+@schedule(cron="5 * * * *")
+class Hourly(FlowSpec):
+    @step
+    def start(self):
+        count("hourly")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class Manual(FlowSpec):  # no @schedule: run by hand only
+    @step
+    def start(self):
+        count("manual")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_the_scheduler_skips_helpers_warns_of_broken_files_and_starts_every_scheduled_flow(write_flow,
+                                                                                            counts) -> None:
+    file = write_flow(TWO_SCHEDULED, "flows.py")
+    folder = file.parent
+    (folder / "__init__.py").write_text("")
+    (folder / "utils.py").write_text("def util():\n    return 1\n")
+    (folder / "broken.py").write_text("import nonexistent_mod_xyz\n")
+    out = mloop("scheduler", str(folder), "--once", "--now", "2026-03-01T10:05:20")
+    assert out.returncode == 0, out.stderr
+    assert "2 scheduled flow(s): Nightly [*/5 * * * *], Hourly [5 * * * *]" in out.stdout
+    assert all(f"started {name} for 2026-03-01 10:05" in out.stdout for name in ("Nightly", "Hourly"))
+    assert "skipped" in out.stderr and "broken.py" in out.stderr and "nonexistent_mod_xyz" in out.stderr
+    assert counts() == {"start": 1, "hourly": 1}  # each run ran its own class
+    assert all(flows.get(name).latest_run.tags == ["scheduled"] for name in ("Nightly", "Hourly"))
+
+
 def test_the_printed_resume_command_works_as_printed(write_flow, counts, tmp_path: Path) -> None:
     import shlex
 
@@ -154,10 +196,10 @@ def test_ctrl_c_stops_the_run_says_so_and_leaves_no_task_behind(write_flow, tmp_
 
     file = write_flow(SLEEPY)
     proc = subprocess.Popen([sys.executable, "-m", "mloop", "flow", "run", str(file)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE, text=True, process_group=0,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     task_pid = wait_for_pid(tmp_path / "task.pid")
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to the whole foreground group, the fork server too
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert flows.get("Sleepy").latest_run.status == "killed"

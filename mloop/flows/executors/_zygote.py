@@ -85,7 +85,7 @@ def serve(flow_file: str, flow_class: str) -> None:
 
     try:
         load_flow(flow_file, flow_class or None)
-    except BaseException:  # the orchestrator loads the file too and reports the error properly
+    except BaseException:  # the orchestrator loads the file too and reports the error (or the Ctrl-C) properly
         sys.exit(3)
     out = sys.stdout
     wake_r, wake_w = os.pipe()
@@ -93,13 +93,17 @@ def serve(flow_file: str, flow_class: str) -> None:
     os.set_blocking(wake_r, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    # Ctrl-C reaches the whole foreground process group, this server too: the orchestrator reports it, so the
+    # server only notes it (a flag, not KeyboardInterrupt, which could strike between fork and bookkeeping).
+    interrupted: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _: interrupted.append(signum))
     stdin = sys.stdin.buffer.raw  # type: ignore[attr-defined]
     pending = b""
     children: dict[int, str] = {}
     closed = False
     emit = _emitter(out)
     emit({"event": "ready", "pid": os.getpid()})
-    while not closed or children:
+    while (not closed or children) and not interrupted:
         try:
             readable, _, _ = select.select([wake_r] if closed else [stdin, wake_r], [], [], 1.0)
         except InterruptedError:
@@ -124,6 +128,18 @@ def serve(flow_file: str, flow_class: str) -> None:
             except BlockingIOError:
                 pass
         _reap(children, emit)
+    if interrupted:
+        _kill(children)
+        sys.exit(130)
+
+
+def _kill(children: dict[int, str]) -> None:
+    """Tasks the orchestrator may not know of yet (their "started" unread) must not outlive the server."""
+    for pid in children:
+        try:
+            os.killpg(pid, signal.SIGKILL)  # each task leads its own process group
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _emitter(out: Any) -> Any:
@@ -150,4 +166,7 @@ def _reap(children: dict[int, str], emit: Any) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
+    try:
+        serve(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
+    except KeyboardInterrupt:  # Ctrl-C while warming up, before serve() handles it; the orchestrator reports it
+        sys.exit(130)
