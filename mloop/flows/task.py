@@ -18,8 +18,7 @@ from typing import Any
 from mloop.flows.artifacts import ArtifactRef, ArtifactStore
 from mloop.flows.spec import _MISSING, FlowSpec
 
-_flows: dict[tuple[str, str], type] = {}
-_modules: dict[str, list[type[FlowSpec]]] = {}
+_modules: dict[str, list[type[FlowSpec]]] = {}  # flow file -> its classes: each file is imported once
 _stores: dict[str, ArtifactStore] = {}
 
 
@@ -27,9 +26,6 @@ def load_flow(file: str, class_name: str | None = None) -> type[FlowSpec]:
     """The FlowSpec subclass defined in ``file`` (the only one, or ``class_name``)."""
     from mloop.errors import InvalidInputError
 
-    key = (str(Path(file).resolve()), class_name or "")
-    if key in _flows:
-        return _flows[key]  # type: ignore[return-value]
     found = flow_classes(file)
     if class_name:
         found = [v for v in found if v.__name__ == class_name]
@@ -38,7 +34,6 @@ def load_flow(file: str, class_name: str | None = None) -> type[FlowSpec]:
         hint = f" (found {names}; pick one with --flow)" if names else ""
         raise InvalidInputError(field="flow", value=class_name or names,
                                 expected=f"exactly one FlowSpec class in {file}{hint}")
-    _flows[key] = found[0]
     return found[0]
 
 

@@ -58,7 +58,7 @@ def test_cache_on_ray_hits_when_unchanged_and_misses_on_input_or_code_change(wri
     write_flow(CACHED.replace("FACTOR", "10"))  # the step's code changed: workers must not run the old one
     from mloop.flows import task
 
-    task._flows.clear()
+    task._modules.clear()
     assert flows.run(file, executor="ray").data.total == 30
     assert counts()["heavy"] == 3
 

@@ -201,7 +201,7 @@ def test_cache_hits_when_unchanged_and_misses_on_code_or_input_change(write_flow
     write_flow(CACHED.replace("FACTOR", "10"))  # the step's code changed
     from mloop.flows import task
 
-    task._flows.clear()
+    task._modules.clear()
     assert flows.run(file).data.total == 30
     assert counts()["heavy"] == 3
 
@@ -247,7 +247,7 @@ def test_cache_misses_when_code_the_step_calls_changes(write_flow, counts, tmp_p
         (tmp_path / "helpers.py").write_text(f"def bonus():\n    return {bonus}\n")
         source = (HELPED.replace("MULT", str(mult)).replace("SCALE_VALUE", str(scale))
                   .replace("OFFSET", str(offset)).replace("END_VALUE", str(end)))
-        task._flows.clear()
+        task._modules.clear()
         for module in ("helpers",):
             __import__("sys").modules.pop(module, None)
         return flows.run(str(write_flow(source))).data.total
@@ -369,7 +369,7 @@ def test_cache_misses_when_a_container_constant_or_a_submodule_changes(write_flo
         (tmp_path / "mypkg" / "sub.py").write_text(f"def g(x):\n    return x + {offset}\n")
         source = (CONTAINERS.replace("K_VALUE", str(k)).replace("W_VALUE", str(weight))
                   .replace("F_VALUE", repr(feature)))
-        task._flows.clear()  # the flow module is executed again: object() gets a new address
+        task._modules.clear()  # the flow module is executed again: object() gets a new address
         for module in ("mypkg", "mypkg.sub"):
             __import__("sys").modules.pop(module, None)
         return tuple(flows.run(str(write_flow(source))).data.result)
