@@ -154,13 +154,18 @@ def check(file: str = typer.Argument(...), flow: str = typer.Option(None, "--flo
     from mloop.flows.graph import build_graph
     from mloop.flows.task import load_flow
 
-    graph = build_graph(load_flow(file, flow))
+    flow_cls = load_flow(file, flow)
+    graph = build_graph(flow_cls)
     for name in graph.order():
         node = graph[name]
         arrow = f" -> {', '.join(node.out)}" if node.out else ""
         extra = f" (foreach {node.foreach})" if node.foreach else f" (switch on {node.condition})" if node.condition \
             else " (join)" if node.is_join else ""
         console.print(f"  {name}{arrow}{extra}", highlight=False)
+    for name, param in flow_cls._parameters().items():  # what `mloop flow run FILE --name value` accepts
+        default = "required" if param.required else f"default {param.default!r}"
+        console.print(f"  --{name.replace('_', '-')}  {param._expected()}, {default}"
+                      + (f"  {param.help}" if param.help else ""), highlight=False, markup=False)
     console.print(f"[green]{graph.name}: {len(graph.nodes)} steps, graph OK[/]")
 
 

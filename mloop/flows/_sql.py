@@ -14,12 +14,14 @@ from sqlalchemy import delete, desc, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mloop._util.clock import now_ms
-from mloop.errors import NotFoundError
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.flows import _tables as ft
 from mloop.flows.artifacts import ArtifactRef
 from mloop.store.sql import Database
 from mloop.tracking import _tables as t
 from mloop.tracking.entities import Lifecycle, RunStatus
+
+_STATUSES = frozenset(s.value for s in RunStatus)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,7 +116,8 @@ class FlowRepository:
         with self.db.write() as conn:
             conn.execute(insert(t.runs).values(**self._run_values(run_id, experiment_id, f"{flow_name}-{run_id[:8]}",
                                                                   user, None, now)))
-            conn.execute(insert(t.tags), [{"run_id": run_id, "key": k, "value": v} for k, v in run_tags.items()])
+            if run_tags:  # an empty list would insert one row of NULLs
+                conn.execute(insert(t.tags), [{"run_id": run_id, "key": k, "value": v} for k, v in run_tags.items()])
             if encoded:
                 conn.execute(insert(t.params), [{"run_id": run_id, "key": k, "value": text, "vtype": vtype, "num": num}
                                                 for k, (text, vtype, num) in encoded.items()])
@@ -141,8 +144,11 @@ class FlowRepository:
             row = conn.execute(select(ft.flow_runs).where(ft.flow_runs.c.run_id == run_id)).first()
             if row is None and 6 <= len(run_id) < 32:
                 prefix = ft.flow_runs.c.run_id.startswith(run_id, autoescape=True)  # '%' or '_' match themselves
-                rows = conn.execute(select(ft.flow_runs).where(prefix).limit(2)).all()
-                row = rows[0] if len(rows) == 1 else None
+                rows = conn.execute(select(ft.flow_runs).where(prefix).limit(3)).all()
+                if len(rows) > 1:
+                    raise InvalidInputError(field="run_id", value=run_id, expected="a prefix of one run; it starts "
+                                            f"{', '.join(r.run_id[:12] for r in rows)}..., give more characters")
+                row = rows[0] if rows else None
             if row is None:
                 raise NotFoundError(f"No flow run with id '{run_id}'; `mloop flow list` shows them.", field="run_id")
             tags = [r.tag for r in conn.execute(select(ft.flow_run_tags.c.tag)
@@ -151,6 +157,10 @@ class FlowRepository:
 
     def list_runs(self, flow_name: str | None = None, tag: str | None = None, status: str | None = None,
                   limit: int | None = None) -> list[RunRow]:
+        if status is not None and status not in _STATUSES:
+            raise InvalidInputError(field="status", value=status, expected=f"one of {sorted(_STATUSES)}")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise InvalidInputError(field="limit", value=limit, expected="a whole number >= 1, or None for all")
         query = select(ft.flow_runs)
         if flow_name:
             query = query.where(ft.flow_runs.c.flow_name == flow_name)

@@ -110,6 +110,7 @@ def _node(name: str, func: Callable[..., Any]) -> Node:
             continue
         node.next_lines.append(call.lineno + offset)
         keywords = {k.arg: k.value for k in call.keywords}
+        _check_condition_shape(call, keywords, node, call.lineno + offset)
         targets: list[str] = []
         for arg in call.args:
             if isinstance(arg, ast.Dict):
@@ -133,6 +134,19 @@ def _node(name: str, func: Callable[..., Any]) -> Node:
     if not node.next_lines:
         node.kind = "end"
     return node
+
+
+def _check_condition_shape(call: ast.Call, keywords: dict[str | None, ast.expr], node: Node, line: int) -> None:
+    """A choice is one dict of arms plus condition=; either alone would only fail when the step runs."""
+    has_dict = any(isinstance(arg, ast.Dict) for arg in call.args)
+    if has_dict and "condition" not in keywords:
+        raise FlowDefinitionError(f"{node.file}:{line}: step '{node.name}' passes a dict of arms to self.next() "
+                                  "without condition=; name the artifact that chooses, e.g. "
+                                  "self.next({...}, condition=\"kind\").", field=node.name)
+    if "condition" in keywords and (len(call.args) != 1 or not isinstance(call.args[0], ast.Dict)):
+        raise FlowDefinitionError(f"{node.file}:{line}: step '{node.name}' passes condition= but not one dict of "
+                                  "arms; write self.next({\"a\": self.a, \"b\": self.b}, condition=...).",
+                                  field=node.name)
 
 
 def _target(arg: ast.expr, node: Node, line: int) -> str:

@@ -224,7 +224,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError(f"step '{spec['step']}' finished without calling self.next(...)")
         out = dict(flow._loader.index)
         for name in sorted(flow._assigned):
-            out[name] = tuple(store.save(flow.__dict__[name]))
+            out[name] = _save(store, name, flow.__dict__[name])
         result: dict[str, Any] = {"ok": True, "artifacts": out, "transition": None}
         if transition is not None:
             result["transition"] = {"steps": transition.steps, "foreach": transition.foreach,
@@ -237,6 +237,14 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": tb}
     result["seconds"] = time.time() - started
     return result
+
+
+def _save(store: ArtifactStore, name: str, value: Any) -> tuple[Any, ...]:
+    try:
+        return tuple(store.save(value))
+    except Exception as exc:  # e.g. a lock or a generator: say which artifact it was
+        raise TypeError(f"artifact '{name}' ({type(value).__name__}) cannot be stored: {exc}; keep it in a local "
+                        "variable, or store what it holds") from exc
 
 
 def store_logs(store: ArtifactStore, log_dir: str) -> dict[str, str]:

@@ -47,6 +47,11 @@ def test_run_fail_resume_show_logs_list_and_tag(write_flow, counts, tmp_path: Pa
     assert out.returncode == 2 and "--lr" in out.stderr and "expected a number" in out.stderr
 
 
+def test_check_lists_the_parameters_a_run_accepts(write_flow) -> None:
+    out = mloop("flow", "check", str(write_flow(PIPELINE)))
+    assert out.returncode == 0 and "--lr  a number, default 0.1" in out.stdout, out.stderr
+
+
 SCHEDULED = """
 from mloop.flows import FlowSpec, schedule, step
 

@@ -291,6 +291,26 @@ CASES = {
     def end(self):
         pass
 """, "max_workers = Parameter(int, default=8)", "it is an option of 'mloop flow run' (--max-workers)"),
+    "arms without condition": ("""
+    @step
+    def start(self):
+        self.kind = "a"
+        self.next({"a": self.end})
+
+    @step
+    def end(self):
+        pass
+""", 'self.next({"a": self.end})', "passes a dict of arms to self.next() without condition="),
+    "condition without arms": ("""
+    @step
+    def start(self):
+        self.kind = "a"
+        self.next(self.end, condition="kind")
+
+    @step
+    def end(self):
+        pass
+""", 'self.next(self.end, condition="kind")', "passes condition= but not one dict of arms"),
     "no end": ("""
     @step
     def start(self):

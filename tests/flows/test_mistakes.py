@@ -129,3 +129,29 @@ def test_underscore_artifacts_a_bare_catch_and_an_unhashable_condition(write_flo
     data = run["join"].task.data
     assert data.seen == "fitted" and data._scaler == "fitted"
     assert data.error == "ValueError: b broke"  # bare @catch: the artifact "exception"
+
+
+def test_an_artifact_that_cannot_be_stored_is_named(write_flow) -> None:
+    source = SHADOW.replace("self.NAME = 1", "import threading\n        self.guard = threading.Lock()")
+    with pytest.raises(flows.FlowFailedError, match=r"artifact 'guard' \(lock\) cannot be stored"):
+        flows.run(str(write_flow(source)))
+
+
+def test_run_listing_filters_and_prefixes_are_checked(write_flow) -> None:
+    from mloop.config import Settings
+    from mloop.errors import InvalidInputError
+    from mloop.flows.runtime import open_flow_repo
+
+    repo = open_flow_repo(Settings.load())
+    experiment = repo.experiment_id("Twins")
+    for run_id in ("abcdef01" + "0" * 24, "abcdef02" + "0" * 24):
+        repo.create_run(run_id=run_id, experiment_id=experiment, flow_name="Twins", file="twins.py", params={},
+                        tags=[], run_tags={}, origin=None, executor="local", user="me")
+    with pytest.raises(InvalidInputError, match=r"a prefix of one run; it starts abcdef010000, abcdef020000"):
+        flows.get_run("abcdef")
+    assert flows.get_run("abcdef02").id.startswith("abcdef02")
+    with pytest.raises(InvalidInputError, match="status"):
+        flows.list_runs(status="bogus")
+    with pytest.raises(InvalidInputError, match="limit"):
+        flows.get("Twins").runs(limit=0)
+    assert len(flows.get("Twins").runs(limit=1)) == 1 and len(flows.get("Twins").runs()) == 2
