@@ -69,9 +69,10 @@ def _task(row: Any) -> TaskRow:
 class FlowRepository:
     """Reads and writes of flow runs, tasks, artifact references, tags and schedule starts."""
 
-    def __init__(self, db: Database, artifact_uri: Any) -> None:
+    def __init__(self, db: Database, artifact_uri: Any, heartbeat_timeout_ms: int = 300_000) -> None:
         self.db = db
         self._artifact_uri = artifact_uri  # run_id -> URL of its tracking artifacts
+        self.heartbeat_timeout_ms = heartbeat_timeout_ms
 
     # ---------------------------------------------------------------- runs
     def _run_values(self, run_id: str, experiment_id: str, name: str, user: str, parent: str | None,
@@ -139,7 +140,33 @@ class FlowRepository:
             with self.db.write() as conn:
                 conn.execute(update(t.runs).where(t.runs.c.run_id.in_(run_ids)).values(heartbeat=now_ms()))
 
+    def _reap_dead_runs(self) -> None:
+        """Runs whose orchestrator stopped sending heartbeats (kill -9, a lost machine) are marked killed, with
+        their unfinished tasks; otherwise they would show as running forever."""
+        cutoff = now_ms() - self.heartbeat_timeout_ms
+        dead = (select(ft.flow_runs.c.run_id).join(t.runs, t.runs.c.run_id == ft.flow_runs.c.run_id)
+                .where(ft.flow_runs.c.status == RunStatus.RUNNING, t.runs.c.heartbeat < cutoff))
+        with self.db.read() as conn:
+            run_ids = [r.run_id for r in conn.execute(dead)]
+        if not run_ids:
+            return
+        now = now_ms()
+        with self.db.write() as conn:
+            conn.execute(update(ft.flow_runs).where(ft.flow_runs.c.run_id.in_(run_ids),
+                                                    ft.flow_runs.c.status == RunStatus.RUNNING)
+                         .values(status=RunStatus.KILLED, ended=now))
+            tasks = select(ft.flow_tasks.c.task_id).where(ft.flow_tasks.c.run_id.in_(run_ids),
+                                                          ft.flow_tasks.c.status == RunStatus.RUNNING)
+            task_ids = [r.task_id for r in conn.execute(tasks)]
+            if task_ids:
+                conn.execute(update(ft.flow_tasks).where(ft.flow_tasks.c.task_id.in_(task_ids))
+                             .values(status=RunStatus.KILLED, ended=now, error="the flow run stopped (no heartbeat)"))
+            conn.execute(update(t.runs).where(t.runs.c.run_id.in_(run_ids + task_ids),
+                                              t.runs.c.status == RunStatus.RUNNING)
+                         .values(status=RunStatus.KILLED, end_time=now))
+
     def get_run(self, run_id: str) -> RunRow:
+        self._reap_dead_runs()
         with self.db.read() as conn:
             row = conn.execute(select(ft.flow_runs).where(ft.flow_runs.c.run_id == run_id)).first()
             if row is None and 6 <= len(run_id) < 32:
@@ -157,6 +184,7 @@ class FlowRepository:
 
     def list_runs(self, flow_name: str | None = None, tag: str | None = None, status: str | None = None,
                   limit: int | None = None) -> list[RunRow]:
+        self._reap_dead_runs()
         if status is not None and status not in _STATUSES:
             raise InvalidInputError(field="status", value=status, expected=f"one of {sorted(_STATUSES)}")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):

@@ -108,7 +108,8 @@ def open_flow_repo(settings: Settings) -> FlowRepository:
     from mloop.store.sql import open_database
 
     blobs = open_blob_store(settings.artifact_root)
-    return FlowRepository(open_database(settings.db_url), lambda run_id: blobs.url(f"runs/{run_id}/artifacts"))
+    return FlowRepository(open_database(settings.db_url), lambda run_id: blobs.url(f"runs/{run_id}/artifacts"),
+                          heartbeat_timeout_ms=int(settings.heartbeat_timeout_seconds * 1000))
 
 
 class Runtime:
@@ -210,10 +211,16 @@ class Runtime:
         self.state = state
         last_beat = time.monotonic()
         while (state.ready and not state.failing) or state.live or state.retry_at:
+            if time.monotonic() - last_beat > self.settings.heartbeat_seconds:
+                # without heartbeats, readers take the run for dead (kill -9) and mark it killed
+                live = [self.run_id, *state.live]
+                self.recorder.call(lambda repo, ids=live: repo.heartbeat(ids))
+                last_beat = time.monotonic()
             self._fill(executor, state, outcome)
             if not state.live:
-                if state.retry_at:
-                    time.sleep(max(0.0, min(w for w, _ in state.retry_at) - time.monotonic()))
+                if state.retry_at:  # a long backoff: wake up for the heartbeat meanwhile
+                    wait = min(w for w, _ in state.retry_at) - time.monotonic()
+                    time.sleep(min(max(0.0, wait), self.settings.heartbeat_seconds))
                 continue
             if self.progress is not None:
                 self.progress(len(outcome.executed) + len(outcome.reused) + len(outcome.cached), len(state.live),
@@ -226,10 +233,6 @@ class Runtime:
                 elif key not in {i.task_id for _, i in state.retry_at}:
                     state.failing = True
             self._enforce_timeouts(executor, state)
-            if time.monotonic() - last_beat > self.settings.heartbeat_seconds:
-                live = [self.run_id, *state.live]
-                self.recorder.call(lambda repo, ids=live: repo.heartbeat(ids))
-                last_beat = time.monotonic()
 
     def _fill(self, executor: Any, state: _State, outcome: Outcome) -> None:
         """Launch (or reuse) ready tasks while capacity lasts; relaunch retries whose backoff is over."""

@@ -155,3 +155,53 @@ def test_run_listing_filters_and_prefixes_are_checked(write_flow) -> None:
     with pytest.raises(InvalidInputError, match="limit"):
         flows.get("Twins").runs(limit=0)
     assert len(flows.get("Twins").runs(limit=1)) == 1 and len(flows.get("Twins").runs()) == 2
+
+
+SLEEPER = """
+import time
+from mloop.flows import FlowSpec, step
+
+
+class Sleeper(FlowSpec):
+    @step
+    def start(self):
+        time.sleep(3)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_a_run_whose_orchestrator_died_is_marked_killed_and_a_live_one_is_not(write_flow) -> None:
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    from mloop.config import Settings
+    from mloop.flows.runtime import open_flow_repo
+    from mloop.tracking import _tables as t
+
+    settings = Settings.load(heartbeat_seconds=0.2, heartbeat_timeout_seconds=1.5)
+    done: list[flows.FlowRun] = []
+    thread = threading.Thread(target=lambda: done.append(flows.run(str(write_flow(SLEEPER)), settings=settings)))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not flows.list_runs("Sleeper", settings=settings) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2)  # past the timeout: heartbeats keep it alive
+    assert flows.list_runs("Sleeper", settings=settings)[0].status == "running"
+    thread.join(60)
+    assert done and done[0].status == "finished"
+
+    repo = open_flow_repo(settings)
+    orphan = "feed" * 8
+    repo.create_run(run_id=orphan, experiment_id=repo.experiment_id("Sleeper"), flow_name="Sleeper",
+                    file="sleeper.py", params={}, tags=[], run_tags={"mloop.flow": "Sleeper"}, origin=None,
+                    executor="local", user="me")
+    with repo.db.write() as conn:  # its orchestrator died ten seconds ago
+        conn.execute(sa.update(t.runs).where(t.runs.c.run_id == orphan).values(heartbeat=t.runs.c.heartbeat - 10_000))
+    assert flows.get_run(orphan, settings=settings).status == "killed"
+    assert [r.status for r in flows.list_runs("Sleeper", settings=settings)] == ["killed", "finished"]
