@@ -149,7 +149,7 @@ class Runtime:
         self.origin_run = None
         if origin_run is not None:
             self.origin_run = self.reuse.load_origin(origin_run, resume_from)
-            params = _stored_params(self.flow, self.origin_run.params) | (params or {})
+            params = _stored_params(self.flow, self.origin_run) | (params or {})
         self.params = self.flow.resolve_params(params or {})  # type: ignore[attr-defined]
         # A resumed run continues the one it resumes: it keeps that run's tags, so filtering by them finds it.
         inherited = self.origin_run.tags if self.origin_run else []
@@ -456,7 +456,7 @@ def _next_wakeup(live: dict[str, Live], retry_at: list[tuple[float, Live]]) -> f
     return max(0.0, min([*times, now + 1.0]) - now)
 
 
-def _stored_params(flow: Any, stored: dict[str, Any]) -> dict[str, Any]:
+def _stored_params(flow: Any, origin: Any) -> dict[str, Any]:
     """The parameters of the run being resumed, as close to their first values as its JSON record allows.
 
     JSON turns a default like ``{1: "a"}`` into ``{"1": "a"}``; a stored value that is the default's JSON form
@@ -464,6 +464,12 @@ def _stored_params(flow: Any, stored: dict[str, Any]) -> dict[str, Any]:
     import json
 
     declared = flow._parameters()
+    stored = origin.params
+    gone = sorted(set(stored) - set(declared))
+    if gone:
+        raise InvalidInputError(field="run", value=origin.run_id[:12],
+                                expected=f"a run of the flow as it is now: that run had the parameters {gone}, which "
+                                f"the flow no longer declares ({sorted(declared)}); start a new run instead")
     values = dict(stored)
     for name, value in stored.items():
         param = declared.get(name)

@@ -423,3 +423,15 @@ def test_resume_from_a_step_reruns_it_even_when_cached(write_flow, counts) -> No
     assert resumed["heavy"].task.reused_from is None and resumed.data.total == 3
     assert flows.run(file)["heavy"].task.reused_from is not None  # the cache still serves later runs
     assert counts()["heavy"] == 2
+
+
+def test_resume_after_a_parameter_was_renamed_says_so(write_flow) -> None:
+    from mloop.errors import InvalidInputError
+
+    first = flows.run(str(write_flow(OPTIONAL)))
+    renamed = write_flow(OPTIONAL.replace("limit = Parameter", "cap = Parameter").replace("self.limit", "self.cap"))
+    from mloop.flows import task
+
+    task._modules.clear()
+    with pytest.raises(InvalidInputError, match=r"that run had the parameters \['limit'\], which the flow no longer"):
+        flows.resume(str(renamed), first.id)
