@@ -217,3 +217,17 @@ def test_ctrl_c_stops_the_run_says_so_and_leaves_no_task_behind(write_flow, tmp_
         time.sleep(0.1)
     else:
         raise AssertionError(f"task process {task_pid} still runs after Ctrl-C")
+
+
+def test_a_run_that_ignores_ctrl_c_keeps_running_through_it(write_flow, tmp_path: Path) -> None:
+    """A background job of a script (or nohup) inherits SIGINT ignored: its tasks must not die of a Ctrl-C."""
+    import signal
+
+    file = write_flow(SLEEPY.replace("time.sleep(60)", "time.sleep(2)"))
+    proc = subprocess.Popen([sys.executable, "-m", "mloop", "flow", "run", str(file)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, process_group=0,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    wait_for_pid(tmp_path / "task.pid")
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "flow finished" in out, err

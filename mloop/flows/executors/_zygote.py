@@ -96,7 +96,8 @@ def serve(flow_file: str, flow_class: str) -> None:
     # Ctrl-C reaches the whole foreground process group, this server too: the orchestrator reports it, so the
     # server only notes it (a flag, not KeyboardInterrupt, which could strike between fork and bookkeeping).
     interrupted: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, _: interrupted.append(signum))
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job of a script ignores Ctrl-C
+        signal.signal(signal.SIGINT, lambda signum, _: interrupted.append(signum))
     stdin = sys.stdin.buffer.raw  # type: ignore[attr-defined]
     pending = b""
     children: dict[int, str] = {}
@@ -137,9 +138,12 @@ def _kill(children: dict[int, str]) -> None:
     """Tasks the orchestrator may not know of yet (their "started" unread) must not outlive the server."""
     for pid in children:
         try:
-            os.killpg(pid, signal.SIGKILL)  # each task leads its own process group
+            os.killpg(pid, signal.SIGKILL)  # each task leads its own process group...
         except (ProcessLookupError, PermissionError):
-            pass
+            try:
+                os.kill(pid, signal.SIGKILL)  # ...once it has run setpgid: a task forked just now may not have
+            except ProcessLookupError:
+                pass
 
 
 def _emitter(out: Any) -> Any:
