@@ -230,7 +230,9 @@ def logs(
     from mloop.flows.client import get_run
 
     run = get_run(run_id, settings=_settings(home))
-    name = step.split("/", 1)[0].split("#", 1)[0]
+    from mloop.flows._paths import parse_path
+
+    name = parse_path(step).step
     tasks = [t for t in run[name].tasks if name == step or t.path == step]
     if not tasks:
         raise InvalidInputError(field="step", value=step, expected=f"a task of {name}: "

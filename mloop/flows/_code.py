@@ -28,12 +28,18 @@ True
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
+import enum
+import fractions
 import hashlib
 import inspect
 import re
+import sys
 import sysconfig
 import types
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 _SCALARS = (int, float, str, bytes, bool, type(None))
@@ -41,6 +47,9 @@ _CONTAINERS = (list, tuple, dict, set, frozenset)
 _CODE = (types.FunctionType, type, types.ModuleType)
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")  # default reprs show a memory address: different in every process
 _SKIPPED = "?"
+# Values whose repr is their whole content, the same in every process (an enum member, a Decimal, a date, a path).
+_STABLE_REPR = (enum.Enum, decimal.Decimal, fractions.Fraction, complex, datetime.date, datetime.timedelta,
+                PurePath)
 # Not the flow's code: the standard library, installed packages, and mloop itself (even when installed editable).
 _INSTALLED = tuple(
     str(Path(p).resolve())
@@ -85,7 +94,8 @@ class _Walker:
                 self.add_value(name, vars(self.owner)[name])
 
     def add_value(self, name: str, value: Any) -> None:
-        if isinstance(value, _SCALARS + _CONTAINERS):
+        if isinstance(value, _SCALARS + _CONTAINERS + _STABLE_REPR) or _is_array(value) or (
+                dataclasses.is_dataclass(value) and not isinstance(value, type)):
             self._feed("constant", name, self._content(value, frozenset()))
         elif isinstance(value, (staticmethod, classmethod)):
             self.add_function(value.__func__)
@@ -133,7 +143,15 @@ class _Walker:
             label = f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value.__name__)}"
             self.add_value(label, value)
             return label
-        return _stable_repr(value)
+        if _is_array(value):  # numpy's repr elides the middle of a large array: hash every byte
+            digest = hashlib.sha256(value.tobytes()).hexdigest()
+            return f"array[{value.dtype}, {value.shape}, {digest}]"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+            return f"{type(value).__qualname__}{self._content(fields, enclosing)}"
+        if isinstance(value, _STABLE_REPR):
+            return _stable_repr(value)
+        return _SKIPPED  # any other repr may hold a set (ordered differently in each process) or an address
 
     def _feed(self, kind: str, name: str, content: str | bytes) -> None:
         data = content.encode() if isinstance(content, str) else content
@@ -148,6 +166,11 @@ def _names(code: types.CodeType) -> set[str]:
         if isinstance(const, types.CodeType):
             names |= _names(const)
     return names
+
+
+def _is_array(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")  # never imported here: a flow that uses arrays has imported numpy
+    return numpy is not None and isinstance(value, numpy.ndarray)
 
 
 def _stable_repr(value: Any) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, desc, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mloop._util.clock import now_ms
 from mloop.errors import InvalidInputError, NotFoundError
@@ -150,6 +150,12 @@ class FlowRepository:
             run_ids = [r.run_id for r in conn.execute(dead)]
         if not run_ids:
             return
+        try:
+            self._mark_killed(run_ids)
+        except SQLAlchemyError:  # a reader without write access still reads; the next writer reaps
+            pass
+
+    def _mark_killed(self, run_ids: list[str]) -> None:
         now = now_ms()
         with self.db.write() as conn:
             conn.execute(update(ft.flow_runs).where(ft.flow_runs.c.run_id.in_(run_ids),
@@ -184,11 +190,11 @@ class FlowRepository:
 
     def list_runs(self, flow_name: str | None = None, tag: str | None = None, status: str | None = None,
                   limit: int | None = None) -> list[RunRow]:
-        self._reap_dead_runs()
         if status is not None and status not in _STATUSES:
             raise InvalidInputError(field="status", value=status, expected=f"one of {sorted(_STATUSES)}")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             raise InvalidInputError(field="limit", value=limit, expected="a whole number >= 1, or None for all")
+        self._reap_dead_runs()
         query = select(ft.flow_runs)
         if flow_name:
             query = query.where(ft.flow_runs.c.flow_name == flow_name)

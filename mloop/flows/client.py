@@ -12,6 +12,7 @@ from typing import Any
 from mloop._util.clock import from_ms
 from mloop.config import Settings
 from mloop.errors import InvalidInputError, NotFoundError
+from mloop.flows._paths import parse_path
 from mloop.flows._sql import FlowRepository, RunRow, TaskRow
 from mloop.flows.artifacts import ArtifactRef, ArtifactStore
 
@@ -83,15 +84,12 @@ class Task:
     @property
     def index(self) -> int | None:
         """The position in the innermost foreach, or None outside a foreach."""
-        path = self._row.path.split("#", 1)[0]
-        tail = path.split("/", 1)[1] if "/" in path else ""
-        return int(tail.split(".")[-1]) if tail else None
+        return parse_path(self._row.path).index
 
     @property
     def iteration(self) -> int:
         """1 for the first pass through the step, 2 for the second when a conditional loops back, ..."""
-        _, _, count = self._row.path.partition("#")
-        return int(count) if count else 1
+        return parse_path(self._row.path).iteration
 
     @property
     def seconds(self) -> float | None:

@@ -190,7 +190,7 @@ def check_graph(graph: FlowGraph, flow: type) -> None:
         if node.kind == "foreach" and len(node.out) != 1:
             raise FlowDefinitionError(f"{node.where}: step '{node.name}' fans out with foreach to "
                                       f"{len(node.out)} steps; foreach takes exactly one.", field=node.name)
-        _check_catch(node)
+        _check_catch(node, nodes)
     _check_parameter_names(graph, flow)
     reachable = set(graph.order())
     for name, node in nodes.items():
@@ -202,8 +202,7 @@ def check_graph(graph: FlowGraph, flow: type) -> None:
 
 # Options of `mloop flow run` (as parameter names: dashes become underscores): a parameter with one of these
 # names could never be set from the command line, the option would take its value.
-CLI_OPTIONS = frozenset({"tag", "t", "executor", "ray_address", "max_workers", "flow", "home", "help",
-                         "schedule_due"})
+CLI_OPTIONS = frozenset({"tag", "executor", "ray_address", "max_workers", "flow", "home", "help", "schedule_due"})
 
 
 def _check_parameter_names(graph: FlowGraph, flow: type) -> None:
@@ -237,9 +236,15 @@ def _parameter_line(flow: type, name: str) -> str:
     return f"{file}:{first + offset}"
 
 
-def _check_catch(node: Node) -> None:
+def _check_catch(node: Node, steps: dict[str, Node]) -> None:
     """A caught failure goes on to the step's targets, which a foreach or a condition only has once it succeeded."""
-    if "catch" not in node.decorators or node.kind not in ("foreach", "switch"):
+    if "catch" not in node.decorators:
+        return
+    var = node.decorators["catch"]["var"]
+    if var in steps:  # reading self.<var> later would give the step's method, not the error
+        raise FlowDefinitionError(f"{node.where}: step '{node.name}' has @catch(var=\"{var}\"), the name of a step; "
+                                  "pick another artifact name.", field=node.name)
+    if node.kind not in ("foreach", "switch"):
         return
     if node.kind == "foreach":
         why = f'fans out with foreach="{node.foreach}", and a caught failure leaves no list to fan out over'

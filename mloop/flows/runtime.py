@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mloop.config import Settings
 from mloop.errors import InvalidInputError, MloopError
+from mloop.flows._paths import parse_path
 from mloop.flows._recorder import Recorder
 from mloop.flows._reuse import PARAMS, Reuse
 from mloop.flows.artifacts import ArtifactRef
@@ -158,7 +159,7 @@ class Runtime:
         self.tags = list(dict.fromkeys([*inherited, *(_check_tag(t) for t in (tags or []))]))
         self.index: dict[str, dict[str, ArtifactRef]] = {}
         self.transitions: dict[str, dict[str, Any]] = {}
-        self.paths: dict[str, str] = {}
+        self.steps_of: dict[str, str] = {}  # task id -> its step (a path like fit/2#3 is not a step name)
         self.visits: dict[str, int] = {"start": 1}
 
     # ---------------------------------------------------------------- main loop
@@ -225,7 +226,8 @@ class Runtime:
             if self.progress is not None:
                 self.progress(len(outcome.executed) + len(outcome.reused) + len(outcome.cached), len(state.live),
                               len(outcome.failed))
-            for key, result in executor.wait(_next_wakeup(state.live, state.retry_at)):
+            wakeup = _next_wakeup(state.live, state.retry_at, last_beat + self.settings.heartbeat_seconds)
+            for key, result in executor.wait(wakeup):
                 item = state.live.pop(key)
                 state.used -= item.cost
                 if self._handle(item, result, outcome, state.retry_at, state.failing):
@@ -311,7 +313,7 @@ class Runtime:
         node = self.graph[pending.step]
         spec = {"flow_file": self.flow_file, "flow_class": self.flow.__name__, "step": pending.step,
                 "artifact_root": self.settings.artifact_root, "join": node.is_join,
-                "inputs": [{"task_id": i, "step": self.paths.get(i, "start").split("/")[0],
+                "inputs": [{"task_id": i, "step": self.steps_of.get(i, "start"),
                             "artifacts": {k: list(v) for k, v in self.index[i].items()}} for i in pending.inputs],
                 "foreach_var": pending.foreach_var, "foreach_index": pending.foreach_index,
                 "task_id": item.task_id, "run_id": self.run_id, "attempt": item.attempt,
@@ -395,16 +397,13 @@ class Runtime:
     # ---------------------------------------------------------------- what follows a task
     def _advance(self, task_id: str, pending: Pending, ready: deque[Pending],
                  joins: dict[tuple[str, str], dict[int, str]]) -> None:
-        self.paths[task_id] = pending.path
+        self.steps_of[task_id] = pending.step
         transition = self.transitions.get(task_id) or {}
         steps = transition.get("steps") or []
-        suffix = _suffix(pending.path)
+        suffix = parse_path(pending.path).position
         if transition.get("foreach"):
-            count = int(transition.get("count", 0))
+            count = int(transition.get("count", 0))  # at least 1: FlowSpec.next refuses an empty foreach
             target = steps[0]
-            if count == 0:
-                raise FlowFailedError(f"Step '{pending.path}' fans out over an empty '{transition['foreach']}'.",
-                                      self.run_id)
             for i in range(count):
                 stack = [*pending.stack, Frame(task_id, "foreach", count, i, target, transition["foreach"])]
                 ready.append(Pending(target, self._visit(f"{target}/{_foreach_path(stack)}"), [task_id], stack,
@@ -441,18 +440,13 @@ class Runtime:
         return path if count == 1 else f"{path}#{count}"
 
 
-def _suffix(path: str) -> str:
-    """The foreach position of a task path (``train/2.1#3`` -> ``2.1``), without its loop iteration."""
-    return path.split("#", 1)[0].split("/", 1)[1] if "/" in path else ""
-
-
 def _foreach_path(stack: list[Frame]) -> str:
     return ".".join(str(f.index) for f in stack if f.kind == "foreach")
 
 
-def _next_wakeup(live: dict[str, Live], retry_at: list[tuple[float, Live]]) -> float:
+def _next_wakeup(live: dict[str, Live], retry_at: list[tuple[float, Live]], beat_due: float) -> float:
     now = time.monotonic()
-    times = [i.deadline for i in live.values() if i.deadline is not None] + [w for w, _ in retry_at]
+    times = [i.deadline for i in live.values() if i.deadline is not None] + [w for w, _ in retry_at] + [beat_due]
     return max(0.0, min([*times, now + 1.0]) - now)
 
 
@@ -466,10 +460,13 @@ def _stored_params(flow: Any, origin: Any) -> dict[str, Any]:
     declared = flow._parameters()
     stored = origin.params
     gone = sorted(set(stored) - set(declared))
-    if gone:
+    new = sorted(n for n, p in declared.items() if p.required and n not in stored)
+    if gone or new:
+        change = (f"had the parameters {gone}, which the flow no longer declares" if gone else
+                  f"has no value for the required parameters {new} added since")
         raise InvalidInputError(field="run", value=origin.run_id[:12],
-                                expected=f"a run of the flow as it is now: that run had the parameters {gone}, which "
-                                f"the flow no longer declares ({sorted(declared)}); start a new run instead")
+                                expected=f"a run of the flow as it is now: that run {change} ({sorted(declared)}); "
+                                "start a new run instead")
     values = dict(stored)
     for name, value in stored.items():
         param = declared.get(name)

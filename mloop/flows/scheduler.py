@@ -52,8 +52,9 @@ def _scheduled_in(file: Path, warn: Callable[[str], Any]) -> list[ScheduledFlow]
     except MloopError as exc:
         warn(f"scheduler: skipped {file}: {exc.message}")
         return []
-    return [ScheduledFlow(flow.__name__, str(file.resolve()), flow._mloop_schedule) for flow in classes
-            if flow._mloop_schedule is not None]
+    # vars(): the class's own @schedule; a subclass of a scheduled flow is not started on its parent's schedule
+    return [ScheduledFlow(flow.__name__, str(file.resolve()), vars(flow)["_mloop_schedule"]) for flow in classes
+            if vars(flow).get("_mloop_schedule") is not None]
 
 
 def _stderr(message: str) -> None:

@@ -90,7 +90,7 @@ class Parameter:
 
 # How a message names each type ("expected an integer"): its __name__ reads badly ("a int", "a dict").
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-               list: "a JSON list", dict: "a JSON object"}
+               list: "a list (a JSON list on the command line)", dict: "a dict (a JSON object on the command line)"}
 
 
 def _convert(raw: Any, kind: type) -> Any:
@@ -112,8 +112,8 @@ def _convert(raw: Any, kind: type) -> Any:
             import json
 
             raw = json.loads(raw)
-        if kind is list and isinstance(raw, tuple):
-            raw = list(raw)
+        if kind is list and (isinstance(raw, tuple | range) or hasattr(raw, "tolist")):
+            raw = list(raw) if isinstance(raw, tuple | range) else raw.tolist()  # a tuple, a range, an array
         if not isinstance(raw, kind):
             raise ValueError(raw)  # list({"a": 1}) would silently keep only the keys
         return raw
@@ -209,6 +209,7 @@ def decorators_of(func: Callable[..., Any]) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------- the flow
 # Set by mloop on foreach tasks; neither an artifact nor a parameter may take these names.
 RESERVED_ARTIFACTS = frozenset({"input", "index"})
+
 @dataclass
 class Transition:
     """What a task chose as next: step names, a foreach artifact, or a switch's value."""
@@ -249,7 +250,8 @@ class FlowSpec:
         if hasattr(type(self), name):
             # the class attribute would hide the artifact from every later step (self.features -> the method)
             raise AttributeError(f"artifact '{name}' has the name of {_what(type(self), name)} of "
-                                 f"{type(self).__name__}; pick another artifact name")
+                                 f"{type(self).__name__}, which would hide it from later steps; pick another "
+                                 "artifact name")
         object.__setattr__(self, name, value)
         self._assigned.add(name)
 
@@ -302,7 +304,7 @@ class FlowSpec:
     @classmethod
     def resolve_params(cls, given: dict[str, Any]) -> dict[str, Any]:
         """Every parameter's value: given (parsed and validated) or its default; unknown names are errors."""
-        if not isinstance(given, dict):
+        if not isinstance(given, Mapping):
             raise InvalidInputError(field="params", value=given, expected="a dict of parameter name to value")
         params = cls._parameters()
         unknown = sorted(set(given) - set(params))
@@ -332,9 +334,14 @@ def _what(cls: type, name: str) -> str:
 def _check_foreach_items(name: str, items: Any) -> None:
     """A foreach fans out over something indexable by position, with at least one item."""
     kind = type(items).__name__
-    if isinstance(items, Mapping | set | frozenset | str | bytes) or hasattr(items, "iloc") \
-            or not hasattr(items, "__getitem__") or not hasattr(items, "__len__"):
-        hint = " (for a dict, e.g. list(d.items()))" if isinstance(items, Mapping) else ""
+    try:
+        sized = len(items) >= 0 and hasattr(items, "__getitem__")
+    except TypeError:  # e.g. a 0-d array
+        sized = False
+    if not sized or isinstance(items, Mapping | set | frozenset | str | bytes | bytearray) or hasattr(items, "iloc"):
+        hint = (" (for a dict, e.g. list(d.items()))" if isinstance(items, Mapping) else
+                " (for a pandas object, e.g. .tolist() or .to_dict('records'))" if hasattr(items, "iloc") else
+                " (e.g. list(...) of it)" if hasattr(items, "__iter__") and not isinstance(items, str | bytes) else "")
         raise InvalidInputError(field=f"foreach {name}", value=kind, expected=f"a list, tuple or array{hint}")
     if len(items) == 0:
         raise InvalidInputError(field=f"foreach {name}", value=f"an empty {kind}",

@@ -240,11 +240,14 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _save(store: ArtifactStore, name: str, value: Any) -> tuple[Any, ...]:
+    from mloop.flows.artifacts import encode
+
     try:
-        return tuple(store.save(value))
+        data, encoding = encode(value)
     except Exception as exc:  # e.g. a lock or a generator: say which artifact it was
         raise TypeError(f"artifact '{name}' ({type(value).__name__}) cannot be stored: {exc}; keep it in a local "
                         "variable, or store what it holds") from exc
+    return (store.put(data), encoding, len(data))  # a storage failure (disk full, S3) is reported as itself
 
 
 def store_logs(store: ArtifactStore, log_dir: str) -> dict[str, str]:

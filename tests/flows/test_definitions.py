@@ -47,8 +47,8 @@ def test_bad_parameters_name_the_field(given, field) -> None:
     (Parameter(int, min=1, max=10), "20", "expected an integer in [1, 10]."),
     (Parameter(float), "fast", "expected a number."),
     (Parameter(bool), "maybe", "expected true or false."),
-    (Parameter(list), "{}", "expected a JSON list."),
-    (Parameter(dict), "[1]", "expected a JSON object."),
+    (Parameter(list), "{}", "expected a list (a JSON list on the command line)."),
+    (Parameter(dict), "[1]", "expected a dict (a JSON object on the command line)."),
     (Parameter(str, choices=["big", "small"]), "huge", "expected one of ['big', 'small']."),
 ])
 def test_bad_parameter_messages_name_the_type_in_plain_words(param, given, says) -> None:
@@ -113,3 +113,28 @@ def test_an_unknown_executor_name_is_refused_before_running(tmp_path) -> None:
         mloop.flows.run(str(tmp_path / "missing.py"), executor="rey")
     assert info.value.field == "executor"
     assert "rey" in str(info.value)
+
+
+def test_foreach_items_are_positional_sequences() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from mloop.flows.spec import _check_foreach_items
+
+    for items in ([1], (1, 2), range(3), np.arange(3), pd.Index(["a"]), [("a", 1)]):
+        _check_foreach_items("items", items)
+    for items, hint in ((np.float64(1.0), "a list, tuple or array"), (pd.Series([1, 2]), ".tolist()"),
+                        ({"a": 1}.keys(), "list(...) of it"), (bytearray(b"ab"), "a list, tuple or array")):
+        with pytest.raises(InvalidInputError, match="foreach items") as info:
+            _check_foreach_items("items", items)
+        assert hint in str(info.value)
+
+
+def test_list_parameters_take_python_sequences_and_mappings_are_params() -> None:
+    from types import MappingProxyType
+
+    import numpy as np
+
+    assert Parameter(list, default=[]).parse(range(3)) == [0, 1, 2]
+    assert Parameter(list, default=[]).parse(np.array([1, 2])) == [1, 2]
+    assert Params.resolve_params(MappingProxyType({"name": "x"}))["name"] == "x"

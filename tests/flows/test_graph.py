@@ -311,6 +311,16 @@ CASES = {
     def end(self):
         pass
 """, 'self.next(self.end, condition="kind")', "passes condition= but not one dict of arms"),
+    "catch named like a step": ("""
+    @catch(var="end")
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""", "def start", 'has @catch(var="end"), the name of a step'),
     "no end": ("""
     @step
     def start(self):
@@ -441,3 +451,48 @@ def test_a_loop_inside_a_foreach_keeps_its_item(write_flow, counts) -> None:
     assert run.data.done == [1, 3, 2]
     assert counts() == {"fit-0": 1, "fit-1": 3, "fit-2": 2}
     assert [t.path for t in run["fit"]] == ["fit/0", "fit/1", "fit/1#2", "fit/1#3", "fit/2", "fit/2#2"]
+
+
+LOOP_AROUND_A_SPLIT = """
+from mloop.flows import FlowSpec, step
+
+
+class Rounds(FlowSpec):
+    @step
+    def start(self):
+        self.round = 0
+        self.next(self.prep)
+
+    @step
+    def prep(self):
+        self.round += 1
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.x = 10 * self.round
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.y = self.round
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.round = inputs.a.round
+        self.total = inputs.a.x + inputs.b.y  # the inputs keep their step names on every pass
+        self.verdict = "again" if self.round < 3 else "done"
+        self.next({"again": self.prep, "done": self.end}, condition="verdict")
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_a_loop_around_a_split_joins_by_step_name_on_every_pass(write_flow) -> None:
+    run = flows.run(str(write_flow(LOOP_AROUND_A_SPLIT)))
+    assert run.data.total == 33
+    assert [t.path for t in run["join"]] == ["join", "join#2", "join#3"]
+    assert [t.data.total for t in run["join"]] == [11, 22, 33]

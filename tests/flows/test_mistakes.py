@@ -165,7 +165,7 @@ from mloop.flows import FlowSpec, step
 class Sleeper(FlowSpec):
     @step
     def start(self):
-        time.sleep(3)
+        time.sleep(6)
         self.next(self.end)
 
     @step
@@ -184,14 +184,14 @@ def test_a_run_whose_orchestrator_died_is_marked_killed_and_a_live_one_is_not(wr
     from mloop.flows.runtime import open_flow_repo
     from mloop.tracking import _tables as t
 
-    settings = Settings.load(heartbeat_seconds=0.2, heartbeat_timeout_seconds=1.5)
+    settings = Settings.load(heartbeat_seconds=0.2, heartbeat_timeout_seconds=3)
     done: list[flows.FlowRun] = []
     thread = threading.Thread(target=lambda: done.append(flows.run(str(write_flow(SLEEPER)), settings=settings)))
     thread.start()
     deadline = time.monotonic() + 60
     while not flows.list_runs("Sleeper", settings=settings) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(2)  # past the timeout: heartbeats keep it alive
+    time.sleep(4)  # past the timeout: heartbeats (every 0.2 s, 15 per timeout) keep it alive
     assert flows.list_runs("Sleeper", settings=settings)[0].status == "running"
     thread.join(60)
     assert done and done[0].status == "finished"

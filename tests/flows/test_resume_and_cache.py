@@ -435,3 +435,63 @@ def test_resume_after_a_parameter_was_renamed_says_so(write_flow) -> None:
     task._modules.clear()
     with pytest.raises(InvalidInputError, match=r"that run had the parameters \['limit'\], which the flow no longer"):
         flows.resume(str(renamed), first.id)
+
+
+VALUES = """
+import dataclasses
+import enum
+import sys
+
+import numpy as np
+from mloop.flows._code import code_fingerprint
+
+
+@dataclasses.dataclass
+class Config:
+    tags: set = dataclasses.field(default_factory=lambda: {f"t{i}" for i in range(20)})
+
+
+class Mode(enum.Enum):
+    FAST = 1
+
+
+CONFIGS = [Config()]
+WEIGHTS = {"w": np.arange(10000)}
+WEIGHTS["w"][5000] = int(sys.argv[1])  # the middle of the array, which numpy's repr leaves out
+MODE = Mode.FAST
+
+
+def step(self):
+    return CONFIGS, WEIGHTS, MODE
+
+print(code_fingerprint(step))
+"""
+
+
+def test_dataclasses_arrays_and_enums_count_by_content_in_every_process(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "values.py"
+    script.write_text(VALUES)
+
+    def fingerprint(middle: int, seed: int) -> str:
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        return subprocess.run([sys.executable, str(script), str(middle)], env=env, capture_output=True, text=True,
+                              check=True).stdout
+
+    assert fingerprint(5000, 1) == fingerprint(5000, 2)  # a set inside a dataclass: ordered the same
+    assert fingerprint(5000, 1) != fingerprint(-1, 1)
+
+
+def test_resume_after_a_required_parameter_was_added_says_so(write_flow) -> None:
+    from mloop.errors import InvalidInputError
+    from mloop.flows import task
+
+    first = flows.run(str(write_flow(OPTIONAL)))
+    grown = write_flow(OPTIONAL.replace("    @step\n    def start", "    epochs = Parameter(int)\n\n    @step\n"
+                                        "    def start", 1))
+    task._modules.clear()
+    with pytest.raises(InvalidInputError, match=r"has no value for the required parameters \['epochs'\]"):
+        flows.resume(str(grown), first.id)
