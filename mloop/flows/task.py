@@ -73,13 +73,24 @@ def _import_file(name: str, path: Path, shown: str) -> ModuleType:
         sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
-    except MloopError:  # mloop's own checks (a bad @schedule, ...) already say what is wrong
-        del sys.modules[name]
-        raise
+    except MloopError as exc:  # mloop's own checks (a bad @retry, ...) say what is wrong; add where
+        sys.modules.pop(name, None)
+        raise _located(exc, path.parent) from None
     except Exception as exc:
-        del sys.modules[name]  # a fixed file imports afresh next time, as with ``import``
+        sys.modules.pop(name, None)  # a fixed file imports afresh next time, as with ``import``
         raise _import_error(exc, path.parent, shown) from None
     return module
+
+
+def _located(exc: Exception, folder: Path) -> Exception:
+    """``exc`` with the file:line of the user's code that raised it in front, when a user frame is known."""
+    from mloop.flows.graph import FlowDefinitionError
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_users(f.filename, folder)]
+    if not frames:
+        return exc
+    return FlowDefinitionError(f"{_relative(frames[-1].filename, folder)}:{frames[-1].lineno}: {exc}",
+                               field=getattr(exc, "field", None) or "flow file")
 
 
 def _import_error(exc: Exception, folder: Path, shown: str) -> Exception:

@@ -100,3 +100,11 @@ def test_the_task_processes_report_it_without_a_traceback_of_their_own(write_flo
     result = execute({"artifact_root": str(tmp_path / "artifacts"), "flow_file": str(file), "flow_class": "Broken",
                       "step": "start", "inputs": [], "task_id": "start/0", "home": str(tmp_path / "home")})
     assert not result["ok"] and result["error"].startswith("FlowDefinitionError: could not import")
+
+
+def test_mloops_own_checks_at_import_say_where(write_flow) -> None:
+    file = write_flow(FLOW.format(extra="from mloop.flows import retry\nBAD = retry(times=-1)", colon=":"))
+    with pytest.raises(FlowDefinitionError) as info:
+        flows.run(str(file))
+    assert str(info.value).startswith(f"flow.py:{line_of(file, 'BAD = retry')}: retry.times: got -1")
+    assert info.value.field == "retry.times"
