@@ -227,11 +227,10 @@ def logs(
     home: str = HOME,
 ) -> None:
     """Print the stdout and stderr a step's tasks captured."""
+    from mloop.flows._paths import parse_path
     from mloop.flows.client import get_run
 
     run = get_run(run_id, settings=_settings(home))
-    from mloop.flows._paths import parse_path
-
     name = parse_path(step).step
     tasks = [t for t in run[name].tasks if name == step or t.path == step]
     if not tasks:

@@ -12,9 +12,9 @@ from pathlib import Path
 from rich.table import Table
 
 from mloop.demo.runner import DemoContext
+from mloop.demo.train_flow import MODEL_NAME
 
 FLOW_FILE = Path(__file__).with_name("train_flow.py")
-MODEL_NAME = "trip-duration"
 
 
 def run(ctx: DemoContext) -> None:

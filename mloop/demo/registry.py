@@ -6,10 +6,10 @@ from rich.table import Table
 
 from mloop.demo.runner import DemoContext
 from mloop.demo.tracking import TARGET, features
+from mloop.demo.train_flow import MODEL_NAME
 from mloop.registry import load_model, registry_for
 from mloop.registry.rules import Rule
 
-MODEL_NAME = "trip-duration"
 RULE = Rule(
     name="trip-duration-champion",
     description="The most accurate trip-duration model that is not overfitted becomes the champion.",

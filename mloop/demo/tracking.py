@@ -12,8 +12,8 @@ import pandas as pd
 from rich.table import Table
 
 from mloop.demo.runner import DemoContext
+from mloop.demo.train_flow import EXPERIMENT  # the flow names the experiment; this step reads it
 
-EXPERIMENT = "trip-duration"
 FEATURES = ["zone_id", "hour", "weather", "distance_km"]
 TARGET = "duration_min"
 

@@ -14,8 +14,8 @@ import numpy as np
 import mloop
 from mloop.flows import FlowSpec, Parameter, current, step
 
-MODEL_NAME = "trip-duration"
-EXPERIMENT = "trip-duration"
+MODEL_NAME = "trip-duration"  # what the register step names its versions; the demo's later steps read it
+EXPERIMENT = "trip-duration"  # where the fit tasks track their candidate runs
 
 
 def _errors(model, frame) -> dict[str, float]:  # type: ignore[no-untyped-def]

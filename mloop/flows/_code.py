@@ -94,10 +94,7 @@ class _Walker:
                 self.add_value(name, vars(self.owner)[name])
 
     def add_value(self, name: str, value: Any) -> None:
-        if isinstance(value, _SCALARS + _CONTAINERS + _STABLE_REPR) or _is_array(value) or (
-                dataclasses.is_dataclass(value) and not isinstance(value, type)):
-            self._feed("constant", name, self._content(value, frozenset()))
-        elif isinstance(value, (staticmethod, classmethod)):
+        if isinstance(value, (staticmethod, classmethod)):
             self.add_function(value.__func__)
         elif isinstance(value, property):
             for accessor in (value.fget, value.fset, value.fdel):
@@ -111,8 +108,13 @@ class _Walker:
                 for member in vars(value).values():
                     if isinstance(member, (types.FunctionType, staticmethod, classmethod, property)):
                         self.add_value(name, member)
-        elif isinstance(value, types.ModuleType) and _is_user_code(value) and self._mark(value):
-            self.add_module(value)
+        elif isinstance(value, types.ModuleType):
+            if _is_user_code(value) and self._mark(value):
+                self.add_module(value)
+        else:
+            content = self._content(value, frozenset())
+            if content != _SKIPPED:  # a value without a stable content does not count
+                self._feed("constant", name, content)
 
     def add_module(self, module: types.ModuleType) -> None:
         file = getattr(module, "__file__", None)

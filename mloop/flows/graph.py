@@ -190,7 +190,7 @@ def check_graph(graph: FlowGraph, flow: type) -> None:
         if node.kind == "foreach" and len(node.out) != 1:
             raise FlowDefinitionError(f"{node.where}: step '{node.name}' fans out with foreach to "
                                       f"{len(node.out)} steps; foreach takes exactly one.", field=node.name)
-        _check_catch(node, nodes)
+        _check_catch(node, flow)
     _check_parameter_names(graph, flow)
     reachable = set(graph.order())
     for name, node in nodes.items():
@@ -236,13 +236,16 @@ def _parameter_line(flow: type, name: str) -> str:
     return f"{file}:{first + offset}"
 
 
-def _check_catch(node: Node, steps: dict[str, Node]) -> None:
+def _check_catch(node: Node, flow: type) -> None:
     """A caught failure goes on to the step's targets, which a foreach or a condition only has once it succeeded."""
+    from mloop.flows.spec import shadowing
+
     if "catch" not in node.decorators:
         return
     var = node.decorators["catch"]["var"]
-    if var in steps:  # reading self.<var> later would give the step's method, not the error
-        raise FlowDefinitionError(f"{node.where}: step '{node.name}' has @catch(var=\"{var}\"), the name of a step; "
+    clash = shadowing(flow, var)  # the runtime stores the artifact itself, past FlowSpec.__setattr__'s check
+    if clash:
+        raise FlowDefinitionError(f"{node.where}: step '{node.name}' has @catch(var=\"{var}\"), the name of {clash}; "
                                   "pick another artifact name.", field=node.name)
     if node.kind not in ("foreach", "switch"):
         return

@@ -428,8 +428,8 @@ class Runtime:
             inner = stack[-1] if stack and stack[-1].kind == "foreach" else None
             if inner is not None and inner.target == target:  # a loop back to the foreach's step: same item
                 ready.append(Pending(target, self._visit(path), [task_id], stack, inner.foreach_var, inner.index))
-            else:
-                ready.append(Pending(target, self._visit(path), [task_id], stack))
+                continue
+            ready.append(Pending(target, self._visit(path), [task_id], stack))
 
     def _visit(self, path: str) -> str:
         """``path`` the first time a run reaches it, ``path#2`` the second (a conditional that loops back), ...
@@ -469,9 +469,8 @@ def _stored_params(flow: Any, origin: Any) -> dict[str, Any]:
                                 "start a new run instead")
     values = dict(stored)
     for name, value in stored.items():
-        param = declared.get(name)
-        if param is not None and not param.required \
-                and json.loads(json.dumps(param.default, default=str)) == value:
+        param = declared[name]
+        if not param.required and json.loads(json.dumps(param.default, default=str)) == value:
             values[name] = param.default
     return values
 

@@ -247,11 +247,10 @@ class FlowSpec:
     def __setattr__(self, name: str, value: Any) -> None:
         if name in RESERVED_ARTIFACTS:
             raise AttributeError(f"'{name}' is set by mloop for foreach tasks; pick another artifact name")
-        if hasattr(type(self), name):
-            # the class attribute would hide the artifact from every later step (self.features -> the method)
-            raise AttributeError(f"artifact '{name}' has the name of {_what(type(self), name)} of "
-                                 f"{type(self).__name__}, which would hide it from later steps; pick another "
-                                 "artifact name")
+        clash = shadowing(type(self), name)
+        if clash:
+            raise AttributeError(f"artifact '{name}' has the name of {clash}, which would hide it from later steps; "
+                                 "pick another artifact name")
         object.__setattr__(self, name, value)
         self._assigned.add(name)
 
@@ -322,13 +321,17 @@ class FlowSpec:
         return values
 
 
-def _what(cls: type, name: str) -> str:
+def shadowing(cls: type, name: str) -> str | None:
+    """What of the flow class ``cls`` an artifact ``name`` would be hidden by ("a step of Train"), or None.
+
+    Later steps read ``self.<name>`` from the class first, so such an artifact would read back as the step,
+    method, parameter or class attribute (``self.features`` -> the method)."""
+    if not hasattr(cls, name):
+        return None
     value = getattr(cls, name)
-    if isinstance(value, Parameter):
-        return "a parameter"
-    if getattr(value, STEP_ATTR, False):
-        return "a step"
-    return "a method" if callable(value) else "a class attribute"
+    what = ("a parameter" if isinstance(value, Parameter) else "a step" if getattr(value, STEP_ATTR, False)
+            else "a method" if callable(value) else "a class attribute")
+    return f"{what} of {cls.__name__}"
 
 
 def _check_foreach_items(name: str, items: Any) -> None:

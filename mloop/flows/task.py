@@ -86,11 +86,10 @@ def _located(exc: Exception, folder: Path) -> Exception:
     """``exc`` with the file:line of the user's code that raised it in front, when a user frame is known."""
     from mloop.flows.graph import FlowDefinitionError
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_users(f.filename, folder)]
+    frames = _user_frames(exc, folder)
     if not frames:
         return exc
-    return FlowDefinitionError(f"{_relative(frames[-1].filename, folder)}:{frames[-1].lineno}: {exc}",
-                               field=getattr(exc, "field", None) or "flow file")
+    return FlowDefinitionError(f"{_where(frames[-1], folder)}: {exc}", field=getattr(exc, "field", None) or "flow file")
 
 
 def _import_error(exc: Exception, folder: Path, shown: str) -> Exception:
@@ -98,16 +97,24 @@ def _import_error(exc: Exception, folder: Path, shown: str) -> Exception:
     and the traceback of those files only; mloop's and importlib's frames would only hide the user's."""
     from mloop.flows.graph import FlowDefinitionError
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_users(f.filename, folder)]
+    frames = _user_frames(exc, folder)
     if isinstance(exc, SyntaxError) and exc.filename:  # no frame: the line that does not parse is the place
         where = f"{_relative(exc.filename, folder)}:{exc.lineno}"
     else:
-        where = f"{_relative(frames[-1].filename, folder)}:{frames[-1].lineno}" if frames else shown
+        where = _where(frames[-1], folder) if frames else shown
     message = exc.msg if isinstance(exc, SyntaxError) else str(exc)  # str() of a SyntaxError repeats the place
     header = ["Traceback (most recent call last):\n"] if frames else []
     detail = "".join(header + traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc))
     return FlowDefinitionError(f"could not import {shown}: {type(exc).__name__}: {message} ({where})\n"
                                f"{detail.rstrip()}", field="flow file")
+
+
+def _user_frames(exc: BaseException, folder: Path) -> list[traceback.FrameSummary]:
+    return [f for f in traceback.extract_tb(exc.__traceback__) if _is_users(f.filename, folder)]
+
+
+def _where(frame: traceback.FrameSummary, folder: Path) -> str:
+    return f"{_relative(frame.filename, folder)}:{frame.lineno}"
 
 
 def _is_users(filename: str, folder: Path) -> bool:

@@ -138,3 +138,16 @@ def test_list_parameters_take_python_sequences_and_mappings_are_params() -> None
     assert Parameter(list, default=[]).parse(range(3)) == [0, 1, 2]
     assert Parameter(list, default=[]).parse(np.array([1, 2])) == [1, 2]
     assert Params.resolve_params(MappingProxyType({"name": "x"}))["name"] == "x"
+
+
+def test_the_reserved_parameter_names_are_the_options_of_flow_run() -> None:
+    """graph.CLI_OPTIONS is written out (the graph check must not import the CLI): it must follow the command."""
+    import typer
+
+    from mloop.cli import flow  # noqa: F401  (registers `mloop flow`)
+    from mloop.cli._app import app
+    from mloop.flows.graph import CLI_OPTIONS
+
+    run = typer.main.get_command(app).commands["flow"].commands["run"]  # type: ignore[attr-defined]
+    options = {name.lstrip("-").replace("-", "_") for p in run.params for name in p.opts if name.startswith("--")}
+    assert options | {"help"} == CLI_OPTIONS  # click adds --help itself
