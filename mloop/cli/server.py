@@ -36,6 +36,6 @@ def server(
     if warning:
         error_console.print(warning, highlight=False)
     console.print(f"mloop server on http://{host}:{port} (API docs at /docs), store {redact(settings.db_url)}",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)  # a URL cut over lines cannot be copied
     uvicorn.run("mloop.server.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, timeout_graceful_shutdown=10)
