@@ -19,10 +19,13 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
+
+if TYPE_CHECKING:
+    from mloop.config import Settings
 
 __all__ = ["BodyRule", "EdgeMiddleware", "EdgePolicy", "protect"]
 
@@ -66,8 +69,8 @@ class EdgePolicy:
     rules: tuple[BodyRule, ...] = ()
 
     @classmethod
-    def from_settings(cls, settings: Any, rules: tuple[BodyRule, ...] = ()) -> EdgePolicy:
-        """The policy of ``settings`` (a ``mloop.config.Settings``): the loopback names are always allowed."""
+    def from_settings(cls, settings: Settings, rules: tuple[BodyRule, ...] = ()) -> EdgePolicy:
+        """The policy of ``settings``: its hosts, origins and body limit; the loopback names are always allowed."""
         hosts = {_normal_host(h[1:] if h.startswith("*.") else h) for h in settings.allowed_hosts}
         return cls(max_body_bytes=settings.max_request_bytes,
                    allowed_hosts=None if "*" in hosts else frozenset(hosts | set(LOOPBACK_HOSTS)),
@@ -77,7 +80,7 @@ class EdgePolicy:
         return next((r for r in self.rules if r.matches(method, path)), None)
 
 
-def protect(app: Any, settings: Any, rules: tuple[BodyRule, ...] = ()) -> None:
+def protect(app: Any, settings: Settings, rules: tuple[BodyRule, ...] = ()) -> None:
     """Put the edge checks (and CORS, when origins are configured) in front of a Starlette or FastAPI ``app``."""
     policy = EdgePolicy.from_settings(settings, rules)
     if policy.allowed_origins:
@@ -104,15 +107,16 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        refusal = self._refusal(scope, headers)
+        rule = self.policy.rule_for(scope["method"], scope["path"])
+        refusal = self._refusal(scope, headers, rule)
         if refusal is not None:
             await _answer(send, *refusal)
             return
-        rule = self.policy.rule_for(scope["method"], scope["path"])
         limit = self.policy.max_body_bytes if rule is None or rule.limited else None
         await _run_guarded(self.app, scope, receive, send, limit)
 
-    def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str, str, str] | None:
+    def _refusal(self, scope: Scope, headers: dict[str, str],
+                 rule: BodyRule | None) -> tuple[int, str, str, str] | None:
         host = headers.get("host")
         if host is not None and not self._host_allowed(host):
             return (421, "HOST_NOT_ALLOWED", f"This server does not answer for the host {host!r}; it answers for "
@@ -124,10 +128,9 @@ class EdgeMiddleware:
         if origin is not None and not self._origin_allowed(origin, host):
             return (403, "CROSS_ORIGIN", f"A web page from {origin!r} may not change anything here (allow "
                     "origins with MLOOP_ALLOWED_ORIGINS).", "Origin")
-        return self._body_refusal(scope, headers)
+        return self._body_refusal(headers, rule)
 
-    def _body_refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str, str, str] | None:
-        rule = self.policy.rule_for(scope["method"], scope["path"])
+    def _body_refusal(self, headers: dict[str, str], rule: BodyRule | None) -> tuple[int, str, str, str] | None:
         length_text = headers.get("content-length")
         try:
             length = int(length_text) if length_text is not None else None

@@ -305,3 +305,36 @@ def test_the_bound_host_is_announced_and_accepted(tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "mloop.internal" in err and "--allowed-hosts" in err
+
+
+# ------------------------------------------------------------------ the settings and the redaction rule
+def test_edge_settings_come_from_the_environment_and_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mloop.errors import InvalidInputError
+
+    monkeypatch.setenv("MLOOP_MAX_REQUEST_BYTES", "1000")
+    monkeypatch.setenv("MLOOP_ALLOWED_HOSTS", "a.example, b.example,")
+    monkeypatch.setenv("MLOOP_WEBHOOK_ALLOW_HOSTS", "10.0.0.0/8")
+    loaded = Settings.load()
+    assert loaded.max_request_bytes == 1000 and loaded.allowed_hosts == ("a.example", "b.example")
+    assert loaded.webhook_allow_hosts == ("10.0.0.0/8",) and loaded.allowed_origins == ()
+    for bad in ("64MB", "0", "-1"):
+        with pytest.raises(InvalidInputError, match="max_request_bytes") as raised:
+            Settings.load(max_request_bytes=bad)
+        assert raised.value.field == "max_request_bytes"
+    with pytest.raises(InvalidInputError, match="allowed_hosts"):
+        Settings.load(allowed_hosts=[1, 2])
+
+
+@pytest.mark.parametrize(("text", "hidden", "shown"), [
+    ("postgresql+psycopg://ml:pa%40ss@db:5432/mloop", "pa%40ss", "postgresql+psycopg://ml:***@db:5432/mloop"),
+    ("s3://AKIAIOSFODNN7EXAMPLE:wJalr/K7MDENG@bucket/x", "AKIA", "s3://***@bucket/x"),
+    ("failed: https://h/x?X-Amz-Signature=abc&region=eu", "abc", "X-Amz-Signature=***&region=eu"),
+    ("https://h/x?api_key=k1&access_token=t1", "k1", "access_token=***"),
+    ("see http://example.com/a:b@c and sqlite:////tmp/x.db", "***", "http://example.com/a:b@c"),
+])
+def test_redaction_hides_secrets_and_nothing_else(text: str, hidden: str, shown: str) -> None:
+    from mloop._util.redact import redact
+    from mloop.errors import BackendError
+
+    assert hidden not in redact(text) and shown in redact(text)
+    assert hidden not in BackendError(f"cannot reach {text}").message
