@@ -24,6 +24,7 @@ from sqlalchemy import insert, select, update
 
 from mloop._util.clock import now_ms
 from mloop._util.egress import EgressRefused, check_destination
+from mloop._util.redact import redact
 from mloop.errors import InvalidInputError, NotFoundError
 from mloop.registry import _tables as t
 from mloop.registry._audit import ACTIONS
@@ -153,7 +154,7 @@ class Webhooks:
             except EgressRefused as exc:
                 error, refused = f"refused: {exc.message}", True
             except Exception as exc:  # network errors are retried, then logged
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact(f"{type(exc).__name__}: {exc}")
             ok = status is not None and 200 <= status < 300
             self._log(hook["id"], delivery_id, event["event"], body, attempt, status, ok,
                       error or ("" if ok else f"HTTP {status}"), (time.perf_counter() - started) * 1000)
