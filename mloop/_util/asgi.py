@@ -14,6 +14,7 @@ traceback goes to the server log under a short id). Every refusal is the JSON er
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
@@ -224,14 +225,19 @@ def _too_large(limit: int, length: int | None) -> str:
             "MLOOP_MAX_REQUEST_BYTES).")
 
 
+# ASGI servers hand header names lowercased; only these matter here (decoding the rest costs on every request)
+_READ_HEADERS = frozenset({b"host", b"origin", b"content-type", b"content-length", b"transfer-encoding"})
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ()) if k in _READ_HEADERS}
 
 
 def _is_json(media: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+@functools.lru_cache(maxsize=256)
 def _normal_host(host: str) -> str:
     """``Host`` header or setting value without port, brackets, case or trailing dot: ``[::1]:80`` -> ``::1``."""
     host = host.strip().lower()
