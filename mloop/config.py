@@ -29,7 +29,14 @@ _ENV = {
     "heartbeat_seconds": "MLOOP_HEARTBEAT_SECONDS",
     "heartbeat_timeout_seconds": "MLOOP_HEARTBEAT_TIMEOUT_SECONDS",
     "user": "MLOOP_USER",
+    "max_request_bytes": "MLOOP_MAX_REQUEST_BYTES",
+    "allowed_hosts": "MLOOP_ALLOWED_HOSTS",
+    "allowed_origins": "MLOOP_ALLOWED_ORIGINS",
+    "webhook_allow_hosts": "MLOOP_WEBHOOK_ALLOW_HOSTS",
 }
+
+# Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
+_LISTS = ("allowed_hosts", "allowed_origins", "webhook_allow_hosts")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +51,11 @@ class Settings:
     heartbeat_seconds: float = 10.0
     heartbeat_timeout_seconds: float = 300.0
     user: str = ""
+    # The edges of the HTTP servers (mloop server, mloop serve); see mloop/_util/asgi.py.
+    max_request_bytes: int = 64 * 1024 * 1024
+    allowed_hosts: tuple[str, ...] = ()  # Host header values besides the loopback names and the bound host; "*": any
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed to call the API (CORS); empty: none
+    webhook_allow_hosts: tuple[str, ...] = ()  # hosts, IPs or networks webhooks may reach although private
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:
@@ -78,6 +90,11 @@ class Settings:
         for name in ("heartbeat_seconds", "heartbeat_timeout_seconds"):
             if name in values:
                 values[name] = _positive_float(name, values[name])
+        if "max_request_bytes" in values:
+            values["max_request_bytes"] = _positive_int("max_request_bytes", values["max_request_bytes"])
+        for name in _LISTS:
+            if name in values:
+                values[name] = _names(name, values[name])
         values["home"] = home
         values["db_url"] = values.get("db_url") or f"sqlite:///{home}/mloop.db"
         values["artifact_root"] = values.get("artifact_root") or f"{home}/artifacts"
@@ -125,6 +142,24 @@ def _positive_float(name: str, value: Any) -> float:
     if not number > 0:
         raise InvalidInputError(field=name, value=value, expected="a positive number of seconds")
     return number
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0 or isinstance(value, bool):
+        raise InvalidInputError(field=name, value=value, expected="a positive whole number of bytes")
+    return number
+
+
+def _names(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidInputError(field=name, value=value, expected="a comma-separated string or a list of names")
+    return tuple(v.strip() for v in value if v.strip())
 
 
 def _current_user() -> str:

@@ -10,6 +10,7 @@
     ├── BackendError                          503  a database, bucket or server failed
     └── UserCodeError                         500  the user's own code raised
 
+Messages pass through ``mloop._util.redact``, so an error never shows a password or key from a URL it quotes.
 Every class carries ``http_status`` and ``error_code`` so the server maps errors
 generically and the HTTP client raises the same class again.
 """
@@ -17,6 +18,8 @@ generically and the HTTP client raises the same class again.
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+from mloop._util.redact import redact
 
 __all__ = [
     "AlreadyExistsError",
@@ -39,6 +42,7 @@ class MloopError(Exception):
     error_code: ClassVar[str] = "INTERNAL_ERROR"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
+        message = redact(message)  # messages quote URLs and values: never a password or an access key
         super().__init__(message)
         self.message = message
         self.field = field

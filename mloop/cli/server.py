@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from mloop._util.redact import redact
 from mloop.cli._app import app, console, error_console
+from mloop.cli._listen import ALLOWED_HOSTS_HELP, answer_for, exposure_warning
 
 
 @app.command()
@@ -16,6 +18,7 @@ def server(
     db_url: str = typer.Option(None, "--db-url", help="Metadata database URL."),
     artifact_root: str = typer.Option(None, "--artifact-root", help="Artifact root folder or URL (s3://...)."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
+    allowed_hosts: str = typer.Option(None, "--allowed-hosts", help=ALLOWED_HOSTS_HELP),
 ) -> None:
     """Serve the REST API; point clients at it with MLOOP_TRACKING_URI=http://HOST:PORT."""
     import uvicorn
@@ -25,11 +28,14 @@ def server(
     # Resolve once here so a bad URL fails now, then hand the settings to workers through the environment.
     settings = Settings.load(home=home, db_url=db_url, artifact_root=artifact_root, tracking_uri="")
     settings.export_stores()
+    settings = answer_for(settings, host, allowed_hosts)
     from mloop.store.sql import open_database
 
     open_database(settings.db_url)  # migrate before workers start
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        error_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it can read and write.")
-    console.print(f"mloop server on http://{host}:{port} (API docs at /docs), store {settings.db_url}")
+    warning = exposure_warning(host, settings, "read and write")
+    if warning:
+        error_console.print(warning, highlight=False)
+    console.print(f"mloop server on http://{host}:{port} (API docs at /docs), store {redact(settings.db_url)}",
+                  highlight=False, soft_wrap=True)  # a URL cut over lines cannot be copied
     uvicorn.run("mloop.server.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, timeout_graceful_shutdown=10)

@@ -10,6 +10,7 @@ import orjson
 import typer
 
 from mloop.cli._app import app, console, error_console
+from mloop.cli._listen import ALLOWED_HOSTS_HELP, answer_for, exposure_warning
 from mloop.errors import InvalidInputError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -77,13 +78,14 @@ def serve(
     feature_repo: str = typer.Option(None, "--feature-repo", envvar="MLOOP_FEATURE_REPO",
                                      help="Feature repository (features.py or a folder) for models that declare "
                                           "a feature_service: requests may then carry entity keys only."),
+    allowed_hosts: str = typer.Option(None, "--allowed-hosts", help=ALLOWED_HOSTS_HELP),
 ) -> None:
     """Serve models over HTTP: /predict, /invocations (MLflow), /v2 (Open Inference Protocol), /metrics, /docs."""
     import uvicorn
 
     from mloop.serving import EndpointConfig, ServeConfig, create_serving_app
 
-    settings = _settings(home, db_url, artifact_root)
+    settings = answer_for(_settings(home, db_url, artifact_root), host, allowed_hosts)
     try:
         fallback_value = orjson.loads(fallback) if fallback is not None else None
     except orjson.JSONDecodeError:
@@ -103,8 +105,9 @@ def serve(
     os.environ["MLOOP_SERVE_CONFIG"] = config.to_json()
     if feature_repo:
         os.environ["MLOOP_FEATURE_REPO"] = str(Path(feature_repo).absolute())  # read by every worker
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        error_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it can call the models.")
+    warning = exposure_warning(host, settings, "call the models")
+    if warning:
+        error_console.print(warning, highlight=False)
     options = {"host": host, "port": port, "log_level": log_level, "access_log": False,
                "timeout_graceful_shutdown": 10}
     if workers == 1:

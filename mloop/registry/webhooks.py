@@ -1,5 +1,9 @@
 """Webhooks on registry events: an HTTP POST signed with HMAC-SHA256, retried with backoff, each attempt logged.
 
+Webhooks reach public addresses only: a URL whose host is (or resolves to) this machine, a private network or a
+cloud metadata address is refused when it is added and again at each delivery, which connects to the address it
+checked; the setting ``webhook_allow_hosts`` (``MLOOP_WEBHOOK_ALLOW_HOSTS``) lets chosen hosts or networks through.
+
 The receiver checks ``X-Mloop-Signature: sha256=<hex>``, the HMAC of the raw body
 with the shared secret (see ``signature``). Events are the audit actions, such as
 ``version.created``, ``alias.set`` and ``deployment.changed``; ``"*"`` subscribes to all.
@@ -19,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select, update
 
 from mloop._util.clock import now_ms
+from mloop._util.egress import EgressRefused, check_destination
+from mloop._util.redact import redact
 from mloop.errors import InvalidInputError, NotFoundError
 from mloop.registry import _tables as t
 from mloop.registry._audit import ACTIONS
@@ -65,6 +71,7 @@ class Webhooks:
         bad = [e for e in chosen if e != "*" and e not in ACTIONS]
         if bad:
             raise InvalidInputError(field="events", value=bad[0], expected=f"'*' or one of {list(ACTIONS)}")
+        check_destination(url, self.client.settings.webhook_allow_hosts)  # last: it resolves the host name
         with self.client.db.write() as conn:
             result = conn.execute(insert(t.webhooks).values(url=url, secret=secret, events=json.dumps(chosen),
                                                             model=model, active=True, created=now_ms()))
@@ -137,15 +144,21 @@ class Webhooks:
                    "X-Mloop-Delivery": delivery_id, "X-Mloop-Signature": signature(hook["secret"], body)}
         for attempt in range(1, self.max_attempts + 1):
             started = time.perf_counter()
-            status, error = None, ""
+            status, error, refused = None, "", False
             try:
-                status = http.post(hook["url"], content=body, headers=headers).status_code
+                # checked again at each attempt: the name may resolve elsewhere now; connect to what was checked
+                url, host_header, extensions = check_destination(
+                    hook["url"], self.client.settings.webhook_allow_hosts).pinned()
+                status = http.post(url, content=body, headers={**headers, **host_header},
+                                   extensions=extensions).status_code
+            except EgressRefused as exc:
+                error, refused = f"refused: {exc.message}", True
             except Exception as exc:  # network errors are retried, then logged
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact(f"{type(exc).__name__}: {exc}")
             ok = status is not None and 200 <= status < 300
             self._log(hook["id"], delivery_id, event["event"], body, attempt, status, ok,
                       error or ("" if ok else f"HTTP {status}"), (time.perf_counter() - started) * 1000)
-            retryable = status is None or status >= 500 or status == 429
+            retryable = not refused and (status is None or status >= 500 or status == 429)
             if ok or not retryable or attempt == self.max_attempts:
                 return
             time.sleep(self.backoff * 2 ** (attempt - 1))

@@ -6,22 +6,28 @@ Each capability contributes one router module under ``mloop/server/api``;
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import FastAPI
 
 from mloop import __version__
+from mloop._util.asgi import BodyRule, protect
 from mloop.config import Settings
 from mloop.server.errors import install_error_handlers
+
+# Bodies that are not size-limited JSON: an artifact upload streams any bytes (its route bounds the size itself).
+EDGE_RULES = (BodyRule(r"/api/runs/[^/]+/artifacts/", methods=frozenset({"PUT"}), media_types=None, limited=False),)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the REST API over the stores described by ``settings``."""
     settings = settings or Settings.load()
     if settings.remote:
-        settings = Settings.load(home=settings.home, db_url=settings.db_url, artifact_root=settings.artifact_root,
-                                 tracking_uri="")
+        settings = dataclasses.replace(settings, tracking_uri="")  # the server reaches the stores directly
     app = FastAPI(title="mloop", version=__version__)
     app.state.settings = settings
     install_error_handlers(app)
+    protect(app, settings, EDGE_RULES)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, str]:

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from mloop._util.asgi import BodyRule, protect
 from mloop.config import Settings
 from mloop.serving._payload import PayloadError, parse_invocations, parse_predict, parse_v2
 from mloop.serving.config import EndpointConfig, ServeConfig
@@ -342,9 +343,13 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
             await state.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    protect(app, state.settings, _EDGE_RULES)
     app.state.serving = state
     return app
 
+
+# MLflow's scoring route also takes CSV; every other body is JSON.
+_EDGE_RULES = (BodyRule(r"(/models/[^/]+)?/invocations$", media_types=frozenset({"text/csv"})),)
 
 # ids of logged predictions: ``<request id (os.urandom(10).hex())>-<row>``, see ``Endpoint.infer``
 _PREDICTION_ID = re.compile(r"^[0-9a-f]{20}-[0-9]+$")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +12,12 @@ from mloop.config import Settings
 from mloop.registry import RegistryClient
 from tests.registry.conftest import log_version
 from tests.server.conftest import serve
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """The registry's settings; the webhook test names a receiver on this machine, which must be allowed."""
+    return Settings.load(home=str(tmp_path / "h"), db_url=db_url, user="alice", webhook_allow_hosts="127.0.0.1")
 
 
 @pytest.fixture

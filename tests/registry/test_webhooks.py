@@ -6,15 +6,23 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
+from mloop.config import Settings
 from mloop.errors import InvalidInputError
 from mloop.registry import RegistryClient
 from mloop.registry.webhooks import signature
 from tests.registry.conftest import log_version
 
 SECRET = "s3cret-value"
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """The registry's settings; the receivers run on this machine, which webhooks may reach only when allowed."""
+    return Settings.load(home=str(tmp_path / "h"), db_url=db_url, user="alice", webhook_allow_hosts="127.0.0.1")
 
 
 class Receiver:
@@ -89,3 +97,29 @@ def test_webhook_input_is_checked(registry: RegistryClient) -> None:
         registry.webhooks.add("http://127.0.0.1:1/x", "short")
     with pytest.raises(InvalidInputError, match="events"):
         registry.webhooks.add("http://127.0.0.1:1/x", SECRET, events=["version.exploded"])
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/hook", "http://localhost:{port}/hook",
+                                 "http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/latest",
+                                 "http://10.0.0.7/hook", "http://[::ffff:127.0.0.1]:{port}/hook"])
+def test_webhooks_to_this_machine_or_private_networks_are_refused(registry: RegistryClient, receiver: Receiver,
+                                                                 url: str, tmp_path: Path) -> None:
+    closed = RegistryClient(Settings.load(home=str(tmp_path / "other"), db_url=registry.settings.db_url))  # no list
+    port = receiver.server.server_address[1]
+    with pytest.raises(InvalidInputError, match="webhook_allow_hosts") as refused:
+        closed.webhooks.add(url.format(port=port), SECRET)
+    assert refused.value.field == "url"
+
+
+def test_delivery_checks_the_address_again(registry: RegistryClient, tracking, pipeline, frame,
+                                           receiver: Receiver) -> None:
+    # allowed when added; the allow list is gone when the event is delivered: nothing reaches the receiver
+    hook = registry.webhooks.add(receiver.url, SECRET, events=["*"])
+    registry.settings = Settings.load(home=registry.settings.home, db_url=registry.settings.db_url)
+    registry.webhooks.max_attempts = 3
+    registry.create_model("watched")
+    assert registry.webhooks.wait(20)
+    log = registry.webhooks.deliveries(hook["id"])
+    assert receiver.requests == []
+    assert [(d.attempt, d.ok, d.status_code) for d in log] == [(1, False, None)]  # refused: not retried
+    assert log[0].error.startswith("refused:") and "127.0.0.1" in log[0].error

@@ -16,7 +16,9 @@ from tests.server.conftest import serve
 # The schema is read from the app itself (its home a throwaway folder, never the checkout);
 # the calls go to a real server on 127.0.0.1.
 _schema_home = tempfile.mkdtemp(prefix="mloop-fuzz-schema-")
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings.load(home=_schema_home)))
+# (read in-process, where the Host header is "testserver": allowed for this app only)
+schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings.load(home=_schema_home,
+                                                                                  allowed_hosts="testserver")))
 
 
 @pytest.fixture(scope="module")

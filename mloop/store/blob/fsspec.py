@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mloop._util.optional import require
+from mloop._util.redact import redact
 from mloop.errors import BackendError, NotFoundError
 from mloop.store.blob.base import BlobInfo, hash_stream
 
@@ -97,4 +98,5 @@ class FsspecBlobStore:
         return len(keys)
 
     def url(self, key: str) -> str:
-        return f"{self.root}/{key}"
+        # shown to users and stored as run.artifact_uri: never the access keys a root URL may carry
+        return redact(f"{self.root}/{key}")

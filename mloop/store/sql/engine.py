@@ -17,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from mloop._util.redact import redact
 from mloop.errors import BackendError, InvalidInputError
 
 __all__ = ["Database", "open_database"]
@@ -45,17 +46,14 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reads (a short transaction, rolled back at the end)."""
-        with self.engine.connect() as conn:
+        with _explained(self.url), self.engine.connect() as conn:
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed on success; retried connection errors surface as BackendError."""
-        try:
-            with self._writer.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise BackendError(f"The metadata database at {_safe(self.url)} failed: {exc.orig}") from exc
+        with _explained(self.url), self._writer.begin() as conn:
+            yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -70,9 +68,45 @@ def open_database(url: str) -> Database:
             db._pid = os.getpid()  # type: ignore[attr-defined]
             from mloop.store.sql.migrate import upgrade
 
-            upgrade(db)
+            with _explained(url):
+                upgrade(db)
             _databases[url] = db
         return db
+
+
+# What SQLite says about a file that is damaged, truncated or not a database at all: the user's file, not our bug.
+_DAMAGED_SQLITE = ("file is not a database", "database disk image is malformed", "unable to open database file",
+                   "disk i/o error", "attempt to write a readonly database", "database or disk is full")
+
+
+@contextmanager
+def _explained(url: str) -> Iterator[None]:
+    try:
+        yield
+    except DatabaseError as exc:
+        error = database_error(exc, url)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+def database_error(exc: DatabaseError, url: str) -> Exception:
+    """The error to raise for ``exc``: a BackendError that says what to do when the database itself (a damaged
+    file, a refused login, an unreachable server) is at fault; ``exc`` unchanged otherwise (a constraint is ours)."""
+    if isinstance(exc, IntegrityError):
+        return exc
+    reason = " ".join(redact(str(exc.orig)).split()).rstrip(".") or type(exc.orig).__name__
+    where = _safe(url)
+    if where.startswith("sqlite") and any(s in reason.lower() for s in _DAMAGED_SQLITE):
+        return BackendError(
+            f"The SQLite database {make_url(url).database} cannot be used: {reason}. The file is damaged (for "
+            "example truncated by a full disk or a copy made while it was written), not an mloop database, or not "
+            "writable: restore it from a backup, or point MLOOP_DB_URL (--db-url) at another file.", field="db_url")
+    if isinstance(exc, OperationalError):
+        return BackendError(
+            f"The metadata database at {where} failed: {reason}. Check that the server runs and that the host, "
+            "port, user, password and database name in MLOOP_DB_URL (--db-url) are right.", field="db_url")
+    return exc
 
 
 def _create_engine(url: str) -> Engine:
@@ -80,7 +114,7 @@ def _create_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise InvalidInputError(
-            field="db_url", value=url, expected="a database URL like sqlite:///path/mloop.db "
+            field="db_url", value=redact(url), expected="a database URL like sqlite:///path/mloop.db "
             "or postgresql+psycopg://user@host:5432/db",
         ) from exc
     backend = parsed.get_backend_name()
@@ -93,13 +127,13 @@ def _create_engine(url: str) -> Engine:
 
         require("psycopg", extra="postgres")
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    raise InvalidInputError(field="db_url", value=url, expected="a sqlite:// or postgresql:// URL")
+    raise InvalidInputError(field="db_url", value=redact(url), expected="a sqlite:// or postgresql:// URL")
 
 
 def _sqlite_engine(url: str, path: str) -> Engine:
     if not path or path == ":memory:":
         raise InvalidInputError(
-            field="db_url", value=url, expected="a SQLite file path (several threads and processes share it)"
+            field="db_url", value=redact(url), expected="a SQLite file path (several threads and processes share it)"
         )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # NullPool: SQLite connections are cheap, and a pool would outlive forks.
