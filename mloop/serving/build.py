@@ -35,6 +35,9 @@ DOCKERFILE = """\
 FROM python:{python}-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MLOOP_HOME=/var/lib/mloop \\
     MLOOP_MODEL_DIR=/opt/model HOST=0.0.0.0 PORT=8080 WORKERS=1
+# The host names clients use to reach the container (its service's DNS names), comma-separated; requests that
+# name another host get 421, which stops DNS rebinding. '*' turns the check off.
+ENV ALLOWED_HOSTS=""
 WORKDIR /srv
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
@@ -53,7 +56,8 @@ ENTRYPOINT = """\
 # Serve the model copied into the image; extra arguments go to `mloop serve`.
 set -e
 exec python -m mloop serve "${MLOOP_MODEL_DIR:-/opt/model}" --name "${MLOOP_MODEL_NAME:-%s}" \\
-    --host "${HOST:-0.0.0.0}" --port "${PORT:-8080}" --workers "${WORKERS:-1}" "$@"
+    --host "${HOST:-0.0.0.0}" --port "${PORT:-8080}" --workers "${WORKERS:-1}" \\
+    ${ALLOWED_HOSTS:+--allowed-hosts "$ALLOWED_HOSTS"} "$@"
 """
 
 
