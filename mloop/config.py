@@ -24,6 +24,7 @@ _ENV = {
     "home": "MLOOP_HOME",
     "db_url": "MLOOP_DB_URL",
     "artifact_root": "MLOOP_ARTIFACT_ROOT",
+    "max_artifact_bytes": "MLOOP_MAX_ARTIFACT_BYTES",
     "tracking_uri": "MLOOP_TRACKING_URI",
     "online_url": "MLOOP_ONLINE_URL",
     "heartbeat_seconds": "MLOOP_HEARTBEAT_SECONDS",
@@ -39,6 +40,7 @@ class Settings:
     home: str = ".mloop"
     db_url: str = ""
     artifact_root: str = ""
+    max_artifact_bytes: int = 4 << 30  # the largest artifact one upload to ``mloop server`` may carry
     tracking_uri: str = ""
     online_url: str = ""
     heartbeat_seconds: float = 10.0
@@ -78,6 +80,8 @@ class Settings:
         for name in ("heartbeat_seconds", "heartbeat_timeout_seconds"):
             if name in values:
                 values[name] = _positive_float(name, values[name])
+        if "max_artifact_bytes" in values:
+            values["max_artifact_bytes"] = _positive_int("max_artifact_bytes", values["max_artifact_bytes"])
         values["home"] = home
         values["db_url"] = values.get("db_url") or f"sqlite:///{home}/mloop.db"
         values["artifact_root"] = values.get("artifact_root") or f"{home}/artifacts"
@@ -124,6 +128,16 @@ def _positive_float(name: str, value: Any) -> float:
         number = -1.0
     if not number > 0:
         raise InvalidInputError(field=name, value=value, expected="a positive number of seconds")
+    return number
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0 or isinstance(value, bool):
+        raise InvalidInputError(field=name, value=value, expected="a positive whole number of bytes")
     return number
 
 

@@ -98,6 +98,9 @@ class DataIntegrityError(ConflictError):
         super().__init__(message, field=field)
         self.path, self.expected, self.actual = path, expected, actual
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "path": self.path, "expected": self.expected, "actual": self.actual}
+
 
 class NotFittedError(MloopError):
     http_status = 409

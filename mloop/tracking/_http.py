@@ -217,4 +217,7 @@ def _raise(response: httpx.Response) -> None:
         message, field = body.get("message", response.text), body.get("field")
     except (orjson.JSONDecodeError, AttributeError):
         cls, message, field = MloopError, f"HTTP {response.status_code}: {response.text[:500]}", None
+    if cls is DataIntegrityError:  # which file, and both digests, travel in the body too
+        raise DataIntegrityError(message, field=field, path=body.get("path"), expected=body.get("expected"),
+                                 actual=body.get("actual"))
     raise cls(message, field=field)

@@ -98,13 +98,14 @@ def assert_refused(status: int, body: bytes) -> None:
 def test_extra_files_cannot_read_a_file_outside_the_store(target: Target) -> None:
     """The report: a manifest naming '../../../../<file>' as an extra file, uploaded as run artifacts over REST,
     registered, then read back over REST. The register call must refuse the manifest, naming the field."""
-    escape = "../" * 12 + str(target.secret).lstrip("/")
-    target.upload("model/mloop-model.yaml", manifest([escape]))
+    escape = "../" * 20 + str(target.secret).lstrip("/")
+    target.upload("model/mloop-model.yaml", manifest(["notes.txt", escape]))
+    target.upload("model/extra/notes.txt", b"the folder the '..' climb out of")
     registered = target.http.post("/api/registry/models/evil/versions", json={"source": f"runs:/{target.run_id}/model"})
+    read = target.http.get(f"/api/registry/models/evil/versions/1/extra/{escape.replace('../', '%2e%2e/')}")
+    assert_refused(read.status_code, read.content)  # before the fix: 200 and the secret file's bytes
     assert registered.status_code == 422, registered.text
     assert registered.json()["field"] == "manifest.extra_files" and escape in registered.json()["message"]
-    read = target.http.get(f"/api/registry/models/evil/versions/1/extra/{escape.replace('../', '%2e%2e/')}")
-    assert_refused(read.status_code, read.content)
 
 
 @pytest.mark.parametrize("field, bad", [
