@@ -25,6 +25,8 @@ class LocalBlobStore:
 
     def __init__(self, root: str) -> None:
         self.root = str(Path(root).expanduser().absolute())
+        # Resolved once: if the root itself is later swapped for a link, every key is refused (fails closed).
+        self._real_root = os.path.realpath(self.root)
 
     def _path(self, key: str, *, root_ok: bool = False) -> Path:
         """The file of ``key``: the one place a key becomes a path, so it is checked and confined here."""
@@ -39,8 +41,7 @@ class LocalBlobStore:
     def _inside(self, path: Path) -> bool:
         """Whether ``path`` with every symbolic link resolved is still under the root (checked on each use, since
         links can appear after the store opens)."""
-        real_root = os.path.realpath(self.root)
-        return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+        return os.path.commonpath([self._real_root, os.path.realpath(path)]) == self._real_root
 
     def local_path(self, key: str) -> Path:
         """The confined local path of ``key`` (a file or a folder), for readers that need a real folder."""
