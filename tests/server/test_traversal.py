@@ -233,3 +233,21 @@ def test_sdk_registry_calls_refuse_every_form(target: Target, monkeypatch: pytes
         with pytest.raises(MloopError):
             mloop.load_model(f"runs:/{target.run_id}/{escape}")
     assert registry.extra_file("m", 1, "notes.txt") == b"fine"
+
+
+def test_a_version_tag_cannot_point_the_schema_reader_outside(target: Target,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training schema's blob key lives in a version tag, which any client may set over REST."""
+    from mloop.registry import RegistryClient
+    from mloop.validation.attach import model_schema
+
+    target.upload("model/mloop-model.yaml", manifest([]))
+    assert target.http.post("/api/registry/models/m/versions",
+                            json={"source": f"runs:/{target.run_id}/model"}).status_code == 201
+    escape = "../" * 20 + str(target.secret).lstrip("/")
+    assert target.http.patch("/api/registry/models/m/versions/1",
+                             json={"tags": {"mloop.schema": escape}}).status_code == 200
+    monkeypatch.setenv("MLOOP_HOME", target.server.settings.home)
+    with pytest.raises(InvalidInputError) as raised:
+        model_schema("m", 1, RegistryClient(Settings.load()))
+    assert raised.value.field == "path"
