@@ -24,6 +24,7 @@ _ENV = {
     "home": "MLOOP_HOME",
     "db_url": "MLOOP_DB_URL",
     "artifact_root": "MLOOP_ARTIFACT_ROOT",
+    "max_artifact_bytes": "MLOOP_MAX_ARTIFACT_BYTES",
     "tracking_uri": "MLOOP_TRACKING_URI",
     "online_url": "MLOOP_ONLINE_URL",
     "heartbeat_seconds": "MLOOP_HEARTBEAT_SECONDS",
@@ -46,6 +47,7 @@ class Settings:
     home: str = ".mloop"
     db_url: str = ""
     artifact_root: str = ""
+    max_artifact_bytes: int = 4 << 30  # the largest artifact one upload to ``mloop server`` may carry
     tracking_uri: str = ""
     online_url: str = ""
     heartbeat_seconds: float = 10.0
@@ -90,8 +92,9 @@ class Settings:
         for name in ("heartbeat_seconds", "heartbeat_timeout_seconds"):
             if name in values:
                 values[name] = _positive_float(name, values[name])
-        if "max_request_bytes" in values:
-            values["max_request_bytes"] = _positive_int("max_request_bytes", values["max_request_bytes"])
+        for name in ("max_request_bytes", "max_artifact_bytes"):
+            if name in values:
+                values[name] = _positive_int(name, values[name])
         for name in _LISTS:
             if name in values:
                 values[name] = _names(name, values[name])

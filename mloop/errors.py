@@ -5,6 +5,7 @@
     ├── AlreadyExistsError                    409  a name is taken
     ├── InvalidInputError(ValueError)         422  bad input: carries .field, .value, .expected
     ├── ConflictError                         409  the request contradicts stored state
+    │   └── DataIntegrityError                409  stored bytes differ from their recorded sha256
     ├── NotFittedError                        409  an estimator-like object used before fit()
     ├── MissingDependencyError(ImportError)   500  an optional package is not installed
     ├── BackendError                          503  a database, bucket or server failed
@@ -25,6 +26,7 @@ __all__ = [
     "AlreadyExistsError",
     "BackendError",
     "ConflictError",
+    "DataIntegrityError",
     "InvalidInputError",
     "MissingDependencyError",
     "MloopError",
@@ -87,6 +89,23 @@ class ConflictError(MloopError):
     error_code = "CONFLICT"
 
 
+class DataIntegrityError(ConflictError):
+    """Stored bytes no longer match the sha256 recorded when they were written (corrupted or changed)."""
+
+    error_code = "INTEGRITY_ERROR"
+
+    def __init__(self, message: str | None = None, *, field: str | None = "path", path: str | None = None,
+                 expected: str | None = None, actual: str | None = None) -> None:
+        if message is None:
+            message = (f"'{path}' is corrupt or was changed in the store: its sha256 is {actual}, but {expected} "
+                       "was recorded when it was stored. Log it again, or restore it from a copy.")
+        super().__init__(message, field=field)
+        self.path, self.expected, self.actual = path, expected, actual
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "path": self.path, "expected": self.expected, "actual": self.actual}
+
+
 class NotFittedError(MloopError):
     http_status = 409
     error_code = "NOT_FITTED"
@@ -115,6 +134,7 @@ _BY_CODE = {
         AlreadyExistsError,
         InvalidInputError,
         ConflictError,
+        DataIntegrityError,
         NotFittedError,
         MissingDependencyError,
         BackendError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from mloop.errors import InvalidInputError
 
@@ -36,11 +37,34 @@ def check_key(value: object, field: str = "key") -> str:
 
 
 def check_artifact_path(value: object, field: str = "path") -> str:
-    """A relative POSIX path inside a run's artifacts (no '..', no leading '/')."""
-    expected = "a relative path like 'plots/loss.png' without '..' or a leading '/'"
-    if not isinstance(value, str) or not value or value.startswith("/") or "\\" in value:
-        raise InvalidInputError(field=field, value=value, expected=expected)
-    parts = value.split("/")
-    if any(p in ("", ".", "..") for p in parts) or len(value) > 1000:
-        raise InvalidInputError(field=field, value=value, expected=expected)
+    """A relative POSIX path inside a run's artifacts or a store (see ``check_relative_path``)."""
+    return check_relative_path(value, field)
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+MAX_PATH = 1000
+_PATH_EXPECTED = ("a relative path like 'plots/loss.png': names separated by '/', none of them empty, '.' or '..', "
+                  "no leading '/', backslash, drive letter or NUL byte, also after URL-decoding")
+
+
+def check_relative_path(value: object, field: str = "path", *, max_length: int = MAX_PATH) -> str:
+    """``value`` if it is a relative POSIX path that cannot leave the folder it is joined to, else
+    InvalidInputError naming ``field``.
+
+    A form that only becomes dangerous once URL-decoded (``%2e%2e%2f``, or ``%252e`` decoded twice) is refused
+    too: some layer between the user and the file system may decode it again.
+    """
+    if not isinstance(value, str) or len(value) > max_length:
+        raise InvalidInputError(field=field, value=value, expected=_PATH_EXPECTED)
+    form, previous = value, None
+    while form != previous:  # decode until nothing changes; every form along the way is checked
+        if not _is_plain_relative(form):
+            raise InvalidInputError(field=field, value=value, expected=_PATH_EXPECTED)
+        previous, form = form, unquote(form)
     return value
+
+
+def _is_plain_relative(form: str) -> bool:
+    if not form or "\\" in form or "\0" in form or form.startswith("/") or _DRIVE.match(form):
+        return False
+    return not any(part in ("", ".", "..") for part in form.split("/"))

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mloop._util.names import check_artifact_path
 from mloop.errors import NotFoundError
 from mloop.store.blob import BlobStore
 
@@ -27,8 +28,8 @@ def download(blobs: BlobStore, storage: str, cache_root: Path) -> Path:
     cache_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".tmp-"))
     try:
-        for key in keys:
-            blobs.get_file(key, tmp / key[len(storage.rstrip("/")) + 1:])
+        for key in keys:  # an object store holds whatever names its writers chose: each must stay in tmp
+            blobs.get_file(key, tmp / check_artifact_path(key[len(storage.rstrip("/")) + 1:], "files"))
         os.replace(tmp, target)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

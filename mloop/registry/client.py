@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mloop._util.clock import now_ms
+from mloop._util.names import check_artifact_path
 from mloop.config import Settings
 from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.registry import _audit, _models
@@ -182,6 +183,7 @@ class RegistryClient:
     def _source(self, ref: ModelRef) -> tuple[str, dict[str, Any]]:
         """(storage key, manifest) of a runs:/ reference or a local folder (copied into the store)."""
         if ref.kind == "runs":
+            check_artifact_path(ref.path, "source")  # runs:/<id>/../.. must not name another run's files
             storage = f"runs/{ref.run_id}/artifacts/{ref.path}"
             try:
                 manifest = parse_manifest(self.blobs.get_bytes(f"{storage}/{MANIFEST}"), f"{storage}/{MANIFEST}")
@@ -305,9 +307,9 @@ class RegistryClient:
 
     def local_folder(self, storage: str) -> Path:
         """A local folder holding the files under ``storage`` (the store itself when it is local)."""
-        root = getattr(self.blobs, "_path", None)
-        if root is not None and hasattr(self.blobs, "root") and "://" not in self.blobs.root:
-            folder = Path(self.blobs.root, *storage.split("/"))
+        local_path = getattr(self.blobs, "local_path", None)
+        if local_path is not None:
+            folder = local_path(storage)  # confined to the store's root like every other key
             if not folder.is_dir():
                 raise NotFoundError(f"No model files at '{storage}'; they were deleted or never stored.",
                                     field="uri")
@@ -327,6 +329,7 @@ class RegistryClient:
 
     def extra_file(self, name: str, version: int, filename: str) -> bytes:
         """The bytes of an extra file stored with a version (``log_model(..., extra_files=...)``)."""
+        check_artifact_path(filename, "filename")
         manifest = self.manifest(name, version)
         known = list(manifest.get("extra_files") or [])
         if filename not in known:

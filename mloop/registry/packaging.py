@@ -221,7 +221,29 @@ def _parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     if manifest.get("format_version", 0) > FORMAT_VERSION:
         raise InvalidInputError(field="manifest.format_version", value=manifest["format_version"],
                                 expected=f"<= {FORMAT_VERSION}: upgrade mloop to load this model")
+    _check_file_names(manifest)
     return manifest
+
+
+def _check_file_names(manifest: dict[str, Any]) -> None:
+    """Every file name a manifest holds is a safe relative path: the uploader wrote it, and it is joined to the
+    model's folder or storage key when the model is read (``extra_files: ['../../etc/passwd']`` must not work)."""
+    for name, digest in manifest["files"].items():
+        check_artifact_path(name, "manifest.files")
+        if not isinstance(digest, str):
+            raise InvalidInputError(field=f"manifest.files.{name}", value=digest, expected="a sha256 hex string")
+    extras = manifest.get("extra_files")
+    if extras is not None and not isinstance(extras, list):
+        raise InvalidInputError(field="manifest.extra_files", value=extras, expected="a list of file names")
+    for name in extras or ():
+        check_artifact_path(name, "manifest.extra_files")
+    if manifest.get("input_example") is not None:
+        check_artifact_path(manifest["input_example"], "manifest.input_example")
+    options = manifest.get("flavor_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidInputError(field="manifest.flavor_options", value=options, expected="a mapping")
+    if options and "file" in options:
+        check_artifact_path(options["file"], "manifest.flavor_options.file")
 
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

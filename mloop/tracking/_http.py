@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shutil
 from pathlib import Path
@@ -12,7 +13,8 @@ import httpx
 import orjson
 import pandas as pd
 
-from mloop.errors import BackendError, MloopError, error_class
+from mloop._util.names import check_artifact_path
+from mloop.errors import BackendError, DataIntegrityError, MloopError, error_class
 from mloop.tracking._wire import float_in, float_out, frame_in
 from mloop.tracking.entities import Artifact, Dataset, Experiment, Metric, Run, RunStatus
 from mloop.tracking.repository import MetricRow
@@ -131,35 +133,49 @@ class HttpTrackingRepository:
 
     # artifacts
     def put_artifact(self, run_id: str, path: str, source: Path) -> Artifact:
+        check_artifact_path(path)
         with open(source, "rb") as stream:
             data = self._call("PUT", f"/runs/{_q(run_id)}/artifacts/{_q(path, safe='/')}", content=stream)
         return Artifact(**data)
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]:
+        if prefix:
+            check_artifact_path(prefix.rstrip("/"), "prefix")
         return [Artifact(**a) for a in self._call("GET", f"/runs/{_q(run_id)}/artifacts", params={"prefix": prefix})]
 
     def get_artifact(self, run_id: str, path: str, dest: Path) -> Path:
-        found = self.list_artifacts(run_id, path)
+        found = self.list_artifacts(run_id, check_artifact_path(path))
         if not found:
             from mloop.errors import NotFoundError
 
             raise NotFoundError(f"Run {run_id} has no artifact at '{path}'.", field="path")
         for art in found:
+            check_artifact_path(art.path)  # a name from the server is joined to dest: it must stay inside
             target = dest / art.path if len(found) > 1 or art.path != path else dest
-            target.parent.mkdir(parents=True, exist_ok=True)
-            url = f"/runs/{_q(run_id)}/artifacts/{_q(art.path, safe='/')}"
-            with self.http.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    _raise(response)
-                tmp = target.with_name(target.name + ".part")
-                with tmp.open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-                shutil.move(tmp, target)
+            self._download(f"/runs/{_q(run_id)}/artifacts/{_q(art.path, safe='/')}", art, target)
         return dest
 
+    def _download(self, url: str, art: Artifact, target: Path) -> None:
+        """Stream one artifact to ``target``, hashing as it arrives; the file appears only when its sha256 is the
+        one recorded when it was logged."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        digest = hashlib.sha256()
+        with self.http.stream("GET", url) as response:
+            if response.status_code >= 400:
+                response.read()
+                _raise(response)
+            with tmp.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                    digest.update(chunk)
+        if art.sha256 and digest.hexdigest() != art.sha256:
+            tmp.unlink(missing_ok=True)
+            raise DataIntegrityError(path=art.path, expected=art.sha256, actual=digest.hexdigest())
+        shutil.move(tmp, target)
+
     def delete_artifact(self, run_id: str, path: str) -> int:
+        check_artifact_path(path)
         return int(self._call("DELETE", f"/runs/{_q(run_id)}/artifacts/{_q(path, safe='/')}")["deleted"])
 
     # search and retention
@@ -201,4 +217,7 @@ def _raise(response: httpx.Response) -> None:
         message, field = body.get("message", response.text), body.get("field")
     except (orjson.JSONDecodeError, AttributeError):
         cls, message, field = MloopError, f"HTTP {response.status_code}: {response.text[:500]}", None
+    if cls is DataIntegrityError:  # which file, and both digests, travel in the body too
+        raise DataIntegrityError(message, field=field, path=body.get("path"), expected=body.get("expected"),
+                                 actual=body.get("actual"))
     raise cls(message, field=field)

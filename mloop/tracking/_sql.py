@@ -13,9 +13,10 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mloop._util.clock import now_ms
-from mloop._util.names import check_name
-from mloop.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
+from mloop._util.names import check_artifact_path, check_name
+from mloop.errors import AlreadyExistsError, ConflictError, DataIntegrityError, InvalidInputError, NotFoundError
 from mloop.store.blob import BlobStore
+from mloop.store.blob.base import hash_stream
 from mloop.store.sql import Database
 from mloop.tracking import _tables as t
 from mloop.tracking._frames import runs_frame
@@ -274,6 +275,7 @@ class SqlTrackingRepository:
 
     # ---------------------------------------------------------------- artifacts
     def put_artifact(self, run_id: str, path: str, source: Path) -> Artifact:
+        check_artifact_path(path)
         with self.db.read() as conn:
             self._require_run(conn, run_id)
         info = self.blobs.put_file(f"runs/{run_id}/artifacts/{path}", source)
@@ -285,6 +287,8 @@ class SqlTrackingRepository:
         return artifact
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]:
+        if prefix:
+            check_artifact_path(prefix.rstrip("/"), "prefix")
         query = select(t.artifacts).where(t.artifacts.c.run_id == run_id).order_by(t.artifacts.c.path)
         if prefix:
             under = t.artifacts.c.path.startswith(prefix.rstrip("/") + "/")
@@ -296,16 +300,17 @@ class SqlTrackingRepository:
         return [Artifact(path=r.path, size=r.size, sha256=r.sha256, created=r.created) for r in rows]
 
     def get_artifact(self, run_id: str, path: str, dest: Path) -> Path:
-        found = self.list_artifacts(run_id, path)
+        found = self.list_artifacts(run_id, check_artifact_path(path))
         if not found:
             raise NotFoundError(f"Run {run_id} has no artifact at '{path}'.", field="path")
         for art in found:
             target = dest / art.path if len(found) > 1 or art.path != path else dest
             self.blobs.get_file(f"runs/{run_id}/artifacts/{art.path}", target)
+            verify_download(art, target)
         return dest
 
     def delete_artifact(self, run_id: str, path: str) -> int:
-        found = self.list_artifacts(run_id, path)
+        found = self.list_artifacts(run_id, check_artifact_path(path))
         if not found:
             raise NotFoundError(f"Run {run_id} has no artifact at '{path}'.", field="path")
         for art in found:
@@ -337,6 +342,18 @@ class SqlTrackingRepository:
         from mloop.tracking._retention import purge
 
         return purge(self, older_than_ms)
+
+
+def verify_download(artifact: Artifact, target: Path) -> None:
+    """Refuse (and remove) a downloaded file whose sha256 is not the one recorded when it was logged: bytes
+    changed in the store are never handed over silently."""
+    if not artifact.sha256:  # nothing was recorded to check against
+        return
+    with target.open("rb") as stream:
+        actual = hash_stream(stream)[1]
+    if actual != artifact.sha256:
+        target.unlink(missing_ok=True)
+        raise DataIntegrityError(path=artifact.path, expected=artifact.sha256, actual=actual)
 
 
 def _children(conn: Connection, table: Any, scope: Any, ids: list[str], *cols: Any) -> list[Any]:

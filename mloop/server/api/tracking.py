@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from mloop._util.names import check_artifact_path, check_key
-from mloop.errors import InvalidInputError
+from mloop.errors import BackendError, InvalidInputError
 from mloop.tracking._sql import SqlTrackingRepository
 from mloop.tracking._wire import float_in, float_out, frame_out
 from mloop.tracking.client import open_repository
@@ -237,18 +239,50 @@ def runs_with_dataset(digest: str, r: Repo) -> list[str]:
 
 
 # ---------------------------------------------------------------- artifacts
-@router.put("/runs/{run_id}/artifacts/{path:path}", status_code=201)
-async def put_artifact(run_id: str, path: str, request: Request, r: Repo) -> dict[str, Any]:
+@router.put("/runs/{run_id}/artifacts/{path:path}", status_code=201,
+            responses={413: {"description": "The artifact is larger than max_artifact_bytes"}})
+async def put_artifact(run_id: str, path: str, request: Request, r: Repo) -> Any:
+    """Store the request body as an artifact: streamed to a temporary file (never held in memory), bounded by
+    ``max_artifact_bytes`` (413), then handed to the artifact store. This route bounds its own body: the server's
+    general request limit is for JSON and does not apply here."""
     check_artifact_path(path)
-    with tempfile.TemporaryDirectory() as tmp:
+    limit = request.app.state.settings.max_artifact_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return _too_large(limit, int(declared))
+    spool = Path(request.app.state.settings.home, "tmp")  # beside the stores, not a /tmp that may live in memory
+    spool.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="upload-", dir=spool) as tmp:
         target = Path(tmp) / "upload"
-        with target.open("wb") as out:
-            async for chunk in request.stream():
-                out.write(chunk)
-        from starlette.concurrency import run_in_threadpool
-
+        received = await _receive(request, target, limit)
+        if received is None:
+            return _too_large(limit, None)
         artifact = await run_in_threadpool(r.put_artifact, run_id, path, target)
+    if artifact.sha256 != received:  # the store must hold what came over the wire
+        raise BackendError(f"Artifact '{path}' changed on its way to the store: received sha256 {received}, "
+                           f"stored {artifact.sha256}. Upload it again.")
     return _out(artifact)
+
+
+async def _receive(request: Request, target: Path, limit: int) -> str | None:
+    """Write the body to ``target`` chunk by chunk, hashing as it goes; its sha256, or None past ``limit``."""
+    digest, size = hashlib.sha256(), 0
+    with target.open("wb") as out:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            out.write(chunk)
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _too_large(limit: int, declared: int | None) -> JSONResponse:
+    sent = f"{declared} bytes" if declared is not None else f"more than {limit} bytes"
+    message = (f"The artifact is too large: {sent}, and this server takes at most {limit} bytes per artifact "
+               "(setting max_artifact_bytes, MLOOP_MAX_ARTIFACT_BYTES).")
+    return JSONResponse({"error_code": "REQUEST_TOO_LARGE", "message": message, "field": "body"}, status_code=413,
+                        headers={"connection": "close"})  # the rest of the body is not read
 
 
 @router.get("/runs/{run_id}/artifacts")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from mloop._util.names import check_relative_path
 from mloop.errors import InvalidInputError
 
 CHUNK = 1 << 20
@@ -39,6 +40,23 @@ class BlobStore(Protocol):
     def list(self, prefix: str = "") -> list[str]: ...
     def delete(self, prefix: str) -> int: ...
     def url(self, key: str) -> str: ...
+
+
+MAX_KEY_LENGTH = 2048
+
+
+def safe_key(key: object, *, root_ok: bool = False) -> str:
+    """``key`` when it names a place inside a store's root, else InvalidInputError (field 'path').
+
+    Every key a store touches passes here, so no caller (a manifest, a URL path, a model URI) can reach outside
+    the root; the rules are those of ``check_relative_path``. ``root_ok`` admits ``""`` (the root itself, for
+    listing) and drops a trailing '/' of a prefix.
+    """
+    if root_ok and isinstance(key, str):
+        key = key.removesuffix("/")
+        if key == "":
+            return key
+    return check_relative_path(key, "path", max_length=MAX_KEY_LENGTH)
 
 
 def hash_stream(stream: BinaryIO) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from typing import Any
 from mloop._util.optional import require
 from mloop._util.redact import redact
 from mloop.errors import BackendError, NotFoundError
-from mloop.store.blob.base import BlobInfo, hash_stream
+from mloop.store.blob.base import BlobInfo, hash_stream, safe_key
 
 
 class FsspecBlobStore:
@@ -35,8 +35,11 @@ class FsspecBlobStore:
         self.fs = fsspec.filesystem(protocol, **options)
         self._base = self.root.split("://", 1)[1]
 
-    def _path(self, key: str) -> str:
-        return f"{self._base}/{key}"
+    def _path(self, key: str, *, root_ok: bool = False) -> str:
+        """The object path of ``key``: the one place a key becomes a path, so it is checked here (an object
+        store has no symbolic links; refusing '..' and its encoded forms keeps every key under the root)."""
+        key = safe_key(key, root_ok=root_ok)
+        return f"{self._base}/{key}" if key else self._base
 
     def put_file(self, key: str, source: str | Path) -> BlobInfo:
         with open(source, "rb") as f:
@@ -81,17 +84,17 @@ class FsspecBlobStore:
         return bool(self.fs.isfile(self._path(key)))
 
     def list(self, prefix: str = "") -> list[str]:
-        base = self._path(prefix) if prefix else self._base
+        base = self._path(prefix, root_ok=True)
         self.fs.invalidate_cache()
         try:
             found = self.fs.find(base)
         except FileNotFoundError:
             return []
-        start = len(self._base) + 1
-        return sorted(p[start:] for p in found)
+        start = len(self._base.strip("/")) + 1  # some filesystems (memory://) answer with a leading '/'
+        return sorted(p.lstrip("/")[start:] for p in found)
 
     def delete(self, prefix: str) -> int:
-        keys = self.list(prefix)
+        keys = self.list(safe_key(prefix))  # never "" (the whole root)
         if keys:
             self.fs.rm([self._path(k) for k in keys])
             self.fs.invalidate_cache()
@@ -99,4 +102,4 @@ class FsspecBlobStore:
 
     def url(self, key: str) -> str:
         # shown to users and stored as run.artifact_uri: never the access keys a root URL may carry
-        return redact(f"{self.root}/{key}")
+        return redact(f"{self.root}/{safe_key(key)}")

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mloop.errors import NotFoundError
-from mloop.store.blob.base import CHUNK, BlobInfo
+from mloop.errors import InvalidInputError, NotFoundError
+from mloop.store.blob.base import CHUNK, BlobInfo, safe_key
 
 # Above this size a content-addressed put hashes in a second thread while the bytes go to disk (hashlib and file
 # writes both release the GIL): a 23 MB DataFrame artifact saves ~15 ms. Below it, hashing first is cheaper and
@@ -25,9 +25,27 @@ class LocalBlobStore:
 
     def __init__(self, root: str) -> None:
         self.root = str(Path(root).expanduser().absolute())
+        # Resolved once: if the root itself is later swapped for a link, every key is refused (fails closed).
+        self._real_root = os.path.realpath(self.root)
 
-    def _path(self, key: str) -> Path:
-        return Path(self.root, *key.split("/"))
+    def _path(self, key: str, *, root_ok: bool = False) -> Path:
+        """The file of ``key``: the one place a key becomes a path, so it is checked and confined here."""
+        key = safe_key(key, root_ok=root_ok)
+        path = Path(self.root, *key.split("/")) if key else Path(self.root)
+        if not self._inside(path):
+            raise InvalidInputError(field="path", value=key,
+                                    expected="a path that stays inside the artifact root (a symbolic link in the "
+                                             "store leads out of it)")
+        return path
+
+    def _inside(self, path: Path) -> bool:
+        """Whether ``path`` with every symbolic link resolved is still under the root (checked on each use, since
+        links can appear after the store opens)."""
+        return os.path.commonpath([self._real_root, os.path.realpath(path)]) == self._real_root
+
+    def local_path(self, key: str) -> Path:
+        """The confined local path of ``key`` (a file or a folder), for readers that need a real folder."""
+        return self._path(key)
 
     def put_file(self, key: str, source: str | Path) -> BlobInfo:
         with open(source, "rb") as src:
@@ -102,14 +120,15 @@ class LocalBlobStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> list[str]:
-        base = self._path(prefix) if prefix else Path(self.root)
+        base = self._path(prefix, root_ok=True)
         if base.is_file():
-            return [prefix]
+            return [base.relative_to(self.root).as_posix()]
         if not base.is_dir():
             return []
         root = Path(self.root)
         return sorted(
-            p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
+            p.relative_to(root).as_posix() for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".tmp-") and (not p.is_symlink() or self._inside(p))
         )
 
     def delete(self, prefix: str) -> int:
