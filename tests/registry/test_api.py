@@ -132,7 +132,7 @@ BAD_INPUT = [
     ("post", "/api/registry/rules", {"rule": {"name": "r", "given": "tags.x = "}}, 422, "given"),
     ("get", "/api/registry/rules/nope", None, 404, "rule"),
     ("post", "/api/registry/models/eta/versions", {"source": "runs:/abc/model"}, 422, "uri"),
-    ("post", "/api/registry/models/eta/versions", {"source": "/"}, 404, "uri"),
+    ("post", "/api/registry/models/eta/versions", {"source": "/"}, 422, "source"),
     ("post", "/api/registry/models", {"name": ""}, 422, "name"),
     ("patch", "/api/registry/models/eta", {"tags": {"": "v"}}, 422, "tag key"),
     ("put", "/api/registry/models/eta/aliases/bad alias", {"version": 1}, 422, "alias"),

@@ -251,3 +251,15 @@ def test_a_version_tag_cannot_point_the_schema_reader_outside(target: Target,
     with pytest.raises(InvalidInputError) as raised:
         model_schema("m", 1, RegistryClient(Settings.load()))
     assert raised.value.field == "path"
+
+
+def test_a_folder_on_the_servers_disk_is_no_source(target: Target, tmp_path: Path) -> None:
+    """Over REST a model comes from a run's artifacts; a folder path would copy the server's own files."""
+    folder = tmp_path / "server-side-model"
+    folder.mkdir()
+    (folder / "mloop-model.yaml").write_bytes(manifest([]))
+    for source in (str(folder), f"file://{folder}", "/etc"):
+        registered = target.http.post("/api/registry/models/m/versions", json={"source": source})
+        assert registered.status_code == 422 and registered.json()["field"] == "source", registered.text
+    assert not target.http.get("/api/registry/models").json() or \
+        target.http.get("/api/registry/models/m/versions").status_code == 404

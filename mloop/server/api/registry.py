@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mloop.errors import InvalidInputError
 from mloop.registry import RegistryClient, registry_for
 
 _MAX_ID = 2**31 - 1
@@ -118,6 +119,10 @@ def list_versions(name: str, request: Request) -> Any:
 
 @router.post("/models/{name}/versions", status_code=201)
 def register(name: str, body: VersionIn, request: Request) -> Any:
+    # A folder path would name a place on the server's own disk, which a remote caller has no business reading.
+    if not body.source.startswith("runs:/"):
+        raise InvalidInputError(field="source", value=body.source,
+                                expected="a runs:/<run id>/<path> URI of a model logged to this server")
     return _out(_registry(request).register(name, body.source, description=body.description, tags=body.tags))
 
 
