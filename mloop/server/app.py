@@ -6,9 +6,12 @@ Each capability contributes one router module under ``mloop/server/api``;
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from mloop import __version__
+from mloop._util.openapi import declare_errors, docs_routes
 from mloop.config import Settings
 from mloop.server.errors import install_error_handlers
 
@@ -19,7 +22,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.remote:
         settings = Settings.load(home=settings.home, db_url=settings.db_url, artifact_root=settings.artifact_root,
                                  tracking_uri="")
-    app = FastAPI(title="mloop", version=__version__)
+    # FastAPI's own /docs and /redoc load their scripts from a CDN: ours come from an installed package.
+    app = FastAPI(title="mloop", version=__version__, docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
 
@@ -36,4 +40,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import features
 
     app.include_router(features.router, prefix="/api")
+    app.router.routes.extend(docs_routes("mloop API"))
+    _declare_errors_in_openapi(app)
     return app
+
+
+def _declare_errors_in_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` declare the error statuses the edges of the app answer on every operation."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_errors(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

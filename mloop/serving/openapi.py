@@ -7,16 +7,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mloop.serving.app import ServingState
 
-__all__ = ["DOCS_HTML", "openapi"]
+__all__ = ["openapi"]
 
 _JSON_TYPES = {"float": "number", "integer": "integer", "boolean": "boolean", "string": "string",
                "datetime": "string"}
-
-DOCS_HTML = """<!doctype html><html><head><title>mloop serving API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div><script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script></body></html>"""
-
 
 def _record_schema(state: ServingState, name: str) -> dict[str, Any]:
     sig = state.endpoints[name].primary.model.loaded.signature
