@@ -49,7 +49,7 @@ _REASONS = {
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses for ``statuses``, each with the JSON error body (for a route's ``responses=``)."""
-    return {status: {"description": _REASONS.get(status, "Error"),
+    return {str(status): {"description": _REASONS.get(status, "Error"),
                      "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}} for status in statuses}
 
 
@@ -83,9 +83,9 @@ def _declare_operation(path: str, operation: dict[str, Any], shared_params: list
         statuses.append(404)
     responses = operation.setdefault("responses", {})
     for status, response in error_responses(*statuses).items():
-        declared = responses.get(str(status))
+        declared = responses.get(status)
         if declared is None or "HTTPValidationError" in str(declared):
-            responses[str(status)] = response
+            responses[status] = response
 
 
 def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:

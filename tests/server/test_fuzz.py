@@ -1,4 +1,8 @@
-"""The REST API fuzzed from its own OpenAPI spec: no 5xx, no hang, for any input schemathesis makes up."""
+"""The REST API fuzzed from its own OpenAPI document, with schemathesis's conformance checks on.
+
+Every answer must be one the document declares (status, content type, body schema, headers), a
+405 must list the path's methods in ``Allow``, and no input may cause a 5xx or a hang.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,23 @@ import tempfile
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import positive_data_acceptance
 
 from mloop.config import Settings
 from mloop.server import create_app
 from tests.server.conftest import serve
 
-# The schema is read from the app itself (its home a throwaway folder, never the checkout);
-# the calls go to a real server on 127.0.0.1.
+# The document is read from the app itself (its home a throwaway folder, never the checkout) and carries
+# no app, so that checks which send more requests (an undeclared method, a missing header) send them to
+# the real server on 127.0.0.1 as well.
 _schema_home = tempfile.mkdtemp(prefix="mloop-fuzz-schema-")
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings.load(home=_schema_home)))
+schema = schemathesis.openapi.from_dict(create_app(Settings.load(home=_schema_home)).openapi())
+
+# Left off: positive_data_acceptance expects every body that matches the JSON Schema to succeed, but
+# the server also validates what JSON Schema does not say (a models:/ URI's syntax, a selection rule's
+# text, an alias that is not only digits, a feature reference that names a registered view) and answers
+# those with a 422 that names the field; that is the right answer, so it is not a failure.
+EXCLUDED = [positive_data_acceptance]
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +37,6 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_never_answers_5xx(case, fuzz_server) -> None:  # type: ignore[no-untyped-def]
-    response = case.call(base_url=fuzz_server.url, timeout=20)
-    case.validate_response(response, checks=[not_a_server_error])
-    if response.status_code >= 400 and response.status_code != 405:
-        body = response.json()
-        assert {"error_code", "message", "field"} <= set(body), body
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_openapi_document(case, fuzz_server) -> None:  # type: ignore[no-untyped-def]
+    case.call_and_validate(base_url=fuzz_server.url, timeout=20, excluded_checks=EXCLUDED)

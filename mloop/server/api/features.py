@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
 from mloop.features import FeatureStore
 
@@ -73,7 +74,7 @@ def describe(name: str, request: Request, project: Project = "default",
     return store_for(request, project).describe(name, version)
 
 
-@router.post("/online")
+@router.post("/online", responses=error_responses(404))
 def online(body: OnlineIn, request: Request, project: Project = "default") -> dict[str, Any]:
     """Latest values for ``entities`` with per-view status (present / not_found / expired) and event times."""
     result = store_for(request, project).online(body.features, service=body.service, entities=body.entities,
@@ -100,7 +101,7 @@ def push(view: str, body: PushIn, request: Request, project: Project = "default"
     return {"view": view, "rows": store.push(view, frame, to=body.to)}
 
 
-@router.post("/materialize")
+@router.post("/materialize", responses=error_responses(404))
 def materialize(body: MaterializeIn, request: Request, project: Project = "default") -> list[dict[str, Any]]:
     from datetime import UTC
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from mloop._util.names import check_artifact_path, check_key
+from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
 from mloop.tracking._sql import SqlTrackingRepository
 from mloop.tracking._wire import float_in, float_out, frame_out
@@ -52,7 +53,7 @@ class RenameIn(BaseModel):
     name: str = Field(min_length=1, max_length=256)
 
 
-@router.post("/experiments", status_code=201)
+@router.post("/experiments", status_code=201, responses=error_responses(409))
 def create_experiment(body: ExperimentIn, r: Repo) -> dict[str, Any]:
     return _out(r.create_experiment(body.name, body.tags))
 
@@ -73,7 +74,7 @@ def get_experiment(experiment_id: str, r: Repo) -> dict[str, Any]:
     return _out(r.get_experiment(experiment_id))
 
 
-@router.patch("/experiments/{experiment_id}")
+@router.patch("/experiments/{experiment_id}", responses=error_responses(409))
 def rename_experiment(experiment_id: str, body: RenameIn, r: Repo) -> dict[str, Any]:
     r.rename_experiment(experiment_id, body.name)
     return _out(r.get_experiment(experiment_id))
@@ -115,7 +116,7 @@ class HeartbeatIn(BaseModel):
     run_ids: list[Annotated[str, Field(max_length=32)]] = Field(max_length=10_000)
 
 
-@router.post("/runs", status_code=201)
+@router.post("/runs", status_code=201, responses=error_responses(404, 409))
 def create_run(body: RunIn, r: Repo) -> dict[str, Any]:
     return _out(r.create_run(body.experiment_id, body.name, body.user, body.tags, body.parent_run_id,
                              body.description))
@@ -140,7 +141,7 @@ def end_run(run_id: str, body: EndIn, r: Repo) -> dict[str, str]:
     return {"status": body.status.value}
 
 
-@router.post("/heartbeat")
+@router.post("/heartbeat", responses=error_responses(404))
 def heartbeat(body: HeartbeatIn, r: Repo) -> dict[str, int]:
     r.heartbeat(body.run_ids)
     return {"runs": len(body.run_ids)}
@@ -159,7 +160,7 @@ def restore_run(run_id: str, r: Repo) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- params, tags, metrics
-@router.post("/runs/{run_id}/params")
+@router.post("/runs/{run_id}/params", responses=error_responses(409))
 def log_params(run_id: str, r: Repo, params: Annotated[dict[Key, Any], Body(embed=True)]) -> dict[str, int]:
     for key in params:
         check_key(key, "param key")
@@ -185,7 +186,7 @@ class MetricBatch(BaseModel):
     timestamps: list[Int64]
 
 
-@router.post("/metrics/batch")
+@router.post("/metrics/batch", responses=error_responses(404))
 def log_metrics(body: MetricBatch, r: Repo) -> dict[str, int]:
     n = len(body.run_ids)
     if not (len(body.keys) == len(body.values) == len(body.steps) == len(body.timestamps) == n):
@@ -287,7 +288,7 @@ class SearchIn(BaseModel):
     include_deleted: bool = False
 
 
-@router.post("/runs/search")
+@router.post("/runs/search", responses=error_responses(404))
 def search_runs(body: SearchIn, r: Repo) -> dict[str, Any]:
     frame = r.search_runs(body.experiment_ids, body.filter, body.order_by, body.limit, body.include_deleted)
     return frame_out(frame)
