@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import importlib.util
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -88,18 +89,31 @@ def _declare_operation(path: str, operation: dict[str, Any], shared_params: list
             responses[status] = response
 
 
-def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:
-    """The ``Allow`` header for ``scope``'s path: every method of every route that matches it.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-    Starlette's own 405 names only the first route that matches the path, although a path often
-    has one route per method (``GET`` and ``POST /experiments``).
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope, paths: dict[str, Any] | None = None) -> str:
+    """The ``Allow`` header for ``scope``'s path: every method that a route answers on it.
+
+    Starlette's own 405 names only the methods of the first route whose path matches, although a
+    path often has one route per method (``GET`` and ``POST /experiments``); each method is tried
+    against every route here, so routers nested in routers answer too. When the path also fits a
+    parametrized route (``/runs/search`` fits ``GET /runs/{run_id}``), the OpenAPI ``paths`` say
+    which resource it is: the methods of the template with the fewest parameters that fits.
     """
-    methods: set[str] = set()
-    for route in routes:
-        # PARTIAL: the path matches and the method does not; FULL: both match
-        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
-            methods |= route.methods
-    return ", ".join(sorted(methods))
+    routes = list(routes)
+    methods = [m for m in _METHODS if any(r.matches({**scope, "method": m})[0] == Match.FULL for r in routes)]
+    documented = _documented_methods(paths or {}, scope["path"])
+    narrowed = [m for m in methods if m in documented]
+    return ", ".join(narrowed or methods)
+
+
+def _documented_methods(paths: dict[str, Any], path: str) -> set[str]:
+    fitting = [t for t in paths if re.fullmatch(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(t)), path)]
+    if not fitting:
+        return set()
+    template = min(fitting, key=lambda t: t.count("{"))
+    return {m.upper() for m in paths[template]} | ({"HEAD"} if "get" in paths[template] else set())
 
 
 # ---------------------------------------------------------------- the docs pages

@@ -43,7 +43,7 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method of the path, not only those of the first route matched
-            headers["Allow"] = allowed_methods(request.app.routes, request.scope)
+            headers["Allow"] = allowed_methods(request.app.routes, request.scope, request.app.openapi()["paths"])
         return JSONResponse(_body(code, str(exc.detail), None), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(ValueError)

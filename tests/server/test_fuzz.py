@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -40,3 +41,32 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case, fuzz_server) -> None:  # type: ignore[no-untyped-def]
     case.call_and_validate(base_url=fuzz_server.url, timeout=20, excluded_checks=EXCLUDED)
+
+
+# What the fuzzer found, kept as plain examples so that they run the same way every time.
+def test_a_405_lists_every_method_of_the_path(fuzz_server) -> None:  # type: ignore[no-untyped-def]
+    for path, methods in [("/api/experiments", {"GET", "POST"}),
+                          ("/api/registry/models/m/aliases/a", {"GET", "PUT", "DELETE"})]:
+        answer = httpx.request("TRACE", fuzz_server.url + path, timeout=20)
+        assert answer.status_code == 405
+        assert methods <= {m.strip() for m in answer.headers["allow"].split(",")}, answer.headers
+        assert answer.json()["error_code"] == "METHOD_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/runs/search", {"include_deleted": 0}),  # 0 is not false
+    ("/api/gc", {"older_than_ms": False}),  # false is not 0 (and would purge every deleted run)
+    ("/api/gc", {"older_than_ms": "5"}),
+    ("/api/features/materialize", {"end": 0}),  # a number is not an ISO 8601 timestamp
+    ("/api/registry/models/m/aliases/a", {"version": True}),
+])
+def test_body_values_of_the_wrong_json_type_are_refused(fuzz_server, path: str, body: dict) -> None:  # type: ignore[no-untyped-def]
+    method = "PUT" if "aliases" in path else "POST"
+    answer = httpx.request(method, fuzz_server.url + path, json=body, timeout=20)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == next(iter(body)), answer.text
+
+
+def test_resolving_a_path_too_long_for_the_file_system_is_a_422(fuzz_server) -> None:  # type: ignore[no-untyped-def]
+    answer = httpx.get(fuzz_server.url + "/api/registry/resolve", params={"uri": "x" * 5000}, timeout=20)
+    assert answer.status_code == 422 and answer.json()["field"] == "uri", answer.text

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -54,3 +55,9 @@ def test_every_route_is_in_the_document() -> None:
     documented = set(openapi(app.state.serving)["paths"])
     served = {getattr(r, "path", "") for r in app.routes} - {"/docs", "/redoc", "/docs/static", "/predict/{name}"}
     assert served <= documented, served - documented
+
+
+def test_a_405_carries_allow(fuzz_served: Served) -> None:
+    for path, method in [("/v2/models/trips", "GET"), ("/predict", "POST"), ("/docs", "GET")]:
+        answer = httpx.request("TRACE", fuzz_served.url + path, timeout=20)
+        assert answer.status_code == 405 and method in answer.headers["allow"], (path, answer.headers)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
@@ -32,7 +32,7 @@ class OnlineIn(_Body):
     service: str | None = None
     entities: dict[str, list[Any]]
     request: dict[str, list[Any]] | None = None
-    full_names: bool = False
+    full_names: StrictBool = False
 
 
 class PushIn(_Body):
@@ -40,11 +40,21 @@ class PushIn(_Body):
     to: str = "online"
 
 
+def _iso_text(value: Any) -> Any:
+    # pydantic would read a number as seconds since 1970; the API documents ISO 8601 text
+    if not isinstance(value, str | datetime):
+        raise ValueError(f"expected an ISO 8601 timestamp with a zone, got {type(value).__name__}")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
 class MaterializeIn(_Body):
-    start: datetime | None = None
-    end: datetime | None = None
+    start: IsoTime | None = None
+    end: IsoTime | None = None
     views: list[str] | None = None
-    incremental: bool = False
+    incremental: StrictBool = False
 
 
 def store_for(request: Request, project: str = "default") -> FeatureStore:

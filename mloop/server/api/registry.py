@@ -6,14 +6,14 @@ import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mloop._util.openapi import error_responses
 from mloop.registry import RegistryClient, registry_for
 
 _MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=_MAX_ID)]
-IdField = Annotated[int, Field(ge=1, le=_MAX_ID)]
+IdField = Annotated[int, Field(strict=True, ge=1, le=_MAX_ID)]  # strict: neither "5" nor true is a version
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 router = APIRouter(prefix="/registry", tags=["registry"])
@@ -43,13 +43,13 @@ class VersionIn(_Body):
 class AliasIn(_Body):
     version: IdField
     expected: IdField | None = None
-    compare_and_set: bool = False
+    compare_and_set: StrictBool = False
 
 
 class EnvironmentIn(_Body):
     env: str
     description: str = ""
-    requires_approval: bool = False
+    requires_approval: StrictBool = False
 
 
 class DeployIn(_Body):
@@ -71,7 +71,7 @@ class WebhookIn(_Body):
 
 class RuleIn(_Body):
     rule: str | dict[str, Any]
-    apply: bool = False
+    apply: StrictBool = False
 
 
 def _registry(request: Request) -> RegistryClient:

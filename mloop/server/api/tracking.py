@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.background import BackgroundTask
 
 from mloop._util.names import check_artifact_path, check_key
@@ -22,7 +22,8 @@ from mloop.tracking.entities import Dataset, RunStatus
 
 router = APIRouter(tags=["tracking"])
 
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+# strict: a JSON body's 0 is not false, nor "5" or true an integer (pydantic would convert them silently)
+Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
 Key = Annotated[str, Field(min_length=1, max_length=250)]
 
 
@@ -284,8 +285,8 @@ class SearchIn(BaseModel):
     experiment_ids: list[Annotated[str, Field(max_length=32)]] = []
     filter: str = Field(default="", max_length=10_000)
     order_by: list[Annotated[str, Field(max_length=300)]] | None = None
-    limit: int | None = Field(default=None, ge=1, le=1_000_000)
-    include_deleted: bool = False
+    limit: int | None = Field(default=None, strict=True, ge=1, le=1_000_000)
+    include_deleted: StrictBool = False
 
 
 @router.post("/runs/search", responses=error_responses(404))
