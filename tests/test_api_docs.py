@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -78,3 +79,55 @@ def test_docs_assets_outside_the_static_folder_are_refused(api_server: str, serv
     for base in (api_server, serving_server):
         for probe in ("/docs/static/%2e%2e/__init__.py", "/docs/static/nope.js"):
             assert httpx.get(base + probe, timeout=30).status_code == 404, (base, probe)
+
+
+# ---------------------------------------------------------------- in a real browser
+def _chromium() -> str:
+    """Debian's chromium (never a browser that a tool downloads), or a skip saying what is missing."""
+    pytest.importorskip("playwright.sync_api", reason="the browser check needs the playwright package (dev extra)")
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("the browser check needs Debian's chromium: apt-get install -y chromium")
+    return found
+
+
+def browse(base: str, page_path: str, ready: str) -> tuple[int, list[str], list[str]]:
+    """Open ``page_path`` headless, offline in effect: (elements matching ``ready``, hosts answered, blocked)."""
+    from playwright.sync_api import sync_playwright
+
+    answered: list[str] = []
+    failed: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=_chromium(),
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page()
+            page.on("response", lambda r: answered.append(r.url))
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.goto(base + page_path)
+            page.wait_for_selector(ready, timeout=30_000)
+            page.wait_for_load_state("networkidle")
+            count = page.locator(ready).count()
+        finally:
+            browser.close()
+    return count, answered, failed
+
+
+@pytest.mark.parametrize("server", ["api_server", "serving_server"])
+def test_docs_render_every_operation_in_chromium(server: str, request: pytest.FixtureRequest) -> None:
+    _chromium()
+    base = request.getfixturevalue(server)
+    spec = httpx.get(base + "/openapi.json", timeout=30).json()
+    operations = sum(len(item) for item in spec["paths"].values())
+    rendered, answered, failed = browse(base, "/docs", ".opblock")
+    assert rendered == operations
+    # an operation's section id is tag/<tag>/operation/<id>, or /paths/<path>/<method> without tags
+    sections, redoc_answered, redoc_failed = browse(
+        base, "/redoc", "[data-section-id*='/operation/'], [data-section-id^='/paths/']")
+    assert sections == operations
+    host = urlsplit(base).netloc
+    remote = [u for u in answered + redoc_answered if urlsplit(u).scheme != "blob" and urlsplit(u).netloc != host]
+    assert not remote, f"the docs loaded {remote}"
+    # Redoc's sidebar asks its vendor's CDN for a logo; the page's Content-Security-Policy refuses it
+    assert all(urlsplit(u).netloc != host for u in failed + redoc_failed), failed + redoc_failed
