@@ -29,20 +29,34 @@ _SCHEMAS: dict[str, Any] = {
         "predictions": {"type": "array", "items": {}}, "ids": {"type": "array", "items": {"type": "string"}},
         "model": {"type": "string"}, "version": {"type": "string"}}},
 }
-_INVOCATIONS_BODY = {"type": "object", "description": "exactly one of the keys", "properties": {
-    "dataframe_split": {"type": "object", "properties": {"columns": {"type": "array", "items": {"type": "string"}},
-                                                         "data": {"type": "array", "items": {"type": "array"}}}},
-    "dataframe_records": {"type": "array", "items": _OBJECT},
-    "instances": {"type": ["array", "object"]}, "inputs": {"type": ["array", "object"]}}}
-_V2_BODY = {"type": "object", "required": ["inputs"], "properties": {"inputs": {"type": "array", "items": {
+_ROWS = {"type": "array", "minItems": 1, "items": {"type": "array"}}
+_RECORDS = {"type": "array", "minItems": 1, "items": _OBJECT}
+_COLUMNS = {"type": "object", "minProperties": 1, "additionalProperties": {"type": "array", "minItems": 1}}
+
+
+def _keyed(key: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": [key], "properties": {key: schema}}
+
+
+# MLflow's scoring formats: exactly one of the keys (oneOf), other keys are ignored; positional rows
+# follow the model's column order, records and columns name theirs
+_INVOCATIONS_BODY = {"oneOf": [
+    _keyed("dataframe_split", {"type": "object", "required": ["data"], "properties": {
+        "columns": {"type": "array", "items": {"type": "string"}}, "data": _ROWS}}),
+    _keyed("dataframe_records", _RECORDS),
+    *(_keyed(key, {"oneOf": [_ROWS, _RECORDS, _COLUMNS]}) for key in ("instances", "inputs"))]}
+_V2_BODY = {"type": "object", "required": ["inputs"], "properties": {"inputs": {
+    "type": "array", "minItems": 1, "items": {
     "type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
-        "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "name": {"type": "string"},
+        "shape": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
         "datatype": {"type": "string"}, "data": {"type": "array"}}}}}}
 _V2_ANSWER = {"type": "object", "required": ["model_name", "outputs"], "properties": {
     "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
     "outputs": {"type": "array", "items": _OBJECT}}}
-_FEEDBACK_ITEM = {"type": "object", "required": ["id", "label"],
-                  "properties": {"id": {"type": "string"}, "label": {}}}
+_FEEDBACK_ITEM = {"type": "object", "required": ["id", "label"], "properties": {
+    "id": {"type": "string", "pattern": "^[0-9a-f]{20}-[0-9]+$", "description": "one of the ids of a /predict answer"},
+    "label": {}}}
 
 
 def _record_schema(state: ServingState, name: str) -> dict[str, Any]:
@@ -56,10 +70,8 @@ def _record_schema(state: ServingState, name: str) -> dict[str, Any]:
 
 def _predict_body(name: str) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{name}.record"}
-    return {"oneOf": [ref, {"type": "array", "items": ref},
-                      {"type": "object", "required": ["records"], "properties": {"records": {
-                          "type": "array", "items": ref}}},
-                      {"type": "object", "required": ["columns"], "properties": {"columns": {"type": "object"}}}]}
+    records = {"type": "array", "minItems": 1, "items": ref}
+    return {"oneOf": [ref, records, _keyed("records", records), _keyed("columns", _COLUMNS)]}
 
 
 def _ok(description: str, schema: dict[str, Any] | None = None, media: str = "application/json") -> dict[str, Any]:
@@ -70,7 +82,8 @@ def _op(summary: str, ok: dict[str, Any], *errors: int, body: dict[str, Any] | N
         media: tuple[str, ...] = ("application/json",), params: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary, "responses": {**ok, **error_responses(*errors)}}
     if body is not None:
-        operation["requestBody"] = {"required": True, "content": {m: {"schema": body} for m in media}}
+        operation["requestBody"] = {"required": True, "content": {
+            m: {"schema": body if m == "application/json" else {"type": "string"}} for m in media}}
     if params:
         operation["parameters"] = list(params)
     return operation

@@ -33,8 +33,9 @@ schema = schemathesis.openapi.from_dict(
     openapi(create_serving_app(CONFIG, Settings.load(home=str(_folder / "schema-home"))).state.serving))
 
 # Left off: positive_data_acceptance expects every body that matches the JSON Schema to succeed, but a
-# prediction's values are also checked against the model's training schema (ranges, categories seen in
-# training), which JSON Schema does not carry; a 422 naming the field is then the right answer.
+# prediction also needs what JSON Schema cannot say: columns of one length, rows as wide as their column
+# names, a tensor's shape that fits its data, CSV that parses, and values that fit the model's training
+# schema (ranges, categories). The server answers those with a 400 or 422 naming the field, rightly.
 EXCLUDED = [positive_data_acceptance]
 
 
