@@ -81,6 +81,24 @@ def test_docs_assets_outside_the_static_folder_are_refused(api_server: str, serv
             assert httpx.get(base + probe, timeout=30).status_code == 404, (base, probe)
 
 
+
+@pytest.mark.parametrize("server", ["api_server", "serving_server"])
+def test_every_operation_declares_the_errors_of_the_edges(server: str, request: pytest.FixtureRequest) -> None:
+    """400 anywhere, 413 and 415 with a body, 404 with a path parameter: all with the JSON error body."""
+    spec = httpx.get(request.getfixturevalue(server) + "/openapi.json", timeout=30).json()
+    assert {"error_code", "message", "field"} <= set(spec["components"]["schemas"]["Error"]["properties"])
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            expected = {"400"} | ({"413", "415", "422"} if "requestBody" in operation else set()) | \
+                ({"404"} if "{" in path else set())
+            responses = operation["responses"]
+            assert expected <= set(responses), (method, path, sorted(responses))
+            for status in (s for s in responses if s.startswith("4")):
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"{(\w+)}", path)), (method, path, declared)
+
 # ---------------------------------------------------------------- in a real browser
 def _chromium() -> str:
     """Debian's chromium (never a browser that a tool downloads), or a skip saying what is missing."""

@@ -52,7 +52,8 @@ _REASONS = {
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses for ``statuses``, each with the JSON error body (for a route's ``responses=``)."""
     return {str(status): {"description": _REASONS.get(status, "Error"),
-                     "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}} for status in statuses}
+                          "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}}
+            for status in statuses}
 
 
 def declare_errors(doc: dict[str, Any]) -> dict[str, Any]:

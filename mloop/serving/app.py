@@ -8,7 +8,7 @@ input once; no pydantic model is built per request. Routes:
 * ``/v2/...``: the Open Inference Protocol (health, model metadata, ready, infer)
 * ``POST /feedback``: labels for prediction ids
 * ``GET /health/live``, ``/health/ready``, ``/metrics``, ``/schema``, ``/models``,
-  ``/models/{name}/shadow``, ``/openapi.json``, ``/docs``
+  ``/models/{name}/shadow``, ``/openapi.json``, ``/docs`` and ``/redoc`` (assets under ``/docs/static``)
 """
 
 from __future__ import annotations
