@@ -63,9 +63,16 @@ def parse_uri(uri: str) -> ModelRef:
         return ModelRef("models", name=m["name"], alias=m["alias"],
                         version=None if version is None else version if version == "latest" else int(version))
     path = uri.removeprefix("file://")
-    if "://" in path or not Path(path).exists():
+    if "://" in path or not _exists(path):
         raise InvalidInputError(field="uri", value=uri, expected=_EXPECTED)
     return ModelRef("path", path=str(Path(path).absolute()))
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte: no such folder
+        return False
 
 
 def parse_deployment_uri(uri: str) -> tuple[str, str] | None:

@@ -7,11 +7,13 @@ Each capability contributes one router module under ``mloop/server/api``;
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from fastapi import FastAPI
 
 from mloop import __version__
 from mloop._util.asgi import BodyRule, protect
+from mloop._util.openapi import declare_errors, docs_routes
 from mloop.config import Settings
 from mloop.server.errors import install_error_handlers
 
@@ -24,7 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.load()
     if settings.remote:
         settings = dataclasses.replace(settings, tracking_uri="")  # the server reaches the stores directly
-    app = FastAPI(title="mloop", version=__version__)
+    # FastAPI's own /docs and /redoc load their scripts from a CDN: ours come from an installed package.
+    app = FastAPI(title="mloop", version=__version__, docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
     protect(app, settings, EDGE_RULES)
@@ -42,4 +45,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import features
 
     app.include_router(features.router, prefix="/api")
+    app.router.routes.extend(docs_routes("mloop API"))
+    _declare_errors_in_openapi(app)
     return app
+
+
+def _declare_errors_in_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` declare the error statuses the edges of the app answer on every operation."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_errors(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from mloop._util.openapi import allowed_methods
 from mloop.errors import MloopError
 
 log = logging.getLogger("mloop.server")
@@ -38,9 +39,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(_body("INVALID_INPUT", message, field), status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        return JSONResponse(_body(code, str(exc.detail), None), status_code=exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matched
+            headers["Allow"] = allowed_methods(request.app.routes, request.scope, request.app.openapi()["paths"])
+        return JSONResponse(_body(code, str(exc.detail), None), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(ValueError)
     async def _value(_: Request, exc: ValueError) -> JSONResponse:

@@ -8,7 +8,7 @@ input once; no pydantic model is built per request. Routes:
 * ``/v2/...``: the Open Inference Protocol (health, model metadata, ready, infer)
 * ``POST /feedback``: labels for prediction ids
 * ``GET /health/live``, ``/health/ready``, ``/metrics``, ``/schema``, ``/models``,
-  ``/models/{name}/shadow``, ``/openapi.json``, ``/docs``
+  ``/models/{name}/shadow``, ``/openapi.json``, ``/docs`` and ``/redoc`` (assets under ``/docs/static``)
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from mloop._util.asgi import BodyRule, protect
+from mloop._util.openapi import docs_routes
 from mloop.config import Settings
 from mloop.serving._payload import PayloadError, parse_invocations, parse_predict, parse_v2
 from mloop.serving.config import EndpointConfig, ServeConfig
 from mloop.serving.metrics import Metrics
 from mloop.serving.model import ServedModel
-from mloop.serving.openapi import DOCS_HTML, openapi
+from mloop.serving.openapi import openapi
 from mloop.serving.predlog import PredictionLog
 from mloop.serving.routing import Arm, Endpoint, InputRejected, ModelUnavailable, Result
 
@@ -293,9 +294,6 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
     async def openapi_json(request: Request) -> Response:
         return _json(openapi(state))
 
-    async def docs(request: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
-
     def columns_of(endpoint: Endpoint) -> tuple[str, ...]:
         return endpoint.primary.model.spec.columns
 
@@ -325,7 +323,7 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
         Route("/models", models, methods=["GET"]),
         Route("/models/{name}/shadow", shadow, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
-        Route("/docs", docs, methods=["GET"]),
+        *docs_routes("mloop serving API"),
     ]
 
     @contextlib.asynccontextmanager

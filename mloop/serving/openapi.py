@@ -1,21 +1,62 @@
-"""The OpenAPI description of a serving app, built from the served signatures (no pydantic needed)."""
+"""The OpenAPI description of a serving app, built from the served signatures (no pydantic needed).
+
+It lists every route of ``create_serving_app`` with its path parameters (a model ``name`` is one of
+the served names), its body, the content types and body schemas of its answers, and the error
+statuses it can answer with the JSON error body; schemathesis checks that the server keeps to it.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mloop._util.openapi import ERROR_SCHEMA, declare_errors, error_responses
+
 if TYPE_CHECKING:
     from mloop.serving.app import ServingState
 
-__all__ = ["DOCS_HTML", "openapi"]
+__all__ = ["openapi"]
 
 _JSON_TYPES = {"float": "number", "integer": "integer", "boolean": "boolean", "string": "string",
                "datetime": "string"}
+_OBJECT = {"type": "object"}
+_FIELD_ERRORS = {"type": "array", "items": {"type": "object", "properties": {
+    "field": {"type": "string"}, "expected": {"type": "string"}, "value": {},
+    "row": {"type": ["integer", "null"]}, "message": {"type": "string"}}}}
+_SCHEMAS: dict[str, Any] = {
+    # the shared error body, plus the per-field list of a 422 from the signature or training schema
+    "Error": {**ERROR_SCHEMA, "properties": {**ERROR_SCHEMA["properties"], "errors": _FIELD_ERRORS}},
+    "Predictions": {"type": "object", "required": ["predictions", "ids", "model", "version"], "properties": {
+        "predictions": {"type": "array", "items": {}}, "ids": {"type": "array", "items": {"type": "string"}},
+        "model": {"type": "string"}, "version": {"type": "string"}}},
+}
+_ROWS = {"type": "array", "minItems": 1, "items": {"type": "array"}}
+_RECORDS = {"type": "array", "minItems": 1, "items": _OBJECT}
+_COLUMNS = {"type": "object", "minProperties": 1, "additionalProperties": {"type": "array", "minItems": 1}}
 
-DOCS_HTML = """<!doctype html><html><head><title>mloop serving API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div><script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script></body></html>"""
+
+def _keyed(key: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": [key], "properties": {key: schema}}
+
+
+# MLflow's scoring formats: exactly one of the keys (oneOf), other keys are ignored; positional rows
+# follow the model's column order, records and columns name theirs
+_INVOCATIONS_BODY = {"oneOf": [
+    _keyed("dataframe_split", {"type": "object", "required": ["data"], "properties": {
+        "columns": {"type": "array", "items": {"type": "string"}}, "data": _ROWS}}),
+    _keyed("dataframe_records", _RECORDS),
+    *(_keyed(key, {"oneOf": [_ROWS, _RECORDS, _COLUMNS]}) for key in ("instances", "inputs"))]}
+_V2_BODY = {"type": "object", "required": ["inputs"], "properties": {"inputs": {
+    "type": "array", "minItems": 1, "items": {
+    "type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string"}, "data": {"type": "array"}}}}}}
+_V2_ANSWER = {"type": "object", "required": ["model_name", "outputs"], "properties": {
+    "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+    "outputs": {"type": "array", "items": _OBJECT}}}
+_FEEDBACK_ITEM = {"type": "object", "required": ["id", "label"], "properties": {
+    "id": {"type": "string", "pattern": "^[0-9a-f]{20}-[0-9]+$", "description": "one of the ids of a /predict answer"},
+    "label": {}}}
 
 
 def _record_schema(state: ServingState, name: str) -> dict[str, Any]:
@@ -27,54 +68,93 @@ def _record_schema(state: ServingState, name: str) -> dict[str, Any]:
                            for c in sig.inputs}}
 
 
-def _errors() -> dict[str, Any]:
-    error = {"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    return {"400": {**error, "description": "Malformed JSON or a body that follows no known format"},
-            "422": {**error, "description": "Values rejected by the signature or training schema: one entry per field"},
-            "503": {**error, "description": "Model failing or too slow, and no fallback configured"}}
+def _predict_body(name: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{name}.record"}
+    records = {"type": "array", "minItems": 1, "items": ref}
+    return {"oneOf": [ref, records, _keyed("records", records), _keyed("columns", _COLUMNS)]}
+
+
+def _ok(description: str, schema: dict[str, Any] | None = None, media: str = "application/json") -> dict[str, Any]:
+    return {"200": {"description": description, "content": {media: {"schema": schema or _OBJECT}}}}
+
+
+def _op(summary: str, ok: dict[str, Any], *errors: int, body: dict[str, Any] | None = None,
+        media: tuple[str, ...] = ("application/json",), params: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": {**ok, **error_responses(*errors)}}
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {
+            m: {"schema": body if m == "application/json" else {"type": "string"}} for m in media}}
+    if params:
+        operation["parameters"] = list(params)
+    return operation
+
+
+def _path_param(name: str, values: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "enum": values} if values else {"type": "string"}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _model_paths(names: list[str]) -> dict[str, Any]:
+    """The routes whose path names a served model."""
+    name = _path_param("name", names)
+    ready = _ok("The model is loaded and the server ready")
+    return {
+        "/models/{name}/invocations": {"post": _op(
+            "MLflow scoring protocol for one model", _ok("{predictions: [...]}"), 503, body=_INVOCATIONS_BODY,
+            media=("application/json", "text/csv"), params=(name,))},
+        "/v2/models/{name}/infer": {"post": _op("Open Inference Protocol v2 inference", _ok("outputs", _V2_ANSWER),
+                                                503, body=_V2_BODY, params=(name,))},
+        "/v2/models/{name}/versions/{version}/infer": {"post": _op(
+            "Open Inference Protocol v2 inference (the version in the path is informative)",
+            _ok("outputs", _V2_ANSWER), 503, body=_V2_BODY, params=(name, _path_param("version")))},
+        "/v2/models/{name}": {"get": _op("Model metadata (OIP v2)", _ok("name, versions, inputs, outputs"),
+                                         params=(name,))},
+        "/v2/models/{name}/ready": {"get": _op("Model ready (OIP v2)", ready, 503, params=(name,))},
+        "/schema/{name}": {"get": _op("Signature of a served model", _ok("name, version, flavor, signature"),
+                                      params=(name,))},
+        "/models/{name}/shadow": {"get": _op("Shadow agreement and latency comparison", _ok("comparison"),
+                                             params=(name,))},
+    }
+
+
+def _server_paths() -> dict[str, Any]:
+    """The routes about the server itself."""
+    paths: dict[str, Any] = {}
+    for path, summary in [("/health/ready", "Readiness"), ("/health", "Readiness"), ("/ping", "Readiness"),
+                          ("/v2/health/ready", "Server ready (OIP v2)")]:
+        paths[path] = {"get": _op(summary, _ok("ready"), 503)}
+    for path, summary in [("/health/live", "Liveness"), ("/v2/health/live", "Server live (OIP v2)"),
+                          ("/v2", "Server metadata (OIP v2)"), ("/schema", "Signature of the default model"),
+                          ("/models", "Served models, versions, weights, cache and breaker state"),
+                          ("/openapi.json", "This document")]:
+        paths[path] = {"get": _op(summary, _ok("OK"))}
+    paths["/metrics"] = {"get": _op("Prometheus metrics", _ok("metrics", {"type": "string"}, "text/plain"))}
+    paths["/feedback"] = {"post": _op(
+        "Attach ground-truth labels to prediction ids", _ok("accepted"), 409,
+        body={"oneOf": [_FEEDBACK_ITEM, {"type": "array", "minItems": 1, "items": _FEEDBACK_ITEM},
+                        {"type": "object", "required": ["feedback"], "properties": {"feedback": {
+                            "type": "array", "minItems": 1, "items": _FEEDBACK_ITEM}}}]})}
+    return paths
 
 
 def openapi(state: ServingState) -> dict[str, Any]:
     """An OpenAPI 3.1 document for every route, with each model's input record as a schema."""
-    schemas: dict[str, Any] = {
-        "Error": {"type": "object", "properties": {
-            "error_code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
-            "errors": {"type": "array", "items": {"type": "object", "properties": {
-                "field": {"type": "string"}, "expected": {"type": "string"}, "value": {},
-                "row": {"type": ["integer", "null"]}, "message": {"type": "string"}}}}}},
-        "Predictions": {"type": "object", "properties": {"predictions": {"type": "array", "items": {}},
-                                                         "ids": {"type": "array", "items": {"type": "string"}},
-                                                         "model": {"type": "string"}, "version": {"type": "string"}}},
-    }
+    names = sorted(state.endpoints)
+    schemas = dict(_SCHEMAS)
+    predictions = {"$ref": "#/components/schemas/Predictions"}
     paths: dict[str, Any] = {}
-    for name in state.endpoints:
+    for name in names:
         schemas[f"{name}.record"] = _record_schema(state, name)
-        ref = {"$ref": f"#/components/schemas/{name}.record"}
-        body = {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-            ref, {"type": "array", "items": ref},
-            {"type": "object", "properties": {"records": {"type": "array", "items": ref}}},
-            {"type": "object", "properties": {"columns": {"type": "object"}}}]}}}}
-        paths[f"/predict/{name}"] = {"post": {
-            "summary": f"Predict with {name} (records or columns)", "requestBody": body,
-            "responses": {"200": {"description": "Predictions with their ids", "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Predictions"}}}}, **_errors()}}}
-    paths["/predict"] = {"post": {"summary": "Predict with the default model", "responses": {"200": {
-        "description": "Predictions"}, **_errors()}}}
-    paths["/invocations"] = {"post": {"summary": "MLflow scoring protocol: dataframe_split, dataframe_records, "
-                                                 "instances or inputs", "responses": {"200": {
-                                                     "description": "{predictions: [...]}"}, **_errors()}}}
-    paths["/v2/models/{name}/infer"] = {"post": {"summary": "Open Inference Protocol v2 inference",
-                                                 "responses": {"200": {"description": "outputs"}, **_errors()}}}
-    for path, summary in [("/v2/models/{name}", "Model metadata (OIP v2)"), ("/v2/models/{name}/ready", "Model ready"),
-                          ("/v2/health/live", "Server live"), ("/v2/health/ready", "Server ready"),
-                          ("/health/live", "Liveness"), ("/health/ready", "Readiness"),
-                          ("/metrics", "Prometheus metrics"), ("/schema", "Signature of the default model"),
-                          ("/models", "Served models, versions, weights, cache and breaker state"),
-                          ("/models/{name}/shadow", "Shadow agreement and latency comparison")]:
-        paths[path] = {"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}}
-    paths["/feedback"] = {"post": {"summary": "Attach ground-truth labels to prediction ids",
-                                   "requestBody": {"content": {"application/json": {"schema": {
-                                       "type": "object", "properties": {"id": {"type": "string"}, "label": {}}}}}},
-                                   "responses": {"200": {"description": "accepted"}, **_errors()}}}
-    return {"openapi": "3.1.0", "info": {"title": "mloop serving", "version": "1"}, "paths": paths,
-            "components": {"schemas": schemas}}
+        paths[f"/predict/{name}"] = {"post": _op(f"Predict with {name} (records or columns)",
+                                                 _ok("Predictions with their ids", predictions), 503,
+                                                 body=_predict_body(name))}
+    paths["/predict"] = {"post": _op(f"Predict with the default model ({state.default.name})",
+                                     _ok("Predictions with their ids", predictions), 503,
+                                     body=_predict_body(state.default.name))}
+    paths["/invocations"] = {"post": _op("MLflow scoring protocol: dataframe_split, dataframe_records, instances or "
+                                         "inputs", _ok("{predictions: [...]}"), 503, body=_INVOCATIONS_BODY,
+                                         media=("application/json", "text/csv"))}
+    paths.update(_model_paths(names))
+    paths.update(_server_paths())
+    return declare_errors({"openapi": "3.1.0", "info": {"title": "mloop serving", "version": "1"}, "paths": paths,
+                           "components": {"schemas": schemas}})

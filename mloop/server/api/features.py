@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
+from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
 from mloop.features import FeatureStore
 
@@ -31,7 +32,7 @@ class OnlineIn(_Body):
     service: str | None = None
     entities: dict[str, list[Any]]
     request: dict[str, list[Any]] | None = None
-    full_names: bool = False
+    full_names: StrictBool = False
 
 
 class PushIn(_Body):
@@ -39,11 +40,21 @@ class PushIn(_Body):
     to: str = "online"
 
 
+def _iso_text(value: Any) -> Any:
+    # pydantic would read a number as seconds since 1970; the API documents ISO 8601 text
+    if not isinstance(value, str | datetime):
+        raise ValueError(f"expected an ISO 8601 timestamp with a zone, got {type(value).__name__}")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
 class MaterializeIn(_Body):
-    start: datetime | None = None
-    end: datetime | None = None
+    start: IsoTime | None = None
+    end: IsoTime | None = None
     views: list[str] | None = None
-    incremental: bool = False
+    incremental: StrictBool = False
 
 
 def store_for(request: Request, project: str = "default") -> FeatureStore:
@@ -73,7 +84,7 @@ def describe(name: str, request: Request, project: Project = "default",
     return store_for(request, project).describe(name, version)
 
 
-@router.post("/online")
+@router.post("/online", responses=error_responses(404))
 def online(body: OnlineIn, request: Request, project: Project = "default") -> dict[str, Any]:
     """Latest values for ``entities`` with per-view status (present / not_found / expired) and event times."""
     result = store_for(request, project).online(body.features, service=body.service, entities=body.entities,
@@ -100,7 +111,7 @@ def push(view: str, body: PushIn, request: Request, project: Project = "default"
     return {"view": view, "rows": store.push(view, frame, to=body.to)}
 
 
-@router.post("/materialize")
+@router.post("/materialize", responses=error_responses(404))
 def materialize(body: MaterializeIn, request: Request, project: Project = "default") -> list[dict[str, Any]]:
     from datetime import UTC
 

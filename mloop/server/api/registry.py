@@ -6,14 +6,15 @@ import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
 from mloop.registry import RegistryClient, registry_for
 
 _MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=_MAX_ID)]
-IdField = Annotated[int, Field(ge=1, le=_MAX_ID)]
+IdField = Annotated[int, Field(strict=True, ge=1, le=_MAX_ID)]  # strict: neither "5" nor true is a version
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 router = APIRouter(prefix="/registry", tags=["registry"])
@@ -43,13 +44,13 @@ class VersionIn(_Body):
 class AliasIn(_Body):
     version: IdField
     expected: IdField | None = None
-    compare_and_set: bool = False
+    compare_and_set: StrictBool = False
 
 
 class EnvironmentIn(_Body):
     env: str
     description: str = ""
-    requires_approval: bool = False
+    requires_approval: StrictBool = False
 
 
 class DeployIn(_Body):
@@ -71,7 +72,7 @@ class WebhookIn(_Body):
 
 class RuleIn(_Body):
     rule: str | dict[str, Any]
-    apply: bool = False
+    apply: StrictBool = False
 
 
 def _registry(request: Request) -> RegistryClient:
@@ -92,7 +93,7 @@ def list_models(request: Request) -> Any:
     return _out(_registry(request).list_models())
 
 
-@router.post("/models", status_code=201)
+@router.post("/models", status_code=201, responses=error_responses(409))
 def create_model(body: ModelIn, request: Request) -> Any:
     return _out(_registry(request).create_model(body.name, body.description, body.tags))
 
@@ -107,7 +108,7 @@ def update_model(name: str, body: ModelPatch, request: Request) -> Any:
     return _out(_registry(request).update_model(name, body.description, body.tags))
 
 
-@router.delete("/models/{name}", status_code=204)
+@router.delete("/models/{name}", status_code=204, responses=error_responses(409))
 def delete_model(name: str, request: Request, force: bool = False) -> None:
     _registry(request).delete_model(name, force=force)
 
@@ -117,7 +118,7 @@ def list_versions(name: str, request: Request) -> Any:
     return _out(_registry(request).list_versions(name))
 
 
-@router.post("/models/{name}/versions", status_code=201)
+@router.post("/models/{name}/versions", status_code=201, responses=error_responses(409))
 def register(name: str, body: VersionIn, request: Request) -> Any:
     # A folder path would name a place on the server's own disk, which a remote caller has no business reading.
     if not body.source.startswith("runs:/"):
@@ -136,7 +137,8 @@ def update_version(name: str, version: IdPath, body: ModelPatch, request: Reques
     return _out(_registry(request).update_version(name, version, body.description, body.tags))
 
 
-@router.delete("/models/{name}/versions/{version}", status_code=204)
+@router.delete("/models/{name}/versions/{version}", status_code=204,
+                responses=error_responses(409))
 def delete_version(name: str, version: IdPath, request: Request, force: bool = False) -> None:
     _registry(request).delete_version(name, version, force=force)
 
@@ -175,7 +177,7 @@ def get_alias(name: str, alias: str, request: Request) -> Any:
     return _out(_registry(request).get_alias(name, alias))
 
 
-@router.put("/models/{name}/aliases/{alias}")
+@router.put("/models/{name}/aliases/{alias}", responses=error_responses(409))
 def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Any:
     expected: Any = body.expected if body.compare_and_set else "any"
     before = _registry(request).set_alias(name, alias, body.version, expected=expected)
@@ -187,7 +189,7 @@ def delete_alias(name: str, alias: str, request: Request) -> None:
     _registry(request).delete_alias(name, alias)
 
 
-@router.get("/resolve")
+@router.get("/resolve", responses=error_responses(404))
 def resolve(uri: str, request: Request) -> Any:
     """The concrete version a models:/ URI (alias, number or latest) names now."""
     return _out(_registry(request).resolve(uri))
@@ -199,12 +201,12 @@ def list_environments(request: Request) -> Any:
     return _registry(request).environments.list()
 
 
-@router.post("/environments", status_code=201)
+@router.post("/environments", status_code=201, responses=error_responses(409))
 def create_environment(body: EnvironmentIn, request: Request) -> Any:
     return _registry(request).environments.create(body.env, body.description, body.requires_approval)
 
 
-@router.post("/environments/{env}/deployments", status_code=201)
+@router.post("/environments/{env}/deployments", status_code=201, responses=error_responses(409))
 def deploy(env: str, body: DeployIn, request: Request) -> Any:
     outcome = _registry(request).environments.deploy(body.name, body.version, env, body.reason)
     kind = "approval_request" if hasattr(outcome, "status") else "deployment"
@@ -221,18 +223,18 @@ def pending(request: Request, env: str | None = None, model: str | None = None) 
     return _out(_registry(request).environments.pending(env, model))
 
 
-@router.post("/approvals/{request_id}/approve")
+@router.post("/approvals/{request_id}/approve", responses=error_responses(409))
 def approve(request_id: IdPath, body: DecisionIn, request: Request) -> Any:
     return _out(_registry(request).environments.approve(request_id, body.comment))
 
 
-@router.post("/approvals/{request_id}/reject")
+@router.post("/approvals/{request_id}/reject", responses=error_responses(409))
 def reject(request_id: IdPath, body: DecisionIn, request: Request) -> Any:
     return _out(_registry(request).environments.reject(request_id, body.comment))
 
 
 # ---------------------------------------------------------------- audit, webhooks, rules
-@router.get("/audit")
+@router.get("/audit", responses=error_responses(404))
 def audit(request: Request, model: str | None = None, action: str | None = None, limit: Limit = 100) -> Any:
     return _out(_registry(request).audit(model, action, limit))
 
@@ -242,7 +244,7 @@ def list_webhooks(request: Request) -> Any:
     return _registry(request).webhooks.list()
 
 
-@router.post("/webhooks", status_code=201)
+@router.post("/webhooks", status_code=201, responses=error_responses(404))
 def add_webhook(body: WebhookIn, request: Request) -> Any:
     return _registry(request).webhooks.add(body.url, body.secret, body.events, body.model)
 
@@ -270,7 +272,7 @@ def get_rule(name: str, request: Request, version: Annotated[int | None, Query(g
     return _registry(request).rules.get(name, version).to_dict()
 
 
-@router.post("/select")
+@router.post("/select", responses=error_responses(404, 409))
 def select(body: RuleIn, request: Request) -> Any:
     """Evaluate a rule (a stored name, YAML text or a mapping); ``apply`` moves the alias / environment."""
     rules = _registry(request).rules

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from mloop._util.names import check_artifact_path, check_key
+from mloop._util.openapi import error_responses
 from mloop.errors import BackendError, InvalidInputError
 from mloop.tracking._sql import SqlTrackingRepository
 from mloop.tracking._wire import float_in, float_out, frame_out
@@ -23,7 +24,8 @@ from mloop.tracking.entities import Dataset, RunStatus
 
 router = APIRouter(tags=["tracking"])
 
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+# strict: a JSON body's 0 is not false, nor "5" or true an integer (pydantic would convert them silently)
+Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
 Key = Annotated[str, Field(min_length=1, max_length=250)]
 
 
@@ -54,7 +56,7 @@ class RenameIn(BaseModel):
     name: str = Field(min_length=1, max_length=256)
 
 
-@router.post("/experiments", status_code=201)
+@router.post("/experiments", status_code=201, responses=error_responses(409))
 def create_experiment(body: ExperimentIn, r: Repo) -> dict[str, Any]:
     return _out(r.create_experiment(body.name, body.tags))
 
@@ -75,7 +77,7 @@ def get_experiment(experiment_id: str, r: Repo) -> dict[str, Any]:
     return _out(r.get_experiment(experiment_id))
 
 
-@router.patch("/experiments/{experiment_id}")
+@router.patch("/experiments/{experiment_id}", responses=error_responses(409))
 def rename_experiment(experiment_id: str, body: RenameIn, r: Repo) -> dict[str, Any]:
     r.rename_experiment(experiment_id, body.name)
     return _out(r.get_experiment(experiment_id))
@@ -117,7 +119,7 @@ class HeartbeatIn(BaseModel):
     run_ids: list[Annotated[str, Field(max_length=32)]] = Field(max_length=10_000)
 
 
-@router.post("/runs", status_code=201)
+@router.post("/runs", status_code=201, responses=error_responses(404, 409))
 def create_run(body: RunIn, r: Repo) -> dict[str, Any]:
     return _out(r.create_run(body.experiment_id, body.name, body.user, body.tags, body.parent_run_id,
                              body.description))
@@ -142,7 +144,7 @@ def end_run(run_id: str, body: EndIn, r: Repo) -> dict[str, str]:
     return {"status": body.status.value}
 
 
-@router.post("/heartbeat")
+@router.post("/heartbeat", responses=error_responses(404))
 def heartbeat(body: HeartbeatIn, r: Repo) -> dict[str, int]:
     r.heartbeat(body.run_ids)
     return {"runs": len(body.run_ids)}
@@ -161,7 +163,7 @@ def restore_run(run_id: str, r: Repo) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- params, tags, metrics
-@router.post("/runs/{run_id}/params")
+@router.post("/runs/{run_id}/params", responses=error_responses(409))
 def log_params(run_id: str, r: Repo, params: Annotated[dict[Key, Any], Body(embed=True)]) -> dict[str, int]:
     for key in params:
         check_key(key, "param key")
@@ -187,7 +189,7 @@ class MetricBatch(BaseModel):
     timestamps: list[Int64]
 
 
-@router.post("/metrics/batch")
+@router.post("/metrics/batch", responses=error_responses(404))
 def log_metrics(body: MetricBatch, r: Repo) -> dict[str, int]:
     n = len(body.run_ids)
     if not (len(body.keys) == len(body.values) == len(body.steps) == len(body.timestamps) == n):
@@ -317,11 +319,11 @@ class SearchIn(BaseModel):
     experiment_ids: list[Annotated[str, Field(max_length=32)]] = []
     filter: str = Field(default="", max_length=10_000)
     order_by: list[Annotated[str, Field(max_length=300)]] | None = None
-    limit: int | None = Field(default=None, ge=1, le=1_000_000)
-    include_deleted: bool = False
+    limit: int | None = Field(default=None, strict=True, ge=1, le=1_000_000)
+    include_deleted: StrictBool = False
 
 
-@router.post("/runs/search")
+@router.post("/runs/search", responses=error_responses(404))
 def search_runs(body: SearchIn, r: Repo) -> dict[str, Any]:
     frame = r.search_runs(body.experiment_ids, body.filter, body.order_by, body.limit, body.include_deleted)
     return frame_out(frame)
