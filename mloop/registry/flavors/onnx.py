@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mloop._util.optional import require
-from mloop.registry.flavors import class_modules
+from mloop.registry.flavors import Trust, class_modules, model_file
 
 _NP_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64",
              "tensor(int32)": "int32", "tensor(string)": "object", "tensor(bool)": "bool"}
@@ -31,9 +31,9 @@ class OnnxFlavor:
         onnx.save_model(model, str(folder / "model.onnx"))
         return {"file": "model.onnx", "inputs": [i.name for i in model.graph.input]}
 
-    def load(self, folder: Path, options: dict[str, Any], trusted: bool) -> Any:
+    def load(self, folder: Path, options: dict[str, Any], trusted: Trust) -> Any:
         ort = require("onnxruntime", extra="onnx")
-        return ort.InferenceSession(str(folder / options.get("file", "model.onnx")),
+        return ort.InferenceSession(str(model_file(folder, options, "model.onnx")),
                                     providers=["CPUExecutionProvider"])
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:

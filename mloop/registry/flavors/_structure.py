@@ -1,0 +1,121 @@
+"""Bounds checks on the tree nodes of a loaded scikit-learn model, before it predicts once.
+
+scikit-learn's compiled tree code follows the child and feature indices stored in a
+``Tree`` (decision trees, forests, gradient boosting) or a ``TreePredictor``
+(HistGradientBoosting) without checking them, so a crafted file could read memory out of
+bounds or loop forever. A tree built by scikit-learn always satisfies what is checked here:
+every split node's children come after it and inside the node array, its feature is a
+column the model accepts, and a forest's trees accept exactly the forest's columns (the
+forest checks the input once and hands it to every tree unchecked).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mloop.errors import InvalidInputError
+
+__all__ = ["check_trees"]
+
+_MAX_CATEGORY = 255  # HistGradientBoosting stores categories in 256-bit bitsets
+
+
+def check_trees(model: Any) -> None:
+    """InvalidInputError when a tree inside ``model`` has an index that points outside its arrays."""
+    _visit(model, owner=None, exact_width=None, seen=set())
+
+
+def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> None:
+    if id(obj) in seen or isinstance(obj, str | bytes | int | float | type(None)):
+        return
+    seen.add(id(obj))
+    kind = type(obj).__name__
+    if kind == "Tree" and type(obj).__module__.startswith("sklearn.tree"):
+        _check_tree(obj, owner)
+    elif kind == "TreePredictor":
+        _check_predictor(obj, owner)
+    elif isinstance(obj, list | tuple):
+        for item in obj:
+            _visit(item, owner, exact_width, seen)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            _visit(item, owner, exact_width, seen)
+    elif isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            for item in obj.flat:
+                _visit(item, owner, exact_width, seen)
+    elif hasattr(obj, "__dict__"):
+        _visit_object(obj, exact_width, seen)
+
+
+def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
+    width = getattr(obj, "n_features_in_", None)
+    if exact_width is not None and width is not None and width != exact_width:
+        _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
+    for name, value in vars(obj).items():
+        # A forest or boosting model checks the input once and passes it to its trees unchecked.
+        passes_input = name == "estimators_" and not hasattr(obj, "estimators_features_")
+        _visit(value, obj, width if passes_input else None, seen)
+
+
+def _check_tree(tree: Any, owner: Any) -> None:
+    width = getattr(owner, "n_features_in_", None)
+    if width is None or tree.n_features != width:
+        _fail(tree, f"n_features={tree.n_features}", f"the n_features_in_ of the model that holds it ({width})")
+    left, right, feature = (np.asarray(a, dtype=np.int64) for a in
+                            (tree.children_left, tree.children_right, tree.feature))
+    _check_nodes(tree, left, right, feature, ~((left == -1) & (right == -1)), width)
+
+
+def _check_predictor(predictor: Any, owner: Any) -> None:
+    nodes = predictor.nodes
+    width = getattr(owner, "n_features_in_", None)
+    if width is None:
+        _fail(predictor, "no n_features_in_ on its model", "a fitted HistGradientBoosting model")
+    split = nodes["is_leaf"] == 0
+    _check_nodes(predictor, nodes["left"].astype(np.int64), nodes["right"].astype(np.int64),
+                 nodes["feature_idx"].astype(np.int64), split, width)
+    categorical = split & (nodes["is_categorical"] != 0)
+    if categorical.any():
+        _check_categories(predictor, owner, nodes[categorical])
+
+
+def _check_nodes(where: Any, left: np.ndarray, right: np.ndarray, feature: np.ndarray, split: np.ndarray,
+                 width: int) -> None:
+    n = len(left)
+    index = np.arange(n)
+    if len(right) != n or len(feature) != n or n == 0:
+        _fail(where, f"{n} nodes with arrays of other lengths", "one entry per node in every array")
+    bad_child = split & ((left <= index) | (right <= index) | (left >= n) | (right >= n))
+    bad_feature = split & ((feature < 0) | (feature >= width))
+    for name, bad in (("child index", bad_child), ("feature index", bad_feature)):
+        if bad.any():
+            node = int(np.flatnonzero(bad)[0])
+            _fail(where, f"node {node} with a {name} out of range",
+                  f"children after the node and below {n}, features below {width}")
+
+
+def _check_categories(predictor: Any, owner: Any, nodes: np.ndarray) -> None:
+    mapper = getattr(owner, "_bin_mapper", None)
+    is_categorical = np.asarray(getattr(mapper, "is_categorical_", None) if mapper is not None else [], dtype=bool)
+    bitsets = np.asarray(predictor.raw_left_cat_bitsets)
+    if len(is_categorical) <= int(nodes["feature_idx"].max()) or not is_categorical[nodes["feature_idx"]].all():
+        _fail(predictor, "a categorical split on a column the model does not treat as categorical",
+              "categorical splits only on categorical columns")
+    if bitsets.ndim != 2 or int(nodes["bitset_idx"].max()) >= bitsets.shape[0]:
+        _fail(predictor, "a categorical split with a bitset index out of range", "an index into its bitsets")
+    for column in np.flatnonzero(is_categorical):
+        known = np.asarray(mapper.bin_thresholds_[column], dtype=np.float64)
+        if known.size and (known.min() < 0 or known.max() > _MAX_CATEGORY):
+            _fail(mapper, f"category codes outside 0..{_MAX_CATEGORY} for column {column}",
+                  f"category codes 0..{_MAX_CATEGORY}")
+
+
+def _fail(where: Any, value: str, expected: str) -> None:
+    raise InvalidInputError(
+        f"The model file holds a malformed {type(where).__name__}: {value}; expected {expected}. "
+        "scikit-learn does not check these indices when it predicts, so a crafted file could read or write "
+        "memory; load it with trusted=True only if you trust its author.",
+        field="model", value=value, expected=expected)
