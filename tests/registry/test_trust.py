@@ -1,0 +1,181 @@
+"""Loading a model runs none of its code unless trusted: exploits uploaded over REST to a real server.
+
+The attack: a scikit-learn Pipeline of FunctionTransformers whose functions turn any input into a
+payload and then run it (``numpy.testing``'s ``runstring`` is ``exec``). It is uploaded as a run's
+artifacts, registered and given the alias that a served model follows; ``mloop.load_model`` and the
+serving app must refuse it before anything runs, and the payload's marker file must never appear.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import operator
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing._private.utils import measure, runstring
+from scipy._lib.array_api_compat._internal import clone_module
+from sklearn.dummy import DummyRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+import mloop
+from mloop.config import Settings
+from mloop.errors import InvalidInputError
+from mloop.registry import load_model, registry_for, save_model
+from mloop.registry.flavors._trust import EXTRA, trusted_names
+from mloop.registry.signature import Signature
+from mloop.serving import EndpointConfig, ServeConfig, create_serving_app
+from tests.server.conftest import LiveServer, serve
+from tests.serving.conftest import running
+
+X = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+SIGNATURE = Signature.from_dict({"inputs": [{"name": "x", "type": "float", "nullable": False}]})
+
+
+def _constant(text: str) -> list[tuple[str, Any]]:
+    """Steps that turn any input into ``text`` (a str): fill an object array with it, take its max."""
+    return [("fill", FunctionTransformer(np.full_like, kw_args={"fill_value": text, "dtype": "O"})),
+            ("one", FunctionTransformer(np.max))]
+
+
+# Each gadget: (steps turning any input into the payload's effect, given the marker path).
+def _write(marker: Path) -> str:
+    return f"open({str(marker)!r}, 'w').write('owned')"  # an expression, so that exec and eval both run it
+
+
+def _runstring(marker: Path) -> list[tuple[str, Any]]:
+    return [*_constant(_write(marker)),
+            ("run", FunctionTransformer(runstring, kw_args={"dict": {}}))]
+
+
+def _measure(marker: Path) -> list[tuple[str, Any]]:
+    return [*_constant(_write(marker)), ("run", FunctionTransformer(measure))]
+
+
+def _builtin(fn: Callable[..., Any]) -> Callable[[Path], list[tuple[str, Any]]]:
+    return lambda marker: [*_constant(_write(marker)),
+                           ("run", FunctionTransformer(fn))]
+
+
+def _operator_chain(marker: Path) -> list[tuple[str, Any]]:
+    """No exec at all: import os by name, attrgetter its ``system``, methodcaller ``__call__`` on it."""
+    return [*_constant("os"), ("import", FunctionTransformer(importlib.import_module)),
+            ("get", FunctionTransformer(operator.attrgetter("system"))),
+            ("call", FunctionTransformer(operator.methodcaller("__call__", f"touch {marker}")))]
+
+
+def _scipy_import(marker: Path) -> list[tuple[str, Any]]:
+    """scipy's vendored array-API helper imports any module by name: one that acts when imported."""
+    (marker.parent / "mloop_trust_gadget.py").write_text(_write(marker) + "\n")
+    return [*_constant("mloop_trust_gadget"), ("import", FunctionTransformer(clone_module, kw_args={"globals_": {}}))]
+
+
+GADGETS: dict[str, Callable[[Path], list[tuple[str, Any]]]] = {
+    "numpy.testing runstring": _runstring,
+    "numpy.testing measure": _measure,
+    "builtins.exec": _builtin(builtins.exec),
+    "builtins.eval": _builtin(builtins.eval),
+    "operator attrgetter/methodcaller": _operator_chain,
+    "scipy clone_module": _scipy_import,
+}
+
+
+def malicious_model(folder: Path, marker: Path, gadget: str = "numpy.testing runstring") -> Path:
+    """The exploit as a model folder (saved without ever calling it, so the marker stays absent)."""
+    last = DummyRegressor().fit(X, [1.0, 2.0, 3.0])
+    save_model(Pipeline([*GADGETS[gadget](marker), ("model", last)]), folder, signature=SIGNATURE,
+               input_example=X)
+    assert not marker.exists()
+    return folder
+
+
+def benign_model(folder: Path) -> Path:
+    save_model(DummyRegressor().fit(X, [5.0, 5.0, 5.0]), folder, input_example=X)
+    return folder
+
+
+def upload(api: httpx.Client, folder: Path, name: str = "eta", alias: str = "champion") -> int:
+    """What an attacker with HTTP access does: a run, its artifacts, a version, the alias."""
+    experiment = api.post("/api/experiments", json={"name": f"exp-{folder.name}"}).json()["experiment_id"]
+    run_id = api.post("/api/runs", json={"experiment_id": experiment}).json()["run_id"]
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        put = api.put(f"/api/runs/{run_id}/artifacts/model/{path.relative_to(folder).as_posix()}",
+                      content=path.read_bytes())
+        assert put.status_code == 201, put.text
+    created = api.post(f"/api/registry/models/{name}/versions", json={"source": f"runs:/{run_id}/model"})
+    assert created.status_code == 201, created.text
+    version = int(created.json()["version"])
+    assert api.put(f"/api/registry/models/{name}/aliases/{alias}", json={"version": version}).status_code == 200
+    return version
+
+
+@pytest.fixture
+def server(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    """A real ``mloop server``; the victim's SDK (MLOOP_HOME, MLOOP_DB_URL) uses the same stores."""
+    monkeypatch.setenv("MLOOP_DB_URL", db_url)
+    yield from serve(Settings.load())
+
+
+@pytest.fixture
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+def test_the_uploaded_exploit_is_refused_by_load_model_and_serving(server: LiveServer, api: httpx.Client,
+                                                                     tmp_path: Path) -> None:
+    marker = tmp_path / "owned.txt"
+    upload(api, benign_model(tmp_path / "benign"))
+    config = ServeConfig(endpoints=(EndpointConfig(name="eta", uri="models:/eta@champion"),), reload_seconds=0)
+    with running(config, server.settings) as served:  # a server following the alias before the attack
+        evil = upload(api, malicious_model(tmp_path / "evil", marker))
+        assert served.state.reload_now() == [] and "trusted" in served.state.reloads[-1]
+        assert served.post("/predict", [{"x": 1.0}]).json()["predictions"] == [5.0]
+    with pytest.raises(InvalidInputError) as refused:
+        mloop.load_model("models:/eta@champion")
+    assert refused.value.field == "trusted"
+    assert "numpy.testing._private.utils.runstring" in str(refused.value) and "trusted=" in str(refused.value)
+    with pytest.raises(InvalidInputError, match="runstring"):
+        create_serving_app(config, server.settings)  # a cold start: the warm-up never runs
+    with pytest.raises(InvalidInputError, match="runstring"):
+        load_model(f"models:/eta/{evil}", client=registry_for(server.settings), trusted=["numpy.max"])
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("gadget", sorted(GADGETS))
+def test_every_gadget_is_refused_untrusted_and_runs_only_when_trusted(gadget: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))  # where the scipy gadget's module lies
+    marker = tmp_path / "owned.txt"
+    folder = malicious_model(tmp_path / "m", marker, gadget)
+    with pytest.raises(InvalidInputError) as refused:
+        load_model(folder)
+    assert refused.value.field == "trusted" and not marker.exists()
+    # The gadget is real: with the user's explicit trust it does what it says.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            load_model(folder, trusted=True).predict(X)
+        except Exception:  # noqa: S110 - the steps after the payload need not make sense
+            pass
+    assert marker.exists()
+
+
+def test_the_trusted_list_names_no_prefix_and_no_gadget() -> None:
+    names = trusted_names()
+    gadgets = {"numpy.testing._private.utils.runstring", "numpy.testing._private.utils.measure",
+               "builtins.exec", "builtins.eval", "builtins.getattr", "builtins.__import__",
+               "importlib.import_module", "scipy._lib.array_api_compat._internal.clone_module",
+               "collections._sys", "collections.namedtuple"}
+    assert not names & gadgets
+    assert all(n.count(".") >= 1 and not n.endswith(".") for n in names)
+    assert not any(n.startswith(("operator.", "os.", "subprocess.", "pickle.")) for n in names)
+    assert all(reason for reason in EXTRA.values())
