@@ -179,3 +179,137 @@ def test_the_trusted_list_names_no_prefix_and_no_gadget() -> None:
     assert all(n.count(".") >= 1 and not n.endswith(".") for n in names)
     assert not any(n.startswith(("operator.", "os.", "subprocess.", "pickle.")) for n in names)
     assert all(reason for reason in EXTRA.values())
+
+
+# ---------------------------------------------------------------- what still loads, and how to trust more
+def _frame(n: int = 120) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"km": rng.uniform(1, 20, n), "hour": rng.integers(0, 24, n).astype(float),
+                          "weather": rng.choice(["dry", "rain", "snow"], n), "zone": rng.choice(["a", "b"], n)})
+    frame.loc[::9, "km"] = np.nan
+    return frame, (frame["hour"].to_numpy() > 11).astype(int)
+
+
+def _realistic() -> dict[str, Any]:
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+        StackingClassifier,
+    )
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    def prep() -> ColumnTransformer:
+        return ColumnTransformer([
+            ("num", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), ["km", "hour"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["weather", "zone"])])
+
+    numbers, texts = make_column_selector(dtype_include="number"), make_column_selector(dtype_include=object)
+    by_type = ColumnTransformer([("num", SimpleImputer(strategy="median"), numbers),
+                                 ("cat", OrdinalEncoder(), texts)])
+    return {
+        "hist gradient boosting": Pipeline([("prep", prep()), ("model", HistGradientBoostingClassifier(max_iter=5))]),
+        "hist gradient boosting, categorical": Pipeline([("prep", by_type), ("model", HistGradientBoostingClassifier(
+            max_iter=5, categorical_features=[2, 3]))]),
+        "random forest": Pipeline([("prep", prep()), ("model", RandomForestClassifier(n_estimators=3))]),
+        "gradient boosting": Pipeline([("prep", prep()), ("model", GradientBoostingClassifier(n_estimators=3))]),
+        "logistic regression": Pipeline([("prep", prep()), ("model", LogisticRegression())]),
+        "stacking": Pipeline([("prep", prep()), ("model", StackingClassifier(
+            [("forest", RandomForestClassifier(n_estimators=2)), ("linear", LogisticRegression())]))]),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_realistic()))
+def test_realistic_pipelines_load_untrusted_and_predict_the_same(kind: str, tmp_path: Path) -> None:
+    frame, labels = _frame()
+    model = _realistic()[kind].fit(frame, labels)
+    save_model(model, tmp_path / "m", input_example=frame.head())
+    loaded = load_model(tmp_path / "m", cache=False)
+    assert (loaded.predict(frame) == model.predict(frame)).all()
+
+
+class Doubler:
+    """A user's own transformer: skops can save it, but its code is not on any list."""
+
+    def fit(self, X: Any, y: Any = None) -> Doubler:
+        return self
+
+    def transform(self, X: Any) -> Any:
+        return np.asarray(X, dtype=float) * 2
+
+
+def test_a_custom_type_loads_when_trusted_by_name_or_wholly(tmp_path: Path) -> None:
+    model = Pipeline([("double", Doubler()), ("model", DummyRegressor())]).fit(X, [1.0, 2.0, 3.0])
+    save_model(model, tmp_path / "m", input_example=X)
+    name = f"{__name__}.Doubler"
+    with pytest.raises(InvalidInputError) as refused:
+        load_model(tmp_path / "m")
+    assert refused.value.value == [name] and f"trusted=['{name}']" in str(refused.value)
+    assert load_model(tmp_path / "m", trusted=[name]).predict(X).tolist() == [2.0, 2.0, 2.0]
+    assert load_model(tmp_path / "m", trusted=True).predict(X).tolist() == [2.0, 2.0, 2.0]
+    for bad in ("yes", ["not a name"], [3]):
+        with pytest.raises(InvalidInputError) as wrong:
+            load_model(tmp_path / "m", trusted=bad)  # type: ignore[arg-type]
+        assert wrong.value.field == "trusted"
+
+
+# ---------------------------------------------------------------- trees whose indices point anywhere
+def _tampered_forest(tmp_path: Path, tamper: Callable[[Any], None]) -> Path:
+    from sklearn.ensemble import RandomForestRegressor
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    forest = RandomForestRegressor(n_estimators=2, max_depth=3, random_state=0).fit(frame, frame["a"])
+    tamper(forest)
+    save_model(forest, tmp_path / "m", signature=Signature.from_dict(
+        {"inputs": [{"name": c, "type": "float", "nullable": False} for c in "abc"]}))
+    return tmp_path / "m"
+
+
+def _tree_nodes(forest: Any, field: str, value: int) -> None:
+    tree = forest.estimators_[0].tree_
+    state = tree.__getstate__()
+    state["nodes"][field][0] = value
+    tree.__setstate__(state)
+
+
+def _hist_feature(tmp_path: Path) -> Path:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    frame, _ = _frame()
+    numbers = frame[["km", "hour"]]
+    model = HistGradientBoostingRegressor(max_iter=3).fit(numbers, numbers["hour"])
+    nodes = model._predictors[0][0].nodes
+    nodes["feature_idx"][nodes["is_leaf"] == 0] = 1_000_000
+    save_model(model, tmp_path / "h", signature=Signature.from_dict(  # an example would run it: a segfault
+        {"inputs": [{"name": c, "type": "float", "nullable": True} for c in numbers.columns]}))
+    return tmp_path / "h"
+
+
+@pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature"])
+def test_trees_with_out_of_range_indices_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
+    crafted = {
+        "child": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "left_child", 10**9)),
+        "feature": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "feature", 10**6)),
+        "forest width": lambda: _tampered_forest(tmp_path, _widen_first_tree),
+        "histogram feature": lambda: _hist_feature(tmp_path),
+    }[tamper]()
+    with pytest.raises(InvalidInputError) as refused:
+        load_model(crafted)
+    assert refused.value.field == "model" and "malformed" in str(refused.value)
+
+
+def _widen_first_tree(forest: Any) -> None:
+    """A tree that is consistent on its own (64 columns) in a forest of 3: the forest checks the input's
+    3 columns and hands it to its trees unchecked, so feature 50 would be read past each row."""
+    from sklearn.tree._tree import Tree
+
+    estimator = forest.estimators_[0]
+    state = estimator.tree_.__getstate__()
+    state["nodes"]["feature"][state["nodes"]["left_child"] != -1] = 50
+    wide = Tree(64, np.asarray(estimator.tree_.n_classes), estimator.tree_.n_outputs)
+    wide.__setstate__(state)
+    estimator.tree_, estimator.n_features_in_ = wide, 64

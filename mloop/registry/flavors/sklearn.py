@@ -48,7 +48,7 @@ class SklearnFlavor:
                 "are safe to construct: loading or calling them could run code. If you have checked them, load "
                 f"with trusted={names}; if you trust the model's author, with trusted=True (mloop serve --trusted).",
                 field="trusted", value=names, expected="these names in trusted=[...], or trusted=True")
-        model = sio.loads(data, trusted=True if full(trusted) else found or None)
+        model = sio.loads(data, trusted=found or None)  # every name in found is allowed by now
         if not full(trusted):
             check_trees(model)
         return model
