@@ -313,3 +313,50 @@ def _widen_first_tree(forest: Any) -> None:
     wide = Tree(64, np.asarray(estimator.tree_.n_classes), estimator.tree_.n_outputs)
     wide.__setstate__(state)
     estimator.tree_, estimator.n_features_in_ = wide, 64
+
+
+# ---------------------------------------------------------------- the other flavors
+def test_torchscript_is_code_and_loads_only_trusted(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"db-password-1234")
+
+    class Reader(torch.nn.Module):  # what a crafted TorchScript file can do: return any file's bytes
+        def __init__(self, path: str) -> None:
+            super().__init__()
+            self.path = path
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            data = torch.from_file(self.path, shared=False, size=16, dtype=torch.uint8)
+            return data.to(torch.float32).unsqueeze(0).expand(x.shape[0], 16)
+
+    save_model(torch.jit.script(Reader(str(secret))), tmp_path / "m", input_example=np.zeros((1, 4), dtype="float32"))
+    with pytest.raises(InvalidInputError) as refused:
+        load_model(tmp_path / "m")
+    assert refused.value.field == "trusted" and "TorchScript" in str(refused.value)
+    with pytest.raises(InvalidInputError):
+        load_model(tmp_path / "m", trusted=["torch.from_file"])  # a program cannot be trusted by name
+    out = load_model(tmp_path / "m", trusted=True).predict(np.zeros((1, 4), dtype="float32"))
+    assert bytes(np.asarray(out[0], dtype=np.uint8)) == b"db-password-1234"
+
+
+def test_a_pickle_is_not_trusted_by_names(tmp_path: Path) -> None:
+    save_model(lambda frame: np.ones(len(frame)), tmp_path / "m", flavor="python_function")
+    for trusted in (False, ["builtins.exec"]):
+        with pytest.raises(InvalidInputError) as refused:
+            load_model(tmp_path / "m", trusted=trusted)
+        assert refused.value.field == "trusted"
+
+
+@pytest.mark.parametrize("name", ["../../secret.txt", "/etc/passwd", "..", ""])
+def test_the_manifest_cannot_point_a_flavor_outside_the_model_folder(name: str, tmp_path: Path) -> None:
+    import yaml
+
+    folder = benign_model(tmp_path / "m")
+    manifest_path = folder / "mloop-model.yaml"
+    manifest = yaml.safe_load(manifest_path.read_text())
+    manifest["flavor_options"]["file"] = name
+    manifest_path.write_text(yaml.safe_dump(manifest))
+    with pytest.raises(InvalidInputError) as refused:
+        load_model(folder)
+    assert refused.value.field == "flavor_options.file"
