@@ -289,13 +289,26 @@ def _hist_feature(tmp_path: Path) -> Path:
     return tmp_path / "h"
 
 
-@pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature"])
-def test_trees_with_out_of_range_indices_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
+def _file_reader(tmp_path: Path) -> Path:
+    """A text model that opens the files its input names (a request naming /etc/passwd reads it)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    model = Pipeline([("words", TfidfVectorizer()), ("model", LogisticRegression())]).fit(
+        ["good trip", "bad trip", "good road", "bad road"], [1, 0, 1, 0])
+    model.named_steps["words"].input = "filename"
+    save_model(model, tmp_path / "t")
+    return tmp_path / "t"
+
+
+@pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature", "text from files"])
+def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
     crafted = {
         "child": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "left_child", 10**9)),
         "feature": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "feature", 10**6)),
         "forest width": lambda: _tampered_forest(tmp_path, _widen_first_tree),
         "histogram feature": lambda: _hist_feature(tmp_path),
+        "text from files": lambda: _file_reader(tmp_path),
     }[tamper]()
     with pytest.raises(InvalidInputError) as refused:
         load_model(crafted)

@@ -1,4 +1,4 @@
-"""Bounds checks on the tree nodes of a loaded scikit-learn model, before it predicts once.
+"""Checks on the state of a loaded scikit-learn model, before it predicts once: tree indices, text inputs.
 
 scikit-learn's compiled tree code follows the child and feature indices stored in a
 ``Tree`` (decision trees, forests, gradient boosting) or a ``TreePredictor``
@@ -7,6 +7,9 @@ bounds or loop forever. A tree built by scikit-learn always satisfies what is ch
 every split node's children come after it and inside the node array, its feature is a
 column the model accepts, and a forest's trees accept exactly the forest's columns (the
 forest checks the input once and hands it to every tree unchecked).
+
+A text vectorizer with ``input="filename"`` (or ``"file"``) opens the files its input names:
+served, it would read the server's files for whoever sends a request, so it is refused too.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from mloop.errors import InvalidInputError
 
 __all__ = ["check_trees"]
 
+_OPENS_FILES = ("filename", "file")
+
 _MAX_CATEGORY = 255  # HistGradientBoosting stores categories in 256-bit bitsets
 
 
 def check_trees(model: Any) -> None:
-    """InvalidInputError when a tree inside ``model`` has an index that points outside its arrays."""
+    """InvalidInputError when a tree inside ``model`` has an index that points outside its arrays, or a
+    text vectorizer opens the files its input names."""
     _visit(model, owner=None, exact_width=None, seen=set())
 
 
@@ -51,6 +57,8 @@ def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> Non
 
 
 def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
+    if hasattr(obj, "build_analyzer") and getattr(obj, "input", "content") in _OPENS_FILES:
+        _fail(obj, f"input={obj.input!r}", "input='content' (the text itself, not names of files to open)")
     width = getattr(obj, "n_features_in_", None)
     if exact_width is not None and width is not None and width != exact_width:
         _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
@@ -116,6 +124,6 @@ def _check_categories(predictor: Any, owner: Any, nodes: np.ndarray) -> None:
 def _fail(where: Any, value: str, expected: str) -> None:
     raise InvalidInputError(
         f"The model file holds a malformed {type(where).__name__}: {value}; expected {expected}. "
-        "scikit-learn does not check these indices when it predicts, so a crafted file could read or write "
-        "memory; load it with trusted=True only if you trust its author.",
+        "Predicting with it could read or write memory or files it should not; load it with trusted=True "
+        "only if you trust its author.",
         field="model", value=value, expected=expected)
