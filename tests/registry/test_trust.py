@@ -296,6 +296,18 @@ def _hist_feature(tmp_path: Path) -> Path:
     return tmp_path / "h"
 
 
+def _wide_stages(tmp_path: Path) -> Path:
+    """Gradient boosting with two trees per stage where its predictions have one column: a write past it."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(40, 3)), columns=["a", "b", "c"])
+    model = GradientBoostingRegressor(n_estimators=3, max_depth=2).fit(frame, frame["a"])
+    model.estimators_ = np.concatenate([model.estimators_, model.estimators_], axis=1)
+    save_model(model, tmp_path / "g", signature=Signature.from_dict(
+        {"inputs": [{"name": c, "type": "float", "nullable": False} for c in "abc"]}))
+    return tmp_path / "g"
+
+
 def _file_reader(tmp_path: Path) -> Path:
     """A text model that opens the files its input names (a request naming /etc/passwd reads it)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -308,13 +320,15 @@ def _file_reader(tmp_path: Path) -> Path:
     return tmp_path / "t"
 
 
-@pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature", "text from files"])
+@pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature", "boosting stages",
+                                    "text from files"])
 def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
     crafted = {
         "child": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "left_child", 10**9)),
         "feature": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "feature", 10**6)),
         "forest width": lambda: _tampered_forest(tmp_path, _widen_first_tree),
         "histogram feature": lambda: _hist_feature(tmp_path),
+        "boosting stages": lambda: _wide_stages(tmp_path),
         "text from files": lambda: _file_reader(tmp_path),
     }[tamper]()
     with pytest.raises(InvalidInputError) as refused:

@@ -6,7 +6,9 @@ scikit-learn's compiled tree code follows the child and feature indices stored i
 bounds or loop forever. A tree built by scikit-learn always satisfies what is checked here:
 every split node's children come after it and inside the node array, its feature is a
 column the model accepts, and a forest's trees accept exactly the forest's columns (the
-forest checks the input once and hands it to every tree unchecked).
+forest checks the input once and hands it to every tree unchecked), and gradient boosting
+has no more trees per stage than its initial predictions have columns (its compiled loop
+adds tree k's answer to column k unchecked).
 
 A text vectorizer with ``input="filename"`` (or ``"file"``) opens the files its input names:
 served, it would read the server's files for whoever sends a request, so it is refused too.
@@ -66,6 +68,20 @@ def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
         # A forest or boosting model checks the input once and passes it to its trees unchecked.
         passes_input = name == "estimators_" and not hasattr(obj, "estimators_features_")
         _visit(value, obj, width if passes_input else None, seen)
+    stages = getattr(obj, "estimators_", None)
+    if isinstance(stages, np.ndarray) and stages.ndim == 2 and hasattr(obj, "_raw_predict_init"):
+        _check_stages(obj, stages.shape[1], width)
+
+
+def _check_stages(boosting: Any, per_stage: int, width: int | None) -> None:
+    """Its trees are checked already; the initial predictions (a trusted estimator's) say how many columns
+    the compiled loop may write, so compute them for one row of zeros."""
+    try:
+        columns = boosting._raw_predict_init(np.zeros((1, width or 0))).shape[1]
+    except Exception as exc:
+        _fail(boosting, f"initial predictions that fail ({type(exc).__name__}: {exc})", "a working init_")
+    if per_stage > columns:
+        _fail(boosting, f"{per_stage} trees per stage", f"at most {columns}, the columns of its initial predictions")
 
 
 def _check_tree(tree: Any, owner: Any) -> None:

@@ -17,6 +17,10 @@ What is trusted without asking has two parts:
   ``slice``, ``bytes``. ``builtin_names()`` lists it.
 * ``EXTRA`` below: the few names that realistic pipelines hold and skops leaves out, each
   with the reason it cannot run code.
+
+Left out on purpose: the KDTree and BallTree of nearest-neighbour models and their distance
+metrics (their index arrays are followed unchecked, and mloop does not check them yet), and
+kernels of Gaussian processes. Such models load with ``trusted=[their names]`` or ``True``.
 """
 
 from __future__ import annotations
