@@ -12,6 +12,8 @@ import builtins
 import functools
 import importlib
 import operator
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +36,7 @@ from mloop.registry import load_model, registry_for, save_model
 from mloop.registry.flavors._trust import EXTRA, trusted_names
 from mloop.registry.signature import Signature
 from mloop.serving import EndpointConfig, ServeConfig, create_serving_app
+from tests.conftest import free_port
 from tests.server.conftest import LiveServer, serve
 from tests.serving.conftest import running
 
@@ -152,6 +155,9 @@ def test_the_uploaded_exploit_is_refused_by_load_model_and_serving(server: LiveS
     assert "numpy.testing._private.utils.runstring" in str(refused.value) and "trusted=" in str(refused.value)
     with pytest.raises(InvalidInputError, match="runstring"):
         create_serving_app(config, server.settings)  # a cold start: the warm-up never runs
+    cli = subprocess.run([sys.executable, "-m", "mloop", "serve", "models:/eta@champion", "--port", str(free_port())],
+                         capture_output=True, text=True, timeout=120)  # the stores come from MLOOP_HOME, MLOOP_DB_URL
+    assert cli.returncode == 2 and "[trusted]" in cli.stderr and "runstring" in cli.stderr
     with pytest.raises(InvalidInputError, match="runstring"):
         load_model(f"models:/eta/{evil}", client=registry_for(server.settings), trusted=["numpy.max"])
     assert not marker.exists()
