@@ -48,7 +48,7 @@ class TorchFlavor:
         torch = require("torch", extra="torch")
         arr = data.to_numpy(dtype="float32") if isinstance(data, pd.DataFrame) else np.asarray(data, "float32")
         with torch.no_grad():
-            out = native(torch.from_numpy(np.ascontiguousarray(arr)))
+            out = native(torch.from_numpy(np.require(arr, requirements=["C", "W"])))
         return out.detach().cpu().numpy()
 
 
