@@ -302,6 +302,18 @@ def _hist_feature(tmp_path: Path) -> Path:
     return tmp_path / "h"
 
 
+def _bagged_subset(tmp_path: Path) -> Path:
+    """An isolation forest whose first tree claims 3 columns where its subset hands it 2."""
+    from sklearn.ensemble import IsolationForest
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(40, 3)), columns=["a", "b", "c"])
+    model = IsolationForest(n_estimators=2, max_features=2, random_state=0).fit(frame)
+    model.estimators_features_[0] = model.estimators_features_[0][:1]
+    save_model(model, tmp_path / "i", signature=Signature.from_dict(
+        {"inputs": [{"name": c, "type": "float", "nullable": False} for c in "abc"]}))
+    return tmp_path / "i"
+
+
 def _wide_stages(tmp_path: Path) -> Path:
     """Gradient boosting with two trees per stage where its predictions have one column: a write past it."""
     from sklearn.ensemble import GradientBoostingRegressor
@@ -327,7 +339,7 @@ def _file_reader(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature", "boosting stages",
-                                    "text from files"])
+                                    "feature subset", "text from files"])
 def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
     crafted = {
         "child": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "left_child", 10**9)),
@@ -335,6 +347,7 @@ def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: st
         "forest width": lambda: _tampered_forest(tmp_path, _widen_first_tree),
         "histogram feature": lambda: _hist_feature(tmp_path),
         "boosting stages": lambda: _wide_stages(tmp_path),
+        "feature subset": lambda: _bagged_subset(tmp_path),
         "text from files": lambda: _file_reader(tmp_path),
     }[tamper]()
     with pytest.raises(InvalidInputError) as refused:

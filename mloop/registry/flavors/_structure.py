@@ -65,12 +65,26 @@ def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
     if exact_width is not None and width is not None and width != exact_width:
         _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
     for name, value in vars(obj).items():
-        # A forest or boosting model checks the input once and passes it to its trees unchecked.
-        passes_input = name == "estimators_" and not hasattr(obj, "estimators_features_")
-        _visit(value, obj, width if passes_input else None, seen)
+        if name == "estimators_":
+            _visit_members(obj, value, width, seen)
+        else:
+            _visit(value, obj, None, seen)
     stages = getattr(obj, "estimators_", None)
     if isinstance(stages, np.ndarray) and stages.ndim == 2 and hasattr(obj, "_raw_predict_init"):
         _check_stages(obj, stages.shape[1], width)
+
+
+def _visit_members(ensemble: Any, members: Any, width: int | None, seen: set[int]) -> None:
+    """A forest or boosting model checks the input once and hands it to its members unchecked; bagging and
+    isolation forests hand each member the columns ``estimators_features_`` picks for it."""
+    subsets = getattr(ensemble, "estimators_features_", None)
+    if subsets is None:
+        _visit(members, ensemble, width, seen)
+        return
+    if len(subsets) != len(members):
+        _fail(ensemble, f"{len(members)} estimators and {len(subsets)} feature subsets", "one subset per estimator")
+    for member, features in zip(members, subsets, strict=True):
+        _visit(member, ensemble, len(features), seen)
 
 
 def _check_stages(boosting: Any, per_stage: int, width: int | None) -> None:
