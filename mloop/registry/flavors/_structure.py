@@ -22,27 +22,34 @@ import numpy as np
 
 from mloop.errors import InvalidInputError
 
-__all__ = ["check_trees"]
+__all__ = ["check_state"]
 
 _OPENS_FILES = ("filename", "file")
 
 _MAX_CATEGORY = 255  # HistGradientBoosting stores categories in 256-bit bitsets
 
 
-def check_trees(model: Any) -> None:
+def check_state(model: Any) -> None:
     """InvalidInputError when a tree inside ``model`` has an index that points outside its arrays, or a
     text vectorizer opens the files its input names."""
     _visit(model, owner=None, exact_width=None, seen=set())
+
+
+def _tree_types() -> tuple[type, type]:
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.tree._tree import Tree
+
+    return Tree, TreePredictor
 
 
 def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> None:
     if id(obj) in seen or isinstance(obj, str | bytes | int | float | type(None)):
         return
     seen.add(id(obj))
-    kind = type(obj).__name__
-    if kind == "Tree" and type(obj).__module__.startswith("sklearn.tree"):
+    tree, predictor = _tree_types()
+    if isinstance(obj, tree):
         _check_tree(obj, owner)
-    elif kind == "TreePredictor":
+    elif isinstance(obj, predictor):
         _check_predictor(obj, owner)
     elif isinstance(obj, list | tuple):
         for item in obj:

@@ -12,7 +12,7 @@ import pandas as pd
 from mloop._util.optional import import_skops
 from mloop.errors import InvalidInputError
 from mloop.registry.flavors import class_modules, model_file
-from mloop.registry.flavors._structure import check_trees
+from mloop.registry.flavors._structure import check_state
 from mloop.registry.flavors._trust import Trust, full, refused
 
 
@@ -50,7 +50,7 @@ class SklearnFlavor:
                 field="trusted", value=names, expected="these names in trusted=[...], or trusted=True")
         model = sio.loads(data, trusted=found or None)  # every name in found is allowed by now
         if not full(trusted):
-            check_trees(model)
+            check_state(model)
         return model
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:
