@@ -25,6 +25,7 @@ kernels of Gaussian processes. Such models load with ``trusted=[their names]`` o
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -61,6 +62,7 @@ EXTRA: dict[str, str] = {
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
+@functools.cache
 def builtin_names() -> frozenset[str]:
     """The names skops trusts by itself (the first part of the module docstring)."""
     from mloop._util.optional import import_skops
