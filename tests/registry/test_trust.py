@@ -413,3 +413,35 @@ def test_the_manifest_cannot_point_a_flavor_outside_the_model_folder(name: str, 
     with pytest.raises(InvalidInputError) as refused:
         load_model(folder)
     assert refused.value.field == "flavor_options.file"
+
+
+@pytest.mark.parametrize("location", ["outside", "absolute", "symlink"])
+def test_onnx_external_data_cannot_reach_outside_the_model_folder(location: str, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"db-password-1234")
+    folder = tmp_path / "m"
+    leak = helper.make_tensor("leak", TensorProto.UINT8, [16], vals=[0] * 16)
+    graph = helper.make_graph([helper.make_node("Identity", ["leak"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, [16])], initializer=[leak])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    save_model(model, folder)
+    if location == "symlink":
+        (folder / "weights.bin").symlink_to(secret)
+    target = {"outside": "../secret.txt", "absolute": str(secret), "symlink": "weights.bin"}[location]
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("int32_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", target), ("length", "16")):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    (folder / "model.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(InvalidInputError) as refused:
+        load_model(folder, verify=False)
+    message = str(refused.value)
+    assert refused.value.field == "model" and ("escapes model directory" in message or "Absolute path" in message)
