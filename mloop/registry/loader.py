@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from mloop.config import Settings
-from mloop.errors import InvalidInputError, NotFoundError
-from mloop.registry.flavors import get_flavor
+from mloop.errors import NotFoundError
+from mloop.registry.flavors import Trust, get_flavor
+from mloop.registry.flavors._trust import normalize
 from mloop.registry.packaging import EXTRA, read_example, read_manifest, requirement_mismatches, verify_files
 from mloop.registry.signature import FieldError, Signature, to_frame
 from mloop.registry.uri import parse_uri
@@ -103,22 +104,24 @@ def _default_client() -> Any:
     return registry_for(Settings.load())
 
 
-def load_model(uri: str | Path, *, trusted: bool = False, client: Any = None, verify: bool = True,
+def load_model(uri: str | Path, *, trusted: bool | list[str] = False, client: Any = None, verify: bool = True,
                cache: bool = True) -> LoadedModel:
     """Load a model from ``runs:/<run_id>/<path>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``,
     ``models:/<name>/latest`` or a local folder.
 
     Files are checked against the manifest's sha256s (``verify=False`` skips it), recorded
     requirements are compared with the installed ones (a warning lists the mismatches), and
-    pickled flavors refuse to load unless ``trusted=True``.
+    nothing that could run code is constructed unless trusted: pickled and TorchScript flavors
+    need ``trusted=True`` (you trust the model's author); a scikit-learn model may refer only
+    to the types and functions on mloop's list (``mloop.registry.flavors._trust``) plus the
+    full dotted names you pass as ``trusted=["mypkg.MyTransformer", ...]``.
 
     The flavor's native object is kept per content (the sha256s of the files, which were
     just verified), so loading the same bytes again, under any URI, skips deserializing:
     loaded models then share one native object. Pass ``cache=False`` for a private copy
     (for example to change the native model in place).
     """
-    if not isinstance(trusted, bool):
-        raise InvalidInputError(field="trusted", value=trusted, expected="True or False")
+    trust = normalize(trusted)
     ref = parse_uri(str(uri))
     name = version = run_id = None
     if ref.kind == "path":
@@ -130,7 +133,7 @@ def load_model(uri: str | Path, *, trusted: bool = False, client: Any = None, ve
     manifest = read_manifest(folder)
     if verify:
         verify_files(folder, manifest)
-    native = _native(folder, manifest, trusted, cache)
+    native = _native(folder, manifest, trust, cache)
     model = LoadedModel(uri=str(uri), folder=folder, manifest=manifest, native=native, name=name, version=version,
                         run_id=run_id)
     if model.requirement_mismatches:
@@ -144,12 +147,13 @@ _natives_lock = threading.Lock()
 NATIVE_CACHE_SIZE = 16
 
 
-def _native(folder: Path, manifest: dict[str, Any], trusted: bool, cache: bool) -> Any:
+def _native(folder: Path, manifest: dict[str, Any], trusted: Trust, cache: bool) -> Any:
     flavor = get_flavor(str(manifest["flavor"]))
     options = manifest.get("flavor_options") or {}
     if not cache:
         return flavor.load(folder, options, trusted)
-    key = (flavor.name, trusted, json.dumps(options, sort_keys=True, default=str),
+    trust_key = trusted if isinstance(trusted, bool) else tuple(sorted(trusted))
+    key = (flavor.name, trust_key, json.dumps(options, sort_keys=True, default=str),
            tuple(sorted(manifest["files"].items())))
     with _natives_lock:
         native = _natives.get(key, _MISSING)

@@ -95,10 +95,11 @@ class ServedModel:
         self.unreported_warnings = 0  # taken by the endpoint into its metrics after each request
 
     @classmethod
-    def load(cls, uri: str, *, client: Any = None, trusted: bool = False, concrete: str | None = None,
+    def load(cls, uri: str, *, client: Any = None, trusted: bool | list[str] = False, concrete: str | None = None,
              ) -> ServedModel:
         """Load ``uri`` (an alias or a deployment is resolved to its version now, unless ``concrete``
-        already says which version it points at)."""
+        already says which version it points at). ``trusted`` is ``load_model``'s: the model is refused
+        before anything of it runs (the warm-up included) unless it is safe or trusted."""
         concrete = concrete or source_version(uri, client)
         loaded = load_model(concrete, client=client, trusted=trusted)
         served = cls(loaded, source=uri)

@@ -15,10 +15,10 @@ X = pd.DataFrame(rng.normal(size=(80, 4)), columns=["a", "b", "c", "d"])
 Y = X["a"] * 2 - X["b"] + rng.normal(scale=0.1, size=80)
 
 
-def _round_trip(model, tmp_path: Path, example, flavor: str):  # type: ignore[no-untyped-def]
+def _round_trip(model, tmp_path: Path, example, flavor: str, trusted: bool = False):  # type: ignore[no-untyped-def]
     manifest = save_model(model, tmp_path / "m", input_example=example)
     assert manifest["flavor"] == flavor
-    loaded = load_model(tmp_path / "m")
+    loaded = load_model(tmp_path / "m", trusted=trusted)
     assert loaded.flavor == flavor and loaded.signature is not None
     return loaded
 
@@ -50,7 +50,7 @@ def test_torchscript_module_on_cpu(tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     example = X.to_numpy(dtype="float32")
-    loaded = _round_trip(net, tmp_path, example[:5], "torch")
+    loaded = _round_trip(net, tmp_path, example[:5], "torch", trusted=True)  # TorchScript is code (test_trust)
     assert loaded.signature.input_kind == "tensor" and len(loaded.signature.inputs) == 4
     with torch.no_grad():
         expected = net(torch.from_numpy(example.copy())).numpy()

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInputError
+from mloop.registry.flavors._trust import Trust
 
-__all__ = ["FLAVORS", "Flavor", "detect", "get_flavor"]
+__all__ = ["FLAVORS", "Flavor", "Trust", "detect", "get_flavor", "model_file"]
 
 
 class Flavor(Protocol):
@@ -27,11 +28,11 @@ class Flavor(Protocol):
 
     name: ClassVar[str]
     packages: ClassVar[tuple[str, ...]]  # distributions whose versions the manifest records
-    needs_trust: ClassVar[bool]  # loading runs code from the file (pickle)
+    needs_trust: ClassVar[bool]  # loading runs code from the file (pickle, TorchScript): only with trusted=True
 
     def matches(self, model: Any) -> bool: ...
     def save(self, model: Any, folder: Path, example: pd.DataFrame | np.ndarray | None) -> dict[str, Any]: ...
-    def load(self, folder: Path, options: dict[str, Any], trusted: bool) -> Any: ...
+    def load(self, folder: Path, options: dict[str, Any], trusted: Trust) -> Any: ...
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any: ...
 
 
@@ -56,6 +57,15 @@ def get_flavor(name: str) -> Flavor:
         module, cls = target.split(":")
         _cache[name] = getattr(importlib.import_module(module), cls)()
     return _cache[name]
+
+
+def model_file(folder: Path, options: dict[str, Any], default: str) -> Path:
+    """The flavor's file named by the manifest's ``file`` option: a plain name inside ``folder``, never a path
+    out of it (the manifest comes from whoever uploaded the model)."""
+    name = options.get("file", default)
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise InvalidInputError(field="flavor_options.file", value=name, expected="a file name inside the model folder")
+    return folder / name
 
 
 def class_modules(model: Any) -> set[str]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mloop._util.optional import require
-from mloop.registry.flavors import class_modules
+from mloop.registry.flavors import Trust, class_modules, model_file
 
 
 class LightGBMFlavor:
@@ -31,9 +31,9 @@ class LightGBMFlavor:
             options["classes"] = np.asarray(classes).tolist()
         return options
 
-    def load(self, folder: Path, options: dict[str, Any], trusted: bool) -> Any:
+    def load(self, folder: Path, options: dict[str, Any], trusted: Trust) -> Any:
         lgb = require("lightgbm", extra="lightgbm")
-        return _Loaded(lgb.Booster(model_file=str(folder / options.get("file", "model.txt"))),
+        return _Loaded(lgb.Booster(model_file=str(model_file(folder, options, "model.txt"))),
                        options.get("classes"))
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:

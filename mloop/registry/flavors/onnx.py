@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from mloop._util.optional import require
-from mloop.registry.flavors import class_modules
+from mloop.errors import InvalidInputError
+from mloop.registry.flavors import Trust, class_modules, model_file
 
 _NP_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64",
              "tensor(int32)": "int32", "tensor(string)": "object", "tensor(bool)": "bool"}
@@ -31,10 +32,17 @@ class OnnxFlavor:
         onnx.save_model(model, str(folder / "model.onnx"))
         return {"file": "model.onnx", "inputs": [i.name for i in model.graph.input]}
 
-    def load(self, folder: Path, options: dict[str, Any], trusted: bool) -> Any:
+    def load(self, folder: Path, options: dict[str, Any], trusted: Trust) -> Any:
+        """onnxruntime refuses external data outside the model folder (symlinks too): such a file, or any it
+        cannot load, is an InvalidInputError rather than onnxruntime's own exception."""
         ort = require("onnxruntime", extra="onnx")
-        return ort.InferenceSession(str(folder / options.get("file", "model.onnx")),
-                                    providers=["CPUExecutionProvider"])
+        path = model_file(folder, options, "model.onnx")
+        try:
+            return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise InvalidInputError(f"onnxruntime cannot load {path.name}: {exc}", field="model", value=path.name,
+                                    expected="an ONNX model whose external data lies inside the model folder"
+                                    ) from exc
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:
         if not hasattr(native, "get_inputs"):  # a ModelProto before saving: run it once in memory

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInputError
+from mloop.registry.flavors import model_file
+from mloop.registry.flavors._trust import Trust, require_full
 
-WHY = ("A python_function model is a pickle: unpickling runs arbitrary code stored in the file. "
-       "Load it only from a source you trust, with load_model(uri, trusted=True).")
+WHY = "is a pickle: unpickling runs arbitrary code stored in the file."
 
 
 class PythonFunctionFlavor:
@@ -35,12 +36,11 @@ class PythonFunctionFlavor:
         return {"file": "model.pkl", "serialization": "cloudpickle", "call": "predict" if hasattr(model, "predict")
                 else "call"}
 
-    def load(self, folder: Path, options: dict[str, Any], trusted: bool) -> Any:
-        if not trusted:
-            raise InvalidInputError(WHY, field="trusted", value=False, expected="True (you trust the model's source)")
+    def load(self, folder: Path, options: dict[str, Any], trusted: Trust) -> Any:
+        require_full(trusted, self.name, WHY)
         import cloudpickle
 
-        return cloudpickle.loads((folder / options.get("file", "model.pkl")).read_bytes())
+        return cloudpickle.loads(model_file(folder, options, "model.pkl").read_bytes())
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:
         return native.predict(data) if hasattr(native, "predict") else native(data)

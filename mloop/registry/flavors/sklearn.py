@@ -1,4 +1,5 @@
-"""scikit-learn models and pipelines, saved with skops so loading needs no pickle trust."""
+"""scikit-learn models and pipelines, saved with skops: loading constructs only the types and functions on
+mloop's trusted list (see ``_trust``), so it needs no trust in the file's author."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import pandas as pd
 
 from mloop._util.optional import import_skops
 from mloop.errors import InvalidInputError
-from mloop.registry.flavors import class_modules
-
-# Types skops does not trust by default but that only hold data: safe to construct.
-_SAFE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.slice", "collections.")
+from mloop.registry.flavors import class_modules, model_file
+from mloop.registry.flavors._structure import check_state
+from mloop.registry.flavors._trust import Trust, full, refused
 
 
 class SklearnFlavor:
@@ -37,17 +37,21 @@ class SklearnFlavor:
                 field="model", value=type(model).__name__, expected="a model skops can save") from exc
         return {"file": "model.skops", "serialization": "skops", "class": _qualname(model)}
 
-    def load(self, folder: Path, options: dict[str, Any], trusted: bool) -> Any:
+    def load(self, folder: Path, options: dict[str, Any], trusted: Trust) -> Any:
         sio = import_skops()
-        path = folder / options.get("file", "model.skops")
-        unknown = sio.get_untrusted_types(file=path)
-        risky = [t for t in unknown if not t.startswith(_SAFE_PREFIXES)]
-        if risky and not trusted:
+        data = model_file(folder, options, "model.skops").read_bytes()  # one read: the bytes checked are loaded
+        found = sio.get_untrusted_types(data=data)
+        names = refused(found, trusted)
+        if names:
             raise InvalidInputError(
-                f"The model file refers to types outside scikit-learn, NumPy and SciPy: {risky}. "
-                "Constructing them may run their code; load with trusted=True only if you trust the source.",
-                field="trusted", value=False, expected="True for a model with custom types")
-        return sio.load(path, trusted=unknown)
+                f"The model file refers to {names}, which are not on mloop's list of types and functions that "
+                "are safe to construct: loading or calling them could run code. If you have checked them, load "
+                f"with trusted={names}; if you trust the model's author, with trusted=True (mloop serve --trusted).",
+                field="trusted", value=names, expected="these names in trusted=[...], or trusted=True")
+        model = sio.loads(data, trusted=found or None)  # every name in found is allowed by now
+        if not full(trusted):
+            check_state(model)
+        return model
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:
         return native.predict(data)

@@ -1,4 +1,9 @@
-"""PyTorch models as TorchScript, loaded on the CPU (no pickle of Python classes)."""
+"""PyTorch models as TorchScript, loaded on the CPU; loading needs trust.
+
+TorchScript holds no pickled Python classes, but it is a program: its ops can read and write
+files (``torch.from_file(path, shared=True)`` maps any file into a tensor that predictions
+return or that writes change), so a TorchScript file is code and loads only with ``trusted=True``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,11 @@ import pandas as pd
 
 from mloop._util.optional import require
 from mloop.errors import InvalidInputError
-from mloop.registry.flavors import class_modules
+from mloop.registry.flavors import class_modules, model_file
+from mloop.registry.flavors._trust import Trust, require_full
+
+WHY = ("is a TorchScript program: its ops can read and write any file the process can "
+       "(torch.from_file), at load (__setstate__) and at every prediction.")
 
 
 class TorchFlavor:
@@ -18,7 +27,7 @@ class TorchFlavor:
 
     name: ClassVar[str] = "torch"
     packages: ClassVar[tuple[str, ...]] = ("torch", "numpy")
-    needs_trust: ClassVar[bool] = False
+    needs_trust: ClassVar[bool] = True
 
     def matches(self, model: Any) -> bool:
         return "torch" in class_modules(model)
@@ -30,15 +39,16 @@ class TorchFlavor:
         torch.jit.save(scripted, str(folder / "model.pt"))
         return {"file": "model.pt", "format": "torchscript", "dtype": "float32"}
 
-    def load(self, folder: Path, options: dict[str, Any], trusted: bool) -> Any:
+    def load(self, folder: Path, options: dict[str, Any], trusted: Trust) -> Any:
+        require_full(trusted, self.name, WHY)
         torch = require("torch", extra="torch")
-        return torch.jit.load(str(folder / options.get("file", "model.pt")), map_location="cpu").eval()
+        return torch.jit.load(str(model_file(folder, options, "model.pt")), map_location="cpu").eval()
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:
         torch = require("torch", extra="torch")
         arr = data.to_numpy(dtype="float32") if isinstance(data, pd.DataFrame) else np.asarray(data, "float32")
         with torch.no_grad():
-            out = native(torch.from_numpy(np.ascontiguousarray(arr)))
+            out = native(torch.from_numpy(np.require(arr, requirements=["C", "W"])))
         return out.detach().cpu().numpy()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mloop._util.optional import require
-from mloop.registry.flavors import class_modules
+from mloop.registry.flavors import Trust, class_modules, model_file
 
 _WRAPPERS = ("XGBRegressor", "XGBClassifier", "XGBRanker", "XGBRFRegressor", "XGBRFClassifier")
 
@@ -29,11 +29,11 @@ class XGBoostFlavor:
         kind = type(model).__name__
         return {"file": "model.json", "class": kind if kind in _WRAPPERS else "Booster"}
 
-    def load(self, folder: Path, options: dict[str, Any], trusted: bool) -> Any:
+    def load(self, folder: Path, options: dict[str, Any], trusted: Trust) -> Any:
         xgb = require("xgboost", extra="xgboost")
         kind = options.get("class", "Booster")
         model = getattr(xgb, kind)() if kind in _WRAPPERS else xgb.Booster()
-        model.load_model(str(folder / options.get("file", "model.json")))
+        model.load_model(str(model_file(folder, options, "model.json")))
         return model
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:

@@ -1,0 +1,166 @@
+"""Checks on the state of a loaded scikit-learn model, before it predicts once: tree indices, text inputs.
+
+scikit-learn's compiled tree code follows the child and feature indices stored in a
+``Tree`` (decision trees, forests, gradient boosting) or a ``TreePredictor``
+(HistGradientBoosting) without checking them, so a crafted file could read memory out of
+bounds or loop forever. A tree built by scikit-learn always satisfies what is checked here:
+every split node's children come after it and inside the node array, its feature is a
+column the model accepts, and a forest's trees accept exactly the forest's columns (the
+forest checks the input once and hands it to every tree unchecked), and gradient boosting
+has no more trees per stage than its initial predictions have columns (its compiled loop
+adds tree k's answer to column k unchecked).
+
+A text vectorizer with ``input="filename"`` (or ``"file"``) opens the files its input names:
+served, it would read the server's files for whoever sends a request, so it is refused too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mloop.errors import InvalidInputError
+
+__all__ = ["check_state"]
+
+_OPENS_FILES = ("filename", "file")
+
+_MAX_CATEGORY = 255  # HistGradientBoosting stores categories in 256-bit bitsets
+
+
+def check_state(model: Any) -> None:
+    """InvalidInputError when a tree inside ``model`` has an index that points outside its arrays, or a
+    text vectorizer opens the files its input names."""
+    _visit(model, owner=None, exact_width=None, seen=set())
+
+
+def _tree_types() -> tuple[type, type]:
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.tree._tree import Tree
+
+    return Tree, TreePredictor
+
+
+def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> None:
+    if id(obj) in seen or isinstance(obj, str | bytes | int | float | type(None)):
+        return
+    seen.add(id(obj))
+    tree, predictor = _tree_types()
+    if isinstance(obj, tree):
+        _check_tree(obj, owner)
+    elif isinstance(obj, predictor):
+        _check_predictor(obj, owner)
+    elif isinstance(obj, list | tuple):
+        for item in obj:
+            _visit(item, owner, exact_width, seen)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            _visit(item, owner, exact_width, seen)
+    elif isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            for item in obj.flat:
+                _visit(item, owner, exact_width, seen)
+    elif hasattr(obj, "__dict__"):
+        _visit_object(obj, exact_width, seen)
+
+
+def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
+    if hasattr(obj, "build_analyzer") and getattr(obj, "input", "content") in _OPENS_FILES:
+        _fail(obj, f"input={obj.input!r}", "input='content' (the text itself, not names of files to open)")
+    width = getattr(obj, "n_features_in_", None)
+    if exact_width is not None and width is not None and width != exact_width:
+        _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
+    for name, value in vars(obj).items():
+        if name == "estimators_":
+            _visit_members(obj, value, width, seen)
+        else:
+            _visit(value, obj, None, seen)
+    stages = getattr(obj, "estimators_", None)
+    if isinstance(stages, np.ndarray) and stages.ndim == 2 and hasattr(obj, "_raw_predict_init"):
+        _check_stages(obj, stages.shape[1], width)
+
+
+def _visit_members(ensemble: Any, members: Any, width: int | None, seen: set[int]) -> None:
+    """A forest or boosting model checks the input once and hands it to its members unchecked; bagging and
+    isolation forests hand each member the columns ``estimators_features_`` picks for it."""
+    subsets = getattr(ensemble, "estimators_features_", None)
+    if subsets is None:
+        _visit(members, ensemble, width, seen)
+        return
+    if len(subsets) != len(members):
+        _fail(ensemble, f"{len(members)} estimators and {len(subsets)} feature subsets", "one subset per estimator")
+    for member, features in zip(members, subsets, strict=True):
+        _visit(member, ensemble, len(features), seen)
+
+
+def _check_stages(boosting: Any, per_stage: int, width: int | None) -> None:
+    """Its trees are checked already; the initial predictions (a trusted estimator's) say how many columns
+    the compiled loop may write, so compute them for one row of zeros."""
+    try:
+        columns = boosting._raw_predict_init(np.zeros((1, width or 0))).shape[1]
+    except Exception as exc:
+        _fail(boosting, f"initial predictions that fail ({type(exc).__name__}: {exc})", "a working init_")
+    if per_stage > columns:
+        _fail(boosting, f"{per_stage} trees per stage", f"at most {columns}, the columns of its initial predictions")
+
+
+def _check_tree(tree: Any, owner: Any) -> None:
+    width = getattr(owner, "n_features_in_", None)
+    if width is None or tree.n_features != width:
+        _fail(tree, f"n_features={tree.n_features}", f"the n_features_in_ of the model that holds it ({width})")
+    left, right, feature = (np.asarray(a, dtype=np.int64) for a in
+                            (tree.children_left, tree.children_right, tree.feature))
+    _check_nodes(tree, left, right, feature, ~((left == -1) & (right == -1)), width)
+
+
+def _check_predictor(predictor: Any, owner: Any) -> None:
+    nodes = predictor.nodes
+    width = getattr(owner, "n_features_in_", None)
+    if width is None:
+        _fail(predictor, "no n_features_in_ on its model", "a fitted HistGradientBoosting model")
+    split = nodes["is_leaf"] == 0
+    _check_nodes(predictor, nodes["left"].astype(np.int64), nodes["right"].astype(np.int64),
+                 nodes["feature_idx"].astype(np.int64), split, width)
+    categorical = split & (nodes["is_categorical"] != 0)
+    if categorical.any():
+        _check_categories(predictor, owner, nodes[categorical])
+
+
+def _check_nodes(where: Any, left: np.ndarray, right: np.ndarray, feature: np.ndarray, split: np.ndarray,
+                 width: int) -> None:
+    n = len(left)
+    index = np.arange(n)
+    if len(right) != n or len(feature) != n or n == 0:
+        _fail(where, f"{n} nodes with arrays of other lengths", "one entry per node in every array")
+    bad_child = split & ((left <= index) | (right <= index) | (left >= n) | (right >= n))
+    bad_feature = split & ((feature < 0) | (feature >= width))
+    for name, bad in (("child index", bad_child), ("feature index", bad_feature)):
+        if bad.any():
+            node = int(np.flatnonzero(bad)[0])
+            _fail(where, f"node {node} with a {name} out of range",
+                  f"children after the node and below {n}, features below {width}")
+
+
+def _check_categories(predictor: Any, owner: Any, nodes: np.ndarray) -> None:
+    mapper = getattr(owner, "_bin_mapper", None)
+    is_categorical = np.asarray(getattr(mapper, "is_categorical_", None) if mapper is not None else [], dtype=bool)
+    bitsets = np.asarray(predictor.raw_left_cat_bitsets)
+    if len(is_categorical) <= int(nodes["feature_idx"].max()) or not is_categorical[nodes["feature_idx"]].all():
+        _fail(predictor, "a categorical split on a column the model does not treat as categorical",
+              "categorical splits only on categorical columns")
+    if bitsets.ndim != 2 or int(nodes["bitset_idx"].max()) >= bitsets.shape[0]:
+        _fail(predictor, "a categorical split with a bitset index out of range", "an index into its bitsets")
+    for column in np.flatnonzero(is_categorical):
+        known = np.asarray(mapper.bin_thresholds_[column], dtype=np.float64)
+        if known.size and (known.min() < 0 or known.max() > _MAX_CATEGORY):
+            _fail(mapper, f"category codes outside 0..{_MAX_CATEGORY} for column {column}",
+                  f"category codes 0..{_MAX_CATEGORY}")
+
+
+def _fail(where: Any, value: str, expected: str) -> None:
+    raise InvalidInputError(
+        f"The model file holds a malformed {type(where).__name__}: {value}; expected {expected}. "
+        "Predicting with it could read or write memory or files it should not; load it with trusted=True "
+        "only if you trust its author.",
+        field="model", value=value, expected=expected)
