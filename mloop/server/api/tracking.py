@@ -242,7 +242,7 @@ def runs_with_dataset(digest: str, r: Repo) -> list[str]:
 
 # ---------------------------------------------------------------- artifacts
 @router.put("/runs/{run_id}/artifacts/{path:path}", status_code=201,
-            responses={413: {"description": "The artifact is larger than max_artifact_bytes"}})
+            responses=error_responses(413))
 async def put_artifact(run_id: str, path: str, request: Request, r: Repo) -> Any:
     """Store the request body as an artifact: streamed to a temporary file (never held in memory), bounded by
     ``max_artifact_bytes`` (413), then handed to the artifact store. This route bounds its own body: the server's
