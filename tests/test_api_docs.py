@@ -13,6 +13,7 @@ import pytest
 
 from mloop.config import Settings
 from mloop.serving import EndpointConfig, ServeConfig
+from tests.conftest import service_missing
 from tests.server.conftest import serve
 from tests.serving.conftest import running, save_trip_model
 
@@ -105,7 +106,7 @@ def _chromium() -> str:
     pytest.importorskip("playwright.sync_api", reason="the browser check needs the playwright package (dev extra)")
     found = shutil.which("chromium")
     if found is None:
-        pytest.skip("the browser check needs Debian's chromium: apt-get install -y chromium")
+        service_missing("chromium", "the browser check needs Debian's chromium: apt-get install -y chromium")
     return found
 
 
