@@ -154,8 +154,12 @@ def gc(older_than: timedelta = timedelta(days=30)) -> dict[str, int]:
     return client().gc(older_than)
 
 
-def load_model(uri: str, *, trusted: bool = False) -> Any:
-    """Load ``runs:/...``, ``models:/name/version``, ``models:/name@alias`` or a folder; see mloop.registry."""
+def load_model(uri: str, *, trusted: bool | list[str] = False) -> Any:
+    """Load ``runs:/...``, ``models:/name/version``, ``models:/name@alias`` or a folder; see mloop.registry.
+
+    ``trusted`` is True (you trust the model's author) or a list of type and function names to allow besides
+    mloop's own list, such as ``["mypkg.transformers.MyScaler"]``.
+    """
     from mloop.registry import load_model as _load
 
     return _load(uri, trusted=trusted, client=model_registry())

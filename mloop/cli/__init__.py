@@ -49,10 +49,27 @@ def main() -> None:
             raise
         from rich.markup import escape
 
-        error_console.print(f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
-                            "[dim]This is a bug in mloop; MLOOP_DEBUG=1 shows the traceback.[/]", highlight=False)
+        from mloop._util.redact import redact
+
+        text = escape(f"{type(exc).__name__}: {redact(str(exc))}")
+        if _is_environment_error(exc):
+            error_console.print(f"[bold red]error:[/] {text}\n[dim]Check the path, permissions, disk space or the "
+                                "service named above; MLOOP_DEBUG=1 shows the traceback.[/]", highlight=False)
+        else:
+            error_console.print(f"[bold red]internal error:[/] {text}\n"
+                                "[dim]This is a bug in mloop; MLOOP_DEBUG=1 shows the traceback.[/]", highlight=False)
         sys.exit(1)
     if code == 130:  # Typer turns Ctrl-C into this exit code without a word
         error_console.print("interrupted")
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _is_environment_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from this machine or a service (a file, a full disk, Redis or a server that is down),
+    not from mloop's own code: such an error is the user's to fix and must not be reported as a bug."""
+    if isinstance(exc, OSError | MemoryError):
+        return True
+    return any(c.__name__ in ("ConnectionError", "TimeoutError", "AuthenticationError")
+               or c.__module__.split(".")[0] in ("redis", "httpx", "httpcore")
+               for c in type(exc).__mro__ if c.__module__ != "builtins")
