@@ -10,6 +10,26 @@ _NAME = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
 _KEY = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
 MAX_NAME = 256
 MAX_KEY = 250
+MAX_TEXT = 20_000
+
+
+def check_text(value: object, field: str, max_chars: int = MAX_TEXT) -> str:
+    """Return ``value`` if it is free text that every store keeps alike: a string, bounded, without NUL.
+
+    PostgreSQL refuses a NUL byte in text while SQLite stores it, so NUL is refused everywhere.
+    """
+    if not isinstance(value, str):
+        raise InvalidInputError(field=field, value=value, expected="a string")
+    if "\x00" in value:
+        at = value.index("\x00")
+        raise InvalidInputError(f"{field}: got text with a NUL byte at position {at} ({value[:40]!r}), "
+                                "expected text without NUL (\\x00) characters.",
+                                field=field, value=value[:60], expected="text without NUL (\\x00) characters")
+    if len(value) > max_chars:
+        raise InvalidInputError(f"{field}: got {len(value)} characters ({value[:40]!r}...), expected at most "
+                                f"{max_chars}.", field=field, value=value[:60] + "...",
+                                expected=f"at most {max_chars} characters")
+    return value
 
 
 def check_name(value: object, field: str = "name") -> str:

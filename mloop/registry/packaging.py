@@ -124,8 +124,11 @@ def _check_extras(extra_files: dict[str, Any] | None) -> dict[str, bytes]:
 
 
 def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    from mloop.tracking._values import check_json_depth
+
     if metadata is None:
         return None
+    check_json_depth("metadata", metadata)  # a deep value would break every reader of the manifest
     try:
         if not isinstance(metadata, dict):
             raise TypeError
