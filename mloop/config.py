@@ -29,6 +29,7 @@ _ENV = {
     "heartbeat_seconds": "MLOOP_HEARTBEAT_SECONDS",
     "heartbeat_timeout_seconds": "MLOOP_HEARTBEAT_TIMEOUT_SECONDS",
     "user": "MLOOP_USER",
+    "max_future_skew_seconds": "MLOOP_MAX_FUTURE_SKEW_SECONDS",
 }
 
 
@@ -44,6 +45,8 @@ class Settings:
     heartbeat_seconds: float = 10.0
     heartbeat_timeout_seconds: float = 300.0
     user: str = ""
+    # how far past now a pushed feature's event time may be (newer wins online: a far-future row would stick)
+    max_future_skew_seconds: float = 300.0
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:
@@ -75,7 +78,7 @@ class Settings:
     @classmethod
     def _finish(cls, values: dict[str, Any]) -> Settings:
         home = str(Path(values.get("home") or ".mloop").expanduser().absolute())
-        for name in ("heartbeat_seconds", "heartbeat_timeout_seconds"):
+        for name in ("heartbeat_seconds", "heartbeat_timeout_seconds", "max_future_skew_seconds"):
             if name in values:
                 values[name] = _positive_float(name, values[name])
         values["home"] = home
