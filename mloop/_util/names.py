@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from mloop.errors import InvalidInputError
 
@@ -64,3 +65,25 @@ def check_artifact_path(value: object, field: str = "path") -> str:
     if any(p in ("", ".", "..") for p in parts) or len(value) > 1000:
         raise InvalidInputError(field=field, value=value, expected=expected)
     return value
+
+
+def refuse_nul_parameters(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                          executemany: bool) -> None:
+    """A ``before_cursor_execute`` hook: InvalidInputError for a NUL byte in a text parameter of one statement.
+
+    The edges check the text they store; this also catches text that only reaches a query (an id in a URL,
+    a filter's value), where PostgreSQL's driver refuses NUL (a 500) and SQLite would compare it: both
+    backends now answer alike. Bulk statements (executemany) are skipped: their rows come from checked
+    input, and scanning them would cost every metrics write.
+    """
+    if executemany or not parameters:
+        return
+    if isinstance(parameters, dict):
+        items: Any = parameters.items()
+    else:
+        names = getattr(getattr(context, "compiled", None), "positiontup", None)
+        items = zip(names or range(len(parameters)), parameters, strict=False)
+    for name, value in items:
+        if type(value) is str and "\x00" in value:
+            field = re.sub(r"(_\d+)+$", "", name) if isinstance(name, str) else "value"
+            check_text(value, field)

@@ -206,6 +206,8 @@ class _Parser:
         if tok.kind == "str":
             self._take()
             body = tok.text[1:-1]
+            if "\x00" in body:  # PostgreSQL cannot compare text holding NUL; no stored value holds one
+                raise _error(self.source, tok.pos, "a NUL (\\x00) character in a quoted value")
             return body.replace("''", "'").replace("\\'", "'").replace('\\"', '"')
         if tok.kind == "word" and tok.text.lower() in ("true", "false"):
             self._take()

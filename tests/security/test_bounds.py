@@ -148,6 +148,23 @@ def test_nul_bytes_are_refused_alike_on_every_backend(api: httpx.Client, path: s
     assert api.get(f"/runs/{run_id}").status_code == 200  # and the server goes on
 
 
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("GET", "/runs/ab%00cd", None, "run_id"),
+    ("GET", "/experiments/by-name/a%00b", None, "name"),
+    ("GET", "/datasets/a%00/runs", None, "digest"),
+    ("POST", "/heartbeat", {"run_ids": ["a\x00"]}, "run_id"),
+    ("POST", "/runs/search", {"filter": "tags.team = 'x\x00'"}, "filter"),
+    ("GET", "/registry/models/a%00", None, "name"),
+    ("GET", "/registry/models/a%00/aliases/champion", None, "name"),
+    ("GET", "/features/definitions/a%00", None, "name"),
+])
+def test_nul_bytes_that_only_reach_a_query_are_refused_alike(api: httpx.Client, method: str, path: str,
+                                                             body: dict[str, Any] | None, field: str) -> None:
+    """Text that is never stored (an id in a URL, a filter's value) used to be a 500 on PostgreSQL."""
+    answer = api.request(method, path, json=body) if body is not None else api.request(method, path)
+    assert_refused(answer, field, "NUL")
+
+
 def test_nul_bytes_are_refused_by_the_sdk(sdk: TrackingClient) -> None:
     with sdk.start_run("bounds") as run:
         with pytest.raises(InvalidInputError) as caught:
