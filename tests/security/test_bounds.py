@@ -204,3 +204,26 @@ def test_a_deeply_parenthesized_rule_is_refused(api: httpx.Client) -> None:
         assert caught.value.field == section
     fine = {"name": "r", "when": "(" * 50 + "metrics.mae < 1" + ")" * 50, "alias": "champion"}
     assert api.post("/registry/rules", json={"rule": fine}).status_code == 201
+
+
+def test_a_model_manifest_uploaded_with_deep_metadata_is_refused_on_register(api: httpx.Client,
+                                                                            tmp_path: Path) -> None:
+    """The uploader writes the manifest: its metadata is bounded when a version is registered from it."""
+    import yaml
+    from sklearn.dummy import DummyRegressor
+
+    from mloop.registry import save_model
+
+    folder = tmp_path / "model"
+    save_model(DummyRegressor().fit([[0.0], [1.0]], [0.0, 1.0]), folder)
+    manifest = yaml.safe_load((folder / "mloop-model.yaml").read_text())
+    manifest["metadata"] = {"deep": nested(900)}
+    (folder / "mloop-model.yaml").write_text(json.dumps(manifest))  # JSON is YAML, and dumps deep values
+    _, run_id = new_run(api)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        put = api.put(f"/runs/{run_id}/artifacts/model/{name}", content=path.read_bytes())
+        assert put.status_code == 201, put.text
+    answer = api.post("/registry/models/deep/versions", json={"source": f"runs:/{run_id}/model"})
+    assert_refused(answer, "manifest", f"at most {MAX_DEPTH} levels")
+    assert api.get("/registry/models").status_code == 200
