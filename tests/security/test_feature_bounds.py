@@ -7,12 +7,13 @@ A pushed row dated 9999-12-31 used to win every later push of its entity (online
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from mloop.config import Settings
@@ -62,6 +63,11 @@ def test_far_future_event_times_are_refused_and_cannot_freeze_a_value(store: Fea
         with pytest.raises(InvalidInputError) as caught:
             store.push("stats", pd.DataFrame([row(7, when, x=666.0)]))
         assert caught.value.field == "rows.event_timestamp" and "seconds past now" in str(caught.value)
+    year_9999 = pa.table({"zone_id": [7], "x": [666.0],  # Arrow holds what pandas' nanoseconds cannot
+                          "event_timestamp": pa.array([datetime(9999, 12, 31, tzinfo=UTC)], pa.timestamp("us", "UTC"))})
+    with pytest.raises(InvalidInputError) as caught:
+        store.push("stats", year_9999)
+    assert caught.value.field == "rows.event_timestamp" and "9999-12-31" in str(caught.value)
     store.push("stats", pd.DataFrame([row(7, NOW + pd.Timedelta(seconds=30), x=1.0)]))  # clocks drift a little
     store.push("stats", pd.DataFrame([row(7, NOW + pd.Timedelta(seconds=60), x=2.0)]))
     assert store.online(["stats:x"], entities={"zone_id": [7]}).to_dict()["x"] == [2.0]
@@ -107,6 +113,10 @@ def test_the_rest_api_refuses_future_times_and_bad_keys(api: httpx.Client) -> No
 
     future = push(row(5, pd.Timestamp("2200-01-01", tz="UTC")))
     assert future.status_code == 422 and future.json()["field"] == "rows.event_timestamp", future.text
+    year_9999 = api.post("/push/stats", json={"rows": [{"zone_id": 5, "x": 1.0,
+                                                         "event_timestamp": "9999-12-31T00:00:00+00:00"}]})
+    assert year_9999.status_code == 422 and year_9999.json()["field"] == "rows.event_timestamp", year_9999.text
+    assert "MLOOP_MAX_FUTURE_SKEW_SECONDS" in year_9999.json()["message"]
     for key in ("abc", 10**30):
         wrong = push(row(key))
         assert wrong.status_code == 422 and wrong.json()["field"] == "rows.zone_id", wrong.text
