@@ -55,3 +55,11 @@ def test_nesting_within_the_bound_still_parses(served) -> None:  # type: ignore[
     body = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "BYTES",
                         "data": [[ROW["hour"], ROW["km"], ROW["weather"]]]}]}
     assert served.post("/v2/models/trips/infer", body).status_code == 200
+
+
+def test_a_deep_feedback_label_is_refused_by_name(served) -> None:  # type: ignore[no-untyped-def]
+    prediction = served.post("/predict", ROW).json()["ids"][0]
+    answer = served.post("/feedback", {"id": prediction, "label": DEEP})
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["field"].startswith("body.label")
+    assert served.post("/feedback", {"id": prediction, "label": 1.0}).json() == {"accepted": 1}
