@@ -57,3 +57,14 @@ def test_starting_runs_in_one_new_experiment_from_eight_writers(postgres_url: st
     experiments, errors = all_at_once(lambda i: clients[i].get_or_create_experiment("race").experiment_id)
     assert errors == [], [repr(e) for e in errors]
     assert len(set(experiments)) == 1
+
+
+def test_creating_one_model_from_eight_writers_makes_one_and_tells_the_others(postgres_url: str,
+                                                                             tmp_path: Path) -> None:
+    from mloop.errors import AlreadyExistsError
+
+    clients = [RegistryClient(Settings.load(home=str(tmp_path / "home"), db_url=postgres_url)) for _ in range(WRITERS)]
+    for round_ in range(3):
+        made, errors = all_at_once(lambda i, name=f"made-{round_}": clients[i].create_model(name).name)
+        assert len(made) == 1
+        assert len(errors) == WRITERS - 1 and all(isinstance(e, AlreadyExistsError) for e in errors), errors
