@@ -25,6 +25,7 @@ MAX_TAG_CHARS = 8000
 # Real configurations nest a handful of levels; 32 leaves room and stays far below every
 # recursive reader's limit (orjson stops at 254, Python's recursion limit is 1000).
 MAX_JSON_DEPTH = 32
+_MEASURE_UP_TO = 100_000
 
 
 def json_depth(value: Any, stop_after: int = MAX_JSON_DEPTH) -> int:
@@ -53,11 +54,12 @@ def check_json_depth(field: str, value: Any) -> int:
     """The nesting depth of ``value``; InvalidInputError naming ``field`` when it passes MAX_JSON_DEPTH."""
     depth = json_depth(value)
     if depth > MAX_JSON_DEPTH:
+        measured = json_depth(value, _MEASURE_UP_TO)  # only now count on, to say what was given
+        given = f"{measured} levels" if measured <= _MEASURE_UP_TO else f"over {_MEASURE_UP_TO} levels (or a cycle)"
         raise InvalidInputError(
-            f"{field}: got a value nested more than {MAX_JSON_DEPTH} levels deep, expected at most "
-            f"{MAX_JSON_DEPTH} levels of nested lists and objects; flatten it or log it as an artifact.",
-            field=field, value=f"<nested more than {MAX_JSON_DEPTH} levels>",
-            expected=f"at most {MAX_JSON_DEPTH} levels of nesting")
+            f"{field}: got a value nested {given} deep, expected at most {MAX_JSON_DEPTH} levels of nested "
+            "lists and objects; flatten it or log it as an artifact.",
+            field=field, value=f"<nested {given} deep>", expected=f"at most {MAX_JSON_DEPTH} levels of nesting")
     return depth
 
 
