@@ -34,6 +34,7 @@ _ENV = {
     "allowed_hosts": "MLOOP_ALLOWED_HOSTS",
     "allowed_origins": "MLOOP_ALLOWED_ORIGINS",
     "webhook_allow_hosts": "MLOOP_WEBHOOK_ALLOW_HOSTS",
+    "max_future_skew_seconds": "MLOOP_MAX_FUTURE_SKEW_SECONDS",
 }
 
 # Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
@@ -58,6 +59,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # Host header values besides the loopback names and the bound host; "*": any
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed to call the API (CORS); empty: none
     webhook_allow_hosts: tuple[str, ...] = ()  # hosts, IPs or networks webhooks may reach although private
+    # how far past now a pushed feature's event time may be (newer wins online: a far-future row would stick)
+    max_future_skew_seconds: float = 300.0
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:
@@ -89,7 +92,7 @@ class Settings:
     @classmethod
     def _finish(cls, values: dict[str, Any]) -> Settings:
         home = str(Path(values.get("home") or ".mloop").expanduser().absolute())
-        for name in ("heartbeat_seconds", "heartbeat_timeout_seconds"):
+        for name in ("heartbeat_seconds", "heartbeat_timeout_seconds", "max_future_skew_seconds"):
             if name in values:
                 values[name] = _positive_float(name, values[name])
         for name in ("max_request_bytes", "max_artifact_bytes"):

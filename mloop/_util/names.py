@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote
 
 from mloop.errors import InvalidInputError
@@ -11,6 +12,26 @@ _NAME = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
 _KEY = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
 MAX_NAME = 256
 MAX_KEY = 250
+MAX_TEXT = 20_000
+
+
+def check_text(value: object, field: str, max_chars: int = MAX_TEXT) -> str:
+    """Return ``value`` if it is free text that every store keeps alike: a string, bounded, without NUL.
+
+    PostgreSQL refuses a NUL byte in text while SQLite stores it, so NUL is refused everywhere.
+    """
+    if not isinstance(value, str):
+        raise InvalidInputError(field=field, value=value, expected="a string")
+    if "\x00" in value:
+        at = value.index("\x00")
+        raise InvalidInputError(f"{field}: got text with a NUL byte at position {at} ({value[:40]!r}), "
+                                "expected text without NUL (\\x00) characters.",
+                                field=field, value=value[:60], expected="text without NUL (\\x00) characters")
+    if len(value) > max_chars:
+        raise InvalidInputError(f"{field}: got {len(value)} characters ({value[:40]!r}...), expected at most "
+                                f"{max_chars}.", field=field, value=value[:60] + "...",
+                                expected=f"at most {max_chars} characters")
+    return value
 
 
 def check_name(value: object, field: str = "name") -> str:
@@ -68,3 +89,25 @@ def _is_plain_relative(form: str) -> bool:
     if not form or "\\" in form or "\0" in form or form.startswith("/") or _DRIVE.match(form):
         return False
     return not any(part in ("", ".", "..") for part in form.split("/"))
+
+
+def refuse_nul_parameters(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                          executemany: bool) -> None:
+    """A ``before_cursor_execute`` hook: InvalidInputError for a NUL byte in a text parameter of one statement.
+
+    The edges check the text they store; this also catches text that only reaches a query (an id in a URL,
+    a filter's value), where PostgreSQL's driver refuses NUL (a 500) and SQLite would compare it: both
+    backends now answer alike. Bulk statements (executemany) are skipped: their rows come from checked
+    input, and scanning them would cost every metrics write.
+    """
+    if executemany or not parameters:
+        return
+    if isinstance(parameters, dict):
+        items: Any = parameters.items()
+    else:
+        names = getattr(getattr(context, "compiled", None), "positiontup", None)
+        items = zip(names or range(len(parameters)), parameters, strict=False)
+    for name, value in items:
+        if type(value) is str and "\x00" in value:
+            field = re.sub(r"(_\d+)+$", "", name) if isinstance(name, str) else "value"
+            check_text(value, field)

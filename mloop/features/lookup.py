@@ -11,18 +11,20 @@ an entity absent from the online store or expired (older than its view's TTL) ra
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from mloop.errors import InvalidInputError
-from mloop.features.serving import PRESENT
+from mloop.features.serving import PRESENT, ServingPlan
+from mloop.features.types import DType, key_expected, key_fits
 
 if TYPE_CHECKING:
-    from mloop.features.serving import ServingPlan
+    from mloop.features.definitions import FeatureView
     from mloop.features.store import FeatureStore
     from mloop.registry.signature import FieldError
 
-__all__ = ["FeatureLookupError", "serving_lookup"]
+__all__ = ["FeatureLookupError", "check_entity_keys", "entity_key_types", "plan_key_types", "serving_lookup"]
 
 Columns = dict[str, list[Any]]
 
@@ -42,6 +44,63 @@ def _error(field: str, expected: str, value: Any, row: int | None, message: str)
     return FieldError(field=field, expected=expected, value=value, row=row, message=message)
 
 
+KeyTypes = dict[str, tuple[str, DType]]
+_plan_key_types: WeakKeyDictionary[ServingPlan, KeyTypes] = WeakKeyDictionary()
+
+
+def plan_key_types(store: FeatureStore, plan: ServingPlan) -> KeyTypes:
+    """The declared key types of a compiled plan's entities, read from the registry once per plan."""
+    found = _plan_key_types.get(plan)
+    if found is None:
+        found = _plan_key_types[plan] = entity_key_types(store, [v.view for v in plan.request.views])
+    return found
+
+
+def entity_key_types(store: FeatureStore, views: Sequence[FeatureView]) -> KeyTypes:
+    """``{join key: (entity name, declared type)}`` of the entities of ``views`` (keys without a type left out)."""
+    out: KeyTypes = {}
+    for view in views:
+        for name in view.entity_names:
+            entity = store.entity(name)
+            for key, kind in zip(entity.join_keys, entity.key_types, strict=True):
+                if kind is not None:
+                    out.setdefault(key, (name, kind))
+    return out
+
+
+def check_entity_keys(types: KeyTypes, entities: Any, field: str = "entities") -> None:
+    """InvalidInputError naming the first entity key value that does not fit its entity's declared type.
+
+    ``entities`` is ``{key: [values]}`` or records; other shapes are left for the reader to refuse.
+    A key of the wrong type would only miss (or, on a push, be stored under a key no lookup finds).
+    """
+    records = isinstance(entities, list)
+    for key, row, value, expected in wrong_keys(types, entities):
+        raise InvalidInputError(field=f"{field}[{row}].{key}" if records else f"{field}.{key}[{row}]",
+                                value=_short(value), expected=expected)
+
+
+def wrong_keys(types: KeyTypes, entities: Any) -> Iterator[tuple[str, int, Any, str]]:
+    """(key, row, value, what was expected) for each entity key value of the wrong type."""
+    for key, (entity, kind) in types.items():
+        if isinstance(entities, dict):
+            values = entities.get(key)
+        elif isinstance(entities, list):
+            values = [r.get(key) for r in entities if isinstance(r, dict)]
+        else:
+            return
+        if not isinstance(values, list | tuple):
+            continue  # absent: the reader names the missing key
+        for row, value in enumerate(values):
+            if not key_fits(kind, value):
+                yield key, row, value, key_expected(kind, entity)
+
+
+def _short(value: Any) -> Any:
+    text = repr(value)
+    return value if len(text) <= 60 else text[:60] + "..."
+
+
 def serving_lookup(store: FeatureStore, service: str, *,
                    model_columns: Sequence[str] | None = None) -> Callable[[Columns, int], Columns]:
     """The request-path lookup of feature service ``service`` (``model_columns``: the model's inputs)."""
@@ -50,6 +109,7 @@ def serving_lookup(store: FeatureStore, service: str, *,
     outputs = [o for o in plan.outputs if wanted is None or o in wanted]
     presence = copy.copy(plan)  # the same reads without transforms: which entities are missing
     presence.on_demand, presence.hidden = [], set()
+    types = plan_key_types(store, plan)
 
     def lookup(columns: Columns, n: int) -> Columns:
         if outputs and all(o in columns for o in outputs):
@@ -62,6 +122,10 @@ def serving_lookup(store: FeatureStore, service: str, *,
                        f"'{k}' is missing: feature service '{service}' needs {need} (or every feature {outputs})")
                 for k in absent])
         entities = {k: columns[k] for k in plan.entity_keys}
+        wrong = [_error(key, expected, _short(value), row, f"{key}={_short(value)!r} (row {row}): expected {expected}")
+                 for key, row, value, expected in wrong_keys(types, entities)]
+        if wrong:
+            raise FeatureLookupError(wrong)
         request = {k: columns[k] for k in plan.request_columns}
         try:
             result = plan.read(entities, request)

@@ -275,6 +275,9 @@ class FeatureStore:
         if plan is None:
             plan = self._compile(features, service, full_names)
             self._plans[key] = plan
+        from mloop.features.lookup import check_entity_keys, plan_key_types
+
+        check_entity_keys(plan_key_types(self, plan), entities)
         return plan.read(entities, request, as_of)
 
     def serving_plan(self, features: Sequence[str] | None = None, *, service: str | None = None,

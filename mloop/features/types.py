@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 from mloop.errors import InvalidInputError
 
-__all__ = ["Bool", "DType", "Float32", "Float64", "Int32", "Int64", "String", "Timestamp", "dtype"]
+__all__ = ["Bool", "DType", "Float32", "Float64", "Int32", "Int64", "String", "Timestamp", "dtype", "key_expected",
+           "key_fits"]
 
 _INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT")
 _FLOATS = ("FLOAT", "DOUBLE", "DECIMAL", "REAL")
@@ -56,3 +58,34 @@ def dtype(value: DType | str) -> DType:
     if found is None:
         raise InvalidInputError(field="dtype", value=value, expected=f"one of {sorted(_BY_NAME)}")
     return found
+
+
+INT_RANGES = {"Int64": (-(2**63), 2**63 - 1), "Int32": (-(2**31), 2**31 - 1)}
+
+
+def key_fits(kind: DType | None, value: object) -> bool:
+    """True when ``value`` is an entity key of declared type ``kind`` (None: undeclared, anything goes).
+
+    >>> key_fits(Int64, 17), key_fits(Int64, "abc"), key_fits(Int64, 10**30), key_fits(String, "sf")
+    (True, False, False, True)
+    """
+    if kind is None:
+        return True
+    if kind.name in INT_RANGES:
+        low, high = INT_RANGES[kind.name]
+        return isinstance(value, Integral) and not isinstance(value, bool) and low <= int(value) <= high
+    if kind is String:
+        return isinstance(value, str)
+    if kind is Bool:
+        return isinstance(value, bool)
+    return value is not None
+
+
+def key_expected(kind: DType, entity: str) -> str:
+    """What a key of type ``kind`` must be, for error messages."""
+    if kind.name in INT_RANGES:
+        low, high = INT_RANGES[kind.name]
+        what = f"an integer from {low} to {high}"
+    else:
+        what = {"String": "a string", "Bool": "true or false"}.get(kind.name, f"a {kind.name} value")
+    return f"{what} (entity '{entity}' declares this key {kind.name})"

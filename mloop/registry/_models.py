@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from mloop._util import names
 from mloop._util.clock import now_ms
 from mloop._util.names import check_key, check_name
 from mloop.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
@@ -29,14 +30,35 @@ def lock_model(conn: Connection, name: str) -> Any:
     return row
 
 
-def insert_model(conn: Connection, name: str, description: str, owner: str, tags: dict[str, str]) -> None:
+def insert_model(conn: Connection, name: str, description: str, owner: str, tags: dict[str, str],
+                 exist_ok: bool = False) -> bool:
+    """Create the model row; False when it already exists and ``exist_ok`` (AlreadyExistsError otherwise).
+
+    The insert does nothing on a taken name instead of failing: two writers creating one model at
+    once (PostgreSQL lets both pass a SELECT before either commits) then both go on, instead of one
+    dying on a unique violation that aborts its whole transaction.
+    """
     check_name(name, "name")
     now = now_ms()
-    if conn.execute(select(t.registered_models.c.name).where(t.registered_models.c.name == name)).first():
+    row = {"name": name, "description": description or "", "owner": owner, "created": now, "updated": now,
+           "latest_version": 0}
+    insert_row = _insert_if_missing(conn, t.registered_models, row).returning(t.registered_models.c.name)
+    created = conn.execute(insert_row).first() is not None
+    if not created:
+        if exist_ok:
+            return False
         raise AlreadyExistsError(f"A registered model named '{name}' already exists.", field="name")
-    conn.execute(insert(t.registered_models).values(name=name, description=description or "", owner=owner,
-                                                    created=now, updated=now, latest_version=0))
     write_tags(conn, t.model_tags, {"name": name}, tags)
+    return True
+
+
+def _insert_if_missing(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect (SQLite and PostgreSQL spell it alike)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).values(**row).on_conflict_do_nothing()
 
 
 def write_tags(conn: Connection, table: Any, key: dict[str, Any], tags: dict[str, Any] | None) -> None:
@@ -46,6 +68,7 @@ def write_tags(conn: Connection, table: Any, key: dict[str, Any], tags: dict[str
         raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
     for k in tags:
         check_key(k, "tag key")
+    tags = {k: names.check_text(str(v), f"tags.{k}", MAX_TAG_CHARS) for k, v in tags.items()}
     where = [table.c[c] == v for c, v in key.items()]
     conn.execute(delete(table).where(*where, table.c.key.in_(list(tags))))
     conn.execute(insert(table), [{**key, "key": k, "value": str(v)} for k, v in tags.items()])
@@ -134,13 +157,12 @@ def check_version(version: Any) -> int:
 
 
 MAX_VERSION = 2**31 - 1  # an INTEGER column on PostgreSQL
+MAX_TAG_CHARS = 8000
 
 
 def check_text(value: Any, field: str) -> str | None:
-    """``value`` when it is a string (or None); InvalidInputError otherwise."""
-    if value is not None and not isinstance(value, str):
-        raise InvalidInputError(field=field, value=value, expected="a string")
-    return value
+    """``value`` when it is text every store keeps alike (or None); InvalidInputError otherwise."""
+    return None if value is None else names.check_text(value, field)
 
 
 def alias_version(conn: Connection, name: str, alias: str) -> int:

@@ -177,7 +177,8 @@ class RegistryClient:
             return []
         if not create:
             raise NotFoundError(f"No registered model named '{name}'.", field="name")
-        _models.insert_model(conn, name, "", self.actor, {})
+        if not _models.insert_model(conn, name, "", self.actor, {}, exist_ok=True):
+            return []  # another writer created it since the SELECT above
         return [_audit.record(conn, self.actor, "model.created", name, f"models/{name}")]
 
     def _source(self, ref: ModelRef) -> tuple[str, dict[str, Any]]:

@@ -124,8 +124,11 @@ def _check_extras(extra_files: dict[str, Any] | None) -> dict[str, bytes]:
 
 
 def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    from mloop.tracking._values import check_json_depth
+
     if metadata is None:
         return None
+    check_json_depth("metadata", metadata)  # a deep value would break every reader of the manifest
     try:
         if not isinstance(metadata, dict):
             raise TypeError
@@ -212,10 +215,13 @@ _PARSED_MAX = 256
 
 
 def _parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    from mloop.tracking._values import check_json_depth
+
     try:
         manifest = yaml.load(data, Loader=_Loader)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         raise InvalidInputError(f"{where} is not valid YAML: {exc}", field="manifest") from exc
+    check_json_depth("manifest", manifest)  # the uploader wrote it; every reader of a version recurses into it
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or "flavor" not in manifest:
         raise InvalidInputError(field="manifest", value=where, expected="a model manifest with flavor and files")
     if manifest.get("format_version", 0) > FORMAT_VERSION:

@@ -20,7 +20,12 @@ from typing import Any
 
 from mloop.serving._inputs import Columns
 
-__all__ = ["PayloadError", "parse_invocations", "parse_predict", "parse_v2", "to_columns"]
+__all__ = ["MAX_DEPTH", "PayloadError", "check_depth", "parse_invocations", "parse_predict", "parse_v2",
+           "to_columns"]
+
+# Requests nest a few levels (a body, its records, a tensor's rows); anything deeper is refused before
+# the recursive steps after parsing (flattening tensors, the prediction log's JSON) can choke on it.
+MAX_DEPTH = 32
 
 
 class PayloadError(ValueError):
@@ -30,6 +35,36 @@ class PayloadError(ValueError):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+def check_depth(body: Any) -> None:
+    """PayloadError naming where lists and objects nest deeper than MAX_DEPTH (iterative: no stack to exhaust).
+
+    Only containers are visited; each carries a link to its parent, so the path is spelled out only
+    for the error.
+    """
+    stack: list[tuple[Any, int, Any]] = [(body, 1, None)]
+    while stack:
+        entry = stack.pop()
+        item, depth = entry[0], entry[1]
+        if depth > MAX_DEPTH:
+            where = _path(entry)
+            raise PayloadError(f"the body nests lists and objects more than {MAX_DEPTH} levels deep (at "
+                               f"{where}); expected at most {MAX_DEPTH}", field=where)
+        pairs = item.items() if type(item) is dict else enumerate(item)
+        for key, child in pairs:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1, (entry, key)))
+
+
+def _path(entry: Any) -> str:
+    """``body.records[0].a`` for a stack entry of ``check_depth``, shortened for a message."""
+    parts: list[str] = []
+    while entry[2] is not None:
+        entry, key = entry[2]
+        parts.append(f".{key}" if isinstance(key, str) else f"[{key}]")
+    text = "body" + "".join(reversed(parts))
+    return text if len(text) <= 120 else text[:60] + "..." + text[-40:]
 
 
 def to_columns(records: Any) -> tuple[Columns, int]:
@@ -79,6 +114,7 @@ def _scalar_record(body: dict[str, Any]) -> bool:
 
 def parse_predict(body: Any) -> tuple[Columns, int]:
     """``/predict``: records or columns."""
+    check_depth(body)
     if isinstance(body, list):
         return to_columns(body)
     if not isinstance(body, dict) or not body:
@@ -101,6 +137,7 @@ _MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 def parse_invocations(body: Any, columns: Sequence[str]) -> tuple[Columns, int]:
     """MLflow's scoring format: exactly one of dataframe_split, dataframe_records, instances, inputs."""
+    check_depth(body)
     if not isinstance(body, dict):
         raise PayloadError(f"expected an object with one of {list(_MLFLOW_KEYS)}")
     found = [k for k in _MLFLOW_KEYS if k in body]
@@ -136,6 +173,7 @@ def _flatten(data: Any) -> list[Any]:
 
 def parse_v2(body: Any, columns: Sequence[str]) -> tuple[Columns, int]:
     """Open Inference Protocol v2: one named 1-D tensor per column, or one [rows, columns] tensor."""
+    check_depth(body)
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise PayloadError("expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]}")
     tensors = body["inputs"]

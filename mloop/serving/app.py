@@ -213,10 +213,15 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
                 "outputs": [{"name": "predictions", "shape": [len(preds)], "datatype": datatype, "data": preds}]}
 
     async def feedback(request: Request) -> Response:
+        from mloop.serving._payload import check_depth
+
         try:
             body = orjson.loads(await request.body())
+            check_depth(body)  # a deep label would fail the log's JSON encoder (500)
         except orjson.JSONDecodeError as exc:
             return _error(400, "MALFORMED_JSON", f"The body is not valid JSON: {exc}", "body")
+        except PayloadError as exc:
+            return _error(400, "BAD_REQUEST", exc.message, exc.field)
         items = body.get("feedback", [body]) if isinstance(body, dict) else body
         if not isinstance(items, list) or not items:
             return _error(400, "BAD_REQUEST", "expected {\"id\": ..., \"label\": ...} or a list of them", "body")

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mloop._util.clock import now_ms
-from mloop._util.names import check_artifact_path, check_name
+from mloop._util.names import check_artifact_path, check_name, check_text
 from mloop.errors import AlreadyExistsError, ConflictError, DataIntegrityError, InvalidInputError, NotFoundError
 from mloop.store.blob import BlobStore
 from mloop.store.blob.base import hash_stream
@@ -21,7 +21,7 @@ from mloop.store.sql import Database
 from mloop.tracking import _tables as t
 from mloop.tracking._frames import runs_frame
 from mloop.tracking._query import build_search
-from mloop.tracking._values import decode_param, encode_param
+from mloop.tracking._values import check_json_depth, check_tags, decode_param, encode_param
 from mloop.tracking.entities import Artifact, Dataset, Experiment, Lifecycle, Metric, Run, RunStatus
 from mloop.tracking.repository import MetricRow
 
@@ -39,6 +39,7 @@ class SqlTrackingRepository:
     # ---------------------------------------------------------------- experiments
     def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> Experiment:
         check_name(name, "experiment")
+        tags = check_tags(tags or {})
         now = now_ms()
         try:
             with self.db.write() as conn:
@@ -114,6 +115,8 @@ class SqlTrackingRepository:
             self.get_run(parent_run_id)
         run_id = uuid.uuid4().hex
         name = check_name(name, "run_name") if name else f"run-{run_id[:8]}"
+        tags, user = check_tags(tags or {}), check_text(user, "user", 256)
+        description = check_text(description or "", "description")
         now = now_ms()
         with self.db.write() as conn:
             conn.execute(insert(t.runs).values(
@@ -173,7 +176,7 @@ class SqlTrackingRepository:
         if name is not None:
             values["name"] = check_name(name, "run_name")
         if description is not None:
-            values["description"] = str(description)
+            values["description"] = check_text(str(description), "description")
         if values:
             self._update_run(run_id, **values)
 
@@ -212,6 +215,7 @@ class SqlTrackingRepository:
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         if not tags:
             return
+        tags = check_tags(tags)
         with self.db.write() as conn:
             self._require_run(conn, run_id)
             conn.execute(delete(t.tags).where(t.tags.c.run_id == run_id, t.tags.c.key.in_(list(tags))))
@@ -248,6 +252,9 @@ class SqlTrackingRepository:
 
     # ---------------------------------------------------------------- datasets
     def log_input(self, run_id: str, dataset: Dataset, context: str) -> Dataset:
+        check_text(dataset.name, "dataset.name", 256)
+        check_text(dataset.source, "dataset.source")
+        check_json_depth("dataset.schema", dataset.schema)
         with self.db.write() as conn:
             self._require_run(conn, run_id)
             existing = conn.execute(select(t.datasets).where(t.datasets.c.dataset_id == dataset.dataset_id)).first()

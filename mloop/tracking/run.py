@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mloop._util.clock import to_ms
 from mloop._util.names import check_artifact_path, check_key
 from mloop.errors import InvalidInputError
+from mloop.tracking._values import check_json_depth, check_params
 from mloop.tracking.entities import Artifact, Dataset, Run, RunStatus
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class RunContext:
         params = _as_mapping("params", params)
         for key in params:
             check_key(key, "param key")
+        check_params(params)  # here too: a remote server must not be sent what it would refuse
         self.client.repo.log_params(self.run_id, params)
 
     def set_tag(self, key: str, value: Any) -> None:
@@ -141,6 +143,7 @@ class RunContext:
 
     def log_dict(self, data: dict[str, Any], artifact_path: str) -> Artifact:
         """Store a dict as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
+        check_json_depth("data", data)
         if artifact_path.endswith((".yaml", ".yml")):
             import yaml
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mloop._util.nesting import Nesting, check_source
 from mloop.errors import InvalidInputError
 
 __all__ = ["And", "Compare", "Not", "Or", "OrderKey", "parse", "parse_order_by"]
@@ -113,6 +114,7 @@ class _Parser:
         self.source = source
         self.tokens = _tokenize(source)
         self.i = 0
+        self.nesting = Nesting(lambda what: _error(self.source, self.tok.pos, what))
 
     @property
     def tok(self) -> _Tok:
@@ -155,13 +157,15 @@ class _Parser:
 
     def _not(self) -> Any:
         if self._word("not"):
-            self._take()
-            return Not(self._not())
+            with self.nesting:
+                self._take()
+                return Not(self._not())
         if self.tok.kind == "punct" and self.tok.text == "(":
-            self._take()
-            node = self._or()
-            self._expect("punct", ")", "')'")
-            return node
+            with self.nesting:
+                self._take()
+                node = self._or()
+                self._expect("punct", ")", "')'")
+                return node
         return self._comparison()
 
     def _comparison(self) -> Compare:
@@ -202,6 +206,8 @@ class _Parser:
         if tok.kind == "str":
             self._take()
             body = tok.text[1:-1]
+            if "\x00" in body:  # PostgreSQL cannot compare text holding NUL; no stored value holds one
+                raise _error(self.source, tok.pos, "a NUL (\\x00) character in a quoted value")
             return body.replace("''", "'").replace("\\'", "'").replace('\\"', '"')
         if tok.kind == "word" and tok.text.lower() in ("true", "false"):
             self._take()
@@ -240,7 +246,7 @@ def parse(source: str) -> Any:
         return None
     if not isinstance(source, str):
         raise InvalidInputError(field="filter", value=source, expected="a filter string")
-    return _Parser(source).parse()
+    return _Parser(check_source(source, "filter")).parse()
 
 
 def parse_order_by(items: list[str] | str | None) -> list[OrderKey]:

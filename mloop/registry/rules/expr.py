@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mloop._util.nesting import Nesting, check_source
 from mloop.errors import InvalidInputError
 
 __all__ = ["All", "Any_", "Between", "Cmp", "In", "Neg", "Null", "fields_of", "parse"]
@@ -101,6 +102,7 @@ class _Parser:
         self.source, self.section = source, section
         self.tokens = _scan(source, section)
         self.i = 0
+        self.nesting = Nesting(lambda what: syntax_error(source, self.tokens[self.i][2], what, section))
 
     def peek(self, kind: str, text: str | None = None) -> bool:
         k, t, _ = self.tokens[self.i]
@@ -135,13 +137,15 @@ class _Parser:
 
     def unary(self) -> Any:
         if self.peek("kw", "not"):
-            self.i += 1
-            return Neg(self.unary())
+            with self.nesting:
+                self.i += 1
+                return Neg(self.unary())
         if self.peek("punct", "("):
-            self.i += 1
-            node = self.disjunction()
-            self.take("punct", ")", "')'")
-            return node
+            with self.nesting:
+                self.i += 1
+                node = self.disjunction()
+                self.take("punct", ")", "')'")
+                return node
         return self.predicate()
 
     def predicate(self) -> Any:
@@ -233,7 +237,7 @@ def parse(source: str | None, section: str = "when") -> Any:
         return None
     if not isinstance(source, str):
         raise InvalidInputError(field=section, value=source, expected="an expression string")
-    return _Parser(source, section).expression()
+    return _Parser(check_source(source, section), section).expression()
 
 
 def fields_of(node: Any) -> set[str]:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from mloop._util.names import refuse_nul_parameters
 from mloop._util.redact import redact
 from mloop.errors import BackendError, InvalidInputError
 
@@ -37,6 +38,7 @@ class Database:
         self.url = url
         self.engine = _create_engine(url)
         self.dialect = self.engine.dialect.name
+        event.listen(self.engine, "before_cursor_execute", refuse_nul_parameters)  # SQLite and PostgreSQL alike
         self._writer = self.engine.execution_options(mloop_write=True)
 
     @property
