@@ -182,7 +182,7 @@ class RunContext:
     # ---------------------------------------------------------------- lifecycle
     def flush(self) -> None:
         """Make every point logged so far durable."""
-        self._writer.flush()
+        self._writer.flush(run_id=self.run_id)
 
     def start_run(self, name: str | None = None, **kwargs: Any) -> RunContext:
         """A nested run whose parent is this run."""
