@@ -1,0 +1,83 @@
+"""Calls through ``mloop server`` outlive a server restart: a run that finishes ends FINISHED, once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mloop.config import Settings
+from mloop.tracking import RunStatus, TrackingClient
+from tests.tracking.serverproc import ServerProcess
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path / "server")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _restart_later(server: ServerProcess, down_seconds: float) -> threading.Thread:
+    def restart() -> None:
+        time.sleep(down_seconds)
+        server.start()
+
+    thread = threading.Thread(target=restart, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_params_tags_and_end_of_run_go_through_a_restart(server: ServerProcess, tmp_path: Path) -> None:
+    client = TrackingClient(Settings.load(home=str(tmp_path / "h"), tracking_uri=server.url))
+    run = client.start_run("restart", name="survivor")
+    run.log_metric("loss", 1.0, step=0)
+    run.flush()
+    server.kill()
+    restarted = _restart_later(server, 0.5)
+    run.log_params({"lr": 0.1, "depth": 4})  # sent while the server is down: each waits for it to return
+    run.set_tags({"stage": "done"})
+    run.log_metric("loss", 0.5, step=1)
+    run.end()
+    restarted.join(60)
+    stored = client.get_run(run.run_id)
+    assert stored.status is RunStatus.FINISHED
+    assert stored.params == {"lr": 0.1, "depth": 4}
+    assert stored.tags["stage"] == "done"
+    assert [m.step for m in client.metric_history(run.run_id, "loss")] == [0, 1]
+
+
+def test_a_call_that_cannot_be_replayed_is_not_retried(server: ServerProcess, tmp_path: Path) -> None:
+    """Creating a run is not idempotent: only a refused connection (nothing sent) is retried, within a bound."""
+    from mloop.errors import BackendError
+    from mloop.tracking._http import HttpTrackingRepository
+
+    repo = HttpTrackingRepository(server.url, retry_seconds=1.0)
+    experiment = repo.create_experiment("bounded")
+    server.kill()
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="did not answer"):
+        repo.create_run(experiment.experiment_id, None, "me", {}, None, "")
+    assert time.monotonic() - started < 5  # the backoff is bounded by retry_seconds
+
+
+def test_a_batch_whose_answer_was_lost_is_stored_once(tmp_path: Path) -> None:
+    """The server commits a batch, the connection drops before the answer, the client retries: one copy."""
+    from tests.server.conftest import serve
+    from tests.tracking.lossyproxy import LossyProxy
+
+    for live in serve(Settings.load(home=str(tmp_path / "server"))):
+        port = int(live.url.rsplit(":", 1)[1])
+        proxy = LossyProxy(port, b"POST /api/metrics/batch", drops=2)
+        client = TrackingClient(Settings.load(home=str(tmp_path / "h"), tracking_uri=proxy.url))
+        with client.start_run("lossy") as run:
+            for step in range(1000):
+                run.log_metric("loss", 1.0 / (step + 1), step=step)
+        proxy.close()
+        assert proxy.dropped == 2
+        direct = TrackingClient(Settings.load(home=str(tmp_path / "h2"), tracking_uri=live.url))
+        assert [m.step for m in direct.metric_history(run.run_id, "loss")] == list(range(1000))
