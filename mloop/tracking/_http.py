@@ -29,6 +29,8 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)  # nothing reached the se
 class HttpTrackingRepository:
     """Talks to ``mloop server``; artifacts stream through it, so clients need no bucket credentials."""
 
+    atomic_rows = _METRIC_CHUNK  # metric points sent in one request, stored in one transaction
+
     def __init__(self, base_url: str, timeout: float = 60.0, transport: httpx.BaseTransport | None = None,
                  retry_seconds: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")

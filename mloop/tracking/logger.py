@@ -51,6 +51,9 @@ class BackgroundWriter:
         self.gone: set[str] = set()  # runs deleted for good: their points are dropped, nobody else's
         self._lost: dict[str, MloopError] = {}  # why each gone run lost points, until a flush reports it
         self._unsent: deque[tuple[str, list[MetricRow]]] = deque()  # keyed batches not yet acknowledged
+        # A batch must be stored whole or not at all (a repository that sends in parts says how big a part
+        # is), so that a refused batch can be split and resent without storing any point twice.
+        self.batch_rows = min(_BATCH, getattr(repo, "atomic_rows", _BATCH))
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -98,7 +101,7 @@ class BackgroundWriter:
         rows: list[MetricRow] = []
         markers: list[_Marker] = []
         popleft = self.queue.popleft
-        for _ in range(min(len(self.queue), _BATCH)):
+        for _ in range(min(len(self.queue), self.batch_rows)):
             item = popleft()
             if item.__class__ is tuple:
                 rows.append(item)

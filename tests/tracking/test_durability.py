@@ -94,3 +94,24 @@ def test_purge_keeps_other_runs_points_in_flight(client: TrackingClient) -> None
     with pytest.raises(NotFoundError):
         runs[0].end()
     assert len(client.metric_history(runs[1].run_id, "x")) == 3000
+
+
+def test_a_refused_batch_larger_than_one_request_is_not_stored_twice(tmp_path) -> None:
+    """Over HTTP a batch goes in requests of 50,000 points: a gone run in a later request must not make the
+    writer resend (and so double) the requests already stored."""
+    from mloop.config import Settings
+    from mloop.tracking.logger import BackgroundWriter
+    from tests.server.conftest import serve
+
+    for live in serve(Settings.load(home=str(tmp_path / "server"))):
+        client = TrackingClient(Settings.load(home=str(tmp_path / "h"), tracking_uri=live.url))
+        experiment = client.create_experiment("big").experiment_id
+        kept = client.repo.create_run(experiment, "kept", "me", {}, None, "")
+        gone = client.repo.create_run(experiment, "gone", "me", {}, None, "")
+        _purge_run(client, gone.run_id)
+        writer = BackgroundWriter(client.repo)
+        for step in range(60_000):  # queued before the writer starts: one drain sees them all
+            writer.append((kept.run_id, "x", 1.0, step, step))
+        writer.append((gone.run_id, "x", 1.0, 0, 0))
+        writer.flush(run_id=kept.run_id)
+        assert [m.step for m in client.metric_history(kept.run_id, "x")] == list(range(60_000))
