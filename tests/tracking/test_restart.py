@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,33 +22,33 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-def _restart_later(server: ServerProcess, down_seconds: float) -> threading.Thread:
-    def restart() -> None:
-        time.sleep(down_seconds)
-        server.start()
-
-    thread = threading.Thread(target=restart, daemon=True)
+def _while_restarting(server: ServerProcess, call: Callable[[], object]) -> None:
+    """Make ``call`` while the server is down (killed -9, back in a moment)."""
+    server.kill()
+    thread = threading.Thread(target=lambda: (time.sleep(0.3), server.start()), daemon=True)
     thread.start()
-    return thread
+    call()
+    thread.join(60)
 
 
-def test_params_tags_and_end_of_run_go_through_a_restart(server: ServerProcess, tmp_path: Path) -> None:
+def test_params_tags_artifacts_and_end_of_run_go_through_restarts(server: ServerProcess, tmp_path: Path) -> None:
     client = TrackingClient(Settings.load(home=str(tmp_path / "h"), tracking_uri=server.url))
     run = client.start_run("restart", name="survivor")
     run.log_metric("loss", 1.0, step=0)
     run.flush()
-    server.kill()
-    restarted = _restart_later(server, 0.5)
-    run.log_params({"lr": 0.1, "depth": 4})  # sent while the server is down: each waits for it to return
-    run.set_tags({"stage": "done"})
+    _while_restarting(server, lambda: run.log_params({"lr": 0.1, "depth": 4}))
+    _while_restarting(server, lambda: run.set_tags({"stage": "done"}))
+    # a file body: rewound for each attempt
+    _while_restarting(server, lambda: run.log_text("all good\n" * 1000, "notes/report.txt"))
     run.log_metric("loss", 0.5, step=1)
-    run.end()
-    restarted.join(60)
+    _while_restarting(server, run.end)
     stored = client.get_run(run.run_id)
     assert stored.status is RunStatus.FINISHED
     assert stored.params == {"lr": 0.1, "depth": 4}
     assert stored.tags["stage"] == "done"
     assert [m.step for m in client.metric_history(run.run_id, "loss")] == [0, 1]
+    client.download_artifacts(run.run_id, "notes/report.txt", tmp_path / "report.txt")
+    assert (tmp_path / "report.txt").read_text() == "all good\n" * 1000
 
 
 def test_a_call_that_cannot_be_replayed_is_not_retried(server: ServerProcess, tmp_path: Path) -> None:
