@@ -201,10 +201,10 @@ class RunContext:
         finally:
             self._writer.active_runs.discard(self.run_id)
             open_runs.discard(self)
-            self.client.repo.end_run(self.run_id, RunStatus(status))
             stack = run_stack()
-            if self in stack:
+            if self in stack:  # first: a run that cannot be ended (it is gone) must not parent the next one
                 stack.remove(self)
+            self.client.repo.end_run(self.run_id, RunStatus(status))
 
     @property
     def info(self) -> Run:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -12,13 +11,6 @@ from mloop.errors import NotFoundError
 from mloop.tracking import RunStatus, TrackingClient
 from mloop.tracking import _tables as t
 from mloop.tracking._sql import SqlTrackingRepository
-from mloop.tracking.run import run_stack
-
-
-@pytest.fixture(autouse=True)
-def _fresh_run_stack() -> Iterator[None]:
-    yield
-    run_stack().clear()  # ending a run that is gone raises before it leaves this thread's stack
 
 
 def _purge_run(client: TrackingClient, run_id: str) -> None:
@@ -45,6 +37,9 @@ def test_a_purged_run_costs_only_its_own_points(client: TrackingClient, caplog: 
         live.end()
     with pytest.raises(NotFoundError):  # ending a run that is gone says so
         doomed.end()
+    with client.start_run("durable", name="next") as following:  # and does not parent the next run
+        following.log_metric("loss", 1.0)
+    assert client.get_run(following.run_id).parent_run_id is None
     steps = [m.step for m in client.metric_history(live.run_id, "loss")]
     assert steps == list(range(3100))
     assert client.get_run(live.run_id).status is RunStatus.FINISHED
@@ -53,11 +48,11 @@ def test_a_purged_run_costs_only_its_own_points(client: TrackingClient, caplog: 
 
 
 def test_a_batch_applied_twice_is_stored_once(client: TrackingClient) -> None:
-    run = client.start_run("durable", name="retry")
-    rows = [(run.run_id, "acc", step / 10, step, 1_700_000_000_000 + step) for step in range(1000)]
-    client.repo.log_metrics(rows, batch_id="b" * 32)
-    client.repo.log_metrics(rows, batch_id="b" * 32)  # the retry of an attempt whose answer was lost
-    client.repo.log_metrics(rows[:10], batch_id="c" * 32)
+    with client.start_run("durable", name="retry") as run:
+        rows = [(run.run_id, "acc", step / 10, step, 1_700_000_000_000 + step) for step in range(1000)]
+        client.repo.log_metrics(rows, batch_id="b" * 32)
+        client.repo.log_metrics(rows, batch_id="b" * 32)  # the retry of an attempt whose answer was lost
+        client.repo.log_metrics(rows[:10], batch_id="c" * 32)
     assert [m.step for m in client.metric_history(run.run_id, "acc")] == sorted([*range(1000), *range(10)])
 
 
@@ -68,12 +63,12 @@ def test_old_batch_keys_are_pruned(tmp_path) -> None:
     client = TrackingClient(Settings.load(home=str(tmp_path / "h")))
     repo = client.repo
     assert isinstance(repo, SqlTrackingRepository)
-    run = client.start_run("durable")
-    repo.log_metrics([(run.run_id, "m", 1.0, 0, 0)], batch_id="old")
-    with repo.db.write() as conn:
-        conn.execute(t.metric_batches.update().values(applied=0))
-    _bulk._last_prune.clear()
-    repo.log_metrics([(run.run_id, "m", 2.0, 1, 0)], batch_id="new")
+    with client.start_run("durable") as run:
+        repo.log_metrics([(run.run_id, "m", 1.0, 0, 0)], batch_id="old")
+        with repo.db.write() as conn:
+            conn.execute(t.metric_batches.update().values(applied=0))
+        _bulk._last_prune.clear()
+        repo.log_metrics([(run.run_id, "m", 2.0, 1, 0)], batch_id="new")
     with repo.db.read() as conn:
         keys = {r.batch_id for r in conn.execute(select(t.metric_batches))}
         assert conn.execute(select(func.count()).select_from(t.metrics)).scalar() == 2
