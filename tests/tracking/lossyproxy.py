@@ -13,14 +13,16 @@ from tests.conftest import free_port
 
 
 class LossyProxy:
-    """Forwards HTTP/1.1 to ``upstream_port``; the first ``drops`` requests starting with ``prefix`` lose
-    their answer."""
+    """Forwards HTTP/1.1 to ``upstream_port``; of the requests starting with ``prefix``, the first
+    ``unavailable`` are answered 503 unforwarded, and the next ``drops`` are applied but lose their answer."""
 
-    def __init__(self, upstream_port: int, prefix: bytes, drops: int) -> None:
+    def __init__(self, upstream_port: int, prefix: bytes, drops: int = 0, unavailable: int = 0) -> None:
         self.upstream_port = upstream_port
         self.prefix = prefix
         self.drops = drops
         self.dropped = 0
+        self.unavailable = unavailable  # answer this many matching requests 503 without forwarding them
+        self.refused = 0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._listener = socket.create_server(("127.0.0.1", self.port))
@@ -43,6 +45,10 @@ class LossyProxy:
                 request = _read_message(client)
                 if request is None:
                     return
+                if request.startswith(self.prefix) and self.refused < self.unavailable:
+                    self.refused += 1
+                    client.sendall(_UNAVAILABLE)
+                    continue
                 upstream.sendall(request)
                 response = _read_message(upstream)
                 if response is None:
@@ -51,6 +57,9 @@ class LossyProxy:
                     self.dropped += 1
                     return  # applied upstream; the client's connection closes without an answer
                 client.sendall(response)
+
+
+_UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
 
 
 def _read_message(sock: socket.socket) -> bytes | None:

@@ -81,3 +81,25 @@ def test_a_batch_whose_answer_was_lost_is_stored_once(tmp_path: Path) -> None:
         assert proxy.dropped == 2
         direct = TrackingClient(Settings.load(home=str(tmp_path / "h2"), tracking_uri=live.url))
         assert [m.step for m in direct.metric_history(run.run_id, "loss")] == list(range(1000))
+
+
+def test_503_is_retried_for_idempotent_calls_only(tmp_path: Path) -> None:
+    from mloop.errors import MloopError
+    from tests.server.conftest import serve
+    from tests.tracking.lossyproxy import LossyProxy
+
+    for live in serve(Settings.load(home=str(tmp_path / "server"))):
+        port = int(live.url.rsplit(":", 1)[1])
+        client = TrackingClient(Settings.load(home=str(tmp_path / "h"), tracking_uri=live.url))
+        with client.start_run("busy") as run:
+            tags = LossyProxy(port, f"POST /api/runs/{run.run_id}/tags".encode(), unavailable=2)
+            through = TrackingClient(Settings.load(home=str(tmp_path / "h2"), tracking_uri=tags.url))
+            through.repo.set_tags(run.run_id, {"stage": "busy"})
+            assert tags.refused == 2 and client.get_run(run.run_id).tags["stage"] == "busy"
+            runs = LossyProxy(port, b"POST /api/runs ", unavailable=1)
+            creator = TrackingClient(Settings.load(home=str(tmp_path / "h3"), tracking_uri=runs.url))
+            with pytest.raises(MloopError, match="503"):  # creating twice would make two runs: not retried
+                creator.repo.create_run(run.experiment_id, "once", "me", {}, None, "")
+            assert runs.refused == 1
+            tags.close()
+            runs.close()
