@@ -136,6 +136,7 @@ def batch_predict(
     engine: str = typer.Option("local", help="local, or ray to spread chunks over Ray."),
     ray_address: str = typer.Option(None, help="Ray cluster address (default: start Ray locally)."),
     trusted: bool = typer.Option(False, "--trusted", help="Allow pickled models."),
+    restart: bool = typer.Option(False, "--restart", help="Discard a previous run's output and score all anew."),
     home: str = typer.Option(None, "--home", help="mloop home folder."),
 ) -> None:
     """Score a file, folder or query in chunks; run it again after a crash to finish the missing chunks."""
@@ -143,7 +144,7 @@ def batch_predict(
 
     _settings(home, None, None)
     result = run(model_uri, input, output, input_format=input_format, output_format=output_format, db_url=db_url,
-                 chunk_rows=chunk_rows, engine=engine, ray_address=ray_address, trusted=trusted)
+                 chunk_rows=chunk_rows, engine=engine, ray_address=ray_address, trusted=trusted, restart=restart)
     console.print(f"scored {result.rows:,} rows in {result.chunks_scored} chunks "
                   f"({result.chunks_skipped} already done) with {result.model_uri} (version {result.model_version}) "
                   f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s) -> {result.output}",

@@ -79,11 +79,50 @@ def _input_format(source: str, fmt: str | None) -> str:
                             expected="a .parquet file or folder, a .csv file, or a SQL query (SELECT ...)")
 
 
+def _parquet_files(source: str) -> list[Path]:
+    path = Path(source)
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def _input_files(source: str, fmt: str) -> list[list[Any]] | None:
+    """[relative path, size, mtime in ns] of every input file, or None for a query (nothing to list).
+
+    Chunks are cut by position in the input, so a resume is only right over the very same files.
+    """
+    if fmt == "sql":
+        return None
+    files = _parquet_files(source) if fmt == "parquet" else [Path(source)]
+    root = Path(source)
+    listed = []
+    for file in files:
+        if not file.is_file():
+            continue
+        stat = file.stat()
+        name = file.name if file == root else file.relative_to(root).as_posix()
+        listed.append([name, stat.st_size, stat.st_mtime_ns])
+    return listed
+
+
+def _input_changes(before: list[list[Any]], now: list[list[Any]]) -> list[str]:
+    """What differs between two listings of the input, in words."""
+    old = {name: (size, mtime) for name, size, mtime in before}
+    new = {name: (size, mtime) for name, size, mtime in now}
+    changes = [f"added {name}" for name in sorted(new.keys() - old.keys())]
+    changes += [f"removed {name}" for name in sorted(old.keys() - new.keys())]
+    for name in sorted(old.keys() & new.keys()):
+        (size_was, mtime_was), (size, mtime) = old[name], new[name]
+        if size != size_was:
+            changes.append(f"changed {name} ({size_was:,} -> {size:,} bytes)")
+        elif mtime != mtime_was:
+            when = datetime.fromtimestamp(mtime / 1e9, UTC)
+            changes.append(f"rewrote {name} (same size, modified {when:%Y-%m-%d %H:%M:%S} UTC)")
+    return changes
+
+
 def _batches(source: str, fmt: str, db_url: str | None, chunk_rows: int) -> tuple[Iterator[pa.RecordBatch], int | None]:
     """Record batches of the input (any sizes) and the total row count when cheap to know."""
     if fmt == "parquet":
-        path = Path(source)
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
+        files = _parquet_files(source)
         if not files:
             raise InvalidInputError(field="input", value=source, expected="an existing Parquet file or folder")
         readers = [pq.ParquetFile(f) for f in files]  # iter_batches reads ~10x faster than a dataset scan here
@@ -170,6 +209,12 @@ class _ParquetSink:
     def done(self) -> set[int]:
         return {int(p.stem.split("-")[1]) for p in self.folder.glob("part-*.parquet")}
 
+    def reset(self, state: dict[str, Any]) -> None:
+        """Forget a previous run: its chunks and its state (nothing else in the folder is touched)."""
+        for path in [*self.folder.glob("part-*.parquet"), *self.folder.glob(".tmp-part-*.parquet")]:
+            path.unlink()
+        self.state_path.unlink(missing_ok=True)
+
     def write(self, index: int, table: pa.Table) -> None:
         final = self.folder / f"part-{index:06d}.parquet"
         tmp = self.folder / f".tmp-part-{index:06d}.parquet"
@@ -195,8 +240,19 @@ class _TableSink:
         return json.loads(row[0]) if row else None
 
     def start(self, state: dict[str, Any]) -> None:
+        # a table this run creates can be dropped by a restart; one that held rows before cannot be sorted out
+        state = {**state, "created_table": not self.sa.inspect(self.engine).has_table(self.table)}
         with self.engine.begin() as conn:
             conn.execute(self.sa.text(f'INSERT INTO "{self.progress}" VALUES (-1, 0, :s)'), {"s": json.dumps(state)})
+
+    def reset(self, state: dict[str, Any]) -> None:
+        """Forget a previous run: drop the rows it wrote (the table it created) and its chunk records."""
+        if not state.get("created_table"):
+            raise ConflictError(f"Table {self.table} held rows before the previous batch run began, so its rows "
+                                "cannot be told apart to start over; write to a new table instead.", field="output")
+        with self.engine.begin() as conn:
+            conn.execute(self.sa.text(f'DROP TABLE IF EXISTS "{self.table}"'))
+            conn.execute(self.sa.text(f'DELETE FROM "{self.progress}"'))
 
     def done(self) -> set[int]:
         with self.engine.connect() as conn:
@@ -229,11 +285,13 @@ def _sink(output: str, fmt: str | None, db_url: str | None) -> tuple[Any, str]:
 def batch_predict(model_uri: str, source: str, output: str, *, input_format: str | None = None,
                   output_format: str | None = None, db_url: str | None = None, chunk_rows: int = 100_000,
                   engine: str = "local", ray_address: str | None = None, client: Any = None,
-                  trusted: bool = False) -> BatchResult:
+                  trusted: bool = False, restart: bool = False) -> BatchResult:
     """Score ``source`` with ``model_uri`` into ``output`` (a Parquet folder, or ``table:<name>`` in ``db_url``).
 
     Runs again after a crash pick up where the last finished chunk left off, with the
     model version the first run resolved (an alias that moved meanwhile does not mix versions).
+    A resume over input files that changed (added, removed, resized or rewritten) is refused;
+    ``restart=True`` discards the previous run's output and scores everything anew.
     """
     if chunk_rows < 1:
         raise InvalidInputError(field="chunk_rows", value=chunk_rows, expected="1 or more")
@@ -246,15 +304,18 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
     fmt = _input_format(source, input_format)
     sink, where = _sink(output, output_format, db_url)
     previous = sink.state()
-    if previous is not None and (previous["source"] != source or previous["chunk_rows"] != chunk_rows):
-        raise ConflictError(f"{where} holds a run over {previous['source']!r} in chunks of {previous['chunk_rows']}; "
-                            "use a new output or the same input and chunk size to resume.", field="output")
+    files = _input_files(source, fmt)
+    if previous is not None and restart:
+        sink.reset(previous)
+        previous = None
+    if previous is not None:
+        _check_resume(previous, source, chunk_rows, files, where)
     concrete = previous["model"] if previous else source_version(model_uri, client)
     model = load_model(concrete, client=client, trusted=trusted)
     version = str(model.version) if model.version is not None else (model.run_id or Path(str(model.folder)).name)
     if previous is None:
         sink.start({"source": source, "chunk_rows": chunk_rows, "model": concrete, "version": version,
-                    "started": datetime.now(UTC).isoformat()})
+                    "started": datetime.now(UTC).isoformat(), "input_files": files})
     done = sink.done()
     batches, total = _batches(source, fmt, db_url, chunk_rows)
     chunks = _chunks(batches, chunk_rows)
@@ -280,6 +341,25 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
                 pending.result()
     return BatchResult(rows=rows, chunks_scored=scored, chunks_skipped=len(done), seconds=time.perf_counter() - started,
                        model_uri=concrete, model_version=version, output=where)
+
+
+def _check_resume(previous: dict[str, Any], source: str, chunk_rows: int, files: list[list[Any]] | None,
+                  where: str) -> None:
+    """A resume must see the input and chunking the first run saw, or rows are scored twice and others never."""
+    if previous["source"] != source or previous["chunk_rows"] != chunk_rows:
+        raise ConflictError(f"{where} holds a run over {previous['source']!r} in chunks of {previous['chunk_rows']}; "
+                            "use a new output, the same input and chunk size to resume, or restart=True "
+                            "(--restart) to start over.", field="output")
+    recorded = previous.get("input_files")
+    if recorded is None or files is None:  # a query, or a state written before inputs were recorded
+        return
+    changes = _input_changes(recorded, files)
+    if changes:
+        more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+        raise ConflictError(
+            f"The input {source} changed since the batch run in {where} started: {'; '.join(changes[:5])}{more}. "
+            "Chunks are cut by position, so resuming would score some rows twice and others never. "
+            "Start over with restart=True (--restart), or write to a new output.", field="input")
 
 
 def _run_ray(model: Any, chunks: Iterator[pa.Table], done: set[int], sink: Any, version: str,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,24 +23,51 @@ from mloop.tracking.entities import Artifact, Dataset, Experiment, Metric, Run, 
 from mloop.tracking.repository import MetricRow
 
 _METRIC_CHUNK = 50_000
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+_UNAVAILABLE = frozenset({502, 503, 504})  # a proxy or the server says: not now, try again
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)  # nothing reached the server: any call may retry
 
 
 class HttpTrackingRepository:
     """Talks to ``mloop server``; artifacts stream through it, so clients need no bucket credentials."""
 
-    def __init__(self, base_url: str, timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+    atomic_rows = _METRIC_CHUNK  # metric points sent in one request, stored in one transaction
+
+    def __init__(self, base_url: str, timeout: float = 60.0, transport: httpx.BaseTransport | None = None,
+                 retry_seconds: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.retry_seconds = retry_seconds  # how long a call keeps trying through a restarting server
         self.http = httpx.Client(base_url=self.base_url + "/api", timeout=timeout, transport=transport,
                                  limits=httpx.Limits(max_keepalive_connections=8))
 
-    def _call(self, method: str, path: str, json: Any = None, **kwargs: Any) -> Any:
-        try:
-            if json is not None:
-                kwargs["content"] = orjson.dumps(json)
-                kwargs.setdefault("headers", {})["content-type"] = "application/json"
-            response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise BackendError(f"The mloop server at {self.base_url} did not answer: {exc}") from exc
+    def _call(self, method: str, path: str, json: Any = None, *, retry: bool | None = None, **kwargs: Any) -> Any:
+        """One request; idempotent calls (``retry``, by default GET, PUT, PATCH and DELETE) outlive a restart.
+
+        A call that never reached the server (the connection was refused) is retried unless ``retry`` is
+        False; one that may have been applied is retried only when applying it twice changes nothing.
+        """
+        if json is not None:
+            kwargs["content"] = orjson.dumps(json)
+            kwargs.setdefault("headers", {})["content-type"] = "application/json"
+        idempotent = method in _IDEMPOTENT if retry is None else retry
+        rewind = _rewinder(kwargs.get("content"))
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.1
+        while True:
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                may_retry = retry is not False and (
+                    isinstance(exc, _NOT_SENT) or (idempotent and isinstance(exc, httpx.TransportError)))
+                if not (may_retry and rewind and time.monotonic() + delay < deadline):
+                    raise BackendError(f"The mloop server at {self.base_url} did not answer: {exc}") from exc
+            else:
+                retryable = idempotent and response.status_code in _UNAVAILABLE
+                if not (retryable and rewind and time.monotonic() + delay < deadline):
+                    break
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            rewind()
         if response.status_code >= 400:
             _raise(response)
         if response.headers.get("content-type", "").startswith("application/json"):
@@ -63,10 +93,10 @@ class HttpTrackingRepository:
         self._call("PATCH", f"/experiments/{_q(experiment_id)}", {"name": new_name})
 
     def delete_experiment(self, experiment_id: str) -> None:
-        self._call("POST", f"/experiments/{_q(experiment_id)}/delete")
+        self._call("POST", f"/experiments/{_q(experiment_id)}/delete", retry=True)
 
     def restore_experiment(self, experiment_id: str) -> None:
-        self._call("POST", f"/experiments/{_q(experiment_id)}/restore")
+        self._call("POST", f"/experiments/{_q(experiment_id)}/restore", retry=True)
 
     # runs
     def create_run(self, experiment_id: str, name: str | None, user: str, tags: dict[str, str],
@@ -79,10 +109,10 @@ class HttpTrackingRepository:
         return _run(self._call("GET", f"/runs/{_q(run_id)}"))
 
     def end_run(self, run_id: str, status: RunStatus) -> None:
-        self._call("POST", f"/runs/{_q(run_id)}/end", {"status": RunStatus(status).value})
+        self._call("POST", f"/runs/{_q(run_id)}/end", {"status": RunStatus(status).value}, retry=True)
 
     def heartbeat(self, run_ids: list[str]) -> None:
-        self._call("POST", "/heartbeat", {"run_ids": run_ids})
+        self._call("POST", "/heartbeat", {"run_ids": run_ids}, retry=False)  # the next beat is the retry
 
     def update_run(self, run_id: str, name: str | None = None, description: str | None = None) -> None:
         self._call("PATCH", f"/runs/{_q(run_id)}", {"name": name, "description": description})
@@ -91,27 +121,32 @@ class HttpTrackingRepository:
         self._call("PATCH", f"/runs/{_q(run_id)}", {"experiment_id": experiment_id})
 
     def delete_run(self, run_id: str) -> None:
-        self._call("POST", f"/runs/{_q(run_id)}/delete")
+        self._call("POST", f"/runs/{_q(run_id)}/delete", retry=True)
 
     def restore_run(self, run_id: str) -> None:
-        self._call("POST", f"/runs/{_q(run_id)}/restore")
+        self._call("POST", f"/runs/{_q(run_id)}/restore", retry=True)
 
     # data
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         items = list(params.items())
         for i in range(0, len(items), 1000):
-            self._call("POST", f"/runs/{_q(run_id)}/params", {"params": _jsonable(dict(items[i:i + 1000]))})
+            self._call("POST", f"/runs/{_q(run_id)}/params", {"params": _jsonable(dict(items[i:i + 1000]))},
+                       retry=True)  # the same values again change nothing
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        self._call("POST", f"/runs/{_q(run_id)}/tags", {"tags": tags})
+        self._call("POST", f"/runs/{_q(run_id)}/tags", {"tags": tags}, retry=True)
 
-    def log_metrics(self, rows: list[MetricRow]) -> None:
+    def log_metrics(self, rows: list[MetricRow], batch_id: str | None = None) -> None:
+        """Send points in chunks, each under a key of its own so that the server stores a retried chunk once."""
+        batch_id = batch_id or uuid.uuid4().hex
         for i in range(0, len(rows), _METRIC_CHUNK):
             run_ids, keys, values, steps, stamps = zip(*rows[i:i + _METRIC_CHUNK], strict=True)
             if not all(math.isfinite(v) for v in values):
                 values = tuple(float_out(v) for v in values)
+            chunk_id = batch_id if len(rows) <= _METRIC_CHUNK else f"{batch_id}.{i // _METRIC_CHUNK}"
             self._call("POST", "/metrics/batch", {"run_ids": run_ids, "keys": keys, "values": values,
-                                                  "steps": steps, "timestamps": stamps})
+                                                  "steps": steps, "timestamps": stamps, "batch_id": chunk_id},
+                       retry=True)
 
     def metric_history(self, run_id: str, key: str, max_points: int | None = None) -> list[Metric]:
         params = {} if max_points is None else {"max_points": max_points}
@@ -123,7 +158,7 @@ class HttpTrackingRepository:
         body = {"dataset_id": dataset.dataset_id, "name": dataset.name, "digest": dataset.digest,
                 "rows": dataset.rows, "schema": dataset.schema, "source": dataset.source,
                 "created": dataset.created, "context": context}
-        return Dataset(**self._call("POST", f"/runs/{_q(run_id)}/inputs", body))
+        return Dataset(**self._call("POST", f"/runs/{_q(run_id)}/inputs", body, retry=True))
 
     def list_inputs(self, run_id: str) -> list[tuple[Dataset, str]]:
         return [(Dataset(**i["dataset"]), i["context"]) for i in self._call("GET", f"/runs/{_q(run_id)}/inputs")]
@@ -183,10 +218,21 @@ class HttpTrackingRepository:
                     limit: int | None = None, include_deleted: bool = False) -> pd.DataFrame:
         return frame_in(self._call("POST", "/runs/search", {
             "experiment_ids": experiment_ids, "filter": filter, "order_by": order_by, "limit": limit,
-            "include_deleted": include_deleted}))
+            "include_deleted": include_deleted}, retry=True))
 
     def purge(self, older_than_ms: int) -> dict[str, int]:
-        return dict(self._call("POST", "/gc", {"older_than_ms": older_than_ms}))
+        return dict(self._call("POST", "/gc", {"older_than_ms": older_than_ms}, retry=True))
+
+
+def _rewinder(content: Any) -> Callable[[], None] | None:
+    """A function that puts a request body back at its start for a retry; None when it cannot be replayed."""
+    if content is None or isinstance(content, bytes | str):
+        return lambda: None
+    try:
+        start = content.tell()
+    except (AttributeError, OSError):
+        return None
+    return lambda: content.seek(start)
 
 
 def _q(value: str, safe: str = "") -> str:

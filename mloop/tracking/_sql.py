@@ -225,13 +225,18 @@ class SqlTrackingRepository:
         if conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first() is None:
             raise NotFoundError(f"No run with id '{run_id}'.", field="run_id")
 
-    def log_metrics(self, rows: list[MetricRow]) -> None:
+    def log_metrics(self, rows: list[MetricRow], batch_id: str | None = None) -> None:
+        """Store metric points in one transaction; a ``batch_id`` already applied makes this a no-op."""
         if not rows:
             return
-        from mloop.tracking._bulk import insert_metrics
+        from mloop.tracking._bulk import claim_batch, insert_metrics, prune_batch_keys
 
         with self.db.write() as conn:
+            if batch_id is not None and not claim_batch(conn, self.db.dialect, batch_id):
+                return  # a retry of a batch whose first attempt committed (its answer was lost)
             insert_metrics(conn, self.db.dialect, rows)
+        if batch_id is not None:
+            prune_batch_keys(self.db)
 
     def metric_history(self, run_id: str, key: str, max_points: int | None = None) -> list[Metric]:
         p = "%s" if self.db.dialect == "postgresql" else "?"

@@ -105,3 +105,11 @@ run_inputs = Table(
     Column("dataset_id", String(32), ForeignKey("datasets.dataset_id"), primary_key=True),
     Column("context", String(64), primary_key=True),
 )
+
+# Keys of metric batches already stored (written in the batch's own transaction): a retry is a no-op.
+metric_batches = Table(
+    "metric_batches", metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("applied", BigInteger, nullable=False),
+    Index("ix_metric_batches_applied", "applied"),
+)

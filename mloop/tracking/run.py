@@ -185,7 +185,7 @@ class RunContext:
     # ---------------------------------------------------------------- lifecycle
     def flush(self) -> None:
         """Make every point logged so far durable."""
-        self._writer.flush()
+        self._writer.flush(run_id=self.run_id)
 
     def start_run(self, name: str | None = None, **kwargs: Any) -> RunContext:
         """A nested run whose parent is this run."""
@@ -204,10 +204,10 @@ class RunContext:
         finally:
             self._writer.active_runs.discard(self.run_id)
             open_runs.discard(self)
-            self.client.repo.end_run(self.run_id, RunStatus(status))
             stack = run_stack()
-            if self in stack:
+            if self in stack:  # first: a run that cannot be ended (it is gone) must not parent the next one
                 stack.remove(self)
+            self.client.repo.end_run(self.run_id, RunStatus(status))
 
     @property
     def info(self) -> Run:

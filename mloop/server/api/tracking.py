@@ -187,6 +187,9 @@ class MetricBatch(BaseModel):
     values: list[float | Annotated[str, Field(pattern="^(NaN|Infinity|-Infinity)$")]]
     steps: list[Int64]
     timestamps: list[Int64]
+    batch_id: str | None = Field(default=None, pattern="^[A-Za-z0-9_.:-]{1,64}$",
+                                 description="A key the client picks per batch: a retry with the same key "
+                                             "is not stored again.")
 
 
 @router.post("/metrics/batch", responses=error_responses(404))
@@ -199,7 +202,7 @@ def log_metrics(body: MetricBatch, r: Repo) -> dict[str, int]:
         check_key(key, "metric key")
     rows = list(zip(body.run_ids, body.keys, [float_in(v) for v in body.values], body.steps, body.timestamps,
                     strict=True))
-    r.log_metrics(rows)
+    r.log_metrics(rows, batch_id=body.batch_id)
     return {"logged": n}
 
 
