@@ -165,6 +165,17 @@ def test_nul_bytes_that_only_reach_a_query_are_refused_alike(api: httpx.Client, 
     assert_refused(answer, field, "NUL")
 
 
+def test_a_metric_batch_takes_only_full_run_ids(api: httpx.Client) -> None:
+    """Points go to the store in one COPY on PostgreSQL, past the text check: a NUL in a run id was a 500."""
+    _, run_id = new_run(api)
+    for bad in ("a\x00", run_id[:31] + "\x00", "ABC"):
+        answer = api.post("/metrics/batch", json={"run_ids": [bad], "keys": ["loss"], "values": [1.0],
+                                                   "steps": [0], "timestamps": [0]})
+        assert answer.status_code == 422 and answer.json()["field"].startswith("run_ids"), answer.text
+    assert api.post("/metrics/batch", json={"run_ids": [run_id], "keys": ["loss"], "values": [1.0],
+                                            "steps": [0], "timestamps": [0]}).status_code == 200
+
+
 def test_nul_bytes_are_refused_by_the_sdk(sdk: TrackingClient) -> None:
     with sdk.start_run("bounds") as run:
         with pytest.raises(InvalidInputError) as caught:
