@@ -185,10 +185,11 @@ def _score(model: Any, table: pa.Table, version: str) -> pa.Table:
             .append_column("scored_at", pa.array(np.full(n, now_ms, dtype="int64")).cast(pa.timestamp("ms", tz="UTC"))))
 
 
-def _score_remote(folder: str, table: pa.Table, version: str) -> pa.Table:
+def _score_remote(folder: str, table: pa.Table, version: str, trusted: bool | list[str]) -> pa.Table:
     from mloop.registry import load_model
 
-    return _score(load_model(folder, verify=False), table, version)
+    # the driver already checked the files and decided the trust; a worker loads with the same trust
+    return _score(load_model(folder, verify=False, trusted=trusted), table, version)
 
 
 # ---------------------------------------------------------------------- output
@@ -322,7 +323,7 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
     n_chunks = -(-total // chunk_rows) if total else None
     rows = scored = 0
     if engine == "ray":
-        rows, scored = _run_ray(model, chunks, done, sink, version, ray_address, n_chunks)
+        rows, scored = _run_ray(model, chunks, done, sink, version, ray_address, n_chunks, trusted)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -363,7 +364,7 @@ def _check_resume(previous: dict[str, Any], source: str, chunk_rows: int, files:
 
 
 def _run_ray(model: Any, chunks: Iterator[pa.Table], done: set[int], sink: Any, version: str,
-             address: str | None, n_chunks: int | None) -> tuple[int, int]:
+             address: str | None, n_chunks: int | None, trusted: bool | list[str]) -> tuple[int, int]:
     """Chunks scored by Ray tasks (at most two per CPU in flight); the driver writes them in order."""
     import sys
 
@@ -391,7 +392,7 @@ def _run_ray(model: Any, chunks: Iterator[pa.Table], done: set[int], sink: Any, 
     for index, table in enumerate(track(chunks, "scoring on ray", total=n_chunks)):
         if index in done:
             continue
-        in_flight.append((index, table.num_rows, remote.remote(folder, table, version)))
+        in_flight.append((index, table.num_rows, remote.remote(folder, table, version, trusted)))
         drain(window)
     drain(0)
     return rows, scored

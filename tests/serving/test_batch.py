@@ -20,6 +20,11 @@ from mloop.serving import batch_predict
 from tests.serving.conftest import MODEL, trip_frame
 
 
+class Doubler:
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(frame["km"], dtype=float) * 2
+
+
 class ChunkSleeper:
     """A model that takes a while per chunk, so a kill lands mid-run."""
 
@@ -110,7 +115,13 @@ def test_ray_engine_scores_the_same(model_dir, tmp_path) -> None:
     try:
         result = batch_predict(str(model_dir), str(tmp_path / "in.parquet"), str(tmp_path / "out"), chunk_rows=100,
                                engine="ray")
+        # A pickled model needs the user's trust: the workers load it with the trust the caller gave.
+        save_model(Doubler(), tmp_path / "pickled", flavor="python_function")
+        pickled = batch_predict(str(tmp_path / "pickled"), str(tmp_path / "in.parquet"), str(tmp_path / "out2"),
+                                chunk_rows=100, engine="ray", trusted=True)
     finally:
         ray.shutdown()
     out = pd.read_parquet(tmp_path / "out")
     assert result.chunks_scored == 3 and np.allclose(out["prediction"], _expected(model_dir, frame))
+    assert pickled.chunks_scored == 3
+    assert np.allclose(pd.read_parquet(tmp_path / "out2")["prediction"], frame["km"] * 2)
