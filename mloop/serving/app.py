@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -41,6 +43,8 @@ from mloop.serving.routing import Arm, Endpoint, InputRejected, ModelUnavailable
 
 __all__ = ["ServingState", "create_serving_app"]
 
+log = logging.getLogger("mloop.serving")
+
 _JSON = "application/json"
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -51,6 +55,15 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 def _error(status: int, code: str, message: str, field: str | None = None, **extra: Any) -> Response:
     return _json({"error_code": code, "message": message, "field": field, **extra}, status)
+
+
+def _internal_error(model: str, route: str, exc: Exception) -> Response:
+    """A 500 that names the kind of failure and an id to find it in the log; its text (paths, values, the
+    model's internals) stays in the log."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error("error %s: %s failed on %s", error_id, model, route, exc_info=exc)
+    return _error(500, "INTERNAL_ERROR", f"Predicting with {model} failed ({type(exc).__name__}); the server log "
+                  f"has the details under error id {error_id}.", id=error_id)
 
 
 class ServingState:
@@ -178,8 +191,8 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
                                   errors=[e.to_dict() for e in exc.errors])
             except ModelUnavailable as exc:
                 response = _error(503, "MODEL_UNAVAILABLE", str(exc))
-            except Exception as exc:  # a bug of ours: still a JSON answer, and counted as an error
-                response = _error(500, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # the model's or ours: a JSON answer, counted, and the details only in the log
+                response = _internal_error(endpoint.name, route, exc)
             else:
                 headers = {"x-model-version": result.model.version, "x-prediction-id": result.request_id}
                 if result.fallback:

@@ -9,10 +9,12 @@ the breaker says so, log the prediction, and hand a copy to the shadow.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import threading
 import time
+import uuid
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,8 @@ from mloop.serving.metrics import Metrics
 from mloop.serving.model import ServedModel, source_version
 from mloop.serving.predlog import PredictionLog
 from mloop.serving.resilience import CircuitBreaker, PredictionCache
+
+log = logging.getLogger("mloop.serving")
 
 __all__ = ["Arm", "Endpoint", "InputRejected", "ModelUnavailable", "Result"]
 
@@ -180,7 +184,11 @@ class Endpoint:
                                 model) from exc
         except Exception as exc:
             if breaker is None:
-                raise ModelUnavailable(f"model {model.name} v{model.version} failed: {exc}") from exc
+                # its text may hold paths, keys or values: it goes to the log, the client gets an id to find it
+                error_id = uuid.uuid4().hex[:12]
+                log.error("error %s: model %s v%s failed", error_id, model.name, model.version, exc_info=exc)
+                raise ModelUnavailable(f"model {model.name} v{model.version} failed ({type(exc).__name__}); the "
+                                       f"server log has the details under error id {error_id}") from exc
             breaker.failure()
             return self._fallback(n, model, "error")
         if breaker is not None:

@@ -145,3 +145,26 @@ def test_serve_errors_hide_the_database_password(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "hunter2" not in done.stdout + done.stderr and "ml:***@" in done.stderr.replace("\n", "")
     assert "bug in mloop" not in done.stderr
+
+
+class _Leaky:
+    """A model that fails with its internals in the message, as a real one may (paths, keys, values)."""
+
+    def predict(self, frame: object) -> object:
+        raise RuntimeError("cannot read /srv/secret/features.db with key=abc123")
+
+
+def test_a_failing_model_answers_without_its_internals(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from mloop.registry import save_model
+
+    folder = tmp_path / "leaky"
+    save_model(_Leaky(), folder, flavor="python_function")
+    config = ServeConfig(endpoints=(EndpointConfig(name="leaky", uri=str(folder), log=False),), trusted=True)
+    with running(config, Settings.load(home=str(tmp_path / "h"))) as s, \
+            httpx.Client(base_url=s.url, timeout=30) as client:
+        answer = client.post("/predict", json=[ROW])
+        assert _is_error(answer, 503, "MODEL_UNAVAILABLE", None), answer.text
+        assert "secret" not in answer.text and "abc123" not in answer.text and "RuntimeError" in answer.text
+        error_id = answer.json()["message"].rsplit(" ", 1)[-1]
+        assert f"error {error_id}" in caplog.text  # the details are in the log, under the id the client got
+        assert client.get("/health/live").status_code == 200
