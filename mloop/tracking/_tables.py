@@ -47,6 +47,7 @@ params = Table(
     Column("value", Text, nullable=False),
     Column("vtype", String(8), nullable=False),
     Column("num", Float),
+    # on PostgreSQL tracking_0003 replaces this with a btree on key and a hash on value (a btree row is bounded)
     Index("ix_params_key_value", "key", "value"),
     Index("ix_params_key_num", "key", "num"),
 )

@@ -85,3 +85,17 @@ def test_deleted_runs_are_hidden_until_restored(client: TrackingClient, populate
     assert "forest" not in names(client.search_runs("search"))
     client.restore_run(populated["forest"])
     assert "forest" in names(client.search_runs("search"))
+
+
+def test_a_long_param_that_does_not_compress_is_stored_and_found(client: TrackingClient) -> None:
+    """6,000 random characters: past the 2,704-byte row limit of a PostgreSQL btree, which refused the insert."""
+    import secrets
+
+    value = secrets.token_hex(3000)
+    with client.start_run("long-params") as run:
+        run.log_param("blob", value)
+    with client.start_run("long-params") as other:
+        other.log_param("blob", "short")
+    found = client.search_runs("long-params", filter=f"params.blob = '{value}'")
+    assert list(found["run_id"]) == [run.run_id]
+    assert client.get_run(run.run_id).params["blob"] == value
