@@ -43,6 +43,8 @@ def check_depth(body: Any) -> None:
     Only containers are visited; each carries a link to its parent, so the path is spelled out only
     for the error.
     """
+    if type(body) is not dict and type(body) is not list:
+        return  # a scalar body nests nothing; the parser says what it expected instead
     stack: list[tuple[Any, int, Any]] = [(body, 1, None)]
     while stack:
         entry = stack.pop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -63,3 +64,12 @@ def test_a_deep_feedback_label_is_refused_by_name(served) -> None:  # type: igno
     assert answer.status_code == 400, answer.text[:300]
     assert answer.json()["field"].startswith("body.label")
     assert served.post("/feedback", {"id": prediction, "label": 1.0}).json() == {"accepted": 1}
+
+
+@pytest.mark.parametrize("path", ["/predict", "/invocations", "/v2/models/trips/infer", "/feedback"])
+@pytest.mark.parametrize("body", [None, 7, "text", True])
+def test_a_scalar_body_is_a_400_not_a_500(served, path: str, body: Any) -> None:  # type: ignore[no-untyped-def]
+    answer = httpx.post(served.url + path, content=json.dumps(body), headers={"content-type": "application/json"},
+                        timeout=30)
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["error_code"] in ("BAD_REQUEST", "INVALID_INPUT"), answer.text[:300]
