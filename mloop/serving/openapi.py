@@ -71,7 +71,9 @@ def _record_schema(state: ServingState, name: str) -> dict[str, Any]:
 def _predict_body(name: str) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{name}.record"}
     records = {"type": "array", "minItems": 1, "items": ref}
-    return {"oneOf": [ref, records, _keyed("records", records), _keyed("columns", _COLUMNS)]}
+    # anyOf, not oneOf: an object with a "records" key may also hold every column of a record; the server reads
+    # such a body as its records (then "columns", then a single record), so it is valid, not ambiguous
+    return {"anyOf": [_keyed("records", records), _keyed("columns", _COLUMNS), ref, records]}
 
 
 def _ok(description: str, schema: dict[str, Any] | None = None, media: str = "application/json") -> dict[str, Any]:
