@@ -368,6 +368,92 @@ def _widen_first_tree(forest: Any) -> None:
     estimator.tree_, estimator.n_features_in_ = wide, 64
 
 
+def _boosters(kind: str) -> Any:
+    """A small LightGBM or XGBoost booster over the columns a, b, c (categorical c for LightGBM)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    if kind == "lightgbm":
+        lgb = pytest.importorskip("lightgbm")
+        frame["c"] = rng.integers(0, 6, 200)
+        return lgb.train({"verbose": -1, "num_leaves": 6, "min_data_per_group": 5, "cat_smooth": 1},
+                         lgb.Dataset(frame, frame["a"] + (frame["c"] == 2), categorical_feature=["c"]), 3)
+    xgb = pytest.importorskip("xgboost")
+    return xgb.train({"max_depth": 2}, xgb.DMatrix(frame, frame["a"]), 3)
+
+
+def _lightgbm_text(booster: Any, tamper: str) -> str:
+    import re
+
+    text = booster.model_to_string()
+    first = re.search(r"Tree=0\n(.*?)\n\n", text, re.S)
+    assert first is not None
+    tree = first.group(1)
+    field = {"child": "left_child", "feature": "split_feature", "leaf": "right_child",
+             "category set": "threshold"}[tamper]
+    line = re.search(rf"^{field}=(.*)$", tree, re.M)
+    assert line is not None
+    values = line.group(1).split()
+    if tamper == "category set":  # the categorical split's threshold indexes the tree's category sets
+        kinds = re.search(r"^decision_type=(.*)$", tree, re.M).group(1).split()  # type: ignore[union-attr]
+        values[next(i for i, k in enumerate(kinds) if int(k) & 1)] = "1000000"
+    else:
+        values[0] = {"child": "100000000", "feature": "90000000", "leaf": "-200000000"}[tamper]
+    text = text.replace(tree, tree.replace(line.group(0), f"{field}={' '.join(values)}"))
+    return re.sub(r"^tree_sizes=.*\n", "", text, flags=re.M)  # the sizes changed: parse the trees one by one
+
+
+def _xgboost_json(booster: Any, tamper: str) -> bytes:
+    import json
+
+    saved = json.loads(bytes(booster.save_raw(raw_format="json")))
+    model = saved["learner"]["gradient_booster"]["model"]
+    tree = model["trees"][0]
+    if tamper == "child":
+        tree["left_children"][0] = 10**8
+    elif tamper == "feature":
+        tree["split_indices"][0] = 10**8
+    elif tamper == "cycle":
+        tree["left_children"][1] = 0
+    elif tamper == "group":
+        model["tree_info"][0] = 10**6
+    return json.dumps(saved).encode()
+
+
+@pytest.mark.parametrize(("kind", "tamper"), [("lightgbm", "child"), ("lightgbm", "feature"), ("lightgbm", "leaf"),
+                                              ("lightgbm", "category set"), ("xgboost", "child"),
+                                              ("xgboost", "feature"), ("xgboost", "cycle"), ("xgboost", "group")])
+def test_lightgbm_and_xgboost_trees_that_would_read_memory_are_refused_untrusted(kind: str, tamper: str,
+                                                                                 tmp_path: Path) -> None:
+    """Both load untrusted ("no pickle"), but their compiled predictors follow the file's indices unchecked: each
+    of these files loaded, then crashed the process (SIGSEGV) at its first prediction."""
+    import hashlib
+
+    import yaml
+
+    booster = _boosters(kind)
+    save_model(booster, tmp_path / "m", flavor=kind)  # then the file is swapped, as an uploader may write any
+    name, crafted = (("model.txt", _lightgbm_text(booster, tamper).encode()) if kind == "lightgbm"
+                     else ("model.json", _xgboost_json(booster, tamper)))
+    (tmp_path / "m" / name).write_bytes(crafted)
+    manifest_path = tmp_path / "m" / "mloop-model.yaml"
+    manifest = yaml.safe_load(manifest_path.read_text())
+    manifest["files"][name] = hashlib.sha256(crafted).hexdigest()
+    manifest_path.write_text(yaml.safe_dump(manifest))
+    with pytest.raises(InvalidInputError) as refused:
+        load_model(tmp_path / "m")
+    assert refused.value.field == "model" and "malformed" in str(refused.value)
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "xgboost"])
+def test_lightgbm_and_xgboost_models_as_written_load_untrusted(kind: str, tmp_path: Path) -> None:
+    booster = _boosters(kind)
+    save_model(booster, tmp_path / "m", flavor=kind)
+    frame = pd.DataFrame({"a": [0.5, -1.0], "b": [0.0, 1.0], "c": [2, 3]})
+    expected = booster.predict(frame) if kind == "lightgbm" else booster.predict(
+        importlib.import_module("xgboost").DMatrix(frame))
+    assert np.allclose(load_model(tmp_path / "m").predict(frame), expected)
+
+
 # ---------------------------------------------------------------- the other flavors
 def test_torchscript_is_code_and_loads_only_trusted(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")

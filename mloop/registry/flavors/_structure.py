@@ -164,3 +164,30 @@ def _fail(where: Any, value: str, expected: str) -> None:
         "Predicting with it could read or write memory or files it should not; load it with trusted=True "
         "only if you trust its author.",
         field="model", value=value, expected=expected)
+
+
+def check_links(where: str, children: np.ndarray, n: int) -> None:
+    """InvalidInputError unless the internal-node ``children`` of a tree with ``n`` internal nodes (root 0) form a
+    tree: each in 1..n-1 and each at most once, so every walk from the root ends (no cycle) inside the arrays.
+
+    For the compiled predictors of LightGBM and XGBoost, which follow their files' child indices unchecked.
+    """
+    children = np.asarray(children, dtype=np.int64)
+    if children.size and (children.min() < 1 or children.max() >= n):
+        _fail_named(where, "a child index out of range", f"child indices in 1..{n - 1}")
+    if children.size and np.bincount(children).max() > 1:
+        _fail_named(where, "a node that is the child of two nodes (a cycle)", "a tree")
+
+
+def check_indices(where: str, name: str, values: np.ndarray, bound: int) -> None:
+    """InvalidInputError unless every value is in 0..bound-1."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.size and (values.min() < 0 or values.max() >= bound):
+        _fail_named(where, f"a {name} out of range", f"{name}s in 0..{bound - 1}")
+
+
+def _fail_named(where: str, value: str, expected: str) -> None:
+    raise InvalidInputError(
+        f"The model file holds a malformed {where}: {value}; expected {expected}. Predicting with it could read or "
+        "write memory it should not; load it with trusted=True only if you trust its author.",
+        field="model", value=value, expected=expected)
