@@ -338,8 +338,24 @@ def _file_reader(tmp_path: Path) -> Path:
     return tmp_path / "t"
 
 
+def _vocabulary(tmp_path: Path, kind: str) -> Path:
+    """A vectorizer whose vocabulary sends a term to column 10**8 of a matrix that has 4: the logistic regression's
+    sparse product read past its coefficients (SIGSEGV at the first prediction with that term)."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts = ["good trip", "bad trip", "good road", "bad road"]
+    data = texts if kind == "text" else [dict.fromkeys(t.split(), 1.0) for t in texts]
+    model = Pipeline([("words", CountVectorizer() if kind == "text" else DictVectorizer()),
+                      ("model", LogisticRegression())]).fit(data, [1, 0, 1, 0])
+    model.named_steps["words"].vocabulary_["good"] = 10**8
+    save_model(model, tmp_path / "v")
+    return tmp_path / "v"
+
+
 @pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature", "boosting stages",
-                                    "feature subset", "text from files"])
+                                    "feature subset", "text from files", "text vocabulary", "dict vocabulary"])
 def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
     crafted = {
         "child": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "left_child", 10**9)),
@@ -349,6 +365,8 @@ def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: st
         "boosting stages": lambda: _wide_stages(tmp_path),
         "feature subset": lambda: _bagged_subset(tmp_path),
         "text from files": lambda: _file_reader(tmp_path),
+        "text vocabulary": lambda: _vocabulary(tmp_path, "text"),
+        "dict vocabulary": lambda: _vocabulary(tmp_path, "dict"),
     }[tamper]()
     with pytest.raises(InvalidInputError) as refused:
         load_model(crafted)

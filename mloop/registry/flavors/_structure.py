@@ -10,8 +10,9 @@ forest checks the input once and hands it to every tree unchecked), and gradient
 has no more trees per stage than its initial predictions have columns (its compiled loop
 adds tree k's answer to column k unchecked).
 
-A text vectorizer with ``input="filename"`` (or ``"file"``) opens the files its input names:
-served, it would read the server's files for whoever sends a request, so it is refused too.
+A vectorizer's vocabulary maps terms to the columns of a sparse matrix that the next step multiplies unchecked,
+so each index must lie inside it. A text vectorizer with ``input="filename"`` (or ``"file"``) opens the files its
+input names: served, it would read the server's files for whoever sends a request, so it is refused too.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> Non
 def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
     if hasattr(obj, "build_analyzer") and getattr(obj, "input", "content") in _OPENS_FILES:
         _fail(obj, f"input={obj.input!r}", "input='content' (the text itself, not names of files to open)")
+    vocabulary = getattr(obj, "vocabulary_", None)
+    if isinstance(vocabulary, dict):
+        _check_vocabulary(obj, vocabulary)
     width = getattr(obj, "n_features_in_", None)
     if exact_width is not None and width is not None and width != exact_width:
         _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
@@ -79,6 +83,17 @@ def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
     stages = getattr(obj, "estimators_", None)
     if isinstance(stages, np.ndarray) and stages.ndim == 2 and hasattr(obj, "_raw_predict_init"):
         _check_stages(obj, stages.shape[1], width)
+
+
+def _check_vocabulary(vectorizer: Any, vocabulary: dict[Any, Any]) -> None:
+    """A vectorizer's output has one column per vocabulary entry, and each term's column index is taken from the
+    vocabulary unchecked into a sparse matrix: an index outside 0..len-1 is read past by the next step's compiled
+    product (a crash at predict)."""
+    n = len(vocabulary)
+    bad = next((v for v in vocabulary.values()
+                if not isinstance(v, int | np.integer) or isinstance(v, bool) or not 0 <= v < n), None)
+    if bad is not None:
+        _fail(vectorizer, f"a vocabulary column index {bad!r}", f"indices in 0..{n - 1}, one per term")
 
 
 def _visit_members(ensemble: Any, members: Any, width: int | None, seen: set[int]) -> None:
