@@ -354,8 +354,34 @@ def _vocabulary(tmp_path: Path, kind: str) -> Path:
     return tmp_path / "v"
 
 
+def _one_hot_width(tmp_path: Path) -> Path:
+    """A dense one-hot encoder whose column of 300,000 categories claims one output column: a request with the last
+    category wrote a 1 some 2.4 MB past the output array (heap corruption, SIGSEGV)."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame({"x": np.arange(300_000, dtype=float)})
+    encoder = OneHotEncoder(sparse_output=False).fit(frame)
+    encoder._n_features_outs = [1]
+    save_model(Pipeline([("onehot", encoder), ("model", DummyRegressor().fit([[0]], [0]))]), tmp_path / "o",
+               flavor="sklearn")
+    return tmp_path / "o"
+
+
+def _label_map(tmp_path: Path) -> Path:
+    """A MultiLabelBinarizer step whose cached label map sends the label 'x' (each character of the input's column
+    names is a label to it) to column 10**8 of 2: its dense output was written out of bounds."""
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarizer = MultiLabelBinarizer().fit([["x"], ["y"]])
+    binarizer._cached_dict = {"x": 10**8, "y": 1}
+    save_model(Pipeline([("labels", binarizer), ("model", DummyRegressor().fit([[0, 1]], [0]))]),
+               tmp_path / "l", flavor="sklearn")
+    return tmp_path / "l"
+
+
 @pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature", "boosting stages",
-                                    "feature subset", "text from files", "text vocabulary", "dict vocabulary"])
+                                    "feature subset", "text from files", "text vocabulary", "dict vocabulary",
+                                    "one-hot width", "label map"])
 def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
     crafted = {
         "child": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "left_child", 10**9)),
@@ -367,6 +393,8 @@ def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: st
         "text from files": lambda: _file_reader(tmp_path),
         "text vocabulary": lambda: _vocabulary(tmp_path, "text"),
         "dict vocabulary": lambda: _vocabulary(tmp_path, "dict"),
+        "one-hot width": lambda: _one_hot_width(tmp_path),
+        "label map": lambda: _label_map(tmp_path),
     }[tamper]()
     with pytest.raises(InvalidInputError) as refused:
         load_model(crafted)

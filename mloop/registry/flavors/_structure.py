@@ -26,6 +26,8 @@ from mloop.errors import InvalidInputError
 __all__ = ["check_state"]
 
 _OPENS_FILES = ("filename", "file")
+# term (or label) -> column index maps that vectorizers and MultiLabelBinarizer build sparse matrices from, unchecked
+_COLUMN_MAPS = ("vocabulary_", "_cached_dict")
 
 _MAX_CATEGORY = 255  # HistGradientBoosting stores categories in 256-bit bitsets
 
@@ -69,9 +71,12 @@ def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> Non
 def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
     if hasattr(obj, "build_analyzer") and getattr(obj, "input", "content") in _OPENS_FILES:
         _fail(obj, f"input={obj.input!r}", "input='content' (the text itself, not names of files to open)")
-    vocabulary = getattr(obj, "vocabulary_", None)
-    if isinstance(vocabulary, dict):
-        _check_vocabulary(obj, vocabulary)
+    for name in _COLUMN_MAPS:
+        mapping = getattr(obj, name, None)
+        if isinstance(mapping, dict):
+            _check_vocabulary(obj, mapping)
+    if hasattr(obj, "_n_features_outs") and hasattr(obj, "categories_"):
+        _check_one_hot(obj)
     width = getattr(obj, "n_features_in_", None)
     if exact_width is not None and width is not None and width != exact_width:
         _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
@@ -94,6 +99,35 @@ def _check_vocabulary(vectorizer: Any, vocabulary: dict[Any, Any]) -> None:
                 if not isinstance(v, int | np.integer) or isinstance(v, bool) or not 0 <= v < n), None)
     if bad is not None:
         _fail(vectorizer, f"a vocabulary column index {bad!r}", f"indices in 0..{n - 1}, one per term")
+
+
+def _check_one_hot(encoder: Any) -> None:
+    """OneHotEncoder turns each column's category code into a column index of a sparse matrix (then, for dense
+    output, writes a 1 there) without checking it: every code a column can produce, after the infrequent
+    grouping and the dropped category, must be below that column's ``_n_features_outs`` width."""
+    categories, widths = list(encoder.categories_), list(encoder._n_features_outs)
+    grouping = getattr(encoder, "_default_to_infrequent_mappings", None)
+    grouping = grouping if getattr(encoder, "_infrequent_enabled", False) else None
+    drops = getattr(encoder, "_drop_idx_after_grouping", None)
+    if len(widths) != len(categories) or (grouping is not None and len(grouping) != len(categories)) \
+            or (drops is not None and len(drops) != len(categories)):
+        _fail(encoder, f"{len(widths)} output widths for {len(categories)} columns", "one width per column")
+    for i, known in enumerate(categories):
+        known = np.asarray(known)
+        if known.dtype.kind in "iuf" and (np.diff(known[~np.isnan(known)] if known.dtype.kind == "f" else known)
+                                          <= 0).any():
+            _fail(encoder, f"unsorted categories for column {i}", "sorted categories (codes come from a search)")
+        mapping = grouping[i] if grouping is not None else None
+        codes = np.asarray(mapping if mapping is not None else np.arange(len(known)), dtype=np.int64)
+        drop = drops[i] if drops is not None else None
+        top = int(codes.max()) if codes.size else -1
+        if drop is not None and (not isinstance(drop, int | np.integer) or drop < 0):
+            _fail(encoder, f"a dropped category {drop!r} for column {i}", "a category index")
+        if drop is not None and top >= drop:
+            top -= 1  # codes above the dropped one move down by one; the dropped one is left out
+        if (codes.size and codes.min() < 0) or not isinstance(widths[i], int | np.integer) or top >= widths[i]:
+            _fail(encoder, f"column {i} with codes up to {top} in {widths[i]!r} output columns",
+                  "an output column for every category code")
 
 
 def _visit_members(ensemble: Any, members: Any, width: int | None, seen: set[int]) -> None:
