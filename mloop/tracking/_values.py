@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 from mloop._util.names import check_text
@@ -26,6 +27,7 @@ MAX_TAG_CHARS = 8000
 # recursive reader's limit (orjson stops at 254, Python's recursion limit is 1000).
 MAX_JSON_DEPTH = 32
 _MEASURE_UP_TO = 100_000
+_FLOAT_MAX = int(sys.float_info.max)
 
 
 def json_depth(value: Any, stop_after: int = MAX_JSON_DEPTH) -> int:
@@ -90,6 +92,11 @@ def encode_param(key: str, value: Any) -> tuple[str, str, float | None]:
     if isinstance(value, bool):
         return ("true" if value else "false"), "bool", float(value)
     if isinstance(value, int):
+        if not -_FLOAT_MAX <= value <= _FLOAT_MAX:  # float() fails, and JSON readers (orjson) refuse it
+            raise InvalidInputError(f"params.{key}: got an int of {value.bit_length()} bits, expected one a float "
+                                    "can hold (at most about 1.8e308); log it as a string.", field=f"params.{key}",
+                                    value=f"<an int of {value.bit_length()} bits>",
+                                    expected="an int of at most about 1.8e308; log it as a string")
         return str(value), "int", float(value)
     if isinstance(value, float):
         return repr(value), "float", value if math.isfinite(value) else None
