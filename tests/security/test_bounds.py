@@ -102,6 +102,9 @@ def test_an_int_param_past_float_range_is_refused(api: httpx.Client, server: Liv
     answer = api.post(f"/runs/{run_id}/params", content=f'{{"params": {{"huge": {huge}}}}}',
                       headers={"content-type": "application/json"})
     assert_refused(answer, "params.huge", "1.8e308")
+    inside = api.post(f"/runs/{run_id}/params", content=f'{{"params": {{"list": [1, {{"a": {huge}}}]}}}}',
+                      headers={"content-type": "application/json"})
+    assert_refused(inside, "params.list", "1.8e308")
     assert api.post(f"/runs/{run_id}/params", json={"params": {"big": 2**70}}).status_code == 200
     remote = TrackingClient(Settings.load(home=str(tmp_path / "remote"), tracking_uri=server.url))
     assert remote.get_run(run_id).params["big"] == 2**70
