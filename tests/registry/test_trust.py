@@ -401,6 +401,27 @@ def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: st
     assert refused.value.field == "model" and "malformed" in str(refused.value)
 
 
+def test_a_file_does_not_choose_how_many_processes_a_prediction_starts(tmp_path: Path) -> None:
+    """joblib starts n_jobs worker processes for a FeatureUnion's two tasks (12 for n_jobs=12): a file with
+    n_jobs=100000 forked without end at the first prediction in mloop serve. Bounded to the machine's cores."""
+    import os
+
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(20, 3)), columns=["a", "b", "c"])
+    model = Pipeline([("union", FeatureUnion([("z", StandardScaler()), ("m", MinMaxScaler())])),
+                      ("model", LinearRegression())]).fit(frame, frame["a"])
+    expected = model.predict(frame)
+    model.named_steps["union"].n_jobs = 100_000
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.native.named_steps["union"].n_jobs <= (os.cpu_count() or 1)
+    assert np.allclose(loaded.predict(frame), expected)
+    assert load_model(tmp_path / "m", trusted=True).native.named_steps["union"].n_jobs == 100_000
+
+
 def _widen_first_tree(forest: Any) -> None:
     """A tree that is consistent on its own (64 columns) in a forest of 3: the forest checks the input's
     3 columns and hands it to its trees unchecked, so feature 50 would be read past each row."""

@@ -13,10 +13,15 @@ adds tree k's answer to column k unchecked).
 A vectorizer's vocabulary maps terms to the columns of a sparse matrix that the next step multiplies unchecked,
 so each index must lie inside it. A text vectorizer with ``input="filename"`` (or ``"file"``) opens the files its
 input names: served, it would read the server's files for whoever sends a request, so it is refused too.
+
+``n_jobs`` is how many worker processes joblib starts (FeatureUnion, ColumnTransformer and others start that many
+at every prediction, whatever the number of tasks): a file's ``n_jobs=100000`` would fork without end, so it is
+lowered to this machine's cores (predictions do not change).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -71,6 +76,9 @@ def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> Non
 def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
     if hasattr(obj, "build_analyzer") and getattr(obj, "input", "content") in _OPENS_FILES:
         _fail(obj, f"input={obj.input!r}", "input='content' (the text itself, not names of files to open)")
+    jobs = vars(obj).get("n_jobs")
+    if isinstance(jobs, int | np.integer) and jobs > (os.cpu_count() or 1):
+        obj.n_jobs = os.cpu_count() or 1  # the server's cores, not the file's number, bound its worker processes
     for name in _COLUMN_MAPS:
         mapping = getattr(obj, name, None)
         if isinstance(mapping, dict):
