@@ -452,6 +452,8 @@ def _lightgbm_text(booster: Any, tamper: str) -> str:
     import re
 
     text = booster.model_to_string()
+    if tamper == "classes":  # 7 output columns, 6 never written: the answer held whatever memory was there
+        return re.sub(r"^tree_sizes=.*\n", "", text.replace("num_class=1\n", "num_class=7\n", 1), flags=re.M)
     first = re.search(r"Tree=0\n(.*?)\n\n", text, re.S)
     assert first is not None
     tree = first.group(1)
@@ -487,7 +489,8 @@ def _xgboost_json(booster: Any, tamper: str) -> bytes:
 
 
 @pytest.mark.parametrize(("kind", "tamper"), [("lightgbm", "child"), ("lightgbm", "feature"), ("lightgbm", "leaf"),
-                                              ("lightgbm", "category set"), ("xgboost", "child"),
+                                              ("lightgbm", "category set"), ("lightgbm", "classes"),
+                                              ("xgboost", "child"),
                                               ("xgboost", "feature"), ("xgboost", "cycle"), ("xgboost", "group")])
 def test_lightgbm_and_xgboost_trees_that_would_read_memory_are_refused_untrusted(kind: str, tamper: str,
                                                                                  tmp_path: Path) -> None:

@@ -86,6 +86,9 @@ def _checked(text: str) -> str:
             current[key.strip()] = value.strip()
     try:
         width = int(header["max_feature_idx"]) + 1
+        classes, per_iteration = int(header.get("num_class", "1")), int(header.get("num_tree_per_iteration", "1"))
+        if classes != per_iteration:  # the output has num_class columns, of which only the trees' are written
+            _bad(f"num_class={classes} with {per_iteration} trees per iteration", "one tree per class")
         for i, tree in enumerate(trees):
             _check_tree(f"LightGBM tree {i}", tree, width)
     except (KeyError, ValueError) as exc:
