@@ -454,6 +454,8 @@ def _lightgbm_text(booster: Any, tamper: str) -> str:
     text = booster.model_to_string()
     if tamper == "classes":  # 7 output columns, 6 never written: the answer held whatever memory was there
         return re.sub(r"^tree_sizes=.*\n", "", text.replace("num_class=1\n", "num_class=7\n", 1), flags=re.M)
+    if tamper == "objective":  # its softmax read 50,000,000 outputs from a buffer of one (SIGSEGV)
+        return text.replace("objective=regression\n", "objective=multiclass num_class:50000000\n", 1)
     first = re.search(r"Tree=0\n(.*?)\n\n", text, re.S)
     assert first is not None
     tree = first.group(1)
@@ -490,6 +492,7 @@ def _xgboost_json(booster: Any, tamper: str) -> bytes:
 
 @pytest.mark.parametrize(("kind", "tamper"), [("lightgbm", "child"), ("lightgbm", "feature"), ("lightgbm", "leaf"),
                                               ("lightgbm", "category set"), ("lightgbm", "classes"),
+                                              ("lightgbm", "objective"),
                                               ("xgboost", "child"),
                                               ("xgboost", "feature"), ("xgboost", "cycle"), ("xgboost", "group")])
 def test_lightgbm_and_xgboost_trees_that_would_read_memory_are_refused_untrusted(kind: str, tamper: str,

@@ -89,6 +89,9 @@ def _checked(text: str) -> str:
         classes, per_iteration = int(header.get("num_class", "1")), int(header.get("num_tree_per_iteration", "1"))
         if classes != per_iteration:  # the output has num_class columns, of which only the trees' are written
             _bad(f"num_class={classes} with {per_iteration} trees per iteration", "one tree per class")
+        for option in header.get("objective", "").split()[1:]:  # the objective transforms num_class outputs too
+            if option.startswith("num_class:") and int(option.removeprefix("num_class:")) != classes:
+                _bad(f"an objective over {option} with num_class={classes}", "the objective's num_class")
         for i, tree in enumerate(trees):
             _check_tree(f"LightGBM tree {i}", tree, width)
     except (KeyError, ValueError) as exc:
