@@ -379,9 +379,22 @@ def _label_map(tmp_path: Path) -> Path:
     return tmp_path / "l"
 
 
+def _precomputed_svm(tmp_path: Path) -> Path:
+    """An SVC over a precomputed kernel (its input row holds the kernel against each training row) whose support
+    indices point 10**8 columns into that row: libsvm read there unchecked (SIGSEGV at the first prediction)."""
+    from sklearn.svm import SVC
+
+    rows = np.random.default_rng(0).normal(size=(40, 3))
+    kernel = pd.DataFrame(rows @ rows.T, columns=[f"k{i}" for i in range(40)])
+    model = SVC(kernel="precomputed").fit(kernel, (rows[:, 0] > 0).astype(int))
+    model.support_ = np.full_like(model.support_, 10**8)
+    save_model(model, tmp_path / "s")
+    return tmp_path / "s"
+
+
 @pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature", "boosting stages",
                                     "feature subset", "text from files", "text vocabulary", "dict vocabulary",
-                                    "one-hot width", "label map"])
+                                    "one-hot width", "label map", "precomputed svm"])
 def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
     crafted = {
         "child": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "left_child", 10**9)),
@@ -395,6 +408,7 @@ def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: st
         "dict vocabulary": lambda: _vocabulary(tmp_path, "dict"),
         "one-hot width": lambda: _one_hot_width(tmp_path),
         "label map": lambda: _label_map(tmp_path),
+        "precomputed svm": lambda: _precomputed_svm(tmp_path),
     }[tamper]()
     with pytest.raises(InvalidInputError) as refused:
         load_model(crafted)

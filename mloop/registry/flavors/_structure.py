@@ -85,6 +85,8 @@ def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
             _check_vocabulary(obj, mapping)
     if hasattr(obj, "_n_features_outs") and hasattr(obj, "categories_"):
         _check_one_hot(obj)
+    if hasattr(obj, "_n_support") and hasattr(obj, "_dual_coef_"):
+        _check_libsvm(obj)
     width = getattr(obj, "n_features_in_", None)
     if exact_width is not None and width is not None and width != exact_width:
         _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
@@ -107,6 +109,32 @@ def _check_vocabulary(vectorizer: Any, vocabulary: dict[Any, Any]) -> None:
                 if not isinstance(v, int | np.integer) or isinstance(v, bool) or not 0 <= v < n), None)
     if bad is not None:
         _fail(vectorizer, f"a vocabulary column index {bad!r}", f"indices in 0..{n - 1}, one per term")
+
+
+def _check_libsvm(svm: Any) -> None:
+    """libsvm (SVC, SVR, NuSVC, NuSVR, OneClassSVM) reads its support, coefficient and intercept arrays with the
+    lengths the model claims, unchecked; scikit-learn only checks that the class counts add up to the support
+    vectors, and not at all for a precomputed kernel, where each support index picks a column of the input."""
+    support = np.asarray(svm.support_, dtype=np.int64)
+    n = len(support)
+    counts = np.asarray(svm._n_support, dtype=np.int64)
+    dual = svm._dual_coef_  # an array, or a sparse matrix for a model fitted on sparse input
+    classes = len(counts) if svm._impl in ("c_svc", "nu_svc") else 2
+    if svm._impl in ("c_svc", "nu_svc") and counts.sum() != n:
+        _fail(svm, f"class counts {counts.tolist()} for {n} support vectors", "counts that add up to them")
+    if tuple(dual.shape) != (classes - 1, n) or len(svm._intercept_) != classes * (classes - 1) // 2 \
+            or len(svm._probA) not in (0, len(svm._intercept_)) or len(svm._probB) != len(svm._probA):
+        _fail(svm, f"coefficients {dual.shape} and {len(svm._intercept_)} intercepts for {n} support vectors",
+              "the shapes libsvm wrote")
+    vectors = np.asarray(svm.support_vectors_) if not svm._sparse else None
+    if svm.kernel == "precomputed":
+        rows = int(svm.shape_fit_[0])
+        if n and (support.min() < 0 or support.max() >= rows):
+            _fail(svm, "a support index out of range", f"indices of training rows, 0..{rows - 1}")
+    elif vectors is not None and (vectors.ndim != 2 or vectors.shape[0] != n
+                                  or vectors.shape[1] != getattr(svm, "n_features_in_", vectors.shape[1])):
+        _fail(svm, f"support vectors of shape {vectors.shape} for {n} support indices",
+              "one row per support index, one column per feature")
 
 
 def _check_one_hot(encoder: Any) -> None:
