@@ -392,9 +392,22 @@ def _precomputed_svm(tmp_path: Path) -> Path:
     return tmp_path / "s"
 
 
+def _narrow_neighbors(tmp_path: Path) -> Path:
+    """Nearest neighbours whose stored rows have 1 column where the model takes 300,000: the distance search read
+    each row 300,000 values long (SIGSEGV at the first prediction)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rows = np.random.default_rng(0).normal(size=(40, 3))
+    model = KNeighborsClassifier(algorithm="brute").fit(rows, (rows[:, 0] > 0).astype(int))
+    model._fit_X, model.n_features_in_ = np.zeros((40, 1)), 300_000
+    save_model(model, tmp_path / "n", flavor="sklearn")
+    return tmp_path / "n"
+
+
 @pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature", "boosting stages",
                                     "feature subset", "text from files", "text vocabulary", "dict vocabulary",
-                                    "one-hot width", "label map", "precomputed svm"])
+                                    "one-hot width", "label map", "precomputed svm",
+                                    "neighbors width"])
 def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
     crafted = {
         "child": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "left_child", 10**9)),
@@ -409,6 +422,7 @@ def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: st
         "one-hot width": lambda: _one_hot_width(tmp_path),
         "label map": lambda: _label_map(tmp_path),
         "precomputed svm": lambda: _precomputed_svm(tmp_path),
+        "neighbors width": lambda: _narrow_neighbors(tmp_path),
     }[tamper]()
     with pytest.raises(InvalidInputError) as refused:
         load_model(crafted)

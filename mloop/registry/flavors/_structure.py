@@ -87,6 +87,11 @@ def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
         _check_one_hot(obj)
     if hasattr(obj, "_n_support") and hasattr(obj, "_dual_coef_"):
         _check_libsvm(obj)
+    fit_x = vars(obj).get("_fit_X")  # a neighbors model's training rows, which its compiled search reads
+    if isinstance(fit_x, np.ndarray) and (fit_x.ndim != 2 or fit_x.shape[1] != getattr(obj, "n_features_in_", -1)
+                                          or getattr(obj, "n_samples_fit_", -1) != fit_x.shape[0]):
+        _fail(obj, f"training rows of shape {fit_x.shape}",
+              f"{getattr(obj, 'n_samples_fit_', None)} rows of n_features_in_={getattr(obj, 'n_features_in_', None)}")
     width = getattr(obj, "n_features_in_", None)
     if exact_width is not None and width is not None and width != exact_width:
         _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
