@@ -17,8 +17,9 @@ MASK = "***"
 # Object stores carry access keys, not a user name, in the userinfo: all of it is secret there.
 _KEY_SCHEMES = frozenset({"s3", "s3a", "s3n", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2"})
 
-# scheme://userinfo@host ; object-store secrets often hold "/", so the userinfo may too (see _mask_userinfo).
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<userinfo>[^\s@'\"<>]*)@(?=[^\s@/]+)")
+# scheme://userinfo@host ; object-store secrets often hold "/", so the userinfo may too (see _mask_userinfo), and
+# database passwords quotes and angle brackets (SQLAlchemy takes them unencoded).
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<userinfo>[^\s@]*)@(?=[^\s@/]+)")
 
 # ?key=..., &aws_secret_access_key=..., ;token=... (the name contains one of the secret words)
 _SECRET_QUERY = re.compile(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 from mloop._util.names import check_text
@@ -26,6 +27,7 @@ MAX_TAG_CHARS = 8000
 # recursive reader's limit (orjson stops at 254, Python's recursion limit is 1000).
 MAX_JSON_DEPTH = 32
 _MEASURE_UP_TO = 100_000
+_FLOAT_MAX = int(sys.float_info.max)
 
 
 def json_depth(value: Any, stop_after: int = MAX_JSON_DEPTH) -> int:
@@ -90,6 +92,7 @@ def encode_param(key: str, value: Any) -> tuple[str, str, float | None]:
     if isinstance(value, bool):
         return ("true" if value else "false"), "bool", float(value)
     if isinstance(value, int):
+        _check_int(key, value)
         return str(value), "int", float(value)
     if isinstance(value, float):
         return repr(value), "float", value if math.isfinite(value) else None
@@ -97,6 +100,13 @@ def encode_param(key: str, value: Any) -> tuple[str, str, float | None]:
         text, vtype = check_text(value, f"params.{key}"), "str"
     else:
         check_json_depth(f"params.{key}", value)
+        stack = [value]  # the depth is bounded now
+        while stack:
+            item = stack.pop()
+            if isinstance(item, int) and not isinstance(item, bool):
+                _check_int(key, item)
+            elif isinstance(item, dict | list | tuple):
+                stack.extend(item.values() if isinstance(item, dict) else item)
         try:
             text, vtype = json.dumps(value, sort_keys=True, default=str), "json"
         except (TypeError, ValueError) as exc:
@@ -104,6 +114,14 @@ def encode_param(key: str, value: Any) -> tuple[str, str, float | None]:
                                     expected="a number, string, bool, or JSON-serializable value") from exc
     check_json_size(f"params.{key}", text, MAX_PARAM_CHARS, "; log long values as an artifact")
     return text, vtype, None
+
+
+def _check_int(key: str, value: int) -> None:
+    if not -_FLOAT_MAX <= value <= _FLOAT_MAX:  # float() fails, and JSON readers (orjson) refuse it
+        raise InvalidInputError(f"params.{key}: got an int of {value.bit_length()} bits, expected one a float "
+                                "can hold (at most about 1.8e308); log it as a string.", field=f"params.{key}",
+                                value=f"<an int of {value.bit_length()} bits>",
+                                expected="an int of at most about 1.8e308; log it as a string")
 
 
 def decode_param(text: str, vtype: str) -> Any:

@@ -338,8 +338,76 @@ def _file_reader(tmp_path: Path) -> Path:
     return tmp_path / "t"
 
 
+def _vocabulary(tmp_path: Path, kind: str) -> Path:
+    """A vectorizer whose vocabulary sends a term to column 10**8 of a matrix that has 4: the logistic regression's
+    sparse product read past its coefficients (SIGSEGV at the first prediction with that term)."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts = ["good trip", "bad trip", "good road", "bad road"]
+    data = texts if kind == "text" else [dict.fromkeys(t.split(), 1.0) for t in texts]
+    model = Pipeline([("words", CountVectorizer() if kind == "text" else DictVectorizer()),
+                      ("model", LogisticRegression())]).fit(data, [1, 0, 1, 0])
+    model.named_steps["words"].vocabulary_["good"] = 10**8
+    save_model(model, tmp_path / "v")
+    return tmp_path / "v"
+
+
+def _one_hot_width(tmp_path: Path) -> Path:
+    """A dense one-hot encoder whose column of 300,000 categories claims one output column: a request with the last
+    category wrote a 1 some 2.4 MB past the output array (heap corruption, SIGSEGV)."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame({"x": np.arange(300_000, dtype=float)})
+    encoder = OneHotEncoder(sparse_output=False).fit(frame)
+    encoder._n_features_outs = [1]
+    save_model(Pipeline([("onehot", encoder), ("model", DummyRegressor().fit([[0]], [0]))]), tmp_path / "o",
+               flavor="sklearn")
+    return tmp_path / "o"
+
+
+def _label_map(tmp_path: Path) -> Path:
+    """A MultiLabelBinarizer step whose cached label map sends the label 'x' (each character of the input's column
+    names is a label to it) to column 10**8 of 2: its dense output was written out of bounds."""
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarizer = MultiLabelBinarizer().fit([["x"], ["y"]])
+    binarizer._cached_dict = {"x": 10**8, "y": 1}
+    save_model(Pipeline([("labels", binarizer), ("model", DummyRegressor().fit([[0, 1]], [0]))]),
+               tmp_path / "l", flavor="sklearn")
+    return tmp_path / "l"
+
+
+def _precomputed_svm(tmp_path: Path) -> Path:
+    """An SVC over a precomputed kernel (its input row holds the kernel against each training row) whose support
+    indices point 10**8 columns into that row: libsvm read there unchecked (SIGSEGV at the first prediction)."""
+    from sklearn.svm import SVC
+
+    rows = np.random.default_rng(0).normal(size=(40, 3))
+    kernel = pd.DataFrame(rows @ rows.T, columns=[f"k{i}" for i in range(40)])
+    model = SVC(kernel="precomputed").fit(kernel, (rows[:, 0] > 0).astype(int))
+    model.support_ = np.full_like(model.support_, 10**8)
+    save_model(model, tmp_path / "s")
+    return tmp_path / "s"
+
+
+def _narrow_neighbors(tmp_path: Path) -> Path:
+    """Nearest neighbours whose stored rows have 1 column where the model takes 300,000: the distance search read
+    each row 300,000 values long (SIGSEGV at the first prediction)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rows = np.random.default_rng(0).normal(size=(40, 3))
+    model = KNeighborsClassifier(algorithm="brute").fit(rows, (rows[:, 0] > 0).astype(int))
+    model._fit_X, model.n_features_in_ = np.zeros((40, 1)), 300_000
+    save_model(model, tmp_path / "n", flavor="sklearn")
+    return tmp_path / "n"
+
+
 @pytest.mark.parametrize("tamper", ["child", "feature", "forest width", "histogram feature", "boosting stages",
-                                    "feature subset", "text from files"])
+                                    "feature subset", "text from files", "text vocabulary", "dict vocabulary",
+                                    "one-hot width", "label map", "precomputed svm",
+                                    "neighbors width"])
 def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: str, tmp_path: Path) -> None:
     crafted = {
         "child": lambda: _tampered_forest(tmp_path, lambda f: _tree_nodes(f, "left_child", 10**9)),
@@ -349,10 +417,37 @@ def test_models_that_would_read_memory_or_files_are_refused_untrusted(tamper: st
         "boosting stages": lambda: _wide_stages(tmp_path),
         "feature subset": lambda: _bagged_subset(tmp_path),
         "text from files": lambda: _file_reader(tmp_path),
+        "text vocabulary": lambda: _vocabulary(tmp_path, "text"),
+        "dict vocabulary": lambda: _vocabulary(tmp_path, "dict"),
+        "one-hot width": lambda: _one_hot_width(tmp_path),
+        "label map": lambda: _label_map(tmp_path),
+        "precomputed svm": lambda: _precomputed_svm(tmp_path),
+        "neighbors width": lambda: _narrow_neighbors(tmp_path),
     }[tamper]()
     with pytest.raises(InvalidInputError) as refused:
         load_model(crafted)
     assert refused.value.field == "model" and "malformed" in str(refused.value)
+
+
+def test_a_file_does_not_choose_how_many_processes_a_prediction_starts(tmp_path: Path) -> None:
+    """joblib starts n_jobs worker processes for a FeatureUnion's two tasks (12 for n_jobs=12): a file with
+    n_jobs=100000 forked without end at the first prediction in mloop serve. Bounded to the machine's cores."""
+    import os
+
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(20, 3)), columns=["a", "b", "c"])
+    model = Pipeline([("union", FeatureUnion([("z", StandardScaler()), ("m", MinMaxScaler())])),
+                      ("model", LinearRegression())]).fit(frame, frame["a"])
+    expected = model.predict(frame)
+    model.named_steps["union"].n_jobs = 100_000
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.native.named_steps["union"].n_jobs <= (os.cpu_count() or 1)
+    assert np.allclose(loaded.predict(frame), expected)
+    assert load_model(tmp_path / "m", trusted=True).native.named_steps["union"].n_jobs == 100_000
 
 
 def _widen_first_tree(forest: Any) -> None:
@@ -366,6 +461,98 @@ def _widen_first_tree(forest: Any) -> None:
     wide = Tree(64, np.asarray(estimator.tree_.n_classes), estimator.tree_.n_outputs)
     wide.__setstate__(state)
     estimator.tree_, estimator.n_features_in_ = wide, 64
+
+
+def _boosters(kind: str) -> Any:
+    """A small LightGBM or XGBoost booster over the columns a, b, c (categorical c for LightGBM)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    if kind == "lightgbm":
+        lgb = pytest.importorskip("lightgbm")
+        frame["c"] = rng.integers(0, 6, 200)
+        return lgb.train({"verbose": -1, "num_leaves": 6, "min_data_per_group": 5, "cat_smooth": 1},
+                         lgb.Dataset(frame, frame["a"] + (frame["c"] == 2), categorical_feature=["c"]), 3)
+    xgb = pytest.importorskip("xgboost")
+    return xgb.train({"max_depth": 2}, xgb.DMatrix(frame, frame["a"]), 3)
+
+
+def _lightgbm_text(booster: Any, tamper: str) -> str:
+    import re
+
+    text = booster.model_to_string()
+    if tamper == "classes":  # 7 output columns, 6 never written: the answer held whatever memory was there
+        return re.sub(r"^tree_sizes=.*\n", "", text.replace("num_class=1\n", "num_class=7\n", 1), flags=re.M)
+    if tamper == "objective":  # its softmax read 50,000,000 outputs from a buffer of one (SIGSEGV)
+        return text.replace("objective=regression\n", "objective=multiclass num_class:50000000\n", 1)
+    first = re.search(r"Tree=0\n(.*?)\n\n", text, re.S)
+    assert first is not None
+    tree = first.group(1)
+    field = {"child": "left_child", "feature": "split_feature", "leaf": "right_child",
+             "category set": "threshold"}[tamper]
+    line = re.search(rf"^{field}=(.*)$", tree, re.M)
+    assert line is not None
+    values = line.group(1).split()
+    if tamper == "category set":  # the categorical split's threshold indexes the tree's category sets
+        kinds = re.search(r"^decision_type=(.*)$", tree, re.M).group(1).split()  # type: ignore[union-attr]
+        values[next(i for i, k in enumerate(kinds) if int(k) & 1)] = "1000000"
+    else:
+        values[0] = {"child": "100000000", "feature": "90000000", "leaf": "-200000000"}[tamper]
+    text = text.replace(tree, tree.replace(line.group(0), f"{field}={' '.join(values)}"))
+    return re.sub(r"^tree_sizes=.*\n", "", text, flags=re.M)  # the sizes changed: parse the trees one by one
+
+
+def _xgboost_json(booster: Any, tamper: str) -> bytes:
+    import json
+
+    saved = json.loads(bytes(booster.save_raw(raw_format="json")))
+    model = saved["learner"]["gradient_booster"]["model"]
+    tree = model["trees"][0]
+    if tamper == "child":
+        tree["left_children"][0] = 10**8
+    elif tamper == "feature":
+        tree["split_indices"][0] = 10**8
+    elif tamper == "cycle":
+        tree["left_children"][1] = 0
+    elif tamper == "group":
+        model["tree_info"][0] = 10**6
+    return json.dumps(saved).encode()
+
+
+@pytest.mark.parametrize(("kind", "tamper"), [("lightgbm", "child"), ("lightgbm", "feature"), ("lightgbm", "leaf"),
+                                              ("lightgbm", "category set"), ("lightgbm", "classes"),
+                                              ("lightgbm", "objective"),
+                                              ("xgboost", "child"),
+                                              ("xgboost", "feature"), ("xgboost", "cycle"), ("xgboost", "group")])
+def test_lightgbm_and_xgboost_trees_that_would_read_memory_are_refused_untrusted(kind: str, tamper: str,
+                                                                                 tmp_path: Path) -> None:
+    """Both load untrusted ("no pickle"), but their compiled predictors follow the file's indices unchecked: each
+    of these files loaded, then crashed the process (SIGSEGV) at its first prediction."""
+    import hashlib
+
+    import yaml
+
+    booster = _boosters(kind)
+    save_model(booster, tmp_path / "m", flavor=kind)  # then the file is swapped, as an uploader may write any
+    name, crafted = (("model.txt", _lightgbm_text(booster, tamper).encode()) if kind == "lightgbm"
+                     else ("model.json", _xgboost_json(booster, tamper)))
+    (tmp_path / "m" / name).write_bytes(crafted)
+    manifest_path = tmp_path / "m" / "mloop-model.yaml"
+    manifest = yaml.safe_load(manifest_path.read_text())
+    manifest["files"][name] = hashlib.sha256(crafted).hexdigest()
+    manifest_path.write_text(yaml.safe_dump(manifest))
+    with pytest.raises(InvalidInputError) as refused:
+        load_model(tmp_path / "m")
+    assert refused.value.field == "model" and "malformed" in str(refused.value)
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "xgboost"])
+def test_lightgbm_and_xgboost_models_as_written_load_untrusted(kind: str, tmp_path: Path) -> None:
+    booster = _boosters(kind)
+    save_model(booster, tmp_path / "m", flavor=kind)
+    frame = pd.DataFrame({"a": [0.5, -1.0], "b": [0.0, 1.0], "c": [2, 3]})
+    expected = booster.predict(frame) if kind == "lightgbm" else booster.predict(
+        importlib.import_module("xgboost").DMatrix(frame))
+    assert np.allclose(load_model(tmp_path / "m").predict(frame), expected)
 
 
 # ---------------------------------------------------------------- the other flavors

@@ -95,6 +95,24 @@ def test_deep_param_is_refused_before_it_leaves_a_remote_sdk(server: LiveServer,
     assert remote.get_run(run.run_id).params == {"fine": {"a": [1, 2]}}
 
 
+def test_an_int_param_past_float_range_is_refused(api: httpx.Client, server: LiveServer, tmp_path: Path) -> None:
+    """10**400 was a 500 (float() overflowed); stored, no remote SDK could read its run (orjson refuses it)."""
+    exp_id, run_id = new_run(api)
+    huge = "1" + "0" * 400
+    answer = api.post(f"/runs/{run_id}/params", content=f'{{"params": {{"huge": {huge}}}}}',
+                      headers={"content-type": "application/json"})
+    assert_refused(answer, "params.huge", "1.8e308")
+    inside = api.post(f"/runs/{run_id}/params", content=f'{{"params": {{"list": [1, {{"a": {huge}}}]}}}}',
+                      headers={"content-type": "application/json"})
+    assert_refused(inside, "params.list", "1.8e308")
+    assert api.post(f"/runs/{run_id}/params", json={"params": {"big": 2**70}}).status_code == 200
+    remote = TrackingClient(Settings.load(home=str(tmp_path / "remote"), tracking_uri=server.url))
+    assert remote.get_run(run_id).params["big"] == 2**70
+    with remote.start_run("bounds") as run, pytest.raises(InvalidInputError) as caught:
+        run.log_param("huge", 10**400)
+    assert caught.value.field == "params.huge"
+
+
 def test_a_deep_param_stored_before_the_bound_reads_back_as_text(api: httpx.Client, db_url: str,
                                                                   sdk: TrackingClient) -> None:
     exp_id, run_id = new_run(api)

@@ -56,6 +56,19 @@ def test_an_upload_over_the_limit_is_413_with_a_json_error(api: httpx.Client, se
     assert api.get(url).content == b"z" * LIMIT
 
 
+def test_an_upload_the_file_system_cannot_hold_is_a_422_naming_the_path(api: httpx.Client) -> None:
+    """Each of these was a 500 (FileExistsError, IsADirectoryError, ENAMETOOLONG) with a reset connection."""
+    run_id = new_run(api)
+    for path in ("file.txt", "folder/inside.txt"):
+        assert api.put(f"/api/runs/{run_id}/artifacts/{path}", content=b"x").status_code == 201
+    for path in ("file.txt/under", "folder", "a" * 300):
+        answer = api.put(f"/api/runs/{run_id}/artifacts/{path}", content=b"x")
+        assert answer.status_code == 422, (path, answer.text[:200])
+        assert answer.json()["field"] == "path"
+    assert sorted(a["path"] for a in api.get(f"/api/runs/{run_id}/artifacts").json()) == [
+        "file.txt", "folder/inside.txt"]
+
+
 def test_the_sdk_through_the_server_gets_the_limit_as_an_error(server: LiveServer, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOOP_TRACKING_URI", server.url)

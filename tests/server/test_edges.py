@@ -329,6 +329,9 @@ def test_edge_settings_come_from_the_environment_and_are_checked(monkeypatch: py
     ("failed: https://h/x?X-Amz-Signature=abc&region=eu", "abc", "X-Amz-Signature=***&region=eu"),
     ("https://h/x?api_key=k1&access_token=t1", "k1", "access_token=***"),
     ("see http://example.com/a:b@c and sqlite:////tmp/x.db", "***", "http://example.com/a:b@c"),
+    # SQLAlchemy connects with these passwords as written; the banner printed them whole
+    ("store postgresql://ml:Xq\"7<k>9@db:5432/mloop", "Xq", "postgresql://ml:***@db:5432/mloop"),
+    ("store postgresql://ml:it's-Xq@db/mloop", "Xq", "postgresql://ml:***@db/mloop"),
 ])
 def test_redaction_hides_secrets_and_nothing_else(text: str, hidden: str, shown: str) -> None:
     from mloop._util.redact import redact

@@ -10,12 +10,18 @@ forest checks the input once and hands it to every tree unchecked), and gradient
 has no more trees per stage than its initial predictions have columns (its compiled loop
 adds tree k's answer to column k unchecked).
 
-A text vectorizer with ``input="filename"`` (or ``"file"``) opens the files its input names:
-served, it would read the server's files for whoever sends a request, so it is refused too.
+A vectorizer's vocabulary maps terms to the columns of a sparse matrix that the next step multiplies unchecked,
+so each index must lie inside it. A text vectorizer with ``input="filename"`` (or ``"file"``) opens the files its
+input names: served, it would read the server's files for whoever sends a request, so it is refused too.
+
+``n_jobs`` is how many worker processes joblib starts (FeatureUnion, ColumnTransformer and others start that many
+at every prediction, whatever the number of tasks): a file's ``n_jobs=100000`` would fork without end, so it is
+lowered to this machine's cores (predictions do not change).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -25,6 +31,8 @@ from mloop.errors import InvalidInputError
 __all__ = ["check_state"]
 
 _OPENS_FILES = ("filename", "file")
+# term (or label) -> column index maps that vectorizers and MultiLabelBinarizer build sparse matrices from, unchecked
+_COLUMN_MAPS = ("vocabulary_", "_cached_dict")
 
 _MAX_CATEGORY = 255  # HistGradientBoosting stores categories in 256-bit bitsets
 
@@ -68,6 +76,22 @@ def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> Non
 def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
     if hasattr(obj, "build_analyzer") and getattr(obj, "input", "content") in _OPENS_FILES:
         _fail(obj, f"input={obj.input!r}", "input='content' (the text itself, not names of files to open)")
+    jobs = vars(obj).get("n_jobs")
+    if isinstance(jobs, int | np.integer) and jobs > (os.cpu_count() or 1):
+        obj.n_jobs = os.cpu_count() or 1  # the server's cores, not the file's number, bound its worker processes
+    for name in _COLUMN_MAPS:
+        mapping = getattr(obj, name, None)
+        if isinstance(mapping, dict):
+            _check_vocabulary(obj, mapping)
+    if hasattr(obj, "_n_features_outs") and hasattr(obj, "categories_"):
+        _check_one_hot(obj)
+    if hasattr(obj, "_n_support") and hasattr(obj, "_dual_coef_"):
+        _check_libsvm(obj)
+    fit_x = vars(obj).get("_fit_X")  # a neighbors model's training rows, which its compiled search reads
+    if isinstance(fit_x, np.ndarray) and (fit_x.ndim != 2 or fit_x.shape[1] != getattr(obj, "n_features_in_", -1)
+                                          or getattr(obj, "n_samples_fit_", -1) != fit_x.shape[0]):
+        _fail(obj, f"training rows of shape {fit_x.shape}",
+              f"{getattr(obj, 'n_samples_fit_', None)} rows of n_features_in_={getattr(obj, 'n_features_in_', None)}")
     width = getattr(obj, "n_features_in_", None)
     if exact_width is not None and width is not None and width != exact_width:
         _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
@@ -79,6 +103,72 @@ def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
     stages = getattr(obj, "estimators_", None)
     if isinstance(stages, np.ndarray) and stages.ndim == 2 and hasattr(obj, "_raw_predict_init"):
         _check_stages(obj, stages.shape[1], width)
+
+
+def _check_vocabulary(vectorizer: Any, vocabulary: dict[Any, Any]) -> None:
+    """A vectorizer's output has one column per vocabulary entry, and each term's column index is taken from the
+    vocabulary unchecked into a sparse matrix: an index outside 0..len-1 is read past by the next step's compiled
+    product (a crash at predict)."""
+    n = len(vocabulary)
+    bad = next((v for v in vocabulary.values()
+                if not isinstance(v, int | np.integer) or isinstance(v, bool) or not 0 <= v < n), None)
+    if bad is not None:
+        _fail(vectorizer, f"a vocabulary column index {bad!r}", f"indices in 0..{n - 1}, one per term")
+
+
+def _check_libsvm(svm: Any) -> None:
+    """libsvm (SVC, SVR, NuSVC, NuSVR, OneClassSVM) reads its support, coefficient and intercept arrays with the
+    lengths the model claims, unchecked; scikit-learn only checks that the class counts add up to the support
+    vectors, and not at all for a precomputed kernel, where each support index picks a column of the input."""
+    support = np.asarray(svm.support_, dtype=np.int64)
+    n = len(support)
+    counts = np.asarray(svm._n_support, dtype=np.int64)
+    dual = svm._dual_coef_  # an array, or a sparse matrix for a model fitted on sparse input
+    classes = len(counts) if svm._impl in ("c_svc", "nu_svc") else 2
+    if svm._impl in ("c_svc", "nu_svc") and counts.sum() != n:
+        _fail(svm, f"class counts {counts.tolist()} for {n} support vectors", "counts that add up to them")
+    if tuple(dual.shape) != (classes - 1, n) or len(svm._intercept_) != classes * (classes - 1) // 2 \
+            or len(svm._probA) not in (0, len(svm._intercept_)) or len(svm._probB) != len(svm._probA):
+        _fail(svm, f"coefficients {dual.shape} and {len(svm._intercept_)} intercepts for {n} support vectors",
+              "the shapes libsvm wrote")
+    vectors = np.asarray(svm.support_vectors_) if not svm._sparse else None
+    if svm.kernel == "precomputed":
+        rows = int(svm.shape_fit_[0])
+        if n and (support.min() < 0 or support.max() >= rows):
+            _fail(svm, "a support index out of range", f"indices of training rows, 0..{rows - 1}")
+    elif vectors is not None and (vectors.ndim != 2 or vectors.shape[0] != n
+                                  or vectors.shape[1] != getattr(svm, "n_features_in_", vectors.shape[1])):
+        _fail(svm, f"support vectors of shape {vectors.shape} for {n} support indices",
+              "one row per support index, one column per feature")
+
+
+def _check_one_hot(encoder: Any) -> None:
+    """OneHotEncoder turns each column's category code into a column index of a sparse matrix (then, for dense
+    output, writes a 1 there) without checking it: every code a column can produce, after the infrequent
+    grouping and the dropped category, must be below that column's ``_n_features_outs`` width."""
+    categories, widths = list(encoder.categories_), list(encoder._n_features_outs)
+    grouping = getattr(encoder, "_default_to_infrequent_mappings", None)
+    grouping = grouping if getattr(encoder, "_infrequent_enabled", False) else None
+    drops = getattr(encoder, "_drop_idx_after_grouping", None)
+    if len(widths) != len(categories) or (grouping is not None and len(grouping) != len(categories)) \
+            or (drops is not None and len(drops) != len(categories)):
+        _fail(encoder, f"{len(widths)} output widths for {len(categories)} columns", "one width per column")
+    for i, known in enumerate(categories):
+        known = np.asarray(known)
+        if known.dtype.kind in "iuf" and (np.diff(known[~np.isnan(known)] if known.dtype.kind == "f" else known)
+                                          <= 0).any():
+            _fail(encoder, f"unsorted categories for column {i}", "sorted categories (codes come from a search)")
+        mapping = grouping[i] if grouping is not None else None
+        codes = np.asarray(mapping if mapping is not None else np.arange(len(known)), dtype=np.int64)
+        drop = drops[i] if drops is not None else None
+        top = int(codes.max()) if codes.size else -1
+        if drop is not None and (not isinstance(drop, int | np.integer) or drop < 0):
+            _fail(encoder, f"a dropped category {drop!r} for column {i}", "a category index")
+        if drop is not None and top >= drop:
+            top -= 1  # codes above the dropped one move down by one; the dropped one is left out
+        if (codes.size and codes.min() < 0) or not isinstance(widths[i], int | np.integer) or top >= widths[i]:
+            _fail(encoder, f"column {i} with codes up to {top} in {widths[i]!r} output columns",
+                  "an output column for every category code")
 
 
 def _visit_members(ensemble: Any, members: Any, width: int | None, seen: set[int]) -> None:
@@ -163,4 +253,31 @@ def _fail(where: Any, value: str, expected: str) -> None:
         f"The model file holds a malformed {type(where).__name__}: {value}; expected {expected}. "
         "Predicting with it could read or write memory or files it should not; load it with trusted=True "
         "only if you trust its author.",
+        field="model", value=value, expected=expected)
+
+
+def check_links(where: str, children: np.ndarray, n: int) -> None:
+    """InvalidInputError unless the internal-node ``children`` of a tree with ``n`` internal nodes (root 0) form a
+    tree: each in 1..n-1 and each at most once, so every walk from the root ends (no cycle) inside the arrays.
+
+    For the compiled predictors of LightGBM and XGBoost, which follow their files' child indices unchecked.
+    """
+    children = np.asarray(children, dtype=np.int64)
+    if children.size and (children.min() < 1 or children.max() >= n):
+        _fail_named(where, "a child index out of range", f"child indices in 1..{n - 1}")
+    if children.size and np.bincount(children).max() > 1:
+        _fail_named(where, "a node that is the child of two nodes (a cycle)", "a tree")
+
+
+def check_indices(where: str, name: str, values: np.ndarray, bound: int) -> None:
+    """InvalidInputError unless every value is in 0..bound-1."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.size and (values.min() < 0 or values.max() >= bound):
+        _fail_named(where, f"a {name} out of range", f"{name}s in 0..{bound - 1}")
+
+
+def _fail_named(where: str, value: str, expected: str) -> None:
+    raise InvalidInputError(
+        f"The model file holds a malformed {where}: {value}; expected {expected}. Predicting with it could read or "
+        "write memory it should not; load it with trusted=True only if you trust its author.",
         field="model", value=value, expected=expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -79,8 +80,20 @@ class LocalBlobStore:
     def _write(self, key: str, chunks: Iterable[bytes | memoryview], known_sha256: str | None = None) -> BlobInfo:
         target = self._path(key)
         digest = None if known_sha256 else hashlib.sha256()
-        tmp, size = self._spill(target.parent, chunks, digest)  # creates the folder
-        os.replace(tmp, target)
+        tmp = None
+        try:
+            tmp, size = self._spill(target.parent, chunks, digest)  # creates the folder
+            os.replace(tmp, target)
+        except OSError as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            # a key through a stored file ('a.txt/b'), onto a folder, or with a name past the file system's limit
+            if isinstance(exc, FileExistsError | NotADirectoryError | IsADirectoryError) \
+                    or exc.errno == errno.ENAMETOOLONG:
+                raise InvalidInputError(f"Cannot store '{key}': {exc.strerror}.", field="path", value=key,
+                                        expected="a path whose folders are not files, that is not a folder, "
+                                                 "with names of at most 255 bytes") from None
+            raise
         return BlobInfo(key, size, known_sha256 or digest.hexdigest())  # type: ignore[union-attr]
 
     @staticmethod
