@@ -51,8 +51,11 @@ class Destination:
 
 def forbidden_reason(address: IPAddress) -> str | None:
     """Why outbound requests may not reach ``address``, or None for a public address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address a router may deliver to: judge the IPv4 address inside
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if embedded is not None:
+            address = embedded
     checks = (
         (address.is_loopback, "a loopback address (this machine)"),
         (address.is_link_local, "a link-local address (cloud metadata services live there)"),

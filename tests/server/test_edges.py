@@ -206,7 +206,8 @@ def test_a_500_is_json_and_keeps_the_connection(failing_server: str, caplog: pyt
 
 # ------------------------------------------------------------------ webhooks (SSRF)
 @pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/", "http://169.254.169.254/latest/meta-data/iam/",
-                                 "http://localhost:{port}/", "http://[fd00:ec2::254]/latest/"])
+                                 "http://localhost:{port}/", "http://[fd00:ec2::254]/latest/",
+                                 "http://[2002:7f00:1::]:{port}/", "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/"])
 def test_webhooks_cannot_target_this_machine_or_metadata(server: LiveServer, api: httpx.Client, url: str) -> None:
     port = server.url.rsplit(":", 1)[1]
     refused = api.post("/api/registry/webhooks", json={"url": url.format(port=port), "secret": "0123456789abcdef"})
