@@ -11,10 +11,21 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
 from mloop.registry import RegistryClient, registry_for
+from mloop.server.api._schema import (
+    AliasPath,
+    AuditAction,
+    Description,
+    DigestPath,
+    ModelUriQuery,
+    Name,
+    RunsUri,
+    Tags,
+    integer,
+)
 
 _MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=_MAX_ID)]
-IdField = Annotated[int, Field(strict=True, ge=1, le=_MAX_ID)]  # strict: neither "5" nor true is a version
+IdField = integer(1, _MAX_ID)  # neither "5" nor true is a version
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 router = APIRouter(prefix="/registry", tags=["registry"])
@@ -25,20 +36,20 @@ class _Body(BaseModel):
 
 
 class ModelIn(_Body):
-    name: str
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
+    name: Name
+    description: Description = ""
+    tags: Tags = Field(default_factory=dict)
 
 
 class ModelPatch(_Body):
-    description: str | None = None
-    tags: dict[str, str] | None = None
+    description: Description | None = None
+    tags: Tags | None = None
 
 
 class VersionIn(_Body):
-    source: str
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
+    source: RunsUri
+    description: Description = ""
+    tags: Tags = Field(default_factory=dict)
 
 
 class AliasIn(_Body):
@@ -48,19 +59,19 @@ class AliasIn(_Body):
 
 
 class EnvironmentIn(_Body):
-    env: str
-    description: str = ""
+    env: Name
+    description: Description = ""
     requires_approval: StrictBool = False
 
 
 class DeployIn(_Body):
-    name: str
+    name: Name
     version: IdField
-    reason: str = ""
+    reason: Description = ""
 
 
 class DecisionIn(_Body):
-    comment: str = ""
+    comment: Description = ""
 
 
 class WebhookIn(_Body):
@@ -167,30 +178,30 @@ def extra_file(name: str, version: IdPath, filename: str, request: Request) -> R
 
 
 @router.get("/datasets/{digest}/versions")
-def versions_trained_on(digest: str, request: Request) -> Any:
+def versions_trained_on(digest: DigestPath, request: Request) -> Any:
     return _out(_registry(request).versions_trained_on(digest))
 
 
 # ---------------------------------------------------------------- aliases
 @router.get("/models/{name}/aliases/{alias}")
-def get_alias(name: str, alias: str, request: Request) -> Any:
+def get_alias(name: str, alias: AliasPath, request: Request) -> Any:
     return _out(_registry(request).get_alias(name, alias))
 
 
 @router.put("/models/{name}/aliases/{alias}", responses=error_responses(409))
-def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Any:
+def set_alias(name: str, alias: AliasPath, body: AliasIn, request: Request) -> Any:
     expected: Any = body.expected if body.compare_and_set else "any"
     before = _registry(request).set_alias(name, alias, body.version, expected=expected)
     return {"name": name, "alias": alias, "version": body.version, "previous": before}
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
-def delete_alias(name: str, alias: str, request: Request) -> None:
+def delete_alias(name: str, alias: AliasPath, request: Request) -> None:
     _registry(request).delete_alias(name, alias)
 
 
 @router.get("/resolve", responses=error_responses(404))
-def resolve(uri: str, request: Request) -> Any:
+def resolve(uri: ModelUriQuery, request: Request) -> Any:
     """The concrete version a models:/ URI (alias, number or latest) names now."""
     return _out(_registry(request).resolve(uri))
 
@@ -235,7 +246,8 @@ def reject(request_id: IdPath, body: DecisionIn, request: Request) -> Any:
 
 # ---------------------------------------------------------------- audit, webhooks, rules
 @router.get("/audit", responses=error_responses(404))
-def audit(request: Request, model: str | None = None, action: str | None = None, limit: Limit = 100) -> Any:
+def audit(request: Request, model: Annotated[Description | None, Query()] = None, action: AuditAction = None,
+          limit: Limit = 100) -> Any:
     return _out(_registry(request).audit(model, action, limit))
 
 

@@ -17,16 +17,23 @@ from starlette.concurrency import run_in_threadpool
 from mloop._util.names import check_artifact_path, check_key
 from mloop._util.openapi import error_responses
 from mloop.errors import BackendError, InvalidInputError
+from mloop.server.api import _schema
+from mloop.server.api._schema import Description, Name, OptionalName, Text
 from mloop.tracking._sql import SqlTrackingRepository
+from mloop.tracking._values import MAX_TAG_CHARS
 from mloop.tracking._wire import float_in, float_out, frame_out
 from mloop.tracking.client import open_repository
 from mloop.tracking.entities import Dataset, RunStatus
 
 router = APIRouter(tags=["tracking"])
 
-# strict: a JSON body's 0 is not false, nor "5" or true an integer (pydantic would convert them silently)
-Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
-Key = Annotated[str, Field(min_length=1, max_length=250)]
+# a JSON body's 0 is not false, nor "5" or true an integer (pydantic would convert them silently)
+Int64 = _schema.integer(_schema.INT64_MIN, _schema.INT64_MAX)
+Key = Annotated[str, Field(min_length=1, max_length=250)]  # a tag key on an experiment or a new run: any text
+TagValue = Text(MAX_TAG_CHARS)
+# the keys of logged params and tags are checked as keys (check_key); the document says how
+Params = _schema.keyed(Any, Key)
+RunTags = _schema.keyed(TagValue, Key)
 
 
 def repo(request: Request) -> SqlTrackingRepository:
@@ -48,12 +55,12 @@ def _out(obj: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- experiments
 class ExperimentIn(BaseModel):
-    name: str = Field(min_length=1, max_length=256)
-    tags: dict[Key, str] = {}
+    name: Name = Field(min_length=1, max_length=256)
+    tags: dict[Key, TagValue] = {}  # type: ignore[valid-type]
 
 
 class RenameIn(BaseModel):
-    name: str = Field(min_length=1, max_length=256)
+    name: Name = Field(min_length=1, max_length=256)
 
 
 @router.post("/experiments", status_code=201, responses=error_responses(409))
@@ -98,16 +105,16 @@ def restore_experiment(experiment_id: str, r: Repo) -> dict[str, str]:
 # ---------------------------------------------------------------- runs
 class RunIn(BaseModel):
     experiment_id: str = Field(min_length=1, max_length=32)
-    name: str | None = Field(default=None, max_length=256)
-    user: str = Field(default="unknown", max_length=256)
-    tags: dict[Key, str] = {}
+    name: OptionalName | None = Field(default=None, max_length=256)
+    user: Text(256) = Field(default="unknown", max_length=256)  # type: ignore[valid-type]
+    tags: dict[Key, TagValue] = {}  # type: ignore[valid-type]
     parent_run_id: str | None = Field(default=None, max_length=32)
-    description: str = Field(default="", max_length=20_000)
+    description: Description = Field(default="", max_length=20_000)
 
 
 class RunPatch(BaseModel):
-    name: str | None = Field(default=None, max_length=256)
-    description: str | None = Field(default=None, max_length=20_000)
+    name: Name | None = Field(default=None, max_length=256)
+    description: Description | None = Field(default=None, max_length=20_000)
     experiment_id: str | None = Field(default=None, max_length=32)
 
 
@@ -164,7 +171,7 @@ def restore_run(run_id: str, r: Repo) -> dict[str, str]:
 
 # ---------------------------------------------------------------- params, tags, metrics
 @router.post("/runs/{run_id}/params", responses=error_responses(409))
-def log_params(run_id: str, r: Repo, params: Annotated[dict[Key, Any], Body(embed=True)]) -> dict[str, int]:
+def log_params(run_id: str, r: Repo, params: Annotated[Params, Body(embed=True)]) -> dict[str, int]:
     for key in params:
         check_key(key, "param key")
     r.log_params(run_id, params)
@@ -172,7 +179,7 @@ def log_params(run_id: str, r: Repo, params: Annotated[dict[Key, Any], Body(embe
 
 
 @router.post("/runs/{run_id}/tags")
-def set_tags(run_id: str, r: Repo, tags: Annotated[dict[Key, str], Body(embed=True)]) -> dict[str, int]:
+def set_tags(run_id: str, r: Repo, tags: Annotated[RunTags, Body(embed=True)]) -> dict[str, int]:
     for key in tags:
         check_key(key, "tag key")
     r.set_tags(run_id, tags)
@@ -184,7 +191,7 @@ class MetricBatch(BaseModel):
 
     # Full run ids only: the points go to the store in one COPY, which no text check sits in front of.
     run_ids: list[Annotated[str, Field(pattern="^[0-9a-f]{32}$")]]
-    keys: list[Key]
+    keys: list[_schema.Key]
     values: list[float | Annotated[str, Field(pattern="^(NaN|Infinity|-Infinity)$")]]
     steps: list[Int64]
     timestamps: list[Int64]
