@@ -88,3 +88,31 @@ def test_body_values_of_the_wrong_json_type_are_refused(fuzz_server, path: str, 
 def test_resolving_a_path_too_long_for_the_file_system_is_a_422(fuzz_server) -> None:  # type: ignore[no-untyped-def]
     answer = httpx.get(fuzz_server.url + "/api/registry/resolve", params={"uri": "x" * 5000}, timeout=20)
     assert answer.status_code == 422 and answer.json()["field"] == "uri", answer.text
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer(fuzz_server) -> None:  # type: ignore[no-untyped-def]
+    """JSON Schema counts 1.0 as an integer, so the document promises it is a version; it used to be a 422."""
+    answer = httpx.put(fuzz_server.url + "/api/registry/models/nobody/aliases/a", json={"version": 1.0}, timeout=20)
+    assert answer.status_code == 404, answer.text
+    answer = httpx.put(fuzz_server.url + "/api/registry/models/nobody/aliases/a", json={"version": 1.5}, timeout=20)
+    assert answer.status_code == 422 and answer.json()["field"] == "version", answer.text
+
+
+def test_a_name_with_a_trailing_newline_is_refused(fuzz_server) -> None:  # type: ignore[no-untyped-def]
+    answer = httpx.post(fuzz_server.url + "/api/experiments", json={"name": "nightly\n"}, timeout=20)
+    assert answer.status_code == 422 and answer.json()["field"] == "experiment", answer.text
+
+
+def _integer_schemas(node: object) -> list[dict]:
+    if isinstance(node, list):
+        return [found for item in node for found in _integer_schemas(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node] if node.get("type") == "integer" else []
+    return own + [found for value in node.values() for found in _integer_schemas(value)]
+
+
+def test_integer_bounds_are_exact_json_integers() -> None:
+    """Written as floats, 2**63 - 1 read back as 2**63: a generator then sent values the server refused."""
+    bounds = [s[k] for s in _integer_schemas(schema.raw_schema) for k in ("minimum", "maximum") if k in s]
+    assert bounds and all(type(b) is int and float(b) == b for b in bounds), bounds
