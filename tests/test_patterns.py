@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mloop._util.names import KEY_PATTERN, MAX_KEY, MAX_NAME, NAME_PATTERN, check_key, check_name
+from mloop._util.names import (
+    KEY_PATTERN,
+    MAX_KEY,
+    MAX_NAME,
+    NAME_PATTERN,
+    PLAIN_PATH_PATTERN,
+    check_key,
+    check_name,
+    check_relative_path,
+)
 from mloop.errors import InvalidInputError
 from mloop.registry._models import check_alias
 from mloop.registry.lineage import DIGEST_PATTERN
@@ -65,3 +74,11 @@ def test_a_digest_is_checked_by_its_documented_pattern(value: str) -> None:
                                  "runs:/" + "a" * 32 + "/ok"])
 def test_a_runs_uri_is_refused_by_the_documented_pattern_exactly_when_parse_uri_refuses_it(uri: str) -> None:
     assert (re.fullmatch(RUNS_URI_PATTERN, uri) is not None) == _accepts(parse_uri, uri)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(value=st.text(alphabet="ab./\\:%\n\x00 é", max_size=10))
+def test_every_path_the_document_promises_is_taken(value: str) -> None:
+    """The artifact path pattern is a subset: check_relative_path also takes '%20' forms that decode plainly."""
+    if re.fullmatch(PLAIN_PATH_PATTERN, value) is not None:
+        assert _accepts(check_relative_path, value), value

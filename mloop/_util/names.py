@@ -74,6 +74,13 @@ def check_artifact_path(value: object, field: str = "path") -> str:
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 MAX_PATH = 1000
+# The relative paths an API document can promise: those without '%' (decoding leaves them as they are), ':'
+# (so no drive letter), backslash or control characters, whose '/'-separated names are none of '', '.', '..'.
+# check_relative_path takes these and more ('%20' that decodes to a plain name); a regex cannot say which.
+_PATH_CHAR, _PATH_CHAR_NOT_DOT = r"[^\x00-\x1f/\\%:]", r"[^\x00-\x1f/\\%:.]"
+_PATH_NAME = (rf"(?:{_PATH_CHAR}{{3,}}|{_PATH_CHAR_NOT_DOT}{_PATH_CHAR}|\.{_PATH_CHAR_NOT_DOT}"
+              rf"|{_PATH_CHAR_NOT_DOT})")
+PLAIN_PATH_PATTERN = rf"^{_PATH_NAME}(?:/{_PATH_NAME})*$"
 _PATH_EXPECTED = ("a relative path like 'plots/loss.png': names separated by '/', none of them empty, '.' or '..', "
                   "no leading '/', backslash, drive letter or NUL byte, also after URL-decoding")
 

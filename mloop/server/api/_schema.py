@@ -12,14 +12,24 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import BeforeValidator, Field
 
-from mloop._util.names import KEY_PATTERN, MAX_KEY, MAX_NAME, MAX_TEXT, NAME_PATTERN, NO_NUL_PATTERN
+from mloop._util.names import (
+    KEY_PATTERN,
+    MAX_KEY,
+    MAX_NAME,
+    MAX_PATH,
+    MAX_TEXT,
+    NAME_PATTERN,
+    NO_NUL_PATTERN,
+    PLAIN_PATH_PATTERN,
+)
 from mloop.registry._audit import ACTIONS
 from mloop.registry.lineage import DIGEST_PATTERN
-from mloop.registry.uri import ALIAS_PATTERN, MODEL_URI_PATTERN, RUNS_URI_PATTERN
+from mloop.registry.uri import ALIAS_PATTERN, MODELS_URI_PATTERN, RUNS_URI_PATTERN
 from mloop.tracking._values import MAX_TAG_CHARS
 
 __all__ = ["AliasPath", "AuditAction", "Description", "DigestPath", "Key", "ModelUriQuery", "Name", "OptionalName",
-           "RunsUri", "Tags", "Text", "documented", "integer", "keyed", "optional"]
+           "OptionalTextQuery", "PlainPath", "RunsUri", "Tags", "Text", "TextPath", "TextQuery", "documented",
+           "integer", "keyed", "optional"]
 
 
 def documented(pattern: str | None = None, *, max_length: int | None = None, **extra: Any) -> dict[str, Any]:
@@ -63,8 +73,15 @@ Description = Text()
 # tags whose keys are checked as keys (check_key) and values as text (check_tags)
 Tags = keyed(Text(MAX_TAG_CHARS))
 AliasPath = Annotated[str, Path(json_schema_extra=documented(ALIAS_PATTERN, max_length=256))]
-ModelUriQuery = Annotated[str, Query(json_schema_extra=documented(MODEL_URI_PATTERN))]
+ModelUriQuery = Annotated[str, Query(json_schema_extra=documented(MODELS_URI_PATTERN))]
 AuditAction = Annotated[str | None, Query(json_schema_extra={"enum": [*ACTIONS, None]})]
+# Text in a path or query that reaches a database query: PostgreSQL cannot hold a NUL, so both backends refuse it
+# (refuse_nul_parameters); anything else is judged by the lookup (a 404 when nothing has that name).
+TextPath = Annotated[str, Path(json_schema_extra=documented(NO_NUL_PATTERN))]
+TextQuery = Annotated[str, Query(json_schema_extra=documented(NO_NUL_PATTERN))]
+OptionalTextQuery = Annotated[str | None, Query(json_schema_extra=documented(NO_NUL_PATTERN))]
+# an artifact's or extra file's path: the document promises the plain ones (see PLAIN_PATH_PATTERN)
+PlainPath = Annotated[str, Path(json_schema_extra=documented(PLAIN_PATH_PATTERN, max_length=MAX_PATH))]
 DigestPath = Annotated[str, Path(json_schema_extra=documented(DIGEST_PATTERN))]
 
 

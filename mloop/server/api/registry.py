@@ -18,8 +18,11 @@ from mloop.server.api._schema import (
     DigestPath,
     ModelUriQuery,
     Name,
+    OptionalTextQuery,
+    PlainPath,
     RunsUri,
     Tags,
+    TextPath,
     integer,
 )
 
@@ -110,27 +113,27 @@ def create_model(body: ModelIn, request: Request) -> Any:
 
 
 @router.get("/models/{name}")
-def get_model(name: str, request: Request) -> Any:
+def get_model(name: TextPath, request: Request) -> Any:
     return _out(_registry(request).get_model(name))
 
 
 @router.patch("/models/{name}")
-def update_model(name: str, body: ModelPatch, request: Request) -> Any:
+def update_model(name: TextPath, body: ModelPatch, request: Request) -> Any:
     return _out(_registry(request).update_model(name, body.description, body.tags))
 
 
 @router.delete("/models/{name}", status_code=204, responses=error_responses(409))
-def delete_model(name: str, request: Request, force: bool = False) -> None:
+def delete_model(name: TextPath, request: Request, force: bool = False) -> None:
     _registry(request).delete_model(name, force=force)
 
 
 @router.get("/models/{name}/versions")
-def list_versions(name: str, request: Request) -> Any:
+def list_versions(name: TextPath, request: Request) -> Any:
     return _out(_registry(request).list_versions(name))
 
 
 @router.post("/models/{name}/versions", status_code=201, responses=error_responses(409))
-def register(name: str, body: VersionIn, request: Request) -> Any:
+def register(name: TextPath, body: VersionIn, request: Request) -> Any:
     # A folder path would name a place on the server's own disk, which a remote caller has no business reading.
     if not body.source.startswith("runs:/"):
         raise InvalidInputError(field="source", value=body.source,
@@ -139,40 +142,40 @@ def register(name: str, body: VersionIn, request: Request) -> Any:
 
 
 @router.get("/models/{name}/versions/{version}")
-def get_version(name: str, version: IdPath, request: Request) -> Any:
+def get_version(name: TextPath, version: IdPath, request: Request) -> Any:
     return _out(_registry(request).get_version(name, version))
 
 
 @router.patch("/models/{name}/versions/{version}")
-def update_version(name: str, version: IdPath, body: ModelPatch, request: Request) -> Any:
+def update_version(name: TextPath, version: IdPath, body: ModelPatch, request: Request) -> Any:
     return _out(_registry(request).update_version(name, version, body.description, body.tags))
 
 
 @router.delete("/models/{name}/versions/{version}", status_code=204,
                 responses=error_responses(409))
-def delete_version(name: str, version: IdPath, request: Request, force: bool = False) -> None:
+def delete_version(name: TextPath, version: IdPath, request: Request, force: bool = False) -> None:
     _registry(request).delete_version(name, version, force=force)
 
 
 @router.get("/models/{name}/versions/{version}/lineage")
-def lineage(name: str, version: IdPath, request: Request) -> Any:
+def lineage(name: TextPath, version: IdPath, request: Request) -> Any:
     return _registry(request).lineage(name, version)
 
 
 @router.get("/models/{name}/versions/{version}/artifact-uri")
-def artifact_uri(name: str, version: IdPath, request: Request) -> Any:
+def artifact_uri(name: TextPath, version: IdPath, request: Request) -> Any:
     """Where the version's files are stored (a folder or an object-store URL)."""
     return {"artifact_uri": _registry(request).artifact_uri(name, version)}
 
 
 @router.get("/models/{name}/versions/{version}/manifest")
-def manifest(name: str, version: IdPath, request: Request) -> Any:
+def manifest(name: TextPath, version: IdPath, request: Request) -> Any:
     """The version's model manifest: flavor, signature, requirements, metadata, extra files, sha256s."""
     return _registry(request).manifest(name, version)
 
 
 @router.get("/models/{name}/versions/{version}/extra/{filename:path}")
-def extra_file(name: str, version: IdPath, filename: str, request: Request) -> Response:
+def extra_file(name: TextPath, version: IdPath, filename: PlainPath, request: Request) -> Response:
     """The bytes of an extra file stored with the version (e.g. the training schema)."""
     return Response(_registry(request).extra_file(name, version, filename), media_type="application/octet-stream")
 
@@ -184,19 +187,19 @@ def versions_trained_on(digest: DigestPath, request: Request) -> Any:
 
 # ---------------------------------------------------------------- aliases
 @router.get("/models/{name}/aliases/{alias}")
-def get_alias(name: str, alias: AliasPath, request: Request) -> Any:
+def get_alias(name: TextPath, alias: AliasPath, request: Request) -> Any:
     return _out(_registry(request).get_alias(name, alias))
 
 
 @router.put("/models/{name}/aliases/{alias}", responses=error_responses(409))
-def set_alias(name: str, alias: AliasPath, body: AliasIn, request: Request) -> Any:
+def set_alias(name: TextPath, alias: AliasPath, body: AliasIn, request: Request) -> Any:
     expected: Any = body.expected if body.compare_and_set else "any"
     before = _registry(request).set_alias(name, alias, body.version, expected=expected)
     return {"name": name, "alias": alias, "version": body.version, "previous": before}
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
-def delete_alias(name: str, alias: AliasPath, request: Request) -> None:
+def delete_alias(name: TextPath, alias: AliasPath, request: Request) -> None:
     _registry(request).delete_alias(name, alias)
 
 
@@ -218,19 +221,19 @@ def create_environment(body: EnvironmentIn, request: Request) -> Any:
 
 
 @router.post("/environments/{env}/deployments", status_code=201, responses=error_responses(409))
-def deploy(env: str, body: DeployIn, request: Request) -> Any:
+def deploy(env: TextPath, body: DeployIn, request: Request) -> Any:
     outcome = _registry(request).environments.deploy(body.name, body.version, env, body.reason)
     kind = "approval_request" if hasattr(outcome, "status") else "deployment"
     return {"kind": kind, **dataclasses.asdict(outcome)}
 
 
 @router.get("/environments/{env}/history")
-def history(env: str, request: Request, model: str | None = None, limit: Limit = 100) -> Any:
+def history(env: TextPath, request: Request, model: OptionalTextQuery = None, limit: Limit = 100) -> Any:
     return _out(_registry(request).environments.history(env, model, limit))
 
 
 @router.get("/approvals")
-def pending(request: Request, env: str | None = None, model: str | None = None) -> Any:
+def pending(request: Request, env: OptionalTextQuery = None, model: OptionalTextQuery = None) -> Any:
     return _out(_registry(request).environments.pending(env, model))
 
 
@@ -280,7 +283,7 @@ def save_rule(body: RuleIn, request: Request) -> Any:
 
 
 @router.get("/rules/{name}")
-def get_rule(name: str, request: Request, version: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None) -> Any:
+def get_rule(name: TextPath, request: Request, version: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None) -> Any:
     return _registry(request).rules.get(name, version).to_dict()
 
 

@@ -18,7 +18,7 @@ from mloop._util.names import check_artifact_path, check_key
 from mloop._util.openapi import error_responses
 from mloop.errors import BackendError, InvalidInputError
 from mloop.server.api import _schema
-from mloop.server.api._schema import Description, Name, OptionalName, Text
+from mloop.server.api._schema import Description, Name, OptionalName, Text, TextPath, TextQuery
 from mloop.tracking._sql import SqlTrackingRepository
 from mloop.tracking._values import MAX_TAG_CHARS
 from mloop.tracking._wire import float_in, float_out, frame_out
@@ -74,30 +74,30 @@ def list_experiments(r: Repo, include_deleted: bool = False) -> list[dict[str, A
 
 
 @router.get("/experiments/by-name/{name}")
-def get_experiment_by_name(name: str, r: Repo) -> dict[str, Any] | None:
+def get_experiment_by_name(name: TextPath, r: Repo) -> dict[str, Any] | None:
     found = r.get_experiment_by_name(name)
     return None if found is None else _out(found)
 
 
 @router.get("/experiments/{experiment_id}")
-def get_experiment(experiment_id: str, r: Repo) -> dict[str, Any]:
+def get_experiment(experiment_id: TextPath, r: Repo) -> dict[str, Any]:
     return _out(r.get_experiment(experiment_id))
 
 
 @router.patch("/experiments/{experiment_id}", responses=error_responses(409))
-def rename_experiment(experiment_id: str, body: RenameIn, r: Repo) -> dict[str, Any]:
+def rename_experiment(experiment_id: TextPath, body: RenameIn, r: Repo) -> dict[str, Any]:
     r.rename_experiment(experiment_id, body.name)
     return _out(r.get_experiment(experiment_id))
 
 
 @router.post("/experiments/{experiment_id}/delete")
-def delete_experiment(experiment_id: str, r: Repo) -> dict[str, str]:
+def delete_experiment(experiment_id: TextPath, r: Repo) -> dict[str, str]:
     r.delete_experiment(experiment_id)
     return {"status": "deleted"}
 
 
 @router.post("/experiments/{experiment_id}/restore")
-def restore_experiment(experiment_id: str, r: Repo) -> dict[str, str]:
+def restore_experiment(experiment_id: TextPath, r: Repo) -> dict[str, str]:
     r.restore_experiment(experiment_id)
     return {"status": "active"}
 
@@ -133,12 +133,12 @@ def create_run(body: RunIn, r: Repo) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}")
-def get_run(run_id: str, r: Repo) -> dict[str, Any]:
+def get_run(run_id: TextPath, r: Repo) -> dict[str, Any]:
     return _out(r.get_run(run_id))
 
 
 @router.patch("/runs/{run_id}")
-def update_run(run_id: str, body: RunPatch, r: Repo) -> dict[str, Any]:
+def update_run(run_id: TextPath, body: RunPatch, r: Repo) -> dict[str, Any]:
     r.update_run(run_id, body.name, body.description)
     if body.experiment_id is not None:
         r.move_run(run_id, body.experiment_id)
@@ -146,7 +146,7 @@ def update_run(run_id: str, body: RunPatch, r: Repo) -> dict[str, Any]:
 
 
 @router.post("/runs/{run_id}/end")
-def end_run(run_id: str, body: EndIn, r: Repo) -> dict[str, str]:
+def end_run(run_id: TextPath, body: EndIn, r: Repo) -> dict[str, str]:
     r.end_run(run_id, body.status)
     return {"status": body.status.value}
 
@@ -158,20 +158,20 @@ def heartbeat(body: HeartbeatIn, r: Repo) -> dict[str, int]:
 
 
 @router.post("/runs/{run_id}/delete")
-def delete_run(run_id: str, r: Repo) -> dict[str, str]:
+def delete_run(run_id: TextPath, r: Repo) -> dict[str, str]:
     r.delete_run(run_id)
     return {"status": "deleted"}
 
 
 @router.post("/runs/{run_id}/restore")
-def restore_run(run_id: str, r: Repo) -> dict[str, str]:
+def restore_run(run_id: TextPath, r: Repo) -> dict[str, str]:
     r.restore_run(run_id)
     return {"status": "active"}
 
 
 # ---------------------------------------------------------------- params, tags, metrics
 @router.post("/runs/{run_id}/params", responses=error_responses(409))
-def log_params(run_id: str, r: Repo, params: Annotated[Params, Body(embed=True)]) -> dict[str, int]:
+def log_params(run_id: TextPath, r: Repo, params: Annotated[Params, Body(embed=True)]) -> dict[str, int]:
     for key in params:
         check_key(key, "param key")
     r.log_params(run_id, params)
@@ -179,7 +179,7 @@ def log_params(run_id: str, r: Repo, params: Annotated[Params, Body(embed=True)]
 
 
 @router.post("/runs/{run_id}/tags")
-def set_tags(run_id: str, r: Repo, tags: Annotated[RunTags, Body(embed=True)]) -> dict[str, int]:
+def set_tags(run_id: TextPath, r: Repo, tags: Annotated[RunTags, Body(embed=True)]) -> dict[str, int]:
     for key in tags:
         check_key(key, "tag key")
     r.set_tags(run_id, tags)
@@ -215,7 +215,7 @@ def log_metrics(body: MetricBatch, r: Repo) -> dict[str, int]:
 
 
 @router.get("/runs/{run_id}/metrics/{key}/history")
-def metric_history(run_id: str, key: str, r: Repo,
+def metric_history(run_id: TextPath, key: TextPath, r: Repo,
                    max_points: Annotated[int | None, Query(ge=4, le=1_000_000)] = None) -> dict[str, Any]:
     points = r.metric_history(run_id, key, max_points)
     return {"key": key, "steps": [p.step for p in points], "timestamps": [p.timestamp for p in points],
@@ -235,26 +235,26 @@ class DatasetIn(BaseModel):
 
 
 @router.post("/runs/{run_id}/inputs")
-def log_input(run_id: str, body: DatasetIn, r: Repo) -> dict[str, Any]:
+def log_input(run_id: TextPath, body: DatasetIn, r: Repo) -> dict[str, Any]:
     dataset = Dataset(dataset_id=body.dataset_id, name=body.name, digest=body.digest, rows=body.rows,
                       schema=body.schema_, source=body.source, created=body.created)
     return _out(r.log_input(run_id, dataset, body.context))
 
 
 @router.get("/runs/{run_id}/inputs")
-def list_inputs(run_id: str, r: Repo) -> list[dict[str, Any]]:
+def list_inputs(run_id: TextPath, r: Repo) -> list[dict[str, Any]]:
     return [{"dataset": _out(d), "context": c} for d, c in r.list_inputs(run_id)]
 
 
 @router.get("/datasets/{digest}/runs")
-def runs_with_dataset(digest: str, r: Repo) -> list[str]:
+def runs_with_dataset(digest: TextPath, r: Repo) -> list[str]:
     return r.runs_with_dataset(digest)
 
 
 # ---------------------------------------------------------------- artifacts
 @router.put("/runs/{run_id}/artifacts/{path:path}", status_code=201,
             responses=error_responses(413))
-async def put_artifact(run_id: str, path: str, request: Request, r: Repo) -> Any:
+async def put_artifact(run_id: TextPath, path: _schema.PlainPath, request: Request, r: Repo) -> Any:
     """Store the request body as an artifact: streamed to a temporary file (never held in memory), bounded by
     ``max_artifact_bytes`` (413), then handed to the artifact store. This route bounds its own body: the server's
     general request limit is for JSON and does not apply here."""
@@ -299,12 +299,12 @@ def _too_large(limit: int, declared: int | None) -> JSONResponse:
 
 
 @router.get("/runs/{run_id}/artifacts")
-def list_artifacts(run_id: str, r: Repo, prefix: str = "") -> list[dict[str, Any]]:
+def list_artifacts(run_id: TextPath, r: Repo, prefix: TextQuery = "") -> list[dict[str, Any]]:
     return [_out(a) for a in r.list_artifacts(run_id, prefix)]
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}")
-def get_artifact(run_id: str, path: str, r: Repo) -> FileResponse:
+def get_artifact(run_id: TextPath, path: _schema.PlainPath, r: Repo) -> FileResponse:
     check_artifact_path(path)
     found = [a for a in r.list_artifacts(run_id, path) if a.path == path]
     if not found:
@@ -320,7 +320,7 @@ def get_artifact(run_id: str, path: str, r: Repo) -> FileResponse:
 
 
 @router.delete("/runs/{run_id}/artifacts/{path:path}")
-def delete_artifact(run_id: str, path: str, r: Repo) -> dict[str, int]:
+def delete_artifact(run_id: TextPath, path: _schema.PlainPath, r: Repo) -> dict[str, int]:
     check_artifact_path(path)
     return {"deleted": r.delete_artifact(run_id, path)}
 
