@@ -31,6 +31,10 @@ JUDGED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/registry/webhooks"),
     # feature references must name registered views and features (or a service)
     ("POST", "/api/features/online"),
+    # the five lists of a metric batch must be of one length
+    ("POST", "/api/metrics/batch"),
+    # a param's value is bounded by the length of its JSON text and by its nesting
+    ("POST", "/api/runs/{run_id}/params"),
 }
 _ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # the check's own default
 CONFIG = SchemathesisConfig.from_dict({"operations": [
@@ -112,3 +116,9 @@ def test_integer_bounds_are_exact_json_integers() -> None:
     """Written as floats, 2**63 - 1 read back as 2**63: a generator then sent values the server refused."""
     bounds = [s[k] for s in _integer_schemas(schema.raw_schema) for k in ("minimum", "maximum") if k in s]
     assert bounds and all(type(b) is int and float(b) == b for b in bounds), bounds
+
+
+def test_an_experiment_id_of_unicode_digits_is_not_found(fuzz_server) -> None:  # type: ignore[no-untyped-def]
+    """'²' passes str.isdigit but not int(): it was a 422 naming no field, from int()'s own message."""
+    answer = httpx.patch(fuzz_server.url + "/api/experiments/%C2%B2", json={"name": "x"}, timeout=20)
+    assert answer.status_code == 404 and answer.json()["field"] == "experiment_id", answer.text

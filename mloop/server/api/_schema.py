@@ -28,7 +28,7 @@ from mloop.registry.uri import ALIAS_PATTERN, MODELS_URI_PATTERN, RUNS_URI_PATTE
 from mloop.tracking._values import MAX_TAG_CHARS
 
 __all__ = ["AliasPath", "AuditAction", "Description", "DigestPath", "Key", "ModelUriQuery", "Name", "OptionalName",
-           "OptionalTextQuery", "PlainPath", "RunsUri", "Tags", "Text", "TextPath", "TextQuery", "documented",
+           "OptionalTextQuery", "PathPrefixQuery", "PlainPath", "RunsUri", "Tags", "Text", "TextPath", "documented",
            "integer", "keyed", "optional"]
 
 
@@ -78,10 +78,11 @@ AuditAction = Annotated[str | None, Query(json_schema_extra={"enum": [*ACTIONS, 
 # Text in a path or query that reaches a database query: PostgreSQL cannot hold a NUL, so both backends refuse it
 # (refuse_nul_parameters); anything else is judged by the lookup (a 404 when nothing has that name).
 TextPath = Annotated[str, Path(json_schema_extra=documented(NO_NUL_PATTERN))]
-TextQuery = Annotated[str, Query(json_schema_extra=documented(NO_NUL_PATTERN))]
 OptionalTextQuery = Annotated[str | None, Query(json_schema_extra=documented(NO_NUL_PATTERN))]
 # an artifact's or extra file's path: the document promises the plain ones (see PLAIN_PATH_PATTERN)
 PlainPath = Annotated[str, Path(json_schema_extra=documented(PLAIN_PATH_PATTERN, max_length=MAX_PATH))]
+# the folder to list, or '' for every artifact
+PathPrefixQuery = Annotated[str, Query(json_schema_extra=documented(optional(PLAIN_PATH_PATTERN), max_length=MAX_PATH))]
 DigestPath = Annotated[str, Path(json_schema_extra=documented(DIGEST_PATTERN))]
 
 

@@ -18,7 +18,7 @@ from mloop._util.names import check_artifact_path, check_key
 from mloop._util.openapi import error_responses
 from mloop.errors import BackendError, InvalidInputError
 from mloop.server.api import _schema
-from mloop.server.api._schema import Description, Name, OptionalName, Text, TextPath, TextQuery
+from mloop.server.api._schema import Description, Name, OptionalName, Text, TextPath
 from mloop.tracking._sql import SqlTrackingRepository
 from mloop.tracking._values import MAX_TAG_CHARS
 from mloop.tracking._wire import float_in, float_out, frame_out
@@ -104,18 +104,18 @@ def restore_experiment(experiment_id: TextPath, r: Repo) -> dict[str, str]:
 
 # ---------------------------------------------------------------- runs
 class RunIn(BaseModel):
-    experiment_id: str = Field(min_length=1, max_length=32)
+    experiment_id: Text(32) = Field(min_length=1, max_length=32)  # type: ignore[valid-type]
     name: OptionalName | None = Field(default=None, max_length=256)
     user: Text(256) = Field(default="unknown", max_length=256)  # type: ignore[valid-type]
     tags: dict[Key, TagValue] = {}  # type: ignore[valid-type]
-    parent_run_id: str | None = Field(default=None, max_length=32)
+    parent_run_id: Text(32) | None = Field(default=None, max_length=32)  # type: ignore[valid-type]
     description: Description = Field(default="", max_length=20_000)
 
 
 class RunPatch(BaseModel):
     name: Name | None = Field(default=None, max_length=256)
     description: Description | None = Field(default=None, max_length=20_000)
-    experiment_id: str | None = Field(default=None, max_length=32)
+    experiment_id: Text(32) | None = Field(default=None, max_length=32)  # type: ignore[valid-type]
 
 
 class EndIn(BaseModel):
@@ -123,7 +123,7 @@ class EndIn(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    run_ids: list[Annotated[str, Field(max_length=32)]] = Field(max_length=10_000)
+    run_ids: list[Annotated[Text(32), Field(max_length=32)]] = Field(max_length=10_000)  # type: ignore[valid-type]
 
 
 @router.post("/runs", status_code=201, responses=error_responses(404, 409))
@@ -224,12 +224,12 @@ def metric_history(run_id: TextPath, key: TextPath, r: Repo,
 
 # ---------------------------------------------------------------- datasets
 class DatasetIn(BaseModel):
-    dataset_id: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=256)
-    digest: str = Field(min_length=1, max_length=64)
+    dataset_id: Text(32) = Field(min_length=1, max_length=32)  # type: ignore[valid-type]
+    name: Text(256) = Field(min_length=1, max_length=256)  # type: ignore[valid-type]
+    digest: Text(64) = Field(min_length=1, max_length=64)  # type: ignore[valid-type]
     rows: Int64 | None = None
     schema_: dict[str, str] = Field(default={}, alias="schema")
-    source: str = Field(default="", max_length=10_000)
+    source: Text(10_000) = Field(default="", max_length=10_000)  # type: ignore[valid-type]
     created: Int64
     context: Key = "train"
 
@@ -299,7 +299,7 @@ def _too_large(limit: int, declared: int | None) -> JSONResponse:
 
 
 @router.get("/runs/{run_id}/artifacts")
-def list_artifacts(run_id: TextPath, r: Repo, prefix: TextQuery = "") -> list[dict[str, Any]]:
+def list_artifacts(run_id: TextPath, r: Repo, prefix: _schema.PathPrefixQuery = "") -> list[dict[str, Any]]:
     return [_out(a) for a in r.list_artifacts(run_id, prefix)]
 
 
