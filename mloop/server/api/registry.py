@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
 from mloop.registry import RegistryClient, registry_for
+from mloop.registry._audit import ACTIONS
+from mloop.registry.webhooks import MIN_SECRET, URL_PATTERN
 from mloop.server.api._schema import (
     AliasPath,
     AuditAction,
@@ -23,6 +25,7 @@ from mloop.server.api._schema import (
     RunsUri,
     Tags,
     TextPath,
+    documented,
     integer,
 )
 
@@ -78,9 +81,10 @@ class DecisionIn(_Body):
 
 
 class WebhookIn(_Body):
-    url: str
-    secret: str
-    events: list[str] | None = None
+    url: Annotated[str, Field(json_schema_extra=documented(URL_PATTERN))]
+    # documented, not validated here: pydantic's message would quote the secret; the service's does not
+    secret: Annotated[str, Field(json_schema_extra={"minLength": MIN_SECRET})]
+    events: list[Annotated[str, Field(json_schema_extra={"enum": ["*", *ACTIONS]})]] | None = None
     model: str | None = None
 
 
