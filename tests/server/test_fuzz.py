@@ -1,7 +1,8 @@
 """The REST API fuzzed from its own OpenAPI document, with schemathesis's conformance checks on.
 
 Every answer must be one the document declares (status, content type, body schema, headers), a
-405 must list the path's methods in ``Allow``, and no input may cause a 5xx or a hang.
+405 must list the path's methods in ``Allow``, no input may cause a 5xx or a hang, input the document
+calls invalid is refused and input it calls valid is accepted (positive_data_acceptance).
 """
 
 from __future__ import annotations

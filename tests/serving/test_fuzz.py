@@ -2,7 +2,8 @@
 
 Two small served models (one with a shadow version, one without) behind a real server on 127.0.0.1:
 every answer must be one the document declares (status, content type, body schema, headers), a 405
-must carry ``Allow``, and no input may cause a 5xx or a hang.
+must carry ``Allow``, no input may cause a 5xx or a hang, and input the document calls valid is accepted
+(positive_data_acceptance, with the exception below for predictions).
 """
 
 from __future__ import annotations

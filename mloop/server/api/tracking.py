@@ -31,6 +31,7 @@ router = APIRouter(tags=["tracking"])
 Int64 = _schema.integer(_schema.INT64_MIN, _schema.INT64_MAX)
 Key = Annotated[str, Field(min_length=1, max_length=250)]  # a tag key on an experiment or a new run: any text
 TagValue = Text(MAX_TAG_CHARS)
+IdText, DigestText, ShortText, SourceText = Text(32), Text(64), Text(256), Text(10_000)  # ids and text without NUL
 # the keys of logged params and tags are checked as keys (check_key); the document says how
 Params = _schema.keyed(Any, Key)
 RunTags = _schema.keyed(TagValue, Key)
@@ -56,7 +57,7 @@ def _out(obj: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- experiments
 class ExperimentIn(BaseModel):
     name: Name = Field(min_length=1, max_length=256)
-    tags: dict[Key, TagValue] = {}  # type: ignore[valid-type]
+    tags: dict[Key, TagValue] = {}
 
 
 class RenameIn(BaseModel):
@@ -104,18 +105,18 @@ def restore_experiment(experiment_id: TextPath, r: Repo) -> dict[str, str]:
 
 # ---------------------------------------------------------------- runs
 class RunIn(BaseModel):
-    experiment_id: Text(32) = Field(min_length=1, max_length=32)  # type: ignore[valid-type]
+    experiment_id: IdText = Field(min_length=1, max_length=32)
     name: OptionalName | None = Field(default=None, max_length=256)
-    user: Text(256) = Field(default="unknown", max_length=256)  # type: ignore[valid-type]
-    tags: dict[Key, TagValue] = {}  # type: ignore[valid-type]
-    parent_run_id: Text(32) | None = Field(default=None, max_length=32)  # type: ignore[valid-type]
+    user: ShortText = Field(default="unknown", max_length=256)
+    tags: dict[Key, TagValue] = {}
+    parent_run_id: IdText | None = Field(default=None, max_length=32)
     description: Description = Field(default="", max_length=20_000)
 
 
 class RunPatch(BaseModel):
     name: Name | None = Field(default=None, max_length=256)
     description: Description | None = Field(default=None, max_length=20_000)
-    experiment_id: Text(32) | None = Field(default=None, max_length=32)  # type: ignore[valid-type]
+    experiment_id: IdText | None = Field(default=None, max_length=32)
 
 
 class EndIn(BaseModel):
@@ -123,7 +124,7 @@ class EndIn(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    run_ids: list[Annotated[Text(32), Field(max_length=32)]] = Field(max_length=10_000)  # type: ignore[valid-type]
+    run_ids: list[Annotated[IdText, Field(max_length=32)]] = Field(max_length=10_000)
 
 
 @router.post("/runs", status_code=201, responses=error_responses(404, 409))
@@ -224,12 +225,12 @@ def metric_history(run_id: TextPath, key: TextPath, r: Repo,
 
 # ---------------------------------------------------------------- datasets
 class DatasetIn(BaseModel):
-    dataset_id: Text(32) = Field(min_length=1, max_length=32)  # type: ignore[valid-type]
-    name: Text(256) = Field(min_length=1, max_length=256)  # type: ignore[valid-type]
-    digest: Text(64) = Field(min_length=1, max_length=64)  # type: ignore[valid-type]
+    dataset_id: IdText = Field(min_length=1, max_length=32)
+    name: ShortText = Field(min_length=1, max_length=256)
+    digest: DigestText = Field(min_length=1, max_length=64)
     rows: Int64 | None = None
     schema_: dict[str, str] = Field(default={}, alias="schema")
-    source: Text(10_000) = Field(default="", max_length=10_000)  # type: ignore[valid-type]
+    source: SourceText = Field(default="", max_length=10_000)
     created: Int64
     context: Key = "train"
 
