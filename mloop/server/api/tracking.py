@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mloop._util.names import check_artifact_path, check_key
 from mloop._util.openapi import error_responses
-from mloop.errors import BackendError, InvalidInputError
+from mloop.errors import BackendError, InvalidInputError, NotFoundError
 from mloop.server.api import _schema
 from mloop.server.api._schema import Description, Name, OptionalName, Text, TextPath
 from mloop.tracking._sql import SqlTrackingRepository
@@ -304,13 +304,16 @@ def list_artifacts(run_id: TextPath, r: Repo, prefix: _schema.PathPrefixQuery = 
     return [_out(a) for a in r.list_artifacts(run_id, prefix)]
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}")
+@router.get("/runs/{run_id}/artifacts/{path:path}", responses=error_responses(404))
 def get_artifact(run_id: TextPath, path: _schema.PlainPath, r: Repo) -> FileResponse:
     check_artifact_path(path)
-    found = [a for a in r.list_artifacts(run_id, path) if a.path == path]
-    if not found:
-        raise InvalidInputError(field="path", value=path, expected="the path of one file artifact "
-                                                                   "(list the folder to download its files)")
+    listed = r.list_artifacts(run_id, path)
+    if not any(a.path == path for a in listed):
+        # nothing to download is a 404, as for a run that does not exist: whether a path names a file is the
+        # run's state, not the request's form
+        folder = any(a.path.startswith(path + "/") for a in listed)
+        raise NotFoundError(f"Run '{run_id}' has no file artifact '{path}'"
+                            + (" (it is a folder: list it to download its files)." if folder else "."), field="path")
     tmp = tempfile.mkdtemp()
     target = Path(tmp) / "download"
     r.get_artifact(run_id, path, target)
