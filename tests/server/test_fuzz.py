@@ -146,3 +146,13 @@ def test_downloading_an_artifact_a_run_does_not_have_is_a_404(fuzz_server, live_
     """Found with real ids: whether a path names a file is the run's state, so it was wrongly a 422."""
     answer = httpx.get(f"{fuzz_server.url}/api/runs/{live_ids['run_id']}/artifacts/never/logged.txt", timeout=20)
     assert answer.status_code == 404 and answer.json()["field"] == "path", answer.text
+
+
+@pytest.mark.parametrize("name", ["plot.png", "notes.txt", "weights.0"])
+def test_a_downloaded_artifact_has_a_content_type_the_document_declares(fuzz_server, live_ids, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Found with real ids: a file is typed by its name, and the document declared only JSON."""
+    put = httpx.put(f"{fuzz_server.url}/api/runs/{live_ids['run_id']}/artifacts/{name}", content=b"x", timeout=20)
+    assert put.status_code == 201, put.text
+    case = schema["/api/runs/{run_id}/artifacts/{path}"]["GET"].Case(
+        path_parameters={"run_id": live_ids["run_id"], "path": name})
+    case.call_and_validate(base_url=fuzz_server.url, timeout=20)

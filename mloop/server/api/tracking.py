@@ -304,7 +304,13 @@ def list_artifacts(run_id: TextPath, r: Repo, prefix: _schema.PathPrefixQuery = 
     return [_out(a) for a in r.list_artifacts(run_id, prefix)]
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}", responses=error_responses(404))
+# the file's bytes, typed by its name (text/plain, image/png, ...; application/octet-stream when unknown)
+_FILE = {200: {"description": "The file's bytes",
+               "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}", response_class=FileResponse,
+            responses={**_FILE, **error_responses(404)})
 def get_artifact(run_id: TextPath, path: _schema.PlainPath, r: Repo) -> FileResponse:
     check_artifact_path(path)
     listed = r.list_artifacts(run_id, path)
