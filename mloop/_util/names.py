@@ -8,11 +8,21 @@ from urllib.parse import unquote
 
 from mloop.errors import InvalidInputError
 
-_NAME = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
-_KEY = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
+# The patterns are public so that the OpenAPI documents describe names and keys with the same regex the
+# checks below use. They avoid lookarounds, which not every JSON Schema tool can generate from.
+_CHARS = r"A-Za-z0-9_\-. /:"
+# letters, digits, spaces or _-./:, with at least one that is not a space
+NAME_PATTERN = rf"^[{_CHARS}]*[A-Za-z0-9_\-./:][{_CHARS}]*$"
+# the same characters, split by '/' into segments of which the first is not empty and none is '..'
+_SEGMENT = r"(?:[A-Za-z0-9_\-. :]{3,}|[A-Za-z0-9_\- :][A-Za-z0-9_\-. :]|\.[A-Za-z0-9_\- :]|[A-Za-z0-9_\-. :])"
+KEY_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT}?)*$"
+_NAME = re.compile(NAME_PATTERN)
+_KEY = re.compile(rf"^[{_CHARS}]+$")
+_KEY_PATH = re.compile(KEY_PATTERN)
 MAX_NAME = 256
 MAX_KEY = 250
 MAX_TEXT = 20_000
+NO_NUL_PATTERN = r"^[^\x00]*$"  # what check_text takes, besides its length limit
 
 
 def check_text(value: object, field: str, max_chars: int = MAX_TEXT) -> str:
@@ -39,20 +49,20 @@ def check_name(value: object, field: str = "name") -> str:
     expected = f"a non-empty string of at most {MAX_NAME} letters, digits, spaces or _-./:"
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
         raise InvalidInputError(field=field, value=value, expected=expected)
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise InvalidInputError(field=field, value=value, expected=expected)
     return value
 
 
 def check_key(value: object, field: str = "key") -> str:
     """Return ``value`` if it is a valid metric, param or tag key."""
-    if not isinstance(value, str) or not value or len(value) > MAX_KEY or not _KEY.match(value):
+    if not isinstance(value, str) or not value or len(value) > MAX_KEY or not _KEY.fullmatch(value):
         raise InvalidInputError(
             field=field,
             value=value,
             expected=f"a non-empty string of at most {MAX_KEY} letters, digits or _-./: and spaces",
         )
-    if value.startswith("/") or ".." in value.split("/"):
+    if not _KEY_PATH.fullmatch(value):  # the characters are fine: a leading '/' or a '..' segment
         raise InvalidInputError(field=field, value=value, expected="a key without '..' or a leading '/'")
     return value
 
@@ -64,6 +74,13 @@ def check_artifact_path(value: object, field: str = "path") -> str:
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 MAX_PATH = 1000
+# The relative paths an API document can promise: those without '%' (decoding leaves them as they are), ':'
+# (so no drive letter), backslash or control characters, whose '/'-separated names are none of '', '.', '..'.
+# check_relative_path takes these and more ('%20' that decodes to a plain name); a regex cannot say which.
+_PATH_CHAR, _PATH_CHAR_NOT_DOT = r"[^\x00-\x1f/\\%:]", r"[^\x00-\x1f/\\%:.]"
+_PATH_NAME = (rf"(?:{_PATH_CHAR}{{3,}}|{_PATH_CHAR_NOT_DOT}{_PATH_CHAR}|\.{_PATH_CHAR_NOT_DOT}"
+              rf"|{_PATH_CHAR_NOT_DOT})")
+PLAIN_PATH_PATTERN = rf"^{_PATH_NAME}(?:/{_PATH_NAME})*$"
 _PATH_EXPECTED = ("a relative path like 'plots/loss.png': names separated by '/', none of them empty, '.' or '..', "
                   "no leading '/', backslash, drive letter or NUL byte, also after URL-decoding")
 

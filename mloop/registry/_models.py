@@ -8,6 +8,7 @@ instead of losing an update, and version numbers never repeat.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -18,6 +19,7 @@ from mloop._util.names import check_key, check_name
 from mloop.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from mloop.registry import _tables as t
 from mloop.registry.entities import ModelVersion, RegisteredModel
+from mloop.registry.uri import ALIAS_PATTERN
 
 
 def lock_model(conn: Connection, name: str) -> Any:
@@ -199,8 +201,8 @@ def set_alias(conn: Connection, name: str, alias: str, version: int, actor: str,
 
 
 def check_alias(alias: Any) -> str:
-    if not isinstance(alias, str) or not alias or alias.isdigit() or len(alias) > 256 or \
-            not alias.replace("-", "").replace("_", "").isalnum():
+    # ASCII only, as in a models:/<name>@<alias> URI (str.isalnum would also take 'é', which no URI resolves)
+    if not isinstance(alias, str) or len(alias) > 256 or not re.fullmatch(ALIAS_PATTERN, alias):
         raise InvalidInputError(field="alias", value=alias,
                                 expected="a name of letters, digits, '-' or '_' that is not only digits")
     return alias

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -14,7 +15,10 @@ from mloop.registry.entities import ModelVersion
 if TYPE_CHECKING:
     from mloop.registry.client import RegistryClient
 
-__all__ = ["version_lineage", "versions_for_digest"]
+__all__ = ["DIGEST_PATTERN", "version_lineage", "versions_for_digest"]
+
+# a full sha256 hex digest or a prefix of 8 or more of its characters (public: the REST API documents it)
+DIGEST_PATTERN = r"^[0-9a-f]{8,}$"
 
 
 def version_lineage(client: RegistryClient, name: str, version: int) -> dict[str, Any]:
@@ -50,7 +54,7 @@ def _ancestors(client: RegistryClient, run_id: str | None) -> list[dict[str, Any
 
 def versions_for_digest(client: RegistryClient, digest: str) -> list[ModelVersion]:
     """Every registered version whose run used a dataset with ``digest`` (a full or 8+ character prefix)."""
-    if not isinstance(digest, str) or len(digest) < 8 or not all(c in "0123456789abcdef" for c in digest):
+    if not isinstance(digest, str) or not re.fullmatch(DIGEST_PATTERN, digest):
         raise InvalidInputError(field="digest", value=digest, expected="a sha256 hex digest (at least 8 characters)")
     digests = [digest] if len(digest) == 64 else _expand(client, digest)
     run_ids = sorted({r for d in digests for r in client.runs.runs_with_dataset(d)})

@@ -22,9 +22,21 @@ from pathlib import Path
 
 from mloop.errors import InvalidInputError
 
-__all__ = ["ModelRef", "parse_deployment_uri", "parse_uri"]
+__all__ = ["ALIAS_PATTERN", "MODELS_URI_PATTERN", "RUNS_URI_PATTERN", "ModelRef", "parse_deployment_uri", "parse_uri"]
 
-_RUNS = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})/(?P<path>[^\s]+)$")
+# Public so that the REST API's OpenAPI document describes these values with the regex that checks them.
+# \s spelled out as the characters Python's str.isspace() takes: regex engines disagree on what \s means
+_NO_SPACE = r"[^\t-\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_RUN_ID, _ARTIFACT = r"[0-9a-f]{32}", rf"{_NO_SPACE}+"
+RUNS_URI_PATTERN = rf"^runs:/{_RUN_ID}/{_ARTIFACT}$"
+# letters, digits, '-' or '_', not only digits (a number names a version)
+ALIAS_PATTERN = r"^[A-Za-z0-9_\-]*[A-Za-z_\-][A-Za-z0-9_\-]*$"
+# A models:/ URI whose name starts with a non-space and has at most 256 of the characters of a name, and whose
+# version has at most 9 digits: narrower than what parse_uri reads (it leaves the name and the version's range to
+# the registry's own checks), never wider.
+MODELS_URI_PATTERN = (r"^models:/[A-Za-z0-9_\-./:][A-Za-z0-9_\-. /:]{0,255}"
+                      rf"(?:/(?:[1-9][0-9]{{0,8}}|latest)|@{ALIAS_PATTERN[1:-1]})$")
+_RUNS = re.compile(rf"^runs:/(?P<run_id>{_RUN_ID})/(?P<path>{_ARTIFACT})$")
 _MODELS = re.compile(r"^models:/(?P<name>[^@]+?)(?:/(?P<version>\d+|latest)|@(?P<alias>[A-Za-z0-9_\-]+))$")
 _DEPLOYMENT = re.compile(r"^deployments:/(?P<env>[^/]+)/(?P<name>[^/]+)$")
 _EXPECTED = ("runs:/<run_id>/<path>, models:/<name>/<version>, models:/<name>/latest, "

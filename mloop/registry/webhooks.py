@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import queue
+import re
 import threading
 import time
 import uuid
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["Webhooks", "signature"]
 
 DEFAULT_EVENTS = ("version.created", "alias.set", "alias.deleted", "deployment.changed")
+MIN_SECRET = 8
+URL_PATTERN = r"^https?://"  # the scheme; the host is judged when the webhook is added (check_destination)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -59,10 +62,11 @@ class Webhooks:
 
     def add(self, url: str, secret: str, events: list[str] | None = None, model: str | None = None) -> dict[str, Any]:
         """Subscribe ``url`` to ``events`` (default: version created, alias moved, environment changed)."""
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        if not isinstance(url, str) or not re.match(URL_PATTERN, url):
             raise InvalidInputError(field="url", value=url, expected="an http:// or https:// URL")
-        if not isinstance(secret, str) or len(secret) < 8:
-            raise InvalidInputError(field="secret", value="***", expected="a shared secret of at least 8 characters")
+        if not isinstance(secret, str) or len(secret) < MIN_SECRET:
+            raise InvalidInputError(field="secret", value="***",
+                                    expected=f"a shared secret of at least {MIN_SECRET} characters")
         if events is not None and (isinstance(events, str) or not all(isinstance(e, str) for e in events)):
             raise InvalidInputError(field="events", value=events, expected="a list of event names, e.g. ['alias.set']")
         if model is not None and not isinstance(model, str):

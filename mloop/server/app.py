@@ -51,12 +51,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _declare_errors_in_openapi(app: FastAPI) -> None:
-    """Make ``app.openapi()`` declare the error statuses the edges of the app answer on every operation."""
+    """Make ``app.openapi()`` declare the error statuses the edges of the app answer on every operation, with
+    integer bounds written as integers."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = declare_errors(build())
+            app.openapi_schema = declare_errors(_integer_bounds(build()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _integer_bounds(node: Any) -> Any:
+    """``node`` with the bounds of every integer schema as JSON integers again.
+
+    FastAPI's document model reads ``minimum`` and ``maximum`` as floats, so 2147483647 became 2147483647.0,
+    which a client may read as a float bound. Bounds are chosen to be exact as floats (see ``integer``).
+    """
+    if isinstance(node, list):
+        return [_integer_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    fixed = {key: _integer_bounds(value) for key, value in node.items()}
+    if fixed.get("type") == "integer":
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if isinstance(fixed.get(key), float) and fixed[key].is_integer():
+                fixed[key] = int(fixed[key])
+    return fixed

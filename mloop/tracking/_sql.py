@@ -381,7 +381,7 @@ def _children(conn: Connection, table: Any, scope: Any, ids: list[str], *cols: A
 
 def _experiment_int(experiment_id: Any) -> int:
     text = str(experiment_id)
-    if text.isdigit() and 0 < len(text) <= 9:
+    if text.isascii() and text.isdigit() and 0 < len(text) <= 9:  # str.isdigit also takes '²', which int() does not
         return int(text)
     raise NotFoundError(f"No experiment with id '{experiment_id}' (ids are whole numbers; "
                             "look experiments up by name with get_experiment_by_name).",

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
 from mloop.features import FeatureStore
+from mloop.server.api._schema import TextPath
 
 router = APIRouter(prefix="/features", tags=["features"])
 _lock = threading.Lock()
@@ -79,7 +80,7 @@ def list_definitions(request: Request, project: Project = "default", kind: str |
 
 
 @router.get("/definitions/{name}")
-def describe(name: str, request: Request, project: Project = "default",
+def describe(name: TextPath, request: Request, project: Project = "default",
              version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> dict[str, Any]:
     return store_for(request, project).describe(name, version)
 
@@ -93,7 +94,7 @@ def online(body: OnlineIn, request: Request, project: Project = "default") -> di
 
 
 @router.post("/push/{view}")
-def push(view: str, body: PushIn, request: Request, project: Project = "default") -> dict[str, Any]:
+def push(view: TextPath, body: PushIn, request: Request, project: Project = "default") -> dict[str, Any]:
     """Write fresh rows (timestamps as ISO strings with a zone) online, offline or both."""
     import pandas as pd
 

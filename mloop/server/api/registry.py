@@ -11,10 +11,27 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
 from mloop.registry import RegistryClient, registry_for
+from mloop.registry._audit import ACTIONS
+from mloop.registry.webhooks import MIN_SECRET, URL_PATTERN
+from mloop.server.api._schema import (
+    AliasPath,
+    AuditAction,
+    Description,
+    DigestPath,
+    ModelUriQuery,
+    Name,
+    OptionalTextQuery,
+    PlainPath,
+    RunsUri,
+    Tags,
+    TextPath,
+    documented,
+    integer,
+)
 
 _MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=_MAX_ID)]
-IdField = Annotated[int, Field(strict=True, ge=1, le=_MAX_ID)]  # strict: neither "5" nor true is a version
+IdField = integer(1, _MAX_ID)  # neither "5" nor true is a version
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 router = APIRouter(prefix="/registry", tags=["registry"])
@@ -25,20 +42,20 @@ class _Body(BaseModel):
 
 
 class ModelIn(_Body):
-    name: str
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
+    name: Name
+    description: Description = ""
+    tags: Tags = Field(default_factory=dict)
 
 
 class ModelPatch(_Body):
-    description: str | None = None
-    tags: dict[str, str] | None = None
+    description: Description | None = None
+    tags: Tags | None = None
 
 
 class VersionIn(_Body):
-    source: str
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
+    source: RunsUri
+    description: Description = ""
+    tags: Tags = Field(default_factory=dict)
 
 
 class AliasIn(_Body):
@@ -48,25 +65,26 @@ class AliasIn(_Body):
 
 
 class EnvironmentIn(_Body):
-    env: str
-    description: str = ""
+    env: Name
+    description: Description = ""
     requires_approval: StrictBool = False
 
 
 class DeployIn(_Body):
-    name: str
+    name: Name
     version: IdField
-    reason: str = ""
+    reason: Description = ""
 
 
 class DecisionIn(_Body):
-    comment: str = ""
+    comment: Description = ""
 
 
 class WebhookIn(_Body):
-    url: str
-    secret: str
-    events: list[str] | None = None
+    url: Annotated[str, Field(json_schema_extra=documented(URL_PATTERN))]
+    # documented, not validated here: pydantic's message would quote the secret; the service's does not
+    secret: Annotated[str, Field(json_schema_extra={"minLength": MIN_SECRET})]
+    events: list[Annotated[str, Field(json_schema_extra={"enum": ["*", *ACTIONS]})]] | None = None
     model: str | None = None
 
 
@@ -99,27 +117,27 @@ def create_model(body: ModelIn, request: Request) -> Any:
 
 
 @router.get("/models/{name}")
-def get_model(name: str, request: Request) -> Any:
+def get_model(name: TextPath, request: Request) -> Any:
     return _out(_registry(request).get_model(name))
 
 
 @router.patch("/models/{name}")
-def update_model(name: str, body: ModelPatch, request: Request) -> Any:
+def update_model(name: TextPath, body: ModelPatch, request: Request) -> Any:
     return _out(_registry(request).update_model(name, body.description, body.tags))
 
 
 @router.delete("/models/{name}", status_code=204, responses=error_responses(409))
-def delete_model(name: str, request: Request, force: bool = False) -> None:
+def delete_model(name: TextPath, request: Request, force: bool = False) -> None:
     _registry(request).delete_model(name, force=force)
 
 
 @router.get("/models/{name}/versions")
-def list_versions(name: str, request: Request) -> Any:
+def list_versions(name: TextPath, request: Request) -> Any:
     return _out(_registry(request).list_versions(name))
 
 
 @router.post("/models/{name}/versions", status_code=201, responses=error_responses(409))
-def register(name: str, body: VersionIn, request: Request) -> Any:
+def register(name: TextPath, body: VersionIn, request: Request) -> Any:
     # A folder path would name a place on the server's own disk, which a remote caller has no business reading.
     if not body.source.startswith("runs:/"):
         raise InvalidInputError(field="source", value=body.source,
@@ -128,69 +146,69 @@ def register(name: str, body: VersionIn, request: Request) -> Any:
 
 
 @router.get("/models/{name}/versions/{version}")
-def get_version(name: str, version: IdPath, request: Request) -> Any:
+def get_version(name: TextPath, version: IdPath, request: Request) -> Any:
     return _out(_registry(request).get_version(name, version))
 
 
 @router.patch("/models/{name}/versions/{version}")
-def update_version(name: str, version: IdPath, body: ModelPatch, request: Request) -> Any:
+def update_version(name: TextPath, version: IdPath, body: ModelPatch, request: Request) -> Any:
     return _out(_registry(request).update_version(name, version, body.description, body.tags))
 
 
 @router.delete("/models/{name}/versions/{version}", status_code=204,
                 responses=error_responses(409))
-def delete_version(name: str, version: IdPath, request: Request, force: bool = False) -> None:
+def delete_version(name: TextPath, version: IdPath, request: Request, force: bool = False) -> None:
     _registry(request).delete_version(name, version, force=force)
 
 
 @router.get("/models/{name}/versions/{version}/lineage")
-def lineage(name: str, version: IdPath, request: Request) -> Any:
+def lineage(name: TextPath, version: IdPath, request: Request) -> Any:
     return _registry(request).lineage(name, version)
 
 
 @router.get("/models/{name}/versions/{version}/artifact-uri")
-def artifact_uri(name: str, version: IdPath, request: Request) -> Any:
+def artifact_uri(name: TextPath, version: IdPath, request: Request) -> Any:
     """Where the version's files are stored (a folder or an object-store URL)."""
     return {"artifact_uri": _registry(request).artifact_uri(name, version)}
 
 
 @router.get("/models/{name}/versions/{version}/manifest")
-def manifest(name: str, version: IdPath, request: Request) -> Any:
+def manifest(name: TextPath, version: IdPath, request: Request) -> Any:
     """The version's model manifest: flavor, signature, requirements, metadata, extra files, sha256s."""
     return _registry(request).manifest(name, version)
 
 
 @router.get("/models/{name}/versions/{version}/extra/{filename:path}")
-def extra_file(name: str, version: IdPath, filename: str, request: Request) -> Response:
+def extra_file(name: TextPath, version: IdPath, filename: PlainPath, request: Request) -> Response:
     """The bytes of an extra file stored with the version (e.g. the training schema)."""
     return Response(_registry(request).extra_file(name, version, filename), media_type="application/octet-stream")
 
 
 @router.get("/datasets/{digest}/versions")
-def versions_trained_on(digest: str, request: Request) -> Any:
+def versions_trained_on(digest: DigestPath, request: Request) -> Any:
     return _out(_registry(request).versions_trained_on(digest))
 
 
 # ---------------------------------------------------------------- aliases
 @router.get("/models/{name}/aliases/{alias}")
-def get_alias(name: str, alias: str, request: Request) -> Any:
+def get_alias(name: TextPath, alias: AliasPath, request: Request) -> Any:
     return _out(_registry(request).get_alias(name, alias))
 
 
 @router.put("/models/{name}/aliases/{alias}", responses=error_responses(409))
-def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Any:
+def set_alias(name: TextPath, alias: AliasPath, body: AliasIn, request: Request) -> Any:
     expected: Any = body.expected if body.compare_and_set else "any"
     before = _registry(request).set_alias(name, alias, body.version, expected=expected)
     return {"name": name, "alias": alias, "version": body.version, "previous": before}
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
-def delete_alias(name: str, alias: str, request: Request) -> None:
+def delete_alias(name: TextPath, alias: AliasPath, request: Request) -> None:
     _registry(request).delete_alias(name, alias)
 
 
 @router.get("/resolve", responses=error_responses(404))
-def resolve(uri: str, request: Request) -> Any:
+def resolve(uri: ModelUriQuery, request: Request) -> Any:
     """The concrete version a models:/ URI (alias, number or latest) names now."""
     return _out(_registry(request).resolve(uri))
 
@@ -207,19 +225,19 @@ def create_environment(body: EnvironmentIn, request: Request) -> Any:
 
 
 @router.post("/environments/{env}/deployments", status_code=201, responses=error_responses(409))
-def deploy(env: str, body: DeployIn, request: Request) -> Any:
+def deploy(env: TextPath, body: DeployIn, request: Request) -> Any:
     outcome = _registry(request).environments.deploy(body.name, body.version, env, body.reason)
     kind = "approval_request" if hasattr(outcome, "status") else "deployment"
     return {"kind": kind, **dataclasses.asdict(outcome)}
 
 
 @router.get("/environments/{env}/history")
-def history(env: str, request: Request, model: str | None = None, limit: Limit = 100) -> Any:
+def history(env: TextPath, request: Request, model: OptionalTextQuery = None, limit: Limit = 100) -> Any:
     return _out(_registry(request).environments.history(env, model, limit))
 
 
 @router.get("/approvals")
-def pending(request: Request, env: str | None = None, model: str | None = None) -> Any:
+def pending(request: Request, env: OptionalTextQuery = None, model: OptionalTextQuery = None) -> Any:
     return _out(_registry(request).environments.pending(env, model))
 
 
@@ -235,7 +253,8 @@ def reject(request_id: IdPath, body: DecisionIn, request: Request) -> Any:
 
 # ---------------------------------------------------------------- audit, webhooks, rules
 @router.get("/audit", responses=error_responses(404))
-def audit(request: Request, model: str | None = None, action: str | None = None, limit: Limit = 100) -> Any:
+def audit(request: Request, model: Annotated[Description | None, Query()] = None, action: AuditAction = None,
+          limit: Limit = 100) -> Any:
     return _out(_registry(request).audit(model, action, limit))
 
 
@@ -268,7 +287,7 @@ def save_rule(body: RuleIn, request: Request) -> Any:
 
 
 @router.get("/rules/{name}")
-def get_rule(name: str, request: Request, version: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None) -> Any:
+def get_rule(name: TextPath, request: Request, version: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None) -> Any:
     return _registry(request).rules.get(name, version).to_dict()
 
 

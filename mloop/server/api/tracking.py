@@ -16,17 +16,25 @@ from starlette.concurrency import run_in_threadpool
 
 from mloop._util.names import check_artifact_path, check_key
 from mloop._util.openapi import error_responses
-from mloop.errors import BackendError, InvalidInputError
+from mloop.errors import BackendError, InvalidInputError, NotFoundError
+from mloop.server.api import _schema
+from mloop.server.api._schema import Description, Name, OptionalName, Text, TextPath
 from mloop.tracking._sql import SqlTrackingRepository
+from mloop.tracking._values import MAX_TAG_CHARS
 from mloop.tracking._wire import float_in, float_out, frame_out
 from mloop.tracking.client import open_repository
 from mloop.tracking.entities import Dataset, RunStatus
 
 router = APIRouter(tags=["tracking"])
 
-# strict: a JSON body's 0 is not false, nor "5" or true an integer (pydantic would convert them silently)
-Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
-Key = Annotated[str, Field(min_length=1, max_length=250)]
+# a JSON body's 0 is not false, nor "5" or true an integer (pydantic would convert them silently)
+Int64 = _schema.integer(_schema.INT64_MIN, _schema.INT64_MAX)
+Key = Annotated[str, Field(min_length=1, max_length=250)]  # a tag key on an experiment or a new run: any text
+TagValue = Text(MAX_TAG_CHARS)
+IdText, DigestText, ShortText, SourceText = Text(32), Text(64), Text(256), Text(10_000)  # ids and text without NUL
+# the keys of logged params and tags are checked as keys (check_key); the document says how
+Params = _schema.keyed(Any, Key)
+RunTags = _schema.keyed(TagValue, Key)
 
 
 def repo(request: Request) -> SqlTrackingRepository:
@@ -48,12 +56,12 @@ def _out(obj: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- experiments
 class ExperimentIn(BaseModel):
-    name: str = Field(min_length=1, max_length=256)
-    tags: dict[Key, str] = {}
+    name: Name = Field(min_length=1, max_length=256)
+    tags: dict[Key, TagValue] = {}
 
 
 class RenameIn(BaseModel):
-    name: str = Field(min_length=1, max_length=256)
+    name: Name = Field(min_length=1, max_length=256)
 
 
 @router.post("/experiments", status_code=201, responses=error_responses(409))
@@ -67,48 +75,48 @@ def list_experiments(r: Repo, include_deleted: bool = False) -> list[dict[str, A
 
 
 @router.get("/experiments/by-name/{name}")
-def get_experiment_by_name(name: str, r: Repo) -> dict[str, Any] | None:
+def get_experiment_by_name(name: TextPath, r: Repo) -> dict[str, Any] | None:
     found = r.get_experiment_by_name(name)
     return None if found is None else _out(found)
 
 
 @router.get("/experiments/{experiment_id}")
-def get_experiment(experiment_id: str, r: Repo) -> dict[str, Any]:
+def get_experiment(experiment_id: TextPath, r: Repo) -> dict[str, Any]:
     return _out(r.get_experiment(experiment_id))
 
 
 @router.patch("/experiments/{experiment_id}", responses=error_responses(409))
-def rename_experiment(experiment_id: str, body: RenameIn, r: Repo) -> dict[str, Any]:
+def rename_experiment(experiment_id: TextPath, body: RenameIn, r: Repo) -> dict[str, Any]:
     r.rename_experiment(experiment_id, body.name)
     return _out(r.get_experiment(experiment_id))
 
 
 @router.post("/experiments/{experiment_id}/delete")
-def delete_experiment(experiment_id: str, r: Repo) -> dict[str, str]:
+def delete_experiment(experiment_id: TextPath, r: Repo) -> dict[str, str]:
     r.delete_experiment(experiment_id)
     return {"status": "deleted"}
 
 
 @router.post("/experiments/{experiment_id}/restore")
-def restore_experiment(experiment_id: str, r: Repo) -> dict[str, str]:
+def restore_experiment(experiment_id: TextPath, r: Repo) -> dict[str, str]:
     r.restore_experiment(experiment_id)
     return {"status": "active"}
 
 
 # ---------------------------------------------------------------- runs
 class RunIn(BaseModel):
-    experiment_id: str = Field(min_length=1, max_length=32)
-    name: str | None = Field(default=None, max_length=256)
-    user: str = Field(default="unknown", max_length=256)
-    tags: dict[Key, str] = {}
-    parent_run_id: str | None = Field(default=None, max_length=32)
-    description: str = Field(default="", max_length=20_000)
+    experiment_id: IdText = Field(min_length=1, max_length=32)
+    name: OptionalName | None = Field(default=None, max_length=256)
+    user: ShortText = Field(default="unknown", max_length=256)
+    tags: dict[Key, TagValue] = {}
+    parent_run_id: IdText | None = Field(default=None, max_length=32)
+    description: Description = Field(default="", max_length=20_000)
 
 
 class RunPatch(BaseModel):
-    name: str | None = Field(default=None, max_length=256)
-    description: str | None = Field(default=None, max_length=20_000)
-    experiment_id: str | None = Field(default=None, max_length=32)
+    name: Name | None = Field(default=None, max_length=256)
+    description: Description | None = Field(default=None, max_length=20_000)
+    experiment_id: IdText | None = Field(default=None, max_length=32)
 
 
 class EndIn(BaseModel):
@@ -116,7 +124,7 @@ class EndIn(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    run_ids: list[Annotated[str, Field(max_length=32)]] = Field(max_length=10_000)
+    run_ids: list[Annotated[IdText, Field(max_length=32)]] = Field(max_length=10_000)
 
 
 @router.post("/runs", status_code=201, responses=error_responses(404, 409))
@@ -126,12 +134,12 @@ def create_run(body: RunIn, r: Repo) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}")
-def get_run(run_id: str, r: Repo) -> dict[str, Any]:
+def get_run(run_id: TextPath, r: Repo) -> dict[str, Any]:
     return _out(r.get_run(run_id))
 
 
 @router.patch("/runs/{run_id}")
-def update_run(run_id: str, body: RunPatch, r: Repo) -> dict[str, Any]:
+def update_run(run_id: TextPath, body: RunPatch, r: Repo) -> dict[str, Any]:
     r.update_run(run_id, body.name, body.description)
     if body.experiment_id is not None:
         r.move_run(run_id, body.experiment_id)
@@ -139,7 +147,7 @@ def update_run(run_id: str, body: RunPatch, r: Repo) -> dict[str, Any]:
 
 
 @router.post("/runs/{run_id}/end")
-def end_run(run_id: str, body: EndIn, r: Repo) -> dict[str, str]:
+def end_run(run_id: TextPath, body: EndIn, r: Repo) -> dict[str, str]:
     r.end_run(run_id, body.status)
     return {"status": body.status.value}
 
@@ -151,20 +159,20 @@ def heartbeat(body: HeartbeatIn, r: Repo) -> dict[str, int]:
 
 
 @router.post("/runs/{run_id}/delete")
-def delete_run(run_id: str, r: Repo) -> dict[str, str]:
+def delete_run(run_id: TextPath, r: Repo) -> dict[str, str]:
     r.delete_run(run_id)
     return {"status": "deleted"}
 
 
 @router.post("/runs/{run_id}/restore")
-def restore_run(run_id: str, r: Repo) -> dict[str, str]:
+def restore_run(run_id: TextPath, r: Repo) -> dict[str, str]:
     r.restore_run(run_id)
     return {"status": "active"}
 
 
 # ---------------------------------------------------------------- params, tags, metrics
 @router.post("/runs/{run_id}/params", responses=error_responses(409))
-def log_params(run_id: str, r: Repo, params: Annotated[dict[Key, Any], Body(embed=True)]) -> dict[str, int]:
+def log_params(run_id: TextPath, r: Repo, params: Annotated[Params, Body(embed=True)]) -> dict[str, int]:
     for key in params:
         check_key(key, "param key")
     r.log_params(run_id, params)
@@ -172,7 +180,7 @@ def log_params(run_id: str, r: Repo, params: Annotated[dict[Key, Any], Body(embe
 
 
 @router.post("/runs/{run_id}/tags")
-def set_tags(run_id: str, r: Repo, tags: Annotated[dict[Key, str], Body(embed=True)]) -> dict[str, int]:
+def set_tags(run_id: TextPath, r: Repo, tags: Annotated[RunTags, Body(embed=True)]) -> dict[str, int]:
     for key in tags:
         check_key(key, "tag key")
     r.set_tags(run_id, tags)
@@ -184,7 +192,7 @@ class MetricBatch(BaseModel):
 
     # Full run ids only: the points go to the store in one COPY, which no text check sits in front of.
     run_ids: list[Annotated[str, Field(pattern="^[0-9a-f]{32}$")]]
-    keys: list[Key]
+    keys: list[_schema.Key]
     values: list[float | Annotated[str, Field(pattern="^(NaN|Infinity|-Infinity)$")]]
     steps: list[Int64]
     timestamps: list[Int64]
@@ -208,7 +216,7 @@ def log_metrics(body: MetricBatch, r: Repo) -> dict[str, int]:
 
 
 @router.get("/runs/{run_id}/metrics/{key}/history")
-def metric_history(run_id: str, key: str, r: Repo,
+def metric_history(run_id: TextPath, key: TextPath, r: Repo,
                    max_points: Annotated[int | None, Query(ge=4, le=1_000_000)] = None) -> dict[str, Any]:
     points = r.metric_history(run_id, key, max_points)
     return {"key": key, "steps": [p.step for p in points], "timestamps": [p.timestamp for p in points],
@@ -217,37 +225,37 @@ def metric_history(run_id: str, key: str, r: Repo,
 
 # ---------------------------------------------------------------- datasets
 class DatasetIn(BaseModel):
-    dataset_id: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=256)
-    digest: str = Field(min_length=1, max_length=64)
+    dataset_id: IdText = Field(min_length=1, max_length=32)
+    name: ShortText = Field(min_length=1, max_length=256)
+    digest: DigestText = Field(min_length=1, max_length=64)
     rows: Int64 | None = None
     schema_: dict[str, str] = Field(default={}, alias="schema")
-    source: str = Field(default="", max_length=10_000)
+    source: SourceText = Field(default="", max_length=10_000)
     created: Int64
     context: Key = "train"
 
 
 @router.post("/runs/{run_id}/inputs")
-def log_input(run_id: str, body: DatasetIn, r: Repo) -> dict[str, Any]:
+def log_input(run_id: TextPath, body: DatasetIn, r: Repo) -> dict[str, Any]:
     dataset = Dataset(dataset_id=body.dataset_id, name=body.name, digest=body.digest, rows=body.rows,
                       schema=body.schema_, source=body.source, created=body.created)
     return _out(r.log_input(run_id, dataset, body.context))
 
 
 @router.get("/runs/{run_id}/inputs")
-def list_inputs(run_id: str, r: Repo) -> list[dict[str, Any]]:
+def list_inputs(run_id: TextPath, r: Repo) -> list[dict[str, Any]]:
     return [{"dataset": _out(d), "context": c} for d, c in r.list_inputs(run_id)]
 
 
 @router.get("/datasets/{digest}/runs")
-def runs_with_dataset(digest: str, r: Repo) -> list[str]:
+def runs_with_dataset(digest: TextPath, r: Repo) -> list[str]:
     return r.runs_with_dataset(digest)
 
 
 # ---------------------------------------------------------------- artifacts
 @router.put("/runs/{run_id}/artifacts/{path:path}", status_code=201,
             responses=error_responses(413))
-async def put_artifact(run_id: str, path: str, request: Request, r: Repo) -> Any:
+async def put_artifact(run_id: TextPath, path: _schema.PlainPath, request: Request, r: Repo) -> Any:
     """Store the request body as an artifact: streamed to a temporary file (never held in memory), bounded by
     ``max_artifact_bytes`` (413), then handed to the artifact store. This route bounds its own body: the server's
     general request limit is for JSON and does not apply here."""
@@ -292,17 +300,26 @@ def _too_large(limit: int, declared: int | None) -> JSONResponse:
 
 
 @router.get("/runs/{run_id}/artifacts")
-def list_artifacts(run_id: str, r: Repo, prefix: str = "") -> list[dict[str, Any]]:
+def list_artifacts(run_id: TextPath, r: Repo, prefix: _schema.PathPrefixQuery = "") -> list[dict[str, Any]]:
     return [_out(a) for a in r.list_artifacts(run_id, prefix)]
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}")
-def get_artifact(run_id: str, path: str, r: Repo) -> FileResponse:
+# the file's bytes, typed by its name (text/plain, image/png, ...; application/octet-stream when unknown)
+_FILE = {200: {"description": "The file's bytes",
+               "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}", response_class=FileResponse,
+            responses={**_FILE, **error_responses(404)})
+def get_artifact(run_id: TextPath, path: _schema.PlainPath, r: Repo) -> FileResponse:
     check_artifact_path(path)
-    found = [a for a in r.list_artifacts(run_id, path) if a.path == path]
-    if not found:
-        raise InvalidInputError(field="path", value=path, expected="the path of one file artifact "
-                                                                   "(list the folder to download its files)")
+    listed = r.list_artifacts(run_id, path)
+    if not any(a.path == path for a in listed):
+        # nothing to download is a 404, as for a run that does not exist: whether a path names a file is the
+        # run's state, not the request's form
+        folder = any(a.path.startswith(path + "/") for a in listed)
+        raise NotFoundError(f"Run '{run_id}' has no file artifact '{path}'"
+                            + (" (it is a folder: list it to download its files)." if folder else "."), field="path")
     tmp = tempfile.mkdtemp()
     target = Path(tmp) / "download"
     r.get_artifact(run_id, path, target)
@@ -313,7 +330,7 @@ def get_artifact(run_id: str, path: str, r: Repo) -> FileResponse:
 
 
 @router.delete("/runs/{run_id}/artifacts/{path:path}")
-def delete_artifact(run_id: str, path: str, r: Repo) -> dict[str, int]:
+def delete_artifact(run_id: TextPath, path: _schema.PlainPath, r: Repo) -> dict[str, int]:
     check_artifact_path(path)
     return {"deleted": r.delete_artifact(run_id, path)}
 
