@@ -44,3 +44,10 @@ def serve(settings: Settings) -> Iterator[LiveServer]:
 @pytest.fixture
 def live_server(tmp_path, db_url: str) -> Iterator[LiveServer]:
     yield from serve(Settings.load(home=str(tmp_path / "server-home"), db_url=db_url))
+
+
+@pytest.fixture
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client on the module's own ``server`` fixture."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client

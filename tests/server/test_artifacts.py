@@ -23,12 +23,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     yield from serve(Settings.load(home=str(tmp_path / "server-home"), max_artifact_bytes=LIMIT))
 
 
-@pytest.fixture
-def api(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
-
-
 def new_run(api: httpx.Client) -> str:
     experiment = api.post("/api/experiments", json={"name": "artifacts"}).json()["experiment_id"]
     return str(api.post("/api/runs", json={"experiment_id": experiment}).json()["run_id"])

@@ -34,12 +34,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     yield from serve(Settings.load(home=str(tmp_path / "server-home"), max_request_bytes=LIMIT))
 
 
-@pytest.fixture
-def api(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
-
-
 def _experiment(api: httpx.Client, name: str = "eta") -> str:
     created = api.post("/api/experiments", json={"name": name})
     assert created.status_code == 201, created.text
