@@ -14,6 +14,14 @@ from mloop.cli._listen import ALLOWED_HOSTS_HELP, answer_for, exposure_warning
 from mloop.errors import InvalidInputError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+TRUSTED_HELP = "Trust the models' author: load pickled and TorchScript models and any type a file names."
+TRUST_HELP = ("A type or function a model may use besides mloop's safe list, e.g. numpy.clip (repeatable); "
+              "a refused model's error lists the names it needs.")
+
+
+def _trust(trusted: bool, names: list[str] | None) -> bool | list[str]:
+    """``load_model``'s ``trusted``: True for --trusted, else the --trust names (none: mloop's list only)."""
+    return True if trusted else list(names or [])
 
 
 def _settings(home: str | None, db_url: str | None, artifact_root: str | None):  # noqa: ANN202
@@ -70,7 +78,8 @@ def serve(
     breaker_reset: float = typer.Option(10.0, min=0, help="Seconds the breaker stays open before a trial call."),
     log: bool = typer.Option(True, "--log/--no-log", help="Write the prediction log (Parquet under the artifacts)."),
     reload_seconds: float = typer.Option(5.0, min=0, help="Poll the registry for moved aliases this often (0 = off)."),
-    trusted: bool = typer.Option(False, "--trusted", help="Allow pickled models (they can run code when loaded)."),
+    trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
+    trust: list[str] = typer.Option(None, "--trust", help=TRUST_HELP),
     home: str = typer.Option(None, "--home", help="mloop home folder."),
     db_url: str = typer.Option(None, "--db-url", help="Metadata database URL."),
     artifact_root: str = typer.Option(None, "--artifact-root", help="Artifact root folder or URL."),
@@ -101,7 +110,7 @@ def serve(
         if not sep or not _NAME.match(other) or not uri:
             raise InvalidInputError(field="models", value=item, expected="NAME=URI, e.g. fraud=models:/fraud@champion")
         endpoints.append(EndpointConfig(name=other, uri=uri, **common))
-    config = ServeConfig(endpoints=tuple(endpoints), reload_seconds=reload_seconds, trusted=trusted)
+    config = ServeConfig(endpoints=tuple(endpoints), reload_seconds=reload_seconds, trusted=_trust(trusted, trust))
     os.environ["MLOOP_SERVE_CONFIG"] = config.to_json()
     if feature_repo:
         os.environ["MLOOP_FEATURE_REPO"] = str(Path(feature_repo).absolute())  # read by every worker
@@ -135,7 +144,8 @@ def batch_predict(
     chunk_rows: int = typer.Option(100_000, min=1, help="Rows per chunk (memory bound and resume unit)."),
     engine: str = typer.Option("local", help="local, or ray to spread chunks over Ray."),
     ray_address: str = typer.Option(None, help="Ray cluster address (default: start Ray locally)."),
-    trusted: bool = typer.Option(False, "--trusted", help="Allow pickled models."),
+    trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
+    trust: list[str] = typer.Option(None, "--trust", help=TRUST_HELP),
     restart: bool = typer.Option(False, "--restart", help="Discard a previous run's output and score all anew."),
     home: str = typer.Option(None, "--home", help="mloop home folder."),
 ) -> None:
@@ -144,7 +154,8 @@ def batch_predict(
 
     _settings(home, None, None)
     result = run(model_uri, input, output, input_format=input_format, output_format=output_format, db_url=db_url,
-                 chunk_rows=chunk_rows, engine=engine, ray_address=ray_address, trusted=trusted, restart=restart)
+                 chunk_rows=chunk_rows, engine=engine, ray_address=ray_address, trusted=_trust(trusted, trust),
+                 restart=restart)
     console.print(f"scored {result.rows:,} rows in {result.chunks_scored} chunks "
                   f"({result.chunks_skipped} already done) with {result.model_uri} (version {result.model_version}) "
                   f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s) -> {result.output}",

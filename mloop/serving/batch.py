@@ -286,7 +286,7 @@ def _sink(output: str, fmt: str | None, db_url: str | None) -> tuple[Any, str]:
 def batch_predict(model_uri: str, source: str, output: str, *, input_format: str | None = None,
                   output_format: str | None = None, db_url: str | None = None, chunk_rows: int = 100_000,
                   engine: str = "local", ray_address: str | None = None, client: Any = None,
-                  trusted: bool = False, restart: bool = False) -> BatchResult:
+                  trusted: bool | list[str] = False, restart: bool = False) -> BatchResult:
     """Score ``source`` with ``model_uri`` into ``output`` (a Parquet folder, or ``table:<name>`` in ``db_url``).
 
     Runs again after a crash pick up where the last finished chunk left off, with the

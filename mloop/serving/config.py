@@ -68,13 +68,18 @@ class ServeConfig:
 
     endpoints: tuple[EndpointConfig, ...]
     reload_seconds: float = 5.0
-    trusted: bool = False
+    # True: the models' author is trusted; names: types and functions allowed besides mloop's list (load_model's)
+    trusted: bool | tuple[str, ...] = False
     log_flush_seconds: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.endpoints:
             raise InvalidInputError(field="endpoints", value=[], expected="at least one model to serve")
+        if not isinstance(self.trusted, bool):
+            from mloop.registry.flavors._trust import normalize
+
+            object.__setattr__(self, "trusted", tuple(sorted(normalize(self.trusted))))
         names = [e.name for e in self.endpoints]
         if len(set(names)) != len(names):
             raise InvalidInputError(field="endpoints", value=names, expected="distinct model names")

@@ -235,7 +235,7 @@ class Endpoint:
             self.log.record(self.name, model.version, "shadow", request_id, checked, predictions, elapsed, n)
 
     # ------------------------------------------------------------------ reload
-    def reload_if_moved(self, client: Any, trusted: bool) -> list[str]:
+    def reload_if_moved(self, client: Any, trusted: bool | tuple[str, ...]) -> list[str]:
         """Load and swap in every arm whose alias or environment moved; returns what changed."""
         changed = []
         for arm in [*self.arms, *([self.shadow] if self.shadow else [])]:
