@@ -63,3 +63,15 @@ def test_bad_requests_are_clear_json_errors(server: LiveServer) -> None:
                                                         "event_timestamp": "2026-01-01T00:00:00+00:00"}]})
         assert text.status_code == 422 and "rows.x" in text.json()["message"]
         assert http.get("/definitions/nothing").status_code == 404
+
+
+def test_naming_many_projects_keeps_a_bounded_number_of_stores(server: LiveServer) -> None:
+    """Any caller can name a project; each name used to keep a FeatureStore (and its DuckDB) forever."""
+    from mloop.server.api.features import MAX_STORES
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for i in range(MAX_STORES + 10):
+            assert http.get("/api/features/definitions", params={"project": f"p{i}"}).status_code == 200
+        assert http.get("/api/features/definitions").json()  # the default project still answers
+    stores = server.app.state.feature_stores
+    assert len(stores) == MAX_STORES and "default" in stores and "p0" not in stores

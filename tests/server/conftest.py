@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -20,11 +21,13 @@ from tests.conftest import free_port
 class LiveServer:
     url: str
     settings: Settings
+    app: Any = None  # the app the server runs, to look at its state after real requests
 
 
 def serve(settings: Settings) -> Iterator[LiveServer]:
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -36,7 +39,7 @@ def serve(settings: Settings) -> Iterator[LiveServer]:
                 break
         except httpx.HTTPError:
             time.sleep(0.05)
-    yield LiveServer(url, settings)
+    yield LiveServer(url, settings, app)
     server.should_exit = True
     thread.join(10)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -58,17 +59,24 @@ class MaterializeIn(_Body):
     incremental: StrictBool = False
 
 
+# Stores kept per project: any caller can name a project, so the cache is bounded (least recently used goes; a
+# request still holding it finishes, and the store is closed when the last reference is dropped).
+MAX_STORES = 32
+
+
 def store_for(request: Request, project: str = "default") -> FeatureStore:
     """The app's FeatureStore for ``project`` (created once, serving plans cached inside)."""
-    stores: dict[str, FeatureStore] = request.app.state.__dict__.setdefault("feature_stores", {})
-    store = stores.get(project)
-    if store is None:
-        with _lock:
-            store = stores.get(project)
-            if store is None:
-                store = FeatureStore(os.environ.get("MLOOP_FEATURE_REPO") or None, project=project,
-                                     settings=request.app.state.settings)
-                stores[project] = store
+    stores: OrderedDict[str, FeatureStore] = request.app.state.__dict__.setdefault("feature_stores", OrderedDict())
+    with _lock:
+        store = stores.get(project)
+        if store is None:
+            store = FeatureStore(os.environ.get("MLOOP_FEATURE_REPO") or None, project=project,
+                                 settings=request.app.state.settings)
+            stores[project] = store
+            while len(stores) > MAX_STORES:
+                stores.popitem(last=False)
+        else:
+            stores.move_to_end(project)
     return store
 
 
