@@ -100,10 +100,12 @@ class HttpTrackingRepository:
 
     # runs
     def create_run(self, experiment_id: str, name: str | None, user: str, tags: dict[str, str],
-                   parent_run_id: str | None, description: str) -> Run:
+                   parent_run_id: str | None, description: str, run_id: str | None = None) -> Run:
+        # the id is picked here, so a retry after a lost answer gets the run back instead of making a second
         return _run(self._call("POST", "/runs", {
             "experiment_id": experiment_id, "name": name, "user": user, "tags": tags,
-            "parent_run_id": parent_run_id, "description": description}))
+            "parent_run_id": parent_run_id, "description": description, "run_id": run_id or uuid.uuid4().hex},
+            retry=True))
 
     def get_run(self, run_id: str) -> Run:
         return _run(self._call("GET", f"/runs/{_q(run_id)}"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from mloop.tracking.entities import Artifact, Dataset, Experiment, Lifecycle, Me
 from mloop.tracking.repository import MetricRow
 
 _CHUNK = 500
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class SqlTrackingRepository:
@@ -106,27 +109,51 @@ class SqlTrackingRepository:
 
     # ---------------------------------------------------------------- runs
     def create_run(self, experiment_id: str, name: str | None, user: str, tags: dict[str, str],
-                   parent_run_id: str | None, description: str) -> Run:
+                   parent_run_id: str | None, description: str, run_id: str | None = None) -> Run:
+        """A new run; a ``run_id`` the caller chose makes a retry return the run the first call created."""
+        if run_id is not None:
+            existing = self._created_before(run_id, experiment_id)
+            if existing is not None:
+                return existing
         exp = self.get_experiment(experiment_id)
         if exp.lifecycle_stage != Lifecycle.ACTIVE:
             raise ConflictError(f"Experiment '{exp.name}' is deleted; restore it before starting runs in it.",
                                 field="experiment")
         if parent_run_id is not None:
             self.get_run(parent_run_id)
-        run_id = uuid.uuid4().hex
+        run_id = run_id or uuid.uuid4().hex
         name = check_name(name, "run_name") if name else f"run-{run_id[:8]}"
         tags, user = check_tags(tags or {}), check_text(user, "user", 256)
         description = check_text(description or "", "description")
         now = now_ms()
-        with self.db.write() as conn:
-            conn.execute(insert(t.runs).values(
-                run_id=run_id, experiment_id=int(exp.experiment_id), name=name, status=RunStatus.RUNNING,
-                user=user, description=description or "", start_time=now, heartbeat=now,
-                lifecycle_stage=Lifecycle.ACTIVE, parent_run_id=parent_run_id,
-                artifact_uri=self.blobs.url(f"runs/{run_id}/artifacts")))
-            if tags:
-                conn.execute(insert(t.tags), [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()])
+        try:
+            with self.db.write() as conn:
+                conn.execute(insert(t.runs).values(
+                    run_id=run_id, experiment_id=int(exp.experiment_id), name=name, status=RunStatus.RUNNING,
+                    user=user, description=description or "", start_time=now, heartbeat=now,
+                    lifecycle_stage=Lifecycle.ACTIVE, parent_run_id=parent_run_id,
+                    artifact_uri=self.blobs.url(f"runs/{run_id}/artifacts")))
+                if tags:
+                    conn.execute(insert(t.tags), [{"run_id": run_id, "key": k, "value": str(v)}
+                                                  for k, v in tags.items()])
+        except IntegrityError:  # the same id inserted meanwhile: a retry that raced its first attempt
+            existing = self._created_before(run_id, experiment_id)
+            if existing is None:
+                raise
+            return existing
         return self.get_run(run_id)
+
+    def _created_before(self, run_id: str, experiment_id: str) -> Run | None:
+        """The run ``run_id`` if a call already created it in ``experiment_id``; ConflictError if elsewhere."""
+        if not _RUN_ID.fullmatch(str(run_id)):
+            raise InvalidInputError(field="run_id", value=run_id, expected="32 lowercase hexadecimal characters")
+        try:
+            run = self.get_run(run_id)
+        except NotFoundError:
+            return None
+        if str(run.experiment_id) != str(experiment_id):
+            raise ConflictError(f"Run id {run_id} is taken by a run of another experiment.", field="run_id")
+        return run
 
     def get_run(self, run_id: str) -> Run:
         self._reap_dead_runs()

@@ -51,8 +51,8 @@ def test_params_tags_artifacts_and_end_of_run_go_through_restarts(server: Server
     assert (tmp_path / "report.txt").read_text() == "all good\n" * 1000
 
 
-def test_a_call_that_cannot_be_replayed_is_not_retried(server: ServerProcess, tmp_path: Path) -> None:
-    """Creating a run is not idempotent: only a refused connection (nothing sent) is retried, within a bound."""
+def test_retries_are_bounded(server: ServerProcess, tmp_path: Path) -> None:
+    """A server that stays down costs a caller at most ``retry_seconds`` and a clear error."""
     from mloop.errors import BackendError
     from mloop.tracking._http import HttpTrackingRepository
 
@@ -98,8 +98,48 @@ def test_503_is_retried_for_idempotent_calls_only(tmp_path: Path) -> None:
             assert tags.refused == 2 and client.get_run(run.run_id).tags["stage"] == "busy"
             runs = LossyProxy(port, b"POST /api/runs ", unavailable=1)
             creator = TrackingClient(Settings.load(home=str(tmp_path / "h3"), tracking_uri=runs.url))
-            with pytest.raises(MloopError, match="503"):  # creating twice would make two runs: not retried
-                creator.repo.create_run(run.experiment_id, "once", "me", {}, None, "")
-            assert runs.refused == 1
+            created = creator.repo.create_run(run.experiment_id, "once", "me", {}, None, "")  # its id makes it safe
+            assert runs.refused == 1 and created.name == "once"
+            beats = LossyProxy(port, b"POST /api/heartbeat", unavailable=1)
+            beater = TrackingClient(Settings.load(home=str(tmp_path / "h4"), tracking_uri=beats.url))
+            with pytest.raises(MloopError, match="503"):  # never retried: the next beat is the retry
+                beater.repo.heartbeat([run.run_id])
+            assert beats.refused == 1
+            beats.close()
             tags.close()
             runs.close()
+
+
+def test_a_run_whose_creation_answer_was_lost_is_created_once(tmp_path: Path) -> None:
+    """The server creates the run, the connection drops before the answer, the client retries: one run."""
+    from tests.server.conftest import serve
+    from tests.tracking.lossyproxy import LossyProxy
+
+    for live in serve(Settings.load(home=str(tmp_path / "server"))):
+        port = int(live.url.rsplit(":", 1)[1])
+        direct = TrackingClient(Settings.load(home=str(tmp_path / "h"), tracking_uri=live.url))
+        experiment = direct.repo.create_experiment("lost-answer")
+        proxy = LossyProxy(port, b"POST /api/runs ", drops=1)
+        client = TrackingClient(Settings.load(home=str(tmp_path / "h2"), tracking_uri=proxy.url))
+        run = client.repo.create_run(experiment.experiment_id, "only-one", "me", {}, None, "")
+        proxy.close()
+        assert proxy.dropped == 1
+        found = direct.search_runs("lost-answer")
+        assert list(found["run_id"]) == [run.run_id]
+
+
+def test_a_chosen_run_id_is_idempotent_and_checked(tmp_path: Path) -> None:
+    from mloop.errors import ConflictError, InvalidInputError
+
+    client = TrackingClient(Settings.load(home=str(tmp_path / "h")))
+    first = client.repo.create_experiment("chosen")
+    other = client.repo.create_experiment("elsewhere")
+    run_id = "ab" * 16
+    made = client.repo.create_run(first.experiment_id, "a", "me", {}, None, "", run_id=run_id)
+    again = client.repo.create_run(first.experiment_id, "a", "me", {}, None, "", run_id=run_id)
+    assert made.run_id == again.run_id == run_id and len(client.search_runs("chosen")) == 1
+    with pytest.raises(ConflictError):
+        client.repo.create_run(other.experiment_id, "b", "me", {}, None, "", run_id=run_id)
+    with pytest.raises(InvalidInputError) as caught:
+        client.repo.create_run(first.experiment_id, "c", "me", {}, None, "", run_id="../etc")
+    assert caught.value.field == "run_id"

@@ -111,6 +111,9 @@ class RunIn(BaseModel):
     tags: dict[Key, TagValue] = {}
     parent_run_id: IdText | None = Field(default=None, max_length=32)
     description: Description = Field(default="", max_length=20_000)
+    run_id: str | None = Field(default=None, pattern="^[0-9a-f]{32}$",
+                               description="An id the client picks: a retry with the same id returns the run "
+                                           "the first call created instead of a second run.")
 
 
 class RunPatch(BaseModel):
@@ -130,7 +133,7 @@ class HeartbeatIn(BaseModel):
 @router.post("/runs", status_code=201, responses=error_responses(404, 409))
 def create_run(body: RunIn, r: Repo) -> dict[str, Any]:
     return _out(r.create_run(body.experiment_id, body.name, body.user, body.tags, body.parent_run_id,
-                             body.description))
+                             body.description, run_id=body.run_id))
 
 
 @router.get("/runs/{run_id}")
