@@ -76,7 +76,9 @@ class HttpTrackingRepository:
 
     # experiments
     def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> Experiment:
-        return Experiment(**self._call("POST", "/experiments", {"name": name, "tags": tags or {}}))
+        # retried: a retry after a lost answer finds the name taken (AlreadyExistsError), which
+        # get_or_create_experiment, the SDK's way in, reads as "it exists"
+        return Experiment(**self._call("POST", "/experiments", {"name": name, "tags": tags or {}}, retry=True))
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         return Experiment(**self._call("GET", f"/experiments/{_q(experiment_id)}"))

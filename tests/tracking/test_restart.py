@@ -143,3 +143,17 @@ def test_a_chosen_run_id_is_idempotent_and_checked(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as caught:
         client.repo.create_run(first.experiment_id, "c", "me", {}, None, "", run_id="../etc")
     assert caught.value.field == "run_id"
+
+
+def test_an_experiment_whose_creation_answer_was_lost_is_found(tmp_path: Path) -> None:
+    from tests.server.conftest import serve
+    from tests.tracking.lossyproxy import LossyProxy
+
+    for live in serve(Settings.load(home=str(tmp_path / "server"))):
+        proxy = LossyProxy(int(live.url.rsplit(":", 1)[1]), b"POST /api/experiments", drops=1)
+        client = TrackingClient(Settings.load(home=str(tmp_path / "h"), tracking_uri=proxy.url))
+        with client.start_run("made-once") as run:
+            run.log_param("a", 1)
+        proxy.close()
+        assert proxy.dropped == 1
+        assert [e.name for e in client.repo.list_experiments()].count("made-once") == 1
