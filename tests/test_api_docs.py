@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -13,7 +12,7 @@ import pytest
 
 from mloop.config import Settings
 from mloop.serving import EndpointConfig, ServeConfig
-from tests.conftest import service_missing
+from tests.browser import browse, chromium
 from tests.server.conftest import serve
 from tests.serving.conftest import running, save_trip_model
 
@@ -101,49 +100,17 @@ def test_every_operation_declares_the_errors_of_the_edges(server: str, request: 
             assert declared == set(re.findall(r"{(\w+)}", path)), (method, path, declared)
 
 # ---------------------------------------------------------------- in a real browser
-def _chromium() -> str:
-    """Debian's chromium (never a browser that a tool downloads), or a skip saying what is missing."""
-    pytest.importorskip("playwright.sync_api", reason="the browser check needs the playwright package (dev extra)")
-    found = shutil.which("chromium")
-    if found is None:
-        service_missing("chromium", "the browser check needs Debian's chromium: apt-get install -y chromium")
-    return found
-
-
-def browse(base: str, page_path: str, ready: str) -> tuple[int, list[str], list[str]]:
-    """Open ``page_path`` headless, offline in effect: (elements matching ``ready``, hosts answered, blocked)."""
-    from playwright.sync_api import sync_playwright
-
-    answered: list[str] = []
-    failed: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=_chromium(),
-            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page()
-            page.on("response", lambda r: answered.append(r.url))
-            page.on("requestfailed", lambda r: failed.append(r.url))
-            page.goto(base + page_path)
-            page.wait_for_selector(ready, timeout=30_000)
-            page.wait_for_load_state("networkidle")
-            count = page.locator(ready).count()
-        finally:
-            browser.close()
-    return count, answered, failed
-
-
 @pytest.mark.parametrize("server", ["api_server", "serving_server"])
 def test_docs_render_every_operation_in_chromium(server: str, request: pytest.FixtureRequest) -> None:
-    _chromium()
+    chromium()
     base = request.getfixturevalue(server)
     spec = httpx.get(base + "/openapi.json", timeout=30).json()
     operations = sum(len(item) for item in spec["paths"].values())
-    rendered, answered, failed = browse(base, "/docs", ".opblock")
+    rendered, answered, failed = browse(base + "/docs", ".opblock")
     assert rendered == operations
     # an operation's section id is tag/<tag>/operation/<id>, or /paths/<path>/<method> without tags
     sections, redoc_answered, redoc_failed = browse(
-        base, "/redoc", "[data-section-id*='/operation/'], [data-section-id^='/paths/']")
+        base + "/redoc", "[data-section-id*='/operation/'], [data-section-id^='/paths/']")
     assert sections == operations
     host = urlsplit(base).netloc
     remote = [u for u in answered + redoc_answered if urlsplit(u).scheme != "blob" and urlsplit(u).netloc != host]

@@ -158,7 +158,8 @@ class RunContext:
                 figure.savefig(path)
             elif hasattr(figure, "write_html"):
                 if path.suffix == ".html":
-                    figure.write_html(str(path), include_plotlyjs="cdn")
+                    # Plotly.js inlined from the installed package: the artifact opens without internet
+                    figure.write_html(str(path), include_plotlyjs=True)
                 elif path.suffix == ".json":
                     path.write_text(figure.to_json())
                 else:

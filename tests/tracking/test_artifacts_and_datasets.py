@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_artifact_paths_are_validated(client: TrackingClient, tmp_path: Path) ->
         client.download_artifacts(run.run_id, "nothing.txt", tmp_path / "x")
 
 
-def test_figures(client: TrackingClient) -> None:
+def test_figures(client: TrackingClient, tmp_path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,6 +76,12 @@ def test_figures(client: TrackingClient) -> None:
         html = run.log_figure(go.Figure(go.Scatter(y=[1, 3, 2])), "plots/loss.html")
     plt.close(fig)
     assert png.size > 1000 and html.size > 100
+    # the Plotly page carries its script: it opens on a machine without internet
+    page = client.download_artifacts(run.run_id, "plots/loss.html", tmp_path / "loss.html").read_text()
+    from plotly.offline import get_plotlyjs
+
+    assert get_plotlyjs() in page and "Plotly.newPlot" in page
+    assert not re.search(r"""src=["']?https?:""", page.replace(get_plotlyjs(), ""))
 
 
 def test_the_same_dataset_logged_twice_is_one_dataset(client: TrackingClient, tmp_path: Path) -> None:

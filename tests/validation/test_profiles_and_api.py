@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from mloop.errors import InvalidInputError
 from mloop.validation import Profile, drift, performance_by_window, profile, register_method
 from mloop.validation.drift_detection import METHODS, RESULT_VERSION
+from mloop.validation.drift_detection.report import PLOTLY_FILE, plotly_js
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from drift import SHIFTED, make  # noqa: E402  (the benchmark's own data generator)
@@ -144,4 +146,28 @@ def test_reports_html_size_does_not_grow_with_rows_and_json_is_versioned(tmp_pat
         data = json.loads(result.to_json())
         assert data["kind"] == "mloop.drift" and data["version"] == RESULT_VERSION
         assert data["columns"][0]["drifted"] and not data["columns"][-1]["drifted"]  # sorted by drift
-    assert sizes[1] < 1.6e6 and abs(sizes[1] - sizes[0]) < 20_000
+    bundle = len(plotly_js().encode())
+    assert sizes[1] < bundle + 600_000 and abs(sizes[1] - sizes[0]) < 20_000
+
+
+@pytest.mark.parametrize("self_contained", [True, False])
+def test_a_report_draws_its_charts_without_internet(tmp_path, self_contained: bool) -> None:  # type: ignore[no-untyped-def]
+    """Opened in Chromium with every request off this machine refused: the charts must still be drawn."""
+    from tests.browser import browse
+
+    result = drift(make(2_000, 1, False), make(2_000, 2, True))
+    page = tmp_path / "reports" / "drift.html"
+    html = result.to_html(page, self_contained=self_contained)
+    # nothing loads from another host (the bundle itself names its vendor's site in links it can draw)
+    assert not re.search(r"""(src|href)=["']?https?:""", html.replace(plotly_js(), ""))
+    drawn, answered, failed = browse(page.as_uri(), ".chart .plot-container")
+    assert drawn == html.count("Plotly.newPlot(") == 20
+    assert not failed and all(u.startswith("file://") for u in answered), (answered, failed)
+    assert (tmp_path / "reports" / PLOTLY_FILE).is_file() != self_contained
+
+
+def test_a_report_that_is_not_self_contained_needs_a_folder() -> None:
+    result = drift(make(500, 1, False), make(500, 2, True))
+    with pytest.raises(InvalidInputError) as refused:
+        result.to_html(self_contained=False)
+    assert refused.value.field == "path"

@@ -120,17 +120,25 @@ class DriftResult:
         return pd.DataFrame([c.to_dict() for c in self.sorted()])
 
     def to_html(self, path: str | Path | None = None, title: str = "Data drift", self_contained: bool = True) -> str:
-        """An HTML report (summary table, overlaid distributions drawn from profiles only).
+        """An HTML report (summary table, overlaid distributions drawn from profiles only) that opens offline.
 
-        Self-contained by default (Plotly.js inlined, about 1 MB); ``self_contained=False`` loads it from its
-        CDN instead (a few kB).
+        Self-contained by default (Plotly.js from the installed ``plotly`` package inlined, about 5 MB);
+        ``self_contained=False`` writes it beside ``path`` as ``plotly.min.js`` instead, so many reports in one
+        folder share it (a few kB each).
         """
-        from mloop.validation.drift_detection.report import render_html
+        from mloop.validation.drift_detection.report import PLOTLY_FILE, plotly_js, render_html
 
+        if not self_contained and path is None:
+            raise InvalidInputError(field="path", value=None,
+                                    expected="a file path: a report that is not self-contained loads "
+                                             f"{PLOTLY_FILE} from its own folder, written there with it")
         html = render_html(self, title, self_contained)
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(path).parent
+            folder.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(html, encoding="utf-8")
+            if not self_contained:  # written each time, so it is always the bundle this report was made for
+                (folder / PLOTLY_FILE).write_text(plotly_js(), encoding="utf-8")
         return html
 
     def __str__(self) -> str:

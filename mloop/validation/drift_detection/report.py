@@ -1,6 +1,8 @@
-"""The drift report: one self-contained HTML file drawn from profiles only, so its size does not grow with rows.
+"""The drift report: one HTML file drawn from profiles only, so its size does not grow with rows.
 
-Charts use the basic Plotly.js bundle shipped in ``static/`` (MIT license), inlined once (about 1 MB).
+Charts use the Plotly.js bundle of the installed ``plotly`` package (a dependency), never a CDN: a report
+opens on a machine without internet. It is inlined by default (about 5 MB), or written once beside the
+report as ``plotly.min.js``.
 """
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,16 +20,22 @@ from mloop.validation.profile import NumericProfile
 if TYPE_CHECKING:
     from mloop.validation.drift_detection.compute import ColumnDrift, DriftResult
 
-__all__ = ["render_html", "figure_data"]
+__all__ = ["PLOTLY_FILE", "figure_data", "plotly_js", "render_html"]
 
 DISPLAY_BINS = 40
 TOP_CATEGORIES = 20
 REF_COLOR, CUR_COLOR = "#4c78a8", "#f58518"
 
 
+PLOTLY_FILE = "plotly.min.js"  # the name a report that is not self-contained loads, from its own folder
+
+
 @cache
-def _plotly_js() -> str:
-    return resources.files("mloop.validation.drift_detection").joinpath("static/plotly-basic.min.js").read_text("utf-8")
+def plotly_js() -> str:
+    """The Plotly.js bundle that ships with the installed ``plotly`` package."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
 
 
 def figure_data(c: ColumnDrift) -> list[dict[str, Any]]:
@@ -77,9 +84,6 @@ def _cell(x: float | None) -> str:
     return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
 
 
-PLOTLY_CDN = "https://cdn.plot.ly/plotly-basic-3.1.0.min.js"
-
-
 def render_html(result: DriftResult, title: str = "Data drift", self_contained: bool = True) -> str:
     ordered = result.sorted()
     verdict = ("Dataset drift detected" if result.dataset_drift else
@@ -99,7 +103,7 @@ def render_html(result: DriftResult, title: str = "Data drift", self_contained: 
         charts.append(f"<div class='chart' id='col{i}'></div>")
         scripts.append(f"Plotly.newPlot('col{i}',{json.dumps(figure_data(c))},{json.dumps(layout)},"
                        "{displayModeBar:false,responsive:true});")
-    plotly = f"<script>{_plotly_js()}</script>" if self_contained else f'<script src="{PLOTLY_CDN}"></script>'
+    plotly = f"<script>{plotly_js()}</script>" if self_contained else f'<script src="{PLOTLY_FILE}"></script>'
     return _PAGE.format(
         title=html.escape(title), verdict=verdict, cls="bad" if result.any_drift else "ok",
         summary=(f"{len(result.drifted_columns)} of {len(result.columns)} columns drifted "
