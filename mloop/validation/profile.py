@@ -459,8 +459,8 @@ def _histogram(distances: np.ndarray, width: float) -> dict[int, int]:
     """Counts of ``distances`` (all > 0) per bin ``floor(distance / width)``, non-empty bins only."""
     if not distances.size:
         return {}
-    bins, counts = np.unique((distances / width).astype(np.int64), return_counts=True)
-    return dict(zip(bins.tolist(), counts.tolist(), strict=True))
+    counts = np.bincount((distances / width).astype(np.int64), minlength=TAIL_BINS)  # every bin < TAIL_BINS
+    return {j: int(counts[j]) for j in np.flatnonzero(counts).tolist()}
 
 
 def _shifted(bins: dict[int, int], shift: int) -> dict[int, int]:
