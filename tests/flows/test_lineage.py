@@ -38,9 +38,9 @@ def trip_rows(rng: np.random.Generator) -> pd.DataFrame:
 
 
 @pytest.fixture
-def feature_home(tmp_path: Path) -> Settings:
-    """A home whose feature store has zone_trips@1 over a Parquet folder of 2,880 rows."""
-    settings = Settings.load()
+def feature_home(tmp_path: Path, db_url: str) -> Settings:
+    """A home (metadata on SQLite or PostgreSQL) whose feature store has zone_trips@1 over 2,880 Parquet rows."""
+    settings = Settings.load(home=str(tmp_path / "flow-home"), db_url=db_url)
     folder = tmp_path / "trips"
     folder.mkdir()
     trip_rows(np.random.default_rng(7)).to_parquet(folder / "part-0.parquet", index=False)
@@ -108,7 +108,7 @@ class TrainEta(FlowSpec):
 
 def test_a_model_trained_in_a_flow_step_shows_its_flow_run_step_datasets_and_features(
         write_flow, feature_home: Settings) -> None:
-    run = flows.run(str(write_flow(FLOW)), {"alpha": 0.5})
+    run = flows.run(str(write_flow(FLOW)), {"alpha": 0.5}, settings=feature_home)
     registry = registry_for(feature_home)
     lineage = registry.lineage("eta", run.data.version)
 
@@ -142,7 +142,8 @@ def test_a_model_trained_in_a_flow_step_shows_its_flow_run_step_datasets_and_fea
 
     _register()
     printed = CliRunner().invoke(app, ["models", "lineage", "eta", str(run.data.version), "--home",
-                                       feature_home.home], catch_exceptions=False)
+                                       feature_home.home], env={"MLOOP_DB_URL": feature_home.db_url},
+                                 catch_exceptions=False)
     assert printed.exit_code == 0, printed.output
     shown = json.loads(printed.output)
     assert shown["flow"]["run_id"] == run.id and shown["flow"]["step"] == "train"
@@ -159,6 +160,7 @@ def test_a_plain_run_records_the_training_set_it_builds(feature_home: Settings) 
     when = pd.date_range("2026-03-29 00:30", periods=400, freq="7min", tz="Europe/Paris")
     entities = pd.DataFrame({"zone_id": rng.integers(0, ZONES, 400).astype("int64"), "event_timestamp": when})
     store = FeatureStore(settings=feature_home)
+    mloop.configure(home=feature_home.home, db_url=feature_home.db_url)
     try:
         with mloop.start_run(experiment="eta-notebook") as run:
             train = store.training_set(entities, features=["zone_trips:avg_fare", "zone_trips:weather"])
