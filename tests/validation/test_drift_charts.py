@@ -8,12 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import wasserstein_distance
+from typer.testing import CliRunner
 
+from mloop.cli import _register, app
 from mloop.errors import InvalidInputError
 from mloop.validation import Profile, drift, profile
 from mloop.validation.drift_detection.report import figure_data
 
 N = 20_000
+_register()
 
 
 def with_nulls(values: np.ndarray, rng: np.random.Generator, share: float = 0.12) -> np.ndarray:
@@ -106,6 +109,11 @@ def test_a_constant_reference_gets_a_finite_explained_effect_size(n: int, tmp_pa
     assert (q > 0).sum() >= 20 and q.sum() == pytest.approx(99.0, abs=1.0)  # the current's spread, drawn
     html = result.to_html(tmp_path / "constant.html")
     assert "single value (2.5)" in html and "Infinity" not in html
+    assert "note on fee: the reference has a single value (2.5)" in str(result)
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.to_parquet(tmp_path / "cur.parquet")
+    printed = CliRunner().invoke(app, ["drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")])
+    assert printed.exit_code == 1 and "note on fee: the reference has a single value (2.5)" in printed.output
 
 
 def test_constant_columns_on_both_sides() -> None:

@@ -154,7 +154,8 @@ class DriftResult:
                 f"{self.share_threshold:.0%})")
         lines = [f"  {'*' if c.drifted else ' '} {c.column:<24} {c.method:<14} stat={_fmt(c.statistic)} "
                  f"p={_fmt(c.p_value)} effect={_fmt(c.effect_size)} threshold={c.threshold:g}" for c in self.sorted()]
-        return "\n".join([head, *lines])
+        notes = [f"  note on {c.column}: {c.note}" for c in self.sorted() if c.note]
+        return "\n".join([head, *lines, *notes])
 
 
 def drift(reference: Any, current: Any, columns: list[str] | None = None, *, methods: dict[str, str] | None = None,
