@@ -164,6 +164,11 @@ def test_a_plain_run_records_the_training_set_it_builds(feature_home: Settings) 
     try:
         with mloop.start_run(experiment="eta-notebook") as run:
             train = store.training_set(entities, features=["zone_trips:avg_fare", "zone_trips:weather"])
+            with run.start_run("fit") as fit:  # a nested run fits on what its parent built
+                from sklearn.linear_model import LinearRegression
+
+                X = train[["avg_fare"]].fillna(train["avg_fare"].mean())
+                version = fit.log_model(LinearRegression().fit(X, np.arange(len(X))), "eta-plain").version
         outside = store.training_set(entities, features=["zone_trips:trips_1h"])  # no run: nothing recorded
     finally:
         store.close()
@@ -172,3 +177,8 @@ def test_a_plain_run_records_the_training_set_it_builds(feature_home: Settings) 
     assert context == "training" and dataset.rows == 400
     assert dataset.source.endswith("?features=zone_trips:avg_fare,zone_trips:weather")
     assert mloop.get_run(run.run_id).tags["mloop.features.views"] == "zone_trips@1"
+    lineage = registry_for(feature_home).lineage("eta-plain", version)
+    assert lineage["flow"] is None and [(d["run_id"], d["digest"]) for d in lineage["datasets"]] == [
+        (run.run_id, dataset.digest)]
+    assert lineage["feature_views"] == [{"project": "default", "name": "zone_trips", "version": 1,
+                                         "features": ["zone_trips:avg_fare", "zone_trips:weather"]}]
