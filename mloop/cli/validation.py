@@ -135,6 +135,9 @@ def drift_cmd(
             table.add_row(c.column, c.method, _f(c.statistic), _f(c.p_value), _f(c.effect_size), f"{c.threshold:g}",
                           "[bold red]yes[/]" if c.drifted else "no")
         console.print(table)
+        for c in result.sorted():
+            if c.note:
+                console.print(f"note on {c.column}: {c.note}", markup=False, soft_wrap=True)
         if html:
             console.print(f"report: {html}")
     drifted = result.dataset_drift if fail_on == "dataset" else result.any_drift

@@ -19,7 +19,7 @@ from mloop.errors import InvalidInputError
 from mloop.features.plan import Request, ViewRequest
 from mloop.features.sources import FileSource, _lit, _q, _window, fetch_arrow
 
-__all__ = ["apply_on_demand", "entity_table", "log_lineage", "point_in_time_join"]
+__all__ = ["apply_on_demand", "entity_table", "point_in_time_join"]
 
 ROW = "__mloop_row"
 
@@ -192,19 +192,3 @@ def apply_on_demand(frame: Any, request: Request) -> Any:
     hidden = [o for v in request.views for f, o in zip(v.features, v.outputs, strict=True) if f in v.hidden]
     return frame.drop(columns=hidden)
 
-
-def log_lineage(data: Any, request: Request, project: str) -> None:
-    """Record a training set as the active run's dataset input, with its views and versions."""
-    from mloop.tracking.run import run_stack
-
-    stack = run_stack()
-    if not stack:
-        return
-    run = stack[-1]
-    views = ",".join(f"{n}@{v}" for n, v in sorted(request.lineage().items()))
-    source = f"features://{project}/{views}"
-    name = f"training-set-{request.service[0]}" if request.service else "training-set"
-    if request.service:
-        source += f"?service={request.service[0]}@{request.service[1]}"
-    run.log_input(data, name=name, context="training", source=source)
-    run.set_tag("mloop.features.views", views)

@@ -173,9 +173,11 @@ class FeatureStore:
 
         ``entity_df``: a DataFrame, Arrow table, Parquet path or SQL query with the join keys and a
         timezone-aware ``timestamp_column``. Returns pandas (``output="pandas"``) or Arrow (``"arrow"``).
-        When a tracking run is active, the result is recorded as its training dataset input.
+        Inside a tracking run (``mloop.start_run``) or a flow step, the result is recorded as that run's
+        ``training`` dataset input with its feature views and references (``log_to_run=False``: not recorded).
         """
-        from mloop.features.offline import apply_on_demand, entity_table, log_lineage, point_in_time_join
+        from mloop.features.lineage import record_training_set
+        from mloop.features.offline import apply_on_demand, entity_table, point_in_time_join
 
         if output not in ("pandas", "arrow"):
             raise InvalidInputError(field="output", value=output, expected="'pandas' or 'arrow'")
@@ -192,7 +194,7 @@ class FeatureStore:
         if frame is None and output == "pandas":
             frame = table.to_pandas()
         if log_to_run:
-            log_lineage(frame if frame is not None else table, request, self.project)
+            record_training_set(frame if frame is not None else table, request, self.project)
         if output == "arrow":
             import pyarrow as pa
 

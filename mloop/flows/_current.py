@@ -2,7 +2,8 @@
 
 Inside a step: ``current.log_model(model, "eta")`` registers a model version whose run is this task's
 tracking run, nested under the flow run; ``current.log_metrics({...})`` records metrics on it.
-``mloop.start_run()`` inside a step opens a child of the task's run, in the flow's experiment.
+``mloop.start_run()`` inside a step opens a child of the task's run, in the flow's experiment. A training set
+built in a step outside such a run is recorded as an input of the task's run.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class Current:
             return None
         self._repo()  # the orchestrator records the task's run behind; a child needs it to exist
         return str(self.task_id), str(self.flow_name)
+
+    def task_run(self) -> tuple[Any, str] | None:
+        """(tracking repository, this task's run id) inside a step, None elsewhere: where a step's inputs go."""
+        if self.task_id is None:
+            return None
+        return self._repo(), str(self.task_id)
 
     @property
     def settings(self) -> Settings:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mloop._util.clock import now_ms
-from mloop._util.names import check_name
+from mloop._util.names import check_key, check_name
 from mloop.errors import InvalidInputError
 from mloop.tracking.entities import Dataset
 
@@ -73,3 +73,46 @@ def _path_fingerprint(path: Path) -> tuple[str, int | None, dict[str, str], str]
         rows = sum(m.num_rows for m in meta)
         schema = {field.name: str(field.type) for field in meta[0].schema.to_arrow_schema()}
     return digest.hexdigest(), rows, schema, path.resolve().as_uri()
+
+
+def log_to_active_run(data: Any, *, name: str | None, context: str, source: str | None = None,
+                      tags: dict[str, str] | None = None) -> tuple[str, Dataset] | None:
+    """Record ``data`` as an input of the run this code runs inside; ``(run_id, dataset)``, or None outside any.
+
+    That run is the innermost ``mloop.start_run`` run of this thread, else the running flow task's own run
+    (a step that builds a training set without opening a run still records it). Each of ``tags`` is a
+    comma-separated set (``mloop.features.views``), merged with the values the run's tag already holds.
+
+    >>> import mloop, pandas as pd, tempfile
+    >>> _ = mloop.configure(home=tempfile.mkdtemp())
+    >>> log_to_active_run(pd.DataFrame({"x": [1]}), name="tiny", context="training") is None
+    True
+    >>> with mloop.start_run(experiment="doc") as run:
+    ...     run_id, dataset = log_to_active_run(pd.DataFrame({"x": [1]}), name="tiny", context="training")
+    >>> (run_id == run.run_id, dataset.rows)
+    (True, 1)
+    """
+    from mloop.tracking.run import run_stack
+
+    check_key(context, "context")
+    target = _active_target(run_stack())
+    if target is None:
+        return None
+    repo, run_id = target
+    dataset = repo.log_input(run_id, describe_dataset(data, name, source), context)
+    if tags:
+        have = repo.get_run(run_id).tags
+        merged = {k: ",".join(sorted(set(filter(None, have.get(k, "").split(","))) | set(v.split(","))))
+                  for k, v in tags.items()}
+        repo.set_tags(run_id, merged)
+    return run_id, dataset
+
+
+def _active_target(stack: list[Any]) -> tuple[Any, str] | None:
+    """(repository, run id) of the innermost open run, else of the running flow task, else None."""
+    import sys
+
+    if stack:
+        return stack[-1].client.repo, stack[-1].run_id
+    flows = sys.modules.get("mloop.flows._current")  # loaded only in a flow worker: no import cost elsewhere
+    return flows.current.task_run() if flows is not None else None

@@ -1,8 +1,10 @@
 """Profiles: compact, mergeable per-column summaries that drift can be measured on without raw data.
 
 A numeric column keeps its counts, moments, extremes, a histogram over bins fixed by the reference
-(even bins over its central 99.8%, or one bin per value for columns with few distinct values) and,
-while it holds at most ``SAMPLE_MAX`` values, the values themselves (so small samples get exact tests).
+(even bins over its central 99.8%, or one bin per value for columns with few distinct values), a
+histogram of the values beyond those bins (``Tails``: at most 64 bins on each side, on a grid that widens
+by powers of two, so current data far outside the reference keeps its shape) and, while it holds at most
+``SAMPLE_MAX`` values, the values themselves (so small samples get exact tests).
 A categorical column keeps its category frequencies. Profiles built on the same bins add up: a day of
 live windows merges into one.
 
@@ -29,7 +31,7 @@ import numpy as np
 from mloop.errors import InvalidInputError
 from mloop.validation._data import Col, Frame, as_frame
 
-__all__ = ["CategoricalProfile", "NumericProfile", "Profile", "profile", "PROFILE_VERSION"]
+__all__ = ["CategoricalProfile", "NumericProfile", "Profile", "Tails", "profile", "PROFILE_VERSION"]
 
 PROFILE_VERSION = 1
 SAMPLE_MAX = 1000  # up to this many values a profile keeps them, for exact small-sample tests
@@ -38,6 +40,78 @@ EDGE_SAMPLE = 50_000  # reference edges come from at most this many evenly space
 MAX_CATEGORIES = 1000
 PARALLEL_CELLS = 2_000_000  # above this many cells, columns are profiled on threads
 OTHER = "__other__"
+TAIL_BINS = 64  # bins of each tail histogram, at most
+
+
+def base_width(edges: np.ndarray) -> float:
+    """The tails' finest bin width: the reference's mean bin width (or a tiny one when it has a single value)."""
+    span = float(edges[-1] - edges[0])
+    return span / (len(edges) - 1) if span > 0 else max(abs(float(edges[0])), 1.0) * 2.0**-20
+
+
+@dataclass
+class Tails:
+    """Histograms of the values below ``edges[0]`` and above ``edges[-1]``.
+
+    Bin ``j`` of a side holds the values whose distance beyond the edge is in ``[j, j + 1) * width``, with
+    ``width = base_width(edges) * 2 ** scale`` and ``scale`` the smallest that keeps every ``j`` under
+    ``TAIL_BINS``. Grids of different scales nest, so two tails merge exactly (the finer one is coarsened).
+
+    >>> t = Tails.of(np.array([-3.0, 0.5, 12.0, 40.0]), np.array([0.0, 1.0]))
+    >>> (t.scale, t.below, t.above)
+    (0, {3: 1}, {11: 1, 39: 1})
+    >>> far = t.merge(Tails.of(np.array([300.0]), np.array([0.0, 1.0])))  # bins 8 wide now
+    >>> (far.scale, far.below, far.above)
+    (3, {0: 1}, {1: 1, 4: 1, 37: 1})
+    """
+
+    scale: int
+    below: dict[int, int]
+    above: dict[int, int]
+
+    @classmethod
+    def of(cls, finite: np.ndarray, edges: np.ndarray) -> Tails:
+        import math
+
+        below, above = edges[0] - finite[finite < edges[0]], finite[finite > edges[-1]] - edges[-1]
+        far = max(float(below.max()) if below.size else 0.0, float(above.max()) if above.size else 0.0)
+        w = base_width(edges)
+        # an underestimate of the smallest scale that fits, then up one at a time: the same data, the same scale
+        scale = max(0, math.floor(math.log2(far) - math.log2(w)) - 8) if far > 0 else 0
+        while far / (w * 2.0**scale) >= TAIL_BINS:
+            scale += 1
+        width = w * 2.0**scale
+        return cls(scale, _histogram(below, width), _histogram(above, width))
+
+    def coarsened(self, scale: int) -> Tails:
+        shift = scale - self.scale
+        return Tails(scale, _shifted(self.below, shift), _shifted(self.above, shift))
+
+    def merge(self, other: Tails) -> Tails:
+        scale = max(self.scale, other.scale)
+        a, b = self.coarsened(scale), other.coarsened(scale)
+        merged = Tails(scale, _summed(a.below, b.below), _summed(a.above, b.above))
+        while max([*merged.below, *merged.above, 0]) >= TAIL_BINS:
+            merged = merged.coarsened(merged.scale + 1)
+        return merged
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "below": sorted(self.below.items()), "above": sorted(self.above.items())}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], counts: np.ndarray) -> Tails:
+        try:
+            tails = cls(int(d["scale"]), {int(j): int(c) for j, c in d["below"]},
+                        {int(j): int(c) for j, c in d["above"]})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(field="profile.tails", value=str(d)[:200],
+                                    expected="{'scale': int, 'below': [[bin, count], ...], 'above': [...]}") from exc
+        bins = [*tails.below, *tails.above]
+        if not 0 <= tails.scale <= 2000 or any(not 0 <= j < TAIL_BINS for j in bins) or \
+                sum(tails.below.values()) != counts[0] or sum(tails.above.values()) != counts[-1]:
+            raise InvalidInputError(field="profile.tails", value=str(d)[:200],
+                                    expected=f"bins in [0, {TAIL_BINS}) whose counts add up to the histogram's tails")
+        return tails
 
 
 @dataclass
@@ -55,6 +129,7 @@ class NumericProfile:
     counts: np.ndarray  # k+2: below edges[0], k bins (the last closed), above edges[-1]
     sample: np.ndarray | None = None
     tail_sums: tuple[float, float] = (0.0, 0.0)  # sums of the values below and above the edges
+    tails: Tails | None = None  # their histograms (None in profiles written before them)
     kind: str = field(default="numeric", init=False)
 
     @property
@@ -69,10 +144,12 @@ class NumericProfile:
         return float(np.sqrt(max(var, 0.0)))
 
     def knots(self) -> tuple[np.ndarray, np.ndarray]:
-        """(x, F(x)): the piecewise-linear CDF implied by the histogram (mass spread evenly within a bin)."""
+        """(x, F(x)): the piecewise-linear CDF implied by the histograms (mass spread evenly within a bin)."""
         total = self.counts.sum()
         if not total:
             return np.array([0.0]), np.array([1.0])
+        if self.tails is not None:
+            return self._tail_knots(total)
         lo, hi = min(self.min, self.edges[0]), max(self.max, self.edges[-1])
         # a tail's mass spreads evenly over the span that gives it its true mean (what Wasserstein weighs)
         below, above = self.counts[0], self.counts[-1]
@@ -84,6 +161,31 @@ class NumericProfile:
         f = np.concatenate(([0.0], np.cumsum(self.counts) / total))
         return x, f
 
+    def _tail_knots(self, total: int) -> tuple[np.ndarray, np.ndarray]:
+        """Knots through the tail histograms: the reference's bins, then the tails' bins outward."""
+        assert self.tails is not None
+        e, width = self.edges, base_width(self.edges) * 2.0**self.tails.scale
+        down = np.arange(max(self.tails.below, default=-1), -1, -1)  # farthest bin first
+        up = np.arange(max(self.tails.above, default=-1) + 1)
+        x = np.concatenate((e[0] - (down + 1) * width, e, e[-1] + (up + 1) * width))
+        mass = np.concatenate(([self.tails.below.get(int(j), 0) for j in down], self.counts[1:-1],
+                               [self.tails.above.get(int(j), 0) for j in up]))
+        if down.size:  # the outermost bins end at the extremes, not at their grid edge
+            x[0] = min(max(x[0], self.min), x[1])
+        if up.size:
+            x[-1] = max(min(x[-1], self.max), x[-2])
+        return x, np.concatenate(([0.0], np.cumsum(mass) / total))
+
+    def cdf(self, points: np.ndarray, left: bool = False) -> np.ndarray:
+        """F at ``points`` from :meth:`knots`, or its limit from the left (``left=True``).
+
+        The two differ only where several knots share an x: a point mass, such as a constant column.
+        """
+        x, f = self.knots()
+        # of knots with equal x, the last holds the mass up to and at x, the first the mass below x
+        keep = np.r_[True, x[1:] != x[:-1]] if left else np.r_[x[1:] != x[:-1], True]
+        return np.interp(points, x[keep], f[keep], left=0.0, right=1.0)
+
     def merge(self, other: NumericProfile) -> NumericProfile:
         if self.edges.shape != other.edges.shape or not np.array_equal(self.edges, other.edges):
             raise InvalidInputError(field="profile", value="different bins",
@@ -91,24 +193,27 @@ class NumericProfile:
         sample = None
         if self.sample is not None and other.sample is not None and len(self.sample) + len(other.sample) <= SAMPLE_MAX:
             sample = np.concatenate([self.sample, other.sample])
+        tails = None if self.tails is None or other.tails is None else self.tails.merge(other.tails)
         return NumericProfile(self.count + other.count, self.nulls + other.nulls, self.inf + other.inf,
                               self.sum + other.sum, self.sumsq + other.sumsq, _nanmin(self.min, other.min),
                               _nanmax(self.max, other.max), self.edges, self.counts + other.counts, sample,
-                              (self.tail_sums[0] + other.tail_sums[0], self.tail_sums[1] + other.tail_sums[1]))
+                              (self.tail_sums[0] + other.tail_sums[0], self.tail_sums[1] + other.tail_sums[1]),
+                              tails)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "numeric", "count": self.count, "nulls": self.nulls, "inf": self.inf, "sum": self.sum,
                 "sumsq": self.sumsq, "min": _f(self.min), "max": _f(self.max), "edges": self.edges.tolist(),
                 "counts": self.counts.tolist(), "sample": None if self.sample is None else self.sample.tolist(),
-                "tail_sums": list(self.tail_sums)}
+                "tail_sums": list(self.tail_sums), "tails": None if self.tails is None else self.tails.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NumericProfile:
+        counts = np.asarray(d["counts"], dtype=np.int64)
         return cls(int(d["count"]), int(d["nulls"]), int(d["inf"]), float(d["sum"]), float(d["sumsq"]),
-                   _unf(d["min"]), _unf(d["max"]), np.asarray(d["edges"], dtype=float),
-                   np.asarray(d["counts"], dtype=np.int64),
+                   _unf(d["min"]), _unf(d["max"]), np.asarray(d["edges"], dtype=float), counts,
                    None if d.get("sample") is None else np.asarray(d["sample"], dtype=float),
-                   tuple(float(v) for v in d.get("tail_sums", (0.0, 0.0))))  # type: ignore[arg-type]
+                   tuple(float(v) for v in d.get("tail_sums", (0.0, 0.0))),  # type: ignore[arg-type]
+                   None if d.get("tails") is None else Tails.from_dict(d["tails"], counts))
 
 
 @dataclass
@@ -268,12 +373,13 @@ def numeric_profile(col: Col, edges: np.ndarray | None = None, bins: int = BINS)
     if edges is None:
         edges = reference_edges(finite, bins, lo, hi)
     counts = np.bincount(bin_index(finite, edges), minlength=len(edges) + 1).astype(np.int64)
-    tails = (float(finite[finite < edges[0]].sum()) if counts[0] else 0.0,
-             float(finite[finite > edges[-1]].sum()) if counts[-1] else 0.0)
+    tail_sums = (float(finite[finite < edges[0]].sum()) if counts[0] else 0.0,
+                 float(finite[finite > edges[-1]].sum()) if counts[-1] else 0.0)
     return NumericProfile(
         count=count, nulls=nan, inf=int(len(values) - count - nan), sum=float(finite.sum()),
         sumsq=float(np.square(finite).sum()), min=lo, max=hi, edges=edges, counts=counts,
-        sample=finite.copy() if count <= SAMPLE_MAX else None, tail_sums=tails)
+        sample=finite.copy() if count <= SAMPLE_MAX else None, tail_sums=tail_sums,
+        tails=Tails.of(finite, edges) if counts[0] or counts[-1] else Tails(0, {}, {}))
 
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -347,6 +453,25 @@ def _cap(freq: dict[Any, int]) -> dict[Any, int]:
     kept = dict(ranked[: MAX_CATEGORIES - 1])
     kept[OTHER] = kept.get(OTHER, 0) + sum(v for _, v in ranked[MAX_CATEGORIES - 1:])
     return kept
+
+
+def _histogram(distances: np.ndarray, width: float) -> dict[int, int]:
+    """Counts of ``distances`` (all > 0) per bin ``floor(distance / width)``, non-empty bins only."""
+    if not distances.size:
+        return {}
+    counts = np.bincount((distances / width).astype(np.int64), minlength=TAIL_BINS)  # every bin < TAIL_BINS
+    return {j: int(counts[j]) for j in np.flatnonzero(counts).tolist()}
+
+
+def _shifted(bins: dict[int, int], shift: int) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for j, c in bins.items():
+        out[j >> shift] = out.get(j >> shift, 0) + c
+    return out
+
+
+def _summed(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+    return {j: a.get(j, 0) + b.get(j, 0) for j in sorted({*a, *b})}
 
 
 def _nanmin(a: float, b: float) -> float:

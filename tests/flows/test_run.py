@@ -279,7 +279,8 @@ def test_a_run_started_with_the_sdk_inside_a_step_hangs_under_the_flow_run(write
     assert fit.run_id == run.data.fit_run and fit.parent_run_id == run["start"].task.id
     assert registry.runs.get_run(fit.parent_run_id).parent_run_id == run.id
     lineage = registry.lineage("sdk-model", run.data.version)
-    assert lineage["flow"] == {"name": "RegisterSdk", "run_id": run.id}
+    assert lineage["flow"] == {"name": "RegisterSdk", "run_id": run.id, "params": {}, "step": "start",
+                               "task_id": run["start"].task.id, "datasets": []}
     assert [a["run_id"] for a in lineage["run"]["ancestors"]] == [run["start"].task.id, run.id]
     with pytest.raises(mloop.errors.NotFoundError):
         mloop.get_run(fit.run_id)  # nothing leaked into the default home

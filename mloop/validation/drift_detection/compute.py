@@ -25,7 +25,14 @@ import numpy as np
 
 from mloop.errors import InvalidInputError
 from mloop.validation._data import as_frame
-from mloop.validation.drift_detection.methods import SMALL_SAMPLE, Pair, default_method, effect_size, get_method
+from mloop.validation.drift_detection.methods import (
+    SMALL_SAMPLE,
+    Pair,
+    default_method,
+    effect_size,
+    effect_size_note,
+    get_method,
+)
 from mloop.validation.profile import Profile, profile
 
 __all__ = ["ColumnDrift", "DriftResult", "RESULT_VERSION", "drift"]
@@ -147,7 +154,8 @@ class DriftResult:
                 f"{self.share_threshold:.0%})")
         lines = [f"  {'*' if c.drifted else ' '} {c.column:<24} {c.method:<14} stat={_fmt(c.statistic)} "
                  f"p={_fmt(c.p_value)} effect={_fmt(c.effect_size)} threshold={c.threshold:g}" for c in self.sorted()]
-        return "\n".join([head, *lines])
+        notes = [f"  note on {c.column}: {c.note}" for c in self.sorted() if c.note]
+        return "\n".join([head, *lines, *notes])
 
 
 def drift(reference: Any, current: Any, columns: list[str] | None = None, *, methods: dict[str, str] | None = None,
@@ -199,6 +207,7 @@ def _column(name: str, ref: Any, cur: Any, role: str, methods: dict[str, str], t
     else:
         statistic, p_value = method.fn(Pair(name, ref, cur))
         drifted = method.drifted(statistic, p_value, threshold)
+        note = effect_size_note(ref, cur)
     return ColumnDrift(name, ref.kind, role, method.name, float(statistic), p_value, float(effect_size(ref, cur)),
                        threshold, bool(drifted), int(ref.count), int(cur.count), note, ref, cur)
 

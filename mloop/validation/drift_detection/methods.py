@@ -22,7 +22,8 @@ import numpy as np
 from mloop.errors import InvalidInputError
 from mloop.validation.profile import CategoricalProfile, NumericProfile
 
-__all__ = ["METHODS", "DriftMethod", "Pair", "default_method", "register_method", "SMALL_SAMPLE"]
+__all__ = ["METHODS", "DriftMethod", "Pair", "default_method", "effect_size", "effect_size_note", "register_method",
+           "SMALL_SAMPLE", "wasserstein_scale"]
 
 SMALL_SAMPLE = 1000  # at or below this many values per side: statistical tests; above: distances
 PSI_GROUPS = 10
@@ -86,16 +87,20 @@ def default_method(kind: str, n_reference: int, n_current: int, small: int = SMA
 # ---------------------------------------------------------------------- numeric helpers
 def cdfs(ref: NumericProfile, cur: NumericProfile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Both piecewise-linear CDFs on the union of their knots."""
-    xr, fr = ref.knots()
-    xc, fc = cur.knots()
-    grid = np.union1d(xr, xc)
-    return grid, np.interp(grid, xr, fr, left=0.0, right=1.0), np.interp(grid, xc, fc, left=0.0, right=1.0)
+    grid = np.union1d(ref.knots()[0], cur.knots()[0])
+    return grid, ref.cdf(grid), cur.cdf(grid)
 
 
-def _abs_area(x: np.ndarray, d: np.ndarray) -> float:
-    """Exact integral of |d| where d is linear between the points x."""
+def cdf_gaps(ref: NumericProfile, cur: NumericProfile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(grid, F - G at each grid point, F - G just left of it): both differ where a side has a point mass."""
+    grid = np.union1d(ref.knots()[0], cur.knots()[0])
+    return (grid, ref.cdf(grid) - cur.cdf(grid),
+            ref.cdf(grid, left=True) - cur.cdf(grid, left=True))
+
+
+def _abs_area(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Exact integral of |d| where d is linear from ``a[i]`` at ``x[i]`` to ``b[i]`` at ``x[i + 1]``."""
     w = np.diff(x)
-    a, b = d[:-1], d[1:]
     same = a * b >= 0
     denom = np.abs(a) + np.abs(b)
     crossing = np.divide(a * a + b * b, 2 * denom, out=np.zeros_like(denom), where=denom > 0)
@@ -108,18 +113,44 @@ def wasserstein(ref: NumericProfile, cur: NumericProfile) -> float:
         from scipy.stats import wasserstein_distance
 
         return float(wasserstein_distance(ref.sample, cur.sample))
-    grid, f, g = cdfs(ref, cur)
-    return _abs_area(grid, f - g)
+    grid, right, left = cdf_gaps(ref, cur)
+    return _abs_area(grid, right[:-1], left[1:])
 
 
 def normalized_wasserstein(ref: NumericProfile, cur: NumericProfile) -> float:
+    """W1 / the reference's standard deviation; finite always (see :func:`wasserstein_scale`)."""
     if not ref.count or not cur.count:
         return float("nan")
     distance = wasserstein(ref, cur)
-    scale = ref.std
-    if scale == 0:
-        return 0.0 if distance == 0 else float("inf")
-    return distance / scale
+    scale, _ = wasserstein_scale(ref, cur)
+    return 0.0 if distance == 0 else distance / scale if scale > 0 else distance
+
+
+def wasserstein_scale(ref: NumericProfile, cur: NumericProfile) -> tuple[float, str]:
+    """What the Wasserstein distance is divided by, and why when it is not the reference's standard deviation.
+
+    A reference with a single value has no spread to measure a shift against (dividing by 0 gives infinity):
+    then the standard deviation of both samples together is used, which is 0 only when both hold that same
+    single value (and the distance is 0 too). Should that still be 0, the distance is left as it is.
+
+    >>> import pandas as pd
+    >>> from mloop.validation import profile
+    >>> ref, cur = profile(pd.DataFrame({"x": [5.0] * 50})), profile(pd.DataFrame({"x": [5.0, 7.0] * 25}))
+    >>> round(wasserstein_scale(ref["x"], cur["x"])[0], 4)  # the std of 75 fives and 25 sevens
+    0.8704
+    """
+    if ref.count > 1 and ref.max > ref.min and ref.std > 0:
+        return ref.std, ""
+    n = ref.count + cur.count
+    total, squares = ref.sum + cur.sum, ref.sumsq + cur.sumsq
+    pooled = float(np.sqrt(max((squares - total * total / n) / (n - 1), 0.0))) if n > 1 else 0.0
+    if cur.min == cur.max == ref.min:  # the same single value on both sides: rounding must not make a spread
+        pooled = 0.0
+    value = f"{ref.min:.6g}"
+    if pooled > 0:
+        return pooled, (f"the reference has a single value ({value}), so the Wasserstein distance is divided by "
+                        f"the standard deviation of both samples together ({pooled:.4g}) instead of its own (0)")
+    return 0.0, f"the reference and current data hold the same single value ({value})"
 
 
 @register_method("ks", kinds=("numeric",), threshold=0.05, test=True,
@@ -133,8 +164,8 @@ def _ks(pair: Pair) -> tuple[float, float | None]:
     if ref.sample is not None and cur.sample is not None:
         res = stats.ks_2samp(ref.sample, cur.sample)
         return float(res.statistic), float(res.pvalue)
-    _, f, g = cdfs(ref, cur)
-    d = float(np.max(np.abs(f - g)))
+    _, right, left = cdf_gaps(ref, cur)
+    d = float(max(np.max(np.abs(right)), np.max(np.abs(left))))
     n, m = ref.count, cur.count
     return d, float(stats.kstwo.sf(d, max(1, round(n * m / (n + m)))))
 
@@ -154,9 +185,8 @@ def _psi(pair: Pair) -> tuple[float, float | None]:
             return float("nan"), None
         xr, fr = ref.knots()
         bounds = np.interp(np.linspace(0, 1, PSI_GROUPS + 1)[1:-1], fr, xr)
-        xc, fc = cur.knots()
-        p = np.diff(np.concatenate(([0.0], np.interp(bounds, xr, fr), [1.0])))
-        q = np.diff(np.concatenate(([0.0], np.interp(bounds, xc, fc, left=0.0, right=1.0), [1.0])))
+        p = np.diff(np.concatenate(([0.0], ref.cdf(bounds), [1.0])))
+        q = np.diff(np.concatenate(([0.0], cur.cdf(bounds), [1.0])))
     else:
         p, q = category_shares(ref, cur)
     p, q = np.clip(p, 1e-4, None), np.clip(q, 1e-4, None)
@@ -213,7 +243,18 @@ def _jensenshannon(pair: Pair) -> tuple[float, float | None]:
 
 
 def effect_size(ref: Any, cur: Any) -> float:
-    """One comparable size per column whatever the method: normalized Wasserstein or Jensen-Shannon distance."""
+    """One comparable size per column whatever the method: normalized Wasserstein or Jensen-Shannon distance.
+
+    Finite whenever both sides have values (NaN when one has none): see :func:`wasserstein_scale` for a
+    reference with a single value.
+    """
     if isinstance(ref, NumericProfile):
         return normalized_wasserstein(ref, cur)
     return jensen_shannon(ref, cur)
+
+
+def effect_size_note(ref: Any, cur: Any) -> str:
+    """Why a numeric column's effect size is not divided by the reference's standard deviation ("" when it is)."""
+    if not isinstance(ref, NumericProfile) or not ref.count or not cur.count:
+        return ""
+    return wasserstein_scale(ref, cur)[1]

@@ -20,7 +20,7 @@ from mloop.validation.profile import NumericProfile
 if TYPE_CHECKING:
     from mloop.validation.drift_detection.compute import ColumnDrift, DriftResult
 
-__all__ = ["PLOTLY_FILE", "figure_data", "plotly_js", "render_html"]
+__all__ = ["PLOTLY_FILE", "figure_data", "numeric_bins", "plotly_js", "render_html"]
 
 DISPLAY_BINS = 40
 TOP_CATEGORIES = 20
@@ -39,13 +39,20 @@ def plotly_js() -> str:
 
 
 def figure_data(c: ColumnDrift) -> list[dict[str, Any]]:
-    """Two overlaid traces (reference, current) of shares per bin or category, from the profiles."""
+    """Two overlaid traces (reference, current) of shares per bin or category, from the profiles.
+
+    Numeric bins cover both samples (their central 99%), so current values outside the reference's range
+    are drawn where they are; each bar's ``customdata`` is its bin ``[start, end]``.
+    """
     ref, cur = c.reference, c.current
     if ref is None or cur is None:
         return []
     if isinstance(ref, NumericProfile):
-        x, p, q, widths = _numeric_bins(ref, cur)
-        kind = {"type": "bar", "x": x, "width": widths}
+        edges, p, q = numeric_bins(ref, cur)
+        bins = [[_short(a), _short(b)] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        kind = {"type": "bar", "x": [_short(v) for v in (edges[1:] + edges[:-1]) / 2],
+                "width": [_short(w) for w in np.diff(edges) * 0.95], "customdata": bins,
+                "hovertemplate": "%{customdata[0]} to %{customdata[1]}: %{y}%"}
     else:
         keys, r, k = category_counts(ref, cur)
         p, q = r / max(r.sum(), 1), k / max(k.sum(), 1)
@@ -59,23 +66,55 @@ def figure_data(c: ColumnDrift) -> list[dict[str, Any]]:
              "opacity": 0.6}]
 
 
-def _numeric_bins(ref: NumericProfile, cur: NumericProfile) -> tuple[list[float], np.ndarray, np.ndarray,
-                                                                     list[float]]:
-    xr, fr = ref.knots()
-    xc, fc = cur.knots()
-    # show the central 99% of both, so one far outlier does not squash the picture
-    lo = min(np.interp(0.005, fr, xr), np.interp(0.005, fc, xc)) if cur.count else np.interp(0.005, fr, xr)
-    hi = max(np.interp(0.995, fr, xr), np.interp(0.995, fc, xc)) if cur.count else np.interp(0.995, fr, xr)
-    if not hi > lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, DISPLAY_BINS + 1)
-    if len(ref.edges) - 1 <= 1.5 * DISPLAY_BINS:  # few distinct values (hours, counts): one bar per value
-        edges = ref.edges
-    p = np.diff(np.interp(edges, xr, fr, left=0.0, right=1.0))
-    q = np.diff(np.interp(edges, xc, fc, left=0.0, right=1.0)) if cur.count else np.zeros(len(edges) - 1)
-    centers = ((edges[1:] + edges[:-1]) / 2).tolist()
-    widths = [float(f"{w:.6g}") for w in np.diff(edges) * 0.95]
-    return [float(f"{v:.6g}") for v in centers], p, q, widths
+def numeric_bins(ref: NumericProfile, cur: NumericProfile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Display bin edges over both samples' central 99%, and each side's share of its values per bin.
+
+    A reference with few distinct values keeps one bar per value (its own bins), extended by bins of the same
+    width when the current data reaches beyond them; otherwise ``DISPLAY_BINS`` even bins.
+    """
+    sides = [side for side in (ref, cur) if side.count]
+    if not sides:
+        return np.array([0.0, 1.0]), np.zeros(1), np.zeros(1)
+    lo = min(_quantile(side, 0.005) for side in sides)
+    hi = max(_quantile(side, 0.995) for side in sides)
+    edges = _value_bins(ref, lo, hi)
+    if edges is None:
+        if not hi > lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, DISPLAY_BINS + 1)
+    return edges, _shares(ref, edges), _shares(cur, edges)
+
+
+def _shares(side: NumericProfile, edges: np.ndarray) -> np.ndarray:
+    """Each bin's share of the side's values; the first bin closed on the left (a point mass at ``edges[0]``)."""
+    if not side.count:
+        return np.zeros(len(edges) - 1)
+    return np.diff(np.concatenate((side.cdf(edges[:1], left=True), side.cdf(edges[1:]))))
+
+
+def _value_bins(ref: NumericProfile, lo: float, hi: float) -> np.ndarray | None:
+    """The reference's one-per-value bins, stretched with bins of their width to reach [lo, hi]; None when
+    the reference has many bins, or a single value (no width), or the stretch would need too many bars."""
+    edges = ref.edges
+    limit = int(1.5 * DISPLAY_BINS)
+    if len(edges) - 1 > limit or not edges[-1] > edges[0]:
+        return None
+    step = float(np.median(np.diff(edges)))
+    below = int(np.ceil((edges[0] - lo) / step)) if lo < edges[0] else 0
+    above = int(np.ceil((hi - edges[-1]) / step)) if hi > edges[-1] else 0
+    if len(edges) - 1 + below + above > limit:
+        return None
+    return np.concatenate((edges[0] - step * np.arange(below, 0, -1), edges,
+                           edges[-1] + step * np.arange(1, above + 1)))
+
+
+def _quantile(side: NumericProfile, share: float) -> float:
+    x, f = side.knots()
+    return float(np.interp(share, f, x))
+
+
+def _short(v: float) -> float:
+    return float(f"{v:.6g}")
 
 
 def _cell(x: float | None) -> str:
@@ -94,13 +133,15 @@ def render_html(result: DriftResult, title: str = "Data drift", self_contained: 
         rows.append(f"<tr><td><a href='#col{i}'>{html.escape(c.column)}</a></td><td>{c.role}</td><td>{c.kind}</td>"
                     f"<td>{c.method}</td><td>{_cell(c.statistic)}</td><td>{_cell(c.p_value)}</td>"
                     f"<td>{_cell(c.effect_size)}</td><td>{c.threshold:g}</td><td>{badge}</td>"
-                    f"<td>{c.n_reference:,}</td><td>{c.n_current:,}</td></tr>")
+                    f"<td>{c.n_reference:,}</td><td>{c.n_current:,}</td><td>{html.escape(c.note)}</td></tr>")
     charts, scripts = [], []
     for i, c in enumerate(ordered):
         layout = {"title": {"text": f"{c.column} ({c.method} {_cell(c.statistic)}, effect {_cell(c.effect_size)})"},
                   "barmode": "overlay", "height": 300, "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
                   "yaxis": {"title": {"text": "% of rows"}}, "legend": {"orientation": "h"}}
         charts.append(f"<div class='chart' id='col{i}'></div>")
+        if c.note:
+            charts.append(f"<p class='note'>{html.escape(c.column)}: {html.escape(c.note)}</p>")
         scripts.append(f"Plotly.newPlot('col{i}',{json.dumps(figure_data(c))},{json.dumps(layout)},"
                        "{displayModeBar:false,responsive:true});")
     plotly = f"<script>{plotly_js()}</script>" if self_contained else f'<script src="{PLOTLY_FILE}"></script>'
@@ -119,17 +160,19 @@ _PAGE = """<!DOCTYPE html>
 body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;font-size:14px}}
 th,td{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}} th{{background:#f4f4f4}}
 .bad{{color:#b00020;font-weight:600}} .ok{{color:#1b7f3b;font-weight:600}}
-.chart{{max-width:900px;margin-top:16px}}
+.chart{{max-width:900px;margin-top:16px}} .note{{color:#555;font-size:13px;max-width:900px}}
 </style>
 {plotly}</head><body>
 <h1>{title}</h1>
 <p class="{cls}">{verdict}</p><p>{summary}</p>
 <table><thead><tr><th>column</th><th>role</th><th>type</th><th>method</th><th>statistic</th><th>p-value</th>
-<th>effect size</th><th>threshold</th><th>verdict</th><th>reference n</th><th>current n</th></tr></thead>
+<th>effect size</th><th>threshold</th><th>verdict</th><th>reference n</th><th>current n</th><th>note</th></tr>
+</thead>
 <tbody>
 {rows}
 </tbody></table>
-<p>Effect size: Wasserstein distance / reference std (numeric), Jensen-Shannon distance (categorical).</p>
+<p>Effect size: Wasserstein distance / reference std (numeric; when the reference holds a single value, / the std
+of both samples together, as its note says), Jensen-Shannon distance (categorical).</p>
 {charts}
 <script>
 {scripts}
