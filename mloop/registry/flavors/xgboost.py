@@ -46,7 +46,8 @@ class XGBoostFlavor:
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:
         if type(native).__name__ == "Booster":
             xgb = require("xgboost", extra="xgboost")
-            return native.predict(xgb.DMatrix(data))
+            # a frame's category columns reach the trees as their codes, in the training order the signature rebuilt
+            return native.predict(xgb.DMatrix(data, enable_categorical=isinstance(data, pd.DataFrame)))
         return native.predict(data)
 
 
