@@ -223,7 +223,7 @@ class Signature:
         categories = []
         for spec in self.inputs:
             dtype = dtypes.get(spec.name)
-            if spec.type == "category" and dtype is not None and dtype == spec.dtype:
+            if spec.type == "category" and _same_categories(dtype, spec):
                 if not spec.nullable:
                     categories.append(spec.name)
                 continue
@@ -438,5 +438,14 @@ def _cast(spec: ColumnSpec, col: pd.Series) -> pd.Series:
     if spec.type == "datetime":
         return pd.to_datetime(col, utc=True)
     if spec.type == "category":  # by value: a Parquet dictionary's own order or a JSON string becomes the model's code
-        return col.astype(spec.dtype)
+        if _same_categories(col.dtype, spec):
+            return col
+        # not astype: it keeps an unordered column's own order when the categories are the same set
+        return pd.Series(pd.Categorical(col, dtype=spec.dtype), index=col.index, name=col.name)
     return col
+
+
+def _same_categories(dtype: Any, spec: ColumnSpec) -> bool:
+    """The exact categories in the exact order (``==`` on unordered dtypes ignores the order, the codes do not)."""
+    return isinstance(dtype, pd.CategoricalDtype) and bool(dtype.ordered) == spec.ordered \
+        and dtype.categories.tolist() == list(spec.categories or ())

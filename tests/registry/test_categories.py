@@ -116,8 +116,11 @@ def test_records_and_parquet_predict_what_the_model_in_memory_does(flavor: str, 
                              size=fresh["size"].cat.set_categories(["L", "S", "M", "XL"], ordered=False))
     reordered.to_parquet(tmp_path / "dictionary.parquet")
     for path in ("strings.parquet", "dictionary.parquet"):
-        np.testing.assert_allclose(loaded.predict(pd.read_parquet(tmp_path / path)), expected, rtol=1e-6,
-                                   err_msg=path)
+        read = pd.read_parquet(tmp_path / path)
+        np.testing.assert_allclose(loaded.predict(read), expected, rtol=1e-6, err_msg=path)
+        enforced = loaded.signature.enforce(read)  # the codes the model sees are the training ones
+        assert enforced["zone"].cat.categories.tolist() == ZONES and enforced["size"].dtype == train["size"].dtype
+        assert enforced["zone"].astype(object).equals(fresh["zone"].astype(object))
 
 
 def test_the_signature_keeps_categories_and_takes_nullability_from_the_training_data(fitted: Any,
