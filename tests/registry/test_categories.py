@@ -247,3 +247,16 @@ def test_a_malformed_category_column_in_a_manifest_is_refused(change: dict[str, 
     with pytest.raises(InvalidInputError) as caught:
         Signature.from_dict({"inputs": [column], "unknown_categories": "guess"})
     assert caught.value.field == "signature.unknown_categories"
+
+
+def test_a_lightgbm_model_logged_before_categories_were_recorded_predicts_from_strings(fitted: Any,
+                                                                                      tmp_path: Path) -> None:
+    model, columns = fitted["lightgbm"]
+    old = {"inputs": [{"name": "km", "type": "float", "nullable": True},
+                      {"name": "hour", "type": "integer", "nullable": False},
+                      {"name": "zone", "type": "string", "nullable": True},
+                      {"name": "size", "type": "string", "nullable": False}]}
+    save_model(model, tmp_path / "m", signature=old)
+    loaded = load_model(tmp_path / "m", cache=False)
+    fresh = trips(500, seed=4)[0][columns]
+    np.testing.assert_allclose(loaded.predict(_records(fresh)), model.predict(fresh), rtol=1e-6)

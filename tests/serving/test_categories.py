@@ -19,7 +19,7 @@ from mloop.config import Settings
 from mloop.registry import save_model
 from mloop.serving import EndpointConfig, ServeConfig
 from mloop.serving.batch import batch_predict
-from tests.registry.test_categories import _records, trips
+from tests.registry.test_categories import ZONES, _records, trips
 from tests.serving.conftest import running
 
 COLUMNS = ["km", "hour", "zone", "size"]
@@ -42,6 +42,9 @@ def test_requests_with_nulls_and_categories_get_the_models_answers(trained, tmp_
     with running(config, Settings.load(home=str(tmp_path / "home"))) as served:
         ready = served.get("/health/ready")
         assert ready.status_code == 200
+        record = served.get("/openapi.json").json()["components"]["schemas"]["trips.record"]["properties"]
+        assert record["zone"] == {"type": "string", "nullable": True, "enum": [*ZONES, None]}
+        assert record["size"] == {"type": "string", "nullable": False, "enum": ["S", "M", "L"]}
         answer = served.post("/predict", _records(fresh))
         assert answer.status_code == 200, answer.text
         np.testing.assert_allclose(answer.json()["predictions"], model.predict(fresh), rtol=1e-6)
