@@ -77,3 +77,26 @@ def test_batch_predict_reads_category_columns_as_strings_or_dictionaries(trained
     assert result.rows == 200_000
     scored = pd.read_parquet(tmp_path / "out")
     np.testing.assert_allclose(scored["prediction"].to_numpy(), model.predict(fresh), rtol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [3, 2_500])  # the per-value checks, and the vectorized ones from 2,000 rows
+def test_the_request_path_builds_the_training_dtype_and_applies_the_policy(rows: int) -> None:
+    from mloop.registry.signature import ColumnSpec, Signature
+    from mloop.serving._inputs import InputSpec
+
+    zone = ColumnSpec(name="zone", type="category", nullable=True, categories=("north", "south"))
+    floors = ColumnSpec(name="floor", type="category", nullable=False, categories=(1, 2, 3), ordered=True)
+    columns = {"zone": (["south", None, "downtown"] * rows)[:rows], "floor": ([3, 1, 2.0] * rows)[:rows]}
+
+    strict = InputSpec(Signature(inputs=(zone, floors)))
+    (error,) = strict.check(columns, rows)
+    assert (error.field, error.value, error.row, error.expected) == ("zone", "downtown", 2,
+                                                                     "one of ['north', 'south'] or null")
+    assert [e.value for e in strict.check({"zone": ["north"], "floor": [True]}, 1)] == [True]  # not the 1 it hashes as
+
+    lenient = InputSpec(Signature(inputs=(zone, floors), unknown_categories="missing"))
+    assert lenient.check(columns, rows) == []
+    frame = lenient.frame(lenient.coerce(columns, rows))
+    assert frame["zone"].dtype == zone.dtype and frame["floor"].dtype == floors.dtype
+    assert frame["zone"].head(3).tolist()[0] == "south" and frame["zone"].head(3).isna().tolist() == [False, True, True]
+    assert frame["floor"].head(3).tolist() == [3, 1, 2]
