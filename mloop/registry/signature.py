@@ -11,7 +11,8 @@ rejected (``unknown_categories="reject"``, the default) or read as missing (``"m
 
 Nullability comes from the training data when it is given; from an input example alone,
 ``float`` and ``category`` columns are nullable (a model can be handed NaN there, and a few
-example rows without nulls say nothing about real data), other types follow the example.
+example rows without nulls say nothing about real data), other types follow the example
+(``save_model`` narrows or widens that by asking the model whether it answers with nulls).
 
 >>> import pandas as pd
 >>> sig = infer_signature(pd.DataFrame({"hour": [1, 2], "weather": ["dry", "rain"]}))

@@ -249,9 +249,10 @@ def test_a_malformed_category_column_in_a_manifest_is_refused(change: dict[str, 
     assert caught.value.field == "signature.unknown_categories"
 
 
-def test_a_lightgbm_model_logged_before_categories_were_recorded_predicts_from_strings(fitted: Any,
-                                                                                      tmp_path: Path) -> None:
-    model, columns = fitted["lightgbm"]
+@pytest.mark.parametrize("flavor", ["lightgbm", "xgboost"])
+def test_a_model_logged_before_categories_were_recorded_predicts_from_strings(flavor: str, fitted: Any,
+                                                                             tmp_path: Path) -> None:
+    model, columns = fitted[flavor]
     old = {"inputs": [{"name": "km", "type": "float", "nullable": True},
                       {"name": "hour", "type": "integer", "nullable": False},
                       {"name": "zone", "type": "string", "nullable": True},

@@ -162,7 +162,8 @@ def test_missing_model_file_is_reported(tmp_path: Path, pipeline, frame) -> None
 def test_fast_path_still_catches_nan_in_a_float_column_among_others() -> None:
     from mloop.registry.signature import infer_signature
 
-    sig = infer_signature(pd.DataFrame({"hour": [1, 2], "temp": [0.5, 1.5]}))
+    train = pd.DataFrame({"hour": [1, 2], "temp": [0.5, 1.5]})
+    sig = infer_signature(train, training_data=train)  # temp never null in training: not nullable
     good = pd.DataFrame({"temp": [0.5], "hour": [3]})
     assert list(sig.enforce(good).columns) == ["hour", "temp"]
     with pytest.raises(InvalidInputError) as info:
