@@ -28,18 +28,22 @@ class ActiveRun(RunContext):
     def log_model(self, model: Any, name: str | None = None, *, input_example: Any = None,
                   signature: Any = None, artifact_path: str = "model", flavor: str | None = None,
                   description: str = "", tags: dict[str, Any] | None = None,
-                  extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> Any:
+                  extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
+                  training_data: Any = None, unknown_categories: str | None = None) -> Any:
         """Save ``model`` (flavor detected) with its manifest under this run; with ``name`` register a version.
 
         Returns the new ``ModelVersion`` when ``name`` is given, else a ``LoggedModel`` with its ``runs:/`` URI.
         ``extra_files`` (``{name: path | bytes | dict}``) and ``metadata`` (a JSON-able mapping) are stored
-        inside the model, e.g. the training data's schema and profile.
+        inside the model, e.g. the training data's schema and profile. ``training_data`` (the training
+        frame) says which columns may be null; ``unknown_categories`` ("reject" or "missing") what a value
+        outside a category column's categories gets (see ``mloop.registry.save_model``).
         """
         from mloop.registry import log_model
 
         return log_model(self, model, name, input_example=input_example, signature=signature,
                          artifact_path=artifact_path, flavor=flavor, description=description, tags=tags,
-                         extra_files=extra_files, metadata=metadata)
+                         extra_files=extra_files, metadata=metadata, training_data=training_data,
+                         unknown_categories=unknown_categories)
 
     def log_schema(self, schema_or_data: Any, dataset: str = "train") -> Any:
         """Attach a schema (inferred when given data) to the dataset ``dataset`` of this run; see mloop.validation."""
@@ -154,15 +158,16 @@ def gc(older_than: timedelta = timedelta(days=30)) -> dict[str, int]:
     return client().gc(older_than)
 
 
-def load_model(uri: str, *, trusted: bool | list[str] = False) -> Any:
+def load_model(uri: str, *, trusted: bool | list[str] = False, cache: bool = True) -> Any:
     """Load ``runs:/...``, ``models:/name/version``, ``models:/name@alias`` or a folder; see mloop.registry.
 
     ``trusted`` is True (you trust the model's author) or a list of type and function names to allow besides
-    mloop's own list, such as ``["mypkg.transformers.MyScaler"]``.
+    mloop's own list, such as ``["mypkg.transformers.MyScaler"]``. ``cache=False`` deserializes a private
+    copy instead of sharing the one already loaded from the same files.
     """
     from mloop.registry import load_model as _load
 
-    return _load(uri, trusted=trusted, client=model_registry())
+    return _load(uri, trusted=trusted, client=model_registry(), cache=cache)
 
 
 def model_registry() -> Any:

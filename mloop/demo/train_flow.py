@@ -83,10 +83,11 @@ class TripDurationFlow(FlowSpec):
         from mloop.registry import log_model_to_run
 
         current.log_metrics({k: v for k, v in self.report.items() if k != "model"})
-        example = features(self.valid).head(5)
+        example, training = features(self.valid).head(5), features(self.train)
         self.versions = {}
         for run_id, name, model in self.shortlist:  # each version's run is its candidate's run
             version = log_model_to_run(current.settings, run_id, model, MODEL_NAME, input_example=example,
+                                       training_data=training,  # which columns may be null
                                        tags={"demo": "true", "run_name": name, "flow_run": current.run_id})
             self.versions[name] = version.version
             print(f"registered {MODEL_NAME} v{version.version} ({name})")

@@ -15,11 +15,13 @@ library versions the model needs, the sha256 of every file and the run that made
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
 import platform
 import threading
+import warnings
 from collections import OrderedDict
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -47,8 +49,16 @@ _EXAMPLE_ROWS = 5
 def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, signature: Signature | None = None,
                input_example: Any = None, run_id: str | None = None, artifact_path: str | None = None,
                extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
-               ) -> dict[str, Any]:
+               training_data: Any = None, unknown_categories: str | None = None) -> dict[str, Any]:
     """Write ``model`` into ``folder`` (created; must be empty) with its manifest; returns the manifest.
+
+    The signature, unless given, is inferred from ``input_example`` (or from ``training_data``
+    when there is no example): column names, logical types, a category column's categories.
+    ``training_data`` (the training frame, or a ``mloop.validation.Schema`` of it) says which
+    columns may be null: without it, float and category columns are nullable and the others
+    only when the example holds a null. ``unknown_categories`` is what a value outside a
+    category column's categories gets at predict time: ``"reject"`` (the default; an
+    InvalidInputError, a 422 when served) or ``"missing"`` (read as NaN).
 
     ``extra_files`` travel with the model (``{name: file path | bytes | dict or list}``; a
     dict or list is written as JSON, or YAML for a ``.yaml`` name): they land under
@@ -64,12 +74,7 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
         raise InvalidInputError(field="path", value=str(target), expected="an empty or new folder")
     chosen: Flavor = get_flavor(flavor) if flavor else detect(model)
     example = _example(input_example)
-    if signature is None and example is not None:
-        signature = infer_signature(example, _sample_output(chosen, model, example))
-    if signature is not None and not isinstance(signature, Signature):
-        signature = Signature.from_dict(signature) if isinstance(signature, dict) else signature
-        if not isinstance(signature, Signature):
-            raise InvalidInputError(field="signature", value=signature, expected="a Signature or its dict form")
+    signature = _signature(chosen, model, signature, example, training_data, unknown_categories)
     options = chosen.save(model, target, example)
     if example is not None:
         frame = to_frame(example).head(_EXAMPLE_ROWS)
@@ -144,6 +149,66 @@ def _example(input_example: Any) -> pd.DataFrame | np.ndarray | None:
     if isinstance(input_example, np.ndarray | pd.DataFrame):
         return input_example
     return to_frame(input_example)
+
+
+def _signature(flavor: Flavor, model: Any, signature: Any, example: Any, training_data: Any,
+               unknown_categories: str | None) -> Signature | None:
+    if signature is None:
+        source = example if example is not None else _training_sample(training_data)
+        if source is None:
+            return None
+        inferred = infer_signature(source, _sample_output(flavor, model, source), training_data=training_data,
+                                   unknown_categories=unknown_categories or "reject")
+        return inferred if training_data is not None else _nulls_the_model_takes(flavor, model, inferred, source)
+    if not isinstance(signature, Signature):
+        signature = Signature.from_dict(signature) if isinstance(signature, dict) else signature
+        if not isinstance(signature, Signature):
+            raise InvalidInputError(field="signature", value=signature, expected="a Signature or its dict form")
+    if unknown_categories is not None:  # an explicit policy wins over the given signature's
+        signature = dataclasses.replace(signature, unknown_categories=unknown_categories)
+    return signature
+
+
+def _nulls_the_model_takes(flavor: Flavor, model: Any, signature: Signature, example: Any) -> Signature:
+    """Without training data, a column may be null when the example holds a null there or when the model,
+    handed the example with that column's values all null, still answers: a few example rows without a
+    null say nothing about real data, and letting through what the model can take is the lenient choice.
+    A column the model refuses nulls in stays not nullable, so a null gets a clear 422, not a model error.
+    When the model cannot even answer the example, float and category columns stay nullable (the default)."""
+    if signature.input_kind != "frame":
+        return signature
+    frame = to_frame(example).head(_EXAMPLE_ROWS)
+    if frame.empty or not _answers(flavor, model, signature, frame):
+        return signature
+    inputs = []
+    for spec in signature.inputs:
+        if not bool(frame[spec.name].isna().any()):
+            lenient = dataclasses.replace(spec, nullable=True)
+            trial = dataclasses.replace(signature, inputs=tuple(lenient if s is spec else s for s in signature.inputs))
+            nulled = frame.assign(**{spec.name: pd.Series([None] * len(frame), index=frame.index, dtype=object)})
+            spec = dataclasses.replace(spec, nullable=_answers(flavor, model, trial, nulled))
+        inputs.append(spec)
+    return dataclasses.replace(signature, inputs=tuple(inputs))
+
+
+def _answers(flavor: Flavor, model: Any, signature: Signature, frame: pd.DataFrame) -> bool:
+    """Whether the model predicts ``frame`` (as the signature hands it over) without an error or a NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = np.asarray(flavor.predict(model, signature.enforce(frame)))
+        except Exception:
+            return False
+    return not (out.dtype.kind in "fc" and bool(np.isnan(out).any()))
+
+
+def _training_sample(training_data: Any) -> Any:
+    """A few rows of the training frame, to infer the signature from when there is no example."""
+    if isinstance(training_data, np.ndarray):
+        return training_data[:_EXAMPLE_ROWS]
+    if training_data is None or (hasattr(training_data, "columns") and isinstance(training_data.columns, dict)):
+        return None  # nothing, or a schema: it says which columns may be null, not what the model takes
+    return to_frame(training_data).head(_EXAMPLE_ROWS)
 
 
 def _sample_output(flavor: Flavor, model: Any, example: pd.DataFrame | np.ndarray) -> Any:

@@ -6,6 +6,10 @@ is checked value by value with ``type()`` tests (a few microseconds for 20 colum
 the model's input is built once. Large requests fall back to the vectorized path, and both
 paths report problems as the same ``FieldError`` list.
 
+A ``category`` column's values arrive as JSON strings (or numbers): each is looked up in the
+training categories (an unknown one is a problem under ``unknown_categories="reject"``), and
+the frame gets the exact ``CategoricalDtype`` the model was trained on, unknown values as NaN.
+
 >>> from mloop.registry.signature import ColumnSpec, Signature
 >>> spec = InputSpec(Signature(inputs=(ColumnSpec(name="hour", type="integer"),
 ...                                    ColumnSpec(name="km", type="float"))))
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.registry.signature import FieldError, Signature
+from mloop.registry.signature import ColumnSpec, FieldError, Signature, bad_value_message
 
 __all__ = ["Columns", "InputSpec"]
 
@@ -64,6 +68,18 @@ def _is_datetime(v: Any) -> bool:
 _CHECKS: dict[str, Callable[[Any], bool]] = {"float": _is_float, "integer": _is_int, "boolean": _is_bool,
                                               "string": _is_str, "datetime": _is_datetime}
 _NUMPY = {"float": "float64", "integer": "int64", "boolean": "bool"}
+_SCALAR = (str, int, float, bool)
+
+
+def _check_for(spec: ColumnSpec, unknown_categories: str) -> Callable[[Any], bool]:
+    if spec.type != "category":
+        return _CHECKS.get(spec.type, _is_str)
+    # true/false stand for 1/0 in a set of numbers: only a column of boolean categories takes them
+    scalars = _SCALAR if any(type(v) is bool for v in spec.categories or ()) else (str, int, float)
+    if unknown_categories == "missing":  # any scalar: the frame reads an unknown one as NaN
+        return lambda v: type(v) in scalars
+    known = frozenset(spec.categories or ())
+    return lambda v: type(v) in scalars and v in known
 
 
 class InputSpec:
@@ -73,7 +89,11 @@ class InputSpec:
         self.signature = signature
         self.columns: tuple[str, ...] = signature.columns if signature else ()
         specs = signature.inputs if signature else ()
-        self._checks = [(c.name, c.type, c.nullable, _CHECKS.get(c.type, _is_str)) for c in specs]
+        policy = signature.unknown_categories if signature else "reject"
+        self._specs = {c.name: c for c in specs}
+        # category -> code per category column: the frame is built from codes (~50x faster than from values)
+        self._codes = {c.name: {v: i for i, v in enumerate(c.categories or ())} for c in specs if c.type == "category"}
+        self._checks = [(c.name, c.type, c.nullable, _check_for(c, policy)) for c in specs]
         kinds = {c.type for c in specs}
         nullable = any(c.nullable for c in specs)
         # One homogeneous numeric block builds a frame ~10x faster than a dict of columns.
@@ -94,7 +114,6 @@ class InputSpec:
         errors: list[FieldError] = []
         for name, kind, nullable, ok in self._checks:
             values = columns.get(name)
-            expected = kind + (" or null" if nullable else "")
             if values is None:
                 errors.append(FieldError(field=name, expected=kind, value=None, row=None,
                                          message=f"column '{name}' is missing (expected {kind})"))
@@ -103,12 +122,12 @@ class InputSpec:
                 if v is None:
                     if nullable:
                         continue
-                    errors.append(FieldError(field=name, expected=expected, value=None, row=row,
+                    errors.append(FieldError(field=name, expected=self._specs[name].expected(), value=None, row=row,
                                              message=f"column '{name}': null at row {row}, but it is not nullable"))
                     break
                 if not ok(v):
-                    errors.append(FieldError(field=name, expected=expected, value=v, row=row,
-                                             message=f"column '{name}': expected {kind}, got {v!r} (row {row})"))
+                    errors.append(FieldError(field=name, expected=self._specs[name].expected(), value=v, row=row,
+                                             message=bad_value_message(self._specs[name], v, row)))
                     break
         return errors
 
@@ -143,6 +162,10 @@ class InputSpec:
             values = columns[name]
             if kind == "datetime":
                 data[name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+            elif kind == "category":  # None and (under "missing") unknown values get code -1: NaN
+                codes = self._codes[name]
+                data[name] = pd.Categorical.from_codes(np.fromiter((codes.get(v, -1) for v in values), np.int64,
+                                                                   len(values)), dtype=self._specs[name].dtype)
             elif kind in _NUMPY and not (nullable and any(v is None for v in values)):
                 data[name] = np.asarray(values, dtype=_NUMPY[kind])
             elif kind == "float":

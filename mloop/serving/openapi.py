@@ -64,8 +64,23 @@ def _record_schema(state: ServingState, name: str) -> dict[str, Any]:
     if sig is None:
         return {"type": "object"}
     return {"type": "object", "required": [c.name for c in sig.inputs],
-            "properties": {c.name: {"type": _JSON_TYPES.get(c.type, "string"), "nullable": c.nullable}
-                           for c in sig.inputs}}
+            "properties": {c.name: _column_schema(c, sig.unknown_categories) for c in sig.inputs}}
+
+
+_ENUM_UP_TO = 1_000  # categories listed in the document; a longer list is checked by the server alone
+
+
+def _column_schema(column: Any, unknown_categories: str) -> dict[str, Any]:
+    if column.type != "category":
+        return {"type": _JSON_TYPES.get(column.type, "string"), "nullable": column.nullable}
+    values = list(column.categories or ())
+    kinds = {"string" if isinstance(v, str) else "number" for v in values} or {"string"}
+    out: dict[str, Any] = {"nullable": column.nullable}
+    if len(kinds) == 1:  # mixed strings and numbers: any JSON scalar, so no type
+        out["type"] = kinds.pop()
+    if unknown_categories == "reject" and len(values) <= _ENUM_UP_TO:
+        out["enum"] = values + ([None] if column.nullable else [])
+    return out
 
 
 def _predict_body(name: str) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def save_trip_model(folder: Path, slope: float) -> Path:
     y = slope * X["km"] + 0.1 * X["hour"] + X["weather"].map({"dry": 0.0, "rain": 1.0, "snow": 2.0})
     model = Pipeline([("prep", ColumnTransformer([("w", OneHotEncoder(handle_unknown="ignore"), ["weather"])],
                                                  remainder="passthrough")), ("lr", LinearRegression())])
-    save_model(model.fit(X, y), folder, input_example=X.head(5))
+    save_model(model.fit(X, y), folder, input_example=X.head(5), training_data=X)  # X has no null
     return folder
 
 

@@ -30,7 +30,7 @@ def test_serving_step_moves_the_alias_without_a_failed_request(home: Path, tmp_p
         model = Pipeline([("prep", ColumnTransformer([("w", OneHotEncoder(handle_unknown="ignore"), ["weather"])],
                                                      remainder="passthrough")), ("m", estimator)])
         model.fit(features(train), train[TARGET])
-        save_model(model, tmp_path / f"v{i}", input_example=features(train).head(5))
+        save_model(model, tmp_path / f"v{i}", input_example=features(train).head(5), training_data=features(train))
         registry.register("trip-duration", tmp_path / f"v{i}")
     registry.set_alias("trip-duration", "champion", 1)
     attach_to_model_version("trip-duration", 1, schema=infer_schema(features(train)[["hour"]]), registry=registry)

@@ -21,6 +21,7 @@ lowered to this machine's cores (predictions do not change).
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -37,10 +38,11 @@ _COLUMN_MAPS = ("vocabulary_", "_cached_dict")
 _MAX_CATEGORY = 255  # HistGradientBoosting stores categories in 256-bit bitsets
 
 
-def check_state(model: Any) -> None:
-    """InvalidInputError when a tree inside ``model`` has an index that points outside its arrays, or a
-    text vectorizer opens the files its input names."""
-    _visit(model, owner=None, exact_width=None, seen=set())
+def check_state(model: Any, partial_targets: frozenset[str] = frozenset()) -> None:
+    """InvalidInputError when a tree inside ``model`` has an index that points outside its arrays, a
+    text vectorizer opens the files its input names, or a ``functools.partial`` wraps a function other than
+    ``partial_targets`` (the wrapper is trusted only around the functions named there)."""
+    _visit(model, owner=None, exact_width=None, seen=set(), partials=partial_targets)
 
 
 def _tree_types() -> tuple[type, type]:
@@ -50,7 +52,7 @@ def _tree_types() -> tuple[type, type]:
     return Tree, TreePredictor
 
 
-def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> None:
+def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int], partials: frozenset[str]) -> None:
     if id(obj) in seen or isinstance(obj, str | bytes | int | float | type(None)):
         return
     seen.add(id(obj))
@@ -59,21 +61,25 @@ def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int]) -> Non
         _check_tree(obj, owner)
     elif isinstance(obj, predictor):
         _check_predictor(obj, owner)
+    elif isinstance(obj, functools.partial):
+        _check_partial(obj, partials)
+        for item in (obj.func, *obj.args, *obj.keywords.values()):
+            _visit(item, owner, exact_width, seen, partials)
     elif isinstance(obj, list | tuple):
         for item in obj:
-            _visit(item, owner, exact_width, seen)
+            _visit(item, owner, exact_width, seen, partials)
     elif isinstance(obj, dict):
         for item in obj.values():
-            _visit(item, owner, exact_width, seen)
+            _visit(item, owner, exact_width, seen, partials)
     elif isinstance(obj, np.ndarray):
         if obj.dtype == object:
             for item in obj.flat:
-                _visit(item, owner, exact_width, seen)
+                _visit(item, owner, exact_width, seen, partials)
     elif hasattr(obj, "__dict__"):
-        _visit_object(obj, exact_width, seen)
+        _visit_object(obj, exact_width, seen, partials)
 
 
-def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
+def _visit_object(obj: Any, exact_width: int | None, seen: set[int], partials: frozenset[str]) -> None:
     if hasattr(obj, "build_analyzer") and getattr(obj, "input", "content") in _OPENS_FILES:
         _fail(obj, f"input={obj.input!r}", "input='content' (the text itself, not names of files to open)")
     jobs = vars(obj).get("n_jobs")
@@ -97,12 +103,21 @@ def _visit_object(obj: Any, exact_width: int | None, seen: set[int]) -> None:
         _fail(obj, f"n_features_in_={width}", f"{exact_width}, the columns of the ensemble that holds it")
     for name, value in vars(obj).items():
         if name == "estimators_":
-            _visit_members(obj, value, width, seen)
+            _visit_members(obj, value, width, seen, partials)
         else:
-            _visit(value, obj, None, seen)
+            _visit(value, obj, None, seen, partials)
     stages = getattr(obj, "estimators_", None)
     if isinstance(stages, np.ndarray) and stages.ndim == 2 and hasattr(obj, "_raw_predict_init"):
         _check_stages(obj, stages.shape[1], width)
+
+
+def _check_partial(wrapper: functools.partial[Any], targets: frozenset[str]) -> None:
+    """A partial is trusted as a wrapper only: what it calls must be one of the functions named for it."""
+    func = wrapper.func
+    name = f"{getattr(func, '__module__', None)}.{getattr(func, '__qualname__', type(func).__qualname__)}"
+    if name not in targets:
+        _fail(wrapper, f"a functools.partial around {name}",
+              f"a partial around one of {sorted(targets)} (or trusted={[name]} if you have checked it)")
 
 
 def _check_vocabulary(vectorizer: Any, vocabulary: dict[Any, Any]) -> None:
@@ -171,17 +186,18 @@ def _check_one_hot(encoder: Any) -> None:
                   "an output column for every category code")
 
 
-def _visit_members(ensemble: Any, members: Any, width: int | None, seen: set[int]) -> None:
+def _visit_members(ensemble: Any, members: Any, width: int | None, seen: set[int],
+                   partials: frozenset[str]) -> None:
     """A forest or boosting model checks the input once and hands it to its members unchecked; bagging and
     isolation forests hand each member the columns ``estimators_features_`` picks for it."""
     subsets = getattr(ensemble, "estimators_features_", None)
     if subsets is None:
-        _visit(members, ensemble, width, seen)
+        _visit(members, ensemble, width, seen, partials)
         return
     if len(subsets) != len(members):
         _fail(ensemble, f"{len(members)} estimators and {len(subsets)} feature subsets", "one subset per estimator")
     for member, features in zip(members, subsets, strict=True):
-        _visit(member, ensemble, len(features), seen)
+        _visit(member, ensemble, len(features), seen, partials)
 
 
 def _check_stages(boosting: Any, per_stage: int, width: int | None) -> None:

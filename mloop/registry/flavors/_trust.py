@@ -32,7 +32,7 @@ from typing import Any
 
 from mloop.errors import InvalidInputError
 
-__all__ = ["EXTRA", "Trust", "builtin_names", "full", "normalize", "refused", "trusted_names"]
+__all__ = ["EXTRA", "PARTIAL_TARGETS", "Trust", "builtin_names", "full", "normalize", "refused", "trusted_names"]
 
 # A load's trust: True (the whole model), or the names the user added (empty: only the lists here).
 Trust = bool | frozenset[str]
@@ -41,8 +41,9 @@ EXTRA: dict[str, str] = {
     "numpy.dtype": "a dtype descriptor, rebuilt from an empty array read with allow_pickle=False",
     "builtins.object": "the type object itself (a dtype or a column selector's dtype_include); "
                        "it is never called",
-    "functools.partial": "only the wrapper: its function and arguments are entries of their own "
-                         "and must be trusted themselves",
+    "functools.partial": "only the wrapper, and only around a function in PARTIAL_TARGETS (or one the user "
+                         "trusts by name; checked after loading, before anything is called): its arguments are "
+                         "entries of their own and must be trusted themselves",
     "sklearn.utils.validation.check_array": "validates and converts an array; HistGradientBoosting "
                                             "keeps it (in a partial) to preprocess categorical columns",
     "sklearn.utils._bunch.Bunch": "a dict with attribute access (the named estimators of Voting and "
@@ -53,11 +54,19 @@ EXTRA: dict[str, str] = {
                                                                    "floats) of MLP models",
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer": "learning-rate state (arrays and "
                                                                   "floats) of MLP models",
+    "sklearn.calibration._CalibratedClassifier": "CalibratedClassifierCV's pair of a fitted estimator and "
+                                                 "its calibrators (entries checked on their own)",
+    "sklearn.calibration._SigmoidCalibration": "two floats of Platt scaling (CalibratedClassifierCV)",
+    "sklearn.calibration._TemperatureScaling": "one float of temperature scaling (CalibratedClassifierCV)",
     "sklearn.tree._tree.Tree": "node arrays of decision trees and forests; their indices are "
                                "bounds-checked after loading (see _structure.py)",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": "node arrays of "
         "HistGradientBoosting; their indices are bounds-checked after loading (see _structure.py)",
 }
+
+# The only functions a functools.partial may wrap without the user naming them: the ones scikit-learn itself
+# keeps in partials of fitted models (HistGradientBoosting's preprocessing of categorical columns).
+PARTIAL_TARGETS: frozenset[str] = frozenset({"sklearn.utils.validation.check_array"})
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 

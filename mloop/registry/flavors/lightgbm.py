@@ -54,11 +54,26 @@ class _Loaded:
         self.classes = np.asarray(classes) if classes is not None else None
 
     def predict(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
-        raw = np.asarray(self.booster.predict(data))
+        raw = np.asarray(self.booster.predict(_with_categories(data, self.booster.pandas_categorical)))
         if self.classes is None:
             return raw
         index = (raw > 0.5).astype(int) if raw.ndim == 1 else raw.argmax(axis=1)
         return self.classes[index]
+
+
+def _with_categories(data: Any, trained: list[list[Any]] | None) -> Any:
+    """A frame whose category columns arrive as text (a signature written before mloop recorded categories
+    says 'string' for them) gets them back as categories: LightGBM keeps each category column's categories, in
+    the training frame's column order, and refuses a frame with fewer category columns than it was trained on."""
+    if not trained or not isinstance(data, pd.DataFrame):
+        return data
+    types = pd.api.types
+    text = [c for c in data.columns if not types.is_numeric_dtype(data[c].dtype) and not types.is_bool_dtype(
+        data[c].dtype) and not types.is_datetime64_any_dtype(data[c].dtype)]
+    if len(text) != len(trained) or all(isinstance(data[c].dtype, pd.CategoricalDtype) for c in text):
+        return data  # not the shape this repair knows: LightGBM's own error says what is wrong
+    return data.assign(**{c: pd.Categorical(data[c], categories=categories)
+                          for c, categories in zip(text, trained, strict=True)})
 
 
 def _checked(text: str) -> str:

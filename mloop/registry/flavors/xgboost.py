@@ -44,10 +44,24 @@ class XGBoostFlavor:
         return model
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:
-        if type(native).__name__ == "Booster":
+        booster = native if type(native).__name__ == "Booster" else native.get_booster()
+        data = _with_categories(booster, data)
+        if booster is native:
             xgb = require("xgboost", extra="xgboost")
-            return native.predict(xgb.DMatrix(data))
+            # a frame's category columns reach the trees as their codes, in the training order the signature rebuilt
+            return native.predict(xgb.DMatrix(data, enable_categorical=isinstance(data, pd.DataFrame)))
         return native.predict(data)
+
+
+def _with_categories(booster: Any, data: Any) -> Any:
+    """A frame whose categorical features arrive as text (a signature written before mloop recorded categories
+    says 'string' for them) gets them as categories again; XGBoost maps them to its training codes by value."""
+    types = booster.feature_types if isinstance(data, pd.DataFrame) else None
+    if not types or "c" not in types or not hasattr(booster, "get_categories"):  # before 3.1 codes are not mapped
+        return data
+    text = [name for name, kind in zip(booster.feature_names or (), types, strict=False)
+            if kind == "c" and name in data.columns and not isinstance(data[name].dtype, pd.CategoricalDtype)]
+    return data.assign(**{name: data[name].astype("category") for name in text}) if text else data
 
 
 def _check(saved: dict[str, Any]) -> None:
