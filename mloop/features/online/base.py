@@ -1,21 +1,24 @@
-"""The online store protocol: bulk, monotonic writes and a compiled reader per table."""
+"""The online store protocol: bulk, monotonic writes and a compiled reader per serving plan."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-# A reader takes encoded entity keys and returns, per key, (event_time_us, value, ...) or None.
-Reader = Callable[[Sequence[str]], list[tuple[Any, ...] | None]]
+# A row as stored: (event_time_us, value_0, value_1, ...) (a tuple or a list).
+Row = Sequence[Any]
+# A reader takes encoded entity keys and returns one row per key, in the keys' order (None when absent).
+Reader = Callable[[Sequence[str]], list[Row | None]]
 # A batch reader takes one key list per table and answers them all (one round trip on remote stores).
-BatchReader = Callable[[Sequence[Sequence[str]]], list[list[tuple[Any, ...] | None]]]
+BatchReader = Callable[[Sequence[Sequence[str]]], list[list[Row | None]]]
 
 
 class OnlineStore(Protocol):
     """Where materialized features live for low-latency reads.
 
-    Writes are monotonic: a row replaces the stored one only when its event time is at
-    least as recent, so re-running a materialization or late rows never move time back.
+    Only the latest row of each entity is kept (no history). Writes are monotonic: a row
+    replaces the stored one only when its event time is at least as recent, so re-running a
+    materialization or late rows never move time back.
     """
 
     url: str

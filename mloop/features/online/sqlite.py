@@ -1,5 +1,7 @@
-"""The SQLite online store: one WITHOUT ROWID table per feature-view version, read with prepared
-statements on a per-thread ``sqlite3`` connection (no SQLAlchemy on the hot path)."""
+"""The SQLite online store: one WITHOUT ROWID table per feature-view version, read with one prepared
+statement per table on a per-thread ``sqlite3`` connection (no SQLAlchemy on the hot path).
+
+An absent key reads as a row of NULLs (event time None), in the order the keys were asked."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mloop.features.online.base import BatchReader, Reader
+import orjson
 
-_BATCH_IN = 500  # keys per IN (...) statement
+from mloop.features.online.base import BatchReader, Reader, Row
 
 
 def _q(name: str) -> str:
@@ -65,26 +67,19 @@ class SqliteOnlineStore:
 
     def reader(self, table: str, n_features: int) -> Reader:
         self._ensure(table, n_features)
-        cols = ", ".join(["ts", *(f"f{i}" for i in range(n_features))])
-        one = f"SELECT {cols} FROM {_q(table)} WHERE k = ?"
+        cols = ", ".join(["t.ts", *(f"t.f{i}" for i in range(n_features))])
+        # One statement for any number of keys: the keys travel as one JSON array, so the text never changes
+        # (prepared once, cached by sqlite3) and there is no limit on bound variables. The LEFT JOIN keeps
+        # absent keys (a row of NULLs) and duplicates; ORDER BY returns rows in the keys' order.
+        sql = (f"SELECT {cols} FROM json_each(?) AS j LEFT JOIN {_q(table)} AS t ON t.k = j.value "
+               f"ORDER BY j.key")
         local = self._local
         conn_of = self._conn
-        many: dict[int, str] = {}
+        dumps = orjson.dumps
 
-        def read(keys: Sequence[str]) -> list[tuple[Any, ...] | None]:
+        def read(keys: Sequence[str]) -> list[Row | None]:
             conn = getattr(local, "conn", None) or conn_of()
-            if len(keys) == 1:
-                return [conn.execute(one, (keys[0],)).fetchone()]
-            found: dict[str, tuple[Any, ...]] = {}
-            for start in range(0, len(keys), _BATCH_IN):
-                chunk = list(dict.fromkeys(keys[start:start + _BATCH_IN]))
-                sql = many.get(len(chunk))
-                if sql is None:
-                    sql = many[len(chunk)] = (f"SELECT k, {cols} FROM {_q(table)} "
-                                              f"WHERE k IN ({', '.join('?' * len(chunk))})")
-                for row in conn.execute(sql, chunk):
-                    found[row[0]] = row[1:]
-            return [found.get(k) for k in keys]
+            return conn.execute(sql, (dumps(keys),)).fetchall()
 
         return read
 
