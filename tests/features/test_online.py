@@ -270,3 +270,63 @@ def test_materialization_bookkeeping_on_postgres(postgres_url: str, home: Path, 
     assert store.describe("stats")["statistics"][0]["count"] == 2
     assert store.online(["stats:x"], entities={"zone_id": [1, 2]}).values["x"] == [1.0, 2.0]
     store.close()
+
+
+def test_reading_as_of_a_past_moment_never_returns_a_newer_value_across_dst(online_store: FeatureStore, zone: Entity,
+                                                                            tmp_path: Path) -> None:
+    """Paris falls back on 2026-10-25: 02:30 happens at 00:30Z (+02:00) and again at 01:30Z (+01:00)."""
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+
+    def at(hour: int, minute: int, fold: int = 0, day: int = 25) -> datetime:
+        return datetime(2026, 10, day, hour, minute, fold=fold, tzinfo=paris)
+
+    rows = pd.DataFrame({
+        "zone_id": [1, 1, 2, 3, 5],
+        "x": [1.0, 2.0, 5.0, 7.0, None],
+        "y": [10.0, None, 50.0, 70.0, 90.0],
+        "event_timestamp": pd.Series([at(1, 30), at(2, 30, fold=1), at(2, 10), at(18, 0, day=24), at(2, 40)],
+                                     dtype="datetime64[ns, Europe/Paris]"),
+    })
+    online_store.apply([zone, _view(tmp_path, rows, ttl=timedelta(hours=6))])
+    online_store.materialize(None, at(4, 0, fold=1))
+    refs, entities = ["stats:x", "stats:y"], {"zone_id": [1, 2, 3, 4, 5]}
+
+    # the first 02:45 (00:45Z): zone 1's stored value is from the second 02:30 (01:30Z), later: withheld,
+    # though its wall-clock time is earlier; zone 3 is older than the TTL; zone 4 was never written
+    first = online_store.online(refs, entities=entities, as_of=at(2, 45))
+    assert first.status["stats"] == ["after_as_of", "present", "expired", "not_found", "present"]
+    assert first.values == {"x": [None, 5.0, None, None, None], "y": [None, 50.0, None, None, 90.0]}
+    assert first.event_times["stats"][:2] == [None, at(2, 10).astimezone(UTC)]
+    assert first.missing["x"] == [True, False, True, True, False]
+    assert first.to_json()["event_times"]["stats"][0] is None  # not even when it changed leaks
+
+    second = online_store.online(refs, entities=entities, as_of=at(2, 45, fold=1))  # 01:45Z
+    assert second.status["stats"][:2] == ["present", "present"]
+    assert second.values["x"][:2] == [2.0, 5.0] and second.values["y"][0] is None  # a stored null stays null
+    # the boundary is inclusive, to the microsecond, and any zone names the same instant
+    exact = pd.Timestamp("2026-10-24T21:30:00", tz="America/New_York")  # = 01:30Z = the second 02:30 in Paris
+    assert online_store.online(refs, entities={"zone_id": [1]}, as_of=exact).values["x"] == [2.0]
+    before = exact - pd.Timedelta(microseconds=1)
+    assert online_store.online(refs, entities={"zone_id": [1]}, as_of=before).status["stats"] == ["after_as_of"]
+    with pytest.raises(InvalidInputError, match="as_of") as err:
+        online_store.online(refs, entities={"zone_id": [1]}, as_of=datetime(2026, 10, 25, 2, 45))
+    assert "timezone-aware" in str(err.value)
+
+
+def test_online_reads_keep_key_order_duplicates_and_bounds(online_store: FeatureStore, zone: Entity,
+                                                           tmp_path: Path) -> None:
+    rows = _rows(list(range(1, 1201)), [1] * 1200, [float(i) for i in range(1, 1201)])
+    online_store.apply([zone, _view(tmp_path, rows)])
+    online_store.materialize(None, NOW.to_pydatetime())
+    keys = [1200, 3, 3, 99999, 1, 600] * 200  # more keys than one SQL IN list or one Lua unpack takes
+    got = online_store.online(["stats:y"], entities={"zone_id": keys})
+    want = [None if k > 1200 else k * 10.0 for k in keys]
+    assert got.values["y"] == want and got.to_dict()["zone_id"] == keys
+    assert online_store.online(["stats:y"], entities={"zone_id": []}).to_dict() == {"zone_id": [], "y": []}
+    with pytest.raises(InvalidInputError, match="zone_id") as err:  # an integer beyond Int64
+        online_store.online(["stats:y"], entities={"zone_id": [1, 2**63]})
+    assert "Int64" in str(err.value)
+    with pytest.raises(InvalidInputError, match="entities.zone_id"):  # a string would be read as characters
+        online_store.online(["stats:y"], entities={"zone_id": "12"})
