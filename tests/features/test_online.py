@@ -330,3 +330,27 @@ def test_online_reads_keep_key_order_duplicates_and_bounds(online_store: Feature
     assert "Int64" in str(err.value)
     with pytest.raises(InvalidInputError, match="entities.zone_id"):  # a string would be read as characters
         online_store.online(["stats:y"], entities={"zone_id": "12"})
+
+
+def test_sqlite_tables_of_the_column_layout_are_converted_without_changing_a_value(store: FeatureStore, zone: Entity,
+                                                                                  tmp_path: Path) -> None:
+    import sqlite3
+
+    from mloop.features.materialize import online_table
+
+    store.apply([zone, _view(tmp_path, _rows([1], [30], [5.0]))])
+    path = store.online_url[len("sqlite:///"):]
+    table = online_table(store.project, "stats", 1)
+    old = sqlite3.connect(path, isolation_level=None)  # what earlier versions wrote: one column per feature
+    old.execute(f'CREATE TABLE "{table}" (k TEXT PRIMARY KEY, ts INTEGER NOT NULL, f0, f1) WITHOUT ROWID')
+    fresh = int(NOW.timestamp() * 1_000_000)
+    old.executemany(f'INSERT INTO "{table}" VALUES (?, ?, ?, ?)',
+                    [("1", fresh, 0.1 + 0.2, None), ("2", fresh - 1, 1e-300, 2.0**60), ("3", fresh, None, -0.0)])
+    old.close()
+    got = store.online(["stats:x", "stats:y"], entities={"zone_id": [1, 2, 3, 4]})
+    assert got.values == {"x": [0.1 + 0.2, 1e-300, None, None], "y": [None, 2.0**60, -0.0, None]}
+    assert got.status["stats"] == ["present", "present", "present", "not_found"]
+    store.materialize(None, NOW.to_pydatetime())  # an older source row never replaces a converted newer one
+    assert store.online(["stats:x"], entities={"zone_id": [1]}).values["x"] == [0.1 + 0.2]
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [(table,)]

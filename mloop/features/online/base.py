@@ -38,3 +38,33 @@ class OnlineStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def null_row(n_features: int) -> bytes:
+    """The JSON row standing for an absent entity: an event time and every value null."""
+    return b"[" + b",".join([b"null"] * (n_features + 1)) + b"]"
+
+
+def parse_rows(document: bytes, counts: Sequence[int], widths: Sequence[int], url: str) -> list[list[Row | None]]:
+    """Split one JSON document of stored rows (``[[event_us, v0, ...], ...]``) into one list per table.
+
+    Its shape is checked: a corrupt stored value must fail loudly, never shift later entities' values.
+    """
+    import orjson
+
+    from mloop.errors import BackendError
+
+    try:
+        rows = orjson.loads(document)
+    except orjson.JSONDecodeError as exc:
+        raise BackendError(f"The online store {url} holds a value that is not a feature row: {exc}") from None
+    if not isinstance(rows, list) or len(rows) != sum(counts):
+        raise BackendError(f"The online store {url} answered a malformed reply for {sum(counts)} keys")
+    out, start = [], 0
+    for count, width in zip(counts, widths, strict=True):
+        part = rows if len(counts) == 1 else rows[start:start + count]
+        if part and (set(map(type, part)) != {list} or set(map(len, part)) != {width}):
+            raise BackendError(f"The online store {url} holds a row that is not {width} values (event time, features)")
+        out.append(part)
+        start += count
+    return out

@@ -15,7 +15,7 @@ import orjson
 
 from mloop._util.optional import require
 from mloop.errors import BackendError, InvalidInputError
-from mloop.features.online.base import BatchReader, Reader, Row
+from mloop.features.online.base import BatchReader, Reader, Row, null_row, parse_rows
 
 _WRITE = """
 for i = 1, #KEYS do
@@ -92,13 +92,13 @@ class RedisOnlineStore:
         for 100 keys, and one bulk-string reply avoids parsing one reply per key in Python.
         """
         prefixes = [self._prefix(t).encode() for t, _ in tables]
-        empties = [b"[" + b",".join([b"null"] * (n + 1)) + b"]" for _, n in tables]
+        empties = [_bulk(null_row(n)) for _, n in tables]
         widths = [n + 1 for _, n in tables]
         head = b"$7\r\nEVALSHA\r\n" + _bulk(self._read_sha.encode())
-        url, loads = self.url, orjson.loads
 
         def read(key_lists: Sequence[Sequence[str]]) -> list[list[Row | None]]:
-            total = sum(map(len, key_lists))
+            counts = [len(k) for k in key_lists]
+            total = sum(counts)
             if not total:
                 return [[] for _ in key_lists]
             try:
@@ -107,24 +107,10 @@ class RedisOnlineStore:
                 raise InvalidInputError(field="entities", value=repr(exc.object)[:60],
                                         expected="entity keys that encode as UTF-8") from None
             args = [_bulk(b"%d" % total)]
-            for keys, empty in zip(key_lists, empties, strict=True):
-                args += [_bulk(b"%d" % len(keys)), _bulk(empty)]
+            for count, empty in zip(counts, empties, strict=True):
+                args += [_bulk(b"%d" % count), empty]
             packed = b"".join([b"*%d\r\n" % (total + len(args) + 2), head, args[0], *names, *args[1:]])
-            try:
-                rows = loads(self._call(packed))
-            except orjson.JSONDecodeError as exc:
-                raise BackendError(f"The Redis online store {url} holds a value that is not a feature row: "
-                                   f"{exc}") from None
-            if not isinstance(rows, list) or len(rows) != total:
-                raise BackendError(f"The Redis online store {url} answered a malformed reply for {total} keys")
-            out, start = [], 0
-            for keys, width in zip(key_lists, widths, strict=True):
-                part = rows if len(key_lists) == 1 else rows[start:start + len(keys)]
-                if part and (set(map(type, part)) != {list} or set(map(len, part)) != {width}):
-                    raise BackendError(f"The Redis online store {url} holds a row that is not {width} values")
-                out.append(part)
-                start += len(keys)
-            return out
+            return parse_rows(self._call(packed), counts, widths, self.url)
 
         return read
 
