@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from mloop.features.store import FeatureStore
     from mloop.registry.signature import FieldError
 
-__all__ = ["FeatureLookupError", "check_entity_keys", "entity_key_types", "key_checker", "plan_key_types",
-           "serving_lookup"]
+__all__ = ["FeatureLookupError", "check_entity_keys", "entity_key_types", "key_checker", "keys_surely_fit",
+           "plan_key_types", "serving_lookup"]
 
 Columns = dict[str, list[Any]]
 
@@ -67,11 +67,22 @@ def entity_key_types(store: FeatureStore, views: Sequence[FeatureView]) -> KeyTy
 
 
 def key_checker(types: KeyTypes) -> Callable[[Any], None]:
-    """``check_entity_keys`` for ``types``, compiled once per serving plan.
+    """``check_entity_keys`` for ``types``, compiled once per serving plan (see ``keys_surely_fit``)."""
+    surely_fit = keys_surely_fit(types)
+
+    def check(entities: Any) -> None:
+        if not surely_fit(entities):
+            check_entity_keys(types, entities)
+
+    return check
+
+
+def keys_surely_fit(types: KeyTypes) -> Callable[[Any], bool]:
+    """A fast test, compiled once, that is True only when every entity key fits its declared type.
 
     Columns of plain ``int`` (within the declared range), ``str`` or ``bool`` values pass after a few
-    C-level passes (``set(map(type, ...))``, ``min``, ``max``); anything else (records, NumPy integers,
-    a wrong value) goes through ``check_entity_keys``, which has the last word and names the bad value.
+    C-level passes (``set(map(type, ...))``, ``min``, ``max``). False means "not sure" (records, NumPy
+    integers, a wrong value): ``wrong_keys`` or ``check_entity_keys`` then have the last word.
     """
     fast: list[tuple[str, type, int | None, int | None]] = []
     for key, (_, kind) in types.items():
@@ -80,20 +91,19 @@ def key_checker(types: KeyTypes) -> Callable[[Any], None]:
         elif kind is String or kind is Bool:
             fast.append((key, str if kind is String else bool, None, None))
         else:
-            return lambda entities: check_entity_keys(types, entities)
+            return lambda entities: False
 
-    def check(entities: Any) -> None:
-        if type(entities) is dict:
-            for key, kind, low, high in fast:
-                col = entities.get(key)
-                if type(col) is not list or (col and (set(map(type, col)) != {kind} or (
-                        low is not None and (min(col) < low or max(col) > high)))):  # type: ignore[operator]
-                    break
-            else:
-                return
-        check_entity_keys(types, entities)
+    def surely_fit(entities: Any) -> bool:
+        if type(entities) is not dict:
+            return False
+        for key, kind, low, high in fast:
+            col = entities.get(key)
+            if type(col) is not list or (col and (set(map(type, col)) != {kind} or (
+                    low is not None and (min(col) < low or max(col) > high)))):  # type: ignore[operator]
+                return False
+        return True
 
-    return check
+    return surely_fit
 
 
 def check_entity_keys(types: KeyTypes, entities: Any, field: str = "entities") -> None:
@@ -138,6 +148,7 @@ def serving_lookup(store: FeatureStore, service: str, *,
     presence = copy.copy(plan)  # the same reads without transforms: which entities are missing
     presence.on_demand, presence.hidden = [], set()
     types = plan_key_types(store, plan)
+    surely_fit = keys_surely_fit(types)
 
     def lookup(columns: Columns, n: int) -> Columns:
         if outputs and all(o in columns for o in outputs):
@@ -150,10 +161,12 @@ def serving_lookup(store: FeatureStore, service: str, *,
                        f"'{k}' is missing: feature service '{service}' needs {need} (or every feature {outputs})")
                 for k in absent])
         entities = {k: columns[k] for k in plan.entity_keys}
-        wrong = [_error(key, expected, _short(value), row, f"{key}={_short(value)!r} (row {row}): expected {expected}")
-                 for key, row, value, expected in wrong_keys(types, entities)]
-        if wrong:
-            raise FeatureLookupError(wrong)
+        if not surely_fit(entities):
+            wrong = [_error(key, expected, _short(value), row, f"{key}={_short(value)!r} (row {row}): "
+                                                                f"expected {expected}")
+                     for key, row, value, expected in wrong_keys(types, entities)]
+            if wrong:
+                raise FeatureLookupError(wrong)
         request = {k: columns[k] for k in plan.request_columns}
         try:
             result = plan.read(entities, request)
