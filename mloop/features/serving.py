@@ -220,8 +220,8 @@ def _fill(g: _Group, rows: list[Row | None], n: int, now_us: int, limit: int | N
         status[g.view], event_us[g.view] = [], []
         values.update((out, []) for out, _ in g.positions)
         return
+    absent = (None,) * g.width
     if None in rows:
-        absent = (None,) * g.width
         rows = [absent if r is None else r for r in rows]
     stored = list(zip(*rows, strict=True))
     times = stored[0]
@@ -229,14 +229,13 @@ def _fill(g: _Group, rows: list[Row | None], n: int, now_us: int, limit: int | N
     if None not in times and (cutoff is None or min(times) >= cutoff) and (limit is None or max(times) <= limit):
         status[g.view] = [PRESENT] * n  # every entity found, fresh, and not after as_of: no per-entity work
         event_us[g.view] = list(times)
-        for out, idx in g.positions:
-            values[out] = list(stored[idx])
-    else:
+    else:  # one pass over the entities, then the same transposition with withheld rows blanked
         st = [NOT_FOUND if t is None else AFTER_AS_OF if limit is not None and t > limit else
               EXPIRED if cutoff is not None and t < cutoff else PRESENT for t in times]
         status[g.view] = st
         event_us[g.view] = [t if s is PRESENT or s is EXPIRED else None for t, s in zip(times, st, strict=True)]
-        for out, idx in g.positions:
-            values[out] = [v if s is PRESENT else None for v, s in zip(stored[idx], st, strict=True)]
+        stored = list(zip(*[r if s is PRESENT else absent for r, s in zip(rows, st, strict=True)], strict=True))
+    for out, idx in g.positions:
+        values[out] = list(stored[idx])
     for out in g.booleans:
         values[out] = [None if v is None else bool(v) for v in values[out]]
