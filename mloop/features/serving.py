@@ -127,7 +127,7 @@ class ServingPlan:
         self.key_types: dict[str, Any] | None = None  # {join key: (entity, declared type)}, set by the store
         for v in request.views:
             positions = [(out, stored_index[v.view.name][f] + 1) for f, out in zip(v.features, v.outputs, strict=True)]
-            ttl = int(v.view.ttl.total_seconds() * 1_000_000) if v.view.ttl else None
+            ttl = v.view.ttl // _US if v.view.ttl else None  # exact microseconds, like event times
             types = {f.name: f.dtype.name for f in v.view.schema}
             booleans = tuple(o for f, o in zip(v.features, v.outputs, strict=True) if types[f] == "Bool")
             width = len(stored_index[v.view.name]) + 1
