@@ -354,3 +354,23 @@ def test_sqlite_tables_of_the_column_layout_are_converted_without_changing_a_val
     assert store.online(["stats:x"], entities={"zone_id": [1]}).values["x"] == [0.1 + 0.2]
     tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     assert tables == [(table,)]
+
+
+def test_redis_reads_survive_a_script_flush_and_refuse_a_corrupt_row(redis_url: str, home: Path, zone: Entity,
+                                                                       tmp_path: Path) -> None:
+    import uuid
+
+    from mloop.errors import BackendError
+
+    store = FeatureStore(home=str(home), project=f"p{uuid.uuid4().hex[:10]}", online_url=redis_url)
+    store.apply([zone, _view(tmp_path, _rows([1, 2, 3], [1, 1, 1], [1.0, 2.0, 3.0]))])
+    store.materialize(None, NOW.to_pydatetime())
+    client = store.online_store.client  # type: ignore[attr-defined]
+    assert store.online(["stats:x"], entities={"zone_id": [1, 2]}).values["x"] == [1.0, 2.0]
+    client.script_flush()  # as after a server restart: the read script is loaded again, once
+    assert store.online(["stats:x"], entities={"zone_id": [2, 3]}).values["x"] == [2.0, 3.0]
+    client.set(f"mloop:{store.project}:{store.project}__stats__v1:2", b"[1, 2.0], [3")  # shifts later rows
+    with pytest.raises(BackendError, match="malformed|not a feature row"):
+        store.online(["stats:x"], entities={"zone_id": [1, 2, 3]})
+    store.online_store.drop(f"{store.project}__stats__v1")
+    store.close()
