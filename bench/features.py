@@ -12,7 +12,9 @@ of 1 and 100 entities x 10 features. Feast runs in its own virtualenv (bench/.ve
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -21,6 +23,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +38,9 @@ START = pd.Timestamp("2026-01-01", tz="UTC")
 END = pd.Timestamp("2026-02-01", tz="UTC")
 REDIS = "redis://127.0.0.1:6379/0"
 REFS = [f"stats:f{i}" for i in range(10)]
+TTL = pd.Timedelta(days=7)
+MID = START + pd.Timedelta(days=29, hours=18)  # an as_of before most entities' latest row
+ONLINE_IDS = list(range(100))
 
 
 def generate(folder: Path, rows: int, entities: int, entity_rows: int) -> None:
@@ -104,26 +110,86 @@ def _percentiles(fn, calls: int) -> tuple[float, float, float]:  # type: ignore[
     return times[len(times) // 2], times[int(len(times) * 0.99)], cpu[int(len(cpu) * 0.99)]
 
 
-def mloop_online(folder: Path, name: str, online_url: str | None) -> dict[str, float]:
+def online_reference(folder: Path, as_of: pd.Timestamp) -> dict[str, Any]:
+    """What a read of entities 0..99 must answer: the latest row of each entity materialized in [START, END],
+    judged at ``as_of`` (withheld when newer than it, expired when older than the TTL)."""
+    feats = pd.read_parquet(folder / "features.parquet")
+    feats = feats[(feats["event_timestamp"] >= START) & (feats["event_timestamp"] <= END)]
+    latest = feats.sort_values("event_timestamp").groupby("entity_id").tail(1).set_index("entity_id")
+    status, values = [], {f"f{i}": [] for i in range(10)}
+    for entity in ONLINE_IDS:
+        row = latest.loc[entity] if entity in latest.index else None
+        when = None if row is None else row["event_timestamp"]
+        state = ("not_found" if when is None else "after_as_of" if when > as_of else
+                 "expired" if when < as_of - TTL else "present")
+        status.append(state)
+        for name, column in values.items():
+            column.append(float(row[name]) if state == "present" else None)
+    return {"status": status, "values": values}
+
+
+def _answer_problems(label: str, want: dict[str, Any], status: list[str] | None, values: dict[str, list]) -> list[str]:
+    """The first difference between an online answer and the reference, named (an empty list when equal)."""
+    for row, entity in enumerate(ONLINE_IDS):
+        if status is not None and (len(status) <= row or status[row] != want["status"][row]):
+            return [f"{label}: entity {entity} has status {status[row] if row < len(status) else 'absent'}, "
+                    f"expected {want['status'][row]}"]
+        for name, expected in want["values"].items():
+            column = values.get(name, [])
+            got = column[row] if row < len(column) else "absent"
+            got = None if got is None or got != got else got  # NaN and None both mean missing
+            if got != expected[row]:
+                return [f"{label}: {name} of entity {entity} is {got}, expected {expected[row]}"]
+    return []
+
+
+def mloop_online(folder: Path, name: str, online_url: str | None) -> dict[str, Any]:
     home = folder / f"mloop-{name}"
     shutil.rmtree(home, ignore_errors=True)
     store = _store(home, online_url, project=f"bench{int(time.time())}")
     start, cpu_start = time.perf_counter(), _cpu()
     store.materialize(START.to_pydatetime(), END.to_pydatetime())
-    result = {"materialize_s": time.perf_counter() - start, "materialize_cpu_s": _cpu() - cpu_start}
-    one, hundred = {"entity_id": [1]}, {"entity_id": list(range(100))}
+    result: dict[str, Any] = {"materialize_s": time.perf_counter() - start, "materialize_cpu_s": _cpu() - cpu_start}
+    one, hundred = {"entity_id": [1]}, {"entity_id": ONLINE_IDS}
     as_of = END.to_pydatetime()
-    store.online(REFS, entities=one, as_of=as_of)
+
+    def read100() -> dict[str, list[Any]]:  # what a caller uses: plain columns, conversion included
+        return store.online(REFS, entities=hundred, as_of=as_of).to_dict()
+
+    read100()
+    gc.collect()
     result["online1_p50"], result["online1_p99"], result["online1_p99cpu"] = _percentiles(
-        lambda: store.online(REFS, entities=one, as_of=as_of), 20_000)
-    result["online100_p50"], result["online100_p99"], result["online100_p99cpu"] = _percentiles(
-        lambda: store.online(REFS, entities=hundred, as_of=as_of), 2_000)
-    got = store.online(REFS, entities=one, as_of=as_of)
-    result["online_present"] = float(got.status["stats"][0] == "present")
+        lambda: store.online(REFS, entities=one, as_of=as_of).to_dict(), 20_000)
+    result["online100_p50"], result["online100_p99"], result["online100_p99cpu"] = _percentiles(read100, 5_000)
+    problems = []
+    for when in (END, MID):  # now-like, and a moment most entities were written after
+        got = store.online(REFS, entities=hundred, as_of=when.to_pydatetime())
+        problems += _answer_problems(f"mloop {name} as of {when:%Y-%m-%d %H:%M}", online_reference(folder, when),
+                                     got.status["stats"], got.values)
+    result["problems"] = problems
     if online_url and online_url.startswith("redis"):
         store.online_store.drop(f"{store.project}__stats__v1")  # type: ignore[attr-defined]
     store.close()
     return result
+
+
+def report_online(sqlite: dict[str, Any], redis: dict[str, Any], feast: dict[str, Any],
+                  load: tuple[float, float]) -> None:
+    """p50 / p99 of wall time and p99 of CPU time, mloop (SQLite, Redis) and Feast (SQLite) side by side."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Online reads x 10 features, in-process, result converted to dict columns "
+                        f"(ms; load average {load[0]:.1f} before, {load[1]:.1f} after, {os.cpu_count()} CPUs)")
+    for column in ("entities", "measure", "mloop sqlite", "mloop redis", "feast sqlite", "feast / mloop sqlite",
+                   "feast / mloop redis"):
+        table.add_column(column, justify="right")
+    for n in (1, 100):
+        for q, label in (("p50", "p50"), ("p99", "p99"), ("p99cpu", "p99 of CPU time")):
+            key = f"online{n}_{q}"
+            table.add_row(str(n), label, _ms(sqlite.get(key)), _ms(redis.get(key)), _ms(feast.get(key)),
+                          ratio(sqlite.get(key), feast.get(key), False), ratio(redis.get(key), feast.get(key), False))
+    Console(width=200).print(table)
 
 
 def check(folder: Path, out_file: Path, label: str) -> str:
@@ -169,12 +235,16 @@ def main() -> None:
                                check=True)
         ours.update(json.loads(child.stdout.strip().splitlines()[-1]))
         checks["mloop"] = check(folder, folder / "mloop-out.parquet", "mloop")
+    problems: list[str] = []
+    load_before = os.getloadavg()[0]
     if online:
         print("  mloop materialize + online (sqlite)...", flush=True)
         ours.update(mloop_online(folder, "sqlite", None))
+        problems += ours.pop("problems")
         try:
             print("  mloop materialize + online (redis)...", flush=True)
             redis = mloop_online(folder, "redis", REDIS)
+            problems += redis.pop("problems")
         except Exception as exc:  # Redis not running
             print(f"  redis skipped: {exc}")
     peers: dict[str, dict[str, float]] = {}
@@ -188,7 +258,18 @@ def main() -> None:
         if online:
             print("  feast materialize + online (sqlite)...", flush=True)
             peers["online"] = run_peer(python, "feast_features.py", str(folder), "file", "--online")
+            feast_wrong = _answer_problems("feast", online_reference(folder, END), None,
+                                           peers["online"].pop("online100_values"))
+            checks["feast online"] = "; ".join(feast_wrong) or "exactly equal"
     report(ours, redis, peers, checks)
+    if online:
+        report_online(ours, redis, peers.get("online", {}), (load_before, os.getloadavg()[0]))
+        print("  online answers (100 entities as of the end, and as of a moment before most rows) vs the source "
+              f"data: {'; '.join(problems) if problems else 'exactly equal, mloop sqlite and redis'}")
+        if "feast online" in checks:
+            print(f"  feast online answer vs the source data: {checks['feast online']}")
+    if problems:
+        sys.exit(1)
 
 
 def report(ours: dict[str, float], redis: dict[str, float], peers: dict[str, dict[str, float]],
@@ -218,15 +299,10 @@ def report(ours: dict[str, float], redis: dict[str, float], peers: dict[str, dic
     table.add_row("materialize CPU time (s)", fmt(ours.get("materialize_cpu_s"), "s"),
                   fmt(redis.get("materialize_cpu_s"), "s"), fmt(online.get("materialize_cpu_s"), "s"), "-",
                   ratio(ours.get("materialize_cpu_s"), online.get("materialize_cpu_s"), False), "-")
-    for n in (1, 100):
-        for q in ("p50", "p99", "p99cpu"):
-            key = f"online{n}_{q}"
-            label = "p99 of CPU time" if q == "p99cpu" else q
-            table.add_row(f"online {n} entit{'y' if n == 1 else 'ies'} x 10, {label} (ms)", _ms(ours.get(key)),
-                          _ms(redis.get(key)), _ms(online.get(key)), "-", ratio(ours.get(key), online.get(key), False),
-                          "-")
     Console(width=200).print(table)
     for name, verdict in checks.items():
+        if name == "feast online":
+            continue
         print(f"  training set vs pandas merge_asof, {name}: {verdict}")
     print(f"  feast version {file.get('version', '-')}")
 

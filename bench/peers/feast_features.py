@@ -74,6 +74,8 @@ def main() -> None:
                 cpu.append(time.thread_time() - cpu_start)
                 times.append(time.perf_counter() - start)
             result.update({f"online{n}_{k}": v for k, v in _percentiles(times, cpu).items()})
+        answer = store.get_online_features(features=refs, entity_rows=[{"entity_id": i} for i in range(100)]).to_dict()
+        result["online100_values"] = {f"f{i}": answer[f"f{i}"] for i in range(10)}  # checked by bench/features.py
     print(json.dumps(result))
 
 

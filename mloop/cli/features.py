@@ -158,13 +158,53 @@ def _report(results: list) -> None:  # type: ignore[type-arg]
 def online(features: list[str] = typer.Argument(None, help="References like view:feature"),
            service: str = typer.Option(None, "--service"),
            entity: list[str] = typer.Option(..., "--entity", help="key=value[,value...] (repeat per key)"),
+           as_of: str = typer.Option(None, "--as-of", help="Replay a past moment: an ISO time with its offset "
+                                     "(2026-10-25T02:30+01:00, ...Z); without one it is read in --timezone, "
+                                     "else UTC. Values newer than it are withheld (status after_as_of)."),
+           timezone: str = typer.Option(None, "--timezone", help="IANA zone (Europe/Paris) of an --as-of "
+                                        "written without offset."),
            repo: str = REPO, project: str = PROJECT, home: str = HOME) -> None:
-    """Read the latest online values for some entities."""
+    """Read the latest online values for some entities (as of now, or as of --as-of)."""
     entities = {}
     for item in entity:
         key, sep, values = item.partition("=")
         if not sep:
             raise InvalidInputError(field="entity", value=item, expected="key=value[,value...]")
         entities[key] = [int(v) if v.lstrip("-").isdigit() else v for v in values.split(",")]
-    result = _store(home, project, repo).online(features or None, service=service, entities=entities)
-    console.print_json(json.dumps(result.to_json(), default=str))
+    when = _instant(as_of, "--as-of", timezone) if as_of is not None else None
+    result = _store(home, project, repo).online(features or None, service=service, entities=entities, as_of=when)
+    out = result.to_json()
+    if when is not None:
+        out["as_of"] = when.astimezone(UTC).isoformat()
+    console.print_json(json.dumps(out, default=str))
+
+
+def _instant(text: str, option: str, zone: str | None) -> datetime:
+    """An ISO time as an aware datetime; a wall time without offset is placed in ``zone`` (default UTC),
+    and refused when that zone skips it (spring forward) or has it twice (fall back)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError(field=option, value=text, expected="an ISO 8601 time such as 2026-10-25T02:30+01:00 "
+                                "or 2026-10-25T00:30Z") from None
+    try:
+        tz = ZoneInfo(zone) if zone is not None else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInputError(field="--timezone", value=zone, expected="an IANA time zone such as Europe/Paris "
+                                "or America/New_York") from None
+    if when.tzinfo is not None:
+        return when
+    first, second = when.replace(tzinfo=tz, fold=0), when.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        kind = "happens twice" if first.astimezone(UTC) < second.astimezone(UTC) else "does not exist"
+        offsets = sorted({_offset(first), _offset(second)})
+        raise InvalidInputError(f"{option}: got {text!r}, which {kind} in {zone} (clocks change that day); "
+                                f"expected a time with its offset, e.g. {text}{offsets[0]} or {text}{offsets[1]}.",
+                                field=option, value=text, expected=f"an unambiguous time in {zone}")
+    return first
+
+
+def _offset(when: datetime) -> str:
+    return when.isoformat()[-6:]

@@ -13,18 +13,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 from mloop.errors import InvalidInputError
-from mloop.features.serving import PRESENT, ServingPlan
-from mloop.features.types import DType, key_expected, key_fits
+from mloop.features.serving import AFTER_AS_OF, NOT_FOUND, PRESENT, ServingPlan
+from mloop.features.types import INT_RANGES, Bool, DType, String, key_expected, key_fits
 
 if TYPE_CHECKING:
     from mloop.features.definitions import FeatureView
     from mloop.features.store import FeatureStore
     from mloop.registry.signature import FieldError
 
-__all__ = ["FeatureLookupError", "check_entity_keys", "entity_key_types", "plan_key_types", "serving_lookup"]
+__all__ = ["FeatureLookupError", "check_entity_keys", "entity_key_types", "key_checker", "keys_surely_fit",
+           "plan_key_types", "serving_lookup"]
 
 Columns = dict[str, list[Any]]
 
@@ -45,15 +45,13 @@ def _error(field: str, expected: str, value: Any, row: int | None, message: str)
 
 
 KeyTypes = dict[str, tuple[str, DType]]
-_plan_key_types: WeakKeyDictionary[ServingPlan, KeyTypes] = WeakKeyDictionary()
 
 
 def plan_key_types(store: FeatureStore, plan: ServingPlan) -> KeyTypes:
     """The declared key types of a compiled plan's entities, read from the registry once per plan."""
-    found = _plan_key_types.get(plan)
-    if found is None:
-        found = _plan_key_types[plan] = entity_key_types(store, [v.view for v in plan.request.views])
-    return found
+    if plan.key_types is None:
+        plan.key_types = entity_key_types(store, [v.view for v in plan.request.views])
+    return plan.key_types
 
 
 def entity_key_types(store: FeatureStore, views: Sequence[FeatureView]) -> KeyTypes:
@@ -66,6 +64,46 @@ def entity_key_types(store: FeatureStore, views: Sequence[FeatureView]) -> KeyTy
                 if kind is not None:
                     out.setdefault(key, (name, kind))
     return out
+
+
+def key_checker(types: KeyTypes) -> Callable[[Any], None]:
+    """``check_entity_keys`` for ``types``, compiled once per serving plan (see ``keys_surely_fit``)."""
+    surely_fit = keys_surely_fit(types)
+
+    def check(entities: Any) -> None:
+        if not surely_fit(entities):
+            check_entity_keys(types, entities)
+
+    return check
+
+
+def keys_surely_fit(types: KeyTypes) -> Callable[[Any], bool]:
+    """A fast test, compiled once, that is True only when every entity key fits its declared type.
+
+    Columns of plain ``int`` (within the declared range), ``str`` or ``bool`` values pass after a few
+    C-level passes (``set(map(type, ...))``, ``min``, ``max``). False means "not sure" (records, NumPy
+    integers, a wrong value): ``wrong_keys`` or ``check_entity_keys`` then have the last word.
+    """
+    fast: list[tuple[str, type, int | None, int | None]] = []
+    for key, (_, kind) in types.items():
+        if kind.name in INT_RANGES:
+            fast.append((key, int, *INT_RANGES[kind.name]))
+        elif kind is String or kind is Bool:
+            fast.append((key, str if kind is String else bool, None, None))
+        else:
+            return lambda entities: False
+
+    def surely_fit(entities: Any) -> bool:
+        if type(entities) is not dict:
+            return False
+        for key, kind, low, high in fast:
+            col = entities.get(key)
+            if type(col) is not list or (col and (set(map(type, col)) != {kind} or (
+                    low is not None and (min(col) < low or max(col) > high)))):  # type: ignore[operator]
+                return False
+        return True
+
+    return surely_fit
 
 
 def check_entity_keys(types: KeyTypes, entities: Any, field: str = "entities") -> None:
@@ -110,6 +148,7 @@ def serving_lookup(store: FeatureStore, service: str, *,
     presence = copy.copy(plan)  # the same reads without transforms: which entities are missing
     presence.on_demand, presence.hidden = [], set()
     types = plan_key_types(store, plan)
+    surely_fit = keys_surely_fit(types)
 
     def lookup(columns: Columns, n: int) -> Columns:
         if outputs and all(o in columns for o in outputs):
@@ -122,10 +161,12 @@ def serving_lookup(store: FeatureStore, service: str, *,
                        f"'{k}' is missing: feature service '{service}' needs {need} (or every feature {outputs})")
                 for k in absent])
         entities = {k: columns[k] for k in plan.entity_keys}
-        wrong = [_error(key, expected, _short(value), row, f"{key}={_short(value)!r} (row {row}): expected {expected}")
-                 for key, row, value, expected in wrong_keys(types, entities)]
-        if wrong:
-            raise FeatureLookupError(wrong)
+        if not surely_fit(entities):
+            wrong = [_error(key, expected, _short(value), row, f"{key}={_short(value)!r} (row {row}): "
+                                                                f"expected {expected}")
+                     for key, row, value, expected in wrong_keys(types, entities)]
+            if wrong:
+                raise FeatureLookupError(wrong)
         request = {k: columns[k] for k in plan.request_columns}
         try:
             result = plan.read(entities, request)
@@ -150,7 +191,9 @@ def _missing(result: Any, plan: ServingPlan, entities: Columns, service: str) ->
                 continue
             value = entities[group.keys[0]][row] if len(group.keys) == 1 else {k: entities[k][row] for k in group.keys}
             field = group.keys[0] if len(group.keys) == 1 else ",".join(group.keys)
-            why = "not in the online store" if status == "not_found" else "expired (older than the view's TTL)"
+            why = {NOT_FOUND: "not in the online store",
+                   AFTER_AS_OF: "only a value newer than the time asked for is online"}.get(
+                status, "expired (older than the view's TTL)")
             errors.append(_error(field, f"an entity with fresh features in view '{group.view}'", value, row,
                                  f"{field}={value!r} (row {row}): {why} for feature view '{group.view}' "
                                  f"of service '{service}'"))

@@ -1,35 +1,62 @@
 """Online retrieval: a serving plan compiled once per feature list (or service), then reused per request.
 
-The plan holds, per feature view, the store's reader (a prepared statement or an
-MGET), the join keys and the TTL; a request only encodes keys, reads, and checks
-event times against the TTL. Values older than the TTL come back as None with
-status ``"expired"``; absent entities come back as None with ``"not_found"``.
+The plan holds, per feature view, the store's reader (a prepared statement or one Redis script call),
+the join keys and the TTL; a request only encodes keys, reads, and checks event times. The online
+store keeps the latest row of each entity only, so each value gets a status:
+
+- ``"present"``: the value (its event time within the TTL of now, or of ``as_of``);
+- ``"not_found"``: nothing stored for the entity (None);
+- ``"expired"``: older than the TTL (None; its event time is still reported);
+- ``"after_as_of"``: reading ``as_of`` a past moment, the stored value is newer than that moment, and
+  the value it replaced is gone: None, and no event time, since returning either would leak the future.
+
+Work per request is a handful of C-level passes over whole columns (``zip``, ``min``, ``max``); the
+per-entity Python loop runs only when some entity is missing, expired or after ``as_of``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mloop.errors import InvalidInputError
-from mloop.features.online.base import BatchReader
+from mloop.features.online.base import BatchReader, Row
 from mloop.features.plan import Request
 
-__all__ = ["OnlineResult", "ServingPlan"]
+__all__ = ["OnlineResult", "ServingPlan", "instant_us"]
 
-PRESENT, NOT_FOUND, EXPIRED = "present", "not_found", "expired"
+PRESENT, NOT_FOUND, EXPIRED, AFTER_AS_OF = "present", "not_found", "expired", "after_as_of"
 SEP = "\x1f"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def instant_us(when: Any, field: str = "as_of") -> int:
+    """Epoch microseconds of a timezone-aware datetime, exactly (no float rounding).
+
+    >>> from zoneinfo import ZoneInfo
+    >>> instant_us(datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Paris")))  # second 02:30
+    1792891800000000
+    """
+    if not isinstance(when, datetime) or when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidInputError(field=field, value=str(when)[:60],
+                                expected="a timezone-aware datetime, e.g. datetime(2026, 1, 1, tzinfo=UTC)")
+    return (when - _EPOCH) // _US
+
+
+def _datetime(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
 
 
 class OnlineResult:
     """Feature values for a list of entities, column-oriented.
 
     - ``values``: output name -> list of values (None when missing)
-    - ``status``: feature view -> list of ``"present" | "not_found" | "expired"``
-    - ``event_times``: feature view -> list of aware datetimes (None when not found)
+    - ``status``: feature view -> list of ``"present" | "not_found" | "expired" | "after_as_of"``
+    - ``event_times``: feature view -> list of aware UTC datetimes (None when not found or after ``as_of``)
     """
 
     __slots__ = ("entities", "values", "status", "_event_us", "_view_of")
@@ -44,12 +71,11 @@ class OnlineResult:
 
     @property
     def event_times(self) -> dict[str, list[datetime | None]]:
-        return {view: [None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC) for us in times]
-                for view, times in self._event_us.items()}
+        return {view: [_datetime(us) for us in times] for view, times in self._event_us.items()}
 
     @property
     def missing(self) -> dict[str, list[bool]]:
-        """Output name -> per entity, True when the value is missing (not found or expired)."""
+        """Output name -> per entity, True when the value is missing (not found, expired or after ``as_of``)."""
         return {out: [s != PRESENT for s in self.status[view]] for out, view in self._view_of.items()
                 if view in self.status}
 
@@ -69,7 +95,7 @@ class OnlineResult:
         return pd.DataFrame(self.to_dict())
 
     def to_json(self) -> dict[str, Any]:
-        times = {v: [None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat() for us in t]
+        times = {v: [None if us is None else _datetime(us).isoformat() for us in t]  # type: ignore[union-attr]
                  for v, t in self._event_us.items()}
         return {"features": self.to_dict(), "status": self.status, "event_times": times}
 
@@ -80,12 +106,16 @@ class _Group:
     keys: tuple[str, ...]
     ttl_us: int | None
     positions: list[tuple[str, int]]  # (output name, index into the stored row)
-    empty: tuple[None, ...] = ()  # a stored row of nulls (missing or expired)
+    width: int = 1  # values in a stored row: the event time, then every feature of the view
     booleans: tuple[str, ...] = ()  # outputs stored as 0/1 by stores without a boolean type
 
 
 class ServingPlan:
-    """A compiled online request: readers, keys, TTLs and transforms resolved once."""
+    """A compiled online request: readers, keys, TTLs and transforms resolved once.
+
+    ``check_keys(entities)`` checks entity keys against their declared types; the store sets it when
+    it compiles the plan (a plan built by hand accepts any key).
+    """
 
     def __init__(self, request: Request, read: BatchReader, stored_index: dict[str, dict[str, int]]) -> None:
         self.request = request
@@ -93,13 +123,15 @@ class ServingPlan:
         self.entity_keys = request.entity_keys
         self.groups: list[_Group] = []
         self.view_of: dict[str, str] = {}
+        self.check_keys: Callable[[Any], None] = lambda entities: None
+        self.key_types: dict[str, Any] | None = None  # {join key: (entity, declared type)}, set by the store
         for v in request.views:
             positions = [(out, stored_index[v.view.name][f] + 1) for f, out in zip(v.features, v.outputs, strict=True)]
-            ttl = int(v.view.ttl.total_seconds() * 1_000_000) if v.view.ttl else None
-            empty = (None,) * (len(stored_index[v.view.name]) + 1)
+            ttl = v.view.ttl // _US if v.view.ttl else None  # exact microseconds, like event times
             types = {f.name: f.dtype.name for f in v.view.schema}
             booleans = tuple(o for f, o in zip(v.features, v.outputs, strict=True) if types[f] == "Bool")
-            self.groups.append(_Group(v.view.name, tuple(v.keys), ttl, positions, empty, booleans))
+            width = len(stored_index[v.view.name]) + 1
+            self.groups.append(_Group(v.view.name, tuple(v.keys), ttl, positions, width, booleans))
             for out, _ in positions:
                 self.view_of[out] = v.view.name
         self.hidden = {o for v in request.views for f, o in zip(v.features, v.outputs, strict=True) if f in v.hidden}
@@ -111,75 +143,58 @@ class ServingPlan:
         """The feature columns a read returns, in order (entity keys come first in ``to_dict``)."""
         return self.request.outputs
 
-    def _keys(self, entities: dict[str, Sequence[Any]], group: _Group) -> list[str]:
-        if len(group.keys) == 1:
-            try:
-                col = entities[group.keys[0]]
-            except KeyError:
-                raise self._missing_key(entities) from None
-            return [str(k) for k in col]
+    def _columns(self, entities: Any) -> tuple[dict[str, Sequence[Any]], int]:
+        """The entity key columns (records turned into columns) and their common length."""
+        if not isinstance(entities, dict):
+            if isinstance(entities, list) and all(isinstance(r, dict) for r in entities):
+                return {k: [r.get(k) for r in entities] for k in self.entity_keys}, len(entities)
+            raise InvalidInputError(field="entities", value=type(entities).__name__,
+                                    expected='a mapping like {"zone_id": [17, 18]} or records [{"zone_id": 17}, ...]')
         try:
-            cols = [entities[k] for k in group.keys]
+            columns = {k: entities[k] for k in self.entity_keys}
         except KeyError:
-            raise self._missing_key(entities) from None
-        return [SEP.join(map(str, row)) for row in zip(*cols, strict=True)]
+            raise InvalidInputError(field="entities", value=sorted(map(str, entities)),
+                                    expected=f"the join keys {self.entity_keys}, each a list of values") from None
+        lengths = set()
+        for key, col in columns.items():
+            if isinstance(col, str | bytes) or not hasattr(col, "__len__"):
+                raise InvalidInputError(field=f"entities.{key}", value=str(col)[:60],
+                                        expected=f'a list of values, e.g. {{"{key}": [17, 18]}}')
+            lengths.add(len(col))
+        if len(lengths) > 1:
+            raise InvalidInputError(field="entities", value={k: len(v) for k, v in columns.items()},
+                                    expected="the same number of values for every key")
+        return columns, lengths.pop() if lengths else 0
 
-    def _missing_key(self, entities: dict[str, Any]) -> InvalidInputError:
-        return InvalidInputError(field="entities", value=sorted(entities),
-                                 expected=f"the join keys {self.entity_keys}, each a list of values")
+    @staticmethod
+    def _keys(columns: dict[str, Sequence[Any]], group: _Group) -> list[str]:
+        if len(group.keys) == 1:
+            return list(map(str, columns[group.keys[0]]))
+        return list(map(SEP.join, zip(*(map(str, columns[k]) for k in group.keys), strict=True)))
 
     def read(self, entities: dict[str, Sequence[Any]] | list[dict[str, Any]],
              request_data: dict[str, Sequence[Any]] | None = None, as_of: datetime | None = None) -> OnlineResult:
-        """Look up every view, flag missing or expired values, then run on-demand transforms.
+        """Look up every view, flag missing, expired or too recent values, then run on-demand transforms.
 
-        TTLs are checked against now, or against ``as_of`` (replaying a past moment).
+        TTLs are checked against now, or against ``as_of`` (a timezone-aware datetime: replaying a past
+        moment), in which case a stored value newer than ``as_of`` is withheld (status ``"after_as_of"``).
         """
-        if not isinstance(entities, dict):
-            if isinstance(entities, list) and all(isinstance(r, dict) for r in entities):
-                entities = {k: [r.get(k) for r in entities] for k in self.entity_keys}  # records
-            else:
-                raise InvalidInputError(field="entities", value=type(entities).__name__,
-                                        expected='a mapping like {"zone_id": [17, 18]} or records '
-                                                 '[{"zone_id": 17}, ...]')
-        now_us = time.time_ns() // 1000 if as_of is None else int(as_of.timestamp() * 1_000_000)
+        columns, n = self._columns(entities)
+        if as_of is None:
+            now_us, limit = time.time_ns() // 1000, None
+        else:
+            now_us = limit = instant_us(as_of)
         values: dict[str, list[Any]] = {}
         status: dict[str, list[str]] = {}
         event_us: dict[str, list[int | None]] = {}
-        key_lists = [self._keys(entities, g) for g in self.groups]
-        n = len(key_lists[0]) if key_lists else 0
-        if any(len(k) != n for k in key_lists):
-            raise InvalidInputError(field="entities", value={k: len(v) for k, v in entities.items()},
-                                    expected="the same number of values for every key")
+        key_lists = [self._keys(columns, g) for g in self.groups]
         for g, rows in zip(self.groups, self._read(key_lists), strict=True):
-            cutoff = None if g.ttl_us is None else now_us - g.ttl_us
-            st: list[str] = [PRESENT] * n
-            ts: list[int | None] = [None] * n
-            clean = rows
-            for i, row in enumerate(rows):
-                if row is None:
-                    st[i] = NOT_FOUND
-                    if clean is rows:
-                        clean = list(rows)
-                    clean[i] = g.empty
-                else:
-                    ts[i] = row[0]
-                    if cutoff is not None and row[0] < cutoff:
-                        st[i] = EXPIRED
-                        if clean is rows:
-                            clean = list(rows)
-                        clean[i] = g.empty
-            status[g.view] = st
-            event_us[g.view] = ts
-            columns = list(zip(*clean, strict=True)) if n else []
-            for out, idx in g.positions:
-                values[out] = list(columns[idx]) if n else []
-            for out in g.booleans:
-                values[out] = [None if v is None else bool(v) for v in values[out]]
+            _fill(g, rows, n, now_us, limit, values, status, event_us)
         if self.on_demand:
-            self._transform(values, request_data or {}, max(n, 0))
+            self._transform(values, request_data or {}, n)
         for out in self.hidden:
             values.pop(out, None)
-        ent = {k: list(entities[k]) for k in self.entity_keys if k in entities}
+        ent = {k: list(v) for k, v in columns.items()}
         return OnlineResult(ent, values, status, event_us, self.view_of)
 
     def _transform(self, values: dict[str, list[Any]], request_data: dict[str, Sequence[Any]], n: int) -> None:
@@ -196,3 +211,31 @@ class ServingPlan:
             out = od.view.transform(frame)
             for f, o in zip(od.features, od.outputs, strict=True):
                 values[o] = [None if isinstance(v, float) and v != v else v for v in out[f].tolist()]
+
+
+def _fill(g: _Group, rows: list[Row | None], n: int, now_us: int, limit: int | None, values: dict[str, list[Any]],
+          status: dict[str, list[str]], event_us: dict[str, list[int | None]]) -> None:
+    """Turn one view's stored rows (in entity order; absent: None or an event time of None) into columns."""
+    if not n:
+        status[g.view], event_us[g.view] = [], []
+        values.update((out, []) for out, _ in g.positions)
+        return
+    absent = (None,) * g.width
+    if None in rows:
+        rows = [absent if r is None else r for r in rows]
+    stored = list(zip(*rows, strict=True))
+    times = stored[0]
+    cutoff = None if g.ttl_us is None else now_us - g.ttl_us
+    if None not in times and (cutoff is None or min(times) >= cutoff) and (limit is None or max(times) <= limit):
+        status[g.view] = [PRESENT] * n  # every entity found, fresh, and not after as_of: no per-entity work
+        event_us[g.view] = list(times)
+    else:  # one pass over the entities, then the same transposition with withheld rows blanked
+        st = [NOT_FOUND if t is None else AFTER_AS_OF if limit is not None and t > limit else
+              EXPIRED if cutoff is not None and t < cutoff else PRESENT for t in times]
+        status[g.view] = st
+        event_us[g.view] = [t if s is PRESENT or s is EXPIRED else None for t, s in zip(times, st, strict=True)]
+        stored = list(zip(*[r if s is PRESENT else absent for r, s in zip(rows, st, strict=True)], strict=True))
+    for out, idx in g.positions:
+        values[out] = list(stored[idx])
+    for out in g.booleans:
+        values[out] = [None if v is None else bool(v) for v in values[out]]

@@ -270,16 +270,16 @@ class FeatureStore:
 
         ``request`` carries the request-time inputs of on-demand views. The serving plan for a given
         feature list or service is compiled on first use and cached (``refresh()`` forgets it).
-        TTLs are checked against now, or ``as_of`` when replaying a past moment.
+        TTLs are checked against now, or against ``as_of`` (a timezone-aware datetime) when replaying
+        a past moment: the online store keeps only the latest value of each entity, so a value whose
+        event time is after ``as_of`` is withheld (None, status ``"after_as_of"``), never returned.
+        ``training_set`` answers any past moment exactly from the offline store.
         """
         key = (service, tuple(features) if features is not None else None, full_names)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._compile(features, service, full_names)
-            self._plans[key] = plan
-        from mloop.features.lookup import check_entity_keys, plan_key_types
-
-        check_entity_keys(plan_key_types(self, plan), entities)
+            plan = self._plans[key] = self._compile(features, service, full_names)
+        plan.check_keys(entities)
         return plan.read(entities, request, as_of)
 
     def serving_plan(self, features: Sequence[str] | None = None, *, service: str | None = None,
@@ -296,7 +296,12 @@ class FeatureStore:
         index = {v.view.name: {f: i for i, f in enumerate(v.view.feature_names)} for v in request.views}
         tables = [(online_table(self.project, v.view.name, v.version), len(v.view.feature_names))
                   for v in request.views]
-        return ServingPlan(request, self.online_store.batch_reader(tables), index)
+        from mloop.features.lookup import entity_key_types, key_checker
+
+        plan = ServingPlan(request, self.online_store.batch_reader(tables), index)
+        types = plan.key_types = entity_key_types(self, [v.view for v in request.views])
+        plan.check_keys = key_checker(types)
+        return plan
 
     def close(self) -> None:
         if self._online is not None:

@@ -54,3 +54,25 @@ def test_bad_definitions_exit_with_a_clear_message(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "feature view 'zone_stats': feature 'x' is missing in the source" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_online_as_of_a_past_moment_with_time_zones(tmp_path: Path) -> None:
+    (tmp_path / "zones").mkdir()
+    # New York falls back on 2026-11-01: 01:30 happens at 05:30Z (-04:00) and again at 06:30Z (-05:00)
+    stamps = pd.to_datetime(["2026-11-01T01:10-04:00", "2026-11-01T01:30-05:00"], utc=True)
+    pd.DataFrame({"zone_id": [1, 2], "x": [1.5, None], "event_timestamp": stamps}).to_parquet(
+        tmp_path / "zones" / "p.parquet")
+    (tmp_path / "features.py").write_text(REPO)
+    assert _mloop("apply", cwd=tmp_path).returncode == 0
+    assert _mloop("materialize", "--end", "2026-11-01T12:00Z", cwd=tmp_path).returncode == 0
+    out = _mloop("online", "--service", "model", "--entity", "zone_id=1,2", "--as-of", "2026-11-01T01:45-04:00",
+                 cwd=tmp_path)
+    got = json.loads(out.stdout)
+    assert got["status"]["zone_stats"] == ["present", "after_as_of"] and got["features"]["x"] == [1.5, None]
+    assert got["as_of"] == "2026-11-01T05:45:00+00:00" and got["event_times"]["zone_stats"][1] is None
+    ambiguous = _mloop("online", "--service", "model", "--entity", "zone_id=2", "--as-of", "2026-11-01T01:45",
+                       "--timezone", "America/New_York", cwd=tmp_path)
+    assert ambiguous.returncode == 2 and "Traceback" not in ambiguous.stderr
+    assert "--as-of: got '2026-11-01T01:45', which happens twice in America/New_York" in ambiguous.stderr
+    bad = _mloop("online", "--service", "model", "--entity", "zone_id=2", "--as-of", "yesterday", cwd=tmp_path)
+    assert bad.returncode == 2 and "--as-of: got 'yesterday', expected an ISO 8601 time" in bad.stderr

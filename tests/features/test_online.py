@@ -203,7 +203,7 @@ def test_redis_answers_several_views_in_one_round_trip(redis_url: str, home: Pat
             if not seen["command"].startswith(("CLIENT", "HELLO")):
                 ours.append(seen["command"].split()[0])
     assert got.to_dict() == {"zone_id": [1, 2], "x": [1.0, None], "y": [20.0, None]}
-    assert ours == ["MGET"]
+    assert ours == ["EVALSHA"]  # one script call MGETs both views
     for table in ("a", "b"):
         store.online_store.drop(f"{store.project}__{table}__v1")
     store.close()
@@ -269,4 +269,108 @@ def test_materialization_bookkeeping_on_postgres(postgres_url: str, home: Path, 
     assert (first.rows, second.rows) == (1, 2)
     assert store.describe("stats")["statistics"][0]["count"] == 2
     assert store.online(["stats:x"], entities={"zone_id": [1, 2]}).values["x"] == [1.0, 2.0]
+    store.close()
+
+
+def test_reading_as_of_a_past_moment_never_returns_a_newer_value_across_dst(online_store: FeatureStore, zone: Entity,
+                                                                            tmp_path: Path) -> None:
+    """Paris falls back on 2026-10-25: 02:30 happens at 00:30Z (+02:00) and again at 01:30Z (+01:00)."""
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+
+    def at(hour: int, minute: int, fold: int = 0, day: int = 25) -> datetime:
+        return datetime(2026, 10, day, hour, minute, fold=fold, tzinfo=paris)
+
+    rows = pd.DataFrame({
+        "zone_id": [1, 1, 2, 3, 5],
+        "x": [1.0, 2.0, 5.0, 7.0, None],
+        "y": [10.0, None, 50.0, 70.0, 90.0],
+        "event_timestamp": pd.Series([at(1, 30), at(2, 30, fold=1), at(2, 10), at(18, 0, day=24), at(2, 40)],
+                                     dtype="datetime64[ns, Europe/Paris]"),
+    })
+    online_store.apply([zone, _view(tmp_path, rows, ttl=timedelta(hours=6))])
+    online_store.materialize(None, at(4, 0, fold=1))
+    refs, entities = ["stats:x", "stats:y"], {"zone_id": [1, 2, 3, 4, 5]}
+
+    # the first 02:45 (00:45Z): zone 1's stored value is from the second 02:30 (01:30Z), later: withheld,
+    # though its wall-clock time is earlier; zone 3 is older than the TTL; zone 4 was never written
+    first = online_store.online(refs, entities=entities, as_of=at(2, 45))
+    assert first.status["stats"] == ["after_as_of", "present", "expired", "not_found", "present"]
+    assert first.values == {"x": [None, 5.0, None, None, None], "y": [None, 50.0, None, None, 90.0]}
+    assert first.event_times["stats"][:2] == [None, at(2, 10).astimezone(UTC)]
+    assert first.missing["x"] == [True, False, True, True, False]
+    assert first.to_json()["event_times"]["stats"][0] is None  # not even when it changed leaks
+
+    second = online_store.online(refs, entities=entities, as_of=at(2, 45, fold=1))  # 01:45Z
+    assert second.status["stats"][:2] == ["present", "present"]
+    assert second.values["x"][:2] == [2.0, 5.0] and second.values["y"][0] is None  # a stored null stays null
+    # the boundary is inclusive, to the microsecond, and any zone names the same instant
+    exact = pd.Timestamp("2026-10-24T21:30:00", tz="America/New_York")  # = 01:30Z = the second 02:30 in Paris
+    assert online_store.online(refs, entities={"zone_id": [1]}, as_of=exact).values["x"] == [2.0]
+    before = exact - pd.Timedelta(microseconds=1)
+    assert online_store.online(refs, entities={"zone_id": [1]}, as_of=before).status["stats"] == ["after_as_of"]
+    with pytest.raises(InvalidInputError, match="as_of") as err:
+        online_store.online(refs, entities={"zone_id": [1]}, as_of=datetime(2026, 10, 25, 2, 45))
+    assert "timezone-aware" in str(err.value)
+
+
+def test_online_reads_keep_key_order_duplicates_and_bounds(online_store: FeatureStore, zone: Entity,
+                                                           tmp_path: Path) -> None:
+    rows = _rows(list(range(1, 1201)), [1] * 1200, [float(i) for i in range(1, 1201)])
+    online_store.apply([zone, _view(tmp_path, rows)])
+    online_store.materialize(None, NOW.to_pydatetime())
+    keys = [1200, 3, 3, 99999, 1, 600] * 200  # more keys than one SQL IN list or one Lua unpack takes
+    got = online_store.online(["stats:y"], entities={"zone_id": keys})
+    want = [None if k > 1200 else k * 10.0 for k in keys]
+    assert got.values["y"] == want and got.to_dict()["zone_id"] == keys
+    assert online_store.online(["stats:y"], entities={"zone_id": []}).to_dict() == {"zone_id": [], "y": []}
+    with pytest.raises(InvalidInputError, match="zone_id") as err:  # an integer beyond Int64
+        online_store.online(["stats:y"], entities={"zone_id": [1, 2**63]})
+    assert "Int64" in str(err.value)
+    with pytest.raises(InvalidInputError, match="entities.zone_id"):  # a string would be read as characters
+        online_store.online(["stats:y"], entities={"zone_id": "12"})
+
+
+def test_sqlite_tables_of_the_column_layout_are_converted_without_changing_a_value(store: FeatureStore, zone: Entity,
+                                                                                  tmp_path: Path) -> None:
+    import sqlite3
+
+    from mloop.features.materialize import online_table
+
+    store.apply([zone, _view(tmp_path, _rows([1], [30], [5.0]))])
+    path = store.online_url[len("sqlite:///"):]
+    table = online_table(store.project, "stats", 1)
+    old = sqlite3.connect(path, isolation_level=None)  # what earlier versions wrote: one column per feature
+    old.execute(f'CREATE TABLE "{table}" (k TEXT PRIMARY KEY, ts INTEGER NOT NULL, f0, f1) WITHOUT ROWID')
+    fresh = int(NOW.timestamp() * 1_000_000)
+    old.executemany(f'INSERT INTO "{table}" VALUES (?, ?, ?, ?)',
+                    [("1", fresh, 0.1 + 0.2, None), ("2", fresh - 1, 1e-300, 2.0**60), ("3", fresh, None, -0.0)])
+    old.close()
+    got = store.online(["stats:x", "stats:y"], entities={"zone_id": [1, 2, 3, 4]})
+    assert got.values == {"x": [0.1 + 0.2, 1e-300, None, None], "y": [None, 2.0**60, -0.0, None]}
+    assert got.status["stats"] == ["present", "present", "present", "not_found"]
+    store.materialize(None, NOW.to_pydatetime())  # an older source row never replaces a converted newer one
+    assert store.online(["stats:x"], entities={"zone_id": [1]}).values["x"] == [0.1 + 0.2]
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [(table,)]
+
+
+def test_redis_reads_survive_a_script_flush_and_refuse_a_corrupt_row(redis_url: str, home: Path, zone: Entity,
+                                                                       tmp_path: Path) -> None:
+    import uuid
+
+    from mloop.errors import BackendError
+
+    store = FeatureStore(home=str(home), project=f"p{uuid.uuid4().hex[:10]}", online_url=redis_url)
+    store.apply([zone, _view(tmp_path, _rows([1, 2, 3], [1, 1, 1], [1.0, 2.0, 3.0]))])
+    store.materialize(None, NOW.to_pydatetime())
+    client = store.online_store.client  # type: ignore[attr-defined]
+    assert store.online(["stats:x"], entities={"zone_id": [1, 2]}).values["x"] == [1.0, 2.0]
+    client.script_flush()  # as after a server restart: the read script is loaded again, once
+    assert store.online(["stats:x"], entities={"zone_id": [2, 3]}).values["x"] == [2.0, 3.0]
+    client.set(f"mloop:{store.project}:{store.project}__stats__v1:2", b"[1, 2.0], [3")  # shifts later rows
+    with pytest.raises(BackendError, match="malformed|not a feature row"):
+        store.online(["stats:x"], entities={"zone_id": [1, 2, 3]})
+    store.online_store.drop(f"{store.project}__stats__v1")
     store.close()
