@@ -75,3 +75,18 @@ def test_naming_many_projects_keeps_a_bounded_number_of_stores(server: LiveServe
         assert http.get("/api/features/definitions").json()  # the default project still answers
     stores = server.app.state.feature_stores
     assert len(stores) == MAX_STORES and "default" in stores and "p0" not in stores
+
+
+def test_online_as_of_over_rest_never_returns_a_later_value(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url + "/api/features", timeout=30) as http:
+        assert http.post("/materialize", json={"end": (NOW + pd.Timedelta(seconds=1)).isoformat()}).status_code == 200
+        body = {"features": ["stats:x"], "entities": {"zone_id": [1, 2]}}
+        before = http.post("/online", json={**body, "as_of": (NOW - pd.Timedelta(hours=2)).isoformat()}).json()
+        assert before["features"]["x"] == [None, None]
+        assert before["status"]["stats"] == ["after_as_of", "after_as_of"]
+        after = http.post("/online", json={**body, "as_of": NOW.tz_convert("Europe/Paris").isoformat()}).json()
+        assert after["features"]["x"] == [1.0, 2.0] and after["status"]["stats"] == ["present", "present"]
+        naive = http.post("/online", json={**body, "as_of": "2026-03-29T02:30:00"})
+        assert naive.status_code == 422 and "as_of" in naive.text
+        number = http.post("/online", json={**body, "as_of": 1767225600})
+        assert number.status_code == 422 and "as_of" in number.text

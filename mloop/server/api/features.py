@@ -29,19 +29,6 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class OnlineIn(_Body):
-    features: list[str] | None = None
-    service: str | None = None
-    entities: dict[str, list[Any]]
-    request: dict[str, list[Any]] | None = None
-    full_names: StrictBool = False
-
-
-class PushIn(_Body):
-    rows: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
-    to: str = "online"
-
-
 def _iso_text(value: Any) -> Any:
     # pydantic would read a number as seconds since 1970; the API documents ISO 8601 text
     if not isinstance(value, str | datetime):
@@ -50,6 +37,20 @@ def _iso_text(value: Any) -> Any:
 
 
 IsoTime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
+class OnlineIn(_Body):
+    features: list[str] | None = None
+    service: str | None = None
+    entities: dict[str, list[Any]]
+    request: dict[str, list[Any]] | None = None
+    full_names: StrictBool = False
+    as_of: IsoTime | None = None
+
+
+class PushIn(_Body):
+    rows: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+    to: str = "online"
 
 
 class MaterializeIn(_Body):
@@ -95,9 +96,10 @@ def describe(name: TextPath, request: Request, project: Project = "default",
 
 @router.post("/online", responses=error_responses(404))
 def online(body: OnlineIn, request: Request, project: Project = "default") -> dict[str, Any]:
-    """Latest values for ``entities`` with per-view status (present / not_found / expired) and event times."""
+    """Latest values for ``entities`` with per-view status (present / not_found / expired / after_as_of) and
+    event times; ``as_of`` (ISO 8601 with a zone) replays a past moment and never returns a later value."""
     result = store_for(request, project).online(body.features, service=body.service, entities=body.entities,
-                                                request=body.request, full_names=body.full_names)
+                                                request=body.request, full_names=body.full_names, as_of=body.as_of)
     return result.to_json()
 
 
