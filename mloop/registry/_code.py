@@ -19,6 +19,7 @@ model that carries code loads only with ``trusted=True`` (see ``mloop.registry.f
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
@@ -27,7 +28,8 @@ from typing import Any
 
 from mloop.errors import InvalidInputError
 
-__all__ = ["CODE_DIR", "CodePlan", "activate_code", "copy_code", "plan_code_paths", "requirements_for"]
+__all__ = ["CODE_DIR", "CodePlan", "activate_code", "canonical_name", "check_requirements", "copy_code",
+           "parse_requirement", "plan_code_paths", "requirements_for"]
 
 CODE_DIR = "code"
 MAX_CODE_FILES = 2_000
@@ -45,24 +47,30 @@ def requirements_for(pip_requirements: list[str] | None, extra_pip_requirements:
     ``extra_pip_requirements`` are added either way, a line for a package already listed replacing that line.
     """
     if pip_requirements is not None:
-        base = _check_lines("pip_requirements", pip_requirements)
+        base = check_requirements("pip_requirements", pip_requirements)
     else:
         base = [f"{name}=={version}" for name, version in inferred.items()]
-    extra = _check_lines("extra_pip_requirements", extra_pip_requirements) if extra_pip_requirements else []
+    extra = check_requirements("extra_pip_requirements", extra_pip_requirements) if extra_pip_requirements else []
     by_name: dict[str, str] = {}
     for line in base + extra:
-        by_name[_parse(line, "requirements").name.lower().replace("_", "-")] = line
+        by_name[canonical_name(parse_requirement(line, "requirements").name)] = line
     lines = list(by_name.values())
     pins: dict[str, str] = {}
     for line in lines:
-        req = _parse(line, "requirements")
+        req = parse_requirement(line, "requirements")
         specs = list(req.specifier)
         if len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version:
             pins[req.name] = specs[0].version
     return lines, pins
 
 
-def _check_lines(field: str, value: Any) -> list[str]:
+def canonical_name(name: str) -> str:
+    """A distribution name as the package index compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def check_requirements(field: str, value: Any) -> list[str]:
+    """``value`` as a list of stripped requirement lines, each checked by ``parse_requirement``."""
     if isinstance(value, str) or not isinstance(value, list | tuple):
         raise InvalidInputError(field=field, value=value,
                                 expected="a list of requirement strings such as ['pandas>=2', 'mylib==1.2']")
@@ -72,12 +80,13 @@ def _check_lines(field: str, value: Any) -> list[str]:
     for i, line in enumerate(value):
         if not isinstance(line, str):
             raise InvalidInputError(field=f"{field}[{i}]", value=line, expected="a requirement string")
-        _parse(line.strip(), f"{field}[{i}]")
+        parse_requirement(line.strip(), f"{field}[{i}]")
         lines.append(line.strip())
     return lines
 
 
-def _parse(line: str, field: str) -> Any:
+def parse_requirement(line: str, field: str) -> Any:
+    """``line`` as a ``packaging`` Requirement, or InvalidInputError naming ``field`` (options and URLs too)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
     expected = ("a PEP 508 requirement such as 'pandas>=2' or 'mylib==1.2' (no pip options such as "
