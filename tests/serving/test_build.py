@@ -46,6 +46,11 @@ def test_context_pins_the_manifest_and_copies_the_version(registry, tmp_path) ->
     assert os.access(out / "entrypoint.sh", os.X_OK)
     with pytest.raises(InvalidInputError, match="empty or new folder"):
         build_context(f"models:/{MODEL}@challenger", out, client=registry)
+    # an extra line is a requirement, never a pip option that would redirect where the image installs from
+    with pytest.raises(InvalidInputError, match="PEP 508") as info:
+        build_context(f"models:/{MODEL}@challenger", tmp_path / "other", client=registry,
+                      extra_requirements=["gunicorn==23.0.0", "--extra-index-url https://example.org/simple"])
+    assert info.value.field == "requirement[1]" and not (tmp_path / "other").exists()
 
 
 def test_entrypoint_serves_the_model(model_dir, tmp_path) -> None:
