@@ -91,7 +91,7 @@ def test_context_installs_in_a_fresh_virtualenv_and_serves(model_dir, tmp_path) 
     venv.create(env_dir, with_pip=True, symlinks=True)
     python = env_dir / "bin" / "python"
     # wheels only: nothing is built from source, so nothing but the pinned packages is fetched or run
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--only-binary", ":all:",
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-compile", "--only-binary", ":all:",
                               "--disable-pip-version-check", "-r", "requirements.txt"],
                              cwd=out, env=clean, capture_output=True, text=True, timeout=360)
     assert install.returncode == 0, install.stderr[-3000:]
