@@ -29,7 +29,9 @@ class ActiveRun(RunContext):
                   signature: Any = None, artifact_path: str = "model", flavor: str | None = None,
                   description: str = "", tags: dict[str, Any] | None = None,
                   extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
-                  training_data: Any = None, unknown_categories: str | None = None) -> Any:
+                  training_data: Any = None, unknown_categories: str | None = None,
+                  pip_requirements: list[str] | None = None, extra_pip_requirements: list[str] | None = None,
+                  code_paths: list[Any] | None = None) -> Any:
         """Save ``model`` (flavor detected) with its manifest under this run; with ``name`` register a version.
 
         Returns the new ``ModelVersion`` when ``name`` is given, else a ``LoggedModel`` with its ``runs:/`` URI.
@@ -37,13 +39,17 @@ class ActiveRun(RunContext):
         inside the model, e.g. the training data's schema and profile. ``training_data`` (the training
         frame) says which columns may be null; ``unknown_categories`` ("reject" or "missing") what a value
         outside a category column's categories gets (see ``mloop.registry.save_model``).
+        ``pip_requirements`` replaces the inferred requirements, ``extra_pip_requirements`` adds to them;
+        ``code_paths`` (``["mymodule.py", "mypkg"]``) copies your own modules into the model so its classes
+        load elsewhere, which then needs ``load_model(..., trusted=True)``: importing that code runs it.
         """
         from mloop.registry import log_model
 
         return log_model(self, model, name, input_example=input_example, signature=signature,
                          artifact_path=artifact_path, flavor=flavor, description=description, tags=tags,
                          extra_files=extra_files, metadata=metadata, training_data=training_data,
-                         unknown_categories=unknown_categories)
+                         unknown_categories=unknown_categories, pip_requirements=pip_requirements,
+                         extra_pip_requirements=extra_pip_requirements, code_paths=code_paths)
 
     def log_schema(self, schema_or_data: Any, dataset: str = "train") -> Any:
         """Attach a schema (inferred when given data) to the dataset ``dataset`` of this run; see mloop.validation."""

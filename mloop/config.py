@@ -35,6 +35,7 @@ _ENV = {
     "allowed_origins": "MLOOP_ALLOWED_ORIGINS",
     "webhook_allow_hosts": "MLOOP_WEBHOOK_ALLOW_HOSTS",
     "max_future_skew_seconds": "MLOOP_MAX_FUTURE_SKEW_SECONDS",
+    "prediction_log_retention_days": "MLOOP_PREDICTION_LOG_RETENTION_DAYS",
 }
 
 # Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
@@ -61,6 +62,8 @@ class Settings:
     webhook_allow_hosts: tuple[str, ...] = ()  # hosts, IPs or networks webhooks may reach although private
     # how far past now a pushed feature's event time may be (newer wins online: a far-future row would stick)
     max_future_skew_seconds: float = 300.0
+    # `mloop gc` deletes the prediction log's (and feedback labels') days older than this; 0 keeps them forever
+    prediction_log_retention_days: float = 90.0
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:
@@ -95,6 +98,8 @@ class Settings:
         for name in ("heartbeat_seconds", "heartbeat_timeout_seconds", "max_future_skew_seconds"):
             if name in values:
                 values[name] = _positive_float(name, values[name])
+        if "prediction_log_retention_days" in values:
+            values["prediction_log_retention_days"] = _days(values["prediction_log_retention_days"])
         for name in ("max_request_bytes", "max_artifact_bytes"):
             if name in values:
                 values[name] = _positive_int(name, values[name])
@@ -147,6 +152,17 @@ def _positive_float(name: str, value: Any) -> float:
         number = -1.0
     if not number > 0:
         raise InvalidInputError(field=name, value=value, expected="a positive number of seconds")
+    return number
+
+
+def _days(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0 <= number < 1e6 or isinstance(value, bool):
+        raise InvalidInputError(field="prediction_log_retention_days", value=value,
+                                expected="a number of days >= 0 (0 keeps the prediction log forever)")
     return number
 
 

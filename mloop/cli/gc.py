@@ -26,12 +26,25 @@ def parse_age(text: str) -> timedelta:
 @app.command()
 def gc(
     older_than: str = typer.Option("30d", "--older-than", help="Purge what was deleted longer ago than this."),
+    prediction_days: float = typer.Option(
+        None, "--prediction-log-retention-days", min=0,
+        help="Delete prediction log days older than this (default: the prediction_log_retention_days setting, "
+             "90; 0 keeps them)."),
     home: str = typer.Option(None, "--home", help="mloop home folder."),
 ) -> None:
-    """Purge deleted runs and experiments with their artifacts (never what a registered model needs)."""
+    """Purge deleted runs and experiments with their artifacts (never what a registered model needs), deleted
+    flow runs with their tasks, artifacts and logs, and prediction log days past their retention."""
+    from mloop.serving.predlog import purge_predictions
     from mloop.tracking import TrackingClient
 
-    result = TrackingClient(settings_from(home)).gc(parse_age(older_than))
+    settings = settings_from(home)
+    result = TrackingClient(settings).gc(parse_age(older_than))
+    kept = [f"{result['kept_for_registry']} runs that registered models need" if result["kept_for_registry"] else "",
+            f"{result['kept_for_flows']} flow runs while flows run (gc again once they end)"
+            if result.get("kept_for_flows") else ""]
     console.print(f"purged {result['runs']} runs, {result['experiments']} experiments, {result['files']} files"
-                  + (f"; kept {result['kept_for_registry']} runs that registered models need"
-                     if result["kept_for_registry"] else ""))
+                  + "".join(f"; kept {k}" for k in kept if k), highlight=False)
+    predictions = purge_predictions(settings, retention_days=prediction_days)
+    retention = settings.prediction_log_retention_days if prediction_days is None else prediction_days
+    console.print(f"prediction log: deleted {predictions['days']} days ({predictions['files']} files) older than "
+                  f"{retention:g} days" if retention else "prediction log: kept whole (retention 0)", highlight=False)

@@ -72,7 +72,9 @@ def _show_version(registry, name: str, version: int) -> None:  # type: ignore[no
             ("artifact uri", registry.artifact_uri(name, version)), ("created", _when(found.created)),
             ("creator", found.creator), ("aliases", ", ".join(found.aliases)), ("description", found.description),
             ("python", manifest.get("python", "")),
-            ("requirements", ", ".join(f"{k}=={v}" for k, v in (manifest.get("requirements") or {}).items())),
+            ("requirements", ", ".join(manifest.get("pip_requirements")
+                                       or [f"{k}=={v}" for k, v in (manifest.get("requirements") or {}).items()])),
+            ("code", ", ".join(manifest.get("code_paths") or [])),
             ("extra files", ", ".join(manifest.get("extra_files") or []))]
     rows += [(f"metrics.{k}", f"{v:g}") for k, v in sorted(found.metrics.items())]
     rows += [(f"tag {k}", v) for k, v in sorted(found.tags.items())]

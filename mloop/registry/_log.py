@@ -51,13 +51,17 @@ def log_model(run: RunContext, model: Any, name: str | None = None, *, input_exa
               signature: Signature | dict[str, Any] | None = None, artifact_path: str = "model",
               flavor: str | None = None, description: str = "", tags: dict[str, Any] | None = None,
               extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
-              training_data: Any = None, unknown_categories: str | None = None) -> ModelVersion | LoggedModel:
+              training_data: Any = None, unknown_categories: str | None = None,
+              pip_requirements: list[str] | None = None, extra_pip_requirements: list[str] | None = None,
+              code_paths: list[str | Path] | None = None,
+              ) -> ModelVersion | LoggedModel:
     """Save ``model`` under the run at ``artifact_path``; with ``name`` also register it as a new version.
 
     ``extra_files`` and ``metadata`` travel inside the model folder (see ``save_model``), and so do
-    ``training_data`` (which columns may be null) and ``unknown_categories``. Without
-    ``training_data``, the schema the run logged for its ``train`` dataset (``run.log_schema``)
-    says which columns may be null, when there is one.
+    ``training_data`` (which columns may be null), ``unknown_categories`` and the packaging options
+    ``pip_requirements``, ``extra_pip_requirements`` and ``code_paths``. Without ``training_data``,
+    the schema the run logged for its ``train`` dataset (``run.log_schema``) says which columns may
+    be null, when there is one.
     """
     run.flush()  # the version snapshots the run's metrics
     if training_data is None and signature is None:
@@ -65,7 +69,9 @@ def log_model(run: RunContext, model: Any, name: str | None = None, *, input_exa
     return log_model_to_run(run.client.settings, run.run_id, model, name, input_example=input_example,
                             signature=signature, artifact_path=artifact_path, flavor=flavor,
                             description=description, tags=tags, extra_files=extra_files, metadata=metadata,
-                            training_data=training_data, unknown_categories=unknown_categories)
+                            training_data=training_data, unknown_categories=unknown_categories,
+                            pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements,
+                            code_paths=code_paths)
 
 
 def _logged_schema(run: RunContext) -> Any:
@@ -86,8 +92,15 @@ def log_model_to_run(settings: Settings, run_id: str, model: Any, name: str | No
                      artifact_path: str = "model", flavor: str | None = None, description: str = "",
                      tags: dict[str, Any] | None = None, extra_files: dict[str, Any] | None = None,
                      metadata: dict[str, Any] | None = None, training_data: Any = None,
-                     unknown_categories: str | None = None) -> ModelVersion | LoggedModel:
-    """``log_model`` for a run by id (finished runs too): the model trained in a run, saved under it afterwards."""
+                     unknown_categories: str | None = None,
+                     pip_requirements: list[str] | None = None, extra_pip_requirements: list[str] | None = None,
+                     code_paths: list[str | Path] | None = None,
+                     ) -> ModelVersion | LoggedModel:
+    """``log_model`` for a run by id (finished runs too): the model trained in a run, saved under it afterwards.
+
+    ``pip_requirements`` replaces the inferred requirements, ``extra_pip_requirements`` adds to them, and
+    ``code_paths`` copies the user's modules into the model (loading it then needs ``trusted=True``).
+    """
     check_artifact_path(artifact_path, "artifact_path")
     registry = registry_for(settings)
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +108,8 @@ def log_model_to_run(settings: Settings, run_id: str, model: Any, name: str | No
         manifest = save_model(model, folder, flavor=flavor, signature=signature,  # type: ignore[arg-type]
                               input_example=input_example, run_id=run_id, artifact_path=artifact_path,
                               extra_files=extra_files, metadata=metadata, training_data=training_data,
-                              unknown_categories=unknown_categories)
+                              unknown_categories=unknown_categories, pip_requirements=pip_requirements,
+                              extra_pip_requirements=extra_pip_requirements, code_paths=code_paths)
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             registry.runs.put_artifact(run_id, f"{artifact_path}/{path.relative_to(folder).as_posix()}", path)
     uri = f"runs:/{run_id}/{artifact_path}"

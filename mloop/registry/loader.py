@@ -25,8 +25,9 @@ import pandas as pd
 
 from mloop.config import Settings
 from mloop.errors import NotFoundError
+from mloop.registry._code import activate_code
 from mloop.registry.flavors import Trust, get_flavor
-from mloop.registry.flavors._trust import normalize
+from mloop.registry.flavors._trust import normalize, require_full
 from mloop.registry.packaging import EXTRA, read_example, read_manifest, requirement_mismatches, verify_files
 from mloop.registry.signature import FieldError, Signature, to_frame
 from mloop.registry.uri import parse_uri
@@ -114,7 +115,9 @@ def load_model(uri: str | Path, *, trusted: bool | list[str] = False, client: An
     nothing that could run code is constructed unless trusted: pickled and TorchScript flavors
     need ``trusted=True`` (you trust the model's author); a scikit-learn model may refer only
     to the types and functions on mloop's list (``mloop.registry.flavors._trust``) plus the
-    full dotted names you pass as ``trusted=["mypkg.MyTransformer", ...]``.
+    full dotted names you pass as ``trusted=["mypkg.MyTransformer", ...]``. A model logged with
+    ``code_paths`` carries Python code that is imported when it loads, so it needs ``trusted=True``;
+    its ``code/`` folder then goes first on ``sys.path``.
 
     The flavor's native object is kept per content (the sha256s of the files, which were
     just verified), so loading the same bytes again, under any URI, skips deserializing:
@@ -150,6 +153,10 @@ NATIVE_CACHE_SIZE = 16
 def _native(folder: Path, manifest: dict[str, Any], trusted: Trust, cache: bool) -> Any:
     flavor = get_flavor(str(manifest["flavor"]))
     options = manifest.get("flavor_options") or {}
+    if manifest.get("code_paths"):
+        require_full(trusted, flavor.name, f"carries Python code ({', '.join(manifest['code_paths'])}) that runs "
+                     "when it loads.")
+        activate_code(folder)
     if not cache:
         return flavor.load(folder, options, trusted)
     trust_key = trusted if isinstance(trusted, bool) else tuple(sorted(trusted))

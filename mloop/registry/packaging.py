@@ -34,6 +34,7 @@ import yaml
 from mloop._util.clock import now_ms
 from mloop._util.names import check_artifact_path
 from mloop.errors import ConflictError, InvalidInputError, NotFoundError
+from mloop.registry._code import CODE_DIR, copy_code, plan_code_paths, requirements_for
 from mloop.registry.flavors import Flavor, detect, get_flavor
 from mloop.registry.signature import Signature, infer_signature, to_frame
 
@@ -49,7 +50,10 @@ _EXAMPLE_ROWS = 5
 def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, signature: Signature | None = None,
                input_example: Any = None, run_id: str | None = None, artifact_path: str | None = None,
                extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
-               training_data: Any = None, unknown_categories: str | None = None) -> dict[str, Any]:
+               training_data: Any = None, unknown_categories: str | None = None,
+               pip_requirements: list[str] | None = None, extra_pip_requirements: list[str] | None = None,
+               code_paths: list[str | Path] | None = None,
+               ) -> dict[str, Any]:
     """Write ``model`` into ``folder`` (created; must be empty) with its manifest; returns the manifest.
 
     The signature, unless given, is inferred from ``input_example`` (or from ``training_data``
@@ -65,14 +69,22 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
     ``extra/<name>``, are covered by the sha256 check, and a loaded model reads them back with
     ``model.extra_file(name)``. ``metadata`` is a small JSON-able mapping kept in the manifest
     (``model.metadata``). Both are how a training schema or data profile is attached to a version.
+
+    ``pip_requirements`` replaces the requirements mloop infers (mloop and the flavor's libraries, pinned to
+    the installed versions), ``extra_pip_requirements`` adds to them; ``code_paths`` copies the user's own
+    modules and packages into the model, which then loads only with ``trusted=True`` (see
+    ``mloop.registry._code``).
     """
     target = Path(folder)
     extras = _check_extras(extra_files)
     meta = _check_metadata(metadata)
+    code_plan = plan_code_paths(code_paths)
     target.mkdir(parents=True, exist_ok=True)
     if any(target.iterdir()):
         raise InvalidInputError(field="path", value=str(target), expected="an empty or new folder")
     chosen: Flavor = get_flavor(flavor) if flavor else detect(model)
+    requirement_lines, pins = requirements_for(pip_requirements, extra_pip_requirements,
+                                               installed_versions(("mloop", *chosen.packages)))
     example = _example(input_example)
     signature = _signature(chosen, model, signature, example, training_data, unknown_categories)
     options = chosen.save(model, target, example)
@@ -82,6 +94,7 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
     for name, data in extras.items():
         (target / EXTRA / name).parent.mkdir(parents=True, exist_ok=True)
         (target / EXTRA / name).write_bytes(data)
+    code = copy_code(code_plan, target)
     manifest = {
         "format_version": FORMAT_VERSION,
         "flavor": chosen.name,
@@ -89,7 +102,9 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
         "signature": signature.to_dict() if signature is not None else None,
         "input_example": _EXAMPLE if example is not None else None,
         "python": platform.python_version(),
-        "requirements": installed_versions(("mloop", *chosen.packages)),
+        "requirements": pins,
+        "pip_requirements": requirement_lines,
+        "code_paths": [f"{CODE_DIR}/{name}" for name in code],
         "run_id": run_id,
         "artifact_path": artifact_path,
         "created": now_ms(),
@@ -315,6 +330,14 @@ def _check_file_names(manifest: dict[str, Any]) -> None:
         raise InvalidInputError(field="manifest.flavor_options", value=options, expected="a mapping")
     if options and "file" in options:
         check_artifact_path(options["file"], "manifest.flavor_options.file")
+    for key in ("pip_requirements", "code_paths"):
+        value = manifest.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            raise InvalidInputError(field=f"manifest.{key}", value=value, expected="a list of strings")
+    for name in manifest.get("code_paths") or ():
+        check_artifact_path(name, "manifest.code_paths")
+        if not name.startswith(f"{CODE_DIR}/") or name.count("/") != 1:
+            raise InvalidInputError(field="manifest.code_paths", value=name, expected=f"'{CODE_DIR}/<module>'")
 
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

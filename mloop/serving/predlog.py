@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -36,9 +37,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop.config import Settings
+from mloop.errors import InvalidInputError
 from mloop.store.blob import open_blob_store
 
-__all__ = ["PredictionLog", "read_predictions"]
+__all__ = ["PredictionLog", "purge_predictions", "read_predictions"]
 
 PREFIX = "predictions"
 FEEDBACK = "_feedback"
@@ -202,3 +204,40 @@ def read_predictions(settings: Settings, model: str | None = None, *, with_feedb
     labels = labels.sort_values("time", kind="stable").drop_duplicates("id", keep="last")
     labels = labels.rename(columns={"time": "label_time"})
     return frame.merge(labels, on="id", how="left")
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def purge_predictions(settings: Settings, *, retention_days: float | None = None, now: datetime | None = None
+                      ) -> dict[str, int]:
+    """Delete the prediction log's day folders (predictions and feedback labels) older than the retention.
+
+    ``retention_days`` defaults to ``settings.prediction_log_retention_days`` (``0`` keeps everything). A day
+    goes once all of it is older than ``now - retention_days``; folders not named like a day are left alone.
+    ``mloop gc`` calls it. Returns ``{"days": folders removed, "files": files removed}``.
+
+    >>> import tempfile
+    >>> purge_predictions(Settings.load(home=tempfile.mkdtemp()))
+    {'days': 0, 'files': 0}
+    """
+    days = settings.prediction_log_retention_days if retention_days is None else retention_days
+    if isinstance(days, bool) or not isinstance(days, int | float) or not days >= 0:
+        raise InvalidInputError(field="retention_days", value=retention_days, expected="a number of days >= 0")
+    if days == 0:
+        return {"days": 0, "files": 0}
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    blobs = open_blob_store(settings.artifact_root)
+    stale = set()
+    for key in blobs.list(f"{PREFIX}/"):
+        parts = key.split("/")
+        # predictions/<model>/<day>/<part>.parquet and predictions/_feedback/<day>/<part>.parquet
+        if len(parts) == 4 and _DAY.fullmatch(parts[2]):
+            try:
+                day = datetime.strptime(parts[2], "%Y-%m-%d").replace(tzinfo=UTC)
+            except ValueError:
+                continue
+            if day + timedelta(days=1) <= cutoff:
+                stale.add("/".join(parts[:3]))
+    files = sum(blobs.delete(folder) for folder in sorted(stale))
+    return {"days": len(stale), "files": files}

@@ -34,10 +34,12 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 class SqlTrackingRepository:
     """Runs, metrics and params in the metadata database; artifact bytes in a BlobStore."""
 
-    def __init__(self, db: Database, blobs: BlobStore, heartbeat_timeout_ms: int = 300_000) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, heartbeat_timeout_ms: int = 300_000,
+                 home: str | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.heartbeat_timeout_ms = heartbeat_timeout_ms
+        self.home = home  # local files that purging a run also removes (a flow run's task logs)
 
     # ---------------------------------------------------------------- experiments
     def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> Experiment:

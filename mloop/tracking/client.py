@@ -34,7 +34,8 @@ def open_repository(settings: Settings) -> TrackingRepository:
     from mloop.tracking._sql import SqlTrackingRepository
 
     return SqlTrackingRepository(open_database(settings.db_url), open_blob_store(settings.artifact_root),
-                                 heartbeat_timeout_ms=int(settings.heartbeat_timeout_seconds * 1000))
+                                 heartbeat_timeout_ms=int(settings.heartbeat_timeout_seconds * 1000),
+                                 home=settings.home)
 
 
 @dataclass(frozen=True, slots=True)

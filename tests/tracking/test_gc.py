@@ -51,5 +51,5 @@ def test_gc_purges_deleted_experiments(client: TrackingClient) -> None:
         run.log_metric("m", 1.0)
     client.delete_experiment("old")
     result = client.gc(older_than=timedelta(0))
-    assert result == {"runs": 1, "experiments": 1, "files": 0, "kept_for_registry": 0}
+    assert result == {"runs": 1, "experiments": 1, "files": 0, "kept_for_registry": 0, "kept_for_flows": 0}
     assert "old" not in [e.name for e in client.list_experiments(include_deleted=True)]
