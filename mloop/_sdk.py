@@ -28,18 +28,20 @@ class ActiveRun(RunContext):
     def log_model(self, model: Any, name: str | None = None, *, input_example: Any = None,
                   signature: Any = None, artifact_path: str = "model", flavor: str | None = None,
                   description: str = "", tags: dict[str, Any] | None = None,
-                  extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> Any:
+                  extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
+                  predict_output: str | None = None) -> Any:
         """Save ``model`` (flavor detected) with its manifest under this run; with ``name`` register a version.
 
         Returns the new ``ModelVersion`` when ``name`` is given, else a ``LoggedModel`` with its ``runs:/`` URI.
         ``extra_files`` (``{name: path | bytes | dict}``) and ``metadata`` (a JSON-able mapping) are stored
-        inside the model, e.g. the training data's schema and profile.
+        inside the model, e.g. the training data's schema and profile. ``predict_output="proba"`` makes a
+        classifier answer class probabilities by default (in ``load_model``, ``mloop serve``, ``batch-predict``).
         """
         from mloop.registry import log_model
 
         return log_model(self, model, name, input_example=input_example, signature=signature,
                          artifact_path=artifact_path, flavor=flavor, description=description, tags=tags,
-                         extra_files=extra_files, metadata=metadata)
+                         extra_files=extra_files, metadata=metadata, predict_output=predict_output)
 
     def log_schema(self, schema_or_data: Any, dataset: str = "train") -> Any:
         """Attach a schema (inferred when given data) to the dataset ``dataset`` of this run; see mloop.validation."""

@@ -51,22 +51,25 @@ def log_model(run: RunContext, model: Any, name: str | None = None, *, input_exa
               signature: Signature | dict[str, Any] | None = None, artifact_path: str = "model",
               flavor: str | None = None, description: str = "", tags: dict[str, Any] | None = None,
               extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
-              ) -> ModelVersion | LoggedModel:
+              predict_output: str | None = None) -> ModelVersion | LoggedModel:
     """Save ``model`` under the run at ``artifact_path``; with ``name`` also register it as a new version.
 
-    ``extra_files`` and ``metadata`` travel inside the model folder (see ``save_model``).
+    ``extra_files`` and ``metadata`` travel inside the model folder (see ``save_model``); so does
+    ``predict_output``, what the model answers by default ("label", "proba" or "both").
     """
     run.flush()  # the version snapshots the run's metrics
     return log_model_to_run(run.client.settings, run.run_id, model, name, input_example=input_example,
                             signature=signature, artifact_path=artifact_path, flavor=flavor,
-                            description=description, tags=tags, extra_files=extra_files, metadata=metadata)
+                            description=description, tags=tags, extra_files=extra_files, metadata=metadata,
+                            predict_output=predict_output)
 
 
 def log_model_to_run(settings: Settings, run_id: str, model: Any, name: str | None = None, *,
                      input_example: Any = None, signature: Signature | dict[str, Any] | None = None,
                      artifact_path: str = "model", flavor: str | None = None, description: str = "",
                      tags: dict[str, Any] | None = None, extra_files: dict[str, Any] | None = None,
-                     metadata: dict[str, Any] | None = None) -> ModelVersion | LoggedModel:
+                     metadata: dict[str, Any] | None = None, predict_output: str | None = None,
+                     ) -> ModelVersion | LoggedModel:
     """``log_model`` for a run by id (finished runs too): the model trained in a run, saved under it afterwards."""
     check_artifact_path(artifact_path, "artifact_path")
     registry = registry_for(settings)
@@ -74,7 +77,7 @@ def log_model_to_run(settings: Settings, run_id: str, model: Any, name: str | No
         folder = Path(tmp) / "model"
         manifest = save_model(model, folder, flavor=flavor, signature=signature,  # type: ignore[arg-type]
                               input_example=input_example, run_id=run_id, artifact_path=artifact_path,
-                              extra_files=extra_files, metadata=metadata)
+                              extra_files=extra_files, metadata=metadata, predict_output=predict_output)
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             registry.runs.put_artifact(run_id, f"{artifact_path}/{path.relative_to(folder).as_posix()}", path)
     uri = f"runs:/{run_id}/{artifact_path}"

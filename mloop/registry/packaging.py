@@ -47,7 +47,7 @@ _EXAMPLE_ROWS = 5
 def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, signature: Signature | None = None,
                input_example: Any = None, run_id: str | None = None, artifact_path: str | None = None,
                extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
-               ) -> dict[str, Any]:
+               predict_output: str | None = None) -> dict[str, Any]:
     """Write ``model`` into ``folder`` (created; must be empty) with its manifest; returns the manifest.
 
     ``extra_files`` travel with the model (``{name: file path | bytes | dict or list}``; a
@@ -55,6 +55,8 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
     ``extra/<name>``, are covered by the sha256 check, and a loaded model reads them back with
     ``model.extra_file(name)``. ``metadata`` is a small JSON-able mapping kept in the manifest
     (``model.metadata``). Both are how a training schema or data profile is attached to a version.
+    ``predict_output`` ("label", "proba" or "both") is what the loaded model's ``predict`` and the
+    server answer when a request does not say (default "label"); "proba" needs a classifier.
     """
     target = Path(folder)
     extras = _check_extras(extra_files)
@@ -63,6 +65,7 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
     if any(target.iterdir()):
         raise InvalidInputError(field="path", value=str(target), expected="an empty or new folder")
     chosen: Flavor = get_flavor(flavor) if flavor else detect(model)
+    _check_predict_output(predict_output, chosen, model)
     example = _example(input_example)
     if signature is None and example is not None:
         signature = infer_signature(example, _sample_output(chosen, model, example))
@@ -89,6 +92,7 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
         "artifact_path": artifact_path,
         "created": now_ms(),
         "metadata": meta,
+        **({"predict_output": predict_output} if predict_output else {}),
         "extra_files": sorted(extras),
         "files": {p.relative_to(target).as_posix(): sha256_file(p)
                   for p in sorted(target.rglob("*")) if p.is_file()},
@@ -121,6 +125,21 @@ def _check_extras(extra_files: dict[str, Any] | None) -> dict[str, bytes]:
             raise InvalidInputError(field=f"extra_files.{name}", value=data,
                                     expected="an existing file path, bytes, a dict or a list")
     return out
+
+
+def _check_predict_output(output: str | None, flavor: Flavor, model: Any) -> None:
+    from mloop.registry._proba import OUTPUTS
+
+    if output is None:
+        return
+    if output not in OUTPUTS:
+        raise InvalidInputError(field="predict_output", value=output, expected=f"one of {list(OUTPUTS)}")
+    offers = flavor.name in ("sklearn", "xgboost", "lightgbm", "python_function") and \
+        callable(getattr(model, "predict_proba", None))
+    if output != "label" and not offers:
+        raise InvalidInputError(f"predict_output={output!r} needs class probabilities, but {type(model).__name__} "
+                                f"({flavor.name} flavor) has no predict_proba; use 'label'.",
+                                field="predict_output", value=output, expected="'label' for this model")
 
 
 def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
