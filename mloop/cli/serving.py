@@ -158,7 +158,8 @@ def batch_predict(
     """Score a file, folder or query in chunks; run it again after a crash to finish the missing chunks.
 
     Exit codes: 0 every row scored; 3 some rows were skipped or quarantined (--on-invalid); 2 bad input or
-    options (with --on-invalid fail: invalid rows, named in the message); 1 any other failure.
+    options (with --on-invalid fail: invalid rows, named in the message); 1 any other failure (such as a previous
+    run in OUTPUT with other options).
     """
     from mloop.serving import batch_predict as run
 
