@@ -126,6 +126,8 @@ def serve(
             versions = ", ".join(f"{a.role} v{a.model.version}" for a in endpoint.arms)
             console.print(f"serving {endpoint.name} ({versions}) at http://{host}:{port}/predict/{endpoint.name}",
                           highlight=False)
+        for where, why in served.state.serving.not_ready().items():  # live, but /health/ready answers 503
+            error_console.print(f"not ready: {where} cannot answer its input example: {why}", highlight=False)
         console.print(f"API docs at http://{host}:{port}/docs, metrics at /metrics", highlight=False)
         uvicorn.run(served, **options)
     else:

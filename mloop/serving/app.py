@@ -344,11 +344,8 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
         """A parser that also reads MLflow-style ``params`` (``{"output": ...}``) from an object body."""
         def parse_with_params(body: Any, endpoint: Endpoint) -> tuple[Columns, int, str | None]:
             output = None
-            if isinstance(body, dict) and "params" in body:
-                params = body["params"]
-                if not isinstance(params, dict):
-                    raise PayloadError("params must be an object, e.g. {\"output\": \"proba\"}", field="params")
-                output = requested_output(params.get("output"), "params.output")
+            if isinstance(body, dict) and isinstance(body.get("params"), dict):  # else a field named params
+                output = requested_output(body["params"].get("output"), "params.output")
                 body = {k: v for k, v in body.items() if k != "params"}
             columns, n = parse(body)
             return columns, n, output
