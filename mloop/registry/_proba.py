@@ -21,7 +21,7 @@ import numpy as np
 
 from mloop.registry.flavors import get_flavor
 
-__all__ = ["OUTPUTS", "json_labels", "predict_proba", "proba_refusal"]
+__all__ = ["OUTPUTS", "class_labels", "json_labels", "predict_proba", "proba_refusal"]
 
 # What a predict call can answer: the label, the class probabilities, or both side by side.
 OUTPUTS = ("label", "proba", "both")
@@ -51,6 +51,14 @@ def proba_refusal(flavor: str, native: Any) -> str | None:
                "probability estimates)"
     return f"the {flavor} flavor answers one output per row; probabilities come from scikit-learn, XGBoost, " \
            "LightGBM or python_function classifiers"
+
+
+def class_labels(flavor: str, native: Any) -> list[Any] | None:
+    """The JSON-clean class labels a model's probabilities are for, when it says them without predicting."""
+    if proba_refusal(flavor, native) is not None:
+        return None
+    classes = getattr(native, "classes", None) if flavor == "lightgbm" else getattr(native, "classes_", None)
+    return json_labels(classes) if classes is not None else None
 
 
 def predict_proba(flavor: str, native: Any, data: Any) -> tuple[np.ndarray, list[Any]]:

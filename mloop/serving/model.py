@@ -30,7 +30,7 @@ import pandas as pd
 
 from mloop.errors import InvalidInputError
 from mloop.registry import LoadedModel, load_model
-from mloop.registry._proba import predict_proba
+from mloop.registry._proba import class_labels, predict_proba
 from mloop.registry.flavors import get_flavor
 from mloop.registry.signature import FieldError
 from mloop.registry.uri import parse_deployment_uri
@@ -100,7 +100,8 @@ class ServedModel:
         self.loaded_at = time.time()
         self.default_output = loaded.default_output
         self.proba_refusal = loaded.proba_refusal  # why no probabilities (None: it has them)
-        self.classes: list[Any] | None = None  # the class labels, known once probabilities were answered
+        # the class labels of its probabilities (from the model, else from its first answer)
+        self.classes: list[Any] | None = class_labels(loaded.flavor, loaded.native)
         self.not_ready: str | None = "not checked yet"  # why it cannot answer yet (None: it answered its example)
         self.schema_warnings: dict[str, int] = {}  # column -> training-schema "warn" violations seen
         self.unreported_warnings = 0  # taken by the endpoint into its metrics after each request
