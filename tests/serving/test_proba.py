@@ -239,3 +239,27 @@ def test_ab_arms_and_the_shadow_answer_probabilities_of_their_own_version(tmp_pa
         shadow = server.get("/models/eta/shadow").json()
     assert seen == {"1", "2"}
     assert shadow["rows"] > 0 and shadow["failed"] == 0
+
+
+def test_served_lightgbm_and_xgboost_classifiers_answer_probabilities_with_plain_labels(tmp_path, settings) -> None:
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    source = delivery_frame(500, seed=5)
+    frame = source[["hour", "km"]].astype({"hour": "float64"})
+    labels = pd.Series(delivery_labels(source)).map({c: i for i, c in enumerate(CLASSES)})
+    models = {"lgb": lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(frame, labels),
+              "xgb": xgb.XGBClassifier(n_estimators=20, max_depth=3).fit(frame, labels)}
+    for name, model in models.items():
+        save_model(model, tmp_path / name, input_example=frame.head(10), signature=infer_signature(frame))
+    config = ServeConfig(endpoints=tuple(EndpointConfig(name=name, uri=str(tmp_path / name)) for name in models))
+    with running(config, settings) as server:
+        for name, model in models.items():
+            answer = server.post(f"/predict/{name}?output=both", records(frame))
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["classes"] == [0, 1, 2]
+            assert body["predictions"] == model.predict(frame).tolist()
+            np.testing.assert_allclose(body["probabilities"], model.predict_proba(frame), rtol=1e-6, atol=1e-9)
+            meta = server.get(f"/v2/models/{name}").json()
+            assert meta["outputs"][1]["parameters"]["classes"] == [0, 1, 2]
