@@ -47,6 +47,15 @@ class _ParquetSink:
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.state_path)
 
+    def rejected(self) -> int:
+        """Rows rejected into the side folder so far, by this run and any interrupted run before it."""
+        if self.side is None or not self.side.is_dir():
+            return 0
+        parts = sorted(self.side.glob("part-*.parquet"))
+        if self.side == self.sides["quarantine"]:  # one row per rejected row
+            return sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
+        return sum(len(set(pq.read_table(part, columns=["row"]).column("row").to_pylist())) for part in parts)
+
     def done(self) -> set[int]:
         parts = [*self.folder.glob("part-*.parquet"), *self.folder.glob("_empty-*")]
         return {int(p.name.split(".")[0].split("-")[1]) for p in parts}
@@ -112,6 +121,14 @@ class _TableSink:
             for kind in ("rejects", "quarantine"):
                 conn.execute(self.sa.text(f'DROP TABLE IF EXISTS "{self.table}__{kind}"'))
             conn.execute(self.sa.text(f'DELETE FROM "{self.progress}"'))
+
+    def rejected(self) -> int:
+        """Rows rejected into the side table so far, by this run and any interrupted run before it."""
+        if self.side is None or not self.sa.inspect(self.engine).has_table(self.side):
+            return 0
+        count = "count(*)" if self.side.endswith("__quarantine") else 'count(DISTINCT "row")'
+        with self.engine.connect() as conn:
+            return int(conn.execute(self.sa.text(f'SELECT {count} FROM "{self.side}"')).scalar() or 0)
 
     def done(self) -> set[int]:
         with self.engine.connect() as conn:

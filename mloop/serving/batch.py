@@ -55,7 +55,7 @@ class BatchResult:
     model_uri: str
     model_version: str
     output: str
-    rows_rejected: int = 0  # invalid rows skipped or quarantined (not scored) in this run
+    rows_rejected: int = 0  # invalid rows skipped or quarantined in this output (by this run or one it resumed)
     rejects: str | None = None  # where they went (with the reason per row)
 
     @property
@@ -240,7 +240,7 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
     naming the rows and fields; "skip" leaves them out and writes one row per problem (row, field, expected,
     value, reason) to ``<output>.rejects/`` (``<table>__rejects``); "quarantine" writes the rows themselves
     with ``_row``, ``_reason`` and ``_errors`` to ``<output>.quarantine/`` (``<table>__quarantine``).
-    ``rows_rejected`` counts them.
+    ``rows_rejected`` counts them, in the whole output: a resumed run counts those of the run it finished too.
 
     Runs again after a crash pick up where the last finished chunk left off, with the
     model version the first run resolved (an alias that moved meanwhile does not mix versions).
@@ -297,10 +297,10 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
                 tally.add(result)
             if pending is not None:
                 pending.result()
-    side = getattr(sink, "side", None)
+    rejected = sink.rejected() if done else tally.rejected  # a resume counts what the earlier run rejected too
     return BatchResult(rows=tally.rows, chunks_scored=tally.chunks, chunks_skipped=len(done),
                        seconds=time.perf_counter() - started, model_uri=concrete, model_version=version, output=where,
-                       rows_rejected=tally.rejected, rejects=str(side) if side and tally.rejected else None)
+                       rows_rejected=rejected, rejects=str(sink.side) if sink.side and rejected else None)
 
 
 class _Tally:

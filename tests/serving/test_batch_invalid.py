@@ -99,8 +99,10 @@ def test_quarantine_writes_the_bad_rows_as_they_came_with_their_reasons(scored_i
     for _, row in quarantined[quarantined["_row"].isin(both)].iterrows():
         assert "'hour'" in row["_reason"] and "'weather'" in row["_reason"]
     assert len(pd.read_parquet(out)) == 1000 - len(bad_rows)
-    again = cli(*args, home=tmp_path / "home")  # a finished run resumes to nothing: every chunk is done
-    assert again.returncode == 0 and "scored 0 rows" in again.stdout, again.stderr
+    # a run again resumes to nothing (every chunk is done) and still says rows were rejected in that output
+    again = cli(*args, home=tmp_path / "home")
+    assert again.returncode == 3 and "scored 0 rows" in again.stdout, again.stderr
+    assert f"{len(bad_rows)} invalid rows quarantined" in " ".join(again.stderr.split())
     changed = cli(*[a if a != "quarantine" else "skip" for a in args], home=tmp_path / "home")
     assert changed.returncode == 1 and "--restart" in changed.stderr  # a conflict with the run there
 
@@ -128,6 +130,8 @@ def test_table_output_keeps_rejects_in_a_side_table(scored_input, tmp_path) -> N
     db = f"sqlite:///{tmp_path / 'scores.db'}"
     result = batch_predict(str(folder), str(path), "table:scores", db_url=db, chunk_rows=CHUNK, on_invalid="skip")
     assert result.rows_rejected == len({r for r, _ in problems}) and result.rejects == "scores__rejects"
+    resumed = batch_predict(str(folder), str(path), "table:scores", db_url=db, chunk_rows=CHUNK, on_invalid="skip")
+    assert (resumed.rows, resumed.rows_rejected) == (0, result.rows_rejected)
     engine = sa.create_engine(db)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM scores")).scalar() == result.rows
