@@ -263,3 +263,22 @@ def test_served_lightgbm_and_xgboost_classifiers_answer_probabilities_with_plain
             np.testing.assert_allclose(body["probabilities"], model.predict_proba(frame), rtol=1e-6, atol=1e-9)
             meta = server.get(f"/v2/models/{name}").json()
             assert meta["outputs"][1]["parameters"]["classes"] == [0, 1, 2]
+
+
+def test_the_log_reads_files_written_before_probabilities_beside_new_ones(settings) -> None:
+    import pyarrow as pa
+
+    from mloop.serving import PredictionLog
+
+    log = PredictionLog(settings)
+    old = pa.table({"id": ["a-0"], "time": pa.array([0], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+                    "model": ["eta"], "version": ["1"], "role": ["primary"], "inputs": pa.array([{"km": 1.0}]),
+                    "output": ['"late"'], "latency_ms": [1.0]})
+    log._put("predictions/eta/2026-01-01/old.parquet", old)
+    log.record("eta", "2", "primary", "b", {"km": [2.0]}, ["early"], 0.001, 1, proba=[[0.75, 0.25]],
+               classes=["early", "late"])
+    log.close()
+    frame = read_predictions(settings, "eta")
+    assert frame["id"].tolist() == ["a-0", "b-0"]
+    assert frame["proba"].isna().tolist() == [True, False]
+    assert orjson.loads(frame["proba"].iloc[1]) == {"early": 0.75, "late": 0.25}
