@@ -31,7 +31,7 @@ class ActiveRun(RunContext):
                   extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
                   training_data: Any = None, unknown_categories: str | None = None,
                   pip_requirements: list[str] | None = None, extra_pip_requirements: list[str] | None = None,
-                  code_paths: list[Any] | None = None) -> Any:
+                  code_paths: list[Any] | None = None, predict_output: str | None = None) -> Any:
         """Save ``model`` (flavor detected) with its manifest under this run; with ``name`` register a version.
 
         Returns the new ``ModelVersion`` when ``name`` is given, else a ``LoggedModel`` with its ``runs:/`` URI.
@@ -42,6 +42,8 @@ class ActiveRun(RunContext):
         ``pip_requirements`` replaces the inferred requirements, ``extra_pip_requirements`` adds to them;
         ``code_paths`` (``["mymodule.py", "mypkg"]``) copies your own modules into the model so its classes
         load elsewhere, which then needs ``load_model(..., trusted=True)``: importing that code runs it.
+        ``predict_output="proba"`` makes a classifier answer class probabilities by default (in
+        ``load_model``, ``mloop serve``, ``batch-predict``).
         """
         from mloop.registry import log_model
 
@@ -49,7 +51,8 @@ class ActiveRun(RunContext):
                          artifact_path=artifact_path, flavor=flavor, description=description, tags=tags,
                          extra_files=extra_files, metadata=metadata, training_data=training_data,
                          unknown_categories=unknown_categories, pip_requirements=pip_requirements,
-                         extra_pip_requirements=extra_pip_requirements, code_paths=code_paths)
+                         extra_pip_requirements=extra_pip_requirements, code_paths=code_paths,
+                         predict_output=predict_output)
 
     def log_schema(self, schema_or_data: Any, dataset: str = "train") -> Any:
         """Attach a schema (inferred when given data) to the dataset ``dataset`` of this run; see mloop.validation."""

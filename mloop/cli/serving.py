@@ -13,6 +13,7 @@ from mloop.cli._app import app, console, error_console
 from mloop.cli._listen import ALLOWED_HOSTS_HELP, answer_for, exposure_warning
 from mloop.errors import InvalidInputError
 
+ROWS_REJECTED = 3  # batch-predict's exit code when rows were skipped or quarantined
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 TRUSTED_HELP = "Trust the models' author: load pickled and TorchScript models and any type a file names."
 TRUST_HELP = ("A type or function a model may use besides mloop's safe list, e.g. numpy.clip (repeatable); "
@@ -125,6 +126,8 @@ def serve(
             versions = ", ".join(f"{a.role} v{a.model.version}" for a in endpoint.arms)
             console.print(f"serving {endpoint.name} ({versions}) at http://{host}:{port}/predict/{endpoint.name}",
                           highlight=False)
+        for where, why in served.state.serving.not_ready().items():  # live, but /health/ready answers 503
+            error_console.print(f"not ready: {where} cannot answer its input example: {why}", highlight=False)
         console.print(f"API docs at http://{host}:{port}/docs, metrics at /metrics", highlight=False)
         uvicorn.run(served, **options)
     else:
@@ -147,19 +150,34 @@ def batch_predict(
     trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     trust: list[str] = typer.Option(None, "--trust", help=TRUST_HELP),
     restart: bool = typer.Option(False, "--restart", help="Discard a previous run's output and score all anew."),
+    predict_output: str = typer.Option(None, "--predict-output", help="label (a prediction column), proba (one "
+                                       "proba_<class> column per class) or both (default: the model's default)."),
+    on_invalid: str = typer.Option("fail", "--on-invalid", help="Rows that break the model's signature: fail (stop, "
+                                   "naming them), skip (reasons to OUTPUT.rejects) or quarantine (rows and reasons "
+                                   "to OUTPUT.quarantine). Exit code 3 when rows were skipped or quarantined."),
     home: str = typer.Option(None, "--home", help="mloop home folder."),
 ) -> None:
-    """Score a file, folder or query in chunks; run it again after a crash to finish the missing chunks."""
+    """Score a file, folder or query in chunks; run it again after a crash to finish the missing chunks.
+
+    Exit codes: 0 every row scored; 3 some rows were skipped or quarantined (--on-invalid); 2 bad input or
+    options (with --on-invalid fail: invalid rows, named in the message); 1 any other failure (such as a previous
+    run in OUTPUT with other options).
+    """
     from mloop.serving import batch_predict as run
 
     _settings(home, None, None)
     result = run(model_uri, input, output, input_format=input_format, output_format=output_format, db_url=db_url,
                  chunk_rows=chunk_rows, engine=engine, ray_address=ray_address, trusted=_trust(trusted, trust),
-                 restart=restart)
+                 restart=restart, predict_output=predict_output, on_invalid=on_invalid)
     console.print(f"scored {result.rows:,} rows in {result.chunks_scored} chunks "
                   f"({result.chunks_skipped} already done) with {result.model_uri} (version {result.model_version}) "
                   f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s) -> {result.output}",
                   highlight=False)
+    if result.rows_rejected:
+        verb = "skipped" if on_invalid == "skip" else "quarantined"
+        error_console.print(f"{result.rows_rejected:,} invalid rows {verb}, with the reason per row -> "
+                            f"{result.rejects}", highlight=False)
+        raise typer.Exit(ROWS_REJECTED)
 
 
 @app.command()

@@ -53,7 +53,7 @@ def log_model(run: RunContext, model: Any, name: str | None = None, *, input_exa
               extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
               training_data: Any = None, unknown_categories: str | None = None,
               pip_requirements: list[str] | None = None, extra_pip_requirements: list[str] | None = None,
-              code_paths: list[str | Path] | None = None,
+              code_paths: list[str | Path] | None = None, predict_output: str | None = None,
               ) -> ModelVersion | LoggedModel:
     """Save ``model`` under the run at ``artifact_path``; with ``name`` also register it as a new version.
 
@@ -61,7 +61,8 @@ def log_model(run: RunContext, model: Any, name: str | None = None, *, input_exa
     ``training_data`` (which columns may be null), ``unknown_categories`` and the packaging options
     ``pip_requirements``, ``extra_pip_requirements`` and ``code_paths``. Without ``training_data``,
     the schema the run logged for its ``train`` dataset (``run.log_schema``) says which columns may
-    be null, when there is one.
+    be null, when there is one. ``predict_output`` is what the model answers by default ("label",
+    "proba" or "both").
     """
     run.flush()  # the version snapshots the run's metrics
     if training_data is None and signature is None:
@@ -71,7 +72,7 @@ def log_model(run: RunContext, model: Any, name: str | None = None, *, input_exa
                             description=description, tags=tags, extra_files=extra_files, metadata=metadata,
                             training_data=training_data, unknown_categories=unknown_categories,
                             pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements,
-                            code_paths=code_paths)
+                            code_paths=code_paths, predict_output=predict_output)
 
 
 def _logged_schema(run: RunContext) -> Any:
@@ -94,7 +95,7 @@ def log_model_to_run(settings: Settings, run_id: str, model: Any, name: str | No
                      metadata: dict[str, Any] | None = None, training_data: Any = None,
                      unknown_categories: str | None = None,
                      pip_requirements: list[str] | None = None, extra_pip_requirements: list[str] | None = None,
-                     code_paths: list[str | Path] | None = None,
+                     code_paths: list[str | Path] | None = None, predict_output: str | None = None,
                      ) -> ModelVersion | LoggedModel:
     """``log_model`` for a run by id (finished runs too): the model trained in a run, saved under it afterwards.
 
@@ -109,7 +110,8 @@ def log_model_to_run(settings: Settings, run_id: str, model: Any, name: str | No
                               input_example=input_example, run_id=run_id, artifact_path=artifact_path,
                               extra_files=extra_files, metadata=metadata, training_data=training_data,
                               unknown_categories=unknown_categories, pip_requirements=pip_requirements,
-                              extra_pip_requirements=extra_pip_requirements, code_paths=code_paths)
+                              extra_pip_requirements=extra_pip_requirements, code_paths=code_paths,
+                              predict_output=predict_output)
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             registry.runs.put_artifact(run_id, f"{artifact_path}/{path.relative_to(folder).as_posix()}", path)
     uri = f"runs:/{run_id}/{artifact_path}"

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from mloop.config import Settings
-from mloop.errors import NotFoundError
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.registry._code import activate_code
+from mloop.registry._proba import OUTPUTS, predict_proba, proba_refusal
 from mloop.registry.flavors import Trust, get_flavor
 from mloop.registry.flavors._trust import normalize, require_full
 from mloop.registry.packaging import EXTRA, read_example, read_manifest, requirement_mismatches, verify_files
@@ -66,16 +67,78 @@ class LoadedModel:
         """The problems of ``data`` against the signature, as a list (empty when fine); never raises."""
         return self.signature.validate(data) if self.signature is not None else []
 
-    def predict(self, data: Any) -> Any:
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Predict on a DataFrame, a NumPy array or a list of records; bad input raises InvalidInputError
-        naming the column, the expected type and the offending value."""
+        naming the column, the expected type and the offending value.
+
+        ``params={"output": "proba"}`` answers ``predict_proba``'s frame instead of labels, ``"both"`` a
+        frame of the label (column ``prediction``) beside one column per class; without it the model's
+        default (``log_model(..., predict_output=...)``, else ``"label"``) is used.
+        """
+        output = self.output_for(params)
+        inputs = self._inputs(data)
+        if output == "label":
+            return self._flavor.predict(self.native, inputs)
+        proba = self._proba_frame(inputs)
+        if output == "proba":
+            return proba
+        labels = np.asarray(self._flavor.predict(self.native, inputs))
+        return pd.concat([pd.DataFrame({"prediction": labels}, index=proba.index), proba], axis=1)
+
+    def predict_proba(self, data: Any) -> pd.DataFrame:
+        """Class probabilities: one row per input row, one column per class label (JSON-clean: plain ints or
+        strings). InvalidInputError says why when the model has none (a regressor, an ONNX or torch model).
+
+        >>> import tempfile
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from mloop.registry.packaging import save_model
+        >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+        >>> folder = tempfile.mkdtemp() + "/m"
+        >>> _ = save_model(LogisticRegression().fit(X, [0, 0, 1, 1]), folder, input_example=X)
+        >>> load_model(folder).predict_proba(X).columns.tolist()
+        [0, 1]
+        """
+        self._require_proba("proba")
+        return self._proba_frame(self._inputs(data))
+
+    @property
+    def default_output(self) -> str:
+        """What ``predict`` answers without params: the ``predict_output`` declared at log time, else "label"."""
+        declared = self.manifest.get("predict_output") or "label"
+        return declared if declared in OUTPUTS else "label"
+
+    @property
+    def proba_refusal(self) -> str | None:
+        """Why this model cannot answer class probabilities (None when it can)."""
+        return proba_refusal(self.flavor, self.native)
+
+    def output_for(self, params: dict[str, Any] | None) -> str:
+        """The output ``params`` ask for ("label", "proba" or "both"), checked against what the model offers."""
+        output = (params or {}).get("output") or self.default_output
+        if output not in OUTPUTS:
+            raise InvalidInputError(field="params.output", value=output, expected=f"one of {list(OUTPUTS)}")
+        if output != "label":
+            self._require_proba(output)
+        return str(output)
+
+    def _require_proba(self, output: str) -> None:
+        reason = self.proba_refusal
+        if reason is not None:
+            raise InvalidInputError(f"Model {self} cannot answer output '{output}' (class probabilities): {reason}. "
+                                    "Ask for output 'label'.", field="params.output", value=output,
+                                    expected="'label' for this model")
+
+    def _inputs(self, data: Any) -> Any:
         sig = self.signature
         if sig is None:
-            inputs: Any = data if isinstance(data, np.ndarray | pd.DataFrame) else to_frame(data)
-        else:
-            frame = sig.enforce(data)
-            inputs = frame.to_numpy(dtype=sig.tensor_dtype or "float64") if sig.input_kind == "tensor" else frame
-        return self._flavor.predict(self.native, inputs)
+            return data if isinstance(data, np.ndarray | pd.DataFrame) else to_frame(data)
+        frame = sig.enforce(data)
+        return frame.to_numpy(dtype=sig.tensor_dtype or "float64") if sig.input_kind == "tensor" else frame
+
+    def _proba_frame(self, inputs: Any) -> pd.DataFrame:
+        matrix, classes = predict_proba(self.flavor, self.native, inputs)
+        index = inputs.index if isinstance(inputs, pd.DataFrame) else None
+        return pd.DataFrame(matrix, columns=pd.Index(classes, dtype=object), index=index)
 
     @property
     def metadata(self) -> dict[str, Any]:

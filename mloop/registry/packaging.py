@@ -52,7 +52,7 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
                extra_files: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
                training_data: Any = None, unknown_categories: str | None = None,
                pip_requirements: list[str] | None = None, extra_pip_requirements: list[str] | None = None,
-               code_paths: list[str | Path] | None = None,
+               code_paths: list[str | Path] | None = None, predict_output: str | None = None,
                ) -> dict[str, Any]:
     """Write ``model`` into ``folder`` (created; must be empty) with its manifest; returns the manifest.
 
@@ -74,6 +74,9 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
     the installed versions), ``extra_pip_requirements`` adds to them; ``code_paths`` copies the user's own
     modules and packages into the model, which then loads only with ``trusted=True`` (see
     ``mloop.registry._code``).
+
+    ``predict_output`` ("label", "proba" or "both") is what the loaded model's ``predict`` and the
+    server answer when a request does not say (default "label"); "proba" needs a classifier.
     """
     target = Path(folder)
     extras = _check_extras(extra_files)
@@ -83,6 +86,7 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
     if any(target.iterdir()):
         raise InvalidInputError(field="path", value=str(target), expected="an empty or new folder")
     chosen: Flavor = get_flavor(flavor) if flavor else detect(model)
+    _check_predict_output(predict_output, chosen, model)
     requirement_lines, pins = requirements_for(pip_requirements, extra_pip_requirements,
                                                installed_versions(("mloop", *chosen.packages)))
     example = _example(input_example)
@@ -109,6 +113,7 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
         "artifact_path": artifact_path,
         "created": now_ms(),
         "metadata": meta,
+        **({"predict_output": predict_output} if predict_output else {}),
         "extra_files": sorted(extras),
         "files": {p.relative_to(target).as_posix(): sha256_file(p)
                   for p in sorted(target.rglob("*")) if p.is_file()},
@@ -141,6 +146,21 @@ def _check_extras(extra_files: dict[str, Any] | None) -> dict[str, bytes]:
             raise InvalidInputError(field=f"extra_files.{name}", value=data,
                                     expected="an existing file path, bytes, a dict or a list")
     return out
+
+
+def _check_predict_output(output: str | None, flavor: Flavor, model: Any) -> None:
+    from mloop.registry._proba import OUTPUTS
+
+    if output is None:
+        return
+    if output not in OUTPUTS:
+        raise InvalidInputError(field="predict_output", value=output, expected=f"one of {list(OUTPUTS)}")
+    offers = flavor.name in ("sklearn", "xgboost", "lightgbm", "python_function") and \
+        callable(getattr(model, "predict_proba", None))
+    if output != "label" and not offers:
+        raise InvalidInputError(f"predict_output={output!r} needs class probabilities, but {type(model).__name__} "
+                                f"({flavor.name} flavor) has no predict_proba; use 'label'.",
+                                field="predict_output", value=output, expected="'label' for this model")
 
 
 def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:

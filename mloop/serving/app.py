@@ -33,11 +33,13 @@ from starlette.routing import Route
 from mloop._util.asgi import BodyRule, protect
 from mloop._util.openapi import docs_routes
 from mloop.config import Settings
+from mloop.serving._inputs import Columns
 from mloop.serving._payload import PayloadError, parse_invocations, parse_predict, parse_v2
 from mloop.serving.config import EndpointConfig, ServeConfig
 from mloop.serving.metrics import Metrics
 from mloop.serving.model import ServedModel
 from mloop.serving.openapi import openapi
+from mloop.serving.outputs import LABEL_TENSOR, PROBA_TENSOR, body_fields, requested_output, v2_outputs, v2_requested
 from mloop.serving.predlog import PredictionLog
 from mloop.serving.routing import Arm, Endpoint, InputRejected, ModelUnavailable, Result
 
@@ -78,7 +80,7 @@ class ServingState:
         self._client = client
         self.endpoints = {e.name: self._endpoint(e) for e in config.endpoints}
         self.default = self.endpoints[config.endpoints[0].name]
-        self.ready = False
+        self.started = False  # the app's lifespan began (and has not ended)
         self.reloads: list[str] = []
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -90,6 +92,25 @@ class ServingState:
 
             self._client = registry_for(self.settings)
         return self._client
+
+    @property
+    def ready(self) -> bool:
+        """Started, and every served version answered its input example through the request path."""
+        return self.started and not self.not_ready()
+
+    def not_ready(self) -> dict[str, str]:
+        """``{"<name> <role> v<version>": why}`` for every served version that cannot answer yet."""
+        return {f"{e.name} {a.role} v{a.model.version}": a.model.not_ready for e in self.endpoints.values()
+                for a in [*e.arms, *([e.shadow] if e.shadow else [])] if a.model.not_ready is not None}
+
+    def readiness(self) -> tuple[dict[str, Any], int]:
+        """The body and status of the readiness routes."""
+        if not self.started:
+            return {"status": "starting"}, 503
+        reasons = self.not_ready()
+        if reasons:
+            return {"status": "not ready", "reasons": reasons}, 503
+        return {"status": "ready"}, 200
 
     def _load(self, uri: str) -> ServedModel:
         needs_registry = uri.startswith(("models:/", "runs:/", "deployments:/"))
@@ -142,8 +163,8 @@ class ServingState:
             self.log.close()
 
 
-Parser = Callable[[Any, Endpoint], tuple[dict[str, list[Any]], int]]
-Renderer = Callable[[Result, Endpoint], Any]
+Parser = Callable[[Any, Endpoint], tuple[dict[str, list[Any]], int, str | None]]
+Renderer = Callable[[Result, Any, Endpoint], Any]
 
 
 def create_serving_app(config: ServeConfig | None = None, settings: Settings | None = None,
@@ -172,14 +193,17 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
                                                 f"served: {sorted(state.endpoints)}.", "name")
             body = await request.body()
             try:
+                wanted = requested_output(request.query_params.get("output"), "output")
                 if route == "/invocations" and request.headers.get("content-type", "").startswith("text/csv"):
                     columns, n = _csv(body)
+                    payload = in_body = None
                 else:
-                    columns, n = parse(orjson.loads(body), endpoint)
+                    payload = orjson.loads(body)
+                    columns, n, in_body = parse(payload, endpoint)
                 if n == 0:
                     raise PayloadError("the request has no rows", field="rows")
-                result = await endpoint.infer(columns, n, endpoint.sticky_key(columns,
-                                                                               request.headers.get("x-mloop-key")))
+                key = endpoint.sticky_key(columns, request.headers.get("x-mloop-key"))
+                result = await endpoint.infer(columns, n, key, output=in_body or wanted)
             except orjson.JSONDecodeError as exc:
                 response = _error(400, "MALFORMED_JSON", f"The body is not valid JSON: {exc}", "body")
             except PayloadError as exc:
@@ -199,7 +223,7 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
                     headers["x-mloop-fallback"] = "1"
                 if result.cached:
                     headers["x-mloop-cache"] = "hit"
-                response = _json(render(result, endpoint), headers=headers)
+                response = _json(render(result, payload, endpoint), headers=headers)
                 state.metrics.observe(endpoint.name, result.model.version, route, 200,
                                       time.perf_counter() - started, n)
                 return response
@@ -209,21 +233,19 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
 
         return handle
 
-    def render_predict(result: Result, endpoint: Endpoint) -> Any:
+    def render_predict(result: Result, body: Any, endpoint: Endpoint) -> Any:
         rid = result.request_id
-        return {"predictions": result.predictions, "ids": [f"{rid}-{i}" for i in range(len(result.predictions))],
+        return {**body_fields(result.outputs), "ids": [f"{rid}-{i}" for i in range(len(result.outputs))],
                 "model": endpoint.name, "version": result.model.version}
 
-    def render_invocations(result: Result, endpoint: Endpoint) -> Any:
-        return {"predictions": result.predictions}
+    def render_invocations(result: Result, body: Any, endpoint: Endpoint) -> Any:
+        return body_fields(result.outputs)
 
-    def render_v2(result: Result, endpoint: Endpoint) -> Any:
-        preds = result.predictions
-        first = preds[0] if preds else None
-        datatype = "BOOL" if isinstance(first, bool) else "INT64" if isinstance(first, int) else \
-            "FP64" if isinstance(first, float) else "BYTES"
-        return {"model_name": endpoint.name, "model_version": result.model.version, "id": result.request_id,
-                "outputs": [{"name": "predictions", "shape": [len(preds)], "datatype": datatype, "data": preds}]}
+    def render_v2(result: Result, body: Any, endpoint: Endpoint) -> Any:
+        # the protocol's id is the caller's to correlate: echoed when the request has one
+        rid = body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), str) else result.request_id
+        return {"model_name": endpoint.name, "model_version": result.model.version, "id": rid,
+                "outputs": v2_outputs(result.outputs)}
 
     async def feedback(request: Request) -> Response:
         from mloop.serving._payload import check_depth
@@ -259,7 +281,8 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
         return _json({"status": "live"})
 
     async def ready(request: Request) -> Response:
-        return _json({"status": "ready" if state.ready else "starting"}, 200 if state.ready else 503)
+        body, status = state.readiness()
+        return _json(body, status)
 
     async def metrics(request: Request) -> Response:
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
@@ -284,7 +307,7 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
 
     async def v2_health(request: Request) -> Response:
         if request.url.path.endswith("/ready") and not state.ready:
-            return _json({"ready": False}, 503)
+            return _json({"ready": False, **state.readiness()[0]}, 503)
         return _json({"live": True} if request.url.path.endswith("/live") else {"ready": True})
 
     async def v2_server(request: Request) -> Response:
@@ -298,8 +321,7 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
         sig = model.loaded.signature
         inputs = [{"name": c.name, "datatype": _V2_TYPES.get(c.type, "BYTES"), "shape": [-1]}
                   for c in (sig.inputs if sig else ())]
-        outputs = [{"name": o.name, "datatype": _V2_TYPES.get(o.type, "BYTES"), "shape": list(o.shape)}
-                   for o in (sig.outputs if sig else ())]
+        outputs = v2_output_metadata(model, sig.outputs if sig else ())
         return _json({"name": endpoint.name, "versions": [a.model.version for a in endpoint.arms],
                       "platform": f"mloop-{model.loaded.flavor}", "inputs": inputs, "outputs": outputs})
 
@@ -307,7 +329,10 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
         endpoint = endpoint_of(request)
         if endpoint is None:
             return _error(404, "NOT_FOUND", f"No model named '{request.path_params['name']}' is served here.", "name")
-        return _json({"name": endpoint.name, "ready": state.ready}, 200 if state.ready else 503)
+        reasons = {k: v for k, v in state.not_ready().items() if k.startswith(f"{endpoint.name} ")}
+        ready = state.started and not reasons
+        return _json({"name": endpoint.name, "ready": ready, **({"reasons": reasons} if reasons else {})},
+                     200 if ready else 503)
 
     async def openapi_json(request: Request) -> Response:
         return _json(openapi(state))
@@ -315,9 +340,26 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
     def columns_of(endpoint: Endpoint) -> tuple[str, ...]:
         return endpoint.primary.model.spec.columns
 
-    predict = handler("/predict", lambda body, e: parse_predict(body), render_predict)
-    invocations = handler("/invocations", lambda body, e: parse_invocations(body, columns_of(e)), render_invocations)
-    infer = handler("/v2/infer", lambda body, e: parse_v2(body, columns_of(e)), render_v2)
+    def with_params(parse: Callable[[Any], tuple[Columns, int]]) -> Parser:
+        """A parser that also reads MLflow-style ``params`` (``{"output": ...}``) from an object body."""
+        def parse_with_params(body: Any, endpoint: Endpoint) -> tuple[Columns, int, str | None]:
+            output = None
+            if isinstance(body, dict) and isinstance(body.get("params"), dict):  # else a field named params
+                output = requested_output(body["params"].get("output"), "params.output")
+                body = {k: v for k, v in body.items() if k != "params"}
+            columns, n = parse(body)
+            return columns, n, output
+
+        return parse_with_params
+
+    def parse_infer(body: Any, endpoint: Endpoint) -> tuple[Columns, int, str | None]:
+        columns, n = parse_v2(body, columns_of(endpoint))
+        return columns, n, v2_requested(body)
+
+    predict = handler("/predict", with_params(parse_predict), render_predict)
+    invocations = handler("/invocations", lambda body, e: with_params(
+        lambda b: parse_invocations(b, columns_of(e)))(body, e), render_invocations)
+    infer = handler("/v2/infer", parse_infer, render_v2)
     routes = [
         Route("/predict", predict, methods=["POST"]),
         Route("/predict/{name}", predict, methods=["POST"]),
@@ -351,11 +393,13 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
         # garbage collector's full passes, which otherwise walk millions of objects and show up as p99 spikes.
         gc.collect()
         gc.freeze()
-        state.ready = True
+        state.started = True
+        if not state.ready:
+            log.error("not ready: %s", state.not_ready())
         try:
             yield
         finally:
-            state.ready = False
+            state.started = False
             await state.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
@@ -377,6 +421,19 @@ def _short(value: Any) -> str:
 
 
 _V2_TYPES = {"float": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES", "datetime": "BYTES"}
+
+
+def v2_output_metadata(model: ServedModel, declared: Any) -> list[dict[str, Any]]:
+    """The output tensors infer answers: ``predictions`` (the labels; typed by the signature when it declares one
+    output) and, when the model has class probabilities, ``probabilities`` [rows, classes]."""
+    kind = _V2_TYPES.get(declared[0].type, "BYTES") if len(declared) == 1 else "BYTES"
+    shape = list(declared[0].shape) if len(declared) == 1 else [-1]
+    outputs: list[dict[str, Any]] = [{"name": LABEL_TENSOR, "datatype": kind, "shape": shape}]
+    if model.proba_refusal is None:
+        classes = model.classes or []
+        outputs.append({"name": PROBA_TENSOR, "datatype": "FP64", "shape": [-1, len(classes) or -1],
+                        "parameters": {"classes": classes}})
+    return outputs
 
 
 def _version() -> str:

@@ -23,7 +23,6 @@ command after a crash scores only the missing chunks, with the same version.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -39,10 +38,10 @@ import pyarrow.parquet as pq
 
 from mloop._util.progress import track
 from mloop.errors import ConflictError, InvalidInputError
+from mloop.serving._rejects import ON_INVALID, invalid_rows, quarantine_table, rejects_table, rows_error
+from mloop.serving._sinks import sink_for
 
 __all__ = ["BatchResult", "batch_predict"]
-
-_STATE = "_batch.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +55,8 @@ class BatchResult:
     model_uri: str
     model_version: str
     output: str
+    rows_rejected: int = 0  # invalid rows skipped or quarantined in this output (by this run or one it resumed)
+    rejects: str | None = None  # where they went (with the reason per row)
 
     @property
     def rows_per_second(self) -> float:
@@ -172,122 +173,74 @@ def _chunks(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.T
 
 
 # ---------------------------------------------------------------------- scoring
-def _score(model: Any, table: pa.Table, version: str) -> pa.Table:
+Scored = tuple[pa.Table, pa.Table | None, int]  # the scored rows, the rejects (or quarantine) table, rows rejected
+
+
+def _score(model: Any, table: pa.Table, version: str, output: str = "label", on_invalid: str = "fail",
+           first_row: int = 0) -> Scored:
+    """The chunk with its answer columns; rows that break the signature are handled as ``on_invalid`` says."""
     frame = table.to_pandas()
-    predictions = np.asarray(model.predict(frame))
-    column = pa.array(predictions) if predictions.ndim == 1 else pa.array(predictions.tolist())
+    try:
+        answer = model.predict(frame, params={"output": output})
+    except InvalidInputError:
+        if model.signature is None:
+            raise
+        bad = invalid_rows(model.signature, frame)
+        if not bad:  # not a row's problem: the model's own message says what is wrong
+            raise
+        if on_invalid == "fail":
+            raise rows_error(bad, first_row) from None
+        keep = np.ones(len(frame), dtype=bool)
+        keep[list(bad)] = False
+        side = rejects_table(bad, first_row) if on_invalid == "skip" else quarantine_table(table, bad, first_row)
+        table = table.filter(pa.array(keep))
+        answer = model.predict(frame[keep].reset_index(drop=True), params={"output": output}) \
+            if table.num_rows else None
+        return _answered(table, answer, version, output), side, len(bad)
+    return _answered(table, answer, version, output), None, 0
+
+
+def _answered(table: pa.Table, answer: Any, version: str, output: str) -> pa.Table:
+    if answer is None:
+        return table
+    if output != "label":  # a frame: the label in "prediction" (for "both"), one "proba_<class>" per class
+        for i, name in enumerate(answer.columns):
+            column = "prediction" if output == "both" and i == 0 else f"proba_{name}"
+            table = table.append_column(column, pa.array(answer.iloc[:, i].to_numpy()))
+    else:
+        predictions = np.asarray(answer)
+        table = table.append_column("prediction", pa.array(predictions) if predictions.ndim == 1
+                                    else pa.array(predictions.tolist()))
     n = table.num_rows
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     # constant columns built from NumPy, not from lists of Python objects (that alone was 60% of a chunk)
     versions = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype="int32")), pa.array([version]))
-    return (table.append_column("prediction", column)
-            .append_column("model_version", versions.cast(pa.string()))
+    return (table.append_column("model_version", versions.cast(pa.string()))
             .append_column("scored_at", pa.array(np.full(n, now_ms, dtype="int64")).cast(pa.timestamp("ms", tz="UTC"))))
 
 
-def _score_remote(folder: str, table: pa.Table, version: str, trusted: bool | list[str]) -> pa.Table:
+def _score_remote(folder: str, table: pa.Table, version: str, trusted: bool | list[str], output: str,
+                  on_invalid: str, first_row: int) -> Scored:
     from mloop.registry import load_model
 
     # the driver already checked the files and decided the trust; a worker loads with the same trust
-    return _score(load_model(folder, verify=False, trusted=trusted), table, version)
-
-
-# ---------------------------------------------------------------------- output
-class _ParquetSink:
-    def __init__(self, folder: str) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.state_path = self.folder / _STATE
-
-    def state(self) -> dict[str, Any] | None:
-        return json.loads(self.state_path.read_text()) if self.state_path.is_file() else None
-
-    def start(self, state: dict[str, Any]) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.state_path)
-
-    def done(self) -> set[int]:
-        return {int(p.stem.split("-")[1]) for p in self.folder.glob("part-*.parquet")}
-
-    def reset(self, state: dict[str, Any]) -> None:
-        """Forget a previous run: its chunks and its state (nothing else in the folder is touched)."""
-        for path in [*self.folder.glob("part-*.parquet"), *self.folder.glob(".tmp-part-*.parquet")]:
-            path.unlink()
-        self.state_path.unlink(missing_ok=True)
-
-    def write(self, index: int, table: pa.Table) -> None:
-        final = self.folder / f"part-{index:06d}.parquet"
-        tmp = self.folder / f".tmp-part-{index:06d}.parquet"
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)  # a chunk is there whole or not at all
-
-
-class _TableSink:
-    def __init__(self, table: str, db_url: str) -> None:
-        import sqlalchemy as sa
-
-        self.sa = sa
-        self.table = table
-        self.engine = sa.create_engine(db_url)
-        self.progress = f"{table}__chunks"
-        with self.engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE TABLE IF NOT EXISTS "{self.progress}" '
-                                 "(chunk INTEGER PRIMARY KEY, rows INTEGER, state TEXT)"))
-
-    def state(self) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(self.sa.text(f'SELECT state FROM "{self.progress}" WHERE chunk = -1')).first()
-        return json.loads(row[0]) if row else None
-
-    def start(self, state: dict[str, Any]) -> None:
-        # a table this run creates can be dropped by a restart; one that held rows before cannot be sorted out
-        state = {**state, "created_table": not self.sa.inspect(self.engine).has_table(self.table)}
-        with self.engine.begin() as conn:
-            conn.execute(self.sa.text(f'INSERT INTO "{self.progress}" VALUES (-1, 0, :s)'), {"s": json.dumps(state)})
-
-    def reset(self, state: dict[str, Any]) -> None:
-        """Forget a previous run: drop the rows it wrote (the table it created) and its chunk records."""
-        if not state.get("created_table"):
-            raise ConflictError(f"Table {self.table} held rows before the previous batch run began, so its rows "
-                                "cannot be told apart to start over; write to a new table instead.", field="output")
-        with self.engine.begin() as conn:
-            conn.execute(self.sa.text(f'DROP TABLE IF EXISTS "{self.table}"'))
-            conn.execute(self.sa.text(f'DELETE FROM "{self.progress}"'))
-
-    def done(self) -> set[int]:
-        with self.engine.connect() as conn:
-            return {r[0] for r in conn.execute(self.sa.text(f'SELECT chunk FROM "{self.progress}" WHERE chunk >= 0'))}
-
-    def write(self, index: int, table: pa.Table) -> None:
-        frame = table.to_pandas()
-        for name in frame.columns:
-            if frame[name].dtype == object and len(frame) and isinstance(frame[name].iloc[0], list | np.ndarray):
-                frame[name] = frame[name].map(lambda v: json.dumps(np.asarray(v).tolist()))
-        with self.engine.begin() as conn:  # rows and the chunk marker commit together
-            frame.to_sql(self.table, conn, if_exists="append", index=False, chunksize=10_000)
-            conn.execute(self.sa.text(f'INSERT INTO "{self.progress}" VALUES (:c, :r, NULL)'),
-                         {"c": index, "r": len(frame)})
-
-
-def _sink(output: str, fmt: str | None, db_url: str | None) -> tuple[Any, str]:
-    if fmt == "table" or output.startswith("table:"):
-        name = output.removeprefix("table:")
-        if not name.replace("_", "").isalnum():
-            raise InvalidInputError(field="output", value=name, expected="a table name of letters, digits and _")
-        if not db_url:
-            raise InvalidInputError(field="db_url", value=db_url, expected="a database URL for the output table")
-        return _TableSink(name, db_url), f"table {name}"
-    if fmt not in (None, "parquet"):
-        raise InvalidInputError(field="output_format", value=fmt, expected="parquet or table")
-    return _ParquetSink(output), output
+    return _score(load_model(folder, verify=False, trusted=trusted), table, version, output, on_invalid, first_row)
 
 
 def batch_predict(model_uri: str, source: str, output: str, *, input_format: str | None = None,
                   output_format: str | None = None, db_url: str | None = None, chunk_rows: int = 100_000,
                   engine: str = "local", ray_address: str | None = None, client: Any = None,
-                  trusted: bool | list[str] = False, restart: bool = False) -> BatchResult:
+                  trusted: bool | list[str] = False, restart: bool = False, predict_output: str | None = None,
+                  on_invalid: str = "fail") -> BatchResult:
     """Score ``source`` with ``model_uri`` into ``output`` (a Parquet folder, or ``table:<name>`` in ``db_url``).
+
+    ``predict_output`` is "label" (a ``prediction`` column), "proba" (one ``proba_<class>`` column per class) or
+    "both"; by default the model's own default (``log_model(..., predict_output=...)``, else "label").
+    ``on_invalid`` says what happens to rows that break the model's signature: "fail" stops with an error
+    naming the rows and fields; "skip" leaves them out and writes one row per problem (row, field, expected,
+    value, reason) to ``<output>.rejects/`` (``<table>__rejects``); "quarantine" writes the rows themselves
+    with ``_row``, ``_reason`` and ``_errors`` to ``<output>.quarantine/`` (``<table>__quarantine``).
+    ``rows_rejected`` counts them, in the whole output: a resumed run counts those of the run it finished too.
 
     Runs again after a crash pick up where the last finished chunk left off, with the
     model version the first run resolved (an alias that moved meanwhile does not mix versions).
@@ -298,32 +251,37 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
         raise InvalidInputError(field="chunk_rows", value=chunk_rows, expected="1 or more")
     if engine not in ("local", "ray"):
         raise InvalidInputError(field="engine", value=engine, expected="local or ray")
+    if on_invalid not in ON_INVALID:
+        raise InvalidInputError(field="on_invalid", value=on_invalid, expected=f"one of {list(ON_INVALID)}")
     from mloop.registry import load_model
     from mloop.serving.model import source_version
 
     started = time.perf_counter()
     fmt = _input_format(source, input_format)
-    sink, where = _sink(output, output_format, db_url)
+    sink, where = sink_for(output, output_format, db_url, on_invalid)
     previous = sink.state()
     files = _input_files(source, fmt)
     if previous is not None and restart:
         sink.reset(previous)
         previous = None
-    if previous is not None:
-        _check_resume(previous, source, chunk_rows, files, where)
     concrete = previous["model"] if previous else source_version(model_uri, client)
     model = load_model(concrete, client=client, trusted=trusted)
+    answer = model.output_for({"output": predict_output})  # InvalidInputError: a model without probabilities
+    if previous is not None:
+        _check_resume(previous, source, chunk_rows, files, where, answer, on_invalid)
     version = str(model.version) if model.version is not None else (model.run_id or Path(str(model.folder)).name)
     if previous is None:
         sink.start({"source": source, "chunk_rows": chunk_rows, "model": concrete, "version": version,
-                    "started": datetime.now(UTC).isoformat(), "input_files": files})
+                    "started": datetime.now(UTC).isoformat(), "input_files": files, "predict_output": answer,
+                    "on_invalid": on_invalid})
     done = sink.done()
     batches, total = _batches(source, fmt, db_url, chunk_rows)
     chunks = _chunks(batches, chunk_rows)
     n_chunks = -(-total // chunk_rows) if total else None
-    rows = scored = 0
+    tally = _Tally()
     if engine == "ray":
-        rows, scored = _run_ray(model, chunks, done, sink, version, ray_address, n_chunks, trusted)
+        _run_ray(model, chunks, done, sink, version, ray_address, n_chunks, trusted, (answer, on_invalid, chunk_rows),
+                 tally)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -332,25 +290,44 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
             for index, table in enumerate(track(chunks, f"scoring with {model_uri}", total=n_chunks)):
                 if index in done:
                     continue
-                scored_table = _score(model, table, version)
+                result = _score(model, table, version, answer, on_invalid, index * chunk_rows)
                 if pending is not None:
                     pending.result()
-                pending = writer.submit(sink.write, index, scored_table)
-                rows += table.num_rows
-                scored += 1
+                pending = writer.submit(sink.write, index, result[0], result[1])
+                tally.add(result)
             if pending is not None:
                 pending.result()
-    return BatchResult(rows=rows, chunks_scored=scored, chunks_skipped=len(done), seconds=time.perf_counter() - started,
-                       model_uri=concrete, model_version=version, output=where)
+    rejected = sink.rejected() if done else tally.rejected  # a resume counts what the earlier run rejected too
+    return BatchResult(rows=tally.rows, chunks_scored=tally.chunks, chunks_skipped=len(done),
+                       seconds=time.perf_counter() - started, model_uri=concrete, model_version=version, output=where,
+                       rows_rejected=rejected, rejects=str(sink.side) if sink.side and rejected else None)
+
+
+class _Tally:
+    """Rows scored, chunks written and rows rejected so far."""
+
+    def __init__(self) -> None:
+        self.rows = self.chunks = self.rejected = 0
+
+    def add(self, result: Scored) -> None:
+        self.rows += result[0].num_rows
+        self.chunks += 1
+        self.rejected += result[2]
 
 
 def _check_resume(previous: dict[str, Any], source: str, chunk_rows: int, files: list[list[Any]] | None,
-                  where: str) -> None:
-    """A resume must see the input and chunking the first run saw, or rows are scored twice and others never."""
+                  where: str, answer: str = "label", on_invalid: str = "fail") -> None:
+    """A resume must see the input and chunking the first run saw, or rows are scored twice and others never;
+    and answer alike, or the output mixes columns."""
     if previous["source"] != source or previous["chunk_rows"] != chunk_rows:
         raise ConflictError(f"{where} holds a run over {previous['source']!r} in chunks of {previous['chunk_rows']}; "
                             "use a new output, the same input and chunk size to resume, or restart=True "
                             "(--restart) to start over.", field="output")
+    before = (previous.get("predict_output", "label"), previous.get("on_invalid", "fail"))
+    if before != (answer, on_invalid):
+        raise ConflictError(f"{where} holds a run with predict output {before[0]!r} and on-invalid {before[1]!r}; "
+                            f"resume with the same, or restart=True (--restart) to start over with {answer!r} and "
+                            f"{on_invalid!r}.", field="output")
     recorded = previous.get("input_files")
     if recorded is None or files is None:  # a query, or a state written before inputs were recorded
         return
@@ -364,7 +341,8 @@ def _check_resume(previous: dict[str, Any], source: str, chunk_rows: int, files:
 
 
 def _run_ray(model: Any, chunks: Iterator[pa.Table], done: set[int], sink: Any, version: str,
-             address: str | None, n_chunks: int | None, trusted: bool | list[str]) -> tuple[int, int]:
+             address: str | None, n_chunks: int | None, trusted: bool | list[str], how: tuple[str, str, int],
+             tally: _Tally) -> None:
     """Chunks scored by Ray tasks (at most two per CPU in flight); the driver writes them in order."""
     import sys
 
@@ -378,21 +356,20 @@ def _run_ray(model: Any, chunks: Iterator[pa.Table], done: set[int], sink: Any, 
     remote = ray.remote(_score_remote)
     folder = str(model.folder)
     window = max(2, int(ray.cluster_resources().get("CPU", 2)) * 2)
-    in_flight: list[tuple[int, int, Any]] = []
-    rows = scored = 0
+    in_flight: list[tuple[int, Any]] = []
+    output, on_invalid, chunk_rows = how
 
     def drain(keep: int) -> None:
-        nonlocal rows, scored
         while len(in_flight) > keep:
-            index, n, ref = in_flight.pop(0)
-            sink.write(index, ray.get(ref))
-            rows += n
-            scored += 1
+            index, ref = in_flight.pop(0)
+            result = ray.get(ref)
+            sink.write(index, result[0], result[1])
+            tally.add(result)
 
     for index, table in enumerate(track(chunks, "scoring on ray", total=n_chunks)):
         if index in done:
             continue
-        in_flight.append((index, table.num_rows, remote.remote(folder, table, version, trusted)))
+        in_flight.append((index, remote.remote(folder, table, version, trusted, output, on_invalid,
+                                               index * chunk_rows)))
         drain(window)
     drain(0)
-    return rows, scored

@@ -16,6 +16,7 @@ Two hooks run on the request path (see ``_hooks``, which switches them on per mo
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -24,16 +25,22 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from mloop.errors import InvalidInputError
 from mloop.registry import LoadedModel, load_model
+from mloop.registry._proba import class_labels, predict_proba
 from mloop.registry.flavors import get_flavor
 from mloop.registry.signature import FieldError
 from mloop.registry.uri import parse_deployment_uri
 from mloop.serving._inputs import Columns, InputSpec
+from mloop.serving._payload import PayloadError, parse_predict
+from mloop.serving.outputs import Outputs, body_fields
 
 __all__ = ["FeatureLookup", "InputCheck", "ServedModel", "resolve_source", "source_version"]
+
+log = logging.getLogger("mloop.serving")
 
 InputCheck = Callable[[pd.DataFrame], list[FieldError]]
 FeatureLookup = Callable[[Columns, int], Columns]
@@ -91,6 +98,11 @@ class ServedModel:
         self._native = loaded.native
         self._array_ok = False  # set by warm_up when the model gives the same answers on a plain array
         self.loaded_at = time.time()
+        self.default_output = loaded.default_output
+        self.proba_refusal = loaded.proba_refusal  # why no probabilities (None: it has them)
+        # the class labels of its probabilities (from the model, else from its first answer)
+        self.classes: list[Any] | None = class_labels(loaded.flavor, loaded.native)
+        self.not_ready: str | None = "not checked yet"  # why it cannot answer yet (None: it answered its example)
         self.schema_warnings: dict[str, int] = {}  # column -> training-schema "warn" violations seen
         self.unreported_warnings = 0  # taken by the endpoint into its metrics after each request
 
@@ -136,14 +148,70 @@ class ServedModel:
                 errors.extend(check(frame))  # type: ignore[arg-type]
         return columns, errors
 
+    def output_for(self, requested: str | None) -> str:
+        """The output a request gets ("label", "proba" or "both"); PayloadError when probabilities are asked of a
+        model that has none."""
+        output = requested or self.default_output
+        if output != "label" and self.proba_refusal is not None:
+            raise PayloadError(f"output '{output}' (class probabilities) is not available from {self.name} "
+                               f"v{self.version}: {self.proba_refusal}; ask for output 'label'", field="output")
+        return output
+
     def predict_columns(self, columns: Columns) -> list[Any]:
-        """Predictions (JSON-ready) for checked columns."""
+        """Predictions (JSON-ready labels or values) for checked columns."""
         if self._array_ok:
             return to_list(self._native.predict(self.spec.array(columns)))
         return to_list(self._flavor.predict(self._native, self.spec.frame(columns)))
 
+    def answer(self, columns: Columns, output: str = "label") -> Outputs:
+        """Labels, class probabilities or both (``output``) for checked columns."""
+        if output == "label":
+            return Outputs(self.predict_columns(columns))
+        inputs = self.spec.array(columns) if self._array_ok else self.spec.frame(columns)
+        matrix, classes = predict_proba(self.loaded.flavor, self._native, inputs)
+        self.classes = classes
+        labels = self.predict_columns(columns) if output == "both" else None
+        return Outputs(labels, matrix.tolist(), classes)
+
     def warm_up(self) -> None:
-        """Predict on the stored input example so the first request does not pay for lazy setup.
+        """Find the fast path, then check the model can answer: ``not_ready`` says why not (None: ready)."""
+        try:
+            self._probe_array()
+        except Exception:  # the readiness check below reports the failure with its reason
+            self._array_ok = False
+        self.not_ready = self.self_check()
+        if self.not_ready is not None:
+            log.error("%s v%s is not ready: %s", self.name, self.version, self.not_ready)
+
+    def self_check(self) -> str | None:
+        """Answer the stored input example as a client would send it, or say why that fails (None: it answers).
+
+        The example goes through JSON (records, nulls for missing values) and then the request path: payload
+        parsing, the signature and training-schema checks, coercion, the model (labels, and probabilities when it
+        has them) and the JSON encoding of the answer. A model without an example counts as able to answer.
+        """
+        example = self.loaded.input_example()
+        if example is None or example.empty:
+            return None
+        try:
+            body = orjson.loads(example.to_json(orient="records", date_format="iso"))
+            columns, n = parse_predict(body)
+            checked, errors = self.prepare(columns, n)
+            if errors:
+                listed = "; ".join(e.message for e in errors[:3])
+                return f"its input example (as JSON) is rejected by its own checks: {listed}"
+            outputs = ["label"] if self.proba_refusal is not None else ["label", "both"]
+            for output in outputs:
+                answer = self.answer(checked, output)
+                if len(answer) != n:
+                    return f"it answered {len(answer)} rows for the {n} rows of its input example"
+                orjson.dumps(body_fields(answer), option=orjson.OPT_SERIALIZE_NUMPY)
+        except Exception as exc:
+            return f"predicting its input example failed: {type(exc).__name__}: {str(exc)[:300]}"
+        return None
+
+    def _probe_array(self) -> None:
+        """Requests skip building a frame when the model answers a plain array identically.
 
         A scikit-learn model fitted on a frame of numeric columns spends most of a 1-row
         call checking feature names (about 1.5 ms of 1.7). When its ``feature_names_in_``
@@ -153,14 +221,14 @@ class ServedModel:
         example = self.loaded.input_example()
         if example is None or example.empty:
             return
-        columns, errors = self.prepare({c: example[c].tolist() for c in example.columns}, len(example))
-        if errors:
-            return
-        by_frame = self.predict_columns(columns)
         names = getattr(self._native, "feature_names_in_", None)
         if self.loaded.flavor != "sklearn" or names is None or list(names) != list(self.spec.columns) \
                 or not self.spec.numeric_block:
             return
+        columns, errors = self.prepare({c: example[c].tolist() for c in example.columns}, len(example))
+        if errors:
+            return
+        by_frame = self.predict_columns(columns)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:

@@ -27,7 +27,9 @@ _SCHEMAS: dict[str, Any] = {
     "Error": {**ERROR_SCHEMA, "properties": {**ERROR_SCHEMA["properties"], "errors": _FIELD_ERRORS}},
     "Predictions": {"type": "object", "required": ["predictions", "ids", "model", "version"], "properties": {
         "predictions": {"type": "array", "items": {}}, "ids": {"type": "array", "items": {"type": "string"}},
-        "model": {"type": "string"}, "version": {"type": "string"}}},
+        "model": {"type": "string"}, "version": {"type": "string"},
+        "probabilities": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        "classes": {"type": "array", "description": "the class label of each probability's position"}}},
 }
 _ROWS = {"type": "array", "minItems": 1, "items": {"type": "array"}}
 _RECORDS = {"type": "array", "minItems": 1, "items": _OBJECT}
@@ -45,7 +47,14 @@ _INVOCATIONS_BODY = {"oneOf": [
         "columns": {"type": "array", "items": {"type": "string"}}, "data": _ROWS}}),
     _keyed("dataframe_records", _RECORDS),
     *(_keyed(key, {"oneOf": [_ROWS, _RECORDS, _COLUMNS]}) for key in ("instances", "inputs"))]}
-_V2_BODY = {"type": "object", "required": ["inputs"], "properties": {"inputs": {
+_OUTPUT_PARAM = {"name": "output", "in": "query", "required": False, "description": "label (default), proba "
+                 "(class probabilities) or both; the model's declared default when absent",
+                 "schema": {"type": "string", "enum": ["label", "proba", "both"]}}
+_V2_BODY = {"type": "object", "required": ["inputs"], "properties": {
+    "id": {"type": "string"}, "parameters": {"type": "object"},
+    "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "enum": ["predictions", "probabilities"]}}}},
+    "inputs": {
     "type": "array", "minItems": 1, "items": {
     "type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
         "name": {"type": "string"},
@@ -118,12 +127,12 @@ def _model_paths(names: list[str]) -> dict[str, Any]:
     return {
         "/models/{name}/invocations": {"post": _op(
             "MLflow scoring protocol for one model", _ok("{predictions: [...]}"), 503, body=_INVOCATIONS_BODY,
-            media=("application/json", "text/csv"), params=(name,))},
+            media=("application/json", "text/csv"), params=(name, _OUTPUT_PARAM))},
         "/v2/models/{name}/infer": {"post": _op("Open Inference Protocol v2 inference", _ok("outputs", _V2_ANSWER),
-                                                503, body=_V2_BODY, params=(name,))},
+                                                503, body=_V2_BODY, params=(name, _OUTPUT_PARAM))},
         "/v2/models/{name}/versions/{version}/infer": {"post": _op(
             "Open Inference Protocol v2 inference (the version in the path is informative)",
-            _ok("outputs", _V2_ANSWER), 503, body=_V2_BODY, params=(name, _path_param("version")))},
+            _ok("outputs", _V2_ANSWER), 503, body=_V2_BODY, params=(name, _path_param("version"), _OUTPUT_PARAM))},
         "/v2/models/{name}": {"get": _op("Model metadata (OIP v2)", _ok("name, versions, inputs, outputs"),
                                          params=(name,))},
         "/v2/models/{name}/ready": {"get": _op("Model ready (OIP v2)", ready, 503, params=(name,))},
@@ -164,13 +173,13 @@ def openapi(state: ServingState) -> dict[str, Any]:
         schemas[f"{name}.record"] = _record_schema(state, name)
         paths[f"/predict/{name}"] = {"post": _op(f"Predict with {name} (records or columns)",
                                                  _ok("Predictions with their ids", predictions), 503,
-                                                 body=_predict_body(name))}
+                                                 body=_predict_body(name), params=(_OUTPUT_PARAM,))}
     paths["/predict"] = {"post": _op(f"Predict with the default model ({state.default.name})",
                                      _ok("Predictions with their ids", predictions), 503,
-                                     body=_predict_body(state.default.name))}
+                                     body=_predict_body(state.default.name), params=(_OUTPUT_PARAM,))}
     paths["/invocations"] = {"post": _op("MLflow scoring protocol: dataframe_split, dataframe_records, instances or "
                                          "inputs", _ok("{predictions: [...]}"), 503, body=_INVOCATIONS_BODY,
-                                         media=("application/json", "text/csv"))}
+                                         media=("application/json", "text/csv"), params=(_OUTPUT_PARAM,))}
     paths.update(_model_paths(names))
     paths.update(_server_paths())
     return declare_errors({"openapi": "3.1.0", "info": {"title": "mloop serving", "version": "1"}, "paths": paths,

@@ -47,7 +47,7 @@ FEEDBACK = "_feedback"
 # As read back; on disk ``inputs`` is a struct of the model's input columns.
 _SCHEMA = pa.schema([("id", pa.string()), ("time", pa.timestamp("ms", tz="UTC")), ("model", pa.string()),
                      ("version", pa.string()), ("role", pa.string()), ("inputs", pa.string()),
-                     ("output", pa.string()), ("latency_ms", pa.float64())])
+                     ("output", pa.string()), ("latency_ms", pa.float64()), ("proba", pa.string())])
 _FEEDBACK_SCHEMA = pa.schema([("id", pa.string()), ("time", pa.timestamp("ms", tz="UTC")), ("label", pa.string())])
 
 
@@ -71,13 +71,19 @@ class PredictionLog:
         self._thread.start()
 
     def record(self, model: str, version: str, role: str, request_id: str, columns: dict[str, list[Any]],
-               outputs: list[Any], seconds: float, n: int) -> None:
-        """Remember one request's predictions (the row ids are ``<request_id>-<row>``); never blocks on I/O."""
+               outputs: list[Any], seconds: float, n: int, *, proba: list[list[float]] | None = None,
+               classes: list[Any] | None = None) -> None:
+        """Remember one request's predictions (the row ids are ``<request_id>-<row>``); never blocks on I/O.
+
+        ``outputs`` are the labels (for a probabilities-only answer, the most probable class); ``proba`` the
+        class probabilities per row when they were answered, logged as ``{class: probability}`` JSON text.
+        """
         with self._lock:
             if self._rows >= 10 * self.max_rows:  # the writer is stuck: drop rather than grow without bound
                 self.dropped += n
                 return
-            self._pending.append((time.time(), model, version, role, request_id, columns, outputs, seconds, n))
+            self._pending.append((time.time(), model, version, role, request_id, columns, outputs, seconds, n,
+                                  proba, classes))
             self._rows += n
         if self._rows >= self.max_rows:
             self._wake.set()
@@ -121,18 +127,19 @@ class PredictionLog:
         # so a flush costs about a microsecond per row instead of a dict and a JSON document per row.
         groups: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
         dumps = orjson.dumps
-        for ts, model, version, role, request_id, columns, outputs, seconds, n in pending:
+        for ts, model, version, role, request_id, columns, outputs, seconds, n, proba, classes in pending:
             names = tuple(columns)
             g = groups.get((model, names))
             if g is None:
                 g = groups[(model, names)] = {"id": [], "time": [], "version": [], "role": [], "output": [],
-                                              "latency_ms": [], "inputs": {k: [] for k in names}}
+                                              "latency_ms": [], "proba": [], "inputs": {k: [] for k in names}}
             g["id"].extend([f"{request_id}-{i}" for i in range(n)] if n > 1 else [f"{request_id}-0"])
             g["time"].extend([int(ts * 1000)] * n)
             g["version"].extend([version] * n)
             g["role"].extend([role] * n)
             g["latency_ms"].extend([seconds * 1000] * n)
             g["output"].extend([dumps(o, option=orjson.OPT_SERIALIZE_NUMPY).decode() for o in outputs])
+            g["proba"].extend(_proba_texts(proba, classes) if proba is not None else [None] * n)
             for k, values in g["inputs"].items():
                 values.extend(columns[k])
         for (model, names), g in groups.items():
@@ -145,7 +152,8 @@ class PredictionLog:
                               "version": pa.array(g["version"], pa.string()),
                               "role": pa.array(g["role"], pa.string()), "inputs": inputs,
                               "output": pa.array(g["output"], pa.string()),
-                              "latency_ms": pa.array(g["latency_ms"], pa.float64())})
+                              "latency_ms": pa.array(g["latency_ms"], pa.float64()),
+                              "proba": pa.array(g["proba"], pa.string())})
             self._put(f"{PREFIX}/{model}/{_day()}/{_part()}.parquet", table)
             self.written += n
 
@@ -160,6 +168,12 @@ class PredictionLog:
         self.blobs.put_bytes(key, sink.getvalue())
 
 
+def _proba_texts(proba: list[list[float]], classes: list[Any] | None) -> list[str]:
+    """Each row's probabilities as ``{"class": p}`` JSON text (class labels become the keys' text)."""
+    keys = [str(c) for c in (classes or range(len(proba[0]) if proba else 0))]
+    return [orjson.dumps(dict(zip(keys, row, strict=False))).decode() for row in proba]
+
+
 def _arrow(values: list[Any]) -> pa.Array:
     """One input column as Arrow; values Arrow cannot type together are kept as JSON text."""
     try:
@@ -170,6 +184,8 @@ def _arrow(values: list[Any]) -> pa.Array:
 
 def _readable(table: pa.Table) -> pa.Table:
     """A log file with its inputs as JSON text, so files written with different input types concatenate."""
+    if "proba" not in table.column_names:  # written before probabilities were logged
+        table = table.append_column("proba", pa.nulls(table.num_rows, pa.string()))
     column = table.column("inputs")
     if pa.types.is_string(column.type):
         return table

@@ -27,6 +27,7 @@ from mloop.serving.batching import MicroBatcher
 from mloop.serving.config import EndpointConfig
 from mloop.serving.metrics import Metrics
 from mloop.serving.model import ServedModel, source_version
+from mloop.serving.outputs import OUTPUTS, Outputs
 from mloop.serving.predlog import PredictionLog
 from mloop.serving.resilience import CircuitBreaker, PredictionCache
 
@@ -50,12 +51,18 @@ class ModelUnavailable(Exception):
 
 @dataclass(slots=True)
 class Result:
-    predictions: list[Any]
+    outputs: Outputs
     model: ServedModel
     request_id: str
     role: str
     fallback: bool = False
     cached: bool = False
+
+    @property
+    def predictions(self) -> list[Any]:
+        """The answer rows: labels, or probability rows when only probabilities were asked for."""
+        out = self.outputs
+        return out.labels if out.labels is not None else out.proba or []
 
 
 class Arm:
@@ -68,15 +75,23 @@ class Arm:
         self.model = model
         self.weight = weight
         self.cache = PredictionCache(config.cache_ttl, config.cache_entries) if config.cache_ttl > 0 else None
-        self.batcher: MicroBatcher | None = None
+        self.failed_source: str | None = None  # a version that could not answer its example: not loaded again
+        # one micro-batcher per output kind, so that rows batched together are answered alike
+        self.batchers: dict[str, MicroBatcher] = {}
         if config.max_batch_size > 1:
-            self.batcher = MicroBatcher(self._predict_current, max_batch_size=config.max_batch_size,
-                                        max_wait=config.max_wait_ms / 1000,
-                                        on_batch=lambda size: metrics.batch(endpoint, size))
+            for output in OUTPUTS:
+                self.batchers[output] = MicroBatcher(
+                    lambda columns, output=output: self._predict_current(columns, output),
+                    max_batch_size=config.max_batch_size, max_wait=config.max_wait_ms / 1000,
+                    on_batch=lambda size: metrics.batch(endpoint, size))
 
-    def _predict_current(self, columns: Columns) -> tuple[list[Any], ServedModel]:
+    @property
+    def batcher(self) -> MicroBatcher | None:
+        return self.batchers.get("label")
+
+    def _predict_current(self, columns: Columns, output: str = "label") -> tuple[Outputs, ServedModel]:
         model = self.model  # one read: a reload swaps the reference, never a half model
-        return model.predict_columns(columns), model
+        return model.answer(columns, output), model
 
 
 class Endpoint:
@@ -128,10 +143,12 @@ class Endpoint:
         return None
 
     # ------------------------------------------------------------------ the request path
-    async def infer(self, columns: Columns, n: int, key: str | None = None) -> Result:
+    async def infer(self, columns: Columns, n: int, key: str | None = None, output: str | None = None) -> Result:
+        """Answer ``n`` rows: labels, probabilities or both (``output``, else the chosen version's default)."""
         started = time.perf_counter()
         arm = self.choose(key)
         model = arm.model
+        chosen = model.output_for(output)  # PayloadError (400) when probabilities are asked of a regressor
         checked, errors = model.prepare(columns, n)
         if model.unreported_warnings:  # training-schema "warn" violations: counted, never rejected
             self.metrics.event(self.name, "schema_warning", model.unreported_warnings)
@@ -141,38 +158,45 @@ class Endpoint:
         request_id = os.urandom(10).hex()
         cache_key = None
         if arm.cache is not None:
-            cache_key = arm.cache.key(model.version, checked)
+            cache_key = arm.cache.key(f"{model.version}:{chosen}", checked)
             hit = arm.cache.get(cache_key)
             if hit is not None:
                 self.metrics.event(self.name, "cache_hit")
                 return Result(hit, model, request_id, arm.role, cached=True)
             self.metrics.event(self.name, "cache_miss")
-        predictions, model, fallback = await self._call(arm, model, checked, n)
+        outputs, model, fallback = await self._call(arm, model, checked, n, chosen)
         if cache_key is not None and not fallback:
-            arm.cache.put(cache_key, predictions)  # type: ignore[union-attr]
+            arm.cache.put(cache_key, outputs)  # type: ignore[union-attr, arg-type]
         elapsed = time.perf_counter() - started
         if self.log is not None:
-            self.log.record(self.name, model.version, arm.role, request_id, checked, predictions, elapsed, n)
+            self._record(model.version, arm.role, request_id, checked, outputs, elapsed, n)
         if self.shadow is not None:
-            self._to_shadow(columns, n, request_id, predictions, elapsed)
-        return Result(predictions, model, request_id, arm.role, fallback=fallback)
+            self._to_shadow(columns, n, request_id, outputs, elapsed, chosen)
+        return Result(outputs, model, request_id, arm.role, fallback=fallback)
 
-    async def _call(self, arm: Arm, model: ServedModel, columns: Columns, n: int,
-                    ) -> tuple[list[Any], ServedModel, bool]:
+    def _record(self, version: str, role: str, request_id: str, columns: Columns, outputs: Outputs, seconds: float,
+                n: int) -> None:
+        assert self.log is not None
+        self.log.record(self.name, version, role, request_id, columns, outputs.label_rows(), seconds, n,
+                        proba=outputs.proba, classes=outputs.classes)
+
+    async def _call(self, arm: Arm, model: ServedModel, columns: Columns, n: int, output: str = "label",
+                    ) -> tuple[Outputs, ServedModel, bool]:
         breaker = self.breaker
         if breaker is not None and not breaker.allow():
             return self._fallback(n, model, "breaker_open")
         try:
-            if arm.batcher is not None:
-                call = arm.batcher.submit(columns, n)
+            batcher = arm.batchers.get(output)
+            if batcher is not None:
+                call = batcher.submit(columns, n)
                 predictions, model = await (asyncio.wait_for(call, self._timeout) if breaker else call)
             elif breaker is not None:
                 loop = asyncio.get_running_loop()
-                fut = loop.run_in_executor(self._pool, model.predict_columns, columns)
+                fut = loop.run_in_executor(self._pool, model.answer, columns, output)
                 predictions = await asyncio.wait_for(fut, self._timeout)
             else:
                 self.metrics.batch(self.name, n)
-                predictions = model.predict_columns(columns)
+                predictions = model.answer(columns, output)
         except TimeoutError:
             if breaker is None:
                 raise
@@ -195,27 +219,30 @@ class Endpoint:
             breaker.success()
         return predictions, model, False
 
-    def _fallback(self, n: int, model: ServedModel, why: str) -> tuple[list[Any], ServedModel, bool]:
+    def _fallback(self, n: int, model: ServedModel, why: str) -> tuple[Outputs, ServedModel, bool]:
         self.metrics.event(self.name, f"fallback_{why}")
         if self.config.fallback is None:
             raise ModelUnavailable(f"model {model.name} v{model.version} is unavailable ({why}) "
                                    "and no fallback is configured")
-        return [self.config.fallback] * n, model, True
+        return Outputs([self.config.fallback] * n), model, True
 
     # ------------------------------------------------------------------ shadow
-    def _to_shadow(self, columns: Columns, n: int, request_id: str, primary: list[Any], seconds: float) -> None:
+    def _to_shadow(self, columns: Columns, n: int, request_id: str, primary: Outputs, seconds: float,
+                   output: str = "label") -> None:
         if self._shadow_pending >= 64:  # never let the shadow build a backlog
             self.metrics.event(self.name, "shadow_skipped")
             return
         self._shadow_pending += 1
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._shadow_pool, self._run_shadow, columns, n, request_id, primary, seconds)
+        future = loop.run_in_executor(self._shadow_pool, self._run_shadow, columns, n, request_id, primary, seconds,
+                                      output)
         future.add_done_callback(self._shadow_done)
 
     def _shadow_done(self, future: Any) -> None:
         self._shadow_pending -= 1
 
-    def _run_shadow(self, columns: Columns, n: int, request_id: str, primary: list[Any], seconds: float) -> None:
+    def _run_shadow(self, columns: Columns, n: int, request_id: str, primary: Outputs, seconds: float,
+                    output: str = "label") -> None:
         assert self.shadow is not None
         model = self.shadow.model
         started = time.perf_counter()
@@ -224,15 +251,16 @@ class Endpoint:
             if errors:
                 self.comparison.failed += 1
                 return
-            predictions = model.predict_columns(checked)
+            # the shadow answers what the primary answered, when it can (a regressor shadow answers labels)
+            answer = model.answer(checked, output if model.proba_refusal is None else "label")
         except Exception:
             self.comparison.failed += 1
             return
         elapsed = time.perf_counter() - started
         self.metrics.event(self.name, "shadow_calls")
-        self.comparison.add(primary, predictions, seconds, elapsed)
+        self.comparison.add(primary.label_rows(), answer.label_rows(), seconds, elapsed)
         if self.log is not None:
-            self.log.record(self.name, model.version, "shadow", request_id, checked, predictions, elapsed, n)
+            self._record(model.version, "shadow", request_id, checked, answer, elapsed, n)
 
     # ------------------------------------------------------------------ reload
     def reload_if_moved(self, client: Any, trusted: bool | tuple[str, ...]) -> list[str]:
@@ -242,10 +270,18 @@ class Endpoint:
             if not arm.model.moves:
                 continue
             now = source_version(arm.source, client)
-            if now == arm.model.concrete:
+            if now == arm.model.concrete or now == arm.failed_source:
+                if arm.model.not_ready is not None:  # a check that failed for a passing reason may pass now
+                    arm.model.not_ready = arm.model.self_check()
                 continue
             fresh = ServedModel.load(arm.source, client=client, trusted=trusted, concrete=now)
             fresh.warm_up()
+            if fresh.not_ready is not None:  # the version in service goes on answering
+                arm.failed_source = now
+                self.metrics.event(self.name, "reload_failed")
+                changed.append(f"{self.name} {arm.role}: v{fresh.version} not swapped in, it cannot answer: "
+                               f"{fresh.not_ready}; v{arm.model.version} keeps serving")
+                continue
             old = arm.model
             arm.model = fresh  # the swap: requests already running keep the old object
             self.metrics.set_version(self.name, arm.role, fresh.version)
@@ -255,8 +291,8 @@ class Endpoint:
 
     async def close(self) -> None:
         for arm in self.arms:
-            if arm.batcher is not None:
-                await arm.batcher.close()
+            for batcher in arm.batchers.values():
+                await batcher.close()
         if self._shadow_pool is not None:
             self._shadow_pool.shutdown(wait=True)
         if self._pool is not None:

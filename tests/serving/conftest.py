@@ -94,13 +94,14 @@ class Served:
         return httpx.get(self.url + path, timeout=30)
 
 
-def wait_ready(url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = 60) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = 60,
+               path: str = "/health/ready") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
         try:
-            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
+            if httpx.get(url + path, timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -109,15 +110,17 @@ def wait_ready(url: str, proc: subprocess.Popen[Any] | None = None, timeout: flo
 
 
 @contextmanager
-def running(config: ServeConfig, settings: Settings, client: Any = None) -> Iterator[Served]:
-    """The serving app under uvicorn in a thread, on a free port; shut down gracefully at the end."""
+def running(config: ServeConfig, settings: Settings, client: Any = None, until: str = "/health/ready",
+            ) -> Iterator[Served]:
+    """The serving app under uvicorn in a thread, on a free port, once ``until`` answers 200 (ready; pass
+    ``/health/live`` for a server that may never be ready); shut down gracefully at the end."""
     app = create_serving_app(config, settings, client)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url)
+    wait_ready(url, path=until)
     try:
         yield Served(url, app.state.serving)
     finally:
