@@ -48,6 +48,14 @@ class Parameter:
     choices: list[Any] | None = None
     name: str = ""
 
+    def __post_init__(self) -> None:
+        # Parameter("seed", default=1) reads like Metaflow's Parameter(name, ...): say so, not AttributeError later
+        if not isinstance(self.type, type):
+            raise InvalidInputError(
+                f"Parameter's first argument is its type, got {self.type!r}; the attribute name is the "
+                f"parameter's name: seed = Parameter(int, default=1)",
+                field="Parameter.type", value=self.type, expected="a type: int, float, bool, str, list or dict")
+
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 

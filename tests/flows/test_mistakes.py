@@ -205,3 +205,13 @@ def test_a_run_whose_orchestrator_died_is_marked_killed_and_a_live_one_is_not(wr
         conn.execute(sa.update(t.runs).where(t.runs.c.run_id == orphan).values(heartbeat=t.runs.c.heartbeat - 10_000))
     assert flows.get_run(orphan, settings=settings).status == "killed"
     assert [r.status for r in flows.list_runs("Sleeper", settings=settings)] == ["killed", "finished"]
+
+
+def test_a_parameter_given_its_name_instead_of_its_type_says_how_to_write_it() -> None:
+    from mloop.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as caught:
+        flows.Parameter("seed", default=1)  # type: ignore[arg-type]
+    assert caught.value.field == "Parameter.type" and caught.value.value == "seed"
+    assert "seed = Parameter(int, default=1)" in str(caught.value)
+    assert flows.Parameter(int, default=1).parse("7") == 7
