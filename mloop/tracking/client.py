@@ -52,6 +52,8 @@ class TrackingClient:
         self.settings = settings or Settings.load()
         self.repo = repo or open_repository(self.settings)
         self.writer = BackgroundWriter(self.repo, self.settings.heartbeat_seconds)
+        self.default_experiment: str | None = None  # set_experiment's choice for start_run without one
+        self.last_run_id: str | None = None  # the run start_run made last
 
     # ---------------------------------------------------------------- experiments
     def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> Experiment:
@@ -79,6 +81,12 @@ class TrackingClient:
             found = self.repo.get_experiment_by_name(name)
             assert found is not None
             return found
+
+    def set_experiment(self, name: str) -> Experiment:
+        """Make ``name`` (created if missing) the experiment of later ``start_run`` calls that name none."""
+        experiment = self.get_or_create_experiment(name)
+        self.default_experiment = experiment.name
+        return experiment
 
     def list_experiments(self, include_deleted: bool = False) -> list[Experiment]:
         return self.repo.list_experiments(include_deleted)
@@ -111,7 +119,8 @@ class TrackingClient:
         if experiment_id is not None:
             exp_id = self.repo.get_experiment(experiment_id).experiment_id
         else:
-            exp_id = self.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT).experiment_id
+            exp_id = self.get_or_create_experiment(
+                experiment or self.default_experiment or DEFAULT_EXPERIMENT).experiment_id
         if parent is None and stack:
             parent = stack[-1]
         parent_id = parent.run_id if isinstance(parent, RunContext) else parent
@@ -125,6 +134,7 @@ class TrackingClient:
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
         run = self.repo.create_run(exp_id, name, self.settings.user, all_tags, parent_id, description)
         active = run_class(self, run)
+        self.last_run_id = run.run_id
         stack.append(active)
         open_runs.add(active)
         if params:
@@ -134,12 +144,15 @@ class TrackingClient:
         return active
 
     def get_run(self, run_id: str) -> Run:
+        """A run as stored, with what this process logged to it so far (queued params, tags and points)."""
+        self.writer.settle()
         return self.repo.get_run(run_id)
 
     def metric_history(self, run_id: str, key: str, max_points: int | None = None) -> list[Metric]:
         """Every point of one metric, in step order; ``max_points`` downsamples for charts, keeping extremes."""
         if max_points is not None and (not isinstance(max_points, int) or max_points < 4):
             raise InvalidInputError(field="max_points", value=max_points, expected="a whole number >= 4 or None")
+        self.writer.settle()
         return self.repo.metric_history(run_id, key, max_points)
 
     def download_artifacts(self, run_id: str, path: str, dest: str | Path) -> Path:
@@ -168,6 +181,7 @@ class TrackingClient:
             names = [experiments] if isinstance(experiments, str) else list(experiments)
             ids = [self.get_experiment(n).experiment_id for n in names]
         order = [order_by] if isinstance(order_by, str) else order_by
+        self.writer.settle()  # what this process logged is part of the answer
         return self.repo.search_runs(ids, filter or "", order, limit, include_deleted)
 
     def best_run(self, experiment: str, metric: str, mode: str = "min", filter: str = "") -> Run:
