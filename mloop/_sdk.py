@@ -106,7 +106,7 @@ def active_run() -> RunContext | None:
 
 
 def last_active_run() -> Run | None:
-    """The run active now, else the last run started through this client, as stored now.
+    """The run active now, else the run that was active last (the last one ended), as stored now.
 
     >>> import mloop, tempfile
     >>> _ = mloop.configure(home=tempfile.mkdtemp())

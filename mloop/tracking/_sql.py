@@ -401,7 +401,10 @@ class SqlTrackingRepository:
         with self.db.read() as conn:
             runs = conn.execute(query).all()
             ids = [r.run_id for r in runs]
-            scope = ids if limit is not None or len(ids) <= _CHUNK else select(t.runs.c.run_id).where(where)
+            # the runs' own ids when few (an index lookup each), else the query that found them: one statement
+            # per table, however many runs (the limited query keeps its order and limit to find the same runs)
+            scope = ids if len(ids) <= _CHUNK else (
+                select(t.runs.c.run_id).where(where) if limit is None else query.with_only_columns(t.runs.c.run_id))
             params = _children(conn, t.params, scope, ids, t.params.c.key, t.params.c.value, t.params.c.vtype)
             metrics = _children(conn, t.latest_metrics, scope, ids, t.latest_metrics.c.key, t.latest_metrics.c.value)
             tags = _children(conn, t.tags, scope, ids, t.tags.c.key, t.tags.c.value)

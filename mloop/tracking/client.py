@@ -14,7 +14,7 @@ import pandas as pd
 
 from mloop._util.clock import now_ms
 from mloop.config import Settings
-from mloop.errors import InvalidInputError, NotFoundError
+from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.tracking.entities import Experiment, Metric, Run, RunStatus
 from mloop.tracking.logger import BackgroundWriter, flush_all
 from mloop.tracking.repository import TrackingRepository
@@ -53,7 +53,8 @@ class TrackingClient:
         self.repo = repo or open_repository(self.settings)
         self.writer = BackgroundWriter(self.repo, self.settings.heartbeat_seconds)
         self.default_experiment: str | None = None  # set_experiment's choice for start_run without one
-        self.last_run_id: str | None = None  # the run start_run made last
+        self.last_run_id: str | None = None  # the run started or ended last
+        self._experiment_ids: dict[str, str] = {}  # experiment name -> id, as start_run last found it
 
     # ---------------------------------------------------------------- experiments
     def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> Experiment:
@@ -92,6 +93,7 @@ class TrackingClient:
         return self.repo.list_experiments(include_deleted)
 
     def rename_experiment(self, name: str, new_name: str) -> Experiment:
+        self._experiment_ids.clear()
         exp = self.get_experiment(name)
         self.repo.rename_experiment(exp.experiment_id, new_name)
         return self.repo.get_experiment(exp.experiment_id)
@@ -116,11 +118,7 @@ class TrackingClient:
         if in_step is not None:
             parent = in_step[0]
             experiment = experiment or (None if experiment_id else in_step[1])
-        if experiment_id is not None:
-            exp_id = self.repo.get_experiment(experiment_id).experiment_id
-        else:
-            exp_id = self.get_or_create_experiment(
-                experiment or self.default_experiment or DEFAULT_EXPERIMENT).experiment_id
+        exp_name = None if experiment_id is not None else experiment or self.default_experiment or DEFAULT_EXPERIMENT
         if parent is None and stack:
             parent = stack[-1]
         parent_id = parent.run_id if isinstance(parent, RunContext) else parent
@@ -132,7 +130,11 @@ class TrackingClient:
         if tags is not None and not isinstance(tags, dict):
             raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
-        run = self.repo.create_run(exp_id, name, self.settings.user, all_tags, parent_id, description)
+        args = (name, self.settings.user, all_tags, parent_id, description)
+        if exp_name is None:  # create_run checks that the experiment exists and is active
+            run = self.repo.create_run(str(experiment_id), *args)
+        else:
+            run = self._create_run_in(exp_name, args)
         active = run_class(self, run)
         self.last_run_id = run.run_id
         stack.append(active)
@@ -142,6 +144,24 @@ class TrackingClient:
         if system_metrics_interval is not None:
             active.log_system_metrics(system_metrics_interval)
         return active
+
+    def _create_run_in(self, experiment: str, args: tuple[Any, ...]) -> Run:
+        """A run in the experiment named ``experiment`` (created if missing).
+
+        The name's id is remembered, as MLflow's fluent API remembers its active experiment: a loop of short
+        runs then costs one write per run. When the remembered experiment is gone or deleted, the name is
+        looked up again; one renamed by another process keeps receiving this process's runs.
+        """
+        known = self._experiment_ids.get(experiment)
+        if known is not None:
+            try:
+                return self.repo.create_run(known, *args)
+            except (NotFoundError, ConflictError):
+                del self._experiment_ids[experiment]
+        exp_id = self.get_or_create_experiment(experiment).experiment_id
+        run = self.repo.create_run(exp_id, *args)
+        self._experiment_ids[experiment] = exp_id
+        return run
 
     def get_run(self, run_id: str) -> Run:
         """A run as stored, with what this process logged to it so far (queued params, tags and points)."""

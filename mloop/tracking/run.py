@@ -239,6 +239,7 @@ class RunContext:
             self._sampler.stop()
         self._ended = True
         self._status = RunStatus(status)
+        self.client.last_run_id = self.run_id  # the run last active, as mloop.last_active_run reads it
         self._append = self._refuse_metric
         try:
             self.flush()
