@@ -160,3 +160,25 @@ def test_a_forked_child_uses_connections_of_its_own(tmp_path) -> None:
     assert child.exitcode == 0
     assert client.get_run(run.run_id).metrics == {"loss": 0.25}
     assert sorted(client.search_runs("eta")["name"]) == ["child", run.name]
+
+
+def test_the_migration_gives_stored_numeric_text_its_number(db_url: str, tmp_path) -> None:
+    from sqlalchemy import text
+
+    from mloop.store.sql.engine import Database
+    from mloop.store.sql.migrate import upgrade
+
+    client = TrackingClient(Settings.load(home=str(tmp_path / "h"), db_url=db_url))
+    with client.start_run("eta", params={"p0": "3", "p1": "three", "p2": 7}) as run:
+        pass
+    db = client.repo.db
+    with db.write() as conn:  # as a store written before numeric text had a number
+        conn.execute(text("UPDATE params SET num = NULL WHERE vtype = 'str'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = 'tracking_0003' "
+                          "WHERE version_num = 'tracking_0004'"))
+    assert client.search_runs("eta", filter="params.p0 = 3").empty
+    upgrade(Database(db_url))
+    assert client.search_runs("eta", filter="params.p0 = 3")["run_id"].tolist() == [run.run_id]
+    assert client.search_runs("eta", filter="params.p2 = 7")["run_id"].tolist() == [run.run_id]
+    with db.read() as conn:
+        assert conn.execute(text("SELECT num FROM params WHERE key = 'p1'")).scalar() is None
