@@ -1,8 +1,9 @@
 """The background writer: logging calls append to a queue and return at once.
 
-A daemon thread drains the queue in batches into the repository, sends run
-heartbeats, and honours flush markers so ``flush()`` returns only when every
-point logged before it is durable. Each batch gets a key when it is cut from
+A daemon thread drains the queue in batches into the repository and sends run
+heartbeats; ``flush()`` drains what is left in the caller's thread (taking turns
+with the daemon) and returns only when every point logged before it is durable
+or refused. Each batch gets a key when it is cut from
 the queue and keeps it through every retry, so a store that committed a batch
 whose answer was lost does not store it again. Failed writes are retried with
 backoff and kept in order. A run deleted for good costs only its own points:
@@ -34,13 +35,6 @@ log = logging.getLogger("mloop.tracking")
 _BATCH = 100_000
 _IDLE_WAIT = 0.2
 _writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
-
-
-class _Marker:
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
 
 
 class RunData:
@@ -151,7 +145,6 @@ class BackgroundWriter:
     def _drain_queue(self) -> int:
         """Store one batch from the queue (and what earlier drains could not); the number of items taken."""
         rows: list[MetricRow] = []
-        markers: list[_Marker] = []
         data = self._unsent_data
         popleft = self.queue.popleft
         taken = min(len(self.queue), self.batch_rows)
@@ -159,14 +152,12 @@ class BackgroundWriter:
             item = popleft()
             if item.__class__ is tuple:
                 rows.append(item)
-            elif item.__class__ is RunData:
+            else:  # RunData
                 merged = data.get((item.kind, item.run_id))
                 if merged is None:
                     data[item.kind, item.run_id] = dict(item.values)
                 else:
                     merged.update(item.values)
-            else:
-                markers.append(item)
         if rows:
             # the key is fixed now: every retry of these rows is the same batch, which the store applies once
             self._unsent.append((uuid.uuid4().hex, rows))
@@ -177,8 +168,6 @@ class BackgroundWriter:
                 break  # the store is unavailable: keep this batch, in order, for the next drain
             self._unsent.popleft()
             self._unsent.extendleft(reversed(parts))
-        for marker in markers:
-            marker.done.set()
         return taken
 
     def _send_data(self) -> bool:
