@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,7 +20,8 @@ import pandas as pd
 from mloop.config import Settings
 from mloop.errors import MloopError
 from mloop.tracking import Experiment, Run, RunComparison, RunContext, TrackingClient
-from mloop.tracking.run import run_stack
+from mloop.tracking.entities import Artifact, Dataset, RunStatus
+from mloop.tracking.run import _local, run_stack
 
 
 class ActiveRun(RunContext):
@@ -91,6 +93,17 @@ def client() -> TrackingClient:
     return _client
 
 
+def set_experiment(name: str) -> Experiment:
+    """Make ``name`` (created if missing) the experiment of later ``start_run()`` calls that name none.
+
+    >>> import mloop, tempfile
+    >>> _ = mloop.configure(home=tempfile.mkdtemp())
+    >>> mloop.set_experiment("churn").name
+    'churn'
+    """
+    return client().set_experiment(name)
+
+
 def start_run(experiment: str | None = None, name: str | None = None, **kwargs: Any) -> ActiveRun:
     """Start a run: ``with mloop.start_run(experiment="eta", params={...}) as run: ...``."""
     kwargs.setdefault("run_class", ActiveRun)
@@ -105,6 +118,37 @@ def active_run() -> RunContext | None:
     return stack[-1] if stack else None
 
 
+def last_active_run() -> Run | None:
+    """The run active now, else the run that was active last (the last one ended), as stored now.
+
+    >>> import mloop, tempfile
+    >>> _ = mloop.configure(home=tempfile.mkdtemp())
+    >>> with mloop.start_run(experiment="doc"):
+    ...     mloop.log_param("depth", 4)
+    4
+    >>> mloop.last_active_run().params
+    {'depth': 4}
+    """
+    run = active_run()
+    run_id = run.run_id if run is not None else client().last_run_id
+    return None if run_id is None else client().get_run(run_id)
+
+
+def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
+    """End the active run (flushing what it logged) with ``status``; without an active run, do nothing.
+
+    >>> import mloop, tempfile
+    >>> _ = mloop.configure(home=tempfile.mkdtemp())
+    >>> run = mloop.start_run(experiment="doc")
+    >>> mloop.end_run()
+    >>> mloop.active_run() is None
+    True
+    """
+    run = active_run()
+    if run is not None:
+        run.end(status)
+
+
 def _require_active() -> RunContext:
     run = active_run()
     if run is None:
@@ -112,27 +156,88 @@ def _require_active() -> RunContext:
     return run
 
 
-def log_metric(key: str, value: float, step: int = 0) -> None:
-    _require_active().log_metric(key, value, step)
+def log_metric(key: str, value: float, step: int = 0, timestamp: Any = None) -> None:
+    """Queue one point of ``key`` on the active run; returns at once.
+
+    >>> import mloop, tempfile
+    >>> _ = mloop.configure(home=tempfile.mkdtemp())
+    >>> with mloop.start_run(experiment="doc"):
+    ...     mloop.log_metric("loss", 0.25, step=3)
+    >>> mloop.last_active_run().metrics
+    {'loss': 0.25}
+    """
+    try:  # the direct path: this is called in training loops, millions of times
+        run = _local.stack[-1]
+    except (AttributeError, IndexError):
+        run = _require_active()
+    run.log_metric(key, value, step, timestamp)
 
 
-def log_metrics(metrics: dict[str, float], step: int = 0) -> None:
-    _require_active().log_metrics(metrics, step)
+def log_metrics(metrics: dict[str, float], step: int = 0, timestamp: Any = None) -> None:
+    """Queue several metrics at one step on the active run."""
+    _require_active().log_metrics(metrics, step, timestamp)
 
 
-def log_param(key: str, value: Any) -> None:
-    _require_active().log_param(key, value)
+def log_param(key: str, value: Any) -> Any:
+    """Queue one param on the active run and return ``value``; a param cannot change once logged."""
+    return _require_active().log_param(key, value)
 
 
 def log_params(params: dict[str, Any]) -> None:
+    """Queue params on the active run (durable at ``flush()`` or the run's end)."""
     _require_active().log_params(params)
 
 
 def set_tag(key: str, value: Any) -> None:
+    """Queue one tag on the active run (a later value replaces an earlier one)."""
     _require_active().set_tag(key, value)
 
 
+def set_tags(tags: dict[str, Any]) -> None:
+    """Queue several tags on the active run.
+
+    >>> import mloop, tempfile
+    >>> _ = mloop.configure(home=tempfile.mkdtemp())
+    >>> with mloop.start_run(experiment="doc"):
+    ...     mloop.set_tags({"team": "eta", "stage": "dev"})
+    >>> mloop.last_active_run().tags["team"]
+    'eta'
+    """
+    _require_active().set_tags(tags)
+
+
+def log_artifact(local_path: str | Path, artifact_path: str | None = None) -> Artifact | list[Artifact]:
+    """Store a file (or every file of a folder) under the active run."""
+    return _require_active().log_artifact(local_path, artifact_path)
+
+
+def log_artifacts(local_dir: str | Path, artifact_path: str | None = None) -> list[Artifact]:
+    """Store every file of a folder under the active run."""
+    return _require_active().log_artifacts(local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_path: str) -> Artifact:
+    """Store a string as a text file artifact of the active run."""
+    return _require_active().log_text(text, artifact_path)
+
+
+def log_dict(data: dict[str, Any], artifact_path: str) -> Artifact:
+    """Store a dict as JSON or YAML (by the path's suffix) under the active run."""
+    return _require_active().log_dict(data, artifact_path)
+
+
+def log_figure(figure: Any, artifact_path: str) -> Artifact:
+    """Store a matplotlib or Plotly figure under the active run."""
+    return _require_active().log_figure(figure, artifact_path)
+
+
+def log_input(data: Any, name: str | None = None, context: str = "train", source: str | None = None) -> Dataset:
+    """Record a dataset the active run used (digest, rows, schema, source)."""
+    return _require_active().log_input(data, name, context, source)
+
+
 def get_run(run_id: str) -> Run:
+    """A run as stored, with what this process logged to it so far."""
     return client().get_run(run_id)
 
 

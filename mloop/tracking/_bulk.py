@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from operator import itemgetter
 
 from sqlalchemy import Connection, delete
 from sqlalchemy.exc import IntegrityError
@@ -23,31 +23,33 @@ _UPSERT_LATEST = (
 
 
 def insert_metrics(conn: Connection, dialect: str, rows: list[MetricRow]) -> None:
-    """Append metric points and move each key's latest value forward, in the caller's transaction."""
-    latest: dict[tuple[str, str], tuple[int, int, float | None]] = {}
-    stored: list[tuple[str, str, int, int, float | None]] = []
-    append = stored.append
-    get = latest.get
-    for run_id, key, value, step, ts in rows:
-        v = None if value != value else value  # NaN -> NULL
-        append((run_id, key, step, ts, v))
-        ident = (run_id, key)
-        best = get(ident)
-        if best is None or step > best[0] or (step == best[0] and ts >= best[1]):
-            latest[ident] = (step, ts, v)
+    """Append metric points and move each key's latest value forward, in the caller's transaction.
+
+    The rows go to the driver as they come (SQLite stores a NaN as NULL by itself), and each key's latest
+    point is found by a stable sort on (step, timestamp) and a dict that keeps the last point per key:
+    both run in C, where a Python loop over every point cost as much as the insert.
+    """
+    # sorted by (step, timestamp) as two stable sorts on one int each: no key tuple per point to build
+    by_time = sorted(sorted(rows, key=_TIME), key=_STEP)  # timsort: linear on points logged in order
+    latest = dict(zip(map(_RUN_KEY, by_time), by_time, strict=True))  # the last wins: the highest (step, ts)
     try:
         if dialect == "postgresql":
-            _copy_postgres(conn, stored)
+            _copy_postgres(conn, rows)
         else:
             conn.exec_driver_sql(
-                "INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES (?, ?, ?, ?, ?)", stored)
+                "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)", rows)
         placeholder = "%s" if dialect == "postgresql" else "?"
         conn.exec_driver_sql(_UPSERT_LATEST.format(p=placeholder),
-                             [(r, k, v, s, ts) for (r, k), (s, ts, v) in latest.items()])
+                             [(r, k, None if v != v else v, s, ts) for r, k, v, s, ts in latest.values()])
     except (IntegrityError, *_driver_integrity_errors(dialect)) as exc:
         missing = sorted({r for r, _ in latest})
         raise NotFoundError(f"Metrics were logged for a run that does not exist (one of {missing[:3]}).",
                             field="run_id") from exc
+
+
+_STEP = itemgetter(3)
+_TIME = itemgetter(4)
+_RUN_KEY = itemgetter(0, 1)
 
 
 def _driver_integrity_errors(dialect: str) -> tuple[type[Exception], ...]:
@@ -59,11 +61,14 @@ def _driver_integrity_errors(dialect: str) -> tuple[type[Exception], ...]:
     return (psycopg.IntegrityError,)
 
 
-def _copy_postgres(conn: Connection, stored: list[Any]) -> None:
+def _copy_postgres(conn: Connection, rows: list[MetricRow]) -> None:
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy("COPY metrics (run_id, key, step, timestamp, value) FROM STDIN") as copy:
-        for row in stored:
-            copy.write_row(row)
+    with raw.cursor() as cur, cur.copy("COPY metrics (run_id, key, value, step, timestamp) FROM STDIN") as copy:
+        write = copy.write_row
+        for row in rows:
+            if row[2] != row[2]:  # NaN is stored as NULL, as on SQLite
+                row = (row[0], row[1], None, row[3], row[4])
+            write(row)
 
 
 # A retry arrives within seconds or minutes of the first attempt (the writer keeps a batch it could not

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -11,11 +12,12 @@ from mloop.tracking._values import decode_param
 
 ATTR_COLUMNS = ["run_id", "experiment_id", "name", "status", "user", "start_time", "end_time",
                 "parent_run_id", "lifecycle_stage", "description", "artifact_uri"]
+_ATTRS = attrgetter(*ATTR_COLUMNS)
 
 
 def runs_frame(runs: list[Any], params: list[Any], metrics: list[Any], tags: list[Any]) -> pd.DataFrame:
     """One row per run in the order given, with typed params and NaN-faithful metrics."""
-    base = pd.DataFrame([tuple(getattr(r, c) for c in ATTR_COLUMNS) for r in runs], columns=ATTR_COLUMNS)
+    base = pd.DataFrame(list(map(_ATTRS, runs)), columns=ATTR_COLUMNS)
     base["experiment_id"] = base["experiment_id"].astype(str)
     for col in ("start_time", "end_time"):
         base[col] = pd.to_datetime(base[col], unit="ms", utc=True)

@@ -6,6 +6,7 @@ import json
 import math
 import re
 import uuid
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from mloop.tracking.repository import MetricRow
 _CHUNK = 500
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+_RUN_ID_OF = itemgetter(0)
 
 
 class SqlTrackingRepository:
@@ -117,33 +119,39 @@ class SqlTrackingRepository:
             existing = self._created_before(run_id, experiment_id)
             if existing is not None:
                 return existing
-        exp = self.get_experiment(experiment_id)
-        if exp.lifecycle_stage != Lifecycle.ACTIVE:
-            raise ConflictError(f"Experiment '{exp.name}' is deleted; restore it before starting runs in it.",
-                                field="experiment")
-        if parent_run_id is not None:
-            self.get_run(parent_run_id)
+        exp_int = _experiment_int(experiment_id)
         run_id = run_id or uuid.uuid4().hex
         name = check_name(name, "run_name") if name else f"run-{run_id[:8]}"
         tags, user = check_tags(tags or {}), check_text(user, "user", 256)
         description = check_text(description or "", "description")
         now = now_ms()
+        artifact_uri = self.blobs.url(f"runs/{run_id}/artifacts")
         try:
+            # one transaction checks the experiment and the parent and inserts: a run costs one round trip
             with self.db.write() as conn:
+                exp = conn.execute(select(t.experiments.c.name, t.experiments.c.lifecycle_stage)
+                                   .where(t.experiments.c.experiment_id == exp_int)).first()
+                if exp is None:
+                    raise NotFoundError(f"No experiment with id '{experiment_id}'.", field="experiment_id")
+                if exp.lifecycle_stage != Lifecycle.ACTIVE:
+                    raise ConflictError(f"Experiment '{exp.name}' is deleted; restore it before starting runs "
+                                        "in it.", field="experiment")
+                if parent_run_id is not None:
+                    self._require_run(conn, parent_run_id)
                 conn.execute(insert(t.runs).values(
-                    run_id=run_id, experiment_id=int(exp.experiment_id), name=name, status=RunStatus.RUNNING,
-                    user=user, description=description or "", start_time=now, heartbeat=now,
-                    lifecycle_stage=Lifecycle.ACTIVE, parent_run_id=parent_run_id,
-                    artifact_uri=self.blobs.url(f"runs/{run_id}/artifacts")))
+                    run_id=run_id, experiment_id=exp_int, name=name, status=RunStatus.RUNNING,
+                    user=user, description=description, start_time=now, heartbeat=now,
+                    lifecycle_stage=Lifecycle.ACTIVE, parent_run_id=parent_run_id, artifact_uri=artifact_uri))
                 if tags:
-                    conn.execute(insert(t.tags), [{"run_id": run_id, "key": k, "value": str(v)}
-                                                  for k, v in tags.items()])
+                    conn.execute(insert(t.tags), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
         except IntegrityError:  # the same id inserted meanwhile: a retry that raced its first attempt
             existing = self._created_before(run_id, experiment_id)
             if existing is None:
                 raise
             return existing
-        return self.get_run(run_id)
+        return Run(run_id=run_id, experiment_id=str(exp_int), name=name, status=RunStatus.RUNNING, user=user,
+                   description=description, start_time=now, end_time=None, lifecycle_stage=Lifecycle.ACTIVE,
+                   parent_run_id=parent_run_id, artifact_uri=artifact_uri, params={}, metrics={}, tags=tags)
 
     def _created_before(self, run_id: str, experiment_id: str) -> Run | None:
         """The run ``run_id`` if a call already created it in ``experiment_id``; ConflictError if elsewhere."""
@@ -221,11 +229,12 @@ class SqlTrackingRepository:
 
     # ---------------------------------------------------------------- params, tags, metrics
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Store params; ConflictError when a key already holds another value or the run has ended."""
         rows = {k: encode_param(k, v) for k, v in params.items()}
         if not rows:
             return
         with self.db.write() as conn:
-            self._require_run(conn, run_id)
+            self._require_running(conn, [run_id], "params")
             existing = {r.key: (r.value, r.vtype) for r in conn.execute(
                 select(t.params.c.key, t.params.c.value, t.params.c.vtype)
                 .where(t.params.c.run_id == run_id, t.params.c.key.in_(list(rows))))}
@@ -254,6 +263,27 @@ class SqlTrackingRepository:
         if conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first() is None:
             raise NotFoundError(f"No run with id '{run_id}'.", field="run_id")
 
+    def _require_running(self, conn: Connection, run_ids: list[str], what: str) -> None:
+        """NotFoundError for a missing run, ConflictError for one that has ended: it takes no more data.
+
+        On PostgreSQL the rows stay share-locked to the end of the caller's transaction, so a concurrent
+        end_run waits for this write instead of slipping between the check and the insert (SQLite writers
+        are serialized already).
+        """
+        found: dict[str, str] = {}
+        for i in range(0, len(run_ids), _CHUNK):
+            query = select(t.runs.c.run_id, t.runs.c.status).where(t.runs.c.run_id.in_(run_ids[i:i + _CHUNK]))
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update(read=True)
+            found.update(conn.execute(query).tuples().all())
+        for run_id in run_ids:
+            status = found.get(run_id)
+            if status is None:
+                raise NotFoundError(f"No run with id '{run_id}'.", field="run_id")
+            if status != RunStatus.RUNNING:
+                raise ConflictError(f"Run {run_id} has ended (status {status}); it takes no more {what}. "
+                                    "Start a new run to record more.", field="run_id")
+
     def log_metrics(self, rows: list[MetricRow], batch_id: str | None = None) -> None:
         """Store metric points in one transaction; a ``batch_id`` already applied makes this a no-op."""
         if not rows:
@@ -263,6 +293,7 @@ class SqlTrackingRepository:
         with self.db.write() as conn:
             if batch_id is not None and not claim_batch(conn, self.db.dialect, batch_id):
                 return  # a retry of a batch whose first attempt committed (its answer was lost)
+            self._require_running(conn, list(set(map(_RUN_ID_OF, rows))), "metrics")
             insert_metrics(conn, self.db.dialect, rows)
         if batch_id is not None:
             prune_batch_keys(self.db)
@@ -372,7 +403,10 @@ class SqlTrackingRepository:
         with self.db.read() as conn:
             runs = conn.execute(query).all()
             ids = [r.run_id for r in runs]
-            scope = ids if limit is not None or len(ids) <= _CHUNK else select(t.runs.c.run_id).where(where)
+            # the runs' own ids when few (an index lookup each), else the query that found them: one statement
+            # per table, however many runs (the limited query keeps its order and limit to find the same runs)
+            scope = ids if len(ids) <= _CHUNK else (
+                select(t.runs.c.run_id).where(where) if limit is None else query.with_only_columns(t.runs.c.run_id))
             params = _children(conn, t.params, scope, ids, t.params.c.key, t.params.c.value, t.params.c.vtype)
             metrics = _children(conn, t.latest_metrics, scope, ids, t.latest_metrics.c.key, t.latest_metrics.c.value)
             tags = _children(conn, t.tags, scope, ids, t.tags.c.key, t.tags.c.value)

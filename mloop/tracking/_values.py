@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -28,6 +29,8 @@ MAX_TAG_CHARS = 8000
 MAX_JSON_DEPTH = 32
 _MEASURE_UP_TO = 100_000
 _FLOAT_MAX = int(sys.float_info.max)
+_LONG = "; log long values as an artifact"
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 
 
 def json_depth(value: Any, stop_after: int = MAX_JSON_DEPTH) -> int:
@@ -97,7 +100,9 @@ def encode_param(key: str, value: Any) -> tuple[str, str, float | None]:
     if isinstance(value, float):
         return repr(value), "float", value if math.isfinite(value) else None
     if isinstance(value, str):
-        text, vtype = check_text(value, f"params.{key}"), "str"
+        text = check_text(value, f"params.{key}")
+        # a string that spells a number is also that number, so ``params.p = 3`` finds "3" as MLflow users expect
+        return check_json_size(f"params.{key}", text, MAX_PARAM_CHARS, _LONG), "str", numeric_text(text)
     else:
         check_json_depth(f"params.{key}", value)
         stack = [value]  # the depth is bounded now
@@ -112,8 +117,16 @@ def encode_param(key: str, value: Any) -> tuple[str, str, float | None]:
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(field=f"params.{key}", value=value,
                                     expected="a number, string, bool, or JSON-serializable value") from exc
-    check_json_size(f"params.{key}", text, MAX_PARAM_CHARS, "; log long values as an artifact")
+    check_json_size(f"params.{key}", text, MAX_PARAM_CHARS, _LONG)
     return text, vtype, None
+
+
+def numeric_text(text: str) -> float | None:
+    """The finite number a param's text spells (``"3"``, ``"-1.5e3"``), else None (``"nan"``, ``"1_000"``)."""
+    if len(text) > 64 or not _NUMBER.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
 
 
 def _check_int(key: str, value: int) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from mloop._util.clock import now_ms
 from mloop.config import Settings
-from mloop.errors import InvalidInputError, NotFoundError
+from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.tracking.entities import Experiment, Metric, Run, RunStatus
 from mloop.tracking.logger import BackgroundWriter, flush_all
 from mloop.tracking.repository import TrackingRepository
@@ -53,6 +53,9 @@ class TrackingClient:
         self.settings = settings or Settings.load()
         self.repo = repo or open_repository(self.settings)
         self.writer = BackgroundWriter(self.repo, self.settings.heartbeat_seconds)
+        self.default_experiment: str | None = None  # set_experiment's choice for start_run without one
+        self.last_run_id: str | None = None  # the run started or ended last
+        self._experiment_ids: dict[str, str] = {}  # experiment name -> id, as start_run last found it
 
     # ---------------------------------------------------------------- experiments
     def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> Experiment:
@@ -81,10 +84,17 @@ class TrackingClient:
             assert found is not None
             return found
 
+    def set_experiment(self, name: str) -> Experiment:
+        """Make ``name`` (created if missing) the experiment of later ``start_run`` calls that name none."""
+        experiment = self.get_or_create_experiment(name)
+        self.default_experiment = experiment.name
+        return experiment
+
     def list_experiments(self, include_deleted: bool = False) -> list[Experiment]:
         return self.repo.list_experiments(include_deleted)
 
     def rename_experiment(self, name: str, new_name: str) -> Experiment:
+        self._experiment_ids.clear()
         exp = self.get_experiment(name)
         self.repo.rename_experiment(exp.experiment_id, new_name)
         return self.repo.get_experiment(exp.experiment_id)
@@ -109,10 +119,7 @@ class TrackingClient:
         if in_step is not None:
             parent = in_step[0]
             experiment = experiment or (None if experiment_id else in_step[1])
-        if experiment_id is not None:
-            exp_id = self.repo.get_experiment(experiment_id).experiment_id
-        else:
-            exp_id = self.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT).experiment_id
+        exp_name = None if experiment_id is not None else experiment or self.default_experiment or DEFAULT_EXPERIMENT
         if parent is None and stack:
             parent = stack[-1]
         parent_id = parent.run_id if isinstance(parent, RunContext) else parent
@@ -124,8 +131,13 @@ class TrackingClient:
         if tags is not None and not isinstance(tags, dict):
             raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
-        run = self.repo.create_run(exp_id, name, self.settings.user, all_tags, parent_id, description)
+        args = (name, self.settings.user, all_tags, parent_id, description)
+        if exp_name is None:  # create_run checks that the experiment exists and is active
+            run = self.repo.create_run(str(experiment_id), *args)
+        else:
+            run = self._create_run_in(exp_name, args)
         active = run_class(self, run)
+        self.last_run_id = run.run_id
         stack.append(active)
         open_runs.add(active)
         if params:
@@ -134,13 +146,34 @@ class TrackingClient:
             active.log_system_metrics(system_metrics_interval)
         return active
 
+    def _create_run_in(self, experiment: str, args: tuple[Any, ...]) -> Run:
+        """A run in the experiment named ``experiment`` (created if missing).
+
+        The name's id is remembered, as MLflow's fluent API remembers its active experiment: a loop of short
+        runs then costs one write per run. When the remembered experiment is gone or deleted, the name is
+        looked up again; one renamed by another process keeps receiving this process's runs.
+        """
+        known = self._experiment_ids.get(experiment)
+        if known is not None:
+            try:
+                return self.repo.create_run(known, *args)
+            except (NotFoundError, ConflictError):
+                del self._experiment_ids[experiment]
+        exp_id = self.get_or_create_experiment(experiment).experiment_id
+        run = self.repo.create_run(exp_id, *args)
+        self._experiment_ids[experiment] = exp_id
+        return run
+
     def get_run(self, run_id: str) -> Run:
+        """A run as stored, with what this process logged to it so far (queued params, tags and points)."""
+        self.writer.settle()
         return self.repo.get_run(run_id)
 
     def metric_history(self, run_id: str, key: str, max_points: int | None = None) -> list[Metric]:
         """Every point of one metric, in step order; ``max_points`` downsamples for charts, keeping extremes."""
         if max_points is not None and (not isinstance(max_points, int) or max_points < 4):
             raise InvalidInputError(field="max_points", value=max_points, expected="a whole number >= 4 or None")
+        self.writer.settle()
         return self.repo.metric_history(run_id, key, max_points)
 
     def download_artifacts(self, run_id: str, path: str, dest: str | Path) -> Path:
@@ -169,6 +202,7 @@ class TrackingClient:
             names = [experiments] if isinstance(experiments, str) else list(experiments)
             ids = [self.get_experiment(n).experiment_id for n in names]
         order = [order_by] if isinstance(order_by, str) else order_by
+        self.writer.settle()  # what this process logged is part of the answer
         return self.repo.search_runs(ids, filter or "", order, limit, include_deleted)
 
     def best_run(self, experiment: str, metric: str, mode: str = "min", filter: str = "") -> Run:

@@ -28,13 +28,21 @@ def imported_library_versions() -> dict[str, str]:
     found = {}
     for module, dist in ML_LIBRARIES.items():
         if module in sys.modules:
-            try:
-                found[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                version = getattr(sys.modules[module], "__version__", None)
-                if version:
-                    found[dist] = str(version)
+            version = _version(module, dist)
+            if version:
+                found[dist] = version
     return found
+
+
+@functools.lru_cache(maxsize=64)
+def _version(module: str, dist: str) -> str | None:
+    """A distribution's version, looked up once per process: reading package metadata costs milliseconds
+    per call (it scans sys.path), and an imported module's version cannot change while the process lives."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        version = getattr(sys.modules[module], "__version__", None)
+        return str(version) if version else None
 
 
 @functools.lru_cache(maxsize=8)

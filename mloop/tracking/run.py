@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from mloop._util.clock import to_ms
 from mloop._util.names import check_artifact_path, check_key
-from mloop.errors import InvalidInputError
-from mloop.tracking._values import check_json_depth, check_params
+from mloop.errors import ConflictError, InvalidInputError
+from mloop.tracking._values import check_json_depth, check_tags, decode_param, encode_param
 from mloop.tracking.entities import Artifact, Dataset, Run, RunStatus
+from mloop.tracking.logger import RunData
 
 if TYPE_CHECKING:
     from mloop.tracking.client import TrackingClient
@@ -44,7 +45,9 @@ class RunContext:
         self._writer = client.writer
         self._append = client.writer.append
         self._keys: set[str] = set()
+        self._params: dict[str, tuple[str, str, float | None]] = {}  # every param logged here, encoded
         self._ended = False
+        self._status = run.status
         self._sampler: Any = None
         self._writer.active_runs.add(self.run_id)
         self._writer.start()
@@ -88,25 +91,58 @@ class RunContext:
         return self.client.metric_history(self.run_id, key, max_points)
 
     # ---------------------------------------------------------------- params, tags, description
-    def log_param(self, key: str, value: Any) -> None:
+    def log_param(self, key: str, value: Any) -> Any:
+        """Queue one param (an input of the run); returns ``value``. See ``log_params``."""
         self.log_params({key: value})
+        return value
 
     def log_params(self, params: dict[str, Any]) -> None:
-        """Record inputs; written at once, and a changed value for a logged key is an error."""
+        """Queue inputs; they return at once and are durable after ``flush()`` or the end of the run.
+
+        A param is set once: logging a key again with another value raises ConflictError here, at the
+        call, when the first value was logged through this run object; when the stored value came from
+        elsewhere (another process), the store refuses the new one and this run's next ``flush()`` (or
+        its end) raises the ConflictError, its other params being stored.
+        """
+        self._refuse_if_ended("log params")
         params = _as_mapping("params", params)
-        for key in params:
+        encoded = {}
+        for key, value in params.items():
             check_key(key, "param key")
-        check_params(params)  # here too: a remote server must not be sent what it would refuse
-        self.client.repo.log_params(self.run_id, params)
+            # checked here too: a remote server must not be sent what it would refuse
+            encoded[key] = enc = encode_param(key, value)
+            known = self._params.get(key)
+            if known is not None and known[:2] != enc[:2]:
+                raise ConflictError(
+                    f"Param '{key}' of run {self.run_id} is already {decode_param(*known[:2])!r}; it cannot change "
+                    f"to {value!r}. Params are inputs: start a new run to try another value.", field=f"params.{key}")
+        if encoded:
+            self._params.update(encoded)
+            self._append(RunData("params", self.run_id, dict(params)))
 
     def set_tag(self, key: str, value: Any) -> None:
+        """Queue one tag (a later value replaces an earlier one). See ``set_tags``."""
         self.set_tags({key: value})
 
     def set_tags(self, tags: dict[str, Any]) -> None:
+        """Queue tags, durable after ``flush()`` or the end of the run; on an ended run they are written at once
+        (tags annotate a run, before or after it ends)."""
         tags = _as_mapping("tags", tags)
         for key in tags:
             check_key(key, "tag key")
-        self.client.repo.set_tags(self.run_id, {k: str(v) for k, v in tags.items()})
+        tags = check_tags(tags)
+        if self._ended:
+            self.client.repo.set_tags(self.run_id, tags)
+        elif tags:
+            self._append(RunData("tags", self.run_id, tags))
+
+    def _refuse_if_ended(self, what: str) -> None:
+        if self._ended:
+            raise ConflictError(f"Run {self.run_id} has ended (status {self._status}); cannot {what} to it. "
+                                "Start a new run to record more.", field="run_id")
+
+    def _refuse_metric(self, row: Any) -> None:
+        self._refuse_if_ended("log metrics")
 
     def set_description(self, description: str) -> None:
         self.client.repo.update_run(self.run_id, description=description)
@@ -197,9 +233,14 @@ class RunContext:
         """Flush and close the run with ``status``; ending twice does nothing."""
         if self._ended:
             return
-        self._ended = True
+        if not isinstance(status, RunStatus) and status not in set(RunStatus):
+            raise InvalidInputError(field="status", value=status, expected=f"one of {[s.value for s in RunStatus]}")
         if self._sampler is not None:
             self._sampler.stop()
+        self._ended = True
+        self._status = RunStatus(status)
+        self.client.last_run_id = self.run_id  # the run last active, as mloop.last_active_run reads it
+        self._append = self._refuse_metric
         try:
             self.flush()
         finally:

@@ -99,3 +99,19 @@ def test_a_long_param_that_does_not_compress_is_stored_and_found(client: Trackin
     found = client.search_runs("long-params", filter=f"params.blob = '{value}'")
     assert list(found["run_id"]) == [run.run_id]
     assert client.get_run(run.run_id).params["blob"] == value
+
+
+def test_a_limited_search_over_many_runs_fills_every_row(client: TrackingClient) -> None:
+    # more runs than one IN list holds: the runs' params, metrics and tags come by the search's own query
+    exp = client.get_or_create_experiment("many").experiment_id
+    rows = []
+    for i in range(620):
+        run = client.repo.create_run(exp, f"r{i}", "u", {"batch": str(i % 3)}, None, "")
+        client.repo.log_params(run.run_id, {"i": i, "kind": "even" if i % 2 == 0 else "odd"})
+        rows.append((run.run_id, "score", i / 1000, 0, 1_700_000_000_000))
+    client.repo.log_metrics(rows)
+    frame = client.search_runs("many", order_by="metrics.score DESC", limit=555)
+    assert len(frame) == 555 and frame["params.i"].tolist() == list(range(619, 64, -1))
+    assert frame["metrics.score"].tolist() == [i / 1000 for i in range(619, 64, -1)]
+    assert frame["params.kind"].notna().all() and frame["tags.batch"].notna().all()
+    assert len(client.search_runs("many", filter="params.kind = 'even'")) == 310

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from mloop._util.names import refuse_nul_parameters
 from mloop._util.redact import redact
@@ -138,8 +138,12 @@ def _sqlite_engine(url: str, path: str) -> Engine:
             field="db_url", value=redact(url), expected="a SQLite file path (several threads and processes share it)"
         )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # NullPool: SQLite connections are cheap, and a pool would outlive forks.
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": _SQLITE_BUSY_MS / 1000})
+    # Pooled: opening a connection costs its PRAGMAs, and closing the last one checkpoints and removes the
+    # WAL file (milliseconds each), which made every small write pay both. A forked child drops the
+    # parent's connections unused (see _forget_connections_after_fork). Few stay idle per database, so a
+    # process that opens many databases (a test session) keeps few files open.
+    engine = create_engine(url, poolclass=QueuePool, pool_size=2, max_overflow=62, pool_timeout=_SQLITE_BUSY_MS / 1000,
+                           connect_args={"timeout": _SQLITE_BUSY_MS / 1000, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -158,6 +162,16 @@ def _sqlite_engine(url: str, path: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _forget_connections_after_fork() -> None:
+    """In a forked child, every engine starts a pool of its own: a connection shared with the parent
+    process would corrupt the SQLite file or the PostgreSQL session (the parent keeps using them)."""
+    for db in list(_databases.values()):
+        db.engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
 
 def _retry_locked(fn: Any, attempts: int = 50) -> None:
