@@ -1,8 +1,11 @@
-"""Bulk metric writes: executemany on SQLite, COPY on PostgreSQL, the latest value per key, batch keys."""
+"""Bulk metric writes: multi-row INSERTs on SQLite, COPY on PostgreSQL, the latest value per key, batch keys."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 
 from sqlalchemy import Connection, delete
@@ -36,8 +39,7 @@ def insert_metrics(conn: Connection, dialect: str, rows: list[MetricRow]) -> Non
         if dialect == "postgresql":
             _copy_postgres(conn, rows)
         else:
-            conn.exec_driver_sql(
-                "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)", rows)
+            _insert_sqlite(conn, rows)
         placeholder = "%s" if dialect == "postgresql" else "?"
         conn.exec_driver_sql(_UPSERT_LATEST.format(p=placeholder),
                              [(r, k, None if v != v else v, s, ts) for r, k, v, s, ts in latest.values()])
@@ -45,6 +47,23 @@ def insert_metrics(conn: Connection, dialect: str, rows: list[MetricRow]) -> Non
         missing = sorted({r for r, _ in latest})
         raise NotFoundError(f"Metrics were logged for a run that does not exist (one of {missing[:3]}).",
                             field="run_id") from exc
+
+
+# SQLite's bound-parameter limit: 32,766 since 3.32, 999 before
+_SQLITE_ROWS = (32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999) // 5
+
+
+def _insert_sqlite(conn: Connection, rows: list[MetricRow]) -> None:
+    """Thousands of points per statement: executemany steps SQLite once per row and takes the GIL back each
+    time, which starves the thread that is logging; one statement per chunk releases it for the whole chunk."""
+    for start in range(0, len(rows), _SQLITE_ROWS):
+        chunk = rows[start:start + _SQLITE_ROWS]
+        conn.exec_driver_sql(_multi_row_insert(len(chunk)), tuple(chain.from_iterable(chunk)))
+
+
+@lru_cache(maxsize=4)  # the full chunk and a few tails; each text is up to 100 KB
+def _multi_row_insert(n: int) -> str:
+    return "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * n)
 
 
 _STEP = itemgetter(3)
