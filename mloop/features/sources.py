@@ -31,6 +31,23 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def epoch_ns(column: str, timezone: str | None = None) -> str:
+    """SQL for the nanoseconds since 1970 (UTC) of a timestamp column of any unit (s, ms, us, ns),
+    aware or naive; naive values are read in ``timezone`` (UTC when None).
+
+    DuckDB has no ``epoch_us`` for nanosecond time zone-aware timestamps, and comparing a naive
+    nanosecond timestamp with an aware one is an error, so every time comparison goes through this
+    one integer. Times must lie within 1677-2262, the range of 64-bit nanoseconds.
+
+    >>> epoch_ns("event_timestamp")
+    'epoch_ns("event_timestamp")'
+    """
+    expr = _q(column)
+    if timezone:
+        expr = f"timezone({_lit(timezone)}, {expr})"
+    return f"epoch_ns({expr})"
+
+
 def _window(ts: str | None, start: datetime | None, end: datetime | None) -> str:
     """A WHERE clause keeping rows with ``start <= ts <= end`` (either bound optional)."""
     if ts is None:
