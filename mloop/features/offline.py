@@ -65,9 +65,8 @@ def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None, 
 
         series = localize(table.column(timestamp).to_pandas(), timezone, f"entity_df.{timestamp}", ambiguous,
                           nonexistent)
-        unit = "ns" if kind.unit == "ns" else "us"
         table = table.set_column(table.schema.get_field_index(timestamp), timestamp,
-                                 pa.array(series, type=pa.timestamp(unit, tz="UTC")))
+                                 pa.array(series, type=pa.timestamp(kind.unit, tz="UTC")))
     return table.append_column(ROW, pa.array(range(table.num_rows), type=pa.int64()))
 
 
