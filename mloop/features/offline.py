@@ -169,10 +169,11 @@ def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window,
                  payload_allowed: bool) -> tuple[list[str], bool]:
     """(the CTEs that read view ``index``'s rows, whether its values come from a separate payload CTE).
 
-    ``f{i}`` holds the keys ``__k{i}_{j}``, the event time ``__ts{i}`` and the created time ``__c{i}``
-    (nanoseconds), and either the feature values ``__f{i}_{j}`` or, for local Parquet, the row's address
-    (``__fn{i}``, ``__r{i}``): then the joins move only (keys, times, address) and the values are fetched
-    afterwards for the matched rows alone from ``p{i}``.
+    ``f{i}`` holds the keys ``__k{i}_{j}``, the event time ``__ts{i}`` (nanoseconds), the order of rows
+    ``__o{i}`` (the event time, or with a created time both in one 128-bit integer: event time high,
+    created time low), and either the feature values ``__f{i}_{j}`` or, for local Parquet, the row's
+    address (``__fn{i}``, ``__r{i}``): then the joins move only (keys, times, address) and the values
+    are fetched afterwards for the matched rows alone from ``p{i}``.
     """
     view = req.view
     start, end = window.bounds(view.ttl)
@@ -182,8 +183,11 @@ def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window,
     values = [f"CAST({_q(f)} AS {types[f].duckdb}) AS __f{index}_{j}" for j, f in enumerate(req.features)]
     cols = [f"{_q(k)} AS __k{index}_{j}" for j, k in enumerate(req.keys)]
     cols.append(f"{ts} AS __ts{index}")
-    created = epoch_ns(view.created_timestamp, view.timezone) if view.created_timestamp else "NULL"
-    cols.append(f"coalesce({created}, {_NO_CREATED}) AS __c{index}")
+    if view.created_timestamp:
+        created = f"coalesce({epoch_ns(view.created_timestamp, view.timezone)}, {_NO_CREATED})"
+        cols.append(f"CAST({ts} AS HUGEINT) * {_LOW64} + ({created} + {2 ** 63}) AS __o{index}")
+    else:
+        cols.append(f"{ts} AS __o{index}")
     if pattern is not None and view.source.columns(con).keys() & {"filename", "file_row_number"}:
         pattern = None  # the source's own columns would clash with DuckDB's virtual ones
     window_col = None if view.timezone else view.timestamp
@@ -195,8 +199,10 @@ def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window,
         scan = (f"(SELECT * FROM read_parquet({_lit(pattern)}, union_by_name=true, filename=true, "
                 f"file_row_number=true){_window(window_col, start, end)})")
         cols += [f"{fn} AS __fn{index}", f"file_row_number AS __r{index}"]
+        # every row of the files, unfiltered: the join on the address does the picking
         ctes.append(f"p{index} AS (SELECT {fn} AS __pf{index}, file_row_number AS __pr{index}, "
-                    f"{', '.join(values)} FROM {scan} AS s)")
+                    f"{', '.join(values)} FROM read_parquet({_lit(pattern)}, union_by_name=true, "
+                    "filename=true, file_row_number=true) AS s)")
     else:
         scan = view.source.scan(con, window_col, *((start, end) if window_col else (None, None)))
         cols += values
@@ -208,15 +214,13 @@ def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window,
 
 
 def _match_asof(index: int, req: ViewRequest) -> tuple[list[str], str]:
-    """(no extra CTE, the join) for the ASOF plan: (event, created) time as one 128-bit sort key."""
+    """(no extra CTE, the join) for the ASOF plan, on the row order ``__o{i}``."""
     i = index
     on = " AND ".join(f"e.{_q(k)} = f{i}.__k{i}_{j}" for j, k in enumerate(req.keys))
-    if req.view.created_timestamp:
-        # entity side: its time with the largest created time, so every created time at that instant matches
-        probe = f"CAST(e.__t AS HUGEINT) * {_LOW64} + {_LOW64 - 1}"
-        key = f"CAST(f{i}.__ts{i} AS HUGEINT) * {_LOW64} + (f{i}.__c{i} + {2 ** 63})"
-        return [], f"ASOF LEFT JOIN f{i} ON {on} AND {probe} >= {key}"
-    return [], f"ASOF LEFT JOIN f{i} ON {on} AND e.__t >= f{i}.__ts{i}"
+    # with created times, the entity side is its time with the largest created time, so every
+    # feature row at that instant qualifies and the latest created one wins
+    probe = f"CAST(e.__t AS HUGEINT) * {_LOW64} + {_LOW64 - 1}" if req.view.created_timestamp else "e.__t"
+    return [], f"ASOF LEFT JOIN f{i} ON {on} AND {probe} >= f{i}.__o{i}"
 
 
 def _match_buckets(index: int, req: ViewRequest, carried: list[str]) -> tuple[list[str], str]:
@@ -224,12 +228,15 @@ def _match_buckets(index: int, req: ViewRequest, carried: list[str]) -> tuple[li
     i, width = index, _ttl_ns(req.view.ttl)  # type: ignore[arg-type]
     keys = ", ".join(_q(k) for k in req.keys)
     on = " AND ".join(f"b.{_q(k)} = f{i}.__k{i}_{j}" for j, k in enumerate(req.keys))
-    packed = ", ".join(f"{c} := f{i}.{c}" for c in carried)
-    cte = (f"m{i} AS (SELECT __row{i}, unnest(__v{i}) FROM (SELECT b.{ROW} AS __row{i}, "
-           f"arg_max(struct_pack({packed}), struct_pack(t := f{i}.__ts{i}, c := f{i}.__c{i})) AS __v{i} "
+    if carried == [f"__r{i}"]:  # one file: the row number alone (a plain arg_max is the cheapest)
+        latest = f"arg_max(f{i}.__r{i}, f{i}.__o{i}) AS __r{i}, 0 AS __fn{i}"
+    else:  # one struct, so that every column comes from the same row (and a null value is kept)
+        packed = ", ".join(f"{c} := f{i}.{c}" for c in carried)
+        latest = f"unnest(arg_max(struct_pack({packed}), f{i}.__o{i}))"
+    cte = (f"m{i} AS (SELECT b.{ROW} AS __row{i}, {latest} "
            f"FROM (SELECT {ROW}, {keys}, __t, __t // {width} - o.o AS __b FROM e, (VALUES (0), (1)) AS o(o) "
            f"WHERE __t IS NOT NULL) AS b JOIN f{i} ON {on} AND b.__b = f{i}.__ts{i} // {width} "
-           f"WHERE f{i}.__ts{i} <= b.__t AND f{i}.__ts{i} >= b.__t - {width} GROUP BY b.{ROW}))")
+           f"WHERE f{i}.__ts{i} <= b.__t AND f{i}.__ts{i} >= b.__t - {width} GROUP BY b.{ROW})")
     return [cte], f"LEFT JOIN m{i} ON m{i}.__row{i} = e.{ROW}"
 
 
@@ -250,8 +257,9 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
         buckets = _use_buckets(con, req, window)
         reads, payload = _feature_cte(con, i, req, window, payload_allowed=True)
         ctes += reads
-        carried = [f"__ts{i}", *([f"__fn{i}", f"__r{i}"] if payload else
-                                 [f"__f{i}_{j}" for j in range(len(req.features))])]
+        single_file = payload and not any(c in (_local_parquet(req.view) or "") for c in "*?[")
+        carried = ([f"__r{i}"] if single_file else [f"__fn{i}", f"__r{i}"]) if payload else \
+            [f"__f{i}_{j}" for j in range(len(req.features))]
         extra, join = _match_buckets(i, req, carried) if buckets else _match_asof(i, req)
         ctes += extra
         joins.append(join)

@@ -228,7 +228,14 @@ class DataFrameSource(Source):
     def scan(self, con: Any, ts: str | None = None, start: datetime | None = None,
              end: datetime | None = None) -> str:
         name = f"df_{id(self.data):x}"
-        con.register(name, self.data)
+        data = self.data
+        if not hasattr(data, "schema"):
+            # pandas goes through Arrow, which keeps nanoseconds: DuckDB's own pandas scan cuts aware
+            # nanosecond times to microseconds, and a row 1 ns in the future would then match
+            import pyarrow as pa
+
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        con.register(name, data)
         return f"(SELECT * FROM {name}{_window(ts, start, end)})"
 
 

@@ -166,11 +166,16 @@ def test_both_join_plans_match_the_reference(plan: str, seed: int, home: Path, t
     monkeypatch.setattr(offline, "_use_buckets", lambda *args: plan == "buckets")
     features, entities = make_data("ns", seed=seed, rows=4000, entity_rows=3000)
     store = _store(home, tmp_path, features, "pandas", None)
+    extra = tmp_path / "src" / "part-1.parquet"  # seed 2: two files (rows addressed by file and row)
     try:
-        for ttl in (TTL, timedelta(minutes=90)):  # a short TTL nulls most rows; exercised on both plans
+        # a Parquet file (values fetched by row address) or a DataFrame (values carried through the join)
+        for ttl, source in ((TTL, None), (timedelta(minutes=90), None), (TTL, features)):
             view = store.feature_view("sales")[0]
+            if seed == 2 and not extra.exists():
+                features.iloc[:0].to_parquet(extra, index=False)
             store.apply([Entity("store", join_keys=["store_id"], key_types=[String]),
-                         FeatureView("sales", entities=["store"], schema=view.schema, source=view.source,
+                         FeatureView("sales", entities=["store"], schema=view.schema,
+                                     source=view.source if source is None else source,
                                      created_timestamp="created", ttl=ttl)])
             got = store.training_set(entities, ["sales:x", "sales:kind"], log_to_run=False)
             want = reference(features, entities, ttl)
