@@ -12,7 +12,8 @@ a TTL of 14 hours, which leaves a known share of rows (~14%) without features. E
 runs in a fresh process: the first call is the *cold* time, the median of the calls after
 a warm-up the *warm* time; both are printed, cold against cold and warm against warm.
 Every row of every output is compared with a pandas reference (de-duplication by created
-time, then ``merge_asof`` with the TTL as tolerance); a wrong answer exits non-zero.
+time, then ``merge_asof`` with the TTL as tolerance); a wrong answer from mloop exits
+non-zero, a wrong answer from the peer is printed with the number of rows it gets wrong.
 
 Materialize and online: 30 days online (SQLite; Redis for mloop), then online reads of
 1 and 100 entities x 10 features (TTL 7 days, no created timestamp).
@@ -244,8 +245,8 @@ def main() -> None:
             print("  feast materialize + online (sqlite)...", flush=True)
             peers["online"] = run_peer(python, "feast_features.py", str(folder), "file", "--online")
     report(ours, redis, peers, checks, loads)
-    if not all(ok for ok, _ in checks.values()):
-        sys.exit(1)
+    if not checks.get("mloop", (True, ""))[0]:
+        sys.exit(1)  # a peer's wrong answer is printed as a finding; ours fails the run
 
 
 def report(ours: dict[str, float], redis: dict[str, float], peers: dict[str, dict[str, float]],
