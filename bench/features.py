@@ -41,7 +41,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import WORK, fmt, peer_python, ratio, run_peer  # noqa: E402
+from _common import WORK, fmt, peak_mb, peer_python, ratio, run_peer  # noqa: E402
 
 FEAST = ["feast[duckdb]==0.67.0"]
 START = pd.Timestamp("2026-01-01", tz="UTC")
@@ -110,21 +110,9 @@ def training_child(folder: Path) -> None:
     out.to_parquet(folder / "mloop-out.parquet")
     call()  # warm-up
     warm = [call() for _ in range(5)]
-    peak = _peak_mb()
+    peak = peak_mb()
     print(json.dumps({"cold_s": cold, "cold_cpu_s": cold_cpu, "warm_s": statistics.median(w[0] for w in warm),
                       "warm_cpu_s": statistics.median(w[1] for w in warm), "peak_mb": peak, "rows": len(out)}))
-
-
-def _peak_mb() -> float:
-    """This process's own peak resident memory. Not ru_maxrss: Linux carries it over fork and exec,
-    so a child would report its parent's peak (the benchmark's own 1M-row frames) as its own."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _cpu() -> float:

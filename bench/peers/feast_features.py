@@ -23,17 +23,8 @@ from feast.repo_config import RepoConfig
 from feast.types import Float64
 from feast.value_type import ValueType
 
-
-def _peak_mb() -> float:
-    """This process's own peak resident memory. Not ru_maxrss: Linux carries it over fork and exec,
-    so a child would report its parent's peak (the benchmark's own 1M-row frames) as its own."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import peak_mb  # noqa: E402  (standard library only)
 
 
 def _cpu() -> float:
@@ -76,7 +67,7 @@ def main() -> None:
         result["warm_s"] = statistics.median(w[0] for w in warm)
         result["warm_cpu_s"] = statistics.median(w[1] for w in warm)
         result["training_rows"] = len(out)
-        result["peak_mb"] = _peak_mb()
+        result["peak_mb"] = peak_mb()
         out.to_parquet(tmp / "out.parquet")
         result["out"] = str(tmp / "out.parquet")
     else:
