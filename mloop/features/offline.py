@@ -166,8 +166,7 @@ def _use_buckets(con: Any, req: ViewRequest, window: _Window) -> bool:
     return pairs <= feature_rows
 
 
-def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window,
-                 payload_allowed: bool) -> tuple[list[str], bool]:
+def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window) -> tuple[list[str], bool]:
     """(the CTEs that read view ``index``'s rows, whether its values come from a separate payload CTE).
 
     ``f{i}`` holds the keys ``__k{i}_{j}``, the event time ``__ts{i}`` (nanoseconds), the order of rows
@@ -178,7 +177,7 @@ def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window,
     """
     view = req.view
     start, end = window.bounds(view.ttl)
-    pattern = _local_parquet(view) if payload_allowed else None
+    pattern = _local_parquet(view)
     ts = epoch_ns(view.timestamp, view.timezone)
     types = {f.name: f.dtype for f in view.schema}
     values = [f"CAST({_q(f)} AS {types[f].duckdb}) AS __f{index}_{j}" for j, f in enumerate(req.features)]
@@ -256,7 +255,7 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
     joins, lookups, selects = [], [], []
     for i, req in enumerate(request.views):
         buckets = _use_buckets(con, req, window)
-        reads, payload = _feature_cte(con, i, req, window, payload_allowed=True)
+        reads, payload = _feature_cte(con, i, req, window)
         ctes += reads
         single_file = payload and not any(c in (_local_parquet(req.view) or "") for c in "*?[")
         carried = ([f"__r{i}"] if single_file else [f"__fn{i}", f"__r{i}"]) if payload else \
