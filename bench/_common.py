@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,3 +62,17 @@ def fmt(value: float | None, unit: str) -> str:
     if unit == "s":
         return f"{value * 1000:,.1f} ms" if value < 1 else f"{value:,.2f} s"
     return f"{value:,.0f} {unit}"
+
+
+def peak_mb() -> float:
+    """This process's own peak resident memory in MB (standard library only: peer scripts import it too).
+
+    Not ru_maxrss: Linux carries it over fork and exec, so a child would report its parent's peak as its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -14,7 +14,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -28,7 +28,7 @@ from mloop.features._tables import feature_stats as stats_t
 from mloop.features._tables import feature_watermarks as marks_t
 from mloop.features.definitions import FeatureView
 from mloop.features.online.base import OnlineStore
-from mloop.features.sources import _lit, _q, fetch_arrow
+from mloop.features.sources import _lit, _q, epoch_ns, fetch_arrow
 from mloop.store.sql import Database
 
 __all__ = ["MaterializeResult", "materialize_view", "online_table", "watermark"]
@@ -75,13 +75,12 @@ def _set_watermark(db: Database, project: str, view: str, value: int) -> None:
 
 
 def _latest_sql(con: Any, view: FeatureView, keys: list[str], start: datetime | None, end: datetime) -> str:
-    ts = _q(view.timestamp)
+    ts = epoch_ns(view.timestamp, view.timezone)
     if view.timezone:
         scan = view.source.scan(con)
-        ts = f"timezone({_lit(view.timezone)}, {ts})"
-        where = f" WHERE {ts} <= TIMESTAMPTZ {_lit(end.isoformat())}"
+        where = f" WHERE {ts} <= {_ns(end)}"
         if start is not None:
-            where += f" AND {ts} >= TIMESTAMPTZ {_lit(start.isoformat())}"
+            where += f" AND {ts} >= {_ns(start)}"
         scan = f"(SELECT * FROM {scan} AS w{where})"
     else:
         scan = view.source.scan(con, view.timestamp, start, end)
@@ -91,14 +90,22 @@ def _latest_sql(con: Any, view: FeatureView, keys: list[str], start: datetime | 
     types = {f.name: f.dtype for f in view.schema}
     packed = ", ".join(f"{_q(f)} := CAST({_q(f)} AS {types[f].duckdb if types[f].name != 'Timestamp' else 'VARCHAR'})"
                        for f in view.feature_names)
-    by = f"CAST({ts} AS TIMESTAMPTZ)"
-    if view.created_timestamp:  # ties on event time: the latest created wins
-        by = f"struct_pack(__t := {by}, __c := coalesce(epoch_us({_q(view.created_timestamp)}), -1))"
+    # every time as integer nanoseconds: one comparable type whatever the unit and zone of the source
+    by = ts
+    if view.created_timestamp:  # ties on event time: the latest created wins; no created time loses
+        created = epoch_ns(view.created_timestamp, view.timezone)
+        by = f"struct_pack(__t := {ts}, __c := coalesce({created}, {-(2 ** 63)}))"
     # arg_max over a struct of every feature: one hash aggregate on the native keys, no sort of the
-    # source rows; keys become text only for the (few) latest rows
-    return (f"SELECT {key_sql} AS __key, epoch_us(__t) AS __ts, unnest(__v) FROM (SELECT {group}, "
-            f"max(CAST({ts} AS TIMESTAMPTZ)) AS __t, arg_max(struct_pack({packed}), {by}) AS __v FROM {scan} AS s "
+    # source rows; keys become text only for the (few) latest rows. Online times are microseconds.
+    return (f"SELECT {key_sql} AS __key, __t // 1000 AS __ts, unnest(__v) FROM (SELECT {group}, "
+            f"max({ts}) AS __t, arg_max(struct_pack({packed}), {by}) AS __v FROM {scan} AS s "
             f"WHERE {ts} IS NOT NULL AND {' AND '.join(f'{_q(k)} IS NOT NULL' for k in keys)} GROUP BY {group})")
+
+
+def _ns(when: datetime) -> int:
+    """Nanoseconds since 1970 of an aware datetime (exact: no float on the way)."""
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 def materialize_view(con: Any, db: Database, online: OnlineStore, project: str, view: FeatureView, version: int,

@@ -1,31 +1,77 @@
-"""Point-in-time-correct training sets with DuckDB ASOF joins.
+"""Point-in-time-correct training sets, computed by DuckDB over the sources.
 
 For each entity row and each feature view: the latest feature row with the same
 key whose event time is at or before the row's time (ties on event time broken by
-the created timestamp, latest first), kept only when it is within the view's TTL
-(``event_time >= row_time - ttl``). Rows with nothing inside the TTL keep nulls;
-entity rows keep their order, duplicates included. Sources are scanned by DuckDB,
-limited to the time window the entity rows need; nothing is pulled into pandas.
+the created timestamp, latest first; a row without one loses), kept only when it is
+within the view's TTL (``event_time >= row_time - ttl``). Rows with nothing inside the
+TTL keep nulls; entity rows keep their order, duplicates included. Sources are scanned
+by DuckDB, limited to the time window the entity rows need; nothing is pulled into pandas.
+
+Every time is compared as integer nanoseconds since 1970 (any unit, any zone), so the
+answer is exact to the nanosecond. Two plans, picked per view:
+
+- *TTL buckets* (a view with a TTL that is short against the entity rows' time span):
+  each entity row is hash-joined to the feature rows of its key in its own and the
+  previous TTL-wide time bucket, and the latest by (event time, created time) is kept.
+  No sort of the feature rows at all; used when the estimated number of candidate
+  pairs stays below the number of feature rows.
+- *ASOF join* otherwise: one sort, with the created time folded into the sort key
+  (event time in the high 64 bits of a 128-bit integer, created time in the low ones),
+  so ties need no de-duplication pass.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mloop.errors import InvalidInputError
 from mloop.features.plan import Request, ViewRequest
-from mloop.features.sources import FileSource, _lit, _q, _window, fetch_arrow
+from mloop.features.sources import DataFrameSource, FileSource, _lit, _q, _window, epoch_ns, fetch_arrow
 
 __all__ = ["apply_on_demand", "entity_table", "point_in_time_join"]
 
 ROW = "__mloop_row"
+_NO_CREATED = -(2 ** 63)  # a feature row without a created time loses every tie
+_LOW64 = 2 ** 64
 
 
-def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None) -> pa.Table:
-    """The entity rows as Arrow with aware timestamps: from a DataFrame, Arrow table, Parquet path or SQL."""
+def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None, ambiguous: str = "raise",
+                 nonexistent: str = "raise") -> pa.Table:
+    """The entity rows as Arrow with aware timestamps: from a DataFrame, Arrow table, Parquet path or SQL.
+
+    Naive timestamps are read as wall-clock times in ``timezone``; ``ambiguous`` and ``nonexistent``
+    say what to do with local times that a daylight-saving change repeats or skips
+    (see ``mloop.features.localtime``).
+    """
+    table = _entity_arrow(con, entities)
+    if timestamp not in table.column_names:
+        raise InvalidInputError(field="entity_df", value=table.column_names,
+                                expected=f"a timestamp column '{timestamp}' (or pass timestamp_column=...)")
+    kind = table.schema.field(timestamp).type
+    if not pa.types.is_timestamp(kind):
+        raise InvalidInputError(field=f"entity_df.{timestamp}", value=str(kind),
+                                expected="timestamps (timezone-aware, e.g. pd.to_datetime(col, utc=True))")
+    if kind.tz is None:
+        if not timezone:
+            raise InvalidInputError(
+                f"The entity timestamps in '{timestamp}' have no time zone, so their instant is ambiguous. "
+                f"Make them aware (df['{timestamp}'] = df['{timestamp}'].dt.tz_localize('UTC')) or pass "
+                "timezone='UTC' (the zone they are in) to training_set.", field=f"entity_df.{timestamp}")
+        from mloop.features.localtime import localize
+
+        series = localize(table.column(timestamp).to_pandas(), timezone, f"entity_df.{timestamp}", ambiguous,
+                          nonexistent)
+        table = table.set_column(table.schema.get_field_index(timestamp), timestamp,
+                                 pa.array(series, type=pa.timestamp(kind.unit, tz="UTC")))
+    return table.append_column(ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))  # not range(): 20 ms per 100k
+
+
+def _entity_arrow(con: Any, entities: Any) -> pa.Table:
     import pandas as pd
 
     if isinstance(entities, pa.Table):
@@ -46,75 +92,152 @@ def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None) 
     else:
         raise InvalidInputError(field="entity_df", value=type(entities).__name__,
                                 expected="a pandas DataFrame, an Arrow table, a Parquet path or a SQL query")
-    if hasattr(table, "read_all"):
-        table = table.read_all()
-    if timestamp not in table.column_names:
-        raise InvalidInputError(field="entity_df", value=table.column_names,
-                                expected=f"a timestamp column '{timestamp}' (or pass timestamp_column=...)")
-    kind = table.schema.field(timestamp).type
-    if not pa.types.is_timestamp(kind):
-        raise InvalidInputError(field=f"entity_df.{timestamp}", value=str(kind),
-                                expected="timestamps (timezone-aware, e.g. pd.to_datetime(col, utc=True))")
-    if kind.tz is None:
-        if not timezone:
-            raise InvalidInputError(
-                f"The entity timestamps in '{timestamp}' have no time zone, so their instant is ambiguous. "
-                f"Make them aware (df['{timestamp}'] = df['{timestamp}'].dt.tz_localize('UTC')) or pass "
-                "timezone='UTC' (the zone they are in) to training_set.", field=f"entity_df.{timestamp}")
-        series = table.column(timestamp).to_pandas().dt.tz_localize(timezone).dt.tz_convert("UTC")
-        table = table.set_column(table.schema.get_field_index(timestamp), timestamp,
-                                 pa.array(series, type=pa.timestamp("us", tz="UTC")))
-    return table.append_column(ROW, pa.array(range(table.num_rows), type=pa.int64()))
+    return table.read_all() if hasattr(table, "read_all") else table
 
 
 def _local_parquet(view: Any) -> str | None:
     """The read_parquet pattern of a local Parquet source whose rows can be addressed by file and row number."""
     source = view.source
-    if isinstance(source, FileSource) and source.format == "parquet" and "://" not in source.path \
-            and not view.timezone:
+    if isinstance(source, FileSource) and source.format == "parquet" and "://" not in source.path:
         return source._pattern()
     return None
 
 
-def _feature_cte(con: Any, index: int, req: ViewRequest, bounds: tuple[Any, Any]) -> tuple[str, str | None]:
-    """(the CTE the ASOF join probes, the CTE holding feature values by row address, or None).
+class _Window:
+    """The entity rows' time range in nanoseconds, and what the plan choice needs to know about them."""
 
-    For local Parquet the ASOF join sorts only (keys, time, file, row number); the feature
-    values are fetched afterwards for the matched rows alone, which sorts far less data.
+    def __init__(self, entities: pa.Table, timestamp: str) -> None:
+        times = pc.cast(entities.column(timestamp), pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+        bounds = pc.min_max(times).as_py()
+        self.first_ns, self.last_ns = bounds["min"], bounds["max"]
+        self.rows = entities.num_rows
+        self._entities = entities
+        self._squares: dict[tuple[str, ...], int] = {}
+
+    def bounds(self, ttl: timedelta | None) -> tuple[datetime | None, datetime | None]:
+        """The source rows to scan, as a window pushed into the scan (widened to whole microseconds)."""
+        if self.first_ns is None:
+            return None, None
+        first = self.first_ns - (_ttl_ns(ttl) if ttl is not None else 0)
+        start = _from_ns(first // 1000 * 1000) if ttl is not None else None
+        return start, _from_ns(-(-self.last_ns // 1000) * 1000)
+
+    def key_squares(self, keys: tuple[str, ...]) -> int:
+        """The sum over keys of (entity rows with that key) squared: how much the rows pile up on few keys."""
+        if keys not in self._squares:
+            counts = self._entities.group_by(list(keys)).aggregate([([], "count_all")]).column("count_all")
+            self._squares[keys] = int(pc.sum(pc.multiply(counts.cast(pa.int64()), counts.cast(pa.int64()))).as_py()
+                                      or 0)
+        return self._squares[keys]
+
+
+def _ttl_ns(ttl: timedelta) -> int:
+    return (ttl.days * 86_400 + ttl.seconds) * 1_000_000_000 + ttl.microseconds * 1_000
+
+
+def _from_ns(ns: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+
+
+def _source_rows(con: Any, view: Any) -> int | None:
+    """The number of rows in the source when it is known without reading them (Parquet footers, in memory)."""
+    pattern = _local_parquet(view)
+    if pattern is not None:
+        return int(con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({_lit(pattern)})").fetchall()[0][0]
+                   or 0)
+    if isinstance(view.source, DataFrameSource):
+        return len(view.source.data)
+    return None
+
+
+def _use_buckets(con: Any, req: ViewRequest, window: _Window) -> bool:
+    """Whether the TTL-bucket plan beats the ASOF join: the candidate (entity row, feature row) pairs it
+    would weigh, estimated assuming feature rows spread over keys like the entity rows do and evenly in
+    time, stay below the number of feature rows (which the ASOF join has to sort)."""
+    ttl = req.view.ttl
+    if ttl is None or window.first_ns is None or not window.rows:
+        return False
+    feature_rows = _source_rows(con, req.view)
+    if not feature_rows:
+        return False
+    span = window.last_ns - window.first_ns + _ttl_ns(ttl)
+    share = min(1.0, 2 * _ttl_ns(ttl) / span)  # the two buckets each entity row looks at
+    pairs = feature_rows / window.rows * share * window.key_squares(req.keys)
+    return pairs <= feature_rows
+
+
+def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window) -> tuple[list[str], bool]:
+    """(the CTEs that read view ``index``'s rows, whether its values come from a separate payload CTE).
+
+    ``f{i}`` holds the keys ``__k{i}_{j}``, the event time ``__ts{i}`` (nanoseconds), the order of rows
+    ``__o{i}`` (the event time, or with a created time both in one 128-bit integer: event time high,
+    created time low), and either the feature values ``__f{i}_{j}`` or, for local Parquet, the row's
+    address (``__fn{i}``, ``__r{i}``): then the joins move only (keys, times, address) and the values
+    are fetched afterwards for the matched rows alone from ``p{i}``.
     """
     view = req.view
-    start, end = bounds
-    start = start - view.ttl if view.ttl is not None and start is not None else None
+    start, end = window.bounds(view.ttl)
     pattern = _local_parquet(view)
-    window = None if view.timezone else view.timestamp
-    ts = _q(view.timestamp)
-    if view.timezone:
-        ts = f"timezone({_lit(view.timezone)}, {ts})"
+    ts = epoch_ns(view.timestamp, view.timezone)
     types = {f.name: f.dtype for f in view.schema}
     values = [f"CAST({_q(f)} AS {types[f].duckdb}) AS __f{index}_{j}" for j, f in enumerate(req.features)]
     cols = [f"{_q(k)} AS __k{index}_{j}" for j, k in enumerate(req.keys)]
-    cols.append(f"CAST({ts} AS TIMESTAMPTZ) AS __ts{index}")
-    payload = None
+    cols.append(f"{ts} AS __ts{index}")
+    if view.created_timestamp:
+        created = f"coalesce({epoch_ns(view.created_timestamp, view.timezone)}, {_NO_CREATED})"
+        cols.append(f"CAST({ts} AS HUGEINT) * {_LOW64} + ({created} + {2 ** 63}) AS __o{index}")
+    else:
+        cols.append(f"{ts} AS __o{index}")
     if pattern is not None and view.source.columns(con).keys() & {"filename", "file_row_number"}:
         pattern = None  # the source's own columns would clash with DuckDB's virtual ones
+    window_col = None if view.timezone else view.timestamp
+    ctes = []
     if pattern is not None:
         # one file: the row number is the address; several: with a 64-bit hash of the file name
         # (sorting a number is cheaper than carrying the path)
         fn = "0" if not any(c in pattern for c in "*?[") else "hash(filename)"
         scan = (f"(SELECT * FROM read_parquet({_lit(pattern)}, union_by_name=true, filename=true, "
-                f"file_row_number=true){_window(window, start, end)})")
+                f"file_row_number=true){_window(window_col, start, end)})")
         cols += [f"{fn} AS __fn{index}", f"file_row_number AS __r{index}"]
-        payload = (f"p{index} AS (SELECT {fn} AS __pf{index}, file_row_number AS __pr{index}, "
-                   f"{', '.join(values)} FROM {scan} AS s)")
+        # every row of the files, unfiltered: the join on the address does the picking
+        ctes.append(f"p{index} AS (SELECT {fn} AS __pf{index}, file_row_number AS __pr{index}, "
+                    f"{', '.join(values)} FROM read_parquet({_lit(pattern)}, union_by_name=true, "
+                    "filename=true, file_row_number=true) AS s)")
     else:
-        scan = view.source.scan(con, window, None if view.timezone else start, None if view.timezone else end)
+        scan = view.source.scan(con, window_col, *((start, end) if window_col else (None, None)))
         cols += values
-    sql = f"SELECT {', '.join(cols)} FROM {scan} AS s WHERE {_q(view.timestamp)} IS NOT NULL"
-    if view.created_timestamp:
-        keys = ", ".join(f"__k{index}_{j}" for j in range(len(req.keys)))
-        sql += (f" QUALIFY row_number() OVER (PARTITION BY {keys}, __ts{index} "
-                f"ORDER BY {_q(view.created_timestamp)} DESC NULLS LAST) = 1")
-    return f"f{index} AS ({sql})", payload
+    where = [f"{ts} IS NOT NULL", f"{ts} <= {window.last_ns}" if window.last_ns is not None else "FALSE"]
+    if view.ttl is not None and window.first_ns is not None:
+        where.append(f"{ts} >= {window.first_ns - _ttl_ns(view.ttl)}")
+    ctes.insert(0, f"f{index} AS (SELECT {', '.join(cols)} FROM {scan} AS s WHERE {' AND '.join(where)})")
+    return ctes, pattern is not None
+
+
+def _match_asof(index: int, req: ViewRequest) -> tuple[list[str], str]:
+    """(no extra CTE, the join) for the ASOF plan, on the row order ``__o{i}``."""
+    i = index
+    on = " AND ".join(f"e.{_q(k)} = f{i}.__k{i}_{j}" for j, k in enumerate(req.keys))
+    # with created times, the entity side is its time with the largest created time, so every
+    # feature row at that instant qualifies and the latest created one wins
+    probe = f"CAST(e.__t AS HUGEINT) * {_LOW64} + {_LOW64 - 1}" if req.view.created_timestamp else "e.__t"
+    return [], f"ASOF LEFT JOIN f{i} ON {on} AND {probe} >= f{i}.__o{i}"
+
+
+def _match_buckets(index: int, req: ViewRequest, carried: list[str]) -> tuple[list[str], str]:
+    """(the CTE, the join) for the TTL-bucket plan: the latest feature row per entity row by hash joins."""
+    i, width = index, _ttl_ns(req.view.ttl)  # type: ignore[arg-type]
+    keys = ", ".join(_q(k) for k in req.keys)
+    on = " AND ".join(f"b.{_q(k)} = f{i}.__k{i}_{j}" for j, k in enumerate(req.keys))
+    if carried == [f"__r{i}"]:  # one file: the row number alone (a plain arg_max is the cheapest)
+        latest = f"arg_max(f{i}.__r{i}, f{i}.__o{i}) AS __r{i}, 0 AS __fn{i}"
+    else:  # one struct, so that every column comes from the same row (and a null value is kept)
+        packed = ", ".join(f"{c} := f{i}.{c}" for c in carried)
+        latest = f"unnest(arg_max(struct_pack({packed}), f{i}.__o{i}))"
+    cte = (f"m{i} AS (SELECT b.{ROW} AS __row{i}, {latest} "
+           f"FROM (SELECT {ROW}, {keys}, __t, __t // {width} - o.o AS __b FROM e, (VALUES (0), (1)) AS o(o) "
+           f"WHERE __t IS NOT NULL) AS b JOIN f{i} ON {on} AND b.__b = f{i}.__ts{i} // {width} "
+           f"WHERE f{i}.__ts{i} <= b.__t AND f{i}.__ts{i} >= b.__t - {width} GROUP BY b.{ROW})")
+    return [cte], f"LEFT JOIN m{i} ON m{i}.__row{i} = e.{ROW}"
 
 
 def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Request,
@@ -125,27 +248,32 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
         raise InvalidInputError(field="entity_df", value=entities.column_names[:-1],
                                 expected=f"the join key columns {request.entity_keys} (missing {missing})")
     con.register("__mloop_entities", entities)
-    ts_col = entities.column(timestamp)
-    bounds = (pc.min(ts_col).as_py(), pc.max(ts_col).as_py())
-    ctes = ["e AS (SELECT * FROM __mloop_entities)"]
+    window = _Window(entities, timestamp)
+    # only the keys, the time (as nanoseconds) and the row number go through the joins
+    columns = ", ".join([*(_q(k) for k in request.entity_keys), f"epoch_ns({_q(timestamp)}) AS __t", ROW])
+    ctes = [f"e AS (SELECT {columns} FROM __mloop_entities)"]
     joins, lookups, selects = [], [], []
     for i, req in enumerate(request.views):
-        cte, payload = _feature_cte(con, i, req, bounds)
-        ctes.append(cte)
-        on = " AND ".join(f"e.{_q(k)} = f{i}.__k{i}_{j}" for j, k in enumerate(req.keys))
-        joins.append(f"ASOF LEFT JOIN f{i} ON {on} AND e.{_q(timestamp)} >= f{i}.__ts{i}")
-        if payload is not None:
-            ctes.append(payload)
-            lookups.append(f"LEFT JOIN p{i} ON p{i}.__pf{i} = f{i}.__fn{i} AND p{i}.__pr{i} = f{i}.__r{i}")
+        buckets = _use_buckets(con, req, window)
+        reads, payload = _feature_cte(con, i, req, window)
+        ctes += reads
+        single_file = payload and not any(c in (_local_parquet(req.view) or "") for c in "*?[")
+        carried = ([f"__r{i}"] if single_file else [f"__fn{i}", f"__r{i}"]) if payload else \
+            [f"__f{i}_{j}" for j in range(len(req.features))]
+        extra, join = _match_buckets(i, req, carried) if buckets else _match_asof(i, req)
+        ctes += extra
+        joins.append(join)
+        matched = f"m{i}" if buckets else f"f{i}"
+        if payload:
+            lookups.append(f"LEFT JOIN p{i} ON p{i}.__pf{i} = {matched}.__fn{i} AND p{i}.__pr{i} = {matched}.__r{i}")
         ttl = req.view.ttl
         for j, out in enumerate(req.outputs):
-            value = f"{'p' if payload is not None else 'f'}{i}.__f{i}_{j}"
-            if ttl is not None:
-                value = (f"CASE WHEN f{i}.__ts{i} >= e.{_q(timestamp)} - INTERVAL {int(ttl.total_seconds() * 1e6)} "
-                         f"MICROSECONDS THEN {value} END")
+            value = f"{'p' if payload else matched}{i if payload else ''}.__f{i}_{j}"
+            if ttl is not None and not buckets:
+                value = f"CASE WHEN f{i}.__ts{i} >= e.__t - {_ttl_ns(ttl)} THEN {value} END"
             selects.append(f"{value} AS {_q(out)}")
     # only the feature values come back from DuckDB, in entity-row order; the entity columns are the
-    # caller's own Arrow columns, untouched (nothing but keys, time and row number goes through the joins)
+    # caller's own Arrow columns, untouched
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(selects) or 'e.' + ROW} FROM e "
            f"{' '.join(joins + lookups)} ORDER BY e.{ROW}")
     try:
@@ -155,8 +283,8 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
 
         if isinstance(exc, duckdb.Error):
             raise InvalidInputError(f"The training-set query failed: {str(exc).splitlines()[0]}. "
-                                    "Check that the entity key columns have the same types as in the sources.",
-                                    field="entity_df") from exc
+                                    "Check that the entity key columns have the same types as in the sources, "
+                                    "and that times lie within 1677-2262.", field="entity_df") from exc
         raise
     finally:
         con.unregister("__mloop_entities")

@@ -162,10 +162,12 @@ def _check_types(con: Any, relation: str, fv: FeatureView) -> None:
 
 
 def _latest_rows(con: Any, relation: str, keys: list[str], fv: FeatureView) -> Any:
-    from mloop.features.sources import _q, fetch_arrow
+    from mloop.features.sources import _q, epoch_ns, fetch_arrow
 
-    order = f"{_q(fv.timestamp)} DESC" + (f", {_q(fv.created_timestamp)} DESC" if fv.created_timestamp else "")
+    # integer nanoseconds: DuckDB has no epoch_us for nanosecond aware timestamps (pandas' default)
+    ts = epoch_ns(fv.timestamp)
+    order = f"{ts} DESC" + (f", {epoch_ns(fv.created_timestamp)} DESC NULLS LAST" if fv.created_timestamp else "")
     cols = ", ".join(_q(c) for c in [*keys, *fv.feature_names])
-    sql = (f"SELECT {cols}, epoch_us({_q(fv.timestamp)}) AS __ts FROM {relation} QUALIFY row_number() OVER "
+    sql = (f"SELECT {cols}, {ts} // 1000 AS __ts FROM {relation} QUALIFY row_number() OVER "
            f"(PARTITION BY {', '.join(_q(k) for k in keys)} ORDER BY {order}) = 1")
     return fetch_arrow(con, sql)

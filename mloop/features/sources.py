@@ -31,6 +31,23 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def epoch_ns(column: str, timezone: str | None = None) -> str:
+    """SQL for the nanoseconds since 1970 (UTC) of a timestamp column of any unit (s, ms, us, ns),
+    aware or naive; naive values are read in ``timezone`` (UTC when None).
+
+    DuckDB has no ``epoch_us`` for nanosecond time zone-aware timestamps, and comparing a naive
+    nanosecond timestamp with an aware one is an error, so every time comparison goes through this
+    one integer. Times must lie within 1677-2262, the range of 64-bit nanoseconds.
+
+    >>> epoch_ns("event_timestamp")
+    'epoch_ns("event_timestamp")'
+    """
+    expr = _q(column)
+    if timezone:
+        expr = f"timezone({_lit(timezone)}, {expr})"
+    return f"epoch_ns({expr})"
+
+
 def _window(ts: str | None, start: datetime | None, end: datetime | None) -> str:
     """A WHERE clause keeping rows with ``start <= ts <= end`` (either bound optional)."""
     if ts is None:
@@ -211,7 +228,14 @@ class DataFrameSource(Source):
     def scan(self, con: Any, ts: str | None = None, start: datetime | None = None,
              end: datetime | None = None) -> str:
         name = f"df_{id(self.data):x}"
-        con.register(name, self.data)
+        data = self.data
+        if not hasattr(data, "schema"):
+            # pandas goes through Arrow, which keeps nanoseconds: DuckDB's own pandas scan cuts aware
+            # nanosecond times to microseconds, and a row 1 ns in the future would then match
+            import pyarrow as pa
+
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        con.register(name, data)
         return f"(SELECT * FROM {name}{_window(ts, start, end)})"
 
 

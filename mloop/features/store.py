@@ -168,11 +168,17 @@ class FeatureStore:
     # ------------------------------------------------------------ offline
     def training_set(self, entity_df: Any, features: Sequence[str] | None = None, *, service: str | None = None,
                      timestamp_column: str = "event_timestamp", timezone: str | None = None,
+                     ambiguous: str = "raise", nonexistent: str = "raise",
                      full_names: bool = False, output: str = "pandas", log_to_run: bool = True) -> Any:
         """Point-in-time-correct features for each entity row (see ``mloop.features.offline``).
 
         ``entity_df``: a DataFrame, Arrow table, Parquet path or SQL query with the join keys and a
-        timezone-aware ``timestamp_column``. Returns pandas (``output="pandas"``) or Arrow (``"arrow"``).
+        timezone-aware ``timestamp_column`` (of any unit). Naive times are refused unless ``timezone``
+        names the zone they are wall-clock times in; local times that a daylight-saving change repeats
+        or skips are refused too unless ``ambiguous`` (``"earliest"``, ``"latest"``, ``"infer"``,
+        ``"NaT"``) or ``nonexistent`` (``"shift_forward"``, ``"shift_backward"``, ``"NaT"``) says
+        which instant they mean (see ``mloop.features.localtime``).
+        Returns pandas (``output="pandas"``) or Arrow (``"arrow"``).
         Inside a tracking run (``mloop.start_run``) or a flow step, the result is recorded as that run's
         ``training`` dataset input with its feature views and references (``log_to_run=False``: not recorded).
         """
@@ -184,7 +190,7 @@ class FeatureStore:
         request = self.resolve(features, service, full_names)
         con = self._duckdb()
         try:
-            entities = entity_table(con, entity_df, timestamp_column, timezone)
+            entities = entity_table(con, entity_df, timestamp_column, timezone, ambiguous, nonexistent)
             table = point_in_time_join(con, entities, timestamp_column, request, full_names)
         finally:
             con.close()

@@ -41,9 +41,10 @@ Float64 = DType("Float64", "DOUBLE", _FLOATS + _INTS)
 Float32 = DType("Float32", "FLOAT", _FLOATS + _INTS)
 Int64 = DType("Int64", "BIGINT", _INTS)
 Int32 = DType("Int32", "INTEGER", _INTS)
-String = DType("String", "VARCHAR", ("VARCHAR",))
+String = DType("String", "VARCHAR", ("VARCHAR", "ENUM"))  # ENUM: a pandas category column, read by DuckDB
 Bool = DType("Bool", "BOOLEAN", ("BOOLEAN",))
-Timestamp = DType("Timestamp", "TIMESTAMPTZ", ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMP"))
+Timestamp = DType("Timestamp", "TIMESTAMPTZ", ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMP", "TIMESTAMPTZ_NS",
+                                             "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"))  # every unit
 
 _BY_NAME = {t.name: t for t in (Float64, Float32, Int64, Int32, String, Bool, Timestamp)}
 _ALIASES = {"float": Float64, "double": Float64, "int": Int64, "integer": Int64, "str": String,
