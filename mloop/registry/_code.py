@@ -85,14 +85,30 @@ def check_requirements(field: str, value: Any) -> list[str]:
     return lines
 
 
+# pip reads a requirements file with its own syntax before any PEP 508 parsing: it splits options off at a space
+# followed by '-' (even inside a marker's quoted string), expands ${VAR}, drops ' #' comments and joins lines ending
+# in '\\'; non-printable characters split lines (str.splitlines) or hide text in a terminal (ESC, bidi controls).
+_PIP_SYNTAX = re.compile(r"\s-|[$#\\]")
+_PLAIN_LINE = ("a PEP 508 requirement without ' -', '$', '#', '\\' or control characters (pip would read them as "
+               "options, environment variables, comments or line joins), such as "
+               "'pandas[performance]>=2; python_version >= \"3.11\"'")
+
+
 def parse_requirement(line: str, field: str) -> Any:
-    """``line`` as a ``packaging`` Requirement, or InvalidInputError naming ``field`` (options and URLs too)."""
+    """``line`` as a ``packaging`` Requirement, or InvalidInputError naming ``field`` (options and URLs too, and
+    anything pip would read differently from ``packaging``: see ``_PIP_SYNTAX``).
+
+    >>> str(parse_requirement('pandas[performance]>=2; python_version >= "3.11"', "pip_requirements[0]").marker)
+    'python_version >= "3.11"'
+    """
     from packaging.requirements import InvalidRequirement, Requirement
 
     expected = ("a PEP 508 requirement such as 'pandas>=2' or 'mylib==1.2' (no pip options such as "
                 "--index-url, no URLs: requirements install from the package index)")
-    if not line or line.startswith("-") or "\n" in line or "\r" in line or len(line) > 1000:
+    if not line or line.startswith("-") or len(line) > 1000:
         raise InvalidInputError(field=field, value=line, expected=expected)
+    if _PIP_SYNTAX.search(line) or not line.isprintable():
+        raise InvalidInputError(field=field, value=line, expected=_PLAIN_LINE)
     try:
         req = Requirement(line)
     except InvalidRequirement:

@@ -34,7 +34,7 @@ import yaml
 from mloop._util.clock import now_ms
 from mloop._util.names import check_artifact_path
 from mloop.errors import ConflictError, InvalidInputError, NotFoundError
-from mloop.registry._code import CODE_DIR, copy_code, plan_code_paths, requirements_for
+from mloop.registry._code import CODE_DIR, check_requirements, copy_code, plan_code_paths, requirements_for
 from mloop.registry.flavors import Flavor, detect, get_flavor
 from mloop.registry.signature import Signature, infer_signature, to_frame
 
@@ -354,6 +354,8 @@ def _check_file_names(manifest: dict[str, Any]) -> None:
         value = manifest.get(key)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
             raise InvalidInputError(field=f"manifest.{key}", value=value, expected="a list of strings")
+    if manifest.get("pip_requirements") is not None:  # `mloop build` writes these lines into requirements.txt
+        check_requirements("manifest.pip_requirements", manifest["pip_requirements"])
     for name in manifest.get("code_paths") or ():
         check_artifact_path(name, "manifest.code_paths")
         if not name.startswith(f"{CODE_DIR}/") or name.count("/") != 1:

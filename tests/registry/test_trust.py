@@ -9,6 +9,7 @@ serving app must refuse it before anything runs, and the payload's marker file m
 from __future__ import annotations
 
 import builtins
+import collections
 import functools
 import importlib
 import json
@@ -26,6 +27,7 @@ import pandas as pd
 import pytest
 from numpy.testing._private.utils import measure, runstring
 from scipy._lib.array_api_compat._internal import clone_module
+from sklearn.compose import make_column_selector
 from sklearn.dummy import DummyRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -34,6 +36,7 @@ import mloop
 from mloop.config import Settings
 from mloop.errors import InvalidInputError
 from mloop.registry import load_model, registry_for, save_model
+from mloop.registry.flavors._structure import check_state
 from mloop.registry.flavors._trust import EXTRA, trusted_names
 from mloop.registry.signature import Signature
 from mloop.serving import EndpointConfig, ServeConfig, create_serving_app
@@ -300,6 +303,38 @@ def test_a_partial_is_trusted_only_around_the_functions_scikit_learn_keeps_in_on
         load_model(tmp_path / "m", cache=False)
     assert "functools.partial around numpy.multiply" in str(refused.value)
     assert load_model(tmp_path / "m", trusted=["numpy.multiply"], cache=False).predict(X).tolist() == [2.0] * 3
+
+
+def test_a_partial_is_checked_by_what_it_wraps_not_by_the_name_that_object_claims(tmp_path: Path) -> None:
+    """skops rebuilds a trusted instance with the file's ``__dict__``: a column selector (callable, trusted) that
+    says it is ``check_array`` must still be refused inside a partial."""
+    selector = make_column_selector(dtype_include="number")
+    selector.__dict__["__module__"] = "sklearn.utils.validation"
+    selector.__dict__["__qualname__"] = "check_array"
+    pick = FunctionTransformer(inverse_func=functools.partial(selector), check_inverse=False)  # kept, not called
+    model = Pipeline([("pick", pick), ("model", DummyRegressor())]).fit(X, [1.0, 2.0, 3.0])
+    save_model(model, tmp_path / "m", signature=SIGNATURE)
+    with pytest.raises(InvalidInputError) as refused:
+        load_model(tmp_path / "m", cache=False)
+    name = "sklearn.compose._column_transformer.make_column_selector"
+    assert f"functools.partial around an instance of {name}" in str(refused.value)
+    assert f"trusted=['{name}']" in str(refused.value)
+    loaded = load_model(tmp_path / "m", trusted=[name], cache=False)  # the user vouches for the class
+    assert loaded.native.steps[0][1].inverse_func.func.dtype_include == "number"
+    assert loaded.predict(X).tolist() == [2.0] * 3
+
+
+@pytest.mark.parametrize("hide", ["set", "frozenset", "dict key", "defaultdict factory", "list in a dict value"])
+def test_a_partial_is_found_wherever_a_model_can_hold_one(hide: str) -> None:
+    wrapper = functools.partial(np.add, 1.0)  # hashable, so it can be a set member or a dict key
+    holder = {"set": lambda: {wrapper}, "frozenset": lambda: frozenset({1, wrapper}),
+              "dict key": lambda: {wrapper: "fill"},
+              "defaultdict factory": lambda: collections.defaultdict(wrapper),
+              "list in a dict value": lambda: {"steps": [1, wrapper]}}[hide]()
+    transformer = FunctionTransformer(np.abs, kw_args={"table": holder})
+    with pytest.raises(InvalidInputError, match="functools.partial around numpy.add"):
+        check_state(Pipeline([("t", transformer)]))
+    check_state(Pipeline([("t", transformer)]), frozenset({"numpy.add"}))  # named by the user: allowed
 
 
 class Doubler:

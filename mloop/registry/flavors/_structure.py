@@ -21,13 +21,17 @@ lowered to this machine's cores (predictions do not change).
 
 from __future__ import annotations
 
+import collections
 import functools
+import importlib
 import os
+import types
 from typing import Any
 
 import numpy as np
 
 from mloop.errors import InvalidInputError
+from mloop.registry.flavors._trust import PARTIAL_TARGETS
 
 __all__ = ["check_state"]
 
@@ -38,11 +42,15 @@ _COLUMN_MAPS = ("vocabulary_", "_cached_dict")
 _MAX_CATEGORY = 255  # HistGradientBoosting stores categories in 256-bit bitsets
 
 
-def check_state(model: Any, partial_targets: frozenset[str] = frozenset()) -> None:
+def check_state(model: Any, user_trusted: frozenset[str] = frozenset()) -> None:
     """InvalidInputError when a tree inside ``model`` has an index that points outside its arrays, a
-    text vectorizer opens the files its input names, or a ``functools.partial`` wraps a function other than
-    ``partial_targets`` (the wrapper is trusted only around the functions named there)."""
-    _visit(model, owner=None, exact_width=None, seen=set(), partials=partial_targets)
+    text vectorizer opens the files its input names, or a ``functools.partial`` wraps anything other than a
+    function in ``PARTIAL_TARGETS`` or one the user trusts by name in ``user_trusted``.
+
+    >>> import functools, numpy as np
+    >>> check_state([functools.partial(np.multiply, 2.0)], frozenset({"numpy.multiply"}))
+    """
+    _visit(model, owner=None, exact_width=None, seen=set(), partials=PARTIAL_TARGETS | user_trusted)
 
 
 def _tree_types() -> tuple[type, type]:
@@ -65,11 +73,12 @@ def _visit(obj: Any, owner: Any, exact_width: int | None, seen: set[int], partia
         _check_partial(obj, partials)
         for item in (obj.func, *obj.args, *obj.keywords.values()):
             _visit(item, owner, exact_width, seen, partials)
-    elif isinstance(obj, list | tuple):
+    elif isinstance(obj, list | tuple | set | frozenset):
         for item in obj:
             _visit(item, owner, exact_width, seen, partials)
-    elif isinstance(obj, dict):
-        for item in obj.values():
+    elif isinstance(obj, dict):  # keys too: a set or dict key can be any hashable object, a partial included
+        extra = (obj.default_factory,) if isinstance(obj, collections.defaultdict) else ()
+        for item in (*obj.keys(), *obj.values(), *extra):
             _visit(item, owner, exact_width, seen, partials)
     elif isinstance(obj, np.ndarray):
         if obj.dtype == object:
@@ -112,12 +121,55 @@ def _visit_object(obj: Any, exact_width: int | None, seen: set[int], partials: f
 
 
 def _check_partial(wrapper: functools.partial[Any], targets: frozenset[str]) -> None:
-    """A partial is trusted as a wrapper only: what it calls must be one of the functions named for it."""
+    """A partial is trusted as a wrapper only: what it calls must be one of the functions named for it.
+
+    The comparison is by identity with the object each name resolves to, never by the ``__module__`` and
+    ``__qualname__`` the wrapped object reports: skops rebuilds a trusted instance with whatever ``__dict__`` the
+    file holds, so any callable trusted type could claim to be ``check_array``."""
     func = wrapper.func
-    name = f"{getattr(func, '__module__', None)}.{getattr(func, '__qualname__', type(func).__qualname__)}"
-    if name not in targets:
-        _fail(wrapper, f"a functools.partial around {name}",
+    if not any(_is_target(func, name) for name in targets):
+        name, shown = _shown_name(func)
+        _fail(wrapper, f"a functools.partial around {shown}",
               f"a partial around one of {sorted(targets)} (or trusted={[name]} if you have checked it)")
+
+
+def _is_target(func: Any, name: str) -> bool:
+    """Whether ``func`` is the object ``name`` (a name on an allow list) resolves to. The names in
+    ``PARTIAL_TARGETS`` must resolve to plain functions; a name the user trusts may also be a class, whose exact
+    instances (called through the class's own ``__call__``) the user has vouched for."""
+    target = _resolve(name)
+    if target is None:
+        return False
+    if name in PARTIAL_TARGETS:
+        return isinstance(target, types.FunctionType | types.BuiltinFunctionType) and func is target
+    return func is target or (isinstance(target, type) and type(func) is target)
+
+
+def _resolve(name: str) -> Any:
+    """The object a dotted name on an allow list refers to (module, then attributes), or None."""
+    parts = name.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:split]))
+        except Exception:  # no such module (or it fails to import): try a shorter module path
+            continue
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def _shown_name(func: Any) -> tuple[str, str]:
+    """The name to trust and how the message shows it: a function's own name, else its type's (an object's
+    ``__module__`` and ``__qualname__`` may be entries of its ``__dict__``, written by the file's author)."""
+    if isinstance(func, types.FunctionType | types.BuiltinFunctionType | np.ufunc | type):
+        name = f"{getattr(func, '__module__', None)}.{getattr(func, '__qualname__', None)}"
+        return name, name
+    name = f"{type(func).__module__}.{type(func).__qualname__}"
+    return name, f"an instance of {name}"
 
 
 def _check_vocabulary(vectorizer: Any, vocabulary: dict[Any, Any]) -> None:

@@ -13,7 +13,7 @@ from mloop._util.optional import import_skops
 from mloop.errors import InvalidInputError
 from mloop.registry.flavors import class_modules, model_file
 from mloop.registry.flavors._structure import check_state
-from mloop.registry.flavors._trust import PARTIAL_TARGETS, Trust, full, refused
+from mloop.registry.flavors._trust import Trust, full, refused
 
 
 class SklearnFlavor:
@@ -50,7 +50,7 @@ class SklearnFlavor:
                 field="trusted", value=names, expected="these names in trusted=[...], or trusted=True")
         model = sio.loads(data, trusted=found or None)  # every name in found is allowed by now
         if not full(trusted):
-            check_state(model, PARTIAL_TARGETS | (trusted if isinstance(trusted, frozenset) else frozenset()))
+            check_state(model, trusted if isinstance(trusted, frozenset) else frozenset())
         return model
 
     def predict(self, native: Any, data: pd.DataFrame | np.ndarray) -> Any:
