@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from mloop.errors import InvalidInputError
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.registry import _models
 from mloop.registry import _tables as t
 from mloop.registry.entities import ModelVersion
@@ -60,12 +60,16 @@ def version_lineage(client: RegistryClient, name: str, version: int) -> dict[str
 
 
 def _ancestors(client: RegistryClient, run_id: str | None) -> list[Run]:
-    """The chain of parent runs, nearest first."""
+    """The chain of parent runs, nearest first; it ends at a run that is no longer there (purged before the
+    guard kept ancestors, or removed by hand): the lineage shows what is left rather than failing."""
     chain: list[Run] = []
     seen: set[str] = set()
     while run_id is not None and run_id not in seen and len(chain) < MAX_DEPTH:
         seen.add(run_id)
-        chain.append(client.runs.get_run(run_id))
+        try:
+            chain.append(client.runs.get_run(run_id))
+        except NotFoundError:
+            break
         run_id = chain[-1].parent_run_id
     return chain
 

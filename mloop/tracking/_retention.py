@@ -3,9 +3,11 @@
 Capabilities above tracking take part without tracking knowing them:
 
 * a guard (``RUN_GUARDS``) names the runs that must survive (the registry: runs a model version came from);
-* a purge hook (``PURGE_HOOKS``) sees the runs about to be purged before their rows go: it may add runs that
-  go with them (a flow run's tasks), keep some back (everything of flows while a flow runs), and returns what
-  deletes its own files once the rows are gone (a flow run's content-addressed artifacts and task logs).
+* a purge hook (``PURGE_HOOKS``) sees the runs about to be purged, and the runs the guards protect, before
+  their rows go: it may add runs that go with them (a flow run's tasks), keep some back (everything of flows
+  while a flow runs; a flow run one of whose tasks a guard protects, since purging it would take the task's rows
+  with it), and returns what deletes its own files once the rows are gone (a flow run's content-addressed
+  artifacts and task logs).
 """
 
 from __future__ import annotations
@@ -42,14 +44,16 @@ class PurgePlan:
     more: set[str] = field(default_factory=set)  # runs purged along with the doomed ones
     keep: set[str] = field(default_factory=set)  # doomed runs kept back this time
     reason: str = "flows"  # the result counts kept runs under "kept_for_<reason>"
+    # doomed runs kept back because a protected run needs them (counted under "kept_for_registry")
+    guarded: set[str] = field(default_factory=set)
     # called after the rows are deleted; returns the number of files it deleted
     cleanup: Callable[[PurgeStores], int] | None = None
 
 
 # Each guard returns the run ids that must survive a purge.
 RUN_GUARDS: list[Callable[[Connection], set[str]]] = []
-# Each hook gets the run ids about to be purged and returns its plan.
-PURGE_HOOKS: list[Callable[[Connection, set[str]], PurgePlan]] = []
+# Each hook gets the run ids about to be purged and the protected run ids, and returns its plan.
+PURGE_HOOKS: list[Callable[[Connection, set[str], set[str]], PurgePlan]] = []
 # Modules that add a guard or a hook when imported. Purge imports them itself, so a caller that never imported
 # them (a bare TrackingClient, a script) cannot purge a run a registered model version still needs, nor leave a
 # purged flow run's files behind.
@@ -83,10 +87,10 @@ def purge(repo: SqlTrackingRepository, older_than_ms: int) -> dict[str, int]:
         run_ids -= protected
         kept: dict[str, set[str]] = {}
         for hook in PURGE_HOOKS:
-            plan = hook(conn, run_ids)
+            plan = hook(conn, run_ids, protected)
             plans.append(plan)
-            kept_for_registry |= plan.more & protected
-            run_ids |= plan.more - protected
+            kept_for_registry |= (plan.more & protected) | (plan.guarded & run_ids)
+            run_ids = (run_ids | (plan.more - protected)) - plan.guarded
             kept.setdefault(plan.reason, set()).update(plan.keep & run_ids)
             run_ids -= plan.keep
     files = sum(repo.blobs.delete(f"runs/{run_id}") for run_id in sorted(run_ids))

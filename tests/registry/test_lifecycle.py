@@ -109,3 +109,52 @@ def test_gc_from_a_process_that_never_imported_the_registry_keeps_registered_run
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert "'kept_for_registry': 1" in out.stdout
     assert tracking.get_run(version.run_id).run_id == version.run_id
+
+
+def test_gc_keeps_the_runs_a_registered_version_is_nested_in(registry: RegistryClient, tracking, pipeline,
+                                                             frame) -> None:
+    from mloop._sdk import ActiveRun
+
+    with tracking.start_run("eta-exp", name="sweep", run_class=ActiveRun) as sweep:
+        sweep.log_input(frame, name="all-trips", context="train")
+        with tracking.start_run("eta-exp", name="trial-3", parent=sweep, run_class=ActiveRun) as trial:
+            trial.log_input(frame.head(40), name="trial-trips", context="train")
+            trial.log_model(pipeline, name="eta", input_example=frame.head(3))
+    with (tracking.start_run("eta-exp", name="scratch") as scratch,
+          tracking.start_run("eta-exp", name="scratch-child", parent=scratch) as scratch_child):
+        pass
+    for run in (sweep, scratch, scratch_child):  # the trial itself stays active: only its parent is deleted
+        tracking.delete_run(run.run_id)
+
+    result = tracking.gc(timedelta(0))
+
+    assert result["runs"] == 2 and result["kept_for_registry"] == 1
+    for gone in (scratch.run_id, scratch_child.run_id):
+        with pytest.raises(NotFoundError):
+            tracking.get_run(gone)
+    lineage = registry.lineage("eta", 1)
+    assert [a["run_id"] for a in lineage["run"]["ancestors"]] == [sweep.run_id]
+    assert [(d["name"], d["run_id"]) for d in lineage["datasets"]] == [
+        ("trial-trips", trial.run_id), ("all-trips", sweep.run_id)]
+    assert tracking.get_run(sweep.run_id).lifecycle_stage == "deleted"  # kept, not restored
+
+
+def test_lineage_of_a_version_whose_parent_run_is_gone_shows_what_is_left(registry: RegistryClient, tracking,
+                                                                          pipeline, frame) -> None:
+    from mloop._sdk import ActiveRun
+    from mloop.registry import _tables as rt
+    from mloop.tracking import _tables as tt
+
+    with (tracking.start_run("eta-exp", name="sweep") as sweep,
+          tracking.start_run("eta-exp", name="trial", parent=sweep, run_class=ActiveRun) as trial):
+        trial.log_input(frame, name="trips", context="train")
+        trial.log_model(pipeline, name="eta", input_example=frame.head(3))
+    # a parent purged before gc kept ancestors: remove its row the way that purge did
+    with registry.db.write() as conn:
+        conn.execute(tt.runs.delete().where(tt.runs.c.run_id == sweep.run_id))
+        assert conn.execute(rt.model_versions.select()).first().run_id == trial.run_id
+    lineage = registry.lineage("eta", 1)
+    assert lineage["run"]["run_id"] == trial.run_id and lineage["run"]["ancestors"] == []
+    assert [d["name"] for d in lineage["datasets"]] == ["trips"]
+    assert [(v.name, v.version) for v in registry.versions_trained_on(lineage["datasets"][0]["digest"])] == [
+        ("eta", 1)]
