@@ -48,8 +48,8 @@ def base_width(edges: np.ndarray) -> float:
     k = len(edges) - 1
     with np.errstate(over="ignore"):
         span = float(edges[-1] - edges[0]) / k if k else 0.0
-    if span == np.inf:  # edges near +/- the largest float: their span overflows, its k-th part does not
-        span = float(edges[-1]) / k - float(edges[0]) / k
+    if span == np.inf:  # edges near +/- the largest float: their span overflows, its k-th part does not (k > 1)
+        span = min(float(edges[-1]) / k - float(edges[0]) / k, float(np.finfo(float).max))
     return span if span > 0 else max(abs(float(edges[0])), 1.0) * 2.0**-20
 
 
@@ -261,7 +261,7 @@ class NumericProfile:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NumericProfile:
         counts, edges = np.asarray(d["counts"], dtype=np.int64), np.asarray(d["edges"], dtype=float)
-        if edges.ndim != 1 or len(edges) < 2 or not np.isfinite(edges).all() or np.any(np.diff(edges) < 0) \
+        if edges.ndim != 1 or len(edges) < 2 or not np.isfinite(edges).all() or np.any(edges[1:] < edges[:-1]) \
                 or counts.shape != (len(edges) + 1,):
             raise InvalidInputError(field="profile.edges", value=str(d["edges"])[:200],
                                     expected="at least 2 finite, non-decreasing edges and one more count than edges")
@@ -448,7 +448,7 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     k = len(edges) - 1
     with np.errstate(over="ignore"):  # inf for edges at -/+ the largest float: binary search then
         width = (edges[-1] - edges[0]) / k if k else 0.0
-    if k and width > 0 and np.allclose(np.diff(edges), width, rtol=1e-9, atol=0):
+    if k and 0 < width < np.inf and np.allclose(np.diff(edges), width, rtol=1e-9, atol=0):
         with np.errstate(over="ignore"):  # +/-inf for values past the largest float: clipped below
             scaled = (values - edges[0]) * (1.0 / width)
         scaled += 1.0

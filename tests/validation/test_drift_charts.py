@@ -195,3 +195,16 @@ def test_a_profile_whose_tail_bins_are_wider_than_the_largest_float_is_refused()
     tampered["columns"]["fare"]["edges"][3] = float("inf")
     with pytest.raises(InvalidInputError, match="profile.edges"):
         Profile.from_dict(tampered)
+
+
+def test_values_spread_over_the_whole_float_range_drift_with_finite_numbers() -> None:
+    rng = np.random.default_rng(11)
+    wide = [pd.DataFrame({"x": with_nulls(rng.uniform(-BIG / 2, BIG / 2, 5000) * 2, rng)}) for _ in range(2)]
+    with np.errstate(over="raise", invalid="raise", divide="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reference = profile(wide[0])
+        same = drift(reference, wide[1])["x"]
+        one_bin = drift(profile(wide[0], bins=1), wide[1])["x"]  # one bin from about -BIG to BIG
+    assert np.isfinite(reference["x"].edges).all() and reference["x"].std == pytest.approx(BIG / np.sqrt(3), rel=0.03)
+    assert not same.drifted and 0 <= same.effect_size < 0.05
+    assert np.isfinite([one_bin.statistic, one_bin.effect_size]).all()
