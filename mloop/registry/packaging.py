@@ -36,7 +36,7 @@ from mloop._util.names import check_artifact_path
 from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.registry._code import CODE_DIR, check_requirements, copy_code, plan_code_paths, requirements_for
 from mloop.registry.flavors import Flavor, detect, get_flavor
-from mloop.registry.signature import Signature, infer_signature, to_frame
+from mloop.registry.signature import ColumnSpec, Signature, infer_signature, to_frame
 
 __all__ = ["MANIFEST", "read_manifest", "requirement_mismatches", "save_model", "verify_files"]
 
@@ -188,20 +188,22 @@ def _example(input_example: Any) -> pd.DataFrame | np.ndarray | None:
 
 def _signature(flavor: Flavor, model: Any, signature: Any, example: Any, training_data: Any,
                unknown_categories: str | None) -> Signature | None:
+    source = example if example is not None else _training_sample(training_data)
     if signature is None:
-        source = example if example is not None else _training_sample(training_data)
         if source is None:
             return None
         inferred = infer_signature(source, _sample_output(flavor, model, source), training_data=training_data,
                                    unknown_categories=unknown_categories or "reject")
-        return inferred if training_data is not None else _nulls_the_model_takes(flavor, model, inferred, source)
+        if training_data is None:
+            inferred = _nulls_the_model_takes(flavor, model, inferred, source)
+        return _unknown_as_missing(flavor, model, inferred, source)
     if not isinstance(signature, Signature):
         signature = Signature.from_dict(signature) if isinstance(signature, dict) else signature
         if not isinstance(signature, Signature):
             raise InvalidInputError(field="signature", value=signature, expected="a Signature or its dict form")
     if unknown_categories is not None:  # an explicit policy wins over the given signature's
         signature = dataclasses.replace(signature, unknown_categories=unknown_categories)
-    return signature
+    return _unknown_as_missing(flavor, model, signature, source)
 
 
 def _nulls_the_model_takes(flavor: Flavor, model: Any, signature: Signature, example: Any) -> Signature:
@@ -218,12 +220,47 @@ def _nulls_the_model_takes(flavor: Flavor, model: Any, signature: Signature, exa
     inputs = []
     for spec in signature.inputs:
         if not bool(frame[spec.name].isna().any()):
-            lenient = dataclasses.replace(spec, nullable=True)
-            trial = dataclasses.replace(signature, inputs=tuple(lenient if s is spec else s for s in signature.inputs))
-            nulled = frame.assign(**{spec.name: pd.Series([None] * len(frame), index=frame.index, dtype=object)})
-            spec = dataclasses.replace(spec, nullable=_answers(flavor, model, trial, nulled))
+            spec = dataclasses.replace(spec, nullable=_takes_nulls(flavor, model, signature, spec, frame))
         inputs.append(spec)
     return dataclasses.replace(signature, inputs=tuple(inputs))
+
+
+def _unknown_as_missing(flavor: Flavor, model: Any, signature: Signature, example: Any) -> Signature:
+    """Under ``unknown_categories="missing"`` a value outside a category column's categories reaches the model
+    as a null, so such a column must take nulls. One the training data left not nullable becomes nullable
+    when the model, handed the example with that column all null, still answers; when it does not, saving is
+    refused, naming the column (else every request with an unknown value there would fail inside the model).
+    Without an example the model answers, nothing is asked: an unknown value in a column that is not
+    nullable is then refused at predict time (a 422) like under ``"reject"``."""
+    strict = [s for s in signature.inputs if s.type == "category" and not s.nullable]
+    if signature.unknown_categories != "missing" or signature.input_kind != "frame" or not strict or example is None:
+        return signature
+    frame = to_frame(example).head(_EXAMPLE_ROWS)
+    if frame.empty or any(s.name not in frame.columns for s in signature.inputs) or \
+            not _answers(flavor, model, signature, frame):
+        return signature
+    inputs = []
+    for spec in signature.inputs:
+        if spec in strict:
+            if not _takes_nulls(flavor, model, signature, spec, frame):
+                raise InvalidInputError(
+                    f"unknown_categories='missing' hands the model a null for a value outside the categories of column "
+                    f"'{spec.name}', but the model fails when '{spec.name}' is null. Use unknown_categories='reject' "
+                    f"(an unknown value then gets a clear 422), or a model that takes a missing "
+                    f"'{spec.name}' (e.g. OneHotEncoder(handle_unknown='ignore')).",
+                    field=f"unknown_categories.{spec.name}", value="missing",
+                    expected=f"'reject' for a model that cannot take a null in '{spec.name}'")
+            spec = dataclasses.replace(spec, nullable=True)
+        inputs.append(spec)
+    return dataclasses.replace(signature, inputs=tuple(inputs))
+
+
+def _takes_nulls(flavor: Flavor, model: Any, signature: Signature, spec: ColumnSpec, frame: pd.DataFrame) -> bool:
+    """Whether the model answers ``frame`` with column ``spec`` all null (as the signature hands it over)."""
+    lenient = dataclasses.replace(spec, nullable=True)
+    trial = dataclasses.replace(signature, inputs=tuple(lenient if s is spec else s for s in signature.inputs))
+    nulled = frame.assign(**{spec.name: pd.Series([None] * len(frame), index=frame.index, dtype=object)})
+    return _answers(flavor, model, trial, nulled)
 
 
 def _answers(flavor: Flavor, model: Any, signature: Signature, frame: pd.DataFrame) -> bool:

@@ -369,8 +369,9 @@ def _check_column(spec: ColumnSpec, col: pd.Series, unknown_categories: str = "r
         row = int(np.argmax(nulls))
         return _error(spec, None, row, f"column '{spec.name}': null at row {row}, but it is not nullable")
     if spec.type == "category":
-        if unknown_categories == "missing":
+        if unknown_categories == "missing" and spec.nullable:
             return None  # any value outside the categories is read as missing
+        # not nullable: the model never saw a null here, so an unknown value cannot be read as missing either
         bad = ~col.isin(spec.categories or ()).to_numpy() & ~nulls
     else:
         bad = _bad_mask(spec.type, col) & ~nulls

@@ -76,7 +76,7 @@ def _check_for(spec: ColumnSpec, unknown_categories: str) -> Callable[[Any], boo
         return _CHECKS.get(spec.type, _is_str)
     # true/false stand for 1/0 in a set of numbers: only a column of boolean categories takes them
     scalars = _SCALAR if any(type(v) is bool for v in spec.categories or ()) else (str, int, float)
-    if unknown_categories == "missing":  # any scalar: the frame reads an unknown one as NaN
+    if unknown_categories == "missing" and spec.nullable:  # any scalar: the frame reads an unknown one as NaN
         return lambda v: type(v) in scalars
     known = frozenset(spec.categories or ())
     return lambda v: type(v) in scalars and v in known

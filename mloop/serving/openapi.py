@@ -87,7 +87,8 @@ def _column_schema(column: Any, unknown_categories: str) -> dict[str, Any]:
     out: dict[str, Any] = {"nullable": column.nullable}
     if len(kinds) == 1:  # mixed strings and numbers: any JSON scalar, so no type
         out["type"] = kinds.pop()
-    if unknown_categories == "reject" and len(values) <= _ENUM_UP_TO:
+    # "missing" reads an unknown value as null only where nulls are allowed; elsewhere it is refused as under "reject"
+    if (unknown_categories == "reject" or not column.nullable) and len(values) <= _ENUM_UP_TO:
         out["enum"] = values + ([None] if column.nullable else [])
     return out
 

@@ -45,8 +45,26 @@ TAIL_BINS = 64  # bins of each tail histogram, at most
 
 def base_width(edges: np.ndarray) -> float:
     """The tails' finest bin width: the reference's mean bin width (or a tiny one when it has a single value)."""
-    span = float(edges[-1] - edges[0])
-    return span / (len(edges) - 1) if span > 0 else max(abs(float(edges[0])), 1.0) * 2.0**-20
+    k = len(edges) - 1
+    with np.errstate(over="ignore"):
+        span = float(edges[-1] - edges[0]) / k if k else 0.0
+    if span == np.inf:  # edges near +/- the largest float: their span overflows, its k-th part does not (k > 1)
+        span = min(float(edges[-1]) / k - float(edges[0]) / k, float(np.finfo(float).max))
+    return span if span > 0 else max(abs(float(edges[0])), 1.0) * 2.0**-20
+
+
+def max_scale(edges: np.ndarray) -> int:
+    """The largest tail scale whose bin width ``base_width(edges) * 2 ** scale`` is a finite float.
+
+    Values farther out than ``TAIL_BINS`` such bins (only those within a factor 2 of the largest float, or
+    whose distance overflows) go to the last bin.
+
+    >>> max_scale(np.array([0.0, 1.0])), max_scale(np.array([0.0, 1e300]))
+    (1023, 27)
+    """
+    import math
+
+    return 1024 - math.frexp(base_width(edges))[1]
 
 
 @dataclass
@@ -73,14 +91,16 @@ class Tails:
     def of(cls, finite: np.ndarray, edges: np.ndarray) -> Tails:
         import math
 
-        below, above = edges[0] - finite[finite < edges[0]], finite[finite > edges[-1]] - edges[-1]
+        with np.errstate(over="ignore"):  # a distance past the largest float is inf: it lands in the last bin
+            below, above = edges[0] - finite[finite < edges[0]], finite[finite > edges[-1]] - edges[-1]
         far = max(float(below.max()) if below.size else 0.0, float(above.max()) if above.size else 0.0)
-        w = base_width(edges)
+        w, top = base_width(edges), max_scale(edges)
         # an underestimate of the smallest scale that fits, then up one at a time: the same data, the same scale
-        scale = max(0, math.floor(math.log2(far) - math.log2(w)) - 8) if far > 0 else 0
-        while far / (w * 2.0**scale) >= TAIL_BINS:
+        scale = max(0, math.floor(math.log2(far) - math.log2(w)) - 8) if 0 < far < math.inf else 0
+        scale = top if far == math.inf else min(scale, top)
+        while scale < top and far / math.ldexp(w, scale) >= TAIL_BINS:
             scale += 1
-        width = w * 2.0**scale
+        width = math.ldexp(w, scale)
         return cls(scale, _histogram(below, width), _histogram(above, width))
 
     def coarsened(self, scale: int) -> Tails:
@@ -99,7 +119,7 @@ class Tails:
         return {"scale": self.scale, "below": sorted(self.below.items()), "above": sorted(self.above.items())}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], counts: np.ndarray) -> Tails:
+    def from_dict(cls, d: dict[str, Any], counts: np.ndarray, edges: np.ndarray) -> Tails:
         try:
             tails = cls(int(d["scale"]), {int(j): int(c) for j, c in d["below"]},
                         {int(j): int(c) for j, c in d["above"]})
@@ -107,7 +127,11 @@ class Tails:
             raise InvalidInputError(field="profile.tails", value=str(d)[:200],
                                     expected="{'scale': int, 'below': [[bin, count], ...], 'above': [...]}") from exc
         bins = [*tails.below, *tails.above]
-        if not 0 <= tails.scale <= 2000 or any(not 0 <= j < TAIL_BINS for j in bins) or \
+        if not 0 <= tails.scale <= max_scale(edges):
+            raise InvalidInputError(field="profile.tails.scale", value=tails.scale,
+                                    expected=f"an integer in [0, {max_scale(edges)}]: bins wider than the largest "
+                                             "float do not exist")
+        if any(not 0 <= j < TAIL_BINS for j in bins) or \
                 sum(tails.below.values()) != counts[0] or sum(tails.above.values()) != counts[-1]:
             raise InvalidInputError(field="profile.tails", value=str(d)[:200],
                                     expected=f"bins in [0, {TAIL_BINS}) whose counts add up to the histogram's tails")
@@ -140,8 +164,31 @@ class NumericProfile:
     def std(self) -> float:
         if self.count < 2:
             return 0.0
-        var = (self.sumsq - self.sum**2 / self.count) / (self.count - 1)
-        return float(np.sqrt(max(var, 0.0)))
+        var = (self.sumsq - self.sum * self.sum / self.count) / (self.count - 1)
+        if np.isfinite(var):
+            return float(np.sqrt(max(var, 0.0)))
+        return self.spread()
+
+    def spread(self) -> float:
+        """The standard deviation without squaring the values (which overflows near the largest float): exact
+        from the kept sample, else that of the piecewise-uniform distribution of :meth:`knots`.
+
+        >>> big = np.finfo(float).max
+        >>> import pandas as pd
+        >>> p = profile(pd.DataFrame({"x": np.r_[np.zeros(9), big]}))["x"]
+        >>> p.sumsq, f"{p.std:.4g}"
+        (inf, '5.685e+307')
+        """
+        if self.count < 2:
+            return 0.0
+        if self.sample is not None:
+            top = float(np.max(np.abs(self.sample))) or 1.0
+            return float(np.std(self.sample / top, ddof=1)) * top
+        x, f = self.knots()
+        top = float(np.max(np.abs(x))) or 1.0
+        a, b, mass = x[:-1] / top, x[1:] / top, np.diff(f)
+        mean, second = float(np.sum(mass * (a + b) / 2)), float(np.sum(mass * (a * a + a * b + b * b) / 3))
+        return float(np.sqrt(max(second - mean * mean, 0.0))) * top
 
     def knots(self) -> tuple[np.ndarray, np.ndarray]:
         """(x, F(x)): the piecewise-linear CDF implied by the histograms (mass spread evenly within a bin)."""
@@ -164,10 +211,15 @@ class NumericProfile:
     def _tail_knots(self, total: int) -> tuple[np.ndarray, np.ndarray]:
         """Knots through the tail histograms: the reference's bins, then the tails' bins outward."""
         assert self.tails is not None
-        e, width = self.edges, base_width(self.edges) * 2.0**self.tails.scale
+        import math
+
+        e, width = self.edges, math.ldexp(base_width(self.edges), self.tails.scale)
         down = np.arange(max(self.tails.below, default=-1), -1, -1)  # farthest bin first
         up = np.arange(max(self.tails.above, default=-1) + 1)
-        x = np.concatenate((e[0] - (down + 1) * width, e, e[-1] + (up + 1) * width))
+        with np.errstate(over="ignore"):  # grid edges past the largest float stop there
+            x = np.concatenate((e[0] - (down + 1) * width, e, e[-1] + (up + 1) * width))
+        big = np.finfo(float).max
+        np.clip(x, -big, big, out=x)
         mass = np.concatenate(([self.tails.below.get(int(j), 0) for j in down], self.counts[1:-1],
                                [self.tails.above.get(int(j), 0) for j in up]))
         if down.size:  # the outermost bins end at the extremes, not at their grid edge
@@ -208,12 +260,16 @@ class NumericProfile:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NumericProfile:
-        counts = np.asarray(d["counts"], dtype=np.int64)
+        counts, edges = np.asarray(d["counts"], dtype=np.int64), np.asarray(d["edges"], dtype=float)
+        if edges.ndim != 1 or len(edges) < 2 or not np.isfinite(edges).all() or np.any(edges[1:] < edges[:-1]) \
+                or counts.shape != (len(edges) + 1,):
+            raise InvalidInputError(field="profile.edges", value=str(d["edges"])[:200],
+                                    expected="at least 2 finite, non-decreasing edges and one more count than edges")
         return cls(int(d["count"]), int(d["nulls"]), int(d["inf"]), float(d["sum"]), float(d["sumsq"]),
-                   _unf(d["min"]), _unf(d["max"]), np.asarray(d["edges"], dtype=float), counts,
+                   _unf(d["min"]), _unf(d["max"]), edges, counts,
                    None if d.get("sample") is None else np.asarray(d["sample"], dtype=float),
                    tuple(float(v) for v in d.get("tail_sums", (0.0, 0.0))),  # type: ignore[arg-type]
-                   None if d.get("tails") is None else Tails.from_dict(d["tails"], counts))
+                   None if d.get("tails") is None else Tails.from_dict(d["tails"], counts, edges))
 
 
 @dataclass
@@ -373,11 +429,13 @@ def numeric_profile(col: Col, edges: np.ndarray | None = None, bins: int = BINS)
     if edges is None:
         edges = reference_edges(finite, bins, lo, hi)
     counts = np.bincount(bin_index(finite, edges), minlength=len(edges) + 1).astype(np.int64)
-    tail_sums = (float(finite[finite < edges[0]].sum()) if counts[0] else 0.0,
-                 float(finite[finite > edges[-1]].sum()) if counts[-1] else 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):  # values near the largest float: inf (or inf - inf) sums
+        tail_sums = (float(finite[finite < edges[0]].sum()) if counts[0] else 0.0,
+                     float(finite[finite > edges[-1]].sum()) if counts[-1] else 0.0)
+        total, squares = float(finite.sum()), float(np.square(finite).sum())
     return NumericProfile(
-        count=count, nulls=nan, inf=int(len(values) - count - nan), sum=float(finite.sum()),
-        sumsq=float(np.square(finite).sum()), min=lo, max=hi, edges=edges, counts=counts,
+        count=count, nulls=nan, inf=int(len(values) - count - nan), sum=total,
+        sumsq=squares, min=lo, max=hi, edges=edges, counts=counts,
         sample=finite.copy() if count <= SAMPLE_MAX else None, tail_sums=tail_sums,
         tails=Tails.of(finite, edges) if counts[0] or counts[-1] else Tails(0, {}, {}))
 
@@ -388,9 +446,11 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     Evenly spaced edges (the usual case) are binned arithmetically; others by binary search.
     """
     k = len(edges) - 1
-    width = (edges[-1] - edges[0]) / k if k else 0.0
-    if k and width > 0 and np.allclose(np.diff(edges), width, rtol=1e-9, atol=0):
-        scaled = (values - edges[0]) * (1.0 / width)
+    with np.errstate(over="ignore"):  # inf for edges at -/+ the largest float: binary search then
+        width = (edges[-1] - edges[0]) / k if k else 0.0
+    if k and 0 < width < np.inf and np.allclose(np.diff(edges), width, rtol=1e-9, atol=0):
+        with np.errstate(over="ignore"):  # +/-inf for values past the largest float: clipped below
+            scaled = (values - edges[0]) * (1.0 / width)
         scaled += 1.0
         np.clip(scaled, 0.0, k + 1.0, out=scaled)  # non-negative now, so truncation is floor
         idx = scaled.astype(np.int64)
@@ -413,20 +473,25 @@ def reference_edges(finite: np.ndarray, bins: int = BINS, lo: float | None = Non
         return np.array([lo, hi])
     step = max(1, finite.size // EDGE_SAMPLE)
     sub = finite[::step]
-    if hi - lo <= bins and np.array_equal(sub, np.round(sub)):  # small integers: one bin each
+    if hi / 2 - lo / 2 <= bins / 2 and np.array_equal(sub, np.round(sub)):  # small integers: one bin each
         return np.arange(lo - 0.5, hi + 1.0)
     head = np.unique(sub[:2000])
     if head.size <= bins // 4:
         distinct = np.unique(sub)
         if distinct.size <= bins:
-            mids = (distinct[1:] + distinct[:-1]) / 2
+            mids = distinct[1:] / 2 + distinct[:-1] / 2  # halves first: no overflow near the largest float
             return np.concatenate(([distinct[0]], mids, [distinct[-1]]))
     k = max(1, int(0.001 * (sub.size - 1)))
     part = np.partition(sub, (k, sub.size - 1 - k))
     a, b = float(part[k]), float(part[sub.size - 1 - k])
     if not b > a:
         a, b = lo, hi
-    return np.linspace(a, b, bins + 1)
+    with np.errstate(over="ignore"):
+        finite_span = bool(np.isfinite(b - a))
+    if finite_span:
+        return np.linspace(a, b, bins + 1)
+    t = np.linspace(0.0, 1.0, bins + 1)  # spans wider than the largest float: weigh the ends instead
+    return a * (1.0 - t) + b * t
 
 
 def categorical_profile(col: Col) -> CategoricalProfile:
@@ -459,7 +524,8 @@ def _histogram(distances: np.ndarray, width: float) -> dict[int, int]:
     """Counts of ``distances`` (all > 0) per bin ``floor(distance / width)``, non-empty bins only."""
     if not distances.size:
         return {}
-    counts = np.bincount((distances / width).astype(np.int64), minlength=TAIL_BINS)  # every bin < TAIL_BINS
+    bins = np.minimum(distances / width, TAIL_BINS - 1)  # beyond only at the largest scale (inf included)
+    counts = np.bincount(bins.astype(np.int64), minlength=TAIL_BINS)
     return {j: int(counts[j]) for j in np.flatnonzero(counts).tolist()}
 
 

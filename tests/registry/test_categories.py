@@ -193,6 +193,73 @@ def test_an_unknown_category_is_rejected_by_default_or_read_as_missing(flavor: s
     np.testing.assert_allclose(lenient.predict(rows), model.predict(frame), rtol=1e-6)
 
 
+def _one_hot_on_size() -> Any:
+    """A pipeline whose encoder saw no null in ``size`` (and raises on anything it did not see)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    prep = ColumnTransformer([("num", SimpleImputer(), ["km"]), ("cat", OneHotEncoder(), ["size"])])
+    return Pipeline([("prep", prep), ("model", Ridge())])
+
+
+def test_missing_for_unknown_categories_makes_a_column_nullable_only_where_the_model_takes_nulls(
+        fitted: Any, tmp_path: Path) -> None:
+    train, target = trips(4_000)
+    assert not train["size"].isna().any()  # size never held a null in training
+    model, columns = fitted["lightgbm"]  # LightGBM answers a null anywhere: size becomes nullable
+    trees = load_model(_save(model, tmp_path / "trees", train[columns], unknown_categories="missing")).signature
+    assert trees is not None and {c.name: c.nullable for c in trees.inputs}["size"] is True
+
+    one_hot = _one_hot_on_size().fit(train[["km", "size"]], target)
+    folder = tmp_path / "one-hot"
+    with pytest.raises(InvalidInputError) as refused:  # at save time, naming the column, not at the first request
+        _save(one_hot, folder, train[["km", "size"]], unknown_categories="missing")
+    assert refused.value.field == "unknown_categories.size" and "'size'" in refused.value.message
+    assert "'reject'" in refused.value.message and not any(folder.iterdir())
+    strict = load_model(_save(one_hot, folder, train[["km", "size"]]), cache=False).signature
+    assert strict is not None and strict.unknown_categories == "reject"
+
+
+def test_an_unknown_category_in_a_column_that_is_not_nullable_is_refused_even_under_missing(
+        tmp_path: Path) -> None:
+    """A signature handed over with "missing" and no example to ask the model with: an unknown value in a
+    column that may not be null is an InvalidInputError naming it (a 422 served, a skippable row in batch),
+    never the model's own ValueError."""
+    train, target = trips(4_000)
+    one_hot = _one_hot_on_size().fit(train[["km", "size"]], target)
+    given = infer_signature(train[["km", "size"]], training_data=train[["km", "size"]],
+                            unknown_categories="missing")
+    save_model(one_hot, tmp_path / "m", signature=given)
+    loaded = load_model(tmp_path / "m", cache=False)
+    assert loaded.signature is not None and loaded.signature.unknown_categories == "missing"
+    assert {c.name: c.nullable for c in loaded.signature.inputs} == {"km": True, "size": False}
+
+    fresh = trips(500, seed=4)[0][["km", "size"]]
+    rows = _records(fresh)
+    np.testing.assert_allclose(loaded.predict(rows), one_hot.predict(fresh), rtol=1e-6)
+    rows[9]["size"] = "XXL"
+    with pytest.raises(InvalidInputError) as caught:
+        loaded.predict(rows)
+    assert (caught.value.field, caught.value.value) == ("size", "XXL") and "(row 9)" in caught.value.message
+    assert caught.value.expected == "one of ['S', 'M', 'L']"
+
+    from mloop.serving import batch_predict
+
+    bad = fresh.astype({"size": object})
+    bad.loc[[3, 250, 251], "size"] = "XXL"
+    bad.to_parquet(tmp_path / "in.parquet")
+    result = batch_predict(str(tmp_path / "m"), str(tmp_path / "in.parquet"), str(tmp_path / "out"),
+                           chunk_rows=200, on_invalid="skip")
+    assert (result.rows, result.rows_rejected) == (497, 3)
+    rejects = pd.read_parquet(f"{tmp_path / 'out'}.rejects")
+    assert sorted(rejects["row"]) == [3, 250, 251] and set(rejects["field"]) == {"size"}
+    kept = fresh.drop(index=[3, 250, 251])
+    np.testing.assert_allclose(pd.read_parquet(tmp_path / "out")["prediction"], one_hot.predict(kept), rtol=1e-6)
+
+
 def test_log_model_takes_training_data_and_a_policy_and_load_model_can_skip_the_cache(
         fitted: Any, tmp_path: Path) -> None:
     mloop.configure(home=str(tmp_path / "home"))
@@ -202,8 +269,8 @@ def test_log_model_takes_training_data_and_a_policy_and_load_model_can_skip_the_
         version = run.log_model(model, "eta", input_example=train.dropna().head(5), training_data=train,
                                 unknown_categories="missing")
     assert version.signature["unknown_categories"] == "missing"
-    assert {c["name"]: c["nullable"] for c in version.signature["inputs"]} == {
-        "km": True, "hour": False, "zone": True, "size": False}
+    assert {c["name"]: c["nullable"] for c in version.signature["inputs"]} == {  # size: an unknown size is null
+        "km": True, "hour": False, "zone": True, "size": True}
 
     shared = mloop.load_model("models:/eta/1")
     again = mloop.load_model("models:/eta/1")

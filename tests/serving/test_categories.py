@@ -17,6 +17,7 @@ import pytest
 
 from mloop.config import Settings
 from mloop.registry import save_model
+from mloop.registry.signature import infer_signature
 from mloop.serving import EndpointConfig, ServeConfig
 from mloop.serving.batch import batch_predict
 from tests.registry.test_categories import ZONES, _records, trips
@@ -96,7 +97,34 @@ def test_the_request_path_builds_the_training_dtype_and_applies_the_policy(rows:
 
     lenient = InputSpec(Signature(inputs=(zone, floors), unknown_categories="missing"))
     assert lenient.check(columns, rows) == []
+    # floor may not be null, so an unknown floor cannot be read as missing: refused as under "reject"
+    unknown_floor = {"zone": (["downtown"] * rows), "floor": ([2] * (rows - 1) + [7])}
+    (error,) = lenient.check(unknown_floor, rows)
+    assert (error.field, error.value, error.row, error.expected) == ("floor", 7, rows - 1, "one of [1, 2, 3]")
     frame = lenient.frame(lenient.coerce(columns, rows))
     assert frame["zone"].dtype == zone.dtype and frame["floor"].dtype == floors.dtype
     assert frame["zone"].head(3).tolist()[0] == "south" and frame["zone"].head(3).isna().tolist() == [False, True, True]
     assert frame["floor"].head(3).tolist() == [3, 1, 2]
+
+
+def test_an_unknown_category_where_nulls_are_not_allowed_is_a_422_under_missing(tmp_path: Path) -> None:
+    from tests.registry.test_categories import _one_hot_on_size
+
+    train, target = trips(4_000)
+    model = _one_hot_on_size().fit(train[["km", "size"]], target)
+    given = infer_signature(train[["km", "size"]], training_data=train[["km", "size"]], unknown_categories="missing")
+    save_model(model, tmp_path / "m", signature=given)  # no example: the model is not asked about a null size
+    config = ServeConfig(endpoints=(EndpointConfig(name="sizes", uri=str(tmp_path / "m")),))
+    with running(config, Settings.load(home=str(tmp_path / "home"))) as served:
+        record = served.get("/openapi.json").json()["components"]["schemas"]["sizes.record"]["properties"]
+        assert record["size"] == {"type": "string", "nullable": False, "enum": ["S", "M", "L"]}
+        fresh = trips(2_500, seed=8)[0][["km", "size"]]  # the vectorized checks from 2,000 rows, and one row
+        for rows in (_records(fresh), _records(fresh.head(1))):
+            rows[-1]["size"] = "XXL"
+            refused = served.post("/predict", rows)
+            assert refused.status_code == 422, refused.text
+            (error,) = refused.json()["errors"]
+            assert (error["field"], error["value"], error["row"]) == ("size", "XXL", len(rows) - 1)
+            rows[-1]["size"] = "M"
+            answer = served.post("/predict", rows)
+            assert answer.status_code == 200, answer.text

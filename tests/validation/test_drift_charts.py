@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from mloop.cli import _register, app
 from mloop.errors import InvalidInputError
 from mloop.validation import Profile, drift, profile
-from mloop.validation.drift_detection.report import figure_data
+from mloop.validation.drift_detection.report import figure_data, render_html
 
 N = 20_000
 _register()
@@ -143,3 +144,67 @@ def test_tails_survive_json_and_merge_like_the_whole(shifted) -> None:  # type: 
     with pytest.raises(InvalidInputError) as refused:
         Profile.from_dict(broken)
     assert refused.value.field == "profile.tails"
+
+
+BIG = np.finfo(float).max  # the sentinel some systems write for "no value"
+
+
+def with_sentinels(values: np.ndarray, rng: np.random.Generator, sentinels: tuple[float, ...]) -> np.ndarray:
+    values = with_nulls(values, rng)
+    values[rng.choice(len(values), len(sentinels), replace=False)] = sentinels
+    return values
+
+
+@pytest.mark.parametrize("rows", [400, N])  # exact tests on kept samples, and binned distances
+def test_sentinels_at_the_largest_float_profile_and_drift_with_finite_numbers(rows: int) -> None:
+    rng = np.random.default_rng(8)
+    ref = pd.DataFrame({"fare": with_sentinels(rng.gamma(2.0, 15.0, rows), rng, (BIG, -BIG, np.inf))})
+    same = pd.DataFrame({"fare": with_sentinels(rng.gamma(2.0, 15.0, rows), rng, (BIG, -BIG, -np.inf))})
+    one_row = pd.DataFrame({"fare": with_sentinels(rng.gamma(2.0, 15.0, rows), rng, (BIG,))})
+    with np.errstate(over="raise", invalid="raise", divide="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow anywhere, not even a warning
+        reference = profile(ref)
+        loaded = Profile.from_dict(json.loads(reference.to_json()))
+        calm = drift(loaded, same)["fare"]
+        clean = drift(pd.DataFrame({"fare": rng.gamma(2.0, 15.0, rows)}), one_row)["fare"]
+        html = render_html(drift(ref, one_row))
+    assert reference["fare"].inf == 1 and reference["fare"].max == BIG and reference["fare"].min == -BIG
+    count = reference["fare"].count  # the two finite sentinels dominate the spread; BIG squared is not needed
+    assert reference["fare"].std == pytest.approx(BIG * np.sqrt(2 / (count - 1)), rel=0.01)
+    assert not calm.drifted and 0 <= calm.effect_size < 0.1  # the same sentinels on both sides: no drift
+    assert np.isfinite([calm.statistic, calm.effect_size, clean.statistic, clean.effect_size]).all()
+    # one row at the largest float is far from anything the clean reference holds: a huge, finite shift
+    assert clean.effect_size > 1e300 and clean.drifted == (clean.method == "wasserstein")  # KS: one row of many
+    assert "Infinity" not in html and len(html) < 6_000_000
+
+
+def test_a_profile_whose_tail_bins_are_wider_than_the_largest_float_is_refused() -> None:
+    rng = np.random.default_rng(10)
+    data = profile(pd.DataFrame({"fare": np.r_[rng.gamma(2.0, 15.0, 1000), [5000.0]]}))
+    for scale, edges in [(1500, None), (1100, None), (40, [0.0, 1e300])]:
+        tampered = json.loads(data.to_json())
+        column = tampered["columns"]["fare"]
+        column["tails"]["scale"] = scale
+        if edges is not None:  # wide reference bins: far fewer doublings fit
+            column["edges"], column["counts"] = edges, [0, 1000, 1]
+            column["tails"] = {"scale": scale, "below": [], "above": [[0, 1]]}
+        with pytest.raises(InvalidInputError) as refused:
+            Profile.from_dict(tampered)
+        assert refused.value.field == "profile.tails.scale" and str(scale) in str(refused.value)
+    tampered = json.loads(data.to_json())
+    tampered["columns"]["fare"]["edges"][3] = float("inf")
+    with pytest.raises(InvalidInputError, match="profile.edges"):
+        Profile.from_dict(tampered)
+
+
+def test_values_spread_over_the_whole_float_range_drift_with_finite_numbers() -> None:
+    rng = np.random.default_rng(11)
+    wide = [pd.DataFrame({"x": with_nulls(rng.uniform(-BIG / 2, BIG / 2, 5000) * 2, rng)}) for _ in range(2)]
+    with np.errstate(over="raise", invalid="raise", divide="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reference = profile(wide[0])
+        same = drift(reference, wide[1])["x"]
+        one_bin = drift(profile(wide[0], bins=1), wide[1])["x"]  # one bin from about -BIG to BIG
+    assert np.isfinite(reference["x"].edges).all() and reference["x"].std == pytest.approx(BIG / np.sqrt(3), rel=0.03)
+    assert not same.drifted and 0 <= same.effect_size < 0.05
+    assert np.isfinite([one_bin.statistic, one_bin.effect_size]).all()

@@ -100,11 +100,11 @@ def cdf_gaps(ref: NumericProfile, cur: NumericProfile) -> tuple[np.ndarray, np.n
 
 def _abs_area(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     """Exact integral of |d| where d is linear from ``a[i]`` at ``x[i]`` to ``b[i]`` at ``x[i + 1]``."""
-    w = np.diff(x)
+    w = np.diff(x / 2)  # halves: knots at -/+ the largest float are 2 largest floats apart
     same = a * b >= 0
     denom = np.abs(a) + np.abs(b)
     crossing = np.divide(a * a + b * b, 2 * denom, out=np.zeros_like(denom), where=denom > 0)
-    return float(np.sum(w * np.where(same, (np.abs(a) + np.abs(b)) / 2, crossing)))
+    return float(np.sum(w * np.where(same, (np.abs(a) + np.abs(b)) / 2, crossing))) * 2
 
 
 def wasserstein(ref: NumericProfile, cur: NumericProfile) -> float:
@@ -112,7 +112,8 @@ def wasserstein(ref: NumericProfile, cur: NumericProfile) -> float:
     if ref.sample is not None and cur.sample is not None and ref.count and cur.count:
         from scipy.stats import wasserstein_distance
 
-        return float(wasserstein_distance(ref.sample, cur.sample))
+        # on halves: values at -/+ the largest float are 2 largest floats apart (overflow in scipy's steps)
+        return float(wasserstein_distance(ref.sample / 2, cur.sample / 2)) * 2
     grid, right, left = cdf_gaps(ref, cur)
     return _abs_area(grid, right[:-1], left[1:])
 
@@ -144,6 +145,8 @@ def wasserstein_scale(ref: NumericProfile, cur: NumericProfile) -> tuple[float, 
     n = ref.count + cur.count
     total, squares = ref.sum + cur.sum, ref.sumsq + cur.sumsq
     pooled = float(np.sqrt(max((squares - total * total / n) / (n - 1), 0.0))) if n > 1 else 0.0
+    if not np.isfinite(pooled):  # values near the largest float: their squares overflow
+        pooled = max(ref.spread(), cur.spread())
     if cur.min == cur.max == ref.min:  # the same single value on both sides: rounding must not make a spread
         pooled = 0.0
     value = f"{ref.min:.6g}"

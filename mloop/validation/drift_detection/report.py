@@ -77,6 +77,8 @@ def numeric_bins(ref: NumericProfile, cur: NumericProfile) -> tuple[np.ndarray, 
         return np.array([0.0, 1.0]), np.zeros(1), np.zeros(1)
     lo = min(_quantile(side, 0.005) for side in sides)
     hi = max(_quantile(side, 0.995) for side in sides)
+    reach = np.finfo(float).max / 4  # sentinels near the largest float: bar widths and centres must not overflow
+    lo, hi = min(max(lo, -reach), reach), max(min(hi, reach), -reach)
     edges = _value_bins(ref, lo, hi)
     if edges is None:
         if not hi > lo:
