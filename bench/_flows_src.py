@@ -113,16 +113,22 @@ def write(system: str, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def time_command(cmd: list[str], repeat: int, env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Median wall seconds and median child CPU seconds of ``repeat`` runs of ``cmd`` (exits on a failure)."""
-    times, cpu = [], []
+def time_commands(commands: dict[str, list[str]], repeat: int, env: dict[str, str],
+                  cwd: Path) -> dict[str, tuple[float, float]]:
+    """Per command, the median wall seconds and median CPU seconds (all its processes) of ``repeat`` runs.
+
+    The commands take turns (each once per round), so a shared machine's changing load hits them alike;
+    exits on a failure."""
+    times: dict[str, list[float]] = {key: [] for key in commands}
+    cpu: dict[str, list[float]] = {key: [] for key in commands}
     for _ in range(repeat):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        if out.returncode != 0:
-            raise SystemExit(out.stderr[-3000:])
-    return statistics.median(times), statistics.median(cpu)
+        for key, cmd in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+            times[key].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[key].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            if out.returncode != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return {key: (statistics.median(times[key]), statistics.median(cpu[key])) for key in commands}

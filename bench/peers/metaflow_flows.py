@@ -22,12 +22,12 @@ def main() -> None:
     env = dict(os.environ, USERNAME="bench", METAFLOW_DEFAULT_DATASTORE="local",
                METAFLOW_DATASTORE_SYSROOT_LOCAL=str(work / "store"), METAFLOW_DEFAULT_METADATA="local")
 
-    def cmd(path: Path, *what: str) -> list[list[str]]:
-        return [[sys.executable, str(path), "--no-pylint", "--quiet", *what]]
+    def cmd(path: Path, *what: str) -> list[str]:
+        return [sys.executable, str(path), "--no-pylint", "--quiet", *what]
 
-    commands = {"linear": cmd(paths["linear"], "run"), "foreach": cmd(paths["foreach"], "run"),
-                "run5": cmd(paths["linear5"], "run"), "resume5_from_end": cmd(paths["linear5"], "resume", "end")}
-    result: dict[str, float | str] = dict(run_all(commands, paths, env, work, repeat, "metaflow",
+    commands = {"linear": cmd(paths["linear"], "run"), "foreach": cmd(paths["foreach"], "run")}
+    resume = {"run5": cmd(paths["linear5"], "run"), "resume5_from_end": cmd(paths["linear5"], "resume", "end")}
+    result: dict[str, float | str] = dict(run_all([commands, resume], paths, env, work, repeat, "metaflow",
                                                   lambda p: cmd(p, "run")))
     import metaflow
 
