@@ -1,12 +1,16 @@
-"""Shared benchmark plumbing: the peer's own virtualenv, medians, and the ratio table."""
+"""Shared benchmark plumbing: the peer's own virtualenv, medians, the ratio table, the machine's load while a
+bench ran, and the wrong answers that make a bench exit non-zero."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,3 +80,52 @@ def peak_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class LoadWatch:
+    """Samples the 1-minute load average every ``every`` seconds in a daemon thread, from creation on.
+
+    A shared machine's load changes every figure: each bench prints what it was while it ran.
+
+        >>> watch = LoadWatch(); watch.summary().startswith("machine:")
+        True
+    """
+
+    def __init__(self, every: float = 2.0) -> None:
+        self.samples = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._every = every
+        threading.Thread(target=self._sample, daemon=True, name="bench-load").start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._every):
+            self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> str:
+        """One line: CPUs, and the load average's min / median / max over the samples so far."""
+        s = self.samples
+        return (f"machine: {os.cpu_count()} CPUs, {platform.machine()}; 1-min load average while it ran: min "
+                f"{min(s):.1f}, median {statistics.median(s):.1f}, max {max(s):.1f} ({len(s)} samples; "
+                "above the CPU count, other processes shared the machine)")
+
+
+_WRONG: list[str] = []
+
+
+def check(condition: object, message: str) -> bool:
+    """Record a wrong answer when ``condition`` is false (printed at once); ``finish()`` then exits 1.
+
+        >>> check(1 + 1 == 2, "arithmetic")
+        True
+    """
+    if not condition:
+        _WRONG.append(message)
+        print(f"WRONG: {message}", file=sys.stderr, flush=True)
+    return bool(condition)
+
+
+def finish(watch: LoadWatch | None = None) -> None:
+    """Print the load line, then exit non-zero when any ``check`` failed."""
+    if watch is not None:
+        print(watch.summary())
+    if _WRONG:
+        print(f"{len(_WRONG)} wrong answer(s):", *_WRONG, sep="\n  ", file=sys.stderr)
+        sys.exit(1)

@@ -47,7 +47,15 @@ def foreach(width: int = 100) -> str:
 
 
 def frame(rows: int) -> str:
-    return f"""import numpy as np
+    """One step creates a ``rows`` x 10 frame of random float64, the next reads it; the second step appends to
+    the file named by $BENCH_FRAME_OUT when the frame was made (after the first step's code), when the second
+    step began and when it had the frame, and the frame's shape and sum (so the bench checks the bytes came
+    through)."""
+    return f"""import json
+import os
+import time
+
+import numpy as np
 import pandas as pd
 
 
@@ -55,13 +63,20 @@ class Frame(FlowSpec):
     @step
     def start(self):
         rng = np.random.default_rng(0)
-        self.df = pd.DataFrame({{"id": np.arange({rows}), "x": rng.random({rows}), "y": rng.random({rows}),
-                                "zone": rng.integers(0, 300, {rows})}})
+        self.df = pd.DataFrame(rng.random(({rows}, 10)), columns=[f"c{{i}}" for i in range(10)])
+        self.total = float(self.df.to_numpy().sum())
+        self.made_at = time.time()
         self.next(self.use)
 
     @step
     def use(self):
-        self.rows = len(self.df)
+        began = time.time()
+        df = self.df
+        loaded = time.time()
+        record = {{"made_at": self.made_at, "began": began, "loaded": loaded, "rows": len(df),
+                  "columns": df.shape[1], "sum": float(df.to_numpy().sum()), "expected_sum": self.total}}
+        with open(os.environ["BENCH_FRAME_OUT"], "a") as out:
+            out.write(json.dumps(record) + "\\n")
         self.next(self.end)
 
     @step
@@ -70,21 +85,26 @@ class Frame(FlowSpec):
 """
 
 
-def big_frame(seed: int, rows: int = 1_000_000):  # type: ignore[no-untyped-def]
-    """The DataFrame of the artifact round trip: 4 columns, ``rows`` rows, different bytes for each ``seed``."""
-    import numpy as np
-    import pandas as pd
+def handoffs(path: Path) -> dict[str, float]:
+    """Medians over the records a frame flow appended to ``path``: ``handoff`` (the frame made in one step to
+    the frame in hand in the next: store, task end, next task's start, load), ``load`` (the second step's read
+    alone), ``ok`` (1.0 when every record's shape and sum match) and ``rows`` (the fewest rows seen)."""
+    import json
 
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({"id": np.arange(rows) + seed, "x": rng.random(rows), "y": rng.random(rows),
-                         "zone": rng.integers(0, 300, rows)})
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    ok = all(r["columns"] == 10 and abs(r["sum"] - r["expected_sum"]) <= 1e-6 * abs(r["expected_sum"])
+             for r in records)
+    return {"handoff": statistics.median(r["loaded"] - r["made_at"] for r in records),
+            "load": statistics.median(r["loaded"] - r["began"] for r in records), "ok": float(ok and records != []),
+            "rows": float(min(r["rows"] for r in records))}
 
 
 def write(system: str, folder: Path) -> dict[str, Path]:
     """Write every workload's flow file for ``system`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     flows = {"linear": ("Linear", linear()), "foreach": ("Fanout", foreach()),
-             "frame_1m": ("Frame", frame(1_000_000)), "frame_tiny": ("Frame", frame(10))}
+             "linear5": ("Linear", linear(5)), "frame_1m": ("Frame", frame(1_000_000)),
+             "frame_tiny": ("Frame", frame(10))}
     paths = {}
     for key, (name, source) in flows.items():
         path = folder / f"{key}.py"
@@ -93,16 +113,22 @@ def write(system: str, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def time_command(cmd: list[str], repeat: int, env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Median wall seconds and median child CPU seconds of ``repeat`` runs of ``cmd`` (exits on a failure)."""
-    times, cpu = [], []
+def time_commands(commands: dict[str, list[str]], repeat: int, env: dict[str, str],
+                  cwd: Path) -> dict[str, tuple[float, float]]:
+    """Per command, the median wall seconds and median CPU seconds (all its processes) of ``repeat`` runs.
+
+    The commands take turns (each once per round), so a shared machine's changing load hits them alike;
+    exits on a failure."""
+    times: dict[str, list[float]] = {key: [] for key in commands}
+    cpu: dict[str, list[float]] = {key: [] for key in commands}
     for _ in range(repeat):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        if out.returncode != 0:
-            raise SystemExit(out.stderr[-3000:])
-    return statistics.median(times), statistics.median(cpu)
+        for key, cmd in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+            times[key].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[key].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            if out.returncode != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return {key: (statistics.median(times[key]), statistics.median(cpu[key])) for key in commands}

@@ -1,17 +1,20 @@
-"""Serving benchmark: mloop serve against `mlflow models serve` and a bare Starlette + uvicorn endpoint.
+"""Serving benchmark: mloop serve against `mlflow models serve` and bare Starlette + uvicorn endpoints.
 
-    python bench/serving.py [--seconds 10] [--skip-peer] [--rows 1000000]
+    python bench/serving.py [--seconds 10] [--rounds 3] [--skip-peer] [--skip-rf] [--rows 1000000]
 
-One load client for all (wrk, `apt-get install -y wrk`), on loopback, one server worker
-each. Workloads:
-  1. 1-row requests to a logistic regression on 20 features at concurrency 16 and 64:
-     requests/s, p50, p99 for mloop (prediction log on), the bare endpoint (records to a DataFrame,
-     and the stricter NumPy-input variant), MLflow;
-  2. the prediction log's cost (mloop with and without it);
-  3. a random forest of 200 trees at concurrency 64, with and without micro-batching;
-  4. batch scoring of 1,000,000 rows from Parquet: `mloop batch-predict` against plain
-     pandas (`read_parquet` then the estimator's `predict`) over the same file.
-MLflow runs in its own virtualenv (bench/.venv-mlflow).
+One load client for all (wrk -t1, `apt-get install -y wrk`), on loopback, one server worker each, every
+server started as its users start it: mloop serves ``models:/bench-lr@champion`` from its registry with the
+default settings (prediction log on, alias polling on), also once with ``--no-log``. Workloads:
+  1. 1-row requests to a logistic regression on 20 features at concurrency 1, 16 and 64: requests/s, p50,
+     p99 for mloop, the bare endpoint that hands predict a NumPy array (the floor, no checks), the bare
+     endpoint that builds a DataFrame per request, and MLflow. All servers run side by side and take turns,
+     ``--rounds`` rounds each (the same for everybody), and each figure is the median over the rounds, so
+     the shared machine's load hits every server alike;
+  2. a random forest of 200 trees at concurrency 64, with and without micro-batching (same rounds);
+  3. batch scoring of 1,000,000 rows from Parquet: `mloop batch-predict` against plain pandas
+     (`read_parquet` then the estimator's `predict`) over the same file.
+Every server's answer to the benchmark's record is checked against the estimator's own predict first, and
+any non-2xx answer under load is a wrong answer (exit status 1). MLflow runs in bench/.venv-mlflow.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _common import BENCH, WORK, peer_python, ratio, run_peer  # noqa: E402
+from _common import BENCH, WORK, LoadWatch, check, finish, peer_python, ratio, run_peer  # noqa: E402
 
 ROOT = BENCH.parent
 OUT = WORK / "serving"
@@ -51,18 +56,30 @@ def frame(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def make_models() -> dict[str, Path]:
+    """Fit the two models, log each under a run, register it and point ``champion`` at it (as users deploy);
+    the folders are kept too, for batch scoring and the estimator's reference answers."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from mloop.registry import save_model
+    from mloop._sdk import ActiveRun
+    from mloop.config import Settings
+    from mloop.registry import registry_for, save_model
+    from mloop.tracking import TrackingClient
 
+    shutil.rmtree(HOME, ignore_errors=True)
+    settings = Settings.load(home=str(HOME))
+    tracking, registry = TrackingClient(settings), registry_for(settings)
     X = frame(2000)
     y = (X.sum(axis=1) > 0).astype(int)
     paths = {"lr": OUT / "lr", "rf": OUT / "rf"}
     for name, model in (("lr", LogisticRegression()), ("rf", RandomForestClassifier(200, max_depth=12, n_jobs=1,
                                                                                      random_state=0))):
+        model.fit(X, y)
         shutil.rmtree(paths[name], ignore_errors=True)
-        save_model(model.fit(X, y), paths[name], input_example=X.head(5))
+        save_model(model, paths[name], input_example=X.head(5))
+        with tracking.start_run("bench-serving", run_class=ActiveRun, capture_environment=False) as run:
+            version = run.log_model(model, name=f"bench-{name}", input_example=X.head(5)).version
+        registry.set_alias(f"bench-{name}", "champion", version)
     return paths
 
 
@@ -119,66 +136,95 @@ class Server:
             self.proc.kill()
 
 
-ENV = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+HOME = OUT / "home"
+ENV = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MLOOP_HOME": str(HOME)}
+LEVELS = (1, 16, 64)
 
 
-def mloop_serve(model: Path, *extra: str) -> Server:
+def mloop_serve(uri: str, *extra: str) -> Server:
+    """``mloop serve URI`` with the defaults (plus ``extra``), as a user starts it."""
     port = free_port()
-    return Server([sys.executable, "-m", "mloop", "serve", str(model), "--port", str(port), "--reload-seconds", "0",
-                   "--home", str(OUT / "home"), *extra], port, env=ENV)
+    return Server([sys.executable, "-m", "mloop", "serve", uri, "--port", str(port), *extra], port, env=ENV)
 
 
-def online(paths: dict[str, Path], seconds: int, skip_peer: bool) -> dict[str, dict[int, dict[str, float]]]:
-    record = json.dumps(frame(1, seed=1).to_dict("records"))
-    mloop_lua = lua("predict", record, "/predict")
-    results: dict[str, dict[int, dict[str, float]]] = {}
+def bare(kind: str) -> Server:
+    port = free_port()
+    return Server([sys.executable, str(BENCH / "peers" / "bare_starlette.py"), "models:/bench-lr@champion",
+                   str(port), kind], port, env=ENV)
 
-    def measure(label: str, server: Server, script: Path, levels: tuple[int, ...] = (16, 64)) -> None:
+
+def answers(server: Server, path: str, body: str) -> list[float]:
+    """The server's predictions for ``body`` (one POST)."""
+    reply = httpx.post(server.url + path, content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    reply.raise_for_status()
+    return [float(p) for p in reply.json()["predictions"]]
+
+
+def take_turns(servers: dict[str, tuple[Server, Path]], levels: tuple[int, ...], rounds: int,
+               seconds: int) -> dict[str, dict[int, dict[str, float]]]:
+    """Every server at every level, round after round; per server and level, the median of each figure."""
+    for server, script in servers.values():
         wrk(server.url, script, 16, 2)  # warm-up
-        results[label] = {c: wrk(server.url, script, c, seconds) for c in levels}
-        for c, r in results[label].items():
-            print(f"  {label:<34} c={c:<3} {r['rps']:>8,.0f} req/s  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
-                  f"  non-2xx {r['non2xx']} {r['socket_errors']}", flush=True)
+    runs: dict[str, dict[int, list[dict[str, Any]]]] = {label: {c: [] for c in levels} for label in servers}
+    for round_ in range(rounds):
+        for label, (server, script) in servers.items():
+            for c in levels:
+                found = wrk(server.url, script, c, seconds)
+                runs[label][c].append(found)
+                check(found["non2xx"] == 0, f"{label} c={c}: {found['non2xx']} non-2xx answers")
+                print(f"  round {round_ + 1} {label:<36} c={c:<3} {found['rps']:>8,.0f} req/s  "
+                      f"p50 {found['p50']:7.2f} ms  p99 {found['p99']:8.2f} ms {found['socket_errors']}", flush=True)
+    return {label: {c: {k: statistics.median(r[k] for r in found) for k in ("rps", "p50", "p99")}
+                    for c, found in by_c.items()} for label, by_c in runs.items()}
 
-    # log on and log off run side by side and take turns (3 rounds, median), so machine noise hits both alike
-    with mloop_serve(paths["lr"]) as on, mloop_serve(paths["lr"], "--no-log") as off:
-        for server in (on, off):
-            wrk(server.url, mloop_lua, 16, 2)
-        rounds: dict[str, dict[int, list[dict[str, float]]]] = {"mloop serve (log on)": {}, "mloop serve (log off)": {}}
-        for _ in range(3):
-            for label, server in (("mloop serve (log on)", on), ("mloop serve (log off)", off)):
-                for c in (16, 64):
-                    rounds[label].setdefault(c, []).append(wrk(server.url, mloop_lua, c, seconds))
-        for label, by_c in rounds.items():
-            results[label] = {c: sorted(runs, key=lambda r: r["rps"])[1] for c, runs in by_c.items()}
-            for c, r in results[label].items():
-                print(f"  {label:<34} c={c:<3} {r['rps']:>8,.0f} req/s  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
-                      f"  (median of 3)", flush=True)
-    port = free_port()
-    with Server([sys.executable, str(BENCH / "peers" / "bare_starlette.py"), str(paths["lr"]), str(port)], port,
-                env=ENV) as server:
-        measure("bare Starlette + uvicorn", server, mloop_lua)
-    port = free_port()
-    with Server([sys.executable, str(BENCH / "peers" / "bare_starlette.py"), str(paths["lr"]), str(port), "array"],
-                port, env=ENV) as server:
-        measure("bare Starlette, NumPy input", server, mloop_lua)
-    if not skip_peer:
-        python = peer_python("mlflow", ["mlflow"])
-        if subprocess.run([str(python), "-c", "import sklearn"], capture_output=True).returncode != 0:
-            subprocess.run([str(python), "-m", "pip", "install", "-q", "scikit-learn"], check=True)
-        shutil.rmtree(OUT / "mlflow-lr", ignore_errors=True)
-        info = run_peer(python, "mlflow_serving_model.py", str(OUT / "mlflow-lr"))
-        port = free_port()
-        mlflow_lua = lua("invocations", json.dumps({"dataframe_records": json.loads(record)}), "/invocations")
-        with Server([str(python.parent / "mlflow"), "models", "serve", "-m", info["path"], "-p", str(port),
-                     "-h", "127.0.0.1", "--env-manager", "local"], port, ready="/ping",
-                    env={**ENV, "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}) as server:
-            measure(f"mlflow models serve {info['version']}", server, mlflow_lua)
-    rf_lua = lua("predict", record, "/predict")
-    with mloop_serve(paths["rf"], "--no-log") as server:
-        measure("mloop serve RF-200, no batching", server, rf_lua, (64,))
-    with mloop_serve(paths["rf"], "--no-log", "--max-batch-size", "64", "--max-wait-ms", "5") as server:
-        measure("mloop serve RF-200, batching 64", server, rf_lua, (64,))
+
+def online(paths: dict[str, Path], seconds: int, rounds: int, skip_peer: bool,
+           skip_rf: bool) -> dict[str, dict[int, dict[str, float]]]:
+    from contextlib import ExitStack
+
+    from mloop.registry import load_model
+
+    row = frame(1, seed=1)
+    record = json.dumps(row.to_dict("records"))
+    expected = {name: [float(p) for p in load_model(path).native.predict(row)] for name, path in paths.items()}
+    mloop_lua = lua("predict", record, "/predict")
+    mlflow_lua = lua("invocations", json.dumps({"dataframe_records": json.loads(record)}), "/invocations")
+    with ExitStack() as stack:
+        servers = {"mloop serve (defaults, log on)": (stack.enter_context(
+                       mloop_serve("models:/bench-lr@champion")), mloop_lua),
+                   "mloop serve --no-log": (stack.enter_context(
+                       mloop_serve("models:/bench-lr@champion", "--no-log")), mloop_lua),
+                   "bare Starlette, NumPy input": (stack.enter_context(bare("array")), mloop_lua),
+                   "bare Starlette, DataFrame per request": (stack.enter_context(bare("frame")), mloop_lua)}
+        if not skip_peer:
+            python = peer_python("mlflow", ["mlflow"])
+            if subprocess.run([str(python), "-c", "import sklearn"], capture_output=True).returncode != 0:
+                subprocess.run([str(python), "-m", "pip", "install", "-q", "scikit-learn"], check=True)
+            shutil.rmtree(OUT / "mlflow-lr", ignore_errors=True)
+            info = run_peer(python, "mlflow_serving_model.py", str(OUT / "mlflow-lr"))
+            port = free_port()
+            server = stack.enter_context(Server(
+                [str(python.parent / "mlflow"), "models", "serve", "-m", info["path"], "-p", str(port),
+                 "-h", "127.0.0.1", "--env-manager", "local"], port, ready="/ping",
+                env={**ENV, "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}))
+            servers[f"mlflow models serve {info['version']}"] = (server, mlflow_lua)
+        for label, (server, _) in servers.items():
+            path = "/invocations" if label.startswith("mlflow") else "/predict"
+            body = (OUT / ("invocations.json" if label.startswith("mlflow") else "predict.json")).read_text()
+            got = answers(server, path, body)
+            check(np.allclose(got, expected["lr"]), f"{label} answers {got}, the estimator {expected['lr']}")
+        results = take_turns(servers, LEVELS, rounds, seconds)
+    if not skip_rf:
+        with mloop_serve("models:/bench-rf@champion", "--no-log") as plain, \
+                mloop_serve("models:/bench-rf@champion", "--no-log", "--max-batch-size", "64",
+                            "--max-wait-ms", "5") as batched:
+            for label, server in (("plain", plain), ("batched", batched)):
+                got = answers(server, "/predict", record)
+                check(np.allclose(got, expected["rf"]), f"RF-200 {label} answers {got}, the estimator "
+                                                          f"{expected['rf']}")
+            results.update(take_turns({"mloop serve RF-200, no batching": (plain, mloop_lua),
+                                       "mloop serve RF-200, batching 64": (batched, mloop_lua)},
+                                      (64,), rounds, seconds))
     return results
 
 
@@ -205,39 +251,51 @@ def batch(paths: dict[str, Path], rows: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of turns (every server gets as many)")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-rf", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--only-batch", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
+    watch = LoadWatch()
     OUT.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; wrk -t1, {args.seconds} s per run")
+    print(f"wrk -t1, {args.seconds} s per run, {args.rounds} rounds for every server, medians over the rounds")
     paths = make_models()
     if args.only_batch:
         b = batch(paths, args.rows)
         print(f"batch scoring {args.rows:,} rows: mloop {b['mloop']:,.0f} rows/s, pandas {b['pandas']:,.0f} rows/s")
+        finish(watch)
         return
-    res = online(paths, args.seconds, args.skip_peer)
-    print("\nratios (requests/s)")
-    on, off, bare = res["mloop serve (log on)"], res["mloop serve (log off)"], res["bare Starlette + uvicorn"]
+    res = online(paths, args.seconds, args.rounds, args.skip_peer, args.skip_rf)
+    print(f"\n{'server (median of ' + str(args.rounds) + ' rounds)':<40}"
+          + "".join(f"{'c=' + str(c) + ' req/s':>12}{'p50/p99 ms':>16}" for c in LEVELS))
+    for label, by_c in res.items():
+        cells = "".join(f"{by_c[c]['rps']:>12,.0f}{by_c[c]['p50']:>8.1f}/{by_c[c]['p99']:<7.0f}" if c in by_c
+                        else f"{'-':>12}{'':>16}" for c in LEVELS)
+        print(f"{label:<40}{cells}")
+    on, off = res["mloop serve (defaults, log on)"], res["mloop serve --no-log"]
+    numpy_floor, per_frame = res["bare Starlette, NumPy input"], res["bare Starlette, DataFrame per request"]
     mlflow = next((v for k, v in res.items() if k.startswith("mlflow")), None)
-    for c in (16, 64):
-        print(f"  c={c}: mloop / mlflow {ratio(on[c]['rps'], mlflow[c]['rps'] if mlflow else None, True)} (target 3x)"
-              f"   mloop / bare {on[c]['rps'] / bare[c]['rps']:.0%} (target 70%)"
-              f"   log on / log off {on[c]['rps'] / off[c]['rps']:.0%} (target 90%)")
-    strict = res["bare Starlette, NumPy input"]
-    for c in (16, 64):
-        print(f"  c={c}: mloop / bare with NumPy input (no checks) {on[c]['rps'] / strict[c]['rps']:.0%}")
-    rf_plain, rf_batch = res["mloop serve RF-200, no batching"][64], res["mloop serve RF-200, batching 64"][64]
-    print(f"  RF-200 c=64: batching / none {rf_batch['rps'] / rf_plain['rps']:.1f}x (target 3x), "
-          f"p99 {rf_batch['p99']:.1f} ms against {rf_plain['p99']:.1f} ms (target <= 2x)")
+    print("\nratios (requests/s)")
+    for c in LEVELS:
+        print(f"  c={c:<3} mloop / bare NumPy {on[c]['rps'] / numpy_floor[c]['rps']:.0%} (target 70%)"
+              f"   mloop / bare DataFrame {on[c]['rps'] / per_frame[c]['rps']:.0%}"
+              f"   mloop / mlflow {ratio(on[c]['rps'], mlflow[c]['rps'] if mlflow else None, True)} (target 3x)"
+              f"   log on / off {on[c]['rps'] / off[c]['rps']:.0%} (target 90%)")
+    if "mloop serve RF-200, no batching" in res:
+        rf_plain, rf_batch = res["mloop serve RF-200, no batching"][64], res["mloop serve RF-200, batching 64"][64]
+        print(f"  RF-200 c=64: batching / none {rf_batch['rps'] / rf_plain['rps']:.1f}x (target 3x), "
+              f"p99 {rf_batch['p99']:.1f} ms against {rf_plain['p99']:.1f} ms (target <= 2x)")
     if not args.skip_batch:
         b = batch(paths, args.rows)
         print(f"\nbatch scoring {args.rows:,} rows: mloop batch-predict {b['mloop']:,.0f} rows/s, "
               f"pandas read_parquet + predict + to_parquet {b['pandas']:,.0f} rows/s ({b['mloop'] / b['pandas']:.0%})")
+    print(json.dumps(res))
+    finish(watch)
 
 
 if __name__ == "__main__":

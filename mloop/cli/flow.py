@@ -140,12 +140,10 @@ def resume(
     """A new run that reuses the finished steps of RUN and re-runs from the failed step (or --from STEP)."""
     settings = _settings(home)
     pool = _executor(executor, ray_address, max_workers, file, flow)
-    if run_id is None:
-        from mloop.flows.client import get
-        from mloop.flows.task import load_flow
-
-        run_id = get(load_flow(file, flow).__name__, settings=settings).latest_run.id
-    _execute(file, settings, tags=tag, flow_class=flow, origin_run=run_id, resume_from=from_step, executor=pool)
+    # no run id: the runtime finds the latest run on the database it opens anyway (a thread, while the
+    # executor warms up), rather than this command opening one first
+    _execute(file, settings, tags=tag, flow_class=flow, origin_run=run_id, resume_from=from_step, executor=pool,
+             resume=True)
 
 
 @flow_app.command()

@@ -83,13 +83,8 @@ def resume(flow_file: str, run_id: str | None = None, *, from_step: str | None =
     step, or from ``from_step`` and everything after it."""
     from mloop.flows.client import get_run
     from mloop.flows.runtime import run_flow
-    from mloop.flows.task import load_flow
 
-    if run_id is None:
-        from mloop.flows.client import get
-
-        run_id = get(load_flow(flow_file, flow_class).__name__, settings=settings).latest_run.id
     outcome = run_flow(flow_file, tags=tags, executor=_executor(executor, max_workers, ray_address),
-                       flow_class=flow_class, origin_run=run_id, resume_from=from_step,
+                       flow_class=flow_class, origin_run=run_id, resume=True, resume_from=from_step,
                        raise_on_failure=raise_on_failure, echo=echo, settings=settings)
     return get_run(outcome.run_id, settings=settings)

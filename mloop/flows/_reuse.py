@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mloop.errors import InvalidInputError
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.flows._code import code_fingerprint
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph
@@ -37,9 +37,16 @@ class Reuse:
         self.rerun: set[str] = set()
         self.reused_ids: set[str] = set()
 
-    def load_origin(self, run_id: str, resume_from: str | None) -> RunRow:
-        """Remember the finished tasks of the run to resume; ``resume_from`` and what follows re-run."""
+    def load_origin(self, run_id: str | None, resume_from: str | None) -> RunRow:
+        """Remember the finished tasks of the run to resume (``None``: the flow's latest run); ``resume_from``
+        and what follows re-run."""
         repo = self._repo()
+        if run_id is None:  # looked up here, on the database the run opens anyway, not on one of its own
+            latest = repo.list_runs(self.graph.name, limit=1)
+            if not latest:
+                raise NotFoundError(f"Flow '{self.graph.name}' has no runs yet: nothing to resume; "
+                                    "`mloop flow run` starts one.", field="flow")
+            run_id = latest[0].run_id
         run = repo.get_run(run_id)
         if run.flow_name != self.graph.name:
             raise InvalidInputError(field="run", value=run_id, expected=f"a run of {self.graph.name} "

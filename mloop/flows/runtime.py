@@ -119,7 +119,7 @@ class Runtime:
     def __init__(self, flow_file: str, *, flow_class: str | None = None, settings: Settings | None = None,
                  params: dict[str, Any] | None = None, tags: list[str] | None = None, executor: Any = None,
                  origin_run: str | None = None, resume_from: str | None = None, echo: Any = None,
-                 on_created: Any = None, progress: Any = None) -> None:
+                 on_created: Any = None, progress: Any = None, resume: bool = False) -> None:
         from mloop.flows.executors.local import LocalExecutor
 
         self.on_created = on_created
@@ -133,14 +133,14 @@ class Runtime:
         self.executor = executor or LocalExecutor()
         self.executor.start(self.flow_file, flow_class or "")  # warms up while we prepare the run
         try:
-            self._prepare(flow_class, params, tags, origin_run, resume_from)
+            self._prepare(flow_class, params, tags, origin_run, resume_from, resume or origin_run is not None)
         except BaseException:
             self.executor.close()
             raise
         self.echo = echo or (lambda _msg: None)
 
     def _prepare(self, flow_class: str | None, params: dict[str, Any] | None, tags: list[str] | None,
-                 origin_run: str | None, resume_from: str | None) -> None:
+                 origin_run: str | None, resume_from: str | None, resume: bool) -> None:
         self.flow = load_flow(self.flow_file, flow_class)
         self.graph: FlowGraph = build_graph(self.flow)
         self.store = artifact_store(self.settings.artifact_root)
@@ -148,7 +148,7 @@ class Runtime:
         self.recorder = Recorder(lambda: open_flow_repo(self.settings))
         self.reuse = Reuse(lambda: self.recorder.repo, self.graph, self.flow)
         self.origin_run = None
-        if origin_run is not None:
+        if resume:
             self.origin_run = self.reuse.load_origin(origin_run, resume_from)
             params = _stored_params(self.flow, self.origin_run) | (params or {})
         self.params = self.flow.resolve_params(params or {})  # type: ignore[attr-defined]
@@ -484,11 +484,14 @@ def _check_tag(tag: Any) -> str:
 def run_flow(flow_file: str, *, params: dict[str, Any] | None = None, tags: list[str] | None = None,
              executor: Any = None, flow_class: str | None = None, settings: Settings | None = None,
              origin_run: str | None = None, resume_from: str | None = None, echo: Any = None,
-             raise_on_failure: bool = True, on_created: Any = None, progress: Any = None) -> Outcome:
-    """Run (or resume) the flow in ``flow_file``; raises FlowFailedError naming the failed step."""
+             raise_on_failure: bool = True, on_created: Any = None, progress: Any = None,
+             resume: bool = False) -> Outcome:
+    """Run (or resume) the flow in ``flow_file``; raises FlowFailedError naming the failed step.
+
+    ``origin_run`` resumes that run; ``resume=True`` without it resumes the flow's latest run."""
     runtime = Runtime(flow_file, flow_class=flow_class, settings=settings, params=params, tags=tags,
                       executor=executor, origin_run=origin_run, resume_from=resume_from, echo=echo,
-                      on_created=on_created, progress=progress)
+                      on_created=on_created, progress=progress, resume=resume)
     outcome = runtime.run()
     if outcome.failed and raise_on_failure:
         raise FlowFailedError(outcome.error or "a step failed", outcome.run_id)

@@ -100,6 +100,23 @@ def test_resume_of_another_flows_run_is_refused(write_flow) -> None:
         flows.resume(str(other), first.id)
 
 
+def test_resuming_a_finished_run_reuses_every_task_and_runs_none(write_flow, counts) -> None:
+    file = str(write_flow(PIPELINE))
+    first = flows.run(file)
+    before = counts()
+    resumed = flows.resume(file)  # the latest run, found on the run's own database connection
+    assert counts() == before  # no step ran again
+    assert resumed.successful and resumed.origin_run_id == first.id and resumed.data.report == first.data.report
+    assert all(t.reused_from for s in resumed.steps.values() for t in s)
+
+
+def test_resuming_a_flow_that_never_ran_names_it(write_flow) -> None:
+    from mloop.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="Flow 'Train' has no runs yet: nothing to resume"):
+        flows.resume(str(write_flow(PIPELINE)))
+
+
 LOOPING = """
 from mloop.flows import FlowSpec, step
 

@@ -56,7 +56,7 @@ class LocalExecutor:
     def submit(self, key: str, spec: dict[str, Any], log_dir: str, resources: dict[str, Any]) -> None:
         assert self._proc is not None and self._proc.stdin is not None
         result_path = os.path.join(self._tmp, f"{key}.json")
-        self._results[key] = result_path
+        self._results[key] = result_path  # also marks the server as used (see close)
         # Native thread pools (OpenMP, BLAS) get the CPUs the task reserved, as on Ray: four 1-CPU tasks each
         # spinning up one OpenMP thread per core oversubscribe the machine, and OpenMP's spin-waits make that
         # many times slower than running them with one thread each.
@@ -131,6 +131,10 @@ class LocalExecutor:
         return self._pids.get(key)
 
     def close(self) -> None:
+        if self._proc is not None and not self._results:
+            # never given a task (a resume that reused every step): stop it now instead of waiting for the
+            # imports it is still doing; it has forked nothing
+            self._proc.kill()
         if self._proc is not None:
             try:
                 assert self._proc.stdin is not None
