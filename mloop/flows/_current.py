@@ -8,11 +8,15 @@ built in a step outside such a run is recorded as an input of the task's run.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 from mloop.config import Settings
 from mloop.errors import MloopError
+
+# what Settings.export_stores sets or drops while a task runs
+_STORE_ENV = ("MLOOP_HOME", "MLOOP_DB_URL", "MLOOP_ARTIFACT_ROOT", "MLOOP_TRACKING_URI")
 
 
 class Current:
@@ -26,8 +30,10 @@ class Current:
         self.index: int | None = None
         self.attempt: int = 0
         self._settings: dict[str, str] = {}
+        self._saved_env: dict[str, str | None] = {}
 
     def _enter(self, spec: dict[str, Any]) -> None:
+        self._saved_env = {name: os.environ.get(name) for name in _STORE_ENV}
         self.flow_name = spec["flow_class"]
         self.run_id = spec.get("run_id")
         self.task_id = spec.get("task_id")
@@ -40,6 +46,23 @@ class Current:
         sdk = sys.modules.get("mloop._sdk")
         if sdk is not None:
             sdk._client = None
+
+    def _exit(self) -> None:
+        """Forget the task and put the environment back: a process that runs a task in-process (a test, a
+        notebook) must not keep writing to that flow's stores, or keep recording inputs on its task's run."""
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self.__init__()  # type: ignore[misc]
+        sdk = sys.modules.get("mloop._sdk")
+        if sdk is not None and sdk._client is not None:
+            client, sdk._client = sdk._client, None  # the next call opens a client on the restored settings
+            try:
+                client.writer.flush()  # what the step logged through it is stored before it goes
+            except MloopError as exc:
+                sys.stderr.write(f"mloop: logging from the step was refused: {exc}\n")
 
     def tracking_parent(self, settings: Settings) -> tuple[str, str] | None:
         """(this task's tracking run id, the flow's name) when a run started with ``settings`` belongs under it."""

@@ -253,6 +253,8 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         tb = traceback.format_exc()
         sys.stderr.write(tb)
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": tb}
+    finally:
+        current._exit()
     result["seconds"] = time.time() - started
     return result
 

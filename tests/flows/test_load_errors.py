@@ -108,3 +108,19 @@ def test_mloops_own_checks_at_import_say_where(write_flow) -> None:
         flows.run(str(file))
     assert str(info.value).startswith(f"flow.py:{line_of(file, 'BAD = retry')}: retry.times: got -1")
     assert info.value.field == "retry.times"
+
+
+def test_a_task_run_in_process_leaves_no_flow_behind(write_flow, tmp_path: Path) -> None:
+    """A task executed in this process once left its stores in os.environ and its task id in ``current``: a
+    training set built later recorded itself on that task's run ("No run with id 'start/0'")."""
+    import os
+
+    from mloop.flows._current import current
+
+    before = {k: v for k, v in os.environ.items() if k.startswith("MLOOP_")}
+    file = write_flow(FLOW.format(extra="", colon=":"))
+    result = execute({"artifact_root": str(tmp_path / "artifacts"), "flow_file": str(file), "flow_class": "Broken",
+                      "step": "start", "inputs": [], "task_id": "start/0", "home": str(tmp_path / "elsewhere")})
+    assert result["ok"], result
+    assert {k: v for k, v in os.environ.items() if k.startswith("MLOOP_")} == before
+    assert current.task_id is None and current.task_run() is None

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 import mloop
+import mloop._sdk as sdk
 from mloop.config import Settings
 from mloop.registry import RegistryClient
 from mloop.serving import EndpointConfig, ServeConfig
@@ -94,15 +95,15 @@ class Trained:
         self.model = model.fit(train[self.columns], target)
         example = train[self.columns].dropna().head(20)
         assert not example.isna().any().any()
-        old_home = os.environ.get("MLOOP_HOME")
-        os.environ["MLOOP_HOME"] = str(self.home)
-        try:
+        with pytest.MonkeyPatch.context() as env:  # a module fixture runs outside each test's isolated env
+            for name in [n for n in os.environ if n.startswith("MLOOP_") and not n.startswith("MLOOP_TEST")]:
+                env.delenv(name)
+            env.setenv("MLOOP_HOME", str(self.home))
+            sdk._client = None
             with mloop.start_run(experiment="eta") as run:
                 run.log_model(self.model, name=self.name, input_example=example, training_data=train[self.columns])
-            mloop._sdk._client.writer.flush()
-            mloop._sdk._client = None
-        finally:
-            os.environ["MLOOP_HOME"] = old_home or ""
+            sdk._client.writer.flush()
+            sdk._client = None
         self.settings = Settings.load(home=str(self.home))
         RegistryClient(self.settings).set_alias(self.name, "champion", 1)
 
