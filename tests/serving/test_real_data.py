@@ -21,11 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mloop
-import mloop._sdk as sdk
 from mloop.config import Settings
-from mloop.registry import RegistryClient
+from mloop.registry import RegistryClient, log_model_to_run
 from mloop.serving import EndpointConfig, ServeConfig
+from mloop.tracking import TrackingClient
 from tests.serving.conftest import running
 
 ZONES = [f"zone-{i:02d}" for i in range(40)]
@@ -95,16 +94,11 @@ class Trained:
         self.model = model.fit(train[self.columns], target)
         example = train[self.columns].dropna().head(20)
         assert not example.isna().any().any()
-        with pytest.MonkeyPatch.context() as env:  # a module fixture runs outside each test's isolated env
-            for name in [n for n in os.environ if n.startswith("MLOOP_") and not n.startswith("MLOOP_TEST")]:
-                env.delenv(name)
-            env.setenv("MLOOP_HOME", str(self.home))
-            sdk._client = None
-            with mloop.start_run(experiment="eta") as run:
-                run.log_model(self.model, name=self.name, input_example=example, training_data=train[self.columns])
-            sdk._client.writer.flush()
-            sdk._client = None
         self.settings = Settings.load(home=str(self.home))
+        # explicit clients: a module fixture runs outside each test's isolated environment and run stack
+        with TrackingClient(self.settings).start_run(experiment="eta") as run:
+            log_model_to_run(self.settings, run.run_id, self.model, self.name, input_example=example,
+                             training_data=train[self.columns])
         RegistryClient(self.settings).set_alias(self.name, "champion", 1)
 
     def proba(self, frame: pd.DataFrame) -> np.ndarray:
