@@ -38,7 +38,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("MLOOP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.chdir(tmp_path)
+    isolated = {k: v for k, v in os.environ.items() if k.startswith("MLOOP_")}
     yield
+    # code under test may set variables itself (a CLI command run in-process exports its stores): put the
+    # isolated state back, so that monkeypatch's undo leaves nothing of this test behind
+    for name in [k for k in os.environ if k.startswith("MLOOP_") and k not in isolated]:
+        del os.environ[name]
+    os.environ.update(isolated)
     # The SDK keeps one process-wide client made from the environment: the next test has another home.
     sdk = sys.modules.get("mloop._sdk")
     if sdk is not None and sdk._client is not None:
