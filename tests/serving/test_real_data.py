@@ -25,31 +25,20 @@ from mloop.config import Settings
 from mloop.registry import RegistryClient, log_model_to_run
 from mloop.serving import EndpointConfig, ServeConfig
 from mloop.tracking import TrackingClient
+from tests.registry.test_categories import ZONES, trips
 from tests.serving.conftest import running
 
-ZONES = [f"zone-{i:02d}" for i in range(40)]
-SIZES = ["S", "M", "L"]
-VENDORS = ["acme", "globex", "initech", "umbrella"]
 TREES = ["km", "hour", "zone", "size"]
 ALL = ["km", "hour", "zone", "size", "vendor"]
 
 
 def deliveries(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Deliveries: a category column (12% null), an ordered category, a string column (10% null), a float
-    column (12% null) and an integer hour; the label ('early', 'on_time', 'late') depends on all of them."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "km": rng.uniform(0.5, 30, n).round(2),
-        "hour": rng.integers(0, 24, n),
-        "zone": pd.Categorical(rng.choice(ZONES, n), categories=ZONES),
-        "size": pd.Categorical(rng.choice(SIZES, n), categories=SIZES, ordered=True),
-        "vendor": rng.choice(VENDORS, n).astype(object),
-    })
-    frame.loc[rng.random(n) < 0.12, "km"] = np.nan
-    frame.loc[rng.random(n) < 0.12, "zone"] = np.nan
-    frame.loc[rng.random(n) < 0.10, "vendor"] = None
+    """The registry tests' trips (a category column 12% null, an ordered category, a string column 10% null,
+    a float column 12% null, an integer hour), labelled 'early', 'on_time' or 'late' from all of them."""
+    frame, _ = trips(n, seed)
+    noise = np.random.default_rng(seed + 100).normal(0, 1, n)
     score = (np.nan_to_num(frame["km"].to_numpy(), nan=15.0) / 6 + frame["zone"].cat.codes.to_numpy() % 5
-             + frame["size"].cat.codes.to_numpy() + (frame["hour"].to_numpy() > 16) * 2 + rng.normal(0, 1, n))
+             + frame["size"].cat.codes.to_numpy() + (frame["hour"].to_numpy() > 16) * 2 + noise)
     labels = np.select([score < 3.5, score < 6.5], ["early", "on_time"], "late")
     return frame, labels
 
