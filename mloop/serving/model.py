@@ -169,8 +169,12 @@ class ServedModel:
             return Outputs(self.predict_columns(columns))
         inputs = self.spec.array(columns) if self._array_ok else self.spec.frame(columns)
         matrix, classes = predict_proba(self.loaded.flavor, self._native, inputs)
-        self.classes = classes
-        labels = self.predict_columns(columns) if output == "both" else None
+        if self.classes is None:  # learnt once; requests never rewrite what other threads read
+            self.classes = classes
+        labels = None
+        if output == "both":  # the same inputs: building them again costs as much as the predict
+            native = self._native.predict(inputs) if self._array_ok else self._flavor.predict(self._native, inputs)
+            labels = to_list(native)
         return Outputs(labels, matrix.tolist(), classes)
 
     def warm_up(self) -> None:

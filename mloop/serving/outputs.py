@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from mloop.registry._proba import OUTPUTS
 from mloop.serving._payload import PayloadError
 
@@ -46,8 +48,9 @@ class Outputs:
         """A label per row: the answered ones, else the most probable class (what the prediction log keeps)."""
         if self.labels is not None:
             return self.labels
-        classes = self.classes or []
-        return [classes[max(range(len(p)), key=p.__getitem__)] if p else None for p in self.proba or []]
+        if not self.proba or not self.classes:
+            return [None] * len(self.proba or [])
+        return np.asarray(self.classes, dtype=object)[np.argmax(self.proba, axis=1)].tolist()
 
 
 def requested_output(value: Any, field: str) -> str | None:

@@ -58,12 +58,6 @@ class Result:
     fallback: bool = False
     cached: bool = False
 
-    @property
-    def predictions(self) -> list[Any]:
-        """The answer rows: labels, or probability rows when only probabilities were asked for."""
-        out = self.outputs
-        return out.labels if out.labels is not None else out.proba or []
-
 
 class Arm:
     """One version slot: its source URI, the model loaded now, its batcher and its cache."""
@@ -84,10 +78,6 @@ class Arm:
                     lambda columns, output=output: self._predict_current(columns, output),
                     max_batch_size=config.max_batch_size, max_wait=config.max_wait_ms / 1000,
                     on_batch=lambda size: metrics.batch(endpoint, size))
-
-    @property
-    def batcher(self) -> MicroBatcher | None:
-        return self.batchers.get("label")
 
     def _predict_current(self, columns: Columns, output: str = "label") -> tuple[Outputs, ServedModel]:
         model = self.model  # one read: a reload swaps the reference, never a half model
