@@ -99,7 +99,7 @@ class Settings:
             if name in values:
                 values[name] = _positive_float(name, values[name])
         if "prediction_log_retention_days" in values:
-            values["prediction_log_retention_days"] = _days(values["prediction_log_retention_days"])
+            values["prediction_log_retention_days"] = check_retention_days(values["prediction_log_retention_days"])
         for name in ("max_request_bytes", "max_artifact_bytes"):
             if name in values:
                 values[name] = _positive_int(name, values[name])
@@ -155,14 +155,18 @@ def _positive_float(name: str, value: Any) -> float:
     return number
 
 
-def _days(value: Any) -> float:
+MAX_RETENTION_DAYS = 100_000  # about 270 years: "now minus the retention" must stay a date
+
+
+def check_retention_days(value: Any, field: str = "prediction_log_retention_days") -> float:
+    """A retention in days: 0 (keep everything) up to MAX_RETENTION_DAYS."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = -1.0
-    if not 0 <= number < 1e6 or isinstance(value, bool):
-        raise InvalidInputError(field="prediction_log_retention_days", value=value,
-                                expected="a number of days >= 0 (0 keeps the prediction log forever)")
+    if not 0 <= number <= MAX_RETENTION_DAYS or isinstance(value, bool):
+        raise InvalidInputError(field=field, value=value, expected=f"a number of days from 0 to {MAX_RETENTION_DAYS:,} "
+                                "(0 keeps the prediction log forever)")
     return number
 
 

@@ -36,8 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mloop.config import Settings
-from mloop.errors import InvalidInputError
+from mloop.config import Settings, check_retention_days
 from mloop.store.blob import open_blob_store
 
 __all__ = ["PredictionLog", "purge_predictions", "read_predictions"]
@@ -237,9 +236,8 @@ def purge_predictions(settings: Settings, *, retention_days: float | None = None
     >>> purge_predictions(Settings.load(home=tempfile.mkdtemp()))
     {'days': 0, 'files': 0}
     """
-    days = settings.prediction_log_retention_days if retention_days is None else retention_days
-    if isinstance(days, bool) or not isinstance(days, int | float) or not days >= 0:
-        raise InvalidInputError(field="retention_days", value=retention_days, expected="a number of days >= 0")
+    days = settings.prediction_log_retention_days if retention_days is None else check_retention_days(retention_days,
+                                                                                         "retention_days")
     if days == 0:
         return {"days": 0, "files": 0}
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)

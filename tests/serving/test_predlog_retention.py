@@ -80,3 +80,14 @@ def test_mloop_gc_applies_the_setting_from_the_environment(tmp_path: Path) -> No
     bad = subprocess.run([sys.executable, "-m", "mloop", "gc"], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "prediction_log_retention_days" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_a_retention_too_long_to_be_a_date_is_a_clear_error_not_an_overflow(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    out = subprocess.run([sys.executable, "-m", "mloop", "gc", "--home", str(home),
+                          "--prediction-log-retention-days", "800000"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "Traceback" not in out.stdout + out.stderr, out.stderr
+    assert "retention_days" in out.stdout + out.stderr and "100,000" in out.stdout + out.stderr
+    with pytest.raises(InvalidInputError, match="prediction_log_retention_days"):
+        Settings.load(home=str(home), prediction_log_retention_days=1e7)
