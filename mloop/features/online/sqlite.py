@@ -36,7 +36,7 @@ class SqliteOnlineStore:
         self.url = f"sqlite:///{path}"
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._created: set[tuple[str, int]] = set()
+        self._created: set[str] = set()  # tables known to exist in the packed layout
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -48,8 +48,8 @@ class SqliteOnlineStore:
             self._local.conn = conn
         return conn
 
-    def _ensure(self, table: str, n_features: int) -> None:
-        if (table, n_features) in self._created:
+    def _ensure(self, table: str) -> None:
+        if table in self._created:
             return
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")  # one process creates or converts; the others then see it done
@@ -64,7 +64,7 @@ class SqliteOnlineStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._created.add((table, n_features))
+        self._created.add(table)
 
     @staticmethod
     def _convert(conn: sqlite3.Connection, table: str, columns: list[str]) -> None:
@@ -86,7 +86,7 @@ class SqliteOnlineStore:
               columns: Sequence[Sequence[Any]]) -> int:
         if len(columns) != n_features:
             raise InvalidInputError(field="columns", value=len(columns), expected=f"{n_features} feature columns")
-        self._ensure(table, n_features)
+        self._ensure(table)
         sql = (f"INSERT INTO {_q(table)} VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET ts = excluded.ts, "
                f"v = excluded.v WHERE excluded.ts >= {_q(table)}.ts")
         dumps = orjson.dumps
@@ -104,7 +104,7 @@ class SqliteOnlineStore:
         return len(keys)
 
     def reader(self, table: str, n_features: int) -> Reader:
-        self._ensure(table, n_features)
+        self._ensure(table)
         # One statement for any number of keys: the keys travel as one JSON array, so the text never changes
         # (prepared once, cached by sqlite3) and there is no limit on bound variables. The LEFT JOIN keeps
         # absent keys (NULL) and duplicates; ORDER BY returns rows in the keys' order.
@@ -133,7 +133,7 @@ class SqliteOnlineStore:
 
     def drop(self, table: str) -> None:
         self._conn().execute(f"DROP TABLE IF EXISTS {_q(table)}")
-        self._created = {c for c in self._created if c[0] != table}
+        self._created.discard(table)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
