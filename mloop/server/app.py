@@ -45,6 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import features
 
     app.include_router(features.router, prefix="/api")
+    from mloop.server import mlflow
+
+    for prefix, mlflow_router in mlflow.routers():
+        app.include_router(mlflow_router, prefix=prefix, include_in_schema=prefix == mlflow.MLFLOW_PREFIXES[0])
     app.router.routes.extend(docs_routes("mloop API"))
     _declare_errors_in_openapi(app)
     return app

@@ -1,0 +1,26 @@
+"""MLflow's REST protocol over mloop's stores, so that the ``mlflow`` client works against ``mloop server``.
+
+The mlflow client speaks to three prefixes: ``/api/2.0/mlflow`` (tracking and the model registry; its web UI
+uses the same calls under ``/ajax-api/2.0/mlflow``), ``/api/2.0/mlflow-artifacts`` (the artifact proxy) and,
+for MLflow 3's logged models, ``/api/2.0/mlflow/logged-models``. Each idea has one module here with its own
+``router``; ``routers()`` gives them to the app. The routes translate between MLflow's shapes and mloop's
+capabilities and hold no logic of their own: a run logged through the mlflow client is an mloop run.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mloop.server.mlflow._protocol import MLFLOW_PREFIXES, MlflowRoute
+
+__all__ = ["MLFLOW_PREFIXES", "MlflowRoute", "routers"]
+
+
+def routers() -> list[tuple[str, APIRouter]]:
+    """The (prefix, router) pairs of MLflow's protocol, in the order the app includes them."""
+    from mloop.server.mlflow import tracking
+
+    mounted: list[tuple[str, APIRouter]] = []
+    for prefix in MLFLOW_PREFIXES:
+        mounted.append((prefix, tracking.router))
+    return mounted
