@@ -4,7 +4,7 @@ A monitor's results are a long time series: one row per (window, version, role, 
 new metric needs no migration and the dashboard reads a month of windows with one indexed range scan.
 """
 
-from sqlalchemy import BigInteger, Column, Float, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text
 
 from mloop.store.sql.tables import metadata
 
@@ -40,6 +40,14 @@ monitor_profiles = Table(
     Column("profile", Text, nullable=False),  # the window's inputs and prediction, on the training bins
 )
 
+alert_rules = Table(
+    "monitor_alert_rules", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("monitor", String(128), nullable=False),
+    Column("spec", Text, nullable=False),  # the AlertRule as JSON
+    Column("updated", BigInteger, nullable=False),
+)
+
 alert_states = Table(
     "monitor_alert_states", metadata,
     Column("rule", String(128), primary_key=True),
@@ -61,6 +69,7 @@ alert_history = Table(
     Column("value", Float),
     Column("severity", String(16), nullable=False),
     Column("message", Text, nullable=False),
+    Column("silenced", Integer, nullable=False),  # 1: recorded, not delivered (a silence covered it)
     Column("time", BigInteger, nullable=False),
     Index("ix_monitor_alert_history_rule_time", "rule", "time"),
 )

@@ -202,14 +202,20 @@ def window_profile(name: str, start: Any, version: str, role: str = "primary",
     return Profile.from_dict(json.loads(row.profile))
 
 
-def _start_ms(value: Any) -> int:
+_EARLIEST, _LATEST = pd.Timestamp("2000-01-01", tz="UTC"), pd.Timestamp("2200-01-01", tz="UTC")
+
+
+def _start_ms(value: Any, field: str = "start") -> int:
+    """``value`` (a datetime or ISO text with a zone, between 2000 and 2200) as epoch milliseconds."""
     try:
         stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise InvalidInputError(field="start", value=value, expected="a datetime or ISO 8601 text") from None
-    if stamp.tzinfo is None:
-        raise InvalidInputError(field="start", value=value, expected="a time with a zone (UTC offset)")
-    return int(stamp.value // 1_000_000)
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidInputError(field=field, value=value, expected="a datetime or ISO 8601 text") from None
+    if stamp is pd.NaT or stamp.tzinfo is None:
+        raise InvalidInputError(field=field, value=value, expected="a time with a zone (UTC offset)")
+    if not _EARLIEST <= stamp < _LATEST:
+        raise InvalidInputError(field=field, value=str(value), expected="a time between the years 2000 and 2200")
+    return int(stamp.timestamp() * 1000)
 
 
 def _floor(ms: int, window_seconds: int) -> int:
@@ -233,37 +239,50 @@ class _Runner:
         with self.db.read() as conn:
             state = conn.execute(select(monitors).where(monitors.c.name == self.monitor.name)).one()
         report = RunReport(self.monitor.name, watermark=state.watermark)
-        new_labels = _log.feedback_files(self.blobs, state.label_watermark)
+        self.feedback = _log.feedback_files(self.blobs, "")
+        new_labels = _log.feedback_files(self.blobs, state.label_watermark) if state.label_watermark else self.feedback
         labels_mark = new_labels[-1] if new_labels else state.label_watermark
         watermark = state.watermark
-        if watermark < 0:  # never run: begin with the oldest log file
-            oldest = _log.files_since(self.blobs, self.monitor.model, 0)
-            if not oldest:
-                return report
-            watermark = _floor(min(_log.written_ms(k) or now for k in oldest) - self.monitor.lateness_seconds
-                               * 1000, self.monitor.window_seconds)
-        closed = _floor(now - self.monitor.lateness_seconds * 1000, self.monitor.window_seconds)
         if new_labels and watermark > 0:
             report.recomputed = self._relabel(new_labels, watermark, report)
+        self.files = [(_log.written_ms(k) or 0, k) for k in _log.files_since(self.blobs, self.monitor.model,
+                                                                              max(watermark, 0))]
+        if watermark < 0:  # never run: begin with the oldest log file
+            if not self.files:
+                return report
+            watermark = _floor(self.files[0][0] - self.late, self.monitor.window_seconds)
+        closed = _floor(now - self.late, self.monitor.window_seconds)
         self._previous_of(watermark)
         for start, end in self._batches(watermark, closed):
-            done = self._compute(start, end, report)
-            report.windows += done
-            report.watermark = end
+            report.windows += self._compute(start, end, report, self.files)
             self._save_watermark(end, None)
-        self._save_watermark(max(closed, watermark), labels_mark)
         report.watermark = max(closed, watermark)
+        self._save_watermark(report.watermark, labels_mark)
         return report
 
-    def _batches(self, start: int, end: int) -> Iterator[tuple[int, int]]:
-        size = max(self.step, BATCH_SECONDS * 1000 // self.step * self.step)
-        for begin in range(start, end, size):
-            yield begin, min(begin + size, end)
+    @property
+    def late(self) -> int:
+        return self.monitor.lateness_seconds * 1000
 
-    def _compute(self, start: int, end: int, report: RunReport) -> int:
-        """Compute the windows in ``[start, end)``; returns how many had traffic."""
-        keys = _log.files_since(self.blobs, self.monitor.model, start,
-                                end + (self.monitor.lateness_seconds + 60) * 1000)
+    def _batches(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Stretches of a few hours of windows in ``[start, end)``, skipping those no log file can hold rows of."""
+        size = max(self.step, BATCH_SECONDS * 1000 // self.step * self.step)
+        begin = start
+        while begin < end:
+            upcoming = next((w for w, _ in self.files if w >= begin), None)
+            if upcoming is None:
+                return
+            # rows written more than ``lateness`` after their window closed are late: a file holds no others
+            begin = max(begin, _floor(upcoming - self.late, self.monitor.window_seconds))
+            if begin >= end:
+                return
+            yield begin, min(begin + size, end)
+            begin += size
+
+    def _compute(self, start: int, end: int, report: RunReport, files: list[tuple[int, str]]) -> int:
+        """Compute the windows in ``[start, end)`` from ``files`` (when written, key); returns how many had
+        traffic."""
+        keys = [k for w, k in files if start <= w < end + self.late + 60_000]
         rows = _log.read_rows(self.blobs, keys, start, end)
         report.rows += len(rows)
         if not len(rows):
@@ -272,7 +291,7 @@ class _Runner:
         return self._store(rows, report)
 
     def _with_labels(self, rows: pd.DataFrame, since: int) -> pd.DataFrame:
-        keys = [k for k in _log.feedback_files(self.blobs, "") if (_log.written_ms(k) or 0) >= since]
+        keys = [k for k in self.feedback if (_log.written_ms(k) or 0) >= since]
         labels = _log.read_labels(self.blobs, keys)
         return rows.merge(labels, on="id", how="left") if len(labels) else rows.assign(label=None)
 
@@ -328,6 +347,7 @@ class _Runner:
         ids = set(_log.read_labels(self.blobs, label_keys)["id"])
         oldest = min(_log.written_ms(k) or watermark for k in label_keys) - self.monitor.label_horizon_seconds * 1000
         keys = _log.files_since(self.blobs, self.monitor.model, max(oldest, 0), watermark + self.step)
+        files = [(_log.written_ms(k) or 0, k) for k in keys]
         windows: set[int] = set()
         for key in keys:
             found = _log.ids_and_times(self.blobs, key)
@@ -335,7 +355,7 @@ class _Runner:
             windows.update((hit["time"] // self.step * self.step).tolist())
         for start in sorted(windows):
             self._previous_of(start)
-            self._compute(start, start + self.step, report)
+            self._compute(start, start + self.step, report, files)
         return len(windows)
 
     def _previous_of(self, start: int) -> None:

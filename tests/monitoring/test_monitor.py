@@ -9,10 +9,11 @@ import pytest
 
 from mloop.errors import InvalidInputError, NotFoundError
 from mloop.monitoring import create_monitor, run_monitor, series, window_profile
+from mloop.monitoring.alerts import alert_history_frame, apply_rules, evaluate_alerts, list_alerts, load_rules
 from tests.monitoring.conftest import T0, write_labels, write_predictions
 
 WINDOW = pd.Timedelta(minutes=5)
-WINDOWS, SHIFT_AT, SLOW_AT, PER_WINDOW = 12, 6, 8, 1500
+WINDOWS, SHIFT_AT, SHIFT_END, SLOW_AT, SLOW_END, PER_WINDOW = 16, 6, 12, 8, 14, 1500
 INPUTS = ["km", "hour", "zone"]
 
 
@@ -47,14 +48,15 @@ def model_version(settings):  # type: ignore[no-untyped-def]
 
 
 def traffic(model) -> tuple[pd.DataFrame, pd.Series]:  # type: ignore[no-untyped-def]
-    """WINDOWS windows of PER_WINDOW requests; ``km`` shifts from SHIFT_AT, latency from SLOW_AT."""
+    """WINDOWS windows of PER_WINDOW requests; ``km`` shifts in [SHIFT_AT, SHIFT_END), latency rises in
+    [SLOW_AT, SLOW_END)."""
     rng = np.random.default_rng(11)
     parts = []
     for w in range(WINDOWS):
-        frame = trips(PER_WINDOW, rng, km_shift=8.0 if w >= SHIFT_AT else 0.0)
+        frame = trips(PER_WINDOW, rng, km_shift=8.0 if SHIFT_AT <= w < SHIFT_END else 0.0)
         offsets = np.sort(rng.uniform(0, WINDOW.total_seconds() - 1, PER_WINDOW))
         frame["time"] = pd.Timestamp(T0) + w * WINDOW + pd.to_timedelta(offsets, unit="s")
-        frame["latency_ms"] = rng.gamma(2.0, 2.0, PER_WINDOW) * (10 if w >= SLOW_AT else 1)
+        frame["latency_ms"] = rng.gamma(2.0, 2.0, PER_WINDOW) * (10 if SLOW_AT <= w < SLOW_END else 1)
         frame["w"] = w
         parts.append(frame)
     rows = pd.concat(parts, ignore_index=True)
@@ -65,8 +67,8 @@ def traffic(model) -> tuple[pd.DataFrame, pd.Series]:  # type: ignore[no-untyped
     rows["output"] = predicted.astype(int).tolist()
     rows["proba"] = [f'{{"0": {p[0]}, "1": {p[1]}}}' for p in proba]
     # the truth: right 90% of the time, except at the airport after the shift, where it is mostly wrong
-    wrong = np.random.default_rng(5).random(len(rows)) < np.where((rows["zone"] == "airport") &
-                                                                   (rows["w"] >= SHIFT_AT), 0.8, 0.1)
+    degraded = (rows["zone"] == "airport") & (rows["w"] >= SHIFT_AT) & (rows["w"] < SHIFT_END)
+    wrong = np.random.default_rng(5).random(len(rows)) < np.where(degraded, 0.8, 0.1)
     truth = pd.Series(np.where(wrong, 1 - predicted, predicted).astype(int), index=rows.index)
     return rows, truth
 
@@ -81,10 +83,11 @@ def test_drift_latency_and_a_degraded_slice_show_where_they_were_planted(setting
     assert report.windows == WINDOWS and report.rows == len(rows)
 
     found = series("eta-5m", ["drifted"], settings=settings).pivot(index="start", columns="column", values="value")
-    assert found["km"].tolist() == [0.0] * SHIFT_AT + [1.0] * (WINDOWS - SHIFT_AT)  # from exactly that window
+    shifted = [1.0 if SHIFT_AT <= w < SHIFT_END else 0.0 for w in range(WINDOWS)]
+    assert found["km"].tolist() == shifted  # from exactly that window, until exactly that one
     assert found["hour"].sum() == 0 and found["zone"].sum() == 0
     p99 = series("eta-5m", "latency_p99", settings=settings)["value"].to_numpy()
-    assert p99[:SLOW_AT].max() < 30 < p99[SLOW_AT:].min()
+    assert p99[SLOW_AT:SLOW_END].min() > 30 > max(p99[:SLOW_AT].max(), p99[SLOW_END:].max())
     traffic_rows = series("eta-5m", "rows", settings=settings)["value"].tolist()
     assert traffic_rows == [PER_WINDOW] * WINDOWS
     nulls = series("eta-5m", "null_share", column="km", settings=settings)["value"]
@@ -98,7 +101,7 @@ def test_drift_latency_and_a_degraded_slice_show_where_they_were_planted(setting
     accuracy = series("eta-5m", "accuracy", settings=settings)
     airport = accuracy[accuracy["slice"] == "zone=airport"]["value"].to_numpy()
     center = accuracy[accuracy["slice"] == "zone=center"]["value"].to_numpy()
-    assert airport[:SHIFT_AT].min() > 0.75 and airport[SHIFT_AT:].max() < 0.4
+    assert airport[:SHIFT_AT].min() > 0.75 and airport[SHIFT_AT:SHIFT_END].max() < 0.4 < airport[SHIFT_END:].min()
     assert center.min() > 0.75
     overall = accuracy[accuracy["slice"] == ""]["value"].to_numpy()
     for w in range(WINDOWS):  # the monitor's accuracy is the plain accuracy of that window's labelled rows
@@ -108,8 +111,28 @@ def test_drift_latency_and_a_degraded_slice_show_where_they_were_planted(setting
 
     # A third run with nothing new changes nothing, and a window's profile can be laid over the training one.
     assert run_monitor("eta-5m", now=end + pd.Timedelta(hours=1, minutes=6), settings=settings).windows == 0
-    shifted = window_profile("eta-5m", pd.Timestamp(T0) + SHIFT_AT * WINDOW, "1", settings=settings)
-    assert shifted["km"].mean > 10 and shifted.rows == PER_WINDOW
+    profile = window_profile("eta-5m", pd.Timestamp(T0) + SHIFT_AT * WINDOW, "1", settings=settings)
+    assert profile["km"].mean > 10 and profile.rows == PER_WINDOW
+
+    # Alerts: each fires once, K windows into its episode, and resolves once when the episode ends.
+    apply_rules(load_rules({"rules": [
+        {"name": "input-drift", "monitor": "eta-5m", "metric": "drift_effect", "column": "*", "above": 0.3,
+         "for": 3, "severity": "critical"},
+        {"name": "slow", "monitor": "eta-5m", "metric": "latency_p99", "above": 30, "windows": 2},
+        {"name": "airport-accuracy", "monitor": "eta-5m", "metric": "accuracy", "slice": "zone=airport",
+         "below": 0.6, "windows": 2}]}), settings=settings)
+    events = evaluate_alerts("eta-5m", settings=settings)
+    at = {(e.rule, e.key.split("/")[3], e.event): (e.window - T0.timestamp() * 1000) // (WINDOW.value // 10**6)
+          for e in events}
+    assert at == {("input-drift", "km", "firing"): SHIFT_AT + 2, ("input-drift", "km", "resolved"): SHIFT_END,
+                  ("slow", "", "firing"): SLOW_AT + 1, ("slow", "", "resolved"): SLOW_END,
+                  ("airport-accuracy", "", "firing"): SHIFT_AT + 1,
+                  ("airport-accuracy", "", "resolved"): SHIFT_END}
+    assert len(events) == len(at)  # once each
+    assert evaluate_alerts("eta-5m", settings=settings) == []  # judged windows are never judged again
+    history = alert_history_frame("input-drift", settings=settings)
+    assert history["event"].tolist() == ["firing", "resolved"] and (history["severity"] == "critical").all()
+    assert list_alerts(firing_only=True, settings=settings).empty
 
 
 def test_bad_monitor_definitions_are_refused_by_name(settings) -> None:

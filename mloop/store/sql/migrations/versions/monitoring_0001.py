@@ -1,4 +1,5 @@
-"""Monitoring: monitors with their watermarks, windowed series, window profiles, alert states, history, silences."""
+"""Monitoring: monitors with their watermarks, windowed series, window profiles, alert rules, states, history,
+silences."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -42,6 +43,13 @@ def upgrade() -> None:
         sa.Column("profile", sa.Text, nullable=False),
     )
     op.create_table(
+        "monitor_alert_rules",
+        sa.Column("name", sa.String(128), primary_key=True),
+        sa.Column("monitor", sa.String(128), nullable=False),
+        sa.Column("spec", sa.Text, nullable=False),
+        sa.Column("updated", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
         "monitor_alert_states",
         sa.Column("rule", sa.String(128), primary_key=True),
         sa.Column("key", sa.String(512), primary_key=True),
@@ -61,6 +69,7 @@ def upgrade() -> None:
         sa.Column("value", sa.Float),
         sa.Column("severity", sa.String(16), nullable=False),
         sa.Column("message", sa.Text, nullable=False),
+        sa.Column("silenced", sa.Integer, nullable=False),
         sa.Column("time", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_monitor_alert_history_rule_time", "monitor_alert_history", ["rule", "time"])
@@ -76,6 +85,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("monitor_silences", "monitor_alert_history", "monitor_alert_states", "monitor_profiles",
+    for table in ("monitor_silences", "monitor_alert_history", "monitor_alert_states", "monitor_alert_rules",
+                  "monitor_profiles",
                   "monitor_series", "monitors"):
         op.drop_table(table)
