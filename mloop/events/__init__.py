@@ -1,6 +1,6 @@
 """Durable events: an outbox written with each change, delivered to webhooks by any number of workers.
 
-``append`` (inside a change's transaction) writes an event; ``DeliveryWorker`` sends what is due;
+``append_event`` (inside a change's transaction) writes an event; ``DeliveryWorker`` sends what is due;
 ``list_deliveries`` and ``retry`` look at and revive deliveries. See docs/events.md.
 """
 
@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["DeliveryWorker", "append", "list_deliveries", "retry"]
+__all__ = ["DeliveryWorker", "append_event", "list_deliveries", "retry"]
 
 if TYPE_CHECKING:
-    from mloop.events.outbox import append
+    from mloop.events.outbox import append_event
     from mloop.events.query import list_deliveries, retry
     from mloop.events.worker import DeliveryWorker
 
-_HOMES = {"append": "mloop.events.outbox", "DeliveryWorker": "mloop.events.worker",
+_HOMES = {"append_event": "mloop.events.outbox", "DeliveryWorker": "mloop.events.worker",
           "list_deliveries": "mloop.events.query", "retry": "mloop.events.query"}
 
 

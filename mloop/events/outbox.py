@@ -5,7 +5,7 @@ transaction, so an event exists exactly when the change it reports was committed
 >>> from mloop.store.sql import open_database
 >>> db = open_database(f"sqlite:///{tempfile.mkdtemp()}/doc.db")
 >>> with db.write() as conn:
-...     event = append(conn, "registry", "model.created", "doc-model", {"event": "model.created"})
+...     event = append_event(conn, "registry", "model.created", "doc-model", {"event": "model.created"})
 >>> len(event["event_id"])
 32
 """
@@ -21,10 +21,11 @@ from sqlalchemy import Connection, insert, select
 from mloop._util.clock import now_ms
 from mloop.events import _tables as t
 
-__all__ = ["append"]
+__all__ = ["append_event"]
 
 
-def append(conn: Connection, source: str, name: str, subject: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+def append_event(conn: Connection, source: str, name: str, subject: str | None,
+                 payload: dict[str, Any]) -> dict[str, Any]:
     """Store one event inside ``conn``'s transaction; returns ``payload`` with its ``event_id`` and outbox row id.
 
     The body every delivery sends is fixed here (sorted keys), so each attempt, from any worker, signs the same bytes.

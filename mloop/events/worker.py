@@ -22,10 +22,11 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy import exists, func, insert, or_, select, update
 
 from mloop._util.clock import now_ms
 from mloop._util.egress import EgressRefused, check_destination
@@ -118,6 +119,18 @@ class DeliveryWorker:
                 stop.wait(poll)
         self.close()
 
+    def start(self, poll: float = 1.0) -> Callable[[], None]:
+        """Run ``serve`` on a daemon thread; returns the function that stops it (waiting for the current attempt)."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self.serve, args=(stop, poll), name="mloop-events", daemon=True)
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join(self.timeout + 5)
+
+        return halt
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
@@ -131,6 +144,10 @@ class DeliveryWorker:
         free = or_(d.c.lease_until.is_(None), d.c.lease_until < now)
         head = ~exists().where(earlier.c.webhook_id == d.c.webhook_id, earlier.c.state == "pending",
                                earlier.c.id < d.c.id)
+        with self.db.read() as conn:  # a cheap look first: an idle worker never takes SQLite's write lock
+            if conn.execute(select(d.c.id).where(d.c.state == "pending", d.c.next_attempt <= now, free).limit(1)
+                            ).first() is None:
+                return []
         due = (select(d.c.id).where(d.c.state == "pending", d.c.next_attempt <= now, free, head)
                .order_by(d.c.id).limit(limit))
         if not self.db.is_sqlite:  # SQLite writers are serialized by BEGIN IMMEDIATE already
@@ -156,12 +173,11 @@ class DeliveryWorker:
     def next_due_in(self) -> float | None:
         """Seconds until the next pending delivery is due (0 when one is due now); None when none is pending."""
         d = t.deliveries
+        due_at = func.max(d.c.next_attempt, func.coalesce(d.c.lease_until, 0)) if self.db.is_sqlite else \
+            func.greatest(d.c.next_attempt, func.coalesce(d.c.lease_until, 0))
         with self.db.read() as conn:
-            rows = conn.execute(select(d.c.next_attempt, d.c.lease_until).where(d.c.state == "pending")).all()
-        if not rows:
-            return None
-        soonest = min(max(r.next_attempt, r.lease_until or 0) for r in rows)
-        return max(0.0, (soonest - now_ms()) / 1000)
+            soonest = conn.execute(select(func.min(due_at)).where(d.c.state == "pending")).scalar()
+        return None if soonest is None else max(0.0, (soonest - now_ms()) / 1000)
 
     # ------------------------------------------------------------------ one attempt
     def _attempt(self, item: Claimed) -> None:

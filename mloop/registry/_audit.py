@@ -10,7 +10,7 @@ from sqlalchemy import Connection, insert, select
 
 from mloop._util.clock import now_ms
 from mloop.errors import InvalidInputError
-from mloop.events.outbox import append
+from mloop.events.outbox import append_event
 from mloop.registry import _tables as t
 from mloop.registry.entities import AuditEntry
 
@@ -36,7 +36,7 @@ def record(conn: Connection, actor: str, action: str, model: str | None, target:
         after=None if after is None else json.dumps(after, default=str)))
     event = {"id": result.inserted_primary_key[0], "event": action, "time": now, "actor": actor, "model": model,
              "target": target, "before": before, "after": after}
-    return append(conn, "registry", action, model, event)
+    return append_event(conn, "registry", action, model, event)
 
 
 def query(conn: Connection, model: str | None = None, action: str | None = None, since_id: int = 0,
