@@ -83,6 +83,7 @@ class DeliveryWorker:
         self.max_attempts, self.backoff, self.timeout = max_attempts, backoff, timeout
         self.lease_ms = int((lease if lease is not None else lease_seconds()) * 1000)
         self.batch = batch
+        self.attempted = 0  # attempts this worker made, for its report
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._http: Any = None
         self._lock = threading.Lock()
@@ -181,6 +182,7 @@ class DeliveryWorker:
 
     # ------------------------------------------------------------------ one attempt
     def _attempt(self, item: Claimed) -> None:
+        self.attempted += 1
         if not item.active:
             self._settle(item, None, "the webhook was removed", final=True, log=False, duration_ms=0.0)
             return
