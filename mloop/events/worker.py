@@ -39,6 +39,8 @@ from mloop.store.sql import open_database
 __all__ = ["DeliveryWorker", "lease_seconds"]
 
 MAX_DELAY_S = 3600.0  # the backoff stops growing at an hour
+MAX_ATTEMPTS = 6  # then dead-lettered (`mloop events list --failed`, `mloop events retry ID`)
+BACKOFF_S = 1.0  # before the first retry; 1, 2, 4, 8, 16 s (jittered): about half a minute in all
 
 
 def lease_seconds() -> float:
@@ -74,8 +76,8 @@ class Claimed:
 class DeliveryWorker:
     """Sends pending deliveries of the metadata database of ``settings``; safe to run beside other workers."""
 
-    def __init__(self, settings: Settings, max_attempts: int = 6, backoff: float = 1.0, timeout: float = 5.0,
-                 lease: float | None = None, batch: int = 8) -> None:
+    def __init__(self, settings: Settings, max_attempts: int = MAX_ATTEMPTS, backoff: float = BACKOFF_S,
+                 timeout: float = 5.0, lease: float | None = None, batch: int = 8) -> None:
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidInputError(field="max_attempts", value=max_attempts, expected="a whole number >= 1")
         self.settings = settings

@@ -29,6 +29,7 @@ from mloop._util.clock import now_ms
 from mloop._util.egress import check_destination
 from mloop.errors import InvalidInputError, NotFoundError
 from mloop.events.signing import signature
+from mloop.events.worker import BACKOFF_S, MAX_ATTEMPTS
 from mloop.registry import _tables as t
 from mloop.registry._audit import ACTIONS
 from mloop.registry.entities import WebhookDelivery
@@ -62,7 +63,7 @@ class Webhooks:
     """``client.webhooks``: subscribe URLs to events; this process delivers its own events on a background thread
     (with these attempts, backoff and timeout), and any worker delivers what is left."""
 
-    def __init__(self, client: RegistryClient, max_attempts: int = 4, backoff: float = 0.5,
+    def __init__(self, client: RegistryClient, max_attempts: int = MAX_ATTEMPTS, backoff: float = BACKOFF_S,
                  timeout: float = 5.0) -> None:
         self.client = client
         self.max_attempts = max_attempts
