@@ -82,8 +82,10 @@ class DeliveryWorker:
             raise InvalidInputError(field="max_attempts", value=max_attempts, expected="a whole number >= 1")
         self.settings = settings
         self.db = open_database(settings.db_url)
-        self.max_attempts, self.backoff, self.timeout = max_attempts, backoff, timeout
-        self.lease_ms = int((lease if lease is not None else lease_seconds()) * 1000)
+        lease = lease if lease is not None else lease_seconds()
+        self.lease_ms = int(lease * 1000)
+        # an attempt ends well within the lease, so no other worker takes a delivery that is still in flight
+        self.max_attempts, self.backoff, self.timeout = max_attempts, backoff, min(timeout, lease / 2)
         self.batch = batch
         self.attempted = 0  # attempts this worker made, for its report
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -95,7 +97,11 @@ class DeliveryWorker:
         """One pass: claim what is due now and attempt each once; returns how many attempts were made."""
         with self._lock:
             claimed = self.claim(self.batch)
-            for item in claimed:
+            expires = time.monotonic() + self.lease_ms / 1000
+            for done, item in enumerate(claimed):
+                if time.monotonic() + self.timeout > expires:  # the lease could lapse mid-attempt: hand back
+                    self._release(claimed[done:])
+                    return done
                 self._attempt(item)
             return len(claimed)
 
@@ -108,7 +114,8 @@ class DeliveryWorker:
             wait = self.next_due_in()
             if wait is None:
                 return True
-            time.sleep(min(max(wait, 0.01), 0.5, max(deadline - time.monotonic(), 0)))
+            # due but not claimable (behind an earlier delivery of its webhook, held by another worker): poll gently
+            time.sleep(min(max(wait, 0.05), 0.5, max(deadline - time.monotonic(), 0)))
         return self.next_due_in() is None
 
     def serve(self, stop: threading.Event, poll: float = 1.0) -> None:
@@ -147,12 +154,11 @@ class DeliveryWorker:
         free = or_(d.c.lease_until.is_(None), d.c.lease_until < now)
         head = ~exists().where(earlier.c.webhook_id == d.c.webhook_id, earlier.c.state == "pending",
                                earlier.c.id < d.c.id)
-        with self.db.read() as conn:  # a cheap look first: an idle worker never takes SQLite's write lock
-            if conn.execute(select(d.c.id).where(d.c.state == "pending", d.c.next_attempt <= now, free).limit(1)
-                            ).first() is None:
-                return []
         due = (select(d.c.id).where(d.c.state == "pending", d.c.next_attempt <= now, free, head)
                .order_by(d.c.id).limit(limit))
+        with self.db.read() as conn:  # a cheap look first: an idle worker never takes SQLite's write lock
+            if conn.execute(due.limit(1)).first() is None:
+                return []
         if not self.db.is_sqlite:  # SQLite writers are serialized by BEGIN IMMEDIATE already
             due = due.with_for_update(skip_locked=True, of=d)
         with self.db.write() as conn:
@@ -161,6 +167,12 @@ class DeliveryWorker:
                 update(d).where(d.c.id == i, d.c.state == "pending", free)
                 .values(lease_until=now + self.lease_ms, lease_owner=self.owner)).rowcount == 1]
             return self._load(conn, won) if won else []
+
+    def _release(self, items: list[Claimed]) -> None:
+        d = t.deliveries
+        with self.db.write() as conn:
+            conn.execute(update(d).where(d.c.id.in_([i.id for i in items]), d.c.lease_owner == self.owner)
+                         .values(lease_until=None, lease_owner=None))
 
     def _load(self, conn: Any, ids: list[int]) -> list[Claimed]:
         from mloop.registry._tables import webhooks

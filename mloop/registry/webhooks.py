@@ -153,7 +153,7 @@ class Webhooks:
                         self._thread = None
                         return
                 wait = worker.next_due_in()
-                time.sleep(min(max(wait or 0.0, 0.01), 0.2))
+                time.sleep(min(max(wait or 0.0, 0.05), 0.2))
         except Exception:  # best effort: what is left stays in the outbox for a worker
             with self._lock:
                 self._thread = None
