@@ -72,7 +72,7 @@ class Webhooks:
         self._mine: set[int] = set()  # outbox rows of this process whose deliveries are not settled yet
         self._thread: threading.Thread | None = None
         self._exit_hook = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the worker thread asks what is pending while holding it
 
     def add(self, url: str, secret: str, events: list[str] | None = None, model: str | None = None) -> dict[str, Any]:
         """Subscribe ``url`` to ``events`` (default: version created, alias moved, environment changed)."""
@@ -164,13 +164,16 @@ class Webhooks:
         """How many deliveries of this process's events are still pending (settled ones are forgotten)."""
         from mloop.events import _tables as et
 
-        if not self._mine:
+        with self._lock:
+            asked = sorted(self._mine)
+        if not asked:
             return 0
         d = et.deliveries
         with self.client.db.read() as conn:
             pending = {r.event for r in conn.execute(select(d.c.event).where(
-                d.c.state == "pending", d.c.event.in_(sorted(self._mine))))}
-        self._mine &= pending
+                d.c.state == "pending", d.c.event.in_(asked)))}
+        with self._lock:  # forget only what was asked about: events dispatched meanwhile stay
+            self._mine -= set(asked) - pending
         return len(pending)
 
     def deliveries(self, webhook_id: int | None = None, limit: int = 100) -> list[WebhookDelivery]:
