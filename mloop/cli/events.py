@@ -11,7 +11,7 @@ from mloop._util.clock import from_ms
 from mloop.cli._app import app, console
 from mloop.cli._render import settings_from
 
-events_app = typer.Typer(help="Durable events: list deliveries, retry a dead one, run a delivery worker.",
+events_app = typer.Typer(help="Durable events: list deliveries, retry a dead one, deliver, purge old ones.",
                          no_args_is_help=True)
 app.add_typer(events_app, name="events")
 HOME = typer.Option(None, "--home", help="mloop home folder (default: $MLOOP_HOME or ./.mloop).")
@@ -52,6 +52,16 @@ def retry(delivery: int = typer.Argument(..., help="Delivery id (from `mloop eve
 
     retry_delivery(_db(home), delivery)
     console.print(f"delivery {delivery} is pending again")
+
+
+@events_app.command()
+def purge(older_than: str = typer.Option("30d", "--older-than", help="Age of the settled events to delete."),
+          home: str = HOME) -> None:
+    """Delete settled events (every delivery delivered or dead) older than --older-than, e.g. 30d, 12h."""
+    from mloop.cli.gc import parse_age
+    from mloop.events.query import purge as purge_events
+
+    console.print(f"purged {purge_events(_db(home), parse_age(older_than))} events")
 
 
 @events_app.command()

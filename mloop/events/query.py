@@ -9,15 +9,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, exists, select, update
 
 from mloop._util.clock import now_ms
 from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.events import _tables as t
 from mloop.store.sql import Database
 
-__all__ = ["Delivery", "list_deliveries", "retry"]
+__all__ = ["Delivery", "list_deliveries", "purge", "retry"]
 
 STATES = {"pending": ("pending",), "failed": ("dead",), "delivered": ("delivered",), "all": None}
 
@@ -69,3 +70,20 @@ def retry(db: Database, delivery: int) -> None:
             raise ConflictError(f"Delivery {delivery} was delivered already; the receiver answered 2xx.", field="id")
         conn.execute(update(d).where(d.c.id == delivery).values(state="pending", attempts=0, next_attempt=now_ms(),
                                                                 updated=now_ms()))
+
+
+def purge(db: Database, older_than: timedelta) -> int:
+    """Delete events older than ``older_than`` whose deliveries are all settled (delivered or dead-lettered),
+    with their deliveries; returns how many events went. The audit log keeps the history of the changes."""
+    if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+        raise InvalidInputError(field="older_than", value=older_than, expected="a duration of 0 or more")
+    d, e = t.deliveries, t.events
+    cutoff = now_ms() - int(older_than.total_seconds() * 1000)
+    unsettled = exists().where(d.c.event == e.c.id, d.c.state == "pending")
+    with db.write() as conn:
+        ids = [r.id for r in conn.execute(select(e.c.id).where(e.c.created <= cutoff, ~unsettled))]
+        for start in range(0, len(ids), 500):  # bounded statements, whatever the backlog
+            chunk = ids[start:start + 500]
+            conn.execute(delete(d).where(d.c.event.in_(chunk)))
+            conn.execute(delete(e).where(e.c.id.in_(chunk)))
+    return len(ids)

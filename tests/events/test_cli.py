@@ -61,6 +61,11 @@ def test_events_commands_list_retry_and_refuse_bad_input(settings: Settings, reg
     assert delivered.exit_code == 0 and "1 attempts made" in delivered.output and len(receiver.requests) == 1
     again = _invoke("events", "retry", str(list_deliveries(registry.db)[0].id), "--home", settings.home)
     assert isinstance(again.exception, ConflictError)  # delivered already: a retry would send it twice
+    registry.create_model("waiting")  # pending: kept by a purge, whatever its age
+    purged = _invoke("events", "purge", "--older-than", "0s", "--home", settings.home)
+    assert purged.exit_code == 0 and "purged 1 events" in purged.output
+    assert [(d.subject, d.state) for d in list_deliveries(registry.db)] == [("waiting", "pending")]
+    assert registry.audit(model="listed")[0].action == "model.created"  # the history stays in the audit log
 
 
 def _invoke(*args: str) -> Result:
