@@ -38,3 +38,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_event_deliveries_state_next_attempt", "event_deliveries", ["state", "next_attempt"])
     op.create_index("ix_event_deliveries_webhook_id_state", "event_deliveries", ["webhook_id", "state"])
+
+
+def downgrade() -> None:
+    op.drop_table("event_deliveries")
+    op.drop_table("event_outbox")
