@@ -15,6 +15,7 @@ class Receiver:
 
     def __init__(self, fail_first: int = 0, status: int = 204, delay: float = 0.0) -> None:
         self.fail_first, self.status, self.delay = fail_first, status, delay
+        self.location = ""  # sent as Location when set (a redirect)
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.times: list[float] = []
         self._lock = threading.Lock()
@@ -29,6 +30,8 @@ class Receiver:
                     failing = len(receiver.requests) <= receiver.fail_first
                 time.sleep(receiver.delay)
                 self.send_response(500 if failing else receiver.status)
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:

@@ -54,6 +54,22 @@ def test_a_refusing_receiver_is_dead_lettered_at_once_and_keeps_later_events_in_
     assert [(d.state, d.attempts) for d in list_deliveries(registry.db)] == [("dead", 1)] * 3
 
 
+def test_a_redirect_is_never_followed_to_another_address(settings: Settings, registry: RegistryClient,
+                                                          receiver: Receiver) -> None:
+    # the exploit: a receiver that passed the address check redirects the POST to an address it could not name
+    internal = Receiver()
+    try:
+        receiver.status, receiver.location = 307, internal.url
+        registry.webhooks.add(receiver.url, SECRET, events=["model.created"])
+        registry.create_model("redirected")
+        assert DeliveryWorker(settings, backoff=0.05).run_until_empty(timeout=20)
+        assert internal.requests == [] and len(receiver.requests) == 1
+        [dead] = list_deliveries(registry.db, "failed")
+        assert (dead.attempts, dead.last_error) == (1, "HTTP 307")
+    finally:
+        internal.close()
+
+
 def test_two_workers_at_once_deliver_each_event_once(settings: Settings, registry: RegistryClient) -> None:
     slow = Receiver(delay=0.02)
     try:
