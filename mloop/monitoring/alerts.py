@@ -209,8 +209,15 @@ def evaluate_alerts(monitor: str | None = None, *, settings: Settings | None = N
     settings = settings or Settings.load()
     db = open_database(settings.db_url)
     events: list[AlertEvent] = []
+    outbox: list[dict[str, Any]] = []
     for rule in rules_of(settings, monitor):
-        events.extend(_Judge(rule, db, now or now_ms()).run())
+        judge = _Judge(rule, db, now or now_ms(), get_monitor(rule.monitor, settings).model)
+        events.extend(judge.run())
+        outbox.extend(judge.published)
+    if outbox:  # this process tries to deliver them at once; a worker delivers what it does not
+        from mloop.registry import registry_for
+
+        registry_for(settings).webhooks.dispatch(outbox)
     return events
 
 
@@ -245,8 +252,9 @@ def alert_history_frame(rule: str | None = None, *, settings: Settings | None = 
 class _Judge:
     """One rule's pass over the windows it has not judged yet."""
 
-    def __init__(self, rule: AlertRule, db: Any, now: int) -> None:
-        self.rule, self.db, self.now = rule, db, now
+    def __init__(self, rule: AlertRule, db: Any, now: int, model: str) -> None:
+        self.rule, self.db, self.now, self.model = rule, db, now, model
+        self.published: list[dict[str, Any]] = []
 
     def run(self) -> list[AlertEvent]:
         with self.db.read() as conn:
@@ -317,7 +325,7 @@ class _Judge:
             self._write_state(conn, state)
             conn.execute(insert(alert_history).values(**{**asdict(event), "silenced": int(silenced)}))
             if not silenced:
-                publish(conn, event)
+                self.published.append(publish(conn, event, self.model))
         return event
 
     def _write_state(self, conn: Any, state: _State) -> None:
@@ -342,8 +350,15 @@ class _State:
         return cls(row.key, row.state, row.streak, row.last_window, row.since, row.value)
 
 
-def publish(conn: Any, event: AlertEvent) -> None:
-    """Hand an alert event to whoever listens, in the caller's transaction (the events outbox, once present)."""
+def publish(conn: Any, event: AlertEvent, model: str) -> dict[str, Any]:
+    """Put an alert event in the events outbox, in the caller's transaction: webhooks subscribed to
+    ``alert.firing``/``alert.resolved`` (for every model, or for ``model``) get it even if this process ends."""
+    from mloop.events.outbox import append_event
+
+    payload = {"event": f"alert.{event.event}", "rule": event.rule, "key": event.key, "model": model,
+               "window": event.window, "value": event.value, "severity": event.severity, "message": event.message,
+               "alert_id": event.id, "time": event.time}
+    return append_event(conn, "monitoring", f"alert.{event.event}", model, payload)
 
 
 def check_rule_exists(name: str, settings: Settings) -> None:

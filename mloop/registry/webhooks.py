@@ -45,7 +45,8 @@ URL_PATTERN = r"^https?://"  # the scheme; the host is judged when the webhook i
 
 
 FEATURE_EVENTS = ("features.applied", "features.materialized")
-EVENTS = ACTIONS + FEATURE_EVENTS
+ALERT_EVENTS = ("alert.firing", "alert.resolved")  # a monitoring alert rule's state changes (mloop.monitoring)
+EVENTS = ACTIONS + FEATURE_EVENTS + ALERT_EVENTS
 
 
 def flush_seconds() -> float:
