@@ -29,6 +29,7 @@ monitor_series = Table(
     Column("column", String(256), primary_key=True),
     Column("slice", String(256), primary_key=True),
     Column("value", Float),
+    Index("ix_monitor_series_monitor_metric_start", "monitor", "metric", "start"),  # a chart reads a few metrics
 )
 
 monitor_profiles = Table(

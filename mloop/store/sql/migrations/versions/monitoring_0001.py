@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("slice", sa.String(256), primary_key=True),
         sa.Column("value", sa.Float),
     )
+    op.create_index("ix_monitor_series_monitor_metric_start", "monitor_series", ["monitor", "metric", "start"])
     op.create_table(
         "monitor_profiles",
         sa.Column("monitor", sa.String(128), primary_key=True),
