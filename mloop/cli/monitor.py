@@ -45,15 +45,13 @@ def run(
 ) -> None:
     """Compute every closed window not computed yet, then judge the alert rules on them."""
     from mloop.monitoring import list_monitors, run_monitor
-    from mloop.monitoring.alerts import evaluate_alerts
 
     settings = settings_from(home)
     reports = []
     for name in names or [m["name"] for m in list_monitors(settings)]:
         report = run_monitor(name, settings=settings)
-        events = evaluate_alerts(name, settings=settings)
         reports.append({"monitor": name, "windows": report.windows, "recomputed": report.recomputed,
-                        "rows": report.rows, "alerts": [e.message for e in events]})
+                        "rows": report.rows, "alerts": [e.message for e in report.alerts]})
     if as_json:
         print(json.dumps(reports, indent=2))
         return

@@ -15,6 +15,8 @@ monitors = Table(
     Column("spec", Text, nullable=False),  # the Monitor as JSON
     Column("watermark", BigInteger, nullable=False),  # every window ending at or before it is computed
     Column("label_watermark", String(128), nullable=False),  # the last feedback file folded in (its key)
+    Column("lease_owner", String(64)),  # the run computing it now: one run at a time, from any process
+    Column("lease_until", BigInteger),
     Column("created", BigInteger, nullable=False),
     Column("updated", BigInteger, nullable=False),
 )

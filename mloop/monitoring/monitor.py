@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from mloop._util.clock import now_ms
 from mloop._util.names import check_name
 from mloop.config import Settings
-from mloop.errors import InvalidInputError, NotFoundError
+from mloop.errors import ConflictError, InvalidInputError, NotFoundError
 from mloop.monitoring import _log
 from mloop.monitoring._tables import monitor_profiles, monitor_series, monitors
 from mloop.monitoring.windows import LOG_COLUMNS as _LOG_COLUMNS
@@ -44,6 +45,7 @@ __all__ = ["Monitor", "RunReport", "create_monitor", "get_monitor", "list_monito
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_WINDOW, MAX_WINDOW = 300, 86400
 BATCH_SECONDS = 3 * 3600  # windows computed together: the log of a busy model for three hours fits in memory
+LEASE_SECONDS = 3600  # a run that died holds its monitor at most this long
 TASKS = ("classification", "regression")
 
 
@@ -99,6 +101,7 @@ class RunReport:
     rows: int = 0
     watermark: int = 0
     starts: list[int] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)  # the AlertEvents the run's windows caused
 
 
 def create_monitor(name: str, model: str, *, window: str | int = "1h", task: str | None = None,
@@ -153,12 +156,40 @@ def list_monitors(settings: Settings | None = None) -> list[dict[str, Any]]:
              "watermark": r.watermark, "updated": r.updated} for r in rows]
 
 
-def run_monitor(name: str, *, now: Any = None, settings: Settings | None = None) -> RunReport:
-    """Compute every window of ``name`` closed by ``now`` (and ``lateness``) that is not computed yet, and
-    recompute those whose predictions got new labels."""
+def run_monitor(name: str, *, now: Any = None, alerts: bool = True, settings: Settings | None = None) -> RunReport:
+    """Compute every window of ``name`` closed by ``now`` (and ``lateness``) that is not computed yet, recompute
+    those whose predictions got new labels, then judge the monitor's alert rules on them (``alerts``).
+
+    One run of a monitor at a time, from any process: a run holds a lease on it (``ConflictError`` when another
+    run holds it; a crashed run's lease expires after ``LEASE_SECONDS``).
+    """
     settings = settings or Settings.load()
-    runner = _Runner(get_monitor(name, settings), settings)
-    return runner.run(now_ms() if now is None else _start_ms(now))
+    monitor = get_monitor(name, settings)
+    db = open_database(settings.db_url)
+    owner = uuid.uuid4().hex
+    _claim(db, name, owner)
+    try:
+        report = _Runner(monitor, settings).run(now_ms() if now is None else _start_ms(now, "now"))
+        if alerts:
+            from mloop.monitoring.alerts import evaluate_alerts
+
+            report.alerts = evaluate_alerts(name, settings=settings)
+    finally:
+        with db.write() as conn:
+            conn.execute(update(monitors).where(monitors.c.name == name, monitors.c.lease_owner == owner)
+                         .values(lease_owner=None, lease_until=None))
+    return report
+
+
+def _claim(db: Any, name: str, owner: str) -> None:
+    now = now_ms()
+    with db.write() as conn:
+        free = (monitors.c.lease_until.is_(None)) | (monitors.c.lease_until < now)
+        claimed = conn.execute(update(monitors).where(monitors.c.name == name, free).values(
+            lease_owner=owner, lease_until=now + LEASE_SECONDS * 1000)).rowcount
+    if not claimed:
+        raise ConflictError(f"Monitor {name!r} is being run by another process; try again when it is done.",
+                            field="monitor")
 
 
 def series(name: str, metric: str | list[str] | None = None, *, column: str | None = None,

@@ -61,11 +61,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 @asynccontextmanager
 async def _deliver_events(app: FastAPI) -> AsyncIterator[None]:
-    """While the server runs, a worker delivers the event outbox (beside any other server or `mloop events deliver`)."""
+    """While the server runs, a worker delivers the event outbox (beside any other server or `mloop events deliver`)
+    and the monitors run every ``monitor_every_seconds``."""
     from mloop.events.worker import DeliveryWorker
+    from mloop.monitoring.schedule import MonitorLoop
 
     halt = DeliveryWorker(app.state.settings).start()
+    monitors = MonitorLoop(app.state.settings).start()
     yield
+    monitors()
     halt()
 
 

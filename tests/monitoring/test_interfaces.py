@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -96,3 +97,24 @@ def test_the_rest_api_serves_monitors_series_and_alerts(server) -> None:  # type
                                                                 "metric": "rows", "above": 1, "below": 2}]})
         assert refused.status_code == 422 and "above" in refused.json()["field"]
         assert api.get("/api/monitors/nope/series").status_code == 404
+
+
+def test_the_server_runs_monitors_on_its_clock_one_run_at_a_time(tmp_path: Path) -> None:
+    from mloop.errors import ConflictError
+    from mloop.monitoring import create_monitor, run_monitor, series
+    from mloop.monitoring.monitor import _claim
+    from mloop.store.sql import open_database
+
+    settings = Settings.load(home=str(tmp_path / "home"), monitor_every_seconds="0.5")
+    write_predictions(settings, "fare", regression_traffic(windows=3, per_window=100), ["km", "city"])
+    create_monitor("fare-15m", "fare", window="15m", start=T0, settings=settings)
+    create_monitor("held", "fare", window="15m", start=T0, settings=settings)
+    _claim(open_database(settings.db_url), "held", "another-process")  # a run elsewhere holds this one
+    with pytest.raises(ConflictError, match="another process"):
+        run_monitor("held", settings=settings)
+    for _ in serve(settings):  # nobody asks: the server's clock runs the monitor, and skips the held one
+        deadline = time.monotonic() + 60
+        while series("fare-15m", "rows", settings=settings).empty and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert series("fare-15m", "rows", settings=settings)["value"].tolist() == [100.0] * 3
+    assert series("held", "rows", settings=settings).empty

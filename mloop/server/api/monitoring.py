@@ -65,16 +65,13 @@ def create_monitor(body: MonitorIn, request: Request) -> dict[str, Any]:
             "task": monitor.task, "slices": list(monitor.slices)}
 
 
-@router.post("/monitors/{name}/run", responses=error_responses(404))
+@router.post("/monitors/{name}/run", responses=error_responses(404, 409))
 async def run_monitor(name: TextPath, request: Request) -> dict[str, Any]:
     from mloop.monitoring import run_monitor
-    from mloop.monitoring.alerts import evaluate_alerts
 
-    settings = _settings(request)
-    report = await run_in_threadpool(run_monitor, name, settings=settings)
-    events = await run_in_threadpool(evaluate_alerts, name, settings=settings)
+    report = await run_in_threadpool(run_monitor, name, settings=_settings(request))
     return {"monitor": name, "windows": report.windows, "recomputed": report.recomputed, "rows": report.rows,
-            "watermark": report.watermark, "alerts": [e.to_dict() for e in events]}
+            "watermark": report.watermark, "alerts": [e.to_dict() for e in report.alerts]}
 
 
 @router.get("/monitors/{name}/series", responses=error_responses(404))

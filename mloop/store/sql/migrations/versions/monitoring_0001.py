@@ -20,6 +20,8 @@ def upgrade() -> None:
         sa.Column("spec", sa.Text, nullable=False),
         sa.Column("watermark", sa.BigInteger, nullable=False),
         sa.Column("label_watermark", sa.String(128), nullable=False),
+        sa.Column("lease_owner", sa.String(64)),
+        sa.Column("lease_until", sa.BigInteger),
         sa.Column("created", sa.BigInteger, nullable=False),
         sa.Column("updated", sa.BigInteger, nullable=False),
     )
