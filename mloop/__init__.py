@@ -62,6 +62,7 @@ _LAZY = {
     "Parameter": "mloop.flows",
     "step": "mloop.flows",
     "batch_predict": "mloop.serving.batch",
+    "analyze": "mloop.analysis",
 }
 
 __all__ = sorted(["__version__", *_LAZY])
