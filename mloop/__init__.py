@@ -63,6 +63,7 @@ _LAZY = {
     "step": "mloop.flows",
     "batch_predict": "mloop.serving.batch",
     "analyze": "mloop.analysis",
+    "automl": "mloop.automl",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

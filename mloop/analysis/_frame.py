@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInputError
 
-__all__ = ["check_column", "load_frame"]
+__all__ = ["TASKS", "check_column", "infer_task", "load_frame"]
+
+TASKS = ("classification", "regression")
 
 
 def load_frame(data: Any, field: str = "data") -> pd.DataFrame:
@@ -42,3 +45,22 @@ def check_column(frame: pd.DataFrame, column: Any, field: str) -> str:
         shown = [str(c) for c in frame.columns[:30]]
         raise InvalidInputError(field=field, value=column, expected=f"a column of the data, one of {shown}")
     return column
+
+
+def infer_task(task: str | None, y: pd.Series) -> str:
+    """``task`` checked, or read from the label: text, booleans and few whole numbers are classes.
+
+    >>> infer_task(None, pd.Series([0.5, 1.7, 2.2])), infer_task(None, pd.Series(["a", "b"]))
+    ('regression', 'classification')
+    """
+    if task is not None:
+        if task not in TASKS:
+            raise InvalidInputError(field="task", value=task, expected=f"one of {list(TASKS)}")
+        return task
+    known = y.dropna()
+    if pd.api.types.is_float_dtype(known.dtype):
+        whole = bool(np.all(np.mod(known.to_numpy(dtype="float64"), 1) == 0))
+        return "classification" if whole and known.nunique() <= 20 else "regression"
+    if pd.api.types.is_integer_dtype(known.dtype) and known.nunique() > 20:
+        return "regression"
+    return "classification"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.analysis._frame import check_column, load_frame
+from mloop.analysis._frame import check_column, infer_task, load_frame
 from mloop.analysis.fairness import fairness_report
 from mloop.analysis.metrics import CI_METHODS, classification_metrics, confusion_counts, regression_metrics, wilson
 from mloop.analysis.predict import model_inputs, predictions, resolve_model
@@ -18,7 +18,6 @@ from mloop.errors import InvalidInputError
 
 __all__ = ["analyze"]
 
-TASKS = ("classification", "regression")
 CALIBRATION_BINS = 10
 
 
@@ -50,7 +49,7 @@ def analyze(model_or_uri: Any, data: Any, *, label: str, slices: list[Any] | Non
     frame = _labelled(frame, label)
     model, model_name = resolve_model(model_or_uri, registry)
     y_true = frame[label].to_numpy()
-    task = _task(task, frame[label])
+    task = infer_task(task, frame[label])
     labels, proba = predictions(model, model_inputs(model, frame, label), want_proba=task == "classification")
     specs += [(c,) for c in sensitive_cols if (c,) not in specs]
     keys = {slice_name(s): slice_keys(frame, s, bins=bins) for s in specs}
@@ -88,19 +87,6 @@ def _labelled(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     if not known.any():
         raise InvalidInputError(field="label", value=label, expected="a label column with at least one value")
     return frame if known.all() else frame[known.to_numpy()]
-
-
-def _task(task: str | None, y: pd.Series) -> str:
-    if task is not None:
-        if task not in TASKS:
-            raise InvalidInputError(field="task", value=task, expected=f"one of {list(TASKS)}")
-        return task
-    if pd.api.types.is_float_dtype(y.dtype):
-        whole = bool(np.all(np.mod(y.to_numpy(dtype="float64"), 1) == 0))
-        return "classification" if whole and y.nunique() <= 20 else "regression"
-    if pd.api.types.is_integer_dtype(y.dtype) and y.nunique() > 20:
-        return "regression"
-    return "classification"
 
 
 def _codes(keys: pd.Series) -> tuple[np.ndarray, list[Any]]:

@@ -18,6 +18,7 @@ def _register() -> None:
         return
     from mloop.cli import (  # noqa: F401
         analysis,
+        automl,
         demo,
         experiments,
         features,
