@@ -51,11 +51,12 @@ class AutoMLResult:
 
 def automl(data: Any, *, target: str, time_budget: float = 60, task: str | None = None, metric: str | None = None,
            name: str | None = None, experiment: str | None = None, holdout: float = 0.2,
-           seed: int = 0) -> AutoMLResult:
+           seed: int = 0, n_jobs: int = -1) -> AutoMLResult:
     """Search the installed model families (LightGBM, XGBoost, scikit-learn's HistGradientBoosting and linear
     models) for ``time_budget`` seconds, refit the winner as a plain model on the training split, score it on a
     held-out ``holdout`` share, and register it as ``name`` (default ``<target>-automl``) with its signature,
-    training schema and profile, ready for ``mloop serve``.
+    training schema and profile, ready for ``mloop serve``. ``n_jobs`` is the threads each trial trains with
+    (-1: every core; 1 is often faster on a busy machine, where threads wait on each other).
 
     >>> from sklearn.datasets import load_diabetes
     >>> frame = load_diabetes(as_frame=True).frame
@@ -71,7 +72,9 @@ def automl(data: Any, *, target: str, time_budget: float = 60, task: str | None 
     learners, notes = available(prepared.task, X_train, y_train)
     if not learners:
         raise InvalidInputError(field="data", value=notes, expected="at least one installed model family")
-    flaml = _search(prepared, X_train, y_train, learners, metric, budget, seed)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+        raise InvalidInputError(field="n_jobs", value=n_jobs, expected="a positive number of threads, or -1 for all")
+    flaml = _search(prepared, X_train, y_train, learners, metric, budget, seed, n_jobs)
     return _track_and_register(prepared, flaml, X_train, X_test, y_train, y_test, name,
                                experiment or name, notes + prepared.notes, time_budget=budget)
 
@@ -99,7 +102,7 @@ class _Search:
 
 
 def _search(prepared: Prepared, X: pd.DataFrame, y: pd.Series, learners: list[str], metric: str,
-            budget: float, seed: int) -> _Search:
+            budget: float, seed: int, n_jobs: int) -> _Search:
     flaml = require("flaml", extra="automl")
     if metric == "roc_auc" and y.nunique() > 2:
         metric = "roc_auc_ovr"
@@ -108,7 +111,7 @@ def _search(prepared: Prepared, X: pd.DataFrame, y: pd.Series, learners: list[st
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "trials.jsonl"
         search.fit(X, y, task=prepared.task, time_budget=budget, metric=metric, estimator_list=learners,
-                   log_file_name=str(log), log_type="all", seed=seed, verbose=0, n_jobs=-1,
+                   log_file_name=str(log), log_type="all", seed=seed, verbose=0, n_jobs=n_jobs,
                    retrain_full=False, model_history=False)  # mloop refits the winner itself
         trials = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     return _Search(search, [t for t in trials if "learner" in t], time.perf_counter() - started, metric)

@@ -19,13 +19,14 @@ def automl_cmd(
     task: str = typer.Option(None, "--task", help="classification or regression (inferred from the target)."),
     metric: str = typer.Option(None, "--metric", help="What the search optimizes (roc_auc, accuracy, r2, rmse...)."),
     holdout: float = typer.Option(0.2, "--holdout", help="Share of rows held out to score the winner."),
+    jobs: int = typer.Option(-1, "--jobs", "-j", help="Threads per trial (-1: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Try LightGBM, XGBoost and scikit-learn models on DATA, register the best: ready for `mloop serve`."""
     from mloop.automl import automl
 
     result = automl(data, target=target, time_budget=time_budget, name=name, task=task, metric=metric,
-                    holdout=holdout)
+                    holdout=holdout, n_jobs=jobs)
     if as_json:
         print(json.dumps(dataclasses.asdict(result), default=str))
         return
