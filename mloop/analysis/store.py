@@ -21,11 +21,10 @@ MAX_SUMMARY_CHARS = 8000  # a version tag's limit: per-feature keys are dropped 
 
 
 def registry_or_default(registry: Any) -> Any:
-    """``registry``, or the process-wide one over the configured stores."""
-    from mloop.config import Settings
-    from mloop.registry import registry_for
+    """``registry``, or the SDK's (the stores ``mloop.configure`` or the environment chose)."""
+    from mloop._sdk import model_registry
 
-    return registry if registry is not None else registry_for(Settings.load())
+    return registry if registry is not None else model_registry()
 
 
 def _key(version: Any, filename: str) -> str:
