@@ -29,6 +29,17 @@ def _interval(m: dict[str, Any]) -> str:
     return f"{_cell(m['value'])} <small>[{_cell(m['low'])}, {_cell(m['high'])}]</small>"
 
 
+def _script_json(value: Any) -> str:
+    """JSON safe inside a <script> element: no '<', '>' or '&' of the data can end it or open another."""
+    text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _label(value: Any) -> str:
+    """Text for a chart: Plotly reads a few HTML tags in labels, so data is escaped there too."""
+    return html.escape(str(value))
+
+
 def _worse(name: str, m: dict[str, Any], overall: dict[str, Any]) -> bool:
     ref = overall.get(name, {}).get("value")
     if ref is None or m["low"] is None or m["high"] is None:
@@ -72,13 +83,13 @@ def _charts(a: Analysis) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]
     for name in dict.fromkeys(s["slice"] for s in a.slices):
         rows = [s for s in a.slices if s["slice"] == name]
         m = [r["metrics"][metric] for r in rows]
-        trace = {"type": "bar", "x": [r["value"] for r in rows], "y": [x["value"] for x in m],
+        trace = {"type": "bar", "x": [_label(r["value"]) for r in rows], "y": [x["value"] for x in m],
                  "error_y": {"type": "data", "symmetric": False,
                              "array": [None if x["high"] is None else x["high"] - x["value"] for x in m],
                              "arrayminus": [None if x["low"] is None else x["value"] - x["low"] for x in m]},
                  "text": [f"n={r['count']}" for r in rows]}
         overall = a.overall["metrics"][metric]["value"]
-        layout = {"title": {"text": f"{metric} by {name} (95% intervals)"}, "height": 320,
+        layout = {"title": {"text": f"{metric} by {_label(name)} (95% intervals)"}, "height": 320,
                   "shapes": [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": overall, "y1": overall,
                               "line": {"dash": "dot"}}]}
         charts.append((f"slice-{len(charts)}", [trace], layout))
@@ -90,7 +101,7 @@ def _charts(a: Analysis) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]
             {"type": "scatter", "mode": "lines", "name": "perfect", "x": [0, 1], "y": [0, 1],
              "line": {"dash": "dot"}}], {"title": {"text": "Calibration (reliability)"}, "height": 360}))
     if a.confusion:
-        labels = [str(x) for x in a.confusion["labels"]]
+        labels = [_label(x) for x in a.confusion["labels"]]
         charts.append(("confusion", [{"type": "heatmap", "z": a.confusion["matrix"], "x": labels, "y": labels,
                                       "colorscale": "Blues"}],
                        {"title": {"text": "Confusion matrix"}, "height": 360,
@@ -101,7 +112,7 @@ def _charts(a: Analysis) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]
 def render_html(a: Analysis, title: str = "Model analysis") -> str:
     charts = _charts(a)
     divs = "\n".join(f"<div class='chart' id='{cid}'></div>" for cid, _, _ in charts)
-    scripts = "\n".join(f"Plotly.newPlot('{cid}',{json.dumps(data)},{json.dumps(layout)},"
+    scripts = "\n".join(f"Plotly.newPlot('{cid}',{_script_json(data)},{_script_json(layout)},"
                         "{displayModeBar:false,responsive:true});" for cid, data, layout in charts)
     methods = "; ".join(f"{k}: {v}" for k, v in a.ci_methods.items())
     return _PAGE.format(title=html.escape(title), task=a.task, label=html.escape(a.label), n=a.n_rows,
