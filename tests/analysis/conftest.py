@@ -6,8 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mloop.config import Settings
-
 CATEGORICAL = ["workclass", "education", "sex", "race"]
 NUMERIC = ["age", "hours_per_week", "capital_gain"]
 
@@ -68,8 +66,3 @@ def fair_model(census):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def biased_model(census):  # type: ignore[no-untyped-def]
     return census_model(census[0], biased_against="Female")
-
-
-@pytest.fixture
-def settings(tmp_path) -> Settings:  # type: ignore[no-untyped-def]
-    return Settings.load(home=str(tmp_path / "home"))
