@@ -62,6 +62,8 @@ _LAZY = {
     "Parameter": "mloop.flows",
     "step": "mloop.flows",
     "batch_predict": "mloop.serving.batch",
+    "analyze": "mloop.analysis",
+    "automl": "mloop.automl",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

@@ -14,6 +14,8 @@ __all__ = ["app", "main"]
 
 # The verb groups, one module each; each attaches its commands to ``app`` when imported.
 VERBS = (
+    "analysis",
+    "automl",
     "demo",
     "events",
     "experiments",
