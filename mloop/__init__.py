@@ -62,6 +62,8 @@ _LAZY = {
     "Parameter": "mloop.flows",
     "step": "mloop.flows",
     "batch_predict": "mloop.serving.batch",
+    "tune": "mloop.tuning.search",
+    "load_study": "mloop.tuning.study",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

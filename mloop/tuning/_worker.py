@@ -1,0 +1,138 @@
+"""One worker's loop: claim a trial under the study's lock, run the objective in the trial's run, tell Optuna.
+
+A study asks for ``n_trials`` trials in all, across every process and every session: a worker counts the
+study's live and finished trials and starts one only while fewer exist, under a cross-process lock, so
+workers never overshoot. A trial whose worker died (kill -9: its process is gone from this machine, or its
+run stopped sending heartbeats) is marked failed and its run killed; the budget it held goes to a new
+trial, so a resumed study ends with exactly ``n_trials`` finished trials, none run twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mloop.errors import NotFoundError
+from mloop.tracking.client import TrackingClient
+from mloop.tracking.entities import RunStatus
+from mloop.tracking.run import RunContext
+from mloop.tuning.journal import study_lock, worker_id, worker_is_dead
+from mloop.tuning.space import Dimension
+from mloop.tuning.study import RUN_ID, WORKER
+from mloop.tuning.trial import Trial, TrialPruned, objective_value
+
+STATE_TAG = "mloop.tune.state"
+_POLL_SECONDS = 0.5
+
+
+@dataclass
+class Worker:
+    """What one process needs to run trials of a study."""
+
+    client: TrackingClient
+    db: Any
+    study: Any  # optuna.Study
+    dims: dict[str, Dimension]
+    metric: str
+    n_trials: int | None
+    deadline: float  # time.time() after which no trial starts
+    run_id: str  # the study's run, parent of every trial's run
+    experiment_id: str
+
+    def work(self, objective: Callable[[Trial], Any]) -> int:
+        """Run trials until the study has its ``n_trials`` or the deadline passes; the number run here."""
+        done = 0
+        while time.time() < self.deadline:
+            claimed = self._claim()
+            if claimed is None:
+                if self.n_trials is None or not self._others_running():
+                    break
+                time.sleep(_POLL_SECONDS)  # wait: a dead worker's trial returns to the budget
+                continue
+            self._run(objective, *claimed)
+            done += 1
+        return done
+
+    def _claim(self) -> tuple[Any, RunContext] | None:
+        with study_lock(self.db, self.study.study_name):
+            trials = self.study.get_trials(deepcopy=False)
+            live = [t for t in trials if t.state.name == "RUNNING"]
+            for trial in live:
+                if self._abandoned(trial):
+                    self._reclaim(trial)
+            used = sum(t.state.name in ("COMPLETE", "PRUNED", "RUNNING") for t in self.study.get_trials(deepcopy=False))
+            if self.n_trials is not None and used >= self.n_trials:
+                return None
+            trial = self.study.ask()
+            storage = self.study._storage
+            storage.set_trial_system_attr(trial._trial_id, WORKER, worker_id())
+            run = self.client.start_run(experiment_id=self.experiment_id, name=f"trial-{trial.number}",
+                                        parent=self.run_id, tags={"mloop.tune.study": self.study.study_name,
+                                                                  "mloop.tune.trial": str(trial.number)})
+            storage.set_trial_system_attr(trial._trial_id, RUN_ID, run.run_id)
+        return trial, run
+
+    def _abandoned(self, trial: Any) -> bool:
+        owner = trial.system_attrs.get(WORKER)
+        if owner and worker_is_dead(owner):
+            return True
+        run_id = trial.system_attrs.get(RUN_ID)
+        if run_id is None:  # died between starting the trial and its run: judge by the trial's age
+            started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
+            return time.time() - started > self.client.settings.heartbeat_timeout_seconds
+        try:
+            return self.client.repo.get_run(run_id).status != RunStatus.RUNNING  # reaped: no heartbeat
+        except NotFoundError:
+            return True
+
+    def _reclaim(self, trial: Any) -> None:
+        optuna = self._optuna()
+        self.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        run_id = trial.system_attrs.get(RUN_ID)
+        if run_id is not None:
+            try:
+                self.client.repo.set_tags(run_id, {STATE_TAG: "abandoned"})
+                self.client.repo.end_run(run_id, RunStatus.KILLED)
+            except NotFoundError:
+                pass
+
+    def _others_running(self) -> bool:
+        return any(t.state.name == "RUNNING" for t in self.study.get_trials(deepcopy=False))
+
+    def _run(self, objective: Callable[[Trial], Any], otrial: Any, run: RunContext) -> None:
+        optuna = self._optuna()
+        trial = Trial(otrial, run, {}, self.metric)
+        try:
+            for name, dim in self.dims.items():
+                trial.params[name] = dim.draw(otrial)
+            if trial.params:
+                run.log_params(trial.params)
+            value, metrics = objective_value(objective(trial), self.metric, otrial.number)
+        except (TrialPruned, optuna.TrialPruned):
+            self._finish(otrial, run, "pruned", optuna.trial.TrialState.PRUNED, RunStatus.KILLED)
+            return
+        except BaseException:
+            self._finish(otrial, run, "failed", optuna.trial.TrialState.FAIL, RunStatus.FAILED)
+            raise
+        run.log_metrics(metrics, step=trial.last_step or 0)
+        if math.isnan(value):  # a diverged trial: failed, and the study goes on (as in Optuna)
+            self._finish(otrial, run, "failed", optuna.trial.TrialState.FAIL, RunStatus.FAILED)
+            return
+        self.study.tell(otrial, value)
+        run.set_tags({STATE_TAG: "complete"})
+        run.end(RunStatus.FINISHED)
+
+    def _finish(self, otrial: Any, run: RunContext, label: str, state: Any, status: RunStatus) -> None:
+        self.study.tell(otrial, state=state)
+        run.set_tags({STATE_TAG: label})
+        run.end(status)
+
+    @staticmethod
+    def _optuna() -> Any:
+        from mloop._util.optional import require
+
+        return require("optuna", extra="tune")
+
