@@ -45,6 +45,7 @@ class Worker:
     def work(self, objective: Callable[[Trial], Any]) -> int:
         """Run trials until the study has its ``n_trials`` or the deadline passes; the number run here."""
         done = 0
+        self.repair_runs()
         while time.time() < self.deadline:
             claimed = self._claim()
             if claimed is None:
@@ -59,11 +60,12 @@ class Worker:
     def _claim(self) -> tuple[Any, RunContext] | None:
         with study_lock(self.db, self.study.study_name):
             trials = self.study.get_trials(deepcopy=False)
-            live = [t for t in trials if t.state.name == "RUNNING"]
-            for trial in live:
-                if self._abandoned(trial):
-                    self._reclaim(trial)
-            used = sum(t.state.name in ("COMPLETE", "PRUNED", "RUNNING") for t in self.study.get_trials(deepcopy=False))
+            abandoned = [t for t in trials if t.state.name == "RUNNING" and self._abandoned(t)]
+            for trial in abandoned:
+                self._reclaim(trial)
+            if abandoned:
+                trials = self.study.get_trials(deepcopy=False)
+            used = sum(t.state.name in ("COMPLETE", "PRUNED", "RUNNING") for t in trials)
             if self.n_trials is not None and used >= self.n_trials:
                 return None
             trial = self.study.ask()
@@ -76,21 +78,24 @@ class Worker:
         return trial, run
 
     def _abandoned(self, trial: Any) -> bool:
-        owner = trial.system_attrs.get(WORKER)
-        if owner and worker_is_dead(owner):
+        """Whether a running trial's worker is gone. Called under the study's lock, where every live worker
+        has finished claiming: a trial without its worker or its run lost them in a crash mid-claim."""
+        owner, run_id = trial.system_attrs.get(WORKER), trial.system_attrs.get(RUN_ID)
+        if not owner or not run_id or worker_is_dead(owner):
             return True
-        run_id = trial.system_attrs.get(RUN_ID)
-        if run_id is None:  # died between starting the trial and its run: judge by the trial's age
-            started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
-            return time.time() - started > self.client.settings.heartbeat_timeout_seconds
         try:
             return self.client.repo.get_run(run_id).status != RunStatus.RUNNING  # reaped: no heartbeat
         except NotFoundError:
             return True
 
     def _reclaim(self, trial: Any) -> None:
+        """Fail an abandoned trial and kill its run, unless its worker finished it meanwhile (the judgement
+        was made on a snapshot: a live worker tells Optuna, then ends its run, without the lock)."""
         optuna = self._optuna()
-        self.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        try:
+            self.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return
         run_id = trial.system_attrs.get(RUN_ID)
         if run_id is not None:
             try:
@@ -120,15 +125,37 @@ class Worker:
         run.log_metrics(metrics, step=trial.last_step or 0)
         if math.isnan(value):  # a diverged trial: failed, and the study goes on (as in Optuna)
             self._finish(otrial, run, "failed", optuna.trial.TrialState.FAIL, RunStatus.FAILED)
-            return
-        self.study.tell(otrial, value)
-        run.set_tags({STATE_TAG: "complete"})
-        run.end(RunStatus.FINISHED)
+        else:
+            self._finish(otrial, run, "complete", optuna.trial.TrialState.COMPLETE, RunStatus.FINISHED, value)
 
-    def _finish(self, otrial: Any, run: RunContext, label: str, state: Any, status: RunStatus) -> None:
-        self.study.tell(otrial, state=state)
+    def _finish(self, otrial: Any, run: RunContext, label: str, state: Any, status: RunStatus,
+                value: float | None = None) -> None:
+        """Make the run's record durable, then tell Optuna, then end the run: a kill between the last two
+        leaves a finished trial with a running run, which ``repair_runs`` ends (a kill before telling leaves a
+        running trial, reclaimed as abandoned)."""
         run.set_tags({STATE_TAG: label})
+        run.flush()
+        try:
+            told = self.study.tell(otrial, value, state=state, skip_if_finished=True).state == state
+        except self._optuna().exceptions.UpdateFinishedTrialError:
+            told = False
+        if not told:  # another worker took the trial for abandoned (this one stalled past the heartbeat timeout)
+            run.set_tags({STATE_TAG: "abandoned"})
+            status = RunStatus.KILLED
         run.end(status)
+
+    def repair_runs(self) -> None:
+        """End the runs of finished trials whose worker died before ending them."""
+        statuses = {"COMPLETE": RunStatus.FINISHED, "PRUNED": RunStatus.KILLED, "FAIL": RunStatus.FAILED}
+        for trial in self.study.get_trials(deepcopy=False):
+            owner, run_id = trial.system_attrs.get(WORKER), trial.system_attrs.get(RUN_ID)
+            if trial.state.name not in statuses or not owner or not run_id or not worker_is_dead(owner):
+                continue
+            try:
+                if self.client.repo.get_run(run_id).status == RunStatus.RUNNING:
+                    self.client.repo.end_run(run_id, statuses[trial.state.name])
+            except NotFoundError:
+                pass
 
     @staticmethod
     def _optuna() -> Any:

@@ -53,7 +53,8 @@ def open_storage(db: Database) -> Any:
 def read_entries(db: Database, start: int) -> Iterator[dict[str, Any]]:
     """Every journal entry at position ``start`` or later, in order."""
     while True:
-        with db.read() as conn:
+        # one statement, no transaction: Optuna reads the journal before nearly every operation
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             rows = conn.execute(select(journal_t.c.seq, journal_t.c.entry).where(journal_t.c.seq >= start)
                                 .order_by(journal_t.c.seq).limit(_BATCH)).all()
         for row in rows:
@@ -67,12 +68,19 @@ def append_entries(db: Database, entries: list[dict[str, Any]]) -> None:
     """Append ``entries`` at the next positions, atomically and in the order appends commit."""
     if not entries:
         return
+    values = [{"ord": i, "entry": json.dumps(entry, separators=(",", ":"))} for i, entry in enumerate(entries)]
     with db.write() as conn:
-        if not db.is_sqlite:
+        if not db.is_sqlite:  # taken before the statement below reads the last position
             conn.execute(text("LOCK TABLE tuning_journal IN EXCLUSIVE MODE"))
+        if len(values) == 1:
+            conn.execute(_APPEND_ONE, {"entry": values[0]["entry"]})
+            return
         first = conn.execute(select(func.coalesce(func.max(journal_t.c.seq) + 1, 0))).scalar_one()
-        conn.execute(insert(journal_t), [{"seq": first + i, "entry": json.dumps(entry, separators=(",", ":"))}
-                                         for i, entry in enumerate(entries)])
+        conn.execute(insert(journal_t), [{"seq": first + v["ord"], "entry": v["entry"]} for v in values])
+
+
+_APPEND_ONE = text("INSERT INTO tuning_journal (seq, entry) "
+                   "SELECT COALESCE(MAX(seq) + 1, 0), :entry FROM tuning_journal")
 
 
 @contextmanager

@@ -125,7 +125,8 @@ def _summarized(study: Study, client: TrackingClient) -> Study:
     """Tag the study's run with its trial counts and best value (tags: the run may have ended in an earlier
     session, and a resumed study updates them)."""
     frame = study.trials_frame()
-    tags = {f"mloop.tune.{state}": str(int((frame["state"] == state).sum())) for state in ("complete", "pruned", "fail")}
+    states = ("complete", "pruned", "fail")
+    tags = {f"mloop.tune.{state}": str(int((frame["state"] == state).sum())) for state in states}
     if tags["mloop.tune.complete"] != "0":
         tags.update({"mloop.tune.best_value": repr(study.best_value), "mloop.tune.best_run": study.best_run_id})
     client.repo.set_tags(str(study.run_id), tags)

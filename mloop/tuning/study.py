@@ -119,7 +119,7 @@ def trials_frame(trials: list[Any]) -> pd.DataFrame:
 def load_study(name: str, settings: Settings | None = None) -> Study:
     """The stored study ``name``; NotFoundError (naming the known ones) when there is none."""
     optuna = require("optuna", extra="tune")
-    settings = settings or Settings.load()
+    settings = settings or _sdk_settings()
     _, storage = storage_for(settings)
     try:
         return Study(optuna.load_study(study_name=name, storage=storage), settings)
@@ -130,7 +130,7 @@ def load_study(name: str, settings: Settings | None = None) -> Study:
 
 def list_studies(settings: Settings | None = None) -> list[dict[str, Any]]:
     """A summary of each stored study: name, direction, metric, run, trial counts by state, best value."""
-    settings = settings or Settings.load()
+    settings = settings or _sdk_settings()
     _, storage = storage_for(settings)
     out = []
     for frozen in storage.get_all_studies():
@@ -144,6 +144,13 @@ def list_studies(settings: Settings | None = None) -> list[dict[str, Any]]:
                     "trials": counts, "best_value": best.value if best else None,
                     "best_trial": best.number if best else None})
     return out
+
+
+def _sdk_settings() -> Settings:
+    """The settings ``mloop.configure`` chose (or the environment's), as ``mloop.tune`` uses them."""
+    from mloop._sdk import client
+
+    return client().settings
 
 
 def _best(trials: list[Any], direction: str) -> Any:

@@ -58,7 +58,7 @@ class Trial:
         return value
 
     def log_model(self, model: Any, **kwargs: Any) -> Any:
-        """Save ``model`` under this trial's run (at ``model``), for ``Study.register_best``; see ``mloop.registry.log_model``."""
+        """Save ``model`` under this trial's run (at ``model``) for ``Study.register_best`` (see ``log_model``)."""
         from mloop.registry import log_model
 
         return log_model(self.run, model, None, **kwargs)
