@@ -16,7 +16,7 @@ def _register() -> None:
     if sys.argv[1:2] in (["flow"], ["scheduler"]):  # flows start fast: no other verb group (nor pandas) needed
         from mloop.cli import flow as _flow_only  # noqa: F401
         return
-    from mloop.cli import demo, experiments, features, flow, gc, models, runs, server, serving, validation  # noqa: F401
+    from mloop.cli import demo, experiments, features, flow, gc, models, runs, server, serving, tune, validation  # noqa: F401
 
 
 def main() -> None:
