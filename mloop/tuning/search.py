@@ -39,7 +39,7 @@ def tune(objective: Callable[[Trial], Any], space: dict[str, Any] | str | Path |
 
     >>> import mloop, tempfile
     >>> _ = mloop.configure(home=tempfile.mkdtemp())
-    >>> study = mloop.tune(lambda t: (t.params["x"] - 2) ** 2, {"x": ("float", -10, 10)}, n_trials=20)
+    >>> study = mloop.tune(lambda t: (t.params["x"] - 2) ** 2, {"x": ("float", -10, 10)}, n_trials=20, study="x")
     >>> abs(study.best_params["x"] - 2) < 3
     True
     """
