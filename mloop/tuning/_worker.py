@@ -119,8 +119,10 @@ class Worker:
         except (TrialPruned, optuna.TrialPruned):
             self._finish(otrial, run, "pruned", optuna.trial.TrialState.PRUNED, RunStatus.KILLED)
             return
-        except BaseException:
-            self._finish(otrial, run, "failed", optuna.trial.TrialState.FAIL, RunStatus.FAILED)
+        except BaseException as exc:  # the study stops, as Optuna's does; the trial and its run say why
+            run.set_tags({"mloop.tune.error": f"{type(exc).__name__}: {exc}"[:1000]})
+            status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+            self._finish(otrial, run, "failed", optuna.trial.TrialState.FAIL, status)
             raise
         run.log_metrics(metrics, step=trial.last_step or 0)
         if math.isnan(value):  # a diverged trial: failed, and the study goes on (as in Optuna)

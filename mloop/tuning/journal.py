@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -45,9 +46,19 @@ def journal_backend(db: Database) -> Any:
 
 
 def open_storage(db: Database) -> Any:
-    """An Optuna storage whose studies live in ``db``'s journal."""
-    optuna = require("optuna", extra="tune")
-    return optuna.storages.JournalStorage(journal_backend(db))
+    """The Optuna storage whose studies live in ``db``'s journal, one per database and process: it replays the
+    journal once, then reads only the entries appended since (by any process) before each operation."""
+    key = (db.url, os.getpid())
+    with _storages_lock:
+        storage = _storages.get(key)
+        if storage is None:
+            optuna = require("optuna", extra="tune")
+            storage = _storages[key] = optuna.storages.JournalStorage(journal_backend(db))
+        return storage
+
+
+_storages: dict[tuple[str, int], Any] = {}
+_storages_lock = threading.Lock()
 
 
 def read_entries(db: Database, start: int) -> Iterator[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import time
 from collections.abc import Callable
@@ -63,16 +64,13 @@ def tune(objective: Callable[[Trial], Any], space: dict[str, Any] | str | Path |
         raise ConflictError(f"Study '{name}' logs its objective as metric '{known}', not '{metric}'.", field="metric")
     study_run = _study_run(client, db, ostudy, experiment or name, metric)
     deadline = time.time() + timeout if timeout is not None else float("inf")
-    try:
+    with study_run or contextlib.nullcontext():  # the study's run ends failed when the search raises
         if parallel == 1:
             worker = Worker(client, db, ostudy, dims, metric, n_trials, deadline, *_run_ids(ostudy, client))
             worker.work(objective)
         else:
             _run_parallel(objective, dims, client.settings, name, metric, n_trials, deadline, parallel, backend,
                           sampler, pruner)
-    finally:
-        if study_run is not None:
-            study_run.end()
     return _summarized(Study(optuna.load_study(study_name=name, storage=storage), client.settings), client)
 
 

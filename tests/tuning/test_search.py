@@ -99,9 +99,12 @@ def test_a_failing_objective_fails_its_trial_and_run_and_raises() -> None:
 
     with pytest.raises(RuntimeError, match="diverged"):
         mloop.tune(broken, {"x": ("int", 1, 3)}, n_trials=3, study="broken")
-    frame = load_study("broken").trials_frame()
+    study = load_study("broken")
+    frame = study.trials_frame()
     assert list(frame["state"]) == ["fail"]
-    assert mloop.get_run(frame["run_id"][0]).status == "failed"
+    run = mloop.get_run(frame["run_id"][0])
+    assert run.status == "failed" and run.tags["mloop.tune.error"] == "RuntimeError: diverged"
+    assert mloop.get_run(study.run_id).status == "failed"
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
