@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -106,14 +107,19 @@ def trials_frame(trials: list[Any]) -> pd.DataFrame:
     """Trials as a DataFrame (see ``Study.trials_frame``)."""
     rows = []
     for t in trials:
+        start, end = utc(t.datetime_start), utc(t.datetime_complete)
         row = {"number": t.number, "state": t.state.name.lower(), "value": t.value,
-               "run_id": t.system_attrs.get(RUN_ID), "start": t.datetime_start, "end": t.datetime_complete}
-        row["duration_s"] = (t.datetime_complete - t.datetime_start).total_seconds() \
-            if t.datetime_start and t.datetime_complete else None
+               "run_id": t.system_attrs.get(RUN_ID), "start": start, "end": end,
+               "duration_s": (end - start).total_seconds() if start and end else None}
         row.update({f"params.{k}": v for k, v in t.params.items()})
         rows.append(row)
     columns = ["number", "state", "value", "run_id", "start", "end", "duration_s"]
     return pd.DataFrame(rows, columns=columns + sorted({c for r in rows for c in r} - set(columns)))
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """Optuna's trial times are naive local times: the same instants, in UTC and aware."""
+    return moment.astimezone(UTC) if moment is not None else None
 
 
 def load_study(name: str, settings: Settings | None = None) -> Study:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from numbers import Integral
 from typing import Any
 
 from mloop.errors import InvalidInputError, MloopError
@@ -66,8 +67,9 @@ class Trial:
     def report(self, value: float, step: int) -> None:
         """Log ``value`` as the metric's point at ``step``; raise ``TrialPruned`` when the pruner stops here."""
         number = _as_value(value, f"report(value) of trial {self.number}")
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        if isinstance(step, bool) or not isinstance(step, Integral) or step < 0:
             raise InvalidInputError(field="step", value=step, expected="a whole number >= 0")
+        step = int(step)
         self.run.log_metric(self.metric, number, step=step)
         self.last_step = step if self.last_step is None else max(step, self.last_step)
         if math.isnan(number):

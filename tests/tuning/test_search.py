@@ -20,6 +20,7 @@ def test_each_trial_is_a_child_run_with_its_params_and_metric(objectives: Any) -
 
     frame = study.trials_frame()
     assert list(frame.columns[:4]) == ["number", "state", "value", "run_id"]
+    assert str(frame["start"].dt.tz) == "UTC" and (frame["duration_s"] > 0).all()
     assert len(frame) == 12 and (frame["state"] == "complete").all()
     runs = mloop.search_runs("search")
     children = runs[runs["parent_run_id"] == study.run_id].set_index("run_id")
@@ -136,6 +137,10 @@ def test_bad_objective_results_and_conflicting_resumes_are_clear(objectives: Any
         mloop.tune(lambda t: 1.0, {"x": ("int", 1, 3)}, n_trials=2, study="lam", parallel=2)
     with pytest.raises(NotFoundError, match="dir"):
         load_study("nope")
+    mloop.configure(tracking_uri="http://127.0.0.1:9")  # a study needs the database, not a tracking server
+    with pytest.raises(InvalidInputError) as info:
+        mloop.tune(objectives.quadratic, SPACE, n_trials=1, study="remote")
+    assert info.value.field == "tracking_uri"
 
 
 def test_importing_mloop_does_not_import_optuna_and_its_absence_names_the_extra() -> None:

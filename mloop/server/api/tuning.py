@@ -28,11 +28,12 @@ def studies(request: Request) -> list[dict[str, Any]]:
 def study(name: TextPath, request: Request) -> dict[str, Any]:
     """One study with its trials: number, state, value, run, start and end, params, intermediate values."""
     from mloop.tuning import load_study
-    from mloop.tuning.study import RUN_ID
+    from mloop.tuning.study import RUN_ID, utc
 
     found = load_study(name, request.app.state.settings)
     trials = [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
-               "run_id": t.system_attrs.get(RUN_ID), "start": _iso(t.datetime_start), "end": _iso(t.datetime_complete),
+               "run_id": t.system_attrs.get(RUN_ID), "start": _iso(utc(t.datetime_start)),
+               "end": _iso(utc(t.datetime_complete)),
                "params": t.params, "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())}}
               for t in found.optuna.get_trials(deepcopy=False)]
     return _finite({"name": found.name, "direction": found.direction, "metric": found.metric, "run_id": found.run_id,
