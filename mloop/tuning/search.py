@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,7 +63,7 @@ def tune(objective: Callable[[Trial], Any], space: dict[str, Any] | str | Path |
     known = ostudy._storage.get_study_system_attrs(ostudy._study_id).get(METRIC)
     if known is not None and known != metric:
         raise ConflictError(f"Study '{name}' logs its objective as metric '{known}', not '{metric}'.", field="metric")
-    study_run = _study_run(client, db, ostudy, experiment or name, metric)
+    study_run = _study_run(client, db, ostudy, experiment or _default_experiment(name), metric)
     deadline = time.time() + timeout if timeout is not None else float("inf")
     with study_run or contextlib.nullcontext():  # the study's run ends failed when the search raises
         if parallel == 1:
@@ -99,6 +100,12 @@ def _study_name(study: str | None, objective: Any) -> str:
         raise InvalidInputError(field="study", value=study, expected="a study name (the objective has none)")
     check_key(name, "study")
     return name
+
+
+def _default_experiment(study: str) -> str | None:
+    """The study's own experiment; inside a flow step, None: the flow's, where the step's run is."""
+    flows = sys.modules.get("mloop.flows._current")  # loaded only in a flow worker
+    return None if flows is not None and flows.current.task_id is not None else study
 
 
 def _study_run(client: TrackingClient, db: Any, ostudy: Any, experiment: str, metric: str) -> Any:
