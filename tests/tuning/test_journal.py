@@ -44,7 +44,7 @@ def test_concurrent_appends_get_dense_positions_in_order(db_url: str) -> None:
     assert "tuning_0001" in versions
 
 
-def test_a_trial_whose_run_was_reaped_returns_to_the_budget(objectives: Any) -> None:
+def test_trials_of_lost_workers_return_to_the_budget(objectives: Any) -> None:
     mloop.tune(objectives.quadratic, SPACE, n_trials=2, study="lost")
     db = open_database(mloop.client().settings.db_url)
     study = optuna.load_study(study_name="lost", storage=open_storage(db))
@@ -55,6 +55,8 @@ def test_a_trial_whose_run_was_reaped_returns_to_the_budget(objectives: Any) -> 
     study._storage.set_trial_system_attr(trial._trial_id, WORKER, "elsewhere:1")
     study._storage.set_trial_system_attr(trial._trial_id, RUN_ID, run.run_id)
 
+    study.ask()  # a worker killed mid-claim, between starting the trial and naming itself on it
+
     frame = mloop.tune(objectives.quadratic, SPACE, n_trials=4, study="lost").trials_frame()
-    assert list(frame["state"]) == ["complete", "complete", "fail", "complete", "complete"]
+    assert list(frame["state"]) == ["complete", "complete", "fail", "fail", "complete", "complete"]
     assert mloop.get_run(run.run_id).tags["mloop.tune.state"] == "abandoned"
