@@ -25,6 +25,9 @@ from mloop.tuning.study import RUN_ID, WORKER
 from mloop.tuning.trial import Trial, TrialPruned, objective_value
 
 STATE_TAG = "mloop.tune.state"
+# Trial ids this process is evaluating now (any thread); its own other running trials were left by a call
+# that was interrupted (Ctrl-C in a notebook) and are abandoned like a dead process's.
+_running_here: set[tuple[str, int]] = set()
 _POLL_SECONDS = 0.5
 
 
@@ -69,6 +72,7 @@ class Worker:
             if self.n_trials is not None and used >= self.n_trials:
                 return None
             trial = self.study.ask()
+            _running_here.add((self.db.url, trial._trial_id))
             storage = self.study._storage
             storage.set_trial_system_attr(trial._trial_id, WORKER, worker_id())
             run = self.client.start_run(experiment_id=self.experiment_id, name=f"trial-{trial.number}",
@@ -82,6 +86,8 @@ class Worker:
         has finished claiming: a trial without its worker or its run lost them in a crash mid-claim."""
         owner, run_id = trial.system_attrs.get(WORKER), trial.system_attrs.get(RUN_ID)
         if not owner or not run_id or worker_is_dead(owner):
+            return True
+        if owner == worker_id() and (self.db.url, trial._trial_id) not in _running_here:  # an interrupted call's
             return True
         try:
             return self.client.repo.get_run(run_id).status != RunStatus.RUNNING  # reaped: no heartbeat
@@ -108,6 +114,12 @@ class Worker:
         return any(t.state.name == "RUNNING" for t in self.study.get_trials(deepcopy=False))
 
     def _run(self, objective: Callable[[Trial], Any], otrial: Any, run: RunContext) -> None:
+        try:
+            self._evaluate(objective, otrial, run)
+        finally:
+            _running_here.discard((self.db.url, otrial._trial_id))
+
+    def _evaluate(self, objective: Callable[[Trial], Any], otrial: Any, run: RunContext) -> None:
         optuna = self._optuna()
         trial = Trial(otrial, run, {}, self.metric)
         try:

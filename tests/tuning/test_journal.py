@@ -10,7 +10,7 @@ import optuna
 import mloop
 from mloop.store.sql import open_database
 from mloop.tracking.entities import RunStatus
-from mloop.tuning.journal import append_entries, open_storage, read_entries
+from mloop.tuning.journal import append_entries, open_storage, read_entries, worker_id
 from mloop.tuning.study import RUN_ID, WORKER
 from tests.tuning.conftest import SPACE
 
@@ -56,7 +56,13 @@ def test_trials_of_lost_workers_return_to_the_budget(objectives: Any) -> None:
     study._storage.set_trial_system_attr(trial._trial_id, RUN_ID, run.run_id)
 
     study.ask()  # a worker killed mid-claim, between starting the trial and naming itself on it
+    interrupted = study.ask()  # this very process, interrupted (Ctrl-C) mid-claim, its run left running
+    lost_run = mloop.get_run(run.run_id)
+    left_open = mloop.client().repo.create_run(lost_run.experiment_id, "trial-4", "", {}, lost_run.parent_run_id, "")
+    study._storage.set_trial_system_attr(interrupted._trial_id, WORKER, worker_id())
+    study._storage.set_trial_system_attr(interrupted._trial_id, RUN_ID, left_open.run_id)
 
     frame = mloop.tune(objectives.quadratic, SPACE, n_trials=4, study="lost").trials_frame()
-    assert list(frame["state"]) == ["complete", "complete", "fail", "fail", "complete", "complete"]
+    assert list(frame["state"]) == ["complete", "complete", "fail", "fail", "fail", "complete", "complete"]
+    assert mloop.get_run(left_open.run_id).status == "killed"
     assert mloop.get_run(run.run_id).tags["mloop.tune.state"] == "abandoned"
