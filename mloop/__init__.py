@@ -64,6 +64,8 @@ _LAZY = {
     "batch_predict": "mloop.serving.batch",
     "analyze": "mloop.analysis",
     "automl": "mloop.automl",
+    "tune": "mloop.tuning.search",
+    "load_study": "mloop.tuning.study",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

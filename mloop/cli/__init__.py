@@ -27,6 +27,7 @@ VERBS = (
     "runs",
     "server",
     "serving",
+    "tune",
     "validation",
 )
 
