@@ -103,12 +103,19 @@ class Worker:
         except optuna.exceptions.UpdateFinishedTrialError:
             return
         run_id = trial.system_attrs.get(RUN_ID)
-        if run_id is not None:
+        for lost in [run_id] if run_id is not None else self._runs_of(trial.number):
             try:
-                self.client.repo.set_tags(run_id, {STATE_TAG: "abandoned"})
-                self.client.repo.end_run(run_id, RunStatus.KILLED)
+                self.client.repo.set_tags(lost, {STATE_TAG: "abandoned"})
+                self.client.repo.end_run(lost, RunStatus.KILLED)
             except NotFoundError:
                 pass
+
+    def _runs_of(self, number: int) -> list[str]:
+        """The run of trial ``number`` found by its tags: its worker died before naming it on the trial."""
+        query = (f"tags.`mloop.tune.study` = '{self.study.study_name}' and "  # keys never hold a quote
+                 f"tags.`mloop.tune.trial` = '{number}'")
+        frame = self.client.repo.search_runs([self.experiment_id], query, None, None, False)
+        return [] if frame.empty else list(frame.loc[frame["parent_run_id"] == self.run_id, "run_id"])
 
     def _others_running(self) -> bool:
         return any(t.state.name == "RUNNING" for t in self.study.get_trials(deepcopy=False))

@@ -55,14 +55,18 @@ def test_trials_of_lost_workers_return_to_the_budget(objectives: Any) -> None:
     study._storage.set_trial_system_attr(trial._trial_id, WORKER, "elsewhere:1")
     study._storage.set_trial_system_attr(trial._trial_id, RUN_ID, run.run_id)
 
-    study.ask()  # a worker killed mid-claim, between starting the trial and naming itself on it
+    lost_run = mloop.get_run(mloop.load_study("lost").run_id)  # the study's run
+    unnamed = study.ask()  # a worker killed mid-claim: its run started, but not yet named on the trial
+    orphan = mloop.client().repo.create_run(lost_run.experiment_id, "trial-3", "", {
+        "mloop.tune.study": "lost", "mloop.tune.trial": str(unnamed.number)}, lost_run.run_id, "")
     interrupted = study.ask()  # this very process, interrupted (Ctrl-C) mid-claim, its run left running
-    lost_run = mloop.get_run(run.run_id)
-    left_open = mloop.client().repo.create_run(lost_run.experiment_id, "trial-4", "", {}, lost_run.parent_run_id, "")
+    left_open = mloop.client().repo.create_run(lost_run.experiment_id, "trial-4", "", {}, lost_run.run_id, "")
     study._storage.set_trial_system_attr(interrupted._trial_id, WORKER, worker_id())
     study._storage.set_trial_system_attr(interrupted._trial_id, RUN_ID, left_open.run_id)
 
     frame = mloop.tune(objectives.quadratic, SPACE, n_trials=4, study="lost").trials_frame()
     assert list(frame["state"]) == ["complete", "complete", "fail", "fail", "fail", "complete", "complete"]
     assert mloop.get_run(left_open.run_id).status == "killed"
+    assert mloop.get_run(orphan.run_id).status == "killed"
+    assert mloop.get_run(orphan.run_id).tags["mloop.tune.state"] == "abandoned"
     assert mloop.get_run(run.run_id).tags["mloop.tune.state"] == "abandoned"
