@@ -197,11 +197,12 @@ def log_batch(body: b.LogBatchIn, r: Repo) -> Response:
 
 def _log(r: SqlTrackingRepository, run_id: str, metrics: list[b.MetricIn] = (), params: list[b.ParamIn] = (),
          tags: list[b.Tag] = ()) -> None:  # type: ignore[assignment]
-    """Params, then tags, then metrics, as MLflow's server stores a batch."""
+    """Params, then tags, then metrics, as MLflow's server stores a batch; a finished run takes them too, as on
+    MLflow's server (autolog logs a model's post-training scores to the run its fit ended)."""
     if params:
         values = {check_key(p.key, "params.key"): p.value for p in params}
         try:
-            r.log_params(run_id, values)
+            r.log_params(run_id, values, ended_ok=True)
         except ConflictError as exc:  # MLflow calls a changed param an invalid value
             if not (exc.field or "").startswith("params."):
                 raise
@@ -211,7 +212,8 @@ def _log(r: SqlTrackingRepository, run_id: str, metrics: list[b.MetricIn] = (), 
     if metrics:
         for key in {m.key for m in metrics}:
             check_key(key, "metrics.key")
-        r.log_metrics([(run_id, m.key, float_in(_nonfinite(m.value)), m.step, m.timestamp) for m in metrics])
+        r.log_metrics([(run_id, m.key, float_in(_nonfinite(m.value)), m.step, m.timestamp) for m in metrics],
+                      ended_ok=True)
 
 
 def _nonfinite(value: float | str) -> float | str:

@@ -166,3 +166,14 @@ def test_param_cannot_change(tracking_uri: str) -> None:
         with pytest.raises(MlflowException) as caught:
             mlflow.log_param("alpha", "0.2")
     assert caught.value.error_code == "INVALID_PARAMETER_VALUE" and "alpha" in caught.value.message
+
+
+def test_a_finished_run_takes_more_data_as_on_mlflow(tracking_uri: str) -> None:
+    with mlflow.start_run() as run:
+        mlflow.log_metric("train_loss", 0.3)
+    client = MlflowClient()
+    client.log_metric(run.info.run_id, "test_loss", 0.4)  # e.g. autolog's post-training score
+    client.log_param(run.info.run_id, "evaluated_on", "holdout")
+    seen = client.get_run(run.info.run_id)
+    assert seen.info.status == "FINISHED" and seen.data.metrics == {"train_loss": 0.3, "test_loss": 0.4}
+    assert seen.data.params == {"evaluated_on": "holdout"}
