@@ -157,7 +157,8 @@ def delete_run_tag(repo: SqlTrackingRepository, run_id: str, key: str) -> None:
     with repo.db.write() as conn:
         run_row(conn, run_id)
         if not conn.execute(delete(t.tags).where(t.tags.c.run_id == run_id, t.tags.c.key == key)).rowcount:
-            raise MlflowError(f"No tag with name: {key} in run with id {run_id}", "RESOURCE_DOES_NOT_EXIST", 404)
+            raise MlflowError(f"No tag with name: {key} in run with id {run_id}", "RESOURCE_DOES_NOT_EXIST", 404,
+                              "key")
 
 
 def set_experiment_tag(repo: SqlTrackingRepository, experiment_id: str, key: str, value: str) -> None:

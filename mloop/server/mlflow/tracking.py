@@ -22,7 +22,9 @@ from mloop.server.mlflow._runs_inputs import to_dataset
 from mloop.tracking._sql import SqlTrackingRepository
 from mloop.tracking._wire import float_in, float_out
 
-router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])
+# Not in mloop's OpenAPI document: MLflow's service.proto documents this protocol, whose answers (400 for bad
+# input, protobuf JSON's lenient numbers) are MLflow's and not those mloop's document and its fuzzing promise.
+router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)
 Repo = Annotated[SqlTrackingRepository, Depends(repo)]
 IdQuery = Annotated[str | None, Query(max_length=64)]
 _RESERVED = {"mlflow.runName", "mlflow.parentRunId"}  # kept in mloop's run columns, shown again as tags
@@ -62,7 +64,8 @@ def get_experiment(r: Repo, experiment_id: IdQuery = None) -> Response:
 def get_experiment_by_name(r: Repo, experiment_name: Annotated[str | None, Query(max_length=256)] = None) -> Response:
     found = r.get_experiment_by_name(_required(experiment_name, "experiment_name"))
     if found is None:
-        raise MlflowError(f"Could not find experiment with name '{experiment_name}'", "RESOURCE_DOES_NOT_EXIST", 404)
+        raise MlflowError(f"Could not find experiment with name '{experiment_name}'", "RESOURCE_DOES_NOT_EXIST", 404,
+                          "experiment_name")
     return _json({"experiment": _runs.experiment_json(found)})
 
 
@@ -206,7 +209,7 @@ def _log(r: SqlTrackingRepository, run_id: str, metrics: list[b.MetricIn] = (), 
         except ConflictError as exc:  # MLflow calls a changed param an invalid value
             if not (exc.field or "").startswith("params."):
                 raise
-            raise MlflowError(exc.message, "INVALID_PARAMETER_VALUE", 400) from exc
+            raise MlflowError(exc.message, "INVALID_PARAMETER_VALUE", 400, exc.field) from exc
     if tags:
         r.set_tags(run_id, {check_key(t.key, "tags.key"): t.value for t in tags})
     if metrics:
@@ -252,6 +255,6 @@ def metric_history(r: Repo, key: PageKey, run_id: IdQuery = None, run_uuid: IdQu
 
 def _required(value: str | None, field: str) -> str:
     if not value:
-        raise MlflowError(f"Missing value for required parameter '{field}'.", "INVALID_PARAMETER_VALUE", 400)
+        raise MlflowError(f"Missing value for required parameter '{field}'.", "INVALID_PARAMETER_VALUE", 400, field)
     return value
 

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -92,7 +93,8 @@ def test_autolog_script_logs_params_metrics_and_dataset(tracking_uri: str, mlflo
 
 
 def _has_artifact_proxy(server: LiveServer) -> bool:
-    return any(getattr(r, "path", "").startswith("/api/2.0/mlflow-artifacts") for r in server.app.routes)
+    """Whether the server mounts MLflow's artifact proxy (its listing answers; an unknown path is a 404)."""
+    return httpx.get(server.url + "/api/2.0/mlflow-artifacts/artifacts", params={"path": ""}).status_code != 404
 
 
 def test_autolog_script_logs_the_model_through_the_proxy(tracking_uri: str, mlflow_server: LiveServer,
