@@ -132,19 +132,27 @@ def _inputs(conn: Connection, ids: list[str]) -> dict[str, list[dict[str, Any]]]
 
 
 # ---------------------------------------------------------------- writes mloop's API has no verb for
-def keep_alive(repo: SqlTrackingRepository, run_id: str) -> None:
-    """Exempt a run the mlflow client drives from mloop's heartbeat reaper (the client never beats)."""
+def keep_alive(repo: SqlTrackingRepository, run_id: str, start_time: int | None = None) -> None:
+    """Exempt a run the mlflow client drives from mloop's heartbeat reaper (the client never beats), and give it
+    the start time the client stated (a run imported from elsewhere keeps its own)."""
+    values: dict[str, Any] = {"heartbeat": NEVER_STALE}
+    if start_time is not None and start_time > 0:
+        values["start_time"] = start_time
     with repo.db.write() as conn:
-        conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(heartbeat=NEVER_STALE))
+        conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(**values))
 
 
-def set_status(repo: SqlTrackingRepository, run_id: str, status: str) -> None:
-    """MLflow's status update: a terminal status ends the run; RUNNING (a resumed run) opens it again."""
+def set_status(repo: SqlTrackingRepository, run_id: str, status: str, end_time: int | None = None) -> None:
+    """MLflow's status update: a terminal status ends the run (at ``end_time`` when the client states one);
+    RUNNING (a resumed run) opens it again."""
     if status not in STATUS_IN:
         raise InvalidInputError(field="status", value=status, expected=f"one of {sorted(STATUS_IN)}")
     mloop_status = STATUS_IN[status]
     if mloop_status != RunStatus.RUNNING:
         repo.end_run(run_id, mloop_status)
+        if end_time is not None and end_time > 0:
+            with repo.db.write() as conn:
+                conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(end_time=end_time))
         return
     with repo.db.write() as conn:
         done = conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(

@@ -117,7 +117,7 @@ def create_run(body: b.CreateRunIn, r: Repo) -> Response:
     experiment_id = _runs.resolve_experiment(r, body.experiment_id, create=True)
     run = r.create_run(experiment_id, name, user, {k: v for k, v in tags.items() if k not in _RESERVED},
                        parent, "")
-    _runs.keep_alive(r, run.run_id)
+    _runs.keep_alive(r, run.run_id, body.start_time)
     return _json({"run": _one_run(r, run.run_id)})
 
 
@@ -132,7 +132,7 @@ def update_run(body: b.UpdateRunIn, r: Repo) -> Response:
     if body.run_name:
         r.update_run(run_id, name=body.run_name)
     if body.status:
-        _runs.set_status(r, run_id, body.status.upper())
+        _runs.set_status(r, run_id, body.status.upper(), body.end_time)
     with r.db.read() as conn:
         return _json({"run_info": _runs.run_info(_runs.run_row(conn, run_id))})
 

@@ -73,15 +73,16 @@ def test_fluent_run_logs_everything_the_client_reads_back(tracking_uri: str) -> 
 def test_run_update_tags_delete_restore(tracking_uri: str) -> None:
     client = MlflowClient()
     exp_id = client.create_experiment("run-edits")
-    run = client.create_run(exp_id, run_name="first-name")
+    run = client.create_run(exp_id, run_name="first-name", start_time=1_600_000_000_000)
     client.set_tag(run.info.run_id, "temp", "1")
     client.delete_tag(run.info.run_id, "temp")
     client.update_run(run.info.run_id, name="second-name")
     client.log_batch(run.info.run_id, metrics=[Metric("loss", 0.5, 1_700_000_000_000, 3)],
                      params=[Param("optimizer", "adam")], tags=[RunTag("note", "batch")])
-    client.set_terminated(run.info.run_id, status="KILLED")
+    client.set_terminated(run.info.run_id, status="KILLED", end_time=1_600_000_360_000)
     seen = client.get_run(run.info.run_id)
     assert seen.info.run_name == "second-name" and seen.info.status == "KILLED"
+    assert (seen.info.start_time, seen.info.end_time) == (1_600_000_000_000, 1_600_000_360_000)
     assert "temp" not in seen.data.tags and seen.data.tags["note"] == "batch"
     assert seen.data.params == {"optimizer": "adam"}
     assert client.get_metric_history(run.info.run_id, "loss")[0].timestamp == 1_700_000_000_000
