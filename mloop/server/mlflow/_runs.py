@@ -36,7 +36,11 @@ _CHUNK = 500
 
 
 def artifact_uri(experiment_id: str, run_id: str) -> str:
-    """The URI the mlflow client resolves through the server's artifact proxy."""
+    """The URI the mlflow client resolves through the server's artifact proxy.
+
+    >>> artifact_uri("3", "0123456789abcdef0123456789abcdef")
+    'mlflow-artifacts:/3/0123456789abcdef0123456789abcdef/artifacts'
+    """
     return f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"
 
 
@@ -64,7 +68,11 @@ def experiment_json(exp: Experiment) -> dict[str, Any]:
 
 
 def param_text(value: Any) -> str:
-    """A param as MLflow's client would have logged it: ``str(value)``; lists and dicts as JSON."""
+    """A param as MLflow's client would have logged it: ``str(value)``; lists and dicts as JSON.
+
+    >>> param_text(0.1), param_text(True), param_text({"layers": [64, 32]})
+    ('0.1', 'True', '{"layers": [64, 32]}')
+    """
     if isinstance(value, dict | list):
         return json.dumps(value)
     return str(value)

@@ -53,6 +53,16 @@ def search_scope(**query: Any) -> str:
 
 
 def issue_token(key: bytes, scope: str, offset: int) -> str:
+    """A page token for ``offset`` in the search ``scope``, signed with ``key``.
+
+    >>> key, scope = b"k" * 32, search_scope(f="metrics.rmse < 4")
+    >>> read_token(key, scope, issue_token(key, scope, 1000))
+    1000
+    >>> read_token(key, search_scope(f="another search"), issue_token(key, scope, 1000))
+    Traceback (most recent call last):
+    ...
+    mloop.errors.InvalidInputError: Invalid page_token ...
+    """
     body = base64.urlsafe_b64encode(json.dumps({"o": offset, "s": scope}).encode()).decode().rstrip("=")
     return f"{body}.{_mac(key, body)}"
 
