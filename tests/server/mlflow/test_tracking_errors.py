@@ -125,3 +125,21 @@ def test_oversized_body_is_refused_before_it_is_read(tmp_path: Path) -> None:
         error = raised(client.log_batch, run_id, tags=tags)
         assert "at most 100,000 bytes" in error.message
         assert client.get_run(run_id).data.tags.get("t0") is None
+
+
+def test_nul_bytes_and_overlong_ids_are_refused_not_a_500(tracking_uri: str, http: httpx.Client) -> None:
+    run_id = MlflowClient().create_run("0").info.run_id
+    dataset = {"name": "d", "digest": "abc", "source_type": "local", "source": "x"}
+    for method, path, payload in [
+        ("GET", "/runs/get", {"run_id": "ab\x00cd"}),
+        ("GET", "/runs/get", {"run_id": "a" * 65}),
+        ("GET", "/metrics/get-history", {"run_id": run_id, "metric_key": "m\x00"}),
+        ("POST", "/runs/search", {"experiment_ids": ["0"], "filter": "tags.t = 'a\x00'"}),
+        ("POST", "/runs/log-inputs", {"run_id": run_id, "datasets": [
+            {"dataset": dataset, "tags": [{"key": "mlflow.data.context", "value": "tr\x00ain"}]}]}),
+        ("POST", "/runs/log-inputs", {"run_id": run_id, "datasets": [{"dataset": {**dataset, "name": "\x00"}}]}),
+    ]:
+        sent = http.request(method, path, params=payload) if method == "GET" else http.post(path, json=payload)
+        status, code, _ = error_of(sent)
+        assert (status, code) == (400, "INVALID_PARAMETER_VALUE"), (path, payload, sent.text)
+    assert MlflowClient().get_run(run_id).inputs.dataset_inputs == []
