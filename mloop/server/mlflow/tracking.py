@@ -6,6 +6,7 @@ logged with ``mlflow.log_metric`` is an mloop run that ``mloop runs`` and ``mloo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -165,11 +166,7 @@ def _one_run(r: SqlTrackingRepository, run_id: str, with_inputs: bool = False) -
 # ---------------------------------------------------------------- tags, params, metrics, inputs
 @router.post("/runs/set-tag")
 def set_tag(body: b.TagIn, r: Repo) -> Response:
-    key = check_key(body.key, "key")
-    if key == "mlflow.runName":  # MLflow renames a run by setting this tag
-        r.update_run(body.run, name=body.value)
-    else:
-        r.set_tags(body.run, {key: body.value})
+    _log(r, body.run, tags=[body])
     return _EMPTY
 
 
@@ -198,8 +195,8 @@ def log_batch(body: b.LogBatchIn, r: Repo) -> Response:
     return _EMPTY
 
 
-def _log(r: SqlTrackingRepository, run_id: str, metrics: list[b.MetricIn] = (), params: list[b.ParamIn] = (),
-         tags: list[b.Tag] = ()) -> None:  # type: ignore[assignment]
+def _log(r: SqlTrackingRepository, run_id: str, metrics: Sequence[b.MetricIn] = (),
+         params: Sequence[b.ParamIn] = (), tags: Sequence[b.Tag] = ()) -> None:
     """Params, then tags, then metrics, as MLflow's server stores a batch; a finished run takes them too, as on
     MLflow's server (autolog logs a model's post-training scores to the run its fit ended)."""
     if params:
@@ -210,8 +207,11 @@ def _log(r: SqlTrackingRepository, run_id: str, metrics: list[b.MetricIn] = (), 
             if not (exc.field or "").startswith("params."):
                 raise
             raise MlflowError(exc.message, "INVALID_PARAMETER_VALUE", 400, exc.field) from exc
-    if tags:
-        r.set_tags(run_id, {check_key(t.key, "tags.key"): t.value for t in tags})
+    values = {check_key(t.key, "tags.key"): t.value for t in tags}
+    if "mlflow.runName" in values:  # MLflow renames a run by this tag; mloop keeps the name in the run itself
+        r.update_run(run_id, name=values.pop("mlflow.runName"))
+    if values:
+        r.set_tags(run_id, values)
     if metrics:
         for key in {m.key for m in metrics}:
             check_key(key, "metrics.key")

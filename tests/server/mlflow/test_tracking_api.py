@@ -76,6 +76,8 @@ def test_run_update_tags_delete_restore(tracking_uri: str) -> None:
     run = client.create_run(exp_id, run_name="first-name", start_time=1_600_000_000_000)
     client.set_tag(run.info.run_id, "temp", "1")
     client.delete_tag(run.info.run_id, "temp")
+    client.set_tag(run.info.run_id, "mlflow.runName", "between-names")
+    assert client.get_run(run.info.run_id).info.run_name == "between-names"
     client.update_run(run.info.run_id, name="second-name")
     client.log_batch(run.info.run_id, metrics=[Metric("loss", 0.5, 1_700_000_000_000, 3)],
                      params=[Param("optimizer", "adam")], tags=[RunTag("note", "batch")])
