@@ -30,3 +30,7 @@ def tracking_uri(mlflow_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> 
     while mlflow.active_run() is not None:
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
+    # set_experiment's choice names an experiment of this server only: the next test may talk to another
+    import mlflow.tracking.fluent
+
+    mlflow.tracking.fluent._active_experiment_id = None
