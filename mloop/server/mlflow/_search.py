@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mloop.errors import InvalidInputError
-from mloop.server.mlflow._runs import STATUS_IN, resolve_experiment, runs_json
+from mloop.server.mlflow._runs import STATUS_IN, experiment_json, resolve_experiment, runs_json
 from mloop.tracking import _tables as t
 from mloop.tracking._query import _compile, build_search
 from mloop.tracking._sql import SqlTrackingRepository
@@ -176,8 +176,6 @@ def search_experiments(repo: SqlTrackingRepository, key: bytes, *, filter: str, 
                                     "last_update_time, optionally followed by ASC or DESC")
         attr, descending = m.group(1).lower(), (m.group(2) or "").upper() == "DESC"
         found.sort(key=lambda e, a=attr: int(getattr(e, a)) if a != "name" else e.name, reverse=descending)
-    from mloop.server.mlflow._runs import experiment_json
-
     answer: dict[str, Any] = {"experiments": [experiment_json(e) for e in found[offset:offset + max_results]]}
     if len(found) > offset + max_results:
         answer["next_page_token"] = issue_token(key, scope, offset + max_results)
