@@ -228,13 +228,14 @@ class SqlTrackingRepository:
         self._update_run(run_id, lifecycle_stage=Lifecycle.ACTIVE, deleted_time=None)
 
     # ---------------------------------------------------------------- params, tags, metrics
-    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        """Store params; ConflictError when a key already holds another value or the run has ended."""
+    def log_params(self, run_id: str, params: dict[str, Any], ended_ok: bool = False) -> None:
+        """Store params; ConflictError when a key already holds another value or the run has ended (unless
+        ``ended_ok``: MLflow's protocol lets a client add to a finished run)."""
         rows = {k: encode_param(k, v) for k, v in params.items()}
         if not rows:
             return
         with self.db.write() as conn:
-            self._require_running(conn, [run_id], "params")
+            self._require_running(conn, [run_id], "params", ended_ok)
             existing = {r.key: (r.value, r.vtype) for r in conn.execute(
                 select(t.params.c.key, t.params.c.value, t.params.c.vtype)
                 .where(t.params.c.run_id == run_id, t.params.c.key.in_(list(rows))))}
@@ -263,7 +264,7 @@ class SqlTrackingRepository:
         if conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first() is None:
             raise NotFoundError(f"No run with id '{run_id}'.", field="run_id")
 
-    def _require_running(self, conn: Connection, run_ids: list[str], what: str) -> None:
+    def _require_running(self, conn: Connection, run_ids: list[str], what: str, ended_ok: bool = False) -> None:
         """NotFoundError for a missing run, ConflictError for one that has ended: it takes no more data.
 
         On PostgreSQL the rows stay share-locked to the end of the caller's transaction, so a concurrent
@@ -280,12 +281,13 @@ class SqlTrackingRepository:
             status = found.get(run_id)
             if status is None:
                 raise NotFoundError(f"No run with id '{run_id}'.", field="run_id")
-            if status != RunStatus.RUNNING:
+            if status != RunStatus.RUNNING and not ended_ok:
                 raise ConflictError(f"Run {run_id} has ended (status {status}); it takes no more {what}. "
                                     "Start a new run to record more.", field="run_id")
 
-    def log_metrics(self, rows: list[MetricRow], batch_id: str | None = None) -> None:
-        """Store metric points in one transaction; a ``batch_id`` already applied makes this a no-op."""
+    def log_metrics(self, rows: list[MetricRow], batch_id: str | None = None, ended_ok: bool = False) -> None:
+        """Store metric points in one transaction; a ``batch_id`` already applied makes this a no-op; points for
+        a run that has ended are refused unless ``ended_ok``."""
         if not rows:
             return
         from mloop.tracking._bulk import claim_batch, insert_metrics, prune_batch_keys
@@ -293,7 +295,7 @@ class SqlTrackingRepository:
         with self.db.write() as conn:
             if batch_id is not None and not claim_batch(conn, self.db.dialect, batch_id):
                 return  # a retry of a batch whose first attempt committed (its answer was lost)
-            self._require_running(conn, list(set(map(_RUN_ID_OF, rows))), "metrics")
+            self._require_running(conn, list(set(map(_RUN_ID_OF, rows))), "metrics", ended_ok)
             insert_metrics(conn, self.db.dialect, rows)
         if batch_id is not None:
             prune_batch_keys(self.db)

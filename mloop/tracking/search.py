@@ -26,7 +26,7 @@ KINDS = {
     "attributes": "attributes", "attribute": "attributes", "attr": "attributes", "run": "attributes",
 }
 ATTRIBUTES = {
-    "run_id", "experiment_id", "name", "run_name", "status", "user", "description",
+    "run_id", "experiment_id", "name", "run_name", "status", "user", "user_id", "description",
     "start_time", "end_time", "parent_run_id", "lifecycle_stage", "artifact_uri",
 }
 _OPS = ("<=", ">=", "!=", "<>", "=", "==", "<", ">")
@@ -237,7 +237,7 @@ def _split_ident(source: str, tok: _Tok) -> tuple[str, str]:
 
 
 def _attr(name: str) -> str:
-    return "name" if name == "run_name" else name
+    return {"run_name": "name", "user_id": "user"}.get(name, name)  # MLflow's names for the same attributes
 
 
 def parse(source: str) -> Any:

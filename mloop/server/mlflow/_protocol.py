@@ -2,7 +2,8 @@
 
 The mlflow client raises ``MlflowException`` from the body ``{"error_code": ..., "message": ...}`` and picks its
 exception by ``error_code`` (``RESOURCE_DOES_NOT_EXIST``, ``INVALID_PARAMETER_VALUE``, ...), so a route under
-these prefixes answers in that shape rather than mloop's own ``{error_code, message, field}``.
+these prefixes answers with MLflow's codes and statuses. The body also carries mloop's ``field`` (the client reads
+only the two keys it knows), so it is the one error shape the whole server documents.
 """
 
 from __future__ import annotations
@@ -42,27 +43,28 @@ _CODES: dict[str, tuple[str, int]] = {
 class MlflowError(Exception):
     """An error in MLflow's vocabulary, raised by a route that speaks it: ``MlflowError("message", code=...)``."""
 
-    def __init__(self, message: str, code: str = "INVALID_PARAMETER_VALUE", status: int = 400) -> None:
+    def __init__(self, message: str, code: str = "INVALID_PARAMETER_VALUE", status: int = 400,
+                 field: str | None = None) -> None:
         super().__init__(message)
-        self.message, self.code, self.status = message, code, status
+        self.message, self.code, self.status, self.field = message, code, status, field
 
 
-def mlflow_error(code: str, message: str, status: int) -> JSONResponse:
-    """The body and status MLflow's server answers an error with."""
-    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+def mlflow_error(code: str, message: str, status: int, field: str | None = None) -> JSONResponse:
+    """The body and status MLflow's server answers an error with, and the field at fault when known."""
+    return JSONResponse({"error_code": code, "message": message, "field": field}, status_code=status)
 
 
 def translate(exc: Exception) -> JSONResponse | None:
     """``exc`` as MLflow's error answer, or ``None`` when it is not one the protocol names (a real bug)."""
     if isinstance(exc, MlflowError):
-        return mlflow_error(exc.code, exc.message, exc.status)
+        return mlflow_error(exc.code, exc.message, exc.status, exc.field)
     if isinstance(exc, MloopError):
         code, status = _CODES.get(exc.error_code, ("INTERNAL_ERROR", exc.http_status))
-        return mlflow_error(code, exc.message, status)
+        return mlflow_error(code, exc.message, status, exc.field)
     if isinstance(exc, RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")) or "request"
-        return mlflow_error("INVALID_PARAMETER_VALUE", f"{field}: {first.get('msg', 'invalid')}", 400)
+        return mlflow_error("INVALID_PARAMETER_VALUE", f"{field}: {first.get('msg', 'invalid')}", 400, field)
     if isinstance(exc, HTTPException):
         code = {404: "ENDPOINT_NOT_FOUND", 405: "ENDPOINT_NOT_FOUND"}.get(exc.status_code, "BAD_REQUEST")
         return mlflow_error(code, str(exc.detail), exc.status_code)
