@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop.config import Settings, check_retention_days
-from mloop.serving._predlog_batch import Batch, proba_texts
+from mloop.serving._predlog_batch import Batch, json_texts, proba_texts
 from mloop.store.blob import open_blob_store
 
 __all__ = ["PredictionLog", "purge_predictions", "read_predictions"]
@@ -83,6 +83,7 @@ class PredictionLog:
         if len(outputs) != n:  # a caller's bug: count it rather than misalign the batch's columns
             self.errors += 1
             return
+        texts = json_texts(outputs)  # here, in C per value; a map over them in the writer would cost more
         probas = proba_texts(proba, classes) if proba is not None else [None] * n
         now = time.time()
         key = (model, tuple(columns))
@@ -93,7 +94,7 @@ class PredictionLog:
             batch = self._batches.get(key)
             if batch is None:
                 batch = self._batches[key] = Batch(model, key[1])
-            batch.add(now, version, role, request_id, columns, outputs, probas, seconds)
+            batch.add(now, version, role, request_id, columns, texts, probas, seconds)
             self._rows += n
         if self._rows >= self.max_rows:
             self._wake.set()
