@@ -109,3 +109,24 @@ def test_a_database_locked_by_a_writer_is_still_read(write_flow) -> None:
         writer.execute("ROLLBACK")
         writer.close()
     assert found is not None and found[0].run_id == first.id and len(found[1]) == 6
+
+
+def test_a_resume_on_sqlite_decides_what_to_reuse_without_the_repository(write_flow) -> None:
+    """The point of the fast path: the repository (SQLAlchemy, still importing in the recorder's thread) is
+    not waited for before the first re-run step can start."""
+    from mloop.flows._reuse import Reuse
+    from mloop.flows.graph import build_graph
+    from mloop.flows.task import load_flow
+
+    file = str(write_flow(FLOW))
+    first = flows.run(file)
+    flow = load_flow(file, None)
+
+    def no_repository():
+        raise AssertionError("the repository was asked")
+
+    reuse = Reuse(no_repository, build_graph(flow), flow)
+    run = reuse.load_origin(None, "join", Settings.load().db_url)
+    assert run.run_id == first.id and sorted(reuse.origin) == ["end", "join", "score/0", "score/1", "score/2",
+                                                               "start"]
+    assert reuse.rerun == {"join", "end"}
