@@ -83,8 +83,12 @@ class PredictionLog:
         if len(outputs) != n:  # a caller's bug: count it rather than misalign the batch's columns
             self.errors += 1
             return
-        texts = json_texts(outputs)  # here, in C per value; a map over them in the writer would cost more
-        probas = proba_texts(proba, classes) if proba is not None else [None] * n
+        texts = json_texts(outputs)  # on the request path: a loop over them in the writer would hold the GIL
+        try:
+            probas = proba_texts(proba, classes) if proba is not None else [None] * n
+        except (TypeError, ValueError):  # the answer went out already; logging it must not turn it into a 500
+            self.errors += 1
+            return
         now = time.time()
         key = (model, tuple(columns))
         with self._lock:

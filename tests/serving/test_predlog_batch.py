@@ -64,8 +64,10 @@ def test_what_is_written_is_what_was_predicted(tmp_path: Path) -> None:
     log.record("eta", "7", "primary", "d", {}, [12.5], 0.002, 1)  # a model without inputs
     log.record("eta", "7", "primary", "e", {}, [1.0, 2.0], 0.002, 3)  # rows and outputs disagree: not logged
     log.record("churn", "1", "primary", "f", {"plan": ["pro"], "usage": [1.0]}, [object()], 0.001, 1)
+    log.record("churn", "1", "primary", "g", {"plan": ["pro"], "usage": [1.0]}, ["no"], 0.001, 1,
+               proba=[[object()]], classes=["no"])  # probabilities JSON cannot hold: counted, not raised
     log.close()
-    assert log.errors == 1 and log.written == 6
+    assert log.errors == 2 and log.written == 6
     churn = read_predictions(settings, "churn").set_index("id")
     assert sorted(churn.index) == ["a-0", "a-1", "b-0", "c-0", "f-0"]
     assert churn.loc["a-0", "output"] == '"yes"' and churn.loc["b-0", "output"] == "1"
