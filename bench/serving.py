@@ -125,6 +125,20 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError(f"{cmd[:4]} never became ready")
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU seconds the server has used so far: its process and the workers it started."""
+        import psutil
+
+        process = psutil.Process(self.proc.pid)
+        total = 0.0
+        for each in [process, *process.children(recursive=True)]:
+            try:
+                times = each.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
     def __enter__(self) -> Server:
         return self
 
@@ -169,12 +183,16 @@ def take_turns(servers: dict[str, tuple[Server, Path]], levels: tuple[int, ...],
     for round_ in range(rounds):
         for label, (server, script) in servers.items():
             for c in levels:
+                before = server.cpu_seconds()
                 found = wrk(server.url, script, c, seconds)
+                # the server's CPU per request: what the log costs, even when the neighbours' load blurs p99
+                found["cpu_us"] = (server.cpu_seconds() - before) / max(found["rps"] * seconds, 1) * 1e6
                 runs[label][c].append(found)
                 check(found["non2xx"] == 0, f"{label} c={c}: {found['non2xx']} non-2xx answers")
                 print(f"  round {round_ + 1} {label:<36} c={c:<3} {found['rps']:>8,.0f} req/s  "
-                      f"p50 {found['p50']:7.2f} ms  p99 {found['p99']:8.2f} ms {found['socket_errors']}", flush=True)
-    return {label: {c: {k: statistics.median(r[k] for r in found) for k in ("rps", "p50", "p99")}
+                      f"p50 {found['p50']:7.2f} ms  p99 {found['p99']:8.2f} ms  CPU {found['cpu_us']:5.0f} us/request "
+                      f"{found['socket_errors']}", flush=True)
+    return {label: {c: {k: statistics.median(r[k] for r in found) for k in ("rps", "p50", "p99", "cpu_us")}
                     for c, found in by_c.items()} for label, by_c in runs.items()}
 
 
@@ -285,7 +303,9 @@ def main() -> None:
         print(f"  c={c:<3} mloop / bare NumPy {on[c]['rps'] / numpy_floor[c]['rps']:.0%} (target 70%)"
               f"   mloop / bare DataFrame {on[c]['rps'] / per_frame[c]['rps']:.0%}"
               f"   mloop / mlflow {ratio(on[c]['rps'], mlflow[c]['rps'] if mlflow else None, True)} (target 3x)"
-              f"   log on / off {on[c]['rps'] / off[c]['rps']:.0%} (target 90%)")
+              f"   log on / off {on[c]['rps'] / off[c]['rps']:.0%} (target 90%)"
+              f"   log's CPU {on[c]['cpu_us'] - off[c]['cpu_us']:.0f} us/request, p99 on/off "
+              f"{on[c]['p99']:.1f}/{off[c]['p99']:.1f} ms")
     if "mloop serve RF-200, no batching" in res:
         rf_plain, rf_batch = res["mloop serve RF-200, no batching"][64], res["mloop serve RF-200, batching 64"][64]
         print(f"  RF-200 c=64: batching / none {rf_batch['rps'] / rf_plain['rps']:.1f}x (target 3x), "

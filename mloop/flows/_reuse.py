@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 
 from mloop.errors import InvalidInputError, NotFoundError
 from mloop.flows._code import code_fingerprint
+from mloop.flows._origin import Origin, read_origin
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph
 
 if TYPE_CHECKING:
-    from mloop.flows._sql import FlowRepository, RunRow, TaskRow
+    from mloop.flows._rows import RunRow, TaskRow
+    from mloop.flows._sql import FlowRepository
 
 PARAMS = "<params>"  # the pseudo-input of the start step: the run's parameters
 
@@ -37,9 +39,26 @@ class Reuse:
         self.rerun: set[str] = set()
         self.reused_ids: set[str] = set()
 
-    def load_origin(self, run_id: str | None, resume_from: str | None) -> RunRow:
+    def load_origin(self, run_id: str | None, resume_from: str | None, db_url: str | None = None) -> RunRow:
         """Remember the finished tasks of the run to resume (``None``: the flow's latest run); ``resume_from``
-        and what follows re-run."""
+        and what follows re-run. With ``db_url``, a SQLite database is read directly (see _origin.py)."""
+        if resume_from is not None and resume_from not in self.graph.nodes:
+            raise InvalidInputError(field="--from", value=resume_from,
+                                    expected=f"a step of the flow {sorted(self.graph.nodes)}")
+        found = read_origin(db_url, self.graph.name, run_id) if db_url else None
+        run, tasks, artifacts = found if found is not None else self._origin_from_repo(run_id)
+        if run.flow_name != self.graph.name:
+            raise InvalidInputError(field="run", value=run_id, expected=f"a run of {self.graph.name} "
+                                    f"(it is a run of {run.flow_name})")
+        self.origin_run = run
+        self.origin = {t.path: t for t in tasks}
+        self.origin_artifacts = artifacts
+        if resume_from is not None:
+            self.rerun = self.graph.descendants(resume_from)
+        return run
+
+    def _origin_from_repo(self, run_id: str | None) -> Origin:
+        """The slow path through the repository: any database, run id prefixes, and the errors' wording."""
         repo = self._repo()
         if run_id is None:  # looked up here, on the database the run opens anyway, not on one of its own
             latest = repo.list_runs(self.graph.name, limit=1)
@@ -48,19 +67,8 @@ class Reuse:
                                     "`mloop flow run` starts one.", field="flow")
             run_id = latest[0].run_id
         run = repo.get_run(run_id)
-        if run.flow_name != self.graph.name:
-            raise InvalidInputError(field="run", value=run_id, expected=f"a run of {self.graph.name} "
-                                    f"(it is a run of {run.flow_name})")
-        self.origin_run = run
         tasks = [t for t in repo.tasks(run.run_id) if t.status == "finished"]
-        self.origin = {t.path: t for t in tasks}
-        self.origin_artifacts = repo.artifacts([t.task_id for t in tasks])
-        if resume_from is not None:
-            if resume_from not in self.graph.nodes:
-                raise InvalidInputError(field="--from", value=resume_from,
-                                        expected=f"a step of the flow {sorted(self.graph.nodes)}")
-            self.rerun = self.graph.descendants(resume_from)
-        return run
+        return run, tasks, repo.artifacts([t.task_id for t in tasks])
 
     def cache_key(self, step: str, foreach_index: int | None, inputs: list[dict[str, ArtifactRef]]) -> str | None:
         node = self.graph[step]

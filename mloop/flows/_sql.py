@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, desc, insert, select, update
@@ -16,54 +15,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from mloop._util.clock import now_ms
 from mloop.errors import InvalidInputError, NotFoundError
 from mloop.flows import _tables as ft
+from mloop.flows._rows import RunRow, TaskRow, run_row, task_row
 from mloop.flows.artifacts import ArtifactRef
 from mloop.store.sql import Database
 from mloop.tracking import _tables as t
 from mloop.tracking.entities import Lifecycle, RunStatus
 
 _STATUSES = frozenset(s.value for s in RunStatus)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRow:
-    run_id: str
-    flow_name: str
-    file: str
-    status: str
-    params: dict[str, Any]
-    origin_run_id: str | None
-    executor: str
-    created: int
-    ended: int | None
-    tags: list[str]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRow:
-    task_id: str
-    run_id: str
-    step: str
-    path: str
-    status: str
-    attempt: int
-    inputs: list[str]
-    transition: dict[str, Any] | None
-    cache_key: str | None
-    reused_from: str | None
-    error: str | None
-    log_dir: str | None
-    stdout_sha: str | None
-    stderr_sha: str | None
-    started: int
-    ended: int | None
-
-
-def _task(row: Any) -> TaskRow:
-    return TaskRow(task_id=row.task_id, run_id=row.run_id, step=row.step, path=row.path, status=row.status,
-                   attempt=row.attempt, inputs=json.loads(row.inputs),
-                   transition=json.loads(row.transition) if row.transition else None, cache_key=row.cache_key,
-                   reused_from=row.reused_from, error=row.error, log_dir=row.log_dir, stdout_sha=row.stdout_sha,
-                   stderr_sha=row.stderr_sha, started=row.started, ended=row.ended)
+__all__ = ["FlowRepository", "RunRow", "TaskRow"]
 
 
 class FlowRepository:
@@ -186,7 +145,7 @@ class FlowRepository:
                 raise NotFoundError(f"No flow run with id '{run_id}'; `mloop flow list` shows them.", field="run_id")
             tags = [r.tag for r in conn.execute(select(ft.flow_run_tags.c.tag)
                                                 .where(ft.flow_run_tags.c.run_id == row.run_id))]
-        return _run(row, sorted(tags))
+        return run_row(row, sorted(tags))
 
     def list_runs(self, flow_name: str | None = None, tag: str | None = None, status: str | None = None,
                   limit: int | None = None) -> list[RunRow]:
@@ -212,7 +171,7 @@ class FlowRepository:
             if rows:
                 for r in conn.execute(select(ft.flow_run_tags).where(ft.flow_run_tags.c.run_id.in_(list(tags)))):
                     tags[r.run_id].append(r.tag)
-        return [_run(r, sorted(tags[r.run_id])) for r in rows]
+        return [run_row(r, sorted(tags[r.run_id])) for r in rows]
 
     def flow_names(self) -> list[str]:
         with self.db.read() as conn:
@@ -280,14 +239,14 @@ class FlowRepository:
         with self.db.read() as conn:
             rows = conn.execute(select(ft.flow_tasks).where(ft.flow_tasks.c.run_id == run_id)
                                 .order_by(ft.flow_tasks.c.started, ft.flow_tasks.c.path)).all()
-        return [_task(r) for r in rows]
+        return [task_row(r) for r in rows]
 
     def get_task(self, task_id: str) -> TaskRow:
         with self.db.read() as conn:
             row = conn.execute(select(ft.flow_tasks).where(ft.flow_tasks.c.task_id == task_id)).first()
         if row is None:
             raise NotFoundError(f"No flow task with id '{task_id}'.", field="task_id")
-        return _task(row)
+        return task_row(row)
 
     def cached_task(self, cache_key: str) -> TaskRow | None:
         """The newest successful task computed (not reused) with this cache key; not one whose failure @catch
@@ -297,7 +256,7 @@ class FlowRepository:
                 ft.flow_tasks.c.cache_key == cache_key, ft.flow_tasks.c.status == RunStatus.FINISHED,
                 ft.flow_tasks.c.error.is_(None))
                 .order_by(desc(ft.flow_tasks.c.ended)).limit(1)).first()
-        return _task(row) if row is not None else None
+        return task_row(row) if row is not None else None
 
     def artifacts(self, task_ids: list[str]) -> dict[str, dict[str, ArtifactRef]]:
         found: dict[str, dict[str, ArtifactRef]] = {tid: {} for tid in task_ids}
@@ -332,8 +291,3 @@ class FlowRepository:
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-
-def _run(row: Any, tags: list[str]) -> RunRow:
-    return RunRow(run_id=row.run_id, flow_name=row.flow_name, file=row.file, status=row.status,
-                  params=json.loads(row.params), origin_run_id=row.origin_run_id, executor=row.executor,
-                  created=row.created, ended=row.ended, tags=tags)

@@ -149,7 +149,9 @@ class Runtime:
         self.reuse = Reuse(lambda: self.recorder.repo, self.graph, self.flow)
         self.origin_run = None
         if resume:
-            self.origin_run = self.reuse.load_origin(origin_run, resume_from)
+            # read directly, not through the recorder's database: that one is still importing SQLAlchemy
+            direct = None if self.settings.remote else self.settings.db_url
+            self.origin_run = self.reuse.load_origin(origin_run, resume_from, direct)
             params = _stored_params(self.flow, self.origin_run) | (params or {})
         self.params = self.flow.resolve_params(params or {})  # type: ignore[attr-defined]
         # A resumed run continues the one it resumes: it keeps that run's tags, so filtering by them finds it.

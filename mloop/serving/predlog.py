@@ -1,8 +1,10 @@
 """The prediction log: every prediction, written in Parquet batches off the response path.
 
-A request appends one tuple to a list (no I/O, no JSON of its own); a writer thread
-turns what accumulated into an Arrow table every ``flush_seconds`` (or sooner when
-``max_rows`` pile up) and stores it as one Parquet file under
+A request appends its rows to in-memory columns (no I/O; see _predlog_batch.py for why
+the per-row work happens there); a writer thread turns what accumulated into an Arrow
+table with a few calls into Arrow every ``flush_seconds`` (or sooner when ``max_rows``
+pile up), encodes Parquet into an Arrow buffer (C++, without the GIL) and stores it as
+one file under
 ``<artifact_root>/predictions/<model>/<day>/``. ``close()`` writes what is left, so a
 graceful shutdown loses nothing. Memory stays bounded: while the writer is behind (a slow or hung
 store) by ``10 * max_rows`` rows, further requests are not logged but counted in ``dropped``.
@@ -37,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop.config import Settings, check_retention_days
+from mloop.serving._predlog_batch import Batch, json_texts, proba_texts
 from mloop.store.blob import open_blob_store
 
 __all__ = ["PredictionLog", "purge_predictions", "read_predictions"]
@@ -57,7 +60,7 @@ class PredictionLog:
         self.blobs = open_blob_store(settings.artifact_root)
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
-        self._pending: list[tuple[Any, ...]] = []
+        self._batches: dict[tuple[str, tuple[str, ...]], Batch] = {}
         self._feedback: list[tuple[str, float, str]] = []
         self._rows = 0
         self._lock = threading.Lock()
@@ -77,12 +80,25 @@ class PredictionLog:
         ``outputs`` are the labels (for a probabilities-only answer, the most probable class); ``proba`` the
         class probabilities per row when they were answered, logged as ``{class: probability}`` JSON text.
         """
+        if len(outputs) != n:  # a caller's bug: count it rather than misalign the batch's columns
+            self.errors += 1
+            return
+        texts = json_texts(outputs)  # on the request path: a loop over them in the writer would hold the GIL
+        try:
+            probas = proba_texts(proba, classes) if proba is not None else [None] * n
+        except (TypeError, ValueError):  # the answer went out already; logging it must not turn it into a 500
+            self.errors += 1
+            return
+        now = time.time()
+        key = (model, tuple(columns))
         with self._lock:
             if self._rows >= 10 * self.max_rows:  # the writer is stuck: drop rather than grow without bound
                 self.dropped += n
                 return
-            self._pending.append((time.time(), model, version, role, request_id, columns, outputs, seconds, n,
-                                  proba, classes))
+            batch = self._batches.get(key)
+            if batch is None:
+                batch = self._batches[key] = Batch(model, key[1])
+            batch.add(now, version, role, request_id, columns, texts, probas, seconds)
             self._rows += n
         if self._rows >= self.max_rows:
             self._wake.set()
@@ -97,14 +113,18 @@ class PredictionLog:
     def flush(self) -> None:
         """Write everything recorded so far (from any thread)."""
         with self._lock:
-            pending, self._pending, self._rows = self._pending, [], 0
+            batches, self._batches, self._rows = self._batches, {}, 0
             feedback, self._feedback = self._feedback, []
+        for batch in batches.values():
+            try:
+                self._put(f"{PREFIX}/{batch.model}/{_day()}/{_part()}.parquet", batch.table())
+                self.written += batch.rows
+            except Exception:  # the log must never take the server down; count and go on
+                self.errors += 1
         try:
-            if pending:
-                self._write_predictions(pending)
             if feedback:
                 self._write_feedback(feedback)
-        except Exception:  # the log must never take the server down; count and go on
+        except Exception:
             self.errors += 1
 
     def close(self) -> None:
@@ -121,64 +141,16 @@ class PredictionLog:
             self.flush()
 
     # ------------------------------------------------------------------ writing
-    def _write_predictions(self, pending: list[tuple[Any, ...]]) -> None:
-        # Columnar all the way: inputs become an Arrow struct built from whole columns (list.extend runs in C),
-        # so a flush costs about a microsecond per row instead of a dict and a JSON document per row.
-        groups: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
-        dumps = orjson.dumps
-        for ts, model, version, role, request_id, columns, outputs, seconds, n, proba, classes in pending:
-            names = tuple(columns)
-            g = groups.get((model, names))
-            if g is None:
-                g = groups[(model, names)] = {"id": [], "time": [], "version": [], "role": [], "output": [],
-                                              "latency_ms": [], "proba": [], "inputs": {k: [] for k in names}}
-            g["id"].extend([f"{request_id}-{i}" for i in range(n)] if n > 1 else [f"{request_id}-0"])
-            g["time"].extend([int(ts * 1000)] * n)
-            g["version"].extend([version] * n)
-            g["role"].extend([role] * n)
-            g["latency_ms"].extend([seconds * 1000] * n)
-            g["output"].extend([dumps(o, option=orjson.OPT_SERIALIZE_NUMPY).decode() for o in outputs])
-            g["proba"].extend(_proba_texts(proba, classes) if proba is not None else [None] * n)
-            for k, values in g["inputs"].items():
-                values.extend(columns[k])
-        for (model, names), g in groups.items():
-            n = len(g["id"])
-            inputs = pa.StructArray.from_arrays([_arrow(g["inputs"][k]) for k in names], names=list(names)) \
-                if names else pa.array([{}] * n, pa.struct([]))
-            table = pa.table({"id": pa.array(g["id"], pa.string()),
-                              "time": pa.array(g["time"], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
-                              "model": pa.array([model] * n, pa.string()),
-                              "version": pa.array(g["version"], pa.string()),
-                              "role": pa.array(g["role"], pa.string()), "inputs": inputs,
-                              "output": pa.array(g["output"], pa.string()),
-                              "latency_ms": pa.array(g["latency_ms"], pa.float64()),
-                              "proba": pa.array(g["proba"], pa.string())})
-            self._put(f"{PREFIX}/{model}/{_day()}/{_part()}.parquet", table)
-            self.written += n
-
     def _write_feedback(self, feedback: list[tuple[str, float, str]]) -> None:
         table = pa.table({"id": [f[0] for f in feedback], "time": [int(f[1] * 1000) for f in feedback],
                           "label": [f[2] for f in feedback]}, schema=_FEEDBACK_SCHEMA)
         self._put(f"{PREFIX}/{FEEDBACK}/{_day()}/{_part()}.parquet", table)
 
     def _put(self, key: str, table: pa.Table) -> None:
-        sink = io.BytesIO()
+        # into an Arrow buffer, not a BytesIO: the encoder then never calls back into Python (no GIL)
+        sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
-        self.blobs.put_bytes(key, sink.getvalue())
-
-
-def _proba_texts(proba: list[list[float]], classes: list[Any] | None) -> list[str]:
-    """Each row's probabilities as ``{"class": p}`` JSON text (class labels become the keys' text)."""
-    keys = [str(c) for c in (classes or range(len(proba[0]) if proba else 0))]
-    return [orjson.dumps(dict(zip(keys, row, strict=False))).decode() for row in proba]
-
-
-def _arrow(values: list[Any]) -> pa.Array:
-    """One input column as Arrow; values Arrow cannot type together are kept as JSON text."""
-    try:
-        return pa.array(values)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], pa.string())
+        self.blobs.put_bytes(key, sink.getvalue().to_pybytes())
 
 
 def _readable(table: pa.Table) -> pa.Table:
