@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mloop.serving.predlog import FEEDBACK, PREFIX
+from mloop.serving.predlog import ERRORS, FEEDBACK, PREFIX
 from mloop.store.blob.base import BlobStore
 
 _NAME = re.compile(r"(\d{4}-\d{2}-\d{2})/(\d{12})-")
@@ -131,3 +131,33 @@ def ids_and_times(blobs: BlobStore, key: str) -> pd.DataFrame:
     table = pq.read_table(io.BytesIO(blobs.get_bytes(key)), columns=["id", "time"])
     return pd.DataFrame({"id": table.column("id").to_pandas(),
                          "time": pc.cast(table.column("time"), pa.int64()).to_pandas()})
+
+
+def error_files(blobs: BlobStore, since_ms: int) -> list[tuple[int, str]]:
+    """(when written, key) of the error-log files written at or after ``since_ms``, oldest first."""
+    since_day = datetime.fromtimestamp(since_ms / 1000, UTC).strftime("%Y-%m-%d")
+    found = []
+    for key in blobs.list(f"{PREFIX}/{ERRORS}/"):
+        at = written_ms(key)
+        if key.endswith(".parquet") and key.split("/")[-2] >= since_day and at is not None and at >= since_ms:
+            found.append((at, key))
+    return sorted(found)
+
+
+def read_errors(blobs: BlobStore, keys: list[str], model: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+    """The requests of ``model`` answered with an error in ``[start_ms, end_ms)``: time (ms), version, role."""
+    frames = []
+    for key in keys:
+        table = pq.read_table(io.BytesIO(blobs.get_bytes(key)), columns=["time", "model", "version", "role"])
+        times = pc.cast(table.column("time"), pa.int64())
+        keep = pc.and_(pc.equal(table.column("model"), model),
+                       pc.and_(pc.greater_equal(times, start_ms), pc.less(times, end_ms)))
+        kept = table.filter(keep)
+        if kept.num_rows:
+            frames.append(pd.DataFrame({"time": pc.cast(kept.column("time"), pa.int64()).to_numpy(),
+                                        "version": kept.column("version").to_pandas(),
+                                        "role": kept.column("role").to_pandas()}))
+    if not frames:
+        return pd.DataFrame({"time": pd.Series(dtype="int64"), "version": pd.Series(dtype=object),
+                             "role": pd.Series(dtype=object)})
+    return pd.concat(frames, ignore_index=True)

@@ -277,10 +277,14 @@ class _Runner:
         new_labels = _log.feedback_files(self.blobs, state.label_watermark) if state.label_watermark else self.feedback
         labels_mark = new_labels[-1] if new_labels else state.label_watermark
         watermark = state.watermark
+        # error files of the windows this run may compute: new ones, and old ones that labels reopen
+        horizon = self.monitor.label_horizon_seconds * 1000 if new_labels else 0
+        self.error_files = _log.error_files(self.blobs, max(watermark - horizon, 0))
         if new_labels and watermark > 0:
             report.recomputed = self._relabel(new_labels, watermark, report)
         self.files = [(_log.written_ms(k) or 0, k) for k in _log.files_since(self.blobs, self.monitor.model,
                                                                               max(watermark, 0))]
+
         if watermark < 0:  # never run: begin with the oldest log file
             if not self.files:
                 return report
@@ -318,24 +322,40 @@ class _Runner:
         traffic."""
         keys = [k for w, k in files if start <= w < end + self.late + 60_000]
         rows = _log.read_rows(self.blobs, keys, start, end)
+        failed = _log.read_errors(self.blobs, [k for w, k in self.error_files if start <= w < end + self.late + 60_000],
+                                  self.monitor.model, start, end)
         report.rows += len(rows)
-        if not len(rows):
+        if not len(rows) and not len(failed):
             return 0
-        rows = self._with_labels(rows, start)
-        return self._store(rows, report)
+        rows = self._with_labels(rows, start) if len(rows) else rows
+        return self._store(rows, failed, report)
 
     def _with_labels(self, rows: pd.DataFrame, since: int) -> pd.DataFrame:
         keys = [k for k in self.feedback if (_log.written_ms(k) or 0) >= since]
         labels = _log.read_labels(self.blobs, keys)
         return rows.merge(labels, on="id", how="left") if len(labels) else rows.assign(label=None)
 
-    def _store(self, rows: pd.DataFrame, report: RunReport) -> int:
-        rows = rows.assign(_window=rows["time"] // self.step * self.step)
-        for (window, version, role), group in rows.groupby(["_window", "version", "role"], sort=True):
-            summary = self._summarize(group.drop(columns=["_window"]), str(version), str(role))
+    def _store(self, rows: pd.DataFrame, failed: pd.DataFrame, report: RunReport) -> int:
+        """Summarize and write each (window, version, role) of ``rows``, with its share of failed requests."""
+        errors = failed.groupby([failed["time"] // self.step * self.step, "version", "role"]).size().to_dict() \
+            if len(failed) else {}
+        windows = set()
+        if len(rows):
+            rows = rows.assign(_window=rows["time"] // self.step * self.step)
+            for (window, version, role), group in rows.groupby(["_window", "version", "role"], sort=True):
+                summary = self._summarize(group.drop(columns=["_window"]), str(version), str(role))
+                _add_errors(summary, errors.pop((window, version, role), 0))
+                self._write(int(window), str(version), str(role), summary)
+                windows.add(int(window))
+        for (window, version, role), count in sorted(errors.items()):  # windows where every request failed
+            summary = Summary()
+            summary.add("rows", 0)
+            summary.add("requests", 0)
+            _add_errors(summary, count)
             self._write(int(window), str(version), str(role), summary)
-            report.starts.append(int(window))
-        return int(rows["_window"].nunique())
+            windows.add(int(window))
+        report.starts.extend(sorted(windows))
+        return len(windows)
 
     def _summarize(self, rows: pd.DataFrame, version: str, role: str) -> Summary:
         reference, schema = self._reference(version)
@@ -401,6 +421,13 @@ class _Runner:
                 t.monitor == self.monitor.name, t.start == start - self.step)).all()
         for row in rows:
             self.previous[(row.version, row.role)] = Profile.from_dict(json.loads(row.profile))
+
+
+def _add_errors(summary: Summary, failed: int) -> None:
+    """The window's failed requests and their share of all its requests."""
+    answered = next((p.value for p in summary.points if p.metric == "requests" and not p.column), 0.0)
+    summary.add("errors", failed)
+    summary.add("error_rate", failed / (answered + failed) if answered + failed else 0.0)
 
 
 def _infer_task(rows: pd.DataFrame) -> str:

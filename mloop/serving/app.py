@@ -227,8 +227,12 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
                 state.metrics.observe(endpoint.name, result.model.version, route, 200,
                                       time.perf_counter() - started, n)
                 return response
+            seconds = time.perf_counter() - started
             state.metrics.observe(endpoint.name, endpoint.primary.model.version, route, response.status_code,
-                                  time.perf_counter() - started, 0)
+                                  seconds, 0)
+            if state.log is not None:  # its monitors count errors per window
+                state.log.record_error(endpoint.name, str(endpoint.primary.model.version), "primary",
+                                       uuid.uuid4().hex, response.status_code, seconds)
             return response
 
         return handle

@@ -46,11 +46,15 @@ __all__ = ["PredictionLog", "purge_predictions", "read_predictions"]
 
 PREFIX = "predictions"
 FEEDBACK = "_feedback"
+ERRORS = "_errors"  # requests answered with an error: predictions/_errors/<day>/<part>.parquet
 # As read back; on disk ``inputs`` is a struct of the model's input columns.
 _SCHEMA = pa.schema([("id", pa.string()), ("time", pa.timestamp("ms", tz="UTC")), ("model", pa.string()),
                      ("version", pa.string()), ("role", pa.string()), ("inputs", pa.string()),
                      ("output", pa.string()), ("latency_ms", pa.float64()), ("proba", pa.string())])
 _FEEDBACK_SCHEMA = pa.schema([("id", pa.string()), ("time", pa.timestamp("ms", tz="UTC")), ("label", pa.string())])
+ERROR_SCHEMA = pa.schema([("id", pa.string()), ("time", pa.timestamp("ms", tz="UTC")), ("model", pa.string()),
+                          ("version", pa.string()), ("role", pa.string()), ("status", pa.int32()),
+                          ("latency_ms", pa.float64())])
 
 
 class PredictionLog:
@@ -62,6 +66,7 @@ class PredictionLog:
         self.max_rows = max_rows
         self._batches: dict[tuple[str, tuple[str, ...]], Batch] = {}
         self._feedback: list[tuple[str, float, str]] = []
+        self._failed: list[tuple[str, int, str, str, str, int, float]] = []
         self._rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -103,6 +108,15 @@ class PredictionLog:
         if self._rows >= self.max_rows:
             self._wake.set()
 
+    def record_error(self, model: str, version: str, role: str, request_id: str, status: int,
+                     seconds: float) -> None:
+        """Remember one request answered with an error status (its monitor counts errors per window)."""
+        with self._lock:
+            if len(self._failed) >= 10 * self.max_rows:
+                self.dropped += 1
+                return
+            self._failed.append((request_id, int(time.time() * 1000), model, version, role, status, seconds * 1000))
+
     def feedback(self, labels: list[tuple[str, Any]]) -> None:
         """Attach ground-truth labels to prediction ids (stored as JSON text)."""
         now = time.time()
@@ -115,6 +129,7 @@ class PredictionLog:
         with self._lock:
             batches, self._batches, self._rows = self._batches, {}, 0
             feedback, self._feedback = self._feedback, []
+            failed, self._failed = self._failed, []
         for batch in batches.values():
             try:
                 self._put(f"{PREFIX}/{batch.model}/{_day()}/{_part()}.parquet", batch.table())
@@ -124,6 +139,8 @@ class PredictionLog:
         try:
             if feedback:
                 self._write_feedback(feedback)
+            if failed:
+                self._put(f"{PREFIX}/{ERRORS}/{_day()}/{_part()}.parquet", _error_table(failed))
         except Exception:
             self.errors += 1
 
@@ -165,6 +182,14 @@ def _readable(table: pa.Table) -> pa.Table:
     return table.set_column(table.schema.get_field_index("inputs"), "inputs", text)
 
 
+def _error_table(failed: list[tuple[str, int, str, str, str, int, float]]) -> pa.Table:
+    ids, times, models, versions, roles, statuses, latencies = zip(*failed, strict=True)
+    return pa.table({"id": pa.array(ids, pa.string()), "time": pa.array(times, pa.int64()).cast(ERROR_SCHEMA[1].type),
+                     "model": pa.array(models, pa.string()), "version": pa.array(versions, pa.string()),
+                     "role": pa.array(roles, pa.string()), "status": pa.array(statuses, pa.int32()),
+                     "latency_ms": pa.array(latencies, pa.float64())}, schema=ERROR_SCHEMA)
+
+
 def _day() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
 
@@ -177,7 +202,8 @@ def read_predictions(settings: Settings, model: str | None = None, *, with_feedb
     """The logged predictions (of one model, or all), oldest first, with the latest label joined by id."""
     blobs = open_blob_store(settings.artifact_root)
     prefix = f"{PREFIX}/{model}/" if model else f"{PREFIX}/"
-    keys = [k for k in blobs.list(prefix) if k.endswith(".parquet") and f"/{FEEDBACK}/" not in f"/{k}"]
+    keys = [k for k in blobs.list(prefix) if k.endswith(".parquet")
+            and f"/{FEEDBACK}/" not in f"/{k}" and f"/{ERRORS}/" not in f"/{k}"]
     tables = [_readable(pq.read_table(io.BytesIO(blobs.get_bytes(k)))) for k in sorted(keys)]
     frame = pa.concat_tables(tables).to_pandas() if tables else _SCHEMA.empty_table().to_pandas()
     frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
