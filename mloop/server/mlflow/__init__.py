@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mloop.server.mlflow._protocol import MLFLOW_PREFIXES, MlflowRoute
+from mloop.server.mlflow._protocol import ARTIFACTS_PREFIX, MLFLOW_PREFIXES, MlflowRoute
 
 __all__ = ["MLFLOW_PREFIXES", "MlflowRoute", "routers"]
 
 
 def routers() -> list[tuple[str, APIRouter]]:
     """The (prefix, router) pairs of MLflow's protocol, in the order the app includes them."""
-    from mloop.server.mlflow import tracking
+    from mloop.server.mlflow import _artifacts_mpu, artifacts, tracking
 
     mounted: list[tuple[str, APIRouter]] = []
     for prefix in MLFLOW_PREFIXES:
         mounted.append((prefix, tracking.router))
+    mounted += [(ARTIFACTS_PREFIX, artifacts.router), (ARTIFACTS_PREFIX, _artifacts_mpu.router)]
     return mounted
