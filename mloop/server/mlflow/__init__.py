@@ -18,10 +18,11 @@ __all__ = ["MLFLOW_PREFIXES", "MlflowRoute", "routers"]
 
 def routers() -> list[tuple[str, APIRouter]]:
     """The (prefix, router) pairs of MLflow's protocol, in the order the app includes them."""
-    from mloop.server.mlflow import _artifacts_mpu, artifacts, tracking
+    from mloop.server.mlflow import _artifacts_mpu, _models_versions, artifacts, logged_models, registry, tracking
 
     mounted: list[tuple[str, APIRouter]] = []
     for prefix in MLFLOW_PREFIXES:
         mounted.append((prefix, tracking.router))
+        mounted += [(prefix, registry.router), (prefix, _models_versions.router), (prefix, logged_models.router)]
     mounted += [(ARTIFACTS_PREFIX, artifacts.router), (ARTIFACTS_PREFIX, _artifacts_mpu.router)]
     return mounted
