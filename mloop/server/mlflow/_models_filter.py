@@ -8,6 +8,8 @@ applied to the rows in Python. The grammar is MLflow's for the registry: clauses
 >>> check = parse("name LIKE 'eta%' AND tags.team = 'ml'", {"name"})
 >>> check({"name": "eta-v2", "tags.team": "ml"}), check({"name": "eta-v2", "tags.team": "ops"})
 (True, False)
+>>> parse("tag.`mlflow.prompt.is_prompt` != 'true'", {"name"})({"name": "eta"})
+True
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from mloop.server.mlflow._protocol import MlflowError
 
 _CLAUSE = re.compile(
-    r"""\s*(?P<field>`[^`]+`|[\w.]+)\s*(?P<op>!=|=|<=|>=|<|>|\bNOT\s+IN\b|\bIN\b|\bI?LIKE\b)\s*"""
+    r"""\s*(?P<field>(?:tags?\.)?(?:`[^`]+`|[\w.]+))\s*(?P<op>!=|=|<=|>=|<|>|\bNOT\s+IN\b|\bIN\b|\bI?LIKE\b)\s*"""
     r"""(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|-?\d+|\((?:\s*(?:'[^']*'|"[^"]*"|\d+)\s*,?)+\))\s*""",
     re.IGNORECASE)
 _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
@@ -56,7 +58,7 @@ def _clause(text: str, fields: set[str]) -> Callable[[dict[str, Any]], bool]:
     if match is None:
         raise MlflowError(f"filter: cannot read '{text[:200]}'; expected <field> <op> '<value>' clauses joined "
                           "by AND, with op one of =, !=, LIKE, ILIKE, IN.")
-    field = match["field"].strip("`")
+    field = re.sub(r"^tags?\.", "tags.", match["field"]).replace("`", "")  # MLflow takes tag. and tags.
     if field not in fields and not field.startswith("tags."):
         raise MlflowError(f"filter: '{field}' is not a field of this search; expected one of "
                           f"{sorted(fields)} or tags.<key>.")
