@@ -121,3 +121,30 @@ def test_only_types_mloop_trusts_unasked_are_listed_for_mlflow(tmp_path):
     custom = make_pipeline(FunctionTransformer(_halve), StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
     save_model(custom, tmp_path / "custom")
     assert not (tmp_path / "custom" / "MLmodel").exists()
+
+
+def _tracking_api_mounted(url: str) -> bool:
+    import httpx
+
+    return httpx.post(url + "/api/2.0/mlflow/runs/create", json={}).status_code != 404
+
+
+def test_log_model_in_a_run_then_register_it_by_its_runs_uri(mlflow_server, wine, monkeypatch):
+    """The whole user script: start a run, log the model in it, register ``runs:/<run>/model``, load it back."""
+    if not _tracking_api_mounted(mlflow_server.url):
+        pytest.skip("needs mlflow-tracking branch (MLflow's runs API), which mounts on the same prefixes")
+    import mlflow
+    import mlflow.pyfunc
+    import mlflow.sklearn
+
+    monkeypatch.setenv("MLFLOW_ALLOW_MODEL_CODE_EXECUTION", "true")
+    X, y = wine
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
+    with mlflow.start_run() as run:
+        mlflow.log_param("max_iter", 2000)
+        mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "wine-run")
+    loaded = mlflow.pyfunc.load_model(f"models:/wine-run/{version.version}")
+    assert (np.asarray(loaded.predict(X)) == model.predict(X)).all()
+    registry = RegistryClient(mlflow_server.settings)
+    assert registry.get_version("wine-run", int(version.version)).run_id == run.info.run_id
