@@ -14,6 +14,7 @@ import json
 import re
 import secrets
 import shutil
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,7 @@ from mloop.tracking._sql import SqlTrackingRepository
 router = APIRouter(route_class=MlflowRoute, tags=["mlflow-artifacts"])
 Repo = Annotated[SqlTrackingRepository, Depends(repo)]
 MAX_PARTS = 10_000
+STALE_SECONDS = 24 * 3600  # an upload neither completed nor aborted for a day is abandoned: its parts go
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 FileName = Annotated[str, Field(min_length=1, max_length=1024)]
 
@@ -77,6 +79,7 @@ def _upload_dir(request: Request, upload_id: str) -> Path:
 def create(path: str, body: CreateIn, request: Request) -> dict[str, Any]:
     target = _target(path, body.path)
     store.require_upload(place_of(target))
+    _drop_stale(spool_dir(request) / "mpu")
     upload_id = secrets.token_hex(16)
     folder = spool_dir(request) / "mpu" / upload_id
     folder.mkdir(parents=True)
@@ -85,6 +88,17 @@ def create(path: str, body: CreateIn, request: Request) -> dict[str, Any]:
     return {"upload_id": upload_id,
             "credentials": [{"url": f"{base}/mpu/parts/{upload_id}/{n}", "part_number": n, "headers": {}}
                             for n in range(1, body.num_parts + 1)]}
+
+
+def _drop_stale(root: Path) -> None:
+    """Remove the parts of uploads abandoned for ``STALE_SECONDS``, so a client that never completes cannot fill
+    the disk over time."""
+    if not root.is_dir():
+        return
+    horizon = time.time() - STALE_SECONDS
+    for folder in root.iterdir():
+        if folder.is_dir() and not folder.is_symlink() and folder.stat().st_mtime < horizon:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @router.put("/mpu/parts/{upload_id}/{part_number}")

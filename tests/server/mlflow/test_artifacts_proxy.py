@@ -71,6 +71,11 @@ def test_a_part_with_other_bytes_than_its_etag_is_refused(mlflow_server, run_id)
         assert done.status_code == 400 and "part 2" in done.json()["message"]
         unknown = httpx.put(urls[0].rsplit("/", 2)[0] + "/" + "0" * 32 + "/1", content=b"x")
         assert unknown.status_code == 404 and unknown.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+        # an upload abandoned for a day loses its parts when the next upload starts
+        spool = Path(mlflow_server.settings.home, "tmp", "mpu", created["upload_id"])
+        os.utime(spool, (0, 0))
+        api.post(f"/api/2.0/mlflow-artifacts/mpu/create/1/{run_id}/artifacts", json={"path": "n.bin"})
+        assert not spool.exists()
 
 
 def _raw(server_url: str, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
