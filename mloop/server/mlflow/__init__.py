@@ -5,6 +5,10 @@ uses the same calls under ``/ajax-api/2.0/mlflow``), ``/api/2.0/mlflow-artifacts
 for MLflow 3's logged models, ``/api/2.0/mlflow/logged-models``. Each idea has one module here with its own
 ``router``; ``routers()`` gives them to the app. The routes translate between MLflow's shapes and mloop's
 capabilities and hold no logic of their own: a run logged through the mlflow client is an mloop run.
+
+The registry, logged-model and artifact routers stay out of mloop's OpenAPI document
+(``include_in_schema=False``): they answer errors in MLflow's shape, not the document's ``Error``, and MLflow's own
+REST reference describes them.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from mloop.server.mlflow.registry import (
     number,
 )
 
-router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])
+router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)  # see __init__
 VersionQuery = Annotated[str, Query(min_length=1, max_length=12)]
 
 

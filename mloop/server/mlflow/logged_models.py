@@ -16,7 +16,7 @@ from mloop.server.mlflow import _models_logged as logged
 from mloop.server.mlflow._protocol import MlflowError, MlflowRoute
 from mloop.store.blob import BlobStore
 
-router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])
+router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)  # see __init__
 Text = Annotated[str, Field(max_length=8000)]
 Short = Annotated[str, Field(max_length=500)]
 MAX_RESULTS = 1000

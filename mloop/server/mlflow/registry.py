@@ -24,7 +24,7 @@ from mloop.server.mlflow import _models_filter as filters
 from mloop.server.mlflow import _models_shapes as shapes
 from mloop.server.mlflow._protocol import MlflowError, MlflowRoute
 
-router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])
+router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)  # see __init__
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 NameQuery = Annotated[str, Query(min_length=1, max_length=256)]
 VersionText = Annotated[str, Field(min_length=1, max_length=12)]
