@@ -26,6 +26,7 @@ from mloop.server.mlflow.registry import (
     _registry,
     _stage,
     number,
+    refuse_if_deployed,
 )
 
 router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)  # see __init__
@@ -60,6 +61,7 @@ def update_version(body: UpdateVersionIn, request: Request) -> dict[str, Any]:
 def delete_version(body: VersionIn, request: Request) -> dict[str, Any]:
     registry = _registry(request)
     found = registry.get_version(body.name, number(body.version))
+    refuse_if_deployed(registry, body.name, found.version)
     for alias in found.aliases:  # MLflow drops a deleted version's aliases; a deployment still guards it
         registry.delete_alias(body.name, alias)
     registry.delete_version(body.name, found.version)

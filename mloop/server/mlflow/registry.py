@@ -143,6 +143,23 @@ def _stage(registry: RegistryClient, version: ModelVersion) -> str:
 STAGES = tuple(shapes.STAGE_ENVIRONMENTS.items())
 
 
+def refuse_if_deployed(registry: RegistryClient, name: str, version: int | None = None) -> None:
+    """INVALID_STATE when the model (or one version) is deployed to an environment: MLflow's delete also drops
+    aliases, and that must not happen before a delete that mloop's deployment guard then refuses."""
+    from sqlalchemy import select
+
+    from mloop.registry import _tables as t
+
+    query = select(t.deployments.c.env, t.deployments.c.version).where(t.deployments.c.name == name)
+    if version is not None:
+        query = query.where(t.deployments.c.version == version)
+    with registry.db.read() as conn:
+        found = [f"{r.env} (version {r.version})" for r in conn.execute(query)]
+    if found:
+        raise MlflowError(f"'{name}' is deployed in {found}; deploy another version or remove the deployment "
+                          "before deleting.", code="INVALID_STATE", status=400)
+
+
 # ---------------------------------------------------------------- registered models
 @router.post("/registered-models/create")
 def create_model(body: ModelIn, request: Request) -> dict[str, Any]:
@@ -177,7 +194,9 @@ def rename_model(body: RenameIn, request: Request) -> dict[str, Any]:
 @router.delete("/registered-models/delete")
 def delete_model(body: NameIn, request: Request) -> dict[str, Any]:
     registry = _registry(request)
-    for alias in registry.get_model(body.name).aliases:  # MLflow drops the aliases with the model
+    model = registry.get_model(body.name)
+    refuse_if_deployed(registry, body.name)
+    for alias in model.aliases:  # MLflow drops the aliases with the model
         registry.delete_alias(body.name, alias)
     registry.delete_model(body.name)
     return {}

@@ -120,6 +120,9 @@ def test_versions_from_a_run_with_aliases_stages_and_tags(client, mlflow_server,
         client.transition_model_version_stage("diabetes", "1", "Archived")
     assert "environments" in archived.value.message
 
+    with pytest.raises(MlflowException) as deployed:
+        client.delete_model_version("diabetes", "2")
+    assert _code(deployed) == "INVALID_STATE" and "production" in deployed.value.message
     client.delete_model_version("diabetes", "1")  # its alias goes with it, as in MLflow
     with pytest.raises(MlflowException) as gone:
         client.get_model_version_by_alias("diabetes", "champion")
