@@ -162,4 +162,4 @@ def test_a_malformed_request_is_an_mlflow_error_not_a_stack_trace(mlflow_server)
                        api.post("/logged-models", json={"experiment_id": "1", "source_run_id": "../x"})):
             assert 400 <= answer.status_code < 500, answer.text
             body = answer.json()
-            assert set(body) == {"error_code", "message"} and "Traceback" not in body["message"], answer.url
+            assert {"error_code", "message"} <= set(body) and "Traceback" not in body["message"], answer.url
