@@ -13,6 +13,12 @@ import pytest
 
 from mloop.config import Settings
 from tests.server.conftest import serve
+from tests.server.mlflow import _registry_fixtures as fixtures
+
+# this module's fixtures: a fresh server per test, runs made through mloop's own store
+mlflow_server = fixtures.mlflow_server
+run_id = fixtures.run_id
+tracking = fixtures.tracking
 
 PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
 

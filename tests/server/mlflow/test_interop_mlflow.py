@@ -18,7 +18,11 @@ from mloop.registry import RegistryClient, load_model, save_model
 from mloop.serving import ServeConfig
 from mloop.serving.batch import batch_predict
 from mloop.serving.config import EndpointConfig
+from tests.server.mlflow import _registry_fixtures as fixtures
 from tests.serving.conftest import running
+
+# this module's fixtures: a fresh server per test, runs made through mloop's own store
+mlflow_server = fixtures.mlflow_server
 
 
 @pytest.fixture

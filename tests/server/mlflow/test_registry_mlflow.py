@@ -9,6 +9,12 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
 from mloop.registry import RegistryClient
+from tests.server.mlflow import _registry_fixtures as fixtures
+
+# this module's fixtures: a fresh server per test, runs made through mloop's own store
+mlflow_server = fixtures.mlflow_server
+run_id = fixtures.run_id
+tracking = fixtures.tracking
 
 
 @pytest.fixture
