@@ -1,5 +1,6 @@
 """MLflow 3's logged-model endpoints (``/api/2.0/mlflow/logged-models``), as far as ``mlflow.<flavor>.log_model``
-and ``mlflow.search_logged_models`` use them: create, get, finalize, delete, search, tags and params.
+and ``mlflow.search_logged_models`` use them: create, get, finalize, delete, search, tags and params, and
+``runs/outputs``, which links a run to the models it logged.
 
 The records live in the artifact store (see ``_models_logged``); the files go through the artifact proxy.
 """
@@ -46,6 +47,16 @@ class TagsIn(BaseModel):
 
 class ParamsIn(BaseModel):
     params: list[KeyValue] = Field(default_factory=list, max_length=logged.MAX_PARAMS)
+
+
+class ModelOutput(BaseModel):
+    model_id: Annotated[str, Field(max_length=64)]
+    step: int = Field(default=0, ge=-(2**63), le=2**63 - 1)
+
+
+class OutputsIn(BaseModel):
+    run_id: Annotated[str, Field(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+    models: list[ModelOutput] = Field(default_factory=list, max_length=1000)
 
 
 class SearchIn(BaseModel):
@@ -113,6 +124,19 @@ def delete_tag(model_id: str, tag_key: Annotated[str, Path(max_length=500)], req
 @router.post("/logged-models/{model_id}/params")
 def log_params(model_id: str, body: ParamsIn, request: Request) -> dict[str, Any]:
     return _change(request, model_id, params={p.key: p.value for p in body.params})
+
+
+@router.post("/runs/outputs")
+def log_outputs(body: OutputsIn, request: Request) -> dict[str, Any]:
+    """Record that the run produced these logged models (``log_model`` inside a run calls it)."""
+    from mloop.server.api.tracking import repo
+
+    repo(request).get_run(body.run_id)  # RESOURCE_DOES_NOT_EXIST for a run that is not there
+    for output in body.models:
+        record = logged.get(blobs(request), output.model_id)
+        outputs = {**record.get("run_outputs", {}), body.run_id: output.step}
+        logged.change(blobs(request), output.model_id, run_outputs=outputs)
+    return {}
 
 
 @router.post("/logged-models/search")
