@@ -83,6 +83,8 @@ async def receive_bounded(request: Request, target: Path) -> str | JSONResponse:
 async def upload(path: str, request: Request, r: Repo) -> Any:
     place = place_of(path)
     store.require_upload(place)
+    if place.run_id is not None:  # a run that is not there is a 404 before a byte of the body is read
+        await run_in_threadpool(r.get_run, place.run_id)
     with tempfile.TemporaryDirectory(prefix="upload-", dir=spool_dir(request)) as tmp:
         target = Path(tmp) / "upload"
         received = await receive_bounded(request, target)
