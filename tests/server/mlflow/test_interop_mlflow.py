@@ -4,6 +4,7 @@ MLflow pickle never loads in mloop without the user's trust."""
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,11 +16,9 @@ from sklearn.preprocessing import StandardScaler
 
 from mloop.errors import InvalidInputError
 from mloop.registry import RegistryClient, load_model, save_model
-from mloop.serving import ServeConfig
 from mloop.serving.batch import batch_predict
-from mloop.serving.config import EndpointConfig
 from tests.server.mlflow import _registry_fixtures as fixtures
-from tests.serving.conftest import running
+from tests.serving.conftest import serve_process
 
 # this module's fixtures: a fresh server per test, runs made through mloop's own store
 mlflow_server = fixtures.mlflow_server
@@ -58,10 +57,10 @@ def test_a_model_the_mlflow_client_logged_is_registered_served_and_batch_scored(
     loaded = load_model("models:/wine@champion", client=registry)  # skops: mloop's own list of safe types
     assert (np.asarray(loaded.predict(X)) == expected).all()
 
-    config = ServeConfig(endpoints=(EndpointConfig(name="wine", uri="models:/wine@champion", log=False),),
-                         reload_seconds=0)
-    with running(config, mlflow_server.settings, registry) as server:
-        answer = server.post("/invocations", {"dataframe_split": X.head(20).to_dict(orient="split")})
+    stores = {"MLOOP_HOME": mlflow_server.settings.home, "MLOOP_DB_URL": mlflow_server.settings.db_url}
+    with serve_process(["models:/wine@champion", "--no-log", "--reload-seconds", "0"], env=stores) as (url, _):
+        answer = httpx.post(f"{url}/invocations", json={"dataframe_split": X.head(20).to_dict(orient="split")},
+                            timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] == expected[:20].tolist()
 
@@ -128,8 +127,6 @@ def test_only_types_mloop_trusts_unasked_are_listed_for_mlflow(tmp_path):
 
 
 def _tracking_api_mounted(url: str) -> bool:
-    import httpx
-
     return httpx.post(url + "/api/2.0/mlflow/runs/create", json={}).status_code != 404
 
 
