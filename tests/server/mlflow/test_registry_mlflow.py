@@ -169,3 +169,21 @@ def test_a_malformed_request_is_an_mlflow_error_not_a_stack_trace(mlflow_server)
             assert 400 <= answer.status_code < 500, answer.text
             body = answer.json()
             assert {"error_code", "message"} <= set(body) and "Traceback" not in body["message"], answer.url
+
+
+def test_deleting_a_tag_on_sqlite_and_postgresql(db_url, tmp_path):
+    """The one registry write MLflow's API needed that mloop lacked: dropping a tag, on both databases."""
+    from mloop.config import Settings
+    from mloop.registry import save_model
+
+    registry = RegistryClient(Settings.load(home=str(tmp_path / "home"), db_url=db_url))
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    registry.create_model("tagged", tags={"team": "ml", "keep": "yes"})
+    save_model(Ridge().fit(X, y), tmp_path / "m")
+    registry.register("tagged", tmp_path / "m", tags={"data": "v1", "keep": "yes"})
+    registry.delete_tag("tagged", "team")
+    registry.delete_tag("tagged", "data", version=1)
+    registry.delete_tag("tagged", "never-set")
+    assert registry.get_model("tagged").tags == {"keep": "yes"}
+    assert registry.get_version("tagged", 1).tags == {"keep": "yes"}
+    assert [e.action for e in registry.audit("tagged", limit=2)] == ["model.updated", "version.updated"]
