@@ -12,6 +12,7 @@ Topics with more than a few calls live beside it and hang off the client:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -117,22 +118,27 @@ class RegistryClient:
 
     # ---------------------------------------------------------------- versions
     def register(self, name: str, source: str | Path, *, description: str = "", tags: dict[str, Any] | None = None,
-                 create: bool = True) -> ModelVersion:
+                 create: bool = True, origin: str | None = None, run_id: str | None = None) -> ModelVersion:
         """Register a new version of ``name`` from ``runs:/<run_id>/<path>`` or a local model folder.
 
         The model is created on first use (``create=False`` makes that an error). The
         version keeps a snapshot of the source run's metrics. Everything is written in one
-        transaction (the run is checked and its metrics read inside it).
+        transaction (the run is checked and its metrics read inside it). For a folder whose files came from
+        elsewhere (a model the mlflow client logged), ``origin`` is the source the version records and
+        ``run_id`` the run that made it.
         """
         _models.check_text(description, "description")
+        _models.check_text(origin, "origin")
         ref = parse_uri(str(source))
         if ref.kind == "models":
             raise InvalidInputError(field="source", value=str(source),
                                     expected="runs:/<run_id>/<path> or a local model folder")
         if tags is not None and not isinstance(tags, dict):
             raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
+        if ref.kind == "path" and run_id is not None:
+            ref = dataclasses.replace(ref, run_id=run_id)
         storage, manifest = self._source(ref)
-        values = {"run_id": ref.run_id, "source": str(source) if ref.kind == "runs" else ref.path,
+        values = {"run_id": ref.run_id, "source": origin or (str(source) if ref.kind == "runs" else ref.path),
                   "storage": storage, "flavor": manifest["flavor"],
                   "signature": json.dumps(manifest["signature"]) if manifest.get("signature") else None,
                   "status": "ready", "description": str(description or ""), "created": now_ms(),
@@ -225,6 +231,22 @@ class RegistryClient:
                                   after={"description": description, "tags": tags})
         self._emit([event])
         return self.get_version(name, version)
+
+    def delete_tag(self, name: str, key: str, version: int | None = None) -> None:
+        """Remove the tag ``key`` from a model, or from one of its versions (no error when it is not set)."""
+        table = t.model_tags if version is None else t.version_tags
+        where = [table.c.name == name, table.c.key == key]
+        if version is not None:
+            where.append(table.c.version == _models.check_version(version))
+        target = f"models/{name}" + ("" if version is None else f"/versions/{version}")
+        with self.db.write() as conn:
+            _models.lock_model(conn, name)
+            if version is not None:
+                _models.get_version(conn, name, version)
+            conn.execute(table.delete().where(*where))
+            event = _audit.record(conn, self.actor, "version.updated" if version else "model.updated", name,
+                                  target, before={"tags": [key]}, after={"tags": []})
+        self._emit([event])
 
     def delete_version(self, name: str, version: int, force: bool = False) -> None:
         """Delete a version and its bytes; a version an alias or environment points to needs ``force``."""

@@ -92,6 +92,9 @@ def save_model(model: Any, folder: str | Path, *, flavor: str | None = None, sig
     example = _example(input_example)
     signature = _signature(chosen, model, signature, example, training_data, unknown_categories)
     options = chosen.save(model, target, example)
+    from mloop.registry.mlflow_format import write_mlmodel
+
+    write_mlmodel(target, chosen.name, options)  # MLflow's client loads the model too, where that is safe
     if example is not None:
         frame = to_frame(example).head(_EXAMPLE_ROWS)
         (target / _EXAMPLE).write_text(frame.to_json(orient="split", index=False, date_format="iso"))

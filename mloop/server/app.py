@@ -20,7 +20,10 @@ from mloop.config import Settings
 from mloop.server.errors import install_error_handlers
 
 # Bodies that are not size-limited JSON: an artifact upload streams any bytes (its route bounds the size itself).
-EDGE_RULES = (BodyRule(r"/api/runs/[^/]+/artifacts/", methods=frozenset({"PUT"}), media_types=None, limited=False),)
+EDGE_RULES = (BodyRule(r"/api/runs/[^/]+/artifacts/", methods=frozenset({"PUT"}), media_types=None, limited=False),
+              # MLflow's artifact proxy: a file upload or one part of a multipart upload, bounded by its route
+              BodyRule(r"/api/2\.0/mlflow-artifacts/(artifacts|mpu/parts)/", methods=frozenset({"PUT"}),
+                       media_types=None, limited=False))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

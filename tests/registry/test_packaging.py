@@ -18,7 +18,7 @@ def test_sklearn_pipeline_round_trip_with_manifest(tmp_path: Path, pipeline, fra
     manifest = save_model(pipeline, tmp_path / "m", input_example=frame.head(3))
     stored = yaml.safe_load((tmp_path / "m" / MANIFEST).read_text())
     assert stored["flavor"] == "sklearn" and stored["flavor_options"]["serialization"] == "skops"
-    assert set(stored["files"]) == {"model.skops", "input_example.json"}
+    assert set(stored["files"]) == {"model.skops", "input_example.json", "MLmodel"}  # MLmodel: for mlflow.pyfunc
     assert all(len(d) == 64 for d in stored["files"].values())
     assert stored["requirements"]["scikit-learn"] and stored["python"]
     # no training data: a column may be null where the model still answers with it null (the one-hot
