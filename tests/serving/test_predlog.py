@@ -84,3 +84,27 @@ def test_a_stuck_writer_does_not_grow_the_log_without_bound(settings, monkeypatc
     monkeypatch.undo()
     log.close()
     assert log.written == 50
+
+
+def test_refused_requests_are_logged_and_a_monitor_counts_them(settings, model_dir) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mloop.monitoring import create_monitor, run_monitor, series
+
+    config = ServeConfig(endpoints=(EndpointConfig(name="m", uri=str(model_dir)),), reload_seconds=0,
+                         log_flush_seconds=0.1)
+    with running(config, settings) as server:
+        for _ in range(6):
+            assert server.post("/predict", [ROW]).status_code == 200
+        assert server.post("/predict", [{**ROW, "hour": "late"}]).status_code == 422
+        assert server.post("/predict", content=b"{not json", headers={"content-type": "application/json"}) \
+            .status_code == 400
+    assert len(read_predictions(settings, "m")) == 6  # the predictions' log holds predictions only
+    create_monitor("m-1h", "m", window="1h", settings=settings)
+    run_monitor("m-1h", now=datetime.now(UTC) + timedelta(hours=2), settings=settings)
+    figures = series("m-1h", ["requests", "errors", "error_rate"], settings=settings)
+    totals = figures.groupby("metric")["value"].sum()
+    assert totals["requests"] == 6 and totals["errors"] == 2
+    by_window = figures.pivot_table(index="start", columns="metric", values="value", aggfunc="sum")
+    expected = by_window["errors"] / (by_window["requests"] + by_window["errors"])
+    assert (by_window["error_rate"] - expected).abs().max() < 1e-12  # 0.25 unless the hour turned meanwhile
