@@ -1,0 +1,36 @@
+"""Stable URLs of the UI's pages, for the CLI and the demo to print beside the ids they show."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from mloop.config import Settings
+
+
+def ui_base(settings: Settings) -> str | None:
+    """The UI's root URL when ``settings`` point at an mloop server, else None (local stores have no pages).
+
+    >>> ui_base(Settings.load(tracking_uri="http://127.0.0.1:5000/"))
+    'http://127.0.0.1:5000'
+    """
+    uri = settings.tracking_uri or ""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+
+
+def run_url(base: str, run_id: str) -> str:
+    """The page of one run.
+
+    >>> run_url("http://127.0.0.1:5000", "ab12")
+    'http://127.0.0.1:5000/runs/ab12'
+    """
+    return f"{base}/runs/{quote(run_id, safe='')}"
+
+
+def experiment_url(base: str, experiment_id: str, filter: str = "") -> str:
+    """The runs table of one experiment, optionally filtered.
+
+    >>> experiment_url("http://127.0.0.1:5000", "3", "metrics.rmse < 4")
+    'http://127.0.0.1:5000/experiments/3?filter=metrics.rmse%20%3C%204'
+    """
+    url = f"{base}/experiments/{quote(experiment_id, safe='')}"
+    return url + (f"?filter={quote(filter, safe='')}" if filter else "")
