@@ -1,4 +1,4 @@
-"""A real mloop server over demo-like runs, and one headless Chromium page on it, shared by a test module.
+"""A real mloop server over demo-like runs, and one headless Chromium page on it, shared by the UI tests.
 
 The runs are logged through the SDK as a user would: a sweep whose children fold under it, a flow-like run with
 tasks with runs of their own, standalone runs with params (strings, numbers, some missing), metric histories,
@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,15 +44,30 @@ class Browser:
     problems: list[str] = field(default_factory=list)  # console errors, failed requests, CSP violations
 
     def open(self, url: str) -> Any:
+        """Go to ``url`` and wait until its page has rendered; problems seen so far are forgotten."""
+        self.problems.clear()
         self.page.goto(url)
         self.page.wait_for_selector("main[data-state=ready]", timeout=20_000)
         return self.page
 
+    def until(self, expression: str, timeout: float = 15) -> Any:
+        """Poll ``expression`` (a function of no arguments) in the page until it is truthy; its value.
+
+        Playwright's wait_for_function evaluates a string in the page, which the UI's policy (no eval) refuses.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.page.evaluate(expression)
+            if found or time.monotonic() > deadline:
+                assert found, f"still false after {timeout} s: {expression}"
+                return found
+            time.sleep(0.05)
+
     def shot(self, name: str) -> Path:
-        """A screenshot under the test's folder, and in $MLOOP_UI_SHOTS when set (to look at them)."""
+        """A screenshot under the test's folder, and in $MLOOP_TEST_UI_SHOTS when set (to look at them)."""
         target = self.shots / f"{name}.png"
         self.page.screenshot(path=str(target), full_page=True)
-        extra = os.environ.get("MLOOP_UI_SHOTS")
+        extra = os.environ.get("MLOOP_TEST_UI_SHOTS")
         if extra:
             Path(extra).mkdir(parents=True, exist_ok=True)
             shutil.copy(target, Path(extra) / target.name)
@@ -133,7 +149,7 @@ def _artifacts_and_model(run: Any, tmp: Path) -> tuple[str, int]:
     run.log_dict({"val_rmse": 5.1, "features": ["age", "bmi"], "label": XSS}, "metrics.json")
     image = tmp / "curve.png"
     image.write_bytes(_png())
-    run.log_artifact(image, "plots")
+    run.log_artifact(image, "plots/curve.png")
     run.log_text("<html><body><h1 id='report'>Drift report</h1><p>all good</p></body></html>", "report.html")
     data = load_diabetes(as_frame=True)
     frame = data.frame.head(200).copy()
@@ -143,7 +159,7 @@ def _artifacts_and_model(run: Any, tmp: Path) -> tuple[str, int]:
     return version.name, int(version.version)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ui_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiData]:
     home = tmp_path_factory.mktemp("ui-home")
     settings = Settings.load(home=str(home), tracking_uri="")
@@ -152,7 +168,7 @@ def ui_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiData]:
         yield UiData(live.url, experiment_id, runs, model)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     executable = chromium()
     from playwright.sync_api import sync_playwright

@@ -179,7 +179,8 @@ export const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "
 
 const LAYOUT = {
   margin: { l: 56, r: 16, t: 36, b: 40 }, height: 280, paper_bgcolor: "rgba(0,0,0,0)",
-  plot_bgcolor: "#fff", font: { size: 11 }, legend: { orientation: "h", y: -0.2 }, hovermode: "closest",
+  plot_bgcolor: "#fff", font: { size: 11 }, hovermode: "closest",
+  legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
 };
 
 /** Draw (or redraw) a Plotly chart in ``element``; titles and trace names must already be esc()'d. */

@@ -171,9 +171,10 @@ function row(state, parts, run, depth) {
       link(`/runs/${seg(run.run_id)}`, run.name), parent),
     h("td", {}, status(run.status)), h("td", { class: "time" }, when(run.start_time)),
     h("td", { class: "n" }, duration(run.start_time, run.end_time)),
-    state.columns.map((column) => {
+    ...state.columns.map((column) => {
       const [kind, key] = splitColumn(column);
-      return h("td", { class: kind === "tags" ? "" : "n" }, value(run[kind] ? run[kind][key] : undefined));
+      const cell = run[kind] ? run[kind][key] : undefined;
+      return h("td", { class: typeof cell === "number" ? "n" : "" }, value(cell));
     }));
   return tr;
 }
