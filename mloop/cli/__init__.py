@@ -17,6 +17,7 @@ def _register() -> None:
         from mloop.cli import flow as _flow_only  # noqa: F401
         return
     from mloop.cli import demo, experiments, features, flow, gc, models, runs, server, serving, validation  # noqa: F401
+    from mloop.cli import ui as _ui  # noqa: F401  (its own line: verb groups are added by several hands)
 
 
 def main() -> None:

@@ -34,3 +34,12 @@ def experiment_url(base: str, experiment_id: str, filter: str = "") -> str:
     """
     url = f"{base}/experiments/{quote(experiment_id, safe='')}"
     return url + (f"?filter={quote(filter, safe='')}" if filter else "")
+
+
+def compare_url(base: str, run_ids: list[str]) -> str:
+    """The compare page of several runs.
+
+    >>> compare_url("http://127.0.0.1:5000", ["ab", "cd"])
+    'http://127.0.0.1:5000/compare?runs=ab,cd'
+    """
+    return f"{base}/compare?runs=" + ",".join(quote(r, safe="") for r in run_ids)
