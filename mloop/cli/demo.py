@@ -40,8 +40,10 @@ def _print_pages(ctx, base: str, started: bool) -> None:  # type: ignore[no-unty
     session = ctx.state.get("session")
     mine = f"tags.demo_session = '{session}'" if session else ""
     candidates = ctx.client.search_runs(EXPERIMENT, filter=mine, order_by="metrics.val_rmse", limit=3)
-    pages = [("the candidates, best first", experiment_url(base, experiment, mine)),
-             ("the experiment's runs (the flow's tasks fold under the flow run)", experiment_url(base, experiment))]
+    pages = [("the experiment's runs (the flow's tasks fold under the flow run)", experiment_url(base, experiment))]
+    if mine:
+        pages.append(("this demo's candidates, best first",
+                      experiment_url(base, experiment, mine, "metrics.val_rmse ASC")))
     if "best_run_id" in ctx.state:
         pages.append(("the best run: charts, artifacts, lineage", run_url(base, ctx.state["best_run_id"])))
     if len(candidates) > 1:

@@ -10,14 +10,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from mloop.errors import InvalidInputError
 from mloop.tracking import _tables as t
 from mloop.tracking._query import build_search
 from mloop.tracking._sql import SqlTrackingRepository, _children, _experiment_int
 from mloop.tracking._values import decode_param
-from mloop.tracking.entities import Metric
+from mloop.tracking.entities import Lifecycle, Metric
 
 MAX_PAGE = 1000  # runs per page: a screen shows tens; a page is also what the compare view may ask at once
 MAX_KEYS = 2000  # column keys listed for the chooser: a run logging more is shown, its keys are not all offered
@@ -39,8 +39,8 @@ class RunsPage:
 def runs_page(repo: SqlTrackingRepository, experiment_ids: list[str], filter: str = "",
               order_by: list[str] | None = None, offset: int = 0, limit: int = 50,
               parent_run_id: str | None = None, roots_only: bool = False) -> RunsPage:
-    """One page of the runs that match ``filter``: the top-level ones (``roots_only``), the children of
-    ``parent_run_id``, or all of them.
+    """One page of the runs that match ``filter``: the top-level ones (``roots_only``: no parent among the runs
+    shown), the children of ``parent_run_id``, or all of them.
 
     >>> runs_page(repo, ["1"], "metrics.rmse < 4 or params.lr = 0.1", ["metrics.rmse"], 0, 50).total  # doctest: +SKIP
     """
@@ -48,9 +48,10 @@ def runs_page(repo: SqlTrackingRepository, experiment_ids: list[str], filter: st
         raise InvalidInputError(field="limit", value=limit, expected=f"a whole number from 1 to {MAX_PAGE}")
     if offset < 0:
         raise InvalidInputError(field="offset", value=offset, expected="a whole number >= 0")
-    query, where = build_search([_experiment_int(e) for e in experiment_ids], filter, order_by, None, False)
+    experiments = [_experiment_int(e) for e in experiment_ids]
+    query, where = build_search(experiments, filter, order_by, None, False)
     if parent_run_id is not None or roots_only:
-        placed = t.runs.c.parent_run_id == parent_run_id if parent_run_id else t.runs.c.parent_run_id.is_(None)
+        placed = t.runs.c.parent_run_id == parent_run_id if parent_run_id else _top_level(experiments)
         where, query = and_(where, placed), query.where(placed)
     query = query.limit(limit).offset(offset)
     repo._reap_dead_runs()
@@ -61,6 +62,16 @@ def runs_page(repo: SqlTrackingRepository, experiment_ids: list[str], filter: st
         runs = _page_rows(conn, rows, ids)
         columns = _column_keys(conn, select(t.runs.c.run_id).where(where)) if total else {}
     return RunsPage(total=total, offset=offset, runs=runs, columns=columns)
+
+
+def _top_level(experiments: list[int]) -> Any:
+    """Runs with no parent among the active runs shown: a flow's runs keep their tasks as parents in the flow's
+    own experiment, and would otherwise be folded under a run that is not on the page."""
+    parents = t.runs.alias("parents")
+    shown = select(parents.c.run_id).where(parents.c.lifecycle_stage == Lifecycle.ACTIVE)
+    if experiments:
+        shown = shown.where(parents.c.experiment_id.in_(experiments))
+    return or_(t.runs.c.parent_run_id.is_(None), t.runs.c.parent_run_id.not_in(shown))
 
 
 def _page_rows(conn: Connection, rows: list[Any], ids: list[str]) -> list[dict[str, Any]]:

@@ -26,14 +26,15 @@ def run_url(base: str, run_id: str) -> str:
     return f"{base}/runs/{quote(run_id, safe='')}"
 
 
-def experiment_url(base: str, experiment_id: str, filter: str = "") -> str:
-    """The runs table of one experiment, optionally filtered.
+def experiment_url(base: str, experiment_id: str, filter: str = "", order: str = "") -> str:
+    """The runs table of one experiment, optionally filtered and ordered.
 
-    >>> experiment_url("http://127.0.0.1:5000", "3", "metrics.rmse < 4")
-    'http://127.0.0.1:5000/experiments/3?filter=metrics.rmse%20%3C%204'
+    >>> experiment_url("http://127.0.0.1:5000", "3", "metrics.rmse < 4", "metrics.rmse ASC")
+    'http://127.0.0.1:5000/experiments/3?filter=metrics.rmse%20%3C%204&order=metrics.rmse%20ASC'
     """
-    url = f"{base}/experiments/{quote(experiment_id, safe='')}"
-    return url + (f"?filter={quote(filter, safe='')}" if filter else "")
+    query = "&".join(f"{name}={quote(value, safe='')}" for name, value in (("filter", filter), ("order", order))
+                     if value)
+    return f"{base}/experiments/{quote(experiment_id, safe='')}" + (f"?{query}" if query else "")
 
 
 def compare_url(base: str, run_ids: list[str]) -> str:

@@ -118,6 +118,11 @@ def log_demo_runs(settings: Settings, tmp: Path) -> tuple[str, dict[str, str], t
                     with client.start_run(EXPERIMENT, "fit-ridge", params={"algorithm": "ridge"}) as fit:
                         fit.log_metric("val_rmse", 6.1)
                         runs["fit-ridge"] = fit.run_id
+    # as a flow's candidates: tracked in this experiment, their parent (the task) in the flow's own experiment
+    with client.start_run("TrainFlow", "task-elsewhere") as task:
+        with client.start_run(EXPERIMENT, "candidate", parent=task, params={"algorithm": "lasso"}) as candidate:
+            candidate.log_metric("val_rmse", 7.0)
+        runs["task-elsewhere"], runs["candidate"] = task.run_id, candidate.run_id
     model = None
     for name, algorithm, lr, rmse in [("ridge", "ridge", None, 6.4), ("forest", "random_forest", 0.3, 5.6),
                                       ("hgb", "hist_gradient_boosting", 0.1, 5.1)]:

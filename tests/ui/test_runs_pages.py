@@ -111,3 +111,11 @@ def test_user_text_is_shown_as_text_never_run(ui_data: UiData, browser: Browser)
         assert page.locator("main img[src=x]").count() == 0
         assert page.evaluate("() => document.body.dataset.pwned") is None
     browser.shot("xss")
+
+
+def test_a_run_whose_parent_is_in_another_experiment_is_top_level_and_names_it(ui_data: UiData,
+                                                                                browser: Browser) -> None:
+    page = browser.open(runs_url(ui_data))
+    row = page.locator(f"tr[data-run='{ui_data.runs['candidate']}'][data-depth='0']")
+    assert row.count() == 1
+    assert row.locator(f"a[href='/runs/{ui_data.runs['task-elsewhere']}']").count() == 1

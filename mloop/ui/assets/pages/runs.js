@@ -68,7 +68,7 @@ async function load(state, parts) {
   state.page = page;
   parts.note.textContent = state.filter
     ? "Every run that matches is listed, children included; a child run names its parent."
-    : "Child runs fold under their parent: open one with its arrow.";
+    : "Child runs fold under their parent (open one with its arrow); a run whose parent is elsewhere names it.";
   drawPager(state, parts);
   drawChooser(state, parts);
   drawTable(state, parts);
@@ -162,7 +162,7 @@ function row(state, parts, run, depth) {
     ? h("button", { type: "button", class: "fold", "aria-expanded": "false", title: `${run.children} child runs`,
       onclick: () => toggle(state, parts, tr, run, depth, fold) }, `\u25B8 ${run.children}`)
     : null;
-  const parent = state.filter && run.parent_run_id
+  const parent = (state.filter || depth === 0) && run.parent_run_id
     ? h("div", { class: "muted small" }, "child of ", link(`/runs/${seg(run.parent_run_id)}`,
       run.parent_run_id.slice(0, 8)))
     : null;
