@@ -112,15 +112,19 @@ class MetricWindow:
     points in the window before downsampling, and ``first_step``/``last_step`` bound the whole series."""
 
     key: str
-    total: int
+    total: int | None  # None for a sample: counting would read the whole window
     points: list[Metric]
     first_step: int | None
     last_step: int | None
 
 
 def metric_window(repo: SqlTrackingRepository, run_id: str, key: str, start: int | None = None,
-                  end: int | None = None, max_points: int = 2000) -> MetricWindow:
+                  end: int | None = None, max_points: int = 2000, sample: bool = False) -> MetricWindow:
     """The points of ``key`` with ``start <= step <= end``, at most ``max_points`` of them.
+
+    ``sample`` answers at once, whatever the window's length, with the first point at or after each of
+    ``max_points`` evenly spaced steps (one index lookup each): a preview to draw while the exact summary is
+    computed, which may miss a spike.
 
     A window holding more points is summarized in the database, not in Python: its steps are cut into
     ``max_points / 2`` equal buckets and each bucket answers its lowest and its highest value (at the bucket's
@@ -141,6 +145,9 @@ def metric_window(repo: SqlTrackingRepository, run_id: str, key: str, start: int
         if lo > hi:
             return MetricWindow(key=key, total=0, points=[], first_step=first, last_step=last)
         window = f"{series} AND step >= {p} AND step <= {p}"
+        if sample and hi - lo + 1 > max_points:
+            return MetricWindow(key=key, total=None, points=_sample(conn, window, (run_id, key), lo, hi, max_points),
+                                first_step=first, last_step=last)
         width = max(1, -(-(hi - lo + 1) // max(1, max_points // 2)))  # ceiling division: at most max_points / 2
         buckets = conn.exec_driver_sql(
             f"SELECT (step - {p}) / {p} AS bucket, min(step), max(step), min(value), max(value), min(timestamp), "
@@ -153,6 +160,18 @@ def metric_window(repo: SqlTrackingRepository, run_id: str, key: str, start: int
             points = [Metric(key, math.nan if v is None else v, ts, s) for v, ts, s in rows]
             return MetricWindow(key=key, total=total, points=points, first_step=first, last_step=last)
     return MetricWindow(key=key, total=total, points=_extremes(key, buckets), first_step=first, last_step=last)
+
+
+def _sample(conn: Connection, window: str, series: tuple[str, str], lo: int, hi: int, count: int) -> list[Metric]:
+    query = f"SELECT value, timestamp, step {window} ORDER BY step LIMIT 1"
+    points: dict[int, Metric] = {}
+    for i in range(count):
+        target = lo + (hi - lo) * i // (count - 1)
+        found = conn.exec_driver_sql(query, (*series, target, hi)).first()
+        if found is not None and found[2] not in points:
+            value, timestamp, step = found
+            points[step] = Metric(series[1], math.nan if value is None else value, timestamp, step)
+    return sorted(points.values(), key=lambda m: m.step)
 
 
 def _extremes(key: str, buckets: list[Any]) -> list[Metric]:

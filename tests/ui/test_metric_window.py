@@ -47,3 +47,10 @@ def test_runs_page_rejects_a_page_too_large_and_a_bad_filter(ui_data: UiData) ->
                                  "offset": 2}, timeout=10).json()
     assert page["total"] == 7 and len(page["runs"]) == 2 and page["offset"] == 2
     assert {"loss", "val_rmse"} <= set(page["columns"]["metrics"]) and "mloop.libraries" not in page["columns"]["tags"]
+
+
+def test_a_sample_previews_a_long_window_without_reading_it(ui_data: UiData) -> None:
+    found = window(ui_data, "hgb", key="loss", max_points=10, sample="true")
+    assert found["total"] is None and found["steps"] == [0, 22, 44, 66, 88, 110, 132, 154, 176, 199]
+    short = window(ui_data, "hgb", key="loss", start=0, end=5, max_points=10, sample="true")
+    assert short["total"] == 6 and short["steps"] == list(range(6))  # nothing to sample: every point

@@ -388,13 +388,14 @@ def runs_page(body: PageIn, r: Repo) -> dict[str, Any]:
 def metric_window(run_id: TextPath, key: Annotated[str, Query(min_length=1, max_length=250)], r: Repo,
                   start: Annotated[int | None, Query(ge=_schema.INT64_MIN, le=_schema.INT64_MAX)] = None,
                   end: Annotated[int | None, Query(ge=_schema.INT64_MIN, le=_schema.INT64_MAX)] = None,
-                  max_points: Annotated[int, Query(ge=4, le=100_000)] = 2000) -> dict[str, Any]:
+                  max_points: Annotated[int, Query(ge=4, le=100_000)] = 2000, sample: bool = False) -> dict[str, Any]:
     """The points of a metric with ``start <= step <= end`` for a chart, downsampled to ``max_points`` keeping
     each bucket's extremes; a chart zoomed in asks again for the visible steps and gets their detail. The key is a
-    query parameter, since metric keys hold slashes (``system/cpu_percent``)."""
+    query parameter, since metric keys hold slashes (``system/cpu_percent``). ``sample=true`` answers a quick
+    preview of a long window (one point near each of ``max_points`` evenly spaced steps; ``total`` null)."""
     from mloop.tracking._browse import metric_window as window
 
-    found = window(r, run_id, key, start, end, max_points)
+    found = window(r, run_id, key, start, end, max_points, sample)
     return {"key": key, "total": found.total, "first_step": found.first_step, "last_step": found.last_step,
             "steps": [p.step for p in found.points], "timestamps": [p.timestamp for p in found.points],
             "values": [float_out(p.value) for p in found.points]}

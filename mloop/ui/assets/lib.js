@@ -199,9 +199,11 @@ export function numbers(values) {
     : NaN));
 }
 
-/** The points of one metric between two steps (all when omitted), downsampled by the server. */
-export function metricWindow(runId, key, { start, end, maxPoints = 1500, signal } = {}) {
+/** The points of one metric between two steps (all when omitted), downsampled by the server; ``sample`` asks for
+ * a quick preview of a long series (``total`` is then null). */
+export function metricWindow(runId, key, { start, end, maxPoints = 1500, sample = false, signal } = {}) {
   const params = new URLSearchParams({ key, max_points: String(maxPoints) });
+  if (sample) params.set("sample", "true");
   if (start !== undefined && start !== null) params.set("start", String(Math.floor(start)));
   if (end !== undefined && end !== null) params.set("end", String(Math.ceil(end)));
   return api(`/runs/${seg(runId)}/metric-window?${params}`, { signal });

@@ -6,6 +6,7 @@ import { PALETTE, errorBox, esc, h, metricWindow, numbers, plot, section } from 
 
 const MAX_CHARTS = 40;
 const POINTS = 1500;
+const PREVIEW = 300; // points of the quick sample drawn first for a long series
 
 /**
  * Append a section of charts to ``main``; resolves once every chart has its first data. A metric with one value
@@ -29,6 +30,32 @@ export function metricCharts(main, title, runIds, keys, { names = runIds } = {})
   });
 }
 
+async function lines(element, note, windows, names, key, start, end, preview) {
+  const traces = windows.map((w, i) => (w && {
+    x: w.steps, y: numbers(w.values), name: esc(names[i]), type: "scatter",
+    mode: w.steps.length > 1 ? "lines" : "markers", line: { color: PALETTE[i % PALETTE.length], width: 1.5 },
+    marker: { color: PALETTE[i % PALETTE.length] },
+  })).filter(Boolean);
+  const zoomed = start !== undefined;
+  await plot(element, traces, {
+    title: { text: esc(key), x: 0.02, font: { size: 13 } }, showlegend: windows.length > 1,
+    xaxis: zoomed ? { title: { text: "step" }, range: [start, end], autorange: false }
+      : { title: { text: "step" }, autorange: true },
+    yaxis: { autorange: true },
+  });
+  const drawn = traces.reduce((sum, t) => sum + t.x.length, 0);
+  if (preview) {
+    note.textContent = `a sample of ${drawn} points while every point is summarized...`;
+    element.dataset.preview = String(drawn);
+    return;
+  }
+  const total = windows.reduce((sum, w) => sum + (w ? w.total : 0), 0);
+  note.textContent = drawn < total ? `${drawn} of ${total} points in view (extremes kept); zoom for detail`
+    : `${total} points`;
+  element.dataset.points = String(drawn);
+  element.dataset.total = String(total);
+}
+
 function bars(element, note, windows, names, key) {
   const values = windows.map((w) => (w && w.values.length ? numbers(w.values)[0] : null));
   element.dataset.single = "";
@@ -43,37 +70,25 @@ async function chart(element, note, runIds, names, key) {
   let ticket = 0;
   const draw = async (start, end) => {
     const mine = ++ticket;
-    let windows;
-    try {
-      windows = await Promise.all(runIds.map((id) => metricWindow(id, key, { start, end, maxPoints: POINTS })
-        .catch(() => null)));
-    } catch (error) {
-      element.replaceChildren(errorBox(error));
-      return;
+    const exact = Promise.all(runIds.map((id) => metricWindow(id, key, { start, end, maxPoints: POINTS })
+      .catch(() => null)));
+    let settled = false;
+    if (start === undefined) { // a long series: draw a quick sample while the server summarizes every point
+      Promise.all(runIds.map((id) => metricWindow(id, key, { maxPoints: PREVIEW, sample: true }).catch(() => null)))
+        .then((windows) => {
+          if (!settled && mine === ticket && windows.some((w) => w && w.total === null)) {
+            lines(element, note, windows, names, key, start, end, true);
+          }
+        });
     }
+    const windows = await exact;
+    settled = true;
     if (mine !== ticket) return; // a later zoom already asked for other steps
     if (start === undefined && windows.every((w) => !w || w.total <= 1)) {
       await bars(element, note, windows, names, key);
       return;
     }
-    const traces = windows.map((w, i) => (w && {
-      x: w.steps, y: numbers(w.values), name: esc(names[i]), type: "scatter",
-      mode: w.steps.length > 1 ? "lines" : "markers", line: { color: PALETTE[i % PALETTE.length], width: 1.5 },
-      marker: { color: PALETTE[i % PALETTE.length] },
-    })).filter(Boolean);
-    const zoomed = start !== undefined;
-    await plot(element, traces, {
-      title: { text: esc(key), x: 0.02, font: { size: 13 } }, showlegend: runIds.length > 1,
-      xaxis: zoomed ? { title: { text: "step" }, range: [start, end], autorange: false }
-        : { title: { text: "step" }, autorange: true },
-      yaxis: { autorange: true },
-    });
-    const total = windows.reduce((sum, w) => sum + (w ? w.total : 0), 0);
-    const drawn = traces.reduce((sum, t) => sum + t.x.length, 0);
-    note.textContent = drawn < total ? `${drawn} of ${total} points in view (extremes kept); zoom for detail`
-      : `${total} points`;
-    element.dataset.points = String(drawn);
-    element.dataset.total = String(total);
+    await lines(element, note, windows, names, key, start, end, false);
   };
   await draw();
   if (!element.on || "single" in element.dataset) return; // no chart library, or bars (nothing to zoom into)
