@@ -68,10 +68,12 @@ def _top_level(experiments: list[int]) -> Any:
     """Runs with no parent among the active runs shown: a flow's runs keep their tasks as parents in the flow's
     own experiment, and would otherwise be folded under a run that is not on the page."""
     parents = t.runs.alias("parents")
-    shown = select(parents.c.run_id).where(parents.c.lifecycle_stage == Lifecycle.ACTIVE)
+    # NOT EXISTS looks the one parent up by its key; NOT IN would list every run of the experiments per query
+    shown = select(parents.c.run_id).where(parents.c.run_id == t.runs.c.parent_run_id,
+                                           parents.c.lifecycle_stage == Lifecycle.ACTIVE)
     if experiments:
         shown = shown.where(parents.c.experiment_id.in_(experiments))
-    return or_(t.runs.c.parent_run_id.is_(None), t.runs.c.parent_run_id.not_in(shown))
+    return or_(t.runs.c.parent_run_id.is_(None), ~shown.exists())
 
 
 def _page_rows(conn: Connection, rows: list[Any], ids: list[str]) -> list[dict[str, Any]]:
