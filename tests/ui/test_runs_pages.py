@@ -93,7 +93,7 @@ def test_compare_three_runs_overlays_their_metrics(ui_data: UiData, browser: Bro
     assert bars == [6.4, 5.6, 5.1]
     page.wait_for_selector("#parallel[data-points]")
     parallel = page.evaluate("() => document.querySelector('#parallel').data.map(t => Array.from(t.x))")
-    assert len(parallel) == 3 and parallel[0][-1] == "metrics.loss"
+    assert len(parallel) == 3 and parallel[0][-1] == "metric loss"
     page.wait_for_selector("#scatter[data-points]")
     differs = page.eval_on_selector_all("table.compare-params tr.differs", "rows => rows.map(r => r.dataset.key)")
     assert differs == ["algorithm", "learning_rate"]

@@ -39,8 +39,8 @@ async function lines(element, note, windows, names, key, start, end, preview) {
   const zoomed = start !== undefined;
   await plot(element, traces, {
     title: { text: esc(key), x: 0.02, font: { size: 13 } }, showlegend: windows.length > 1,
-    xaxis: zoomed ? { title: { text: "step" }, range: [start, end], autorange: false }
-      : { title: { text: "step" }, autorange: true },
+    xaxis: zoomed ? { title: { text: "step" }, range: [start, end], autorange: false, zeroline: false }
+      : { title: { text: "step" }, autorange: true, zeroline: false },
     yaxis: { autorange: true },
   });
   const drawn = traces.reduce((sum, t) => sum + t.x.length, 0);

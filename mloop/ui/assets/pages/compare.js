@@ -79,7 +79,10 @@ function select(name, options, chosen, onchange) {
 
 function parallelBox(runs, names, metrics) {
   const element = h("div", { class: "chart", id: "parallel" });
-  const params = columns(runs).filter((c) => c.startsWith("params."));
+  // axes for the params at least two runs share (a param of one run says nothing across runs), when any
+  const all = columns(runs).filter((c) => c.startsWith("params."));
+  const shared = all.filter((c) => runs.filter((r) => read(r, c) !== null).length >= 2);
+  const params = shared.length ? shared : all;
   if (!metrics.length || !params.length) return h("p", { class: "muted" }, "Needs params and a metric.");
   const draw = (metric) => parallel(element, runs, names, [...params, `metrics.${metric}`]);
   const chooser = select("metric", metrics, metrics[0], (event) => draw(event.target.value));
@@ -97,17 +100,17 @@ function parallel(element, runs, names, dims) {
     const hi = Math.max(...known);
     return { ...a, lo, hi, at: (v) => (v === null || !Number.isFinite(v) ? null : hi > lo ? (v - lo) / (hi - lo) : 0.5) };
   });
-  const x = dims.map((d) => esc(d));
+  const x = dims.map((d) => esc(d.startsWith("params.") ? d.slice(7) : d.replace("metrics.", "metric ")));
   const label = (a, v) => (v === null ? "missing" : a.labels ? a.labels[v] : num(v));
   const traces = runs.map((run, i) => ({
     type: "scatter", mode: "lines+markers", name: esc(names[i]), x, y: scaled.map((a) => a.at(a.values[i])),
     text: scaled.map((a) => esc(label(a, a.values[i]))), hovertemplate: "%{x}: %{text}<extra>%{fullData.name}</extra>",
-    line: { color: PALETTE[i % PALETTE.length], width: 2 }, connectgaps: false,
+    line: { color: PALETTE[i % PALETTE.length], width: 2 }, connectgaps: true, // a missing value skips its axis
   }));
   const ends = scaled.flatMap((a, i) => [
     { x: x[i], y: 1.06, text: esc(a.labels ? a.labels[a.labels.length - 1] : label(a, a.hi)), showarrow: false },
     { x: x[i], y: -0.06, text: esc(a.labels ? a.labels[0] : label(a, a.lo)), showarrow: false }]);
-  return plot(element, traces, { height: 340, annotations: ends, showlegend: true,
+  return plot(element, traces, { height: 360, annotations: ends, showlegend: true, margin: { l: 40, r: 40, t: 50, b: 60 },
     yaxis: { showticklabels: false, range: [-0.12, 1.12], zeroline: false }, xaxis: { type: "category" } })
     .then(() => { element.dataset.points = String(runs.length); });
 }
@@ -122,9 +125,11 @@ function scatterBox(runs, names) {
     const [x, y] = [axis(runs, choice.x), axis(runs, choice.y)];
     const tick = (a) => (a.labels ? { tickvals: a.labels.map((_, i) => i), ticktext: a.labels.map(esc) } : {});
     return plot(element, [{ type: "scatter", mode: "markers+text", x: x.values, y: y.values, text: names.map(esc),
-      textposition: "top center", marker: { size: 11, color: names.map((_, i) => PALETTE[i % PALETTE.length]) } }],
-    { xaxis: { title: { text: esc(choice.x) }, ...tick(x) }, yaxis: { title: { text: esc(choice.y) }, ...tick(y) },
-      showlegend: false }).then(() => { element.dataset.points = `${choice.x} ${choice.y}`; });
+      textposition: "top center", cliponaxis: false, marker: { size: 11, color: names.map((_, i) => PALETTE[i % PALETTE.length]) } }],
+    { xaxis: { title: { text: esc(choice.x) }, zeroline: false, ...tick(x) },
+      yaxis: { title: { text: esc(choice.y) }, zeroline: false, ...tick(y) },
+      showlegend: false, margin: { l: 64, r: 48, t: 40, b: 56 } })
+      .then(() => { element.dataset.points = `${choice.x} ${choice.y}`; });
   };
   const pick = (which) => select(which, all, choice[which], (event) => { choice[which] = event.target.value; draw(); });
   setTimeout(draw);
