@@ -3,6 +3,8 @@ and the experiments and runs pages render the runs logged through the SDK."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import httpx
 
 from tests.ui.conftest import EXPERIMENT, Browser, UiData
@@ -37,3 +39,10 @@ def test_experiments_page_lists_the_experiment_with_its_runs(ui_data: UiData, br
     page.wait_for_selector("table.runs")
     assert page.url.endswith(f"/experiments/{ui_data.experiment_id}")
     assert not browser.problems, browser.problems
+
+
+def test_the_login_seam_sends_back_only_to_a_page_of_this_site(ui_data: UiData, browser: Browser) -> None:
+    for asked, expected in (("/runs/abc", "/runs/abc"), ("//evil.example/x", "/"), ("/\\evil.example", "/"),
+                            ("https://evil.example", "/")):
+        page = browser.open(f"{ui_data.url}/login?next={quote(asked, safe='')}")
+        assert page.locator("main a").get_attribute("href") == expected, asked

@@ -4,8 +4,10 @@
 import { h, link, query, section } from "../lib.js";
 
 export async function render(main) {
-  const next = query().next || "/";
+  // only a path of this site: "//host" or "/\\host" would send the person elsewhere after signing in
+  const asked = query().next || "/";
+  const next = /^\/(?![/\\])/.test(asked) ? asked : "/";
   main.append(section("Sign in",
     h("p", {}, "This server does not ask anyone to sign in yet."),
-    h("p", {}, link(next.startsWith("/") ? next : "/", "Go back"))));
+    h("p", {}, link(next, "Go back"))));
 }
