@@ -110,6 +110,10 @@ def test_user_text_is_shown_as_text_never_run(ui_data: UiData, browser: Browser)
         assert XSS in page.locator("main").inner_text(), url
         assert page.locator("main img[src=x]").count() == 0
         assert page.evaluate("() => document.body.dataset.pwned") is None
+    # the labels Plotly draws (parallel coordinates' axis ends) show the text as written, quotes and all
+    page.wait_for_selector("#parallel[data-points]")
+    assert XSS in page.locator("#parallel").text_content()
+    assert page.locator("#parallel image, #parallel img").count() == 0
     browser.shot("xss")
 
 
