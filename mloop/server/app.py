@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import tracking
 
     app.include_router(tracking.router, prefix="/api")
+    from mloop.server.api import browse
+
+    app.include_router(browse.router, prefix="/api")
     from mloop.server.api import registry
 
     app.include_router(registry.router, prefix="/api")

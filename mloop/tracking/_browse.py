@@ -38,9 +38,10 @@ class RunsPage:
 
 def runs_page(repo: SqlTrackingRepository, experiment_ids: list[str], filter: str = "",
               order_by: list[str] | None = None, offset: int = 0, limit: int = 50,
-              parent_run_id: str | None = None, roots_only: bool = False) -> RunsPage:
+              parent_run_id: str | None = None, roots_only: bool = False, with_columns: bool = True) -> RunsPage:
     """One page of the runs that match ``filter``: the top-level ones (``roots_only``: no parent among the runs
-    shown), the children of ``parent_run_id``, or all of them.
+    shown), the children of ``parent_run_id``, or all of them. ``with_columns=False`` skips listing the column
+    keys of every matching run (a page that only counts, or turns, needs none).
 
     >>> runs_page(repo, ["1"], "metrics.rmse < 4 or params.lr = 0.1", ["metrics.rmse"], 0, 50).total  # doctest: +SKIP
     """
@@ -60,7 +61,7 @@ def runs_page(repo: SqlTrackingRepository, experiment_ids: list[str], filter: st
         rows = conn.execute(query).all()
         ids = [r.run_id for r in rows]
         runs = _page_rows(conn, rows, ids)
-        columns = _column_keys(conn, select(t.runs.c.run_id).where(where)) if total else {}
+        columns = _column_keys(conn, select(t.runs.c.run_id).where(where)) if total and with_columns else {}
     return RunsPage(total=total, offset=offset, runs=runs, columns=columns)
 
 

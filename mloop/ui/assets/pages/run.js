@@ -15,7 +15,7 @@ export async function render(main, { run: runId }) {
     api(`/experiments/${seg(run.experiment_id)}`).catch(() => null),
     api(`/runs/${seg(runId)}/inputs`),
     api(`/runs/${seg(runId)}/model-versions`),
-    api("/runs/page", { method: "POST", body: { parent_run_id: runId, limit: 200 } }),
+    api("/runs/page", { method: "POST", body: { parent_run_id: runId, limit: 200, with_columns: false } }),
   ]);
   main.append(header(run, experiment));
   const keys = Object.keys(run.metrics).sort();
