@@ -18,6 +18,10 @@ from mloop.tracking._wire import float_out
 
 router = APIRouter(tags=["tracking"])
 
+# the key as the store keeps it: text without NUL (the server's edge refuses a NUL in any query value)
+MetricKeyQuery = Annotated[str, Query(min_length=1, max_length=250,
+                                      json_schema_extra=_schema.documented(_schema.NO_NUL_PATTERN))]
+
 
 class PageIn(BaseModel):
     experiment_ids: list[Annotated[str, Field(max_length=32)]] = Field(default=[], max_length=1000)
@@ -42,7 +46,7 @@ def runs_page(body: PageIn, r: Repo) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}/metric-window")
-def metric_window(run_id: TextPath, key: Annotated[str, Query(min_length=1, max_length=250)], r: Repo,
+def metric_window(run_id: TextPath, key: MetricKeyQuery, r: Repo,
                   start: Annotated[int | None, Query(ge=_schema.INT64_MIN, le=_schema.INT64_MAX)] = None,
                   end: Annotated[int | None, Query(ge=_schema.INT64_MIN, le=_schema.INT64_MAX)] = None,
                   max_points: Annotated[int, Query(ge=4, le=100_000)] = 2000, sample: bool = False) -> dict[str, Any]:
