@@ -29,7 +29,7 @@ def demo(
 
 def _print_pages(ctx, base: str, started: bool) -> None:  # type: ignore[no-untyped-def]
     """The pages of the web UI worth opening after the demo, and how to serve them."""
-    from mloop.demo.train_flow import EXPERIMENT
+    from mloop.demo.train_flow import EXPERIMENT, TripDurationFlow
     from mloop.ui import compare_url, experiment_url, run_url
 
     console.rule("[bold cyan]Web UI")
@@ -40,7 +40,11 @@ def _print_pages(ctx, base: str, started: bool) -> None:  # type: ignore[no-unty
     session = ctx.state.get("session")
     mine = f"tags.demo_session = '{session}'" if session else ""
     candidates = ctx.client.search_runs(EXPERIMENT, filter=mine, order_by="metrics.val_rmse", limit=3)
-    pages = [("the experiment's runs (the flow's tasks fold under the flow run)", experiment_url(base, experiment))]
+    pages = [(f"the runs of '{EXPERIMENT}'", experiment_url(base, experiment))]
+    flow = ctx.client.repo.get_experiment_by_name(TripDurationFlow.__name__)  # a flow tracks its runs under its name
+    if flow is not None:
+        pages.append(("the training flow's runs, each task folded under its flow run",
+                      experiment_url(base, flow.experiment_id)))
     if mine:
         pages.append(("this demo's candidates, best first",
                       experiment_url(base, experiment, mine, "metrics.val_rmse ASC")))
