@@ -194,7 +194,9 @@ async function toggle(state, parts, tr, run, depth, button) {
   }
   button.disabled = true;
   const page = await api("/runs/page", { method: "POST", body: {
-    order_by: [state.order], parent_run_id: run.run_id, limit: 1000, with_columns: false } });
+    // children in the order they ran (a flow's tasks from start to end) unless a column is sorted
+    order_by: [state.order === ORDER_DEFAULT ? "attributes.start_time ASC" : state.order], parent_run_id: run.run_id,
+    limit: 1000, with_columns: false } });
   let after = tr;
   for (const child of page.runs) {
     const childRow = row(state, parts, child, depth + 1);
