@@ -12,9 +12,9 @@ from mloop.tracking._browse import metric_window, runs_page
 
 def test_browsing_queries_answer_the_same_on_both_databases(tmp_path, db_url: str) -> None:
     client = TrackingClient(Settings.load(home=str(tmp_path / "home"), db_url=db_url, tracking_uri=""))
-    with client.start_run("flows", "task") as task:
-        with client.start_run("eta", "candidate", parent=task, params={"lr": 0.1}) as candidate:
-            candidate.log_metric("rmse", 4.0)
+    with (client.start_run("flows", "task") as task,
+          client.start_run("eta", "candidate", parent=task, params={"lr": 0.1}) as candidate):
+        candidate.log_metric("rmse", 4.0)
     with client.start_run("eta", "sweep", params={"lr": 0.2}) as sweep:
         for step in range(3000):
             sweep.log_metric("loss", math.nan if step == 7 else 100.0 if step == 1234 else 1 / (1 + step), step=step)
