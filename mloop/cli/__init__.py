@@ -28,6 +28,7 @@ VERBS = (
     "server",
     "serving",
     "tune",
+    "ui",
     "validation",
 )
 

@@ -72,6 +72,11 @@ def show(run_id: str, home: str = HOME) -> None:
     for artifact in client.repo.list_artifacts(run.run_id):
         table.add_row("artifact", f"{artifact.path} ({artifact.size} bytes)")
     console.print(table)
+    from mloop.ui import run_url, ui_base
+
+    base = ui_base(client.settings)
+    if base is not None:  # the server this client talks to shows the run's page (one line: a cut URL is no link)
+        console.print(f"page: {run_url(base, run.run_id)}", highlight=False, soft_wrap=True)
 
 
 @runs_app.command()

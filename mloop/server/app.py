@@ -44,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import tracking
 
     app.include_router(tracking.router, prefix="/api")
+    from mloop.server.api import browse
+
+    app.include_router(browse.router, prefix="/api")
     from mloop.server.api import registry
 
     app.include_router(registry.router, prefix="/api")
@@ -61,6 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for prefix, mlflow_router in mlflow.routers():
         app.include_router(mlflow_router, prefix=prefix, include_in_schema=prefix == mlflow.MLFLOW_PREFIXES[0])
     app.router.routes.extend(docs_routes("mloop API"))
+    from mloop.ui._routes import ui_routes
+
+    app.router.routes.extend(ui_routes())  # the web pages, after every API route
     _declare_errors_in_openapi(app)
     return app
 

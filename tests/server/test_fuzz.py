@@ -26,7 +26,7 @@ from tests.server.conftest import serve
 # state can judge, so for them a 422 naming the field is a right answer too:
 JUDGED_BEYOND_THE_SCHEMA = {
     # a filter and its order_by go through the search grammar (which names it compares, how)
-    ("POST", "/api/runs/search"),
+    ("POST", "/api/runs/search"), ("POST", "/api/runs/page"),
     # a rule's text or mapping goes through the rule parser; select may also name a stored rule
     ("POST", "/api/registry/rules"), ("POST", "/api/registry/select"),
     # a webhook's host is resolved and refused when private or loopback, unless the settings allow it

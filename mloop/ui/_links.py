@@ -1,0 +1,46 @@
+"""Stable URLs of the UI's pages, for the CLI and the demo to print beside the ids they show."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from mloop.config import Settings
+
+
+def ui_base(settings: Settings) -> str | None:
+    """The UI's root URL when ``settings`` point at an mloop server, else None (local stores have no pages).
+
+    >>> ui_base(Settings.load(tracking_uri="http://127.0.0.1:5000/"))
+    'http://127.0.0.1:5000'
+    """
+    uri = settings.tracking_uri or ""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+
+
+def run_url(base: str, run_id: str) -> str:
+    """The page of one run.
+
+    >>> run_url("http://127.0.0.1:5000", "ab12")
+    'http://127.0.0.1:5000/runs/ab12'
+    """
+    return f"{base}/runs/{quote(run_id, safe='')}"
+
+
+def experiment_url(base: str, experiment_id: str, filter: str = "", order: str = "") -> str:
+    """The runs table of one experiment, optionally filtered and ordered.
+
+    >>> experiment_url("http://127.0.0.1:5000", "3", "metrics.rmse < 4", "metrics.rmse ASC")
+    'http://127.0.0.1:5000/experiments/3?filter=metrics.rmse%20%3C%204&order=metrics.rmse%20ASC'
+    """
+    query = "&".join(f"{name}={quote(value, safe='')}" for name, value in (("filter", filter), ("order", order))
+                     if value)
+    return f"{base}/experiments/{quote(experiment_id, safe='')}" + (f"?{query}" if query else "")
+
+
+def compare_url(base: str, run_ids: list[str]) -> str:
+    """The compare page of several runs.
+
+    >>> compare_url("http://127.0.0.1:5000", ["ab", "cd"])
+    'http://127.0.0.1:5000/compare?runs=ab,cd'
+    """
+    return f"{base}/compare?runs=" + ",".join(quote(r, safe="") for r in run_ids)
