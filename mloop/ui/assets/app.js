@@ -13,10 +13,18 @@ const PAGES = [
   { pattern: /^\/runs\/(?<run>[^/]+)\/?$/, module: "./pages/run.js", nav: "/" },
   { pattern: /^\/compare\/?$/, module: "./pages/compare.js", nav: "/" },
   { pattern: /^\/login\/?$/, module: "./pages/login.js" },
+  { pattern: /^\/models\/?$/, module: "./pages/models.js", nav: "/models" },
+  { pattern: /^\/models\/(?<model>[^/]+)\/?$/, module: "./pages/model.js", nav: "/models" },
+  { pattern: /^\/models\/(?<model>[^/]+)\/versions\/(?<version>[^/]+)\/?$/, module: "./pages/version.js",
+    nav: "/models" },
+  { pattern: /^\/monitoring\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
+  { pattern: /^\/monitoring\/(?<monitor>[^/]+)\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
 ];
 
 const NAV = [
   { path: "/", label: "Experiments" },
+  { path: "/models", label: "Models" },
+  { path: "/monitoring", label: "Monitoring" },
 ];
 
 let rendering = 0; // a newer navigation wins over a page still loading
