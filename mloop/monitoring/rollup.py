@@ -59,8 +59,8 @@ def rolled_up_series(name: str, every: str, metric: list[str] | None = None, *, 
         where.append(t.start >= _start_ms(start))
     if end is not None:
         where.append(t.start < _start_ms(end))
-    # integer division in both SQLite and PostgreSQL: the columns are integers
-    bucket = (t.start / literal(step)) * literal(step)
+    # floor division of integers: plain "/" in SQLite and PostgreSQL (SQLAlchemy's "/" would divide as floats)
+    bucket = (t.start // literal(step)) * literal(step)
     value = case((t.metric.in_(SUMMED), func.sum(t.value)), (t.metric.in_(WORST), func.max(t.value)),
                  else_=func.avg(t.value))
     keys = [t.version, t.role, t.metric, t.column, t.slice]

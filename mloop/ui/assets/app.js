@@ -17,6 +17,8 @@ const PAGES = [
   { pattern: /^\/models\/(?<model>[^/]+)\/?$/, module: "./pages/model.js", nav: "/models" },
   { pattern: /^\/models\/(?<model>[^/]+)\/versions\/(?<version>[^/]+)\/?$/, module: "./pages/version.js",
     nav: "/models" },
+  { pattern: /^\/features\/?$/, module: "./pages/features.js", nav: "/features" },
+  { pattern: /^\/features\/(?<name>[^/]+)\/?$/, module: "./pages/features.js", nav: "/features" },
   { pattern: /^\/monitoring\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
   { pattern: /^\/monitoring\/(?<monitor>[^/]+)\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
 ];
@@ -24,6 +26,7 @@ const PAGES = [
 const NAV = [
   { path: "/", label: "Experiments" },
   { path: "/models", label: "Models" },
+  { path: "/features", label: "Features" },
   { path: "/monitoring", label: "Monitoring" },
 ];
 

@@ -9,8 +9,8 @@ const MAX_INPUTS = 60;
 const MAX_CATEGORIES = 30;
 const STEP = { "1h": 3600e3, "1d": 86400e3 };
 
-/** The heat map's section for monitor ``name``; resolves once drawn. */
-export async function driftMap(name, every) {
+/** Append the heat map's section for monitor ``name`` to ``main``; resolves once drawn. */
+export async function driftMap(main, name, every) {
   const series = await api(`/monitors/${seg(name)}/series?metric=drift_effect${every ? `&every=${every}` : ""}`);
   const cells = worstPerCell(rowsOf(series));
   const detail = h("div", { class: "drift-detail" },
@@ -18,10 +18,11 @@ export async function driftMap(name, every) {
   const element = h("div", { class: "chart heatmap", dataset: { key: "drift" } });
   const box = section("Drift per input and window (effect size against training; worst inputs first)",
     element, detail);
+  main.append(box);
   if (!cells.size) {
     element.replaceChildren(h("p", { class: "muted" }, "No drift measured: the version has no training profile, "
       + "or no window was computed yet."));
-    return box;
+    return;
   }
   const starts = [...new Set([...cells.values()].map((c) => c.start))].sort((a, b) => a - b);
   const columns = [...new Set([...cells.values()].map((c) => c.column))];
@@ -31,7 +32,7 @@ export async function driftMap(name, every) {
   element.dataset.order = JSON.stringify(shown);
   const z = shown.map((column) => starts.map((s) => cells.get(`${s}|${column}`)?.value ?? null));
   await plot(element, [{ type: "heatmap", x: starts.map((s) => new Date(s)), y: shown.map(esc), z,
-    colorscale: "YlOrRd", zmin: 0, hoverongaps: false, colorbar: { title: { text: "effect" } },
+    colorscale: "YlOrRd", reversescale: true, zmin: 0, hoverongaps: false, colorbar: { title: { text: "effect" } },
     hovertemplate: "%{y}<br>%{x}<br>effect %{z:.3f}<extra></extra>" }],
   { height: Math.max(220, 60 + 26 * shown.length), margin: { l: 120, r: 16, t: 16, b: 40 },
     yaxis: { autorange: "reversed", type: "category" } });
@@ -44,7 +45,6 @@ export async function driftMap(name, every) {
       if (cell) openWindow(detail, name, every, cell);
     });
   }
-  return box;
 }
 
 /** Per (window, input): the largest effect over versions and roles, remembering which one it was. */
@@ -94,12 +94,13 @@ function distributions(detail, cell, training, current) {
     chart.replaceChildren(h("p", { class: "muted" }, "This input has no profile on one side."));
     return;
   }
-  const [labels, left, right] = training.kind === "numeric" ? numericBins(training, current)
-    : categoryBins(training, current);
-  plot(chart, [
-    { type: "bar", name: "training", x: labels.map(esc), y: left, marker: { color: "#8aa4d6" } },
-    { type: "bar", name: "window", x: labels.map(esc), y: right, marker: { color: "#d62728" }, opacity: 0.75 },
-  ], { barmode: "group", yaxis: { title: { text: "share of rows" } }, xaxis: { type: "category" } });
+  const numeric = training.kind === "numeric";
+  const [x, left, right, hover] = numeric ? numericBins(training, current) : categoryBins(training, current);
+  const bar = (name, y, color) => ({ type: "bar", name, x, y, text: hover, marker: { color }, opacity: 0.7,
+    hovertemplate: "%{text}: %{y:.3f}<extra>" + name + "</extra>" });
+  plot(chart, [bar("training", left, "#4c72b0"), bar("window", right, "#d62728")], {
+    barmode: "overlay", bargap: 0, yaxis: { title: { text: "share of rows" } },
+    xaxis: numeric ? { title: { text: esc(cell.column) } } : { type: "category" } });
 }
 
 function share(profile) {
@@ -113,12 +114,16 @@ function normalised(counts) {
   return counts.map((c) => c / total);
 }
 
+/** Bars at each bin's middle; the two open-ended outer bins drawn as wide as their neighbour. */
 function numericBins(training, current) {
-  const edges = training.edges;
-  const labels = [`< ${num(edges[0])}`, ...edges.slice(1).map((e, i) => `${num(edges[i])}–${num(e)}`),
-    `≥ ${num(edges[edges.length - 1])}`];
+  const e = training.edges;
+  const last = e.length - 1;
+  const x = [e[0] - (e[1] - e[0]) / 2, ...e.slice(1).map((edge, i) => (e[i] + edge) / 2),
+    e[last] + (e[last] - e[last - 1]) / 2];
+  const hover = [`< ${num(e[0])}`, ...e.slice(1).map((edge, i) => `${num(e[i])} to ${num(edge)}`),
+    `≥ ${num(e[last])}`];
   const sameBins = current.kind === "numeric" && current.counts.length === training.counts.length;
-  return [labels, normalised(training.counts), sameBins ? normalised(current.counts) : labels.map(() => null)];
+  return [x, normalised(training.counts), sameBins ? normalised(current.counts) : x.map(() => null), hover];
 }
 
 function categoryBins(training, current) {
@@ -127,6 +132,7 @@ function categoryBins(training, current) {
   const keys = [...new Set([...left.keys(), ...right.keys()])]
     .sort((a, b) => (left.get(b) || 0) - (left.get(a) || 0)).slice(0, MAX_CATEGORIES);
   const total = (m) => [...m.values()].reduce((a, b) => a + b, 0) || 1;
-  return [keys.map(String), keys.map((k) => (left.get(k) || 0) / total(left)),
-    keys.map((k) => (right.get(k) || 0) / total(right))];
+  const labels = keys.map((k) => esc(k));
+  return [labels, keys.map((k) => (left.get(k) || 0) / total(left)),
+    keys.map((k) => (right.get(k) || 0) / total(right)), labels];
 }

@@ -33,7 +33,7 @@ export async function render(main, { monitor: name }) {
     lines(charts, "latency", "Latency (ms)", usage, (r) => LATENCY.includes(r.metric), (r) => r.metric.slice(8)),
     lines(charts, "violations", "Schema violations (share of rows)", quality, (r) => !r.column),
   ];
-  main.append(await driftMap(name, every));
+  await driftMap(main, name, every);
   drawn.push(...performanceCharts(main, performance));
   await Promise.all(drawn);
 }
@@ -113,7 +113,9 @@ function lines(grid, key, title, series, keep, label = () => "") {
   }
   const traces = [...groups].map(([name, g]) => ({ x: g.x, y: g.y, name: esc(name), type: "scatter",
     mode: g.x.length > 1 ? "lines" : "markers", line: { width: 1.5, dash: DASH[g.role] || "dash" } }));
-  return plot(element, traces, { title: { text: esc(title), x: 0.02, font: { size: 13 } }, showlegend: true });
+  // drawn on the next frame, once every chart of the grid is in place (a lone first chart would take the row)
+  return new Promise(requestAnimationFrame).then(() => plot(element, traces,
+    { title: { text: esc(title), x: 0.02, font: { size: 13 } }, showlegend: true }));
 }
 
 function performanceCharts(main, series) {
