@@ -19,6 +19,8 @@ const PAGES = [
     nav: "/models" },
   { pattern: /^\/features\/?$/, module: "./pages/features.js", nav: "/features" },
   { pattern: /^\/features\/(?<name>[^/]+)\/?$/, module: "./pages/features.js", nav: "/features" },
+  { pattern: /^\/flows\/?$/, module: "./pages/flows.js", nav: "/flows" },
+  { pattern: /^\/flows\/(?<run>[^/]+)\/?$/, module: "./pages/flows.js", nav: "/flows" },
   { pattern: /^\/monitoring\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
   { pattern: /^\/monitoring\/(?<monitor>[^/]+)\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
 ];
@@ -27,6 +29,7 @@ const NAV = [
   { path: "/", label: "Experiments" },
   { path: "/models", label: "Models" },
   { path: "/features", label: "Features" },
+  { path: "/flows", label: "Flows" },
   { path: "/monitoring", label: "Monitoring" },
 ];
 

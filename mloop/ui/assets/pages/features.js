@@ -69,8 +69,14 @@ function freshness(found) {
   table([
     { label: "Feature", cell: (s) => s.feature }, { label: "Rows", cell: (s) => num(s.count), class: "n" },
     { label: "Missing", cell: (s) => (s.count ? `${((100 * s.nulls) / s.count).toFixed(1)}%` : ""), class: "n" },
-    { label: "Min", cell: (s) => value(s.min), class: "n" }, { label: "Mean", cell: (s) => num(s.mean), class: "n" },
-    { label: "Max", cell: (s) => value(s.max), class: "n" },
+    { label: "Min", cell: (s) => extreme(s.min), class: "n" }, { label: "Mean", cell: (s) => num(s.mean), class: "n" },
+    { label: "Max", cell: (s) => extreme(s.max), class: "n" },
     { label: "Distinct", cell: (s) => num(s.distinct), class: "n" },
   ], found.statistics || [], { className: "statistics", empty: "No statistics: the view was not materialized." }));
+}
+
+// the store keeps extremes as text (they may be dates or strings): numbers are shown as numbers
+function extreme(text) {
+  const n = Number(text);
+  return text !== null && text !== "" && Number.isFinite(n) ? num(n) : value(text);
 }
