@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import monitoring
 
     app.include_router(monitoring.router, prefix="/api")
+    from mloop.server.api import flows
+
+    app.include_router(flows.router, prefix="/api")
     from mloop.server import mlflow
 
     for prefix, mlflow_router in mlflow.routers():

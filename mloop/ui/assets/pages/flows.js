@@ -6,7 +6,7 @@
 import { api, duration, errorBox, h, link, query, section, seg, setQuery, status, table, when } from "../lib.js";
 
 const NS = "http://www.w3.org/2000/svg";
-const BOX = { width: 150, height: 54, gapX: 60, gapY: 22 };
+const BOX = { width: 176, height: 54, gapX: 60, gapY: 22 };
 const COLOURS = { finished: "#e6f4ea", failed: "#fde8e7", running: "#e8effc", killed: "#f2f4f7" };
 
 export async function render(main, { run: runId }) {
@@ -133,9 +133,9 @@ function stepDetail(detail, run, step) {
     logs.replaceChildren(h("p", { class: "muted" }, "Loading..."));
     try {
       const found = await api(`/flows/runs/${seg(run.run_id)}/tasks/${seg(task.task_id)}/logs`);
-      logs.replaceChildren(h("h3", {}, `Logs of ${found.path}`),
+      logs.replaceChildren(h("div", {}, h("h3", {}, `Logs of ${found.path}`),
         ["stdout", "stderr"].map((name) => [h("h3", {}, name + (found[`${name}_truncated`] ? " (its end)" : "")),
-          h("pre", { class: `code log ${name}` }, found[name] || "(empty)")]));
+          h("pre", { class: `code log ${name}` }, found[name] || "(empty)")])));
     } catch (error) {
       logs.replaceChildren(errorBox(error));
     }
