@@ -21,6 +21,9 @@ const PAGES = [
   { pattern: /^\/features\/(?<name>[^/]+)\/?$/, module: "./pages/features.js", nav: "/features" },
   { pattern: /^\/flows\/?$/, module: "./pages/flows.js", nav: "/flows" },
   { pattern: /^\/flows\/(?<run>[^/]+)\/?$/, module: "./pages/flows.js", nav: "/flows" },
+  { pattern: /^\/quality\/runs\/(?<run>[^/]+)\/?$/, module: "./pages/quality.js", nav: "/" },
+  { pattern: /^\/quality\/models\/(?<model>[^/]+)\/versions\/(?<version>[^/]+)\/?$/,
+    module: "./pages/quality.js", nav: "/models" },
   { pattern: /^\/monitoring\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
   { pattern: /^\/monitoring\/(?<monitor>[^/]+)\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
 ];

@@ -10,6 +10,7 @@ export async function render(main, { model: name, version }) {
     " /"), h("h1", {}, `${name} v${mv.version}`),
   h("div", { class: "facts" }, h("span", {}, status(mv.status)), h("span", {}, "flavor ", h("b", {}, mv.flavor)),
     h("span", {}, "by ", h("b", {}, mv.creator)), h("span", {}, "created ", h("b", {}, when(mv.created))),
+    h("span", {}, link(`/quality/models/${seg(name)}/versions/${seg(mv.version)}`, "training data quality")),
     mv.aliases.length ? h("span", {}, "aliases ", h("b", {}, mv.aliases.map((a) => `@${a}`).join(" "))) : null),
   mv.description ? h("p", { class: "description" }, mv.description) : null);
   main.append(h("div", { class: "cards" },
