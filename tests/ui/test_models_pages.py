@@ -84,3 +84,30 @@ def test_version_page_traces_back_to_its_run_and_data(ui_data: UiData, browser: 
     assert "diabetes" in lineage.inner_text() and "hist_gradient_boosting" in lineage.inner_text()
     browser.shot("model-version")
     assert not browser.problems, browser.problems
+
+
+def test_models_versions_prints_each_versions_page(tmp_path) -> None:
+    """With a server's URL configured (MLOOP_TRACKING_URI beside the shared home) each version's page is printed."""
+    import os
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    import mloop
+
+    mloop.configure(home=str(tmp_path), tracking_uri="")
+    data = load_iris(as_frame=True)
+    with mloop.start_run(experiment="iris", name="tree") as run:
+        run.log_model(DecisionTreeClassifier(max_depth=2).fit(data.data, data.target), name="iris-tree")
+    url = "http://127.0.0.1:5000"
+    env = {**os.environ, "MLOOP_TRACKING_URI": url}
+    shown = subprocess.run([sys.executable, "-m", "mloop", "models", "versions", "iris-tree", "--home",
+                            str(tmp_path)], capture_output=True, text=True, timeout=120, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert f"page v1: {url}/models/iris-tree/versions/1\n" in shown.stdout
+    local = subprocess.run([sys.executable, "-m", "mloop", "models", "versions", "iris-tree", "--home",
+                            str(tmp_path)], capture_output=True, text=True, timeout=120,
+                           env={k: v for k, v in os.environ.items() if k != "MLOOP_TRACKING_URI"})
+    assert local.returncode == 0 and "page v1" not in local.stdout  # no server, no page
