@@ -50,7 +50,10 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     settings = Settings.load(home=str(tmp_path_factory.mktemp("monitoring-home")), tracking_uri="")
     rows, truth = traffic(_register(settings))
-    write_predictions(settings, "eta", rows, INPUTS)
+    shadow = rows.sample(frac=0.2, random_state=1).assign(version="2", role="shadow")
+    shadow["id"] = "shadow-" + shadow["id"]  # a shadow model answers a copy of a fifth of the requests
+    shadow["latency_ms"] = shadow["latency_ms"] * 2
+    write_predictions(settings, "eta", pd.concat([rows, shadow]).sort_values("time"), INPUTS)
     create_monitor(MONITOR, "eta", window="5m", slices=["zone"], settings=settings)
     end = pd.Timestamp(T0) + WINDOWS * WINDOW
     run_monitor(MONITOR, now=end + pd.Timedelta(minutes=3), settings=settings)
@@ -73,9 +76,11 @@ def test_the_heat_map_puts_the_drifting_input_first_and_opens_its_window(dashboa
     z = page.evaluate("() => document.querySelector('.heatmap').data[0].z[0]")
     hot = [i for i, v in enumerate(z) if v is not None and v > 0.3]
     assert hot == list(range(SHIFT_AT, SHIFT_END))
-    for key, lines in (("traffic", 1), ("latency", 3), ("perf-accuracy", 1)):
+    for key, lines in (("traffic", 2), ("latency", 6), ("perf-accuracy", 1)):  # v1 primary and v2 shadow
         assert page.locator(f".chart[data-key='{key}']").get_attribute("data-lines") == str(lines), key
     assert int(page.locator(".chart[data-key='by-slice']").get_attribute("data-lines")) >= 4
+    traffic_names = page.evaluate("() => document.querySelector('.chart[data-key=traffic]').data.map(t => t.name)")
+    assert traffic_names == ["v1 primary", "v2 shadow"]
     history = page.locator("table.alert-history").inner_text()
     assert "input-drift" in history and "slow" in history and "resolved" in history
     browser.shot("monitoring-dashboard")

@@ -96,7 +96,8 @@ function distributions(detail, cell, training, current) {
   }
   const numeric = training.kind === "numeric";
   const [x, left, right, hover] = numeric ? numericBins(training, current) : categoryBins(training, current);
-  const bar = (name, y, color) => ({ type: "bar", name, x, y, text: hover, marker: { color }, opacity: 0.7,
+  const bar = (name, y, color) => ({ type: "bar", name, x, y, text: hover, textposition: "none", marker: { color },
+    opacity: 0.7,
     hovertemplate: "%{text}: %{y:.3f}<extra>" + name + "</extra>" });
   plot(chart, [bar("training", left, "#4c72b0"), bar("window", right, "#d62728")], {
     barmode: "overlay", bargap: 0, yaxis: { title: { text: "share of rows" } },
