@@ -82,6 +82,7 @@ def test_version_page_traces_back_to_its_run_and_data(ui_data: UiData, browser: 
     lineage = page.locator("section", has=page.locator("h2", has_text="Lineage"))
     assert lineage.locator(f"a[href='/runs/{ui_data.runs['hgb']}']").count() >= 1
     assert "diabetes" in lineage.inner_text() and "hist_gradient_boosting" in lineage.inner_text()
+    assert "null" not in page.inner_text("main")  # nothing missing is written out
     browser.shot("model-version")
     assert not browser.problems, browser.problems
 

@@ -48,7 +48,7 @@ async function definition(main, name) {
       h("span", {}, "created ", h("b", {}, when(found.created))),
       h("span", { class: "versions" }, "versions ", found.versions.map((v) => [link(
         `/features/${seg(name)}?version=${v}`, `v${v}`), " "]))),
-    spec.description ? h("p", { class: "description" }, spec.description) : null);
+    spec.description ? h("p", { class: "description" }, spec.description) : "");
   if (found.kind === "feature_view") main.append(section("Online data", freshness(found)));
   const rest = Object.fromEntries(Object.entries(spec).filter(([k]) => !["schema", "name", "description"].includes(k)));
   main.append(h("div", { class: "cards" },

@@ -14,7 +14,7 @@ export async function render(main, { model: name }) {
   const metrics = [...new Set(versions.flatMap((v) => Object.keys(v.metrics)))].sort().slice(0, MAX_METRIC_COLUMNS);
   const deployed = (v) => environments.filter((e) => e.models[name] === v.version).map((e) => e.env);
   main.append(h("div", { class: "crumbs" }, link("/models", "Models"), " /"), h("h1", {}, model.name),
-    model.description ? h("p", { class: "description" }, model.description) : null,
+    model.description ? h("p", { class: "description" }, model.description) : "",
     h("div", { class: "facts" }, h("span", {}, "owner ", h("b", {}, model.owner)),
       h("span", {}, "updated ", h("b", {}, when(model.updated)))));
   main.append(section("Versions", h("div", { class: "table-box" }, table([

@@ -12,7 +12,7 @@ export async function render(main, { model: name, version }) {
     h("span", {}, "by ", h("b", {}, mv.creator)), h("span", {}, "created ", h("b", {}, when(mv.created))),
     h("span", {}, link(`/quality/models/${seg(name)}/versions/${seg(mv.version)}`, "training data quality")),
     mv.aliases.length ? h("span", {}, "aliases ", h("b", {}, mv.aliases.map((a) => `@${a}`).join(" "))) : null),
-  mv.description ? h("p", { class: "description" }, mv.description) : null);
+  mv.description ? h("p", { class: "description" }, mv.description) : "");
   main.append(h("div", { class: "cards" },
     section("Metrics", pairs(mv.metrics)), section("Tags", pairs(mv.tags)),
     section("Signature", signature(mv.signature))));
