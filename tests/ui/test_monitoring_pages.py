@@ -128,3 +128,36 @@ def test_series_roll_up_in_sql_and_agree_with_the_windows(dashboard: str) -> Non
     assert refused.status_code == 422 and "every" in refused.text
     missing = httpx.get(f"{dashboard}/api/monitors/{MONITOR}/reference", params={"version": "9"}, timeout=10)
     assert missing.status_code == 404 and "version" in missing.text
+
+
+def test_a_month_rolls_up_the_same_on_sqlite_and_postgresql(tmp_path, db_url: str) -> None:
+    """A month of 5-minute windows (8,640 per figure) read hourly and daily: sums, maxima and means per bucket."""
+    import numpy as np
+    from sqlalchemy import insert
+
+    from mloop.monitoring import create_monitor
+    from mloop.monitoring._tables import monitor_series
+    from mloop.monitoring.rollup import rolled_up_series
+    from mloop.store.sql import open_database
+
+    settings = Settings.load(home=str(tmp_path / "home"), db_url=db_url)
+    create_monitor("month", "eta", window="5m", settings=settings)
+    starts = int(T0.timestamp() * 1000) + np.arange(30 * 288) * 300_000
+    rng = np.random.default_rng(2)
+    figures = {"rows": rng.integers(50, 150, len(starts)).astype(float), "latency_p99": rng.gamma(2, 10, len(starts)),
+               "accuracy": rng.uniform(0.7, 0.95, len(starts))}
+    with open_database(db_url).write() as conn:
+        conn.execute(insert(monitor_series), [
+            {"monitor": "month", "start": int(s), "version": "1", "role": "primary", "metric": metric, "column": "",
+             "slice": "", "value": float(values[i])} for metric, values in figures.items()
+            for i, s in enumerate(starts)])
+    for every, step in (("1h", 3_600_000), ("1d", 86_400_000)):  # buckets start on the hour, at midnight UTC
+        found = rolled_up_series("month", every, settings=settings)
+        bucket = starts // step
+        for metric, values in figures.items():
+            got = found[found["metric"] == metric]["value"].to_numpy()
+            how = {"rows": "sum", "latency_p99": "max", "accuracy": "mean"}[metric]
+            want = pd.Series(values).groupby(bucket).agg(how).to_numpy()
+            assert np.allclose(got, want), (every, metric)
+        assert len(found) == 3 * len(np.unique(bucket))
+        assert (found["start"].dt.as_unit("ms").astype("int64") % step == 0).all()
