@@ -103,6 +103,24 @@ def test_the_heat_map_puts_the_drifting_input_first_and_opens_its_window(dashboa
     assert not browser.problems, browser.problems
 
 
+def test_rolled_up_the_heat_map_opens_the_worst_window_of_an_hour(dashboard: str, browser: Browser) -> None:
+    page = browser.open(f"{dashboard}/monitoring/{MONITOR}?every=1h")
+    assert json.loads(page.locator(".heatmap[data-order]").get_attribute("data-order"))[0] == "km"
+    assert page.evaluate("() => document.querySelector('.heatmap').data[0].x.length") == 2  # 06:00 and 07:00
+    heat = page.locator(".heatmap")
+    heat.scroll_into_view_if_needed()
+    cell = page.evaluate("""([x, y]) => {
+        const el = document.querySelector('.heatmap'), box = el.getBoundingClientRect(), l = el._fullLayout;
+        return [box.left + l._size.l + l.xaxis.d2p(x), box.top + l._size.t + l.yaxis.d2p(y)];
+    }""", [int(pd.Timestamp(T0).timestamp() * 1000), "km"])
+    page.mouse.click(*cell)
+    page.wait_for_selector(".drift-detail[data-state=ready] .chart[data-key=distribution]")
+    opened = int(page.locator(".chart[data-key=distribution]").get_attribute("data-start"))
+    window = (opened - int(pd.Timestamp(T0).timestamp() * 1000)) // int(WINDOW.total_seconds() * 1000)
+    assert SHIFT_AT <= window < 12  # the hour 06:00-07:00 holds windows 0-11; the worst is a shifted one
+    assert not browser.problems, browser.problems
+
+
 def test_the_overview_lists_monitors(dashboard: str, browser: Browser) -> None:
     page = browser.open(f"{dashboard}/monitoring")
     assert page.locator(f"table.monitors a[href='/monitoring/{MONITOR}']").count() == 1
