@@ -47,7 +47,7 @@ def show(name: str, version: int = typer.Argument(None, help="A version: its man
     """One model: description, tags, aliases and where each version is deployed (or one VERSION in detail)."""
     registry = _registry(home)
     if version is not None:
-        _show_version(registry, name, version)
+        _show_version(registry, name, version, home)
         return
     model = registry.get_model(name)
     table = Table(title=f"model {model.name}", show_header=False)
@@ -64,7 +64,7 @@ def show(name: str, version: int = typer.Argument(None, help="A version: its man
     console.print(table)
 
 
-def _show_version(registry, name: str, version: int) -> None:  # type: ignore[no-untyped-def]
+def _show_version(registry, name: str, version: int, home: str | None) -> None:  # type: ignore[no-untyped-def]
     found = registry.get_version(name, version)
     manifest = registry.manifest(name, version)
     table = Table(title=f"{name} v{found.version}", show_header=False)
@@ -84,6 +84,7 @@ def _show_version(registry, name: str, version: int) -> None:  # type: ignore[no
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
+    _print_pages(home, name, [found.version])
 
 
 @models_app.command()
@@ -97,6 +98,16 @@ def versions(name: str, as_json: bool = typer.Option(False, "--json"), home: str
              "aliases": ", ".join(v.aliases), **{f"metrics.{k}": m for k, m in sorted(v.metrics.items())}}
             for v in found]
     console.print(frame_table(pd.DataFrame(rows), title=f"{len(rows)} versions of {name}"))
+    _print_pages(home, name, [v.version for v in found])
+
+
+def _print_pages(home: str | None, name: str, versions: list[int]) -> None:
+    """The versions' pages, when the settings point at a server (one line each: a cut URL is no link)."""
+    from mloop.ui import model_version_url, ui_base
+
+    base = ui_base(settings_from(home))
+    for version in versions if base is not None else []:
+        console.print(f"page v{version}: {model_version_url(base, name, version)}", highlight=False, soft_wrap=True)
 
 
 @models_app.command()

@@ -59,6 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import tuning
 
     app.include_router(tuning.router, prefix="/api")
+    from mloop.server.api import flows
+
+    app.include_router(flows.router, prefix="/api")
+    from mloop.server.api import quality
+
+    app.include_router(quality.router, prefix="/api")
     from mloop.server import mlflow
 
     for prefix, mlflow_router in mlflow.routers():

@@ -44,3 +44,12 @@ def compare_url(base: str, run_ids: list[str]) -> str:
     'http://127.0.0.1:5000/compare?runs=ab,cd'
     """
     return f"{base}/compare?runs=" + ",".join(quote(r, safe="") for r in run_ids)
+
+
+def model_version_url(base: str, name: str, version: int) -> str:
+    """The page of one model version.
+
+    >>> model_version_url("http://127.0.0.1:5000", "eta", 3)
+    'http://127.0.0.1:5000/models/eta/versions/3'
+    """
+    return f"{base}/models/{quote(name, safe='')}/versions/{int(version)}"

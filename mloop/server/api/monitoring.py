@@ -4,7 +4,7 @@ states, history and silences. Series come back column-wise (one list per field),
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -77,11 +77,16 @@ async def run_monitor(name: TextPath, request: Request) -> dict[str, Any]:
 @router.get("/monitors/{name}/series", responses=error_responses(404))
 def monitor_series(name: TextPath, request: Request, metric: Annotated[list[Label] | None, Query()] = None,
                    column: Label | None = None, version: Label | None = None, role: Label | None = None,
-                   start: datetime | None = None, end: datetime | None = None) -> dict[str, list[Any]]:
+                   start: datetime | None = None, end: datetime | None = None,
+                   every: Annotated[Literal["1h", "1d"] | None, Query()] = None) -> dict[str, list[Any]]:
+    """The monitor's figures, one list per field; ``every=1h|1d`` rolls windows up in SQL (dashboards)."""
     from mloop.monitoring import series
+    from mloop.monitoring.rollup import rolled_up_series
 
-    found = series(name, metric, column=column, version=version, role=role, start=start, end=end,
-                   settings=_settings(request))
+    found = (rolled_up_series(name, every, metric, column=column, version=version, role=role, start=start, end=end,
+                              settings=_settings(request)) if every else
+             series(name, metric, column=column, version=version, role=role, start=start, end=end,
+                    settings=_settings(request)))
     found["start"] = found["start"].dt.as_unit("ms").astype("int64")
     values = found["value"].astype(object).where(found["value"].notna(), None)
     return {**{c: found[c].tolist() for c in ("start", "version", "role", "metric", "column", "slice")},
@@ -94,6 +99,21 @@ def window_profile(name: TextPath, start: datetime, version: Label, request: Req
     from mloop.monitoring import window_profile
 
     return window_profile(name, start, version, role, settings=_settings(request)).to_dict()
+
+
+@router.get("/monitors/{name}/reference", responses=error_responses(404))
+def training_profile(name: TextPath, version: Label, request: Request) -> dict[str, Any]:
+    """The training profile a window of ``version`` is compared with (404 when the version has none)."""
+    from mloop.errors import NotFoundError
+    from mloop.monitoring import get_monitor
+    from mloop.monitoring.monitor import training_reference
+
+    settings = _settings(request)
+    monitor = get_monitor(name, settings)
+    reference, _ = training_reference(monitor.model, version, settings)
+    if reference is None:
+        raise NotFoundError(f"Version {version} of {monitor.model!r} has no training profile.", field="version")
+    return reference.to_dict()
 
 
 @router.put("/alerts/rules", responses=error_responses(404, 422))

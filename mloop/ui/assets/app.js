@@ -13,10 +13,27 @@ const PAGES = [
   { pattern: /^\/runs\/(?<run>[^/]+)\/?$/, module: "./pages/run.js", nav: "/" },
   { pattern: /^\/compare\/?$/, module: "./pages/compare.js", nav: "/" },
   { pattern: /^\/login\/?$/, module: "./pages/login.js" },
+  { pattern: /^\/models\/?$/, module: "./pages/models.js", nav: "/models" },
+  { pattern: /^\/models\/(?<model>[^/]+)\/?$/, module: "./pages/model.js", nav: "/models" },
+  { pattern: /^\/models\/(?<model>[^/]+)\/versions\/(?<version>[^/]+)\/?$/, module: "./pages/version.js",
+    nav: "/models" },
+  { pattern: /^\/features\/?$/, module: "./pages/features.js", nav: "/features" },
+  { pattern: /^\/features\/(?<name>[^/]+)\/?$/, module: "./pages/features.js", nav: "/features" },
+  { pattern: /^\/flows\/?$/, module: "./pages/flows.js", nav: "/flows" },
+  { pattern: /^\/flows\/(?<run>[^/]+)\/?$/, module: "./pages/flows.js", nav: "/flows" },
+  { pattern: /^\/quality\/runs\/(?<run>[^/]+)\/?$/, module: "./pages/quality.js", nav: "/" },
+  { pattern: /^\/quality\/models\/(?<model>[^/]+)\/versions\/(?<version>[^/]+)\/?$/,
+    module: "./pages/quality.js", nav: "/models" },
+  { pattern: /^\/monitoring\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
+  { pattern: /^\/monitoring\/(?<monitor>[^/]+)\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
 ];
 
 const NAV = [
   { path: "/", label: "Experiments" },
+  { path: "/models", label: "Models" },
+  { path: "/features", label: "Features" },
+  { path: "/flows", label: "Flows" },
+  { path: "/monitoring", label: "Monitoring" },
 ];
 
 let rendering = 0; // a newer navigation wins over a page still loading

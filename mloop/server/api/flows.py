@@ -1,0 +1,71 @@
+"""Read-only REST API of flow runs, under ``/api/flows``: runs with their status, a run's tasks (the graph's
+edges are each task's inputs), a task's captured logs. Artifacts are listed (name, encoding, size), never
+unpickled: reading a pickle runs code, which a web request must not do."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from mloop._util.openapi import error_responses
+from mloop.config import Settings
+from mloop.server.api._schema import TextPath
+
+router = APIRouter(prefix="/flows", tags=["flows"])
+MAX_LOG = 256 * 1024  # characters of each log a page gets: the end of it, where a failure is
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Filter = Annotated[str | None, Query(max_length=256)]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def _run(run: Any) -> dict[str, Any]:
+    row = run._row
+    return {"run_id": run.id, "flow": run.flow_name, "status": run.status, "params": run.params, "tags": run.tags,
+            "created": row.created, "ended": row.ended, "origin_run_id": run.origin_run_id,
+            "executor": run.executor}
+
+
+@router.get("/runs")
+def list_flow_runs(request: Request, flow: Filter = None, status: Filter = None, tag: Filter = None,
+                   limit: Limit = 100) -> list[dict[str, Any]]:
+    """Runs of every flow (or one), newest first."""
+    from mloop.flows.client import list_runs
+
+    return [_run(r) for r in list_runs(flow, tag=tag, status=status, limit=limit, settings=_settings(request))]
+
+
+@router.get("/runs/{run_id}", responses=error_responses(404))
+def get_flow_run(run_id: TextPath, request: Request) -> dict[str, Any]:
+    """A run and every task: step, path (foreach index, loop pass), state, times, inputs, reuse, artifacts."""
+    from mloop.flows.client import get_run
+
+    run = get_run(run_id, settings=_settings(request))
+    tasks = [task for step in run.steps.values() for task in step]
+    refs = run._ctx.repo.artifacts([t.id for t in tasks]) if tasks else {}
+    return {**_run(run), "tasks": [{
+        "task_id": t.id, "step": t.step, "path": t.path, "index": t.index, "status": t.status,
+        "attempts": t.attempts, "error": t.error, "inputs": t._row.inputs, "reused_from": t.reused_from,
+        "cached": bool(t.reused_from and t._row.cache_key), "started": t._row.started, "ended": t._row.ended,
+        "artifacts": [{"name": name, "encoding": ref.encoding, "size": ref.size, "sha256": ref.sha256}
+                      for name, ref in sorted(refs.get(t.id, {}).items())]} for t in tasks]}
+
+
+@router.get("/runs/{run_id}/tasks/{task_id}/logs", responses=error_responses(404))
+def task_logs(run_id: TextPath, task_id: TextPath, request: Request) -> dict[str, Any]:
+    """The captured stdout and stderr of one task (the last 256 KiB of each)."""
+    from mloop.errors import NotFoundError
+    from mloop.flows.client import get_run
+
+    run = get_run(run_id, settings=_settings(request))
+    task = next((t for step in run.steps.values() for t in step if t.id == task_id or t.path == task_id), None)
+    if task is None:
+        raise NotFoundError(f"Run {run.id[:8]} has no task {task_id!r}.", field="task_id")
+    out: dict[str, Any] = {"task_id": task.id, "path": task.path}
+    for name in ("stdout", "stderr"):
+        text = getattr(task, name)
+        out[name], out[f"{name}_truncated"] = text[-MAX_LOG:], len(text) > MAX_LOG
+    return out
