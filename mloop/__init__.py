@@ -62,6 +62,10 @@ _LAZY = {
     "Parameter": "mloop.flows",
     "step": "mloop.flows",
     "batch_predict": "mloop.serving.batch",
+    "analyze": "mloop.analysis",
+    "automl": "mloop.automl",
+    "tune": "mloop.tuning.search",
+    "load_study": "mloop.tuning.study",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

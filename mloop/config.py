@@ -36,6 +36,7 @@ _ENV = {
     "webhook_allow_hosts": "MLOOP_WEBHOOK_ALLOW_HOSTS",
     "max_future_skew_seconds": "MLOOP_MAX_FUTURE_SKEW_SECONDS",
     "prediction_log_retention_days": "MLOOP_PREDICTION_LOG_RETENTION_DAYS",
+    "monitor_every_seconds": "MLOOP_MONITOR_EVERY_SECONDS",
 }
 
 # Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
@@ -64,6 +65,8 @@ class Settings:
     max_future_skew_seconds: float = 300.0
     # `mloop gc` deletes the prediction log's (and feedback labels') days older than this; 0 keeps them forever
     prediction_log_retention_days: float = 90.0
+    # `mloop server` runs every monitor (and its alert rules) this often; 0: only when asked (CLI, REST)
+    monitor_every_seconds: float = 60.0
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:
@@ -98,6 +101,8 @@ class Settings:
         for name in ("heartbeat_seconds", "heartbeat_timeout_seconds", "max_future_skew_seconds"):
             if name in values:
                 values[name] = _positive_float(name, values[name])
+        if "monitor_every_seconds" in values:
+            values["monitor_every_seconds"] = _seconds_or_off("monitor_every_seconds", values["monitor_every_seconds"])
         if "prediction_log_retention_days" in values:
             values["prediction_log_retention_days"] = check_retention_days(values["prediction_log_retention_days"])
         for name in ("max_request_bytes", "max_artifact_bytes"):
@@ -152,6 +157,16 @@ def _positive_float(name: str, value: Any) -> float:
         number = -1.0
     if not number > 0:
         raise InvalidInputError(field=name, value=value, expected="a positive number of seconds")
+    return number
+
+
+def _seconds_or_off(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0 <= number <= 86_400 or isinstance(value, bool):
+        raise InvalidInputError(field=name, value=value, expected="a number of seconds from 0 (off) to 86400")
     return number
 
 

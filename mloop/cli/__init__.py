@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -11,13 +12,33 @@ from mloop.errors import MloopError
 __all__ = ["app", "main"]
 
 
+# The verb groups, one module each; each attaches its commands to ``app`` when imported.
+VERBS = (
+    "analysis",
+    "automl",
+    "demo",
+    "events",
+    "experiments",
+    "features",
+    "flow",
+    "gc",
+    "models",
+    "monitor",
+    "runs",
+    "server",
+    "serving",
+    "tune",
+    "ui",
+    "validation",
+)
+
+
 def _register() -> None:
-    # One line per verb group; each module attaches its commands to ``app``.
     if sys.argv[1:2] in (["flow"], ["scheduler"]):  # flows start fast: no other verb group (nor pandas) needed
         from mloop.cli import flow as _flow_only  # noqa: F401
         return
-    from mloop.cli import demo, experiments, features, flow, gc, models, runs, server, serving, validation  # noqa: F401
-    from mloop.cli import ui as _ui  # noqa: F401  (its own line: verb groups are added by several hands)
+    for verb in VERBS:
+        importlib.import_module(f"mloop.cli.{verb}")
 
 
 def main() -> None:

@@ -155,6 +155,8 @@ def batch_predict(
     on_invalid: str = typer.Option("fail", "--on-invalid", help="Rows that break the model's signature: fail (stop, "
                                    "naming them), skip (reasons to OUTPUT.rejects) or quarantine (rows and reasons "
                                    "to OUTPUT.quarantine). Exit code 3 when rows were skipped or quarantined."),
+    log_predictions: bool = typer.Option(False, "--log-predictions", help="Also write the scored rows to the model's "
+                                         "prediction log (role batch), where its monitors watch them."),
     home: str = typer.Option(None, "--home", help="mloop home folder."),
 ) -> None:
     """Score a file, folder or query in chunks; run it again after a crash to finish the missing chunks.
@@ -165,10 +167,11 @@ def batch_predict(
     """
     from mloop.serving import batch_predict as run
 
-    _settings(home, None, None)
+    settings = _settings(home, None, None)
     result = run(model_uri, input, output, input_format=input_format, output_format=output_format, db_url=db_url,
                  chunk_rows=chunk_rows, engine=engine, ray_address=ray_address, trusted=_trust(trusted, trust),
-                 restart=restart, predict_output=predict_output, on_invalid=on_invalid)
+                 restart=restart, predict_output=predict_output, on_invalid=on_invalid,
+                 log_predictions=log_predictions, settings=settings)
     console.print(f"scored {result.rows:,} rows in {result.chunks_scored} chunks "
                   f"({result.chunks_skipped} already done) with {result.model_uri} (version {result.model_version}) "
                   f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s) -> {result.output}",

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from mloop._util.clock import now_ms
 from mloop._util.progress import track
+from mloop.events.outbox import append_event
 from mloop.features._tables import feature_materializations as jobs_t
 from mloop.features._tables import feature_stats as stats_t
 from mloop.features._tables import feature_watermarks as marks_t
@@ -174,6 +175,10 @@ def _progress(db: Database, job_id: str, batches: int, rows: int) -> None:
 def _finish(db: Database, job_id: str) -> None:
     with db.write() as conn:
         conn.execute(sa.update(jobs_t).where(jobs_t.c.job_id == job_id).values(status="done", updated=now_ms()))
+        job = conn.execute(sa.select(jobs_t).where(jobs_t.c.job_id == job_id)).one()
+        append_event(conn, "features", "features.materialized", None, {  # committed with the end of the job
+            "event": "features.materialized", "time": job.updated, "project": job.project, "view": job.view,
+            "version": job.version, "rows": job.rows_written, "start_us": job.start_us, "end_us": job.end_us})
 
 
 def _store_stats(con: Any, db: Database, temp: str, project: str, view: FeatureView, version: int) -> None:

@@ -18,6 +18,12 @@ answer is exact to the nanosecond. Two plans, picked per view:
 - *ASOF join* otherwise: one sort, with the created time folded into the sort key
   (event time in the high 64 bits of a 128-bit integer, created time in the low ones),
   so ties need no de-duplication pass.
+
+Each view is one query that answers only the matched entity rows: their row number and
+either the feature values or, for local Parquet, the matched row's number in its file.
+NumPy puts them in entity-row order; with one file, Arrow then reads the value columns
+(only the row groups holding a match) and takes the rows by number (``_payload``), which
+saves DuckDB a scan of every value and a join on the row address.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mloop.errors import InvalidInputError
+from mloop.features._payload import has_columns, only_file, positions, take_rows
 from mloop.features.plan import Request, ViewRequest
 from mloop.features.sources import DataFrameSource, FileSource, _lit, _q, _window, epoch_ns, fetch_arrow
 
@@ -38,6 +45,9 @@ __all__ = ["apply_on_demand", "entity_table", "point_in_time_join"]
 ROW = "__mloop_row"
 _NO_CREATED = -(2 ** 63)  # a feature row without a created time loses every tie
 _LOW64 = 2 ** 64
+# declared types whose values Arrow reads from Parquet exactly as DuckDB would return them
+_SAME_IN_ARROW = {"DOUBLE": pa.float64(), "FLOAT": pa.float32(), "BIGINT": pa.int64(), "INTEGER": pa.int32(),
+                  "BOOLEAN": pa.bool_()}
 
 
 def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None, ambiguous: str = "raise",
@@ -166,18 +176,32 @@ def _use_buckets(con: Any, req: ViewRequest, window: _Window) -> bool:
     return pairs <= feature_rows
 
 
-def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window) -> tuple[list[str], bool]:
-    """(the CTEs that read view ``index``'s rows, whether its values come from a separate payload CTE).
+def _payload_mode(con: Any, req: ViewRequest) -> tuple[str, str | None]:
+    """How a view's values reach the result: ("file", path) taken by row number from its one local
+    Parquet file, ("address", pattern) joined by (file, row) for several files, or ("values", None)
+    carried through the join."""
+    pattern = _local_parquet(req.view)
+    if pattern is None or req.view.source.columns(con).keys() & {"filename", "file_row_number"}:
+        return "values", None  # the source's own columns would clash with DuckDB's virtual ones
+    path = only_file(con, pattern)
+    if path is not None and has_columns(path, req.features):
+        return "file", path
+    return "address", pattern
+
+
+def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window, mode: str,
+                 pattern: str | None) -> list[str]:
+    """The CTEs that read view ``index``'s rows (``mode`` and ``pattern`` from ``_payload_mode``).
 
     ``f{i}`` holds the keys ``__k{i}_{j}``, the event time ``__ts{i}`` (nanoseconds), the order of rows
     ``__o{i}`` (the event time, or with a created time both in one 128-bit integer: event time high,
-    created time low), and either the feature values ``__f{i}_{j}`` or, for local Parquet, the row's
-    address (``__fn{i}``, ``__r{i}``): then the joins move only (keys, times, address) and the values
-    are fetched afterwards for the matched rows alone from ``p{i}``.
+    created time low), and either the feature values ``__f{i}_{j}`` or the row's address (``__r{i}``,
+    with several files also ``__fn{i}``, a 64-bit hash of the file name: sorting a number is cheaper
+    than carrying the path): the joins then move only (keys, times, address), and the values of the
+    matched rows alone are fetched afterwards, by Arrow from the one file or from ``p{i}``.
     """
     view = req.view
     start, end = window.bounds(view.ttl)
-    pattern = _local_parquet(view)
     ts = epoch_ns(view.timestamp, view.timezone)
     types = {f.name: f.dtype for f in view.schema}
     values = [f"CAST({_q(f)} AS {types[f].duckdb}) AS __f{index}_{j}" for j, f in enumerate(req.features)]
@@ -188,48 +212,48 @@ def _feature_cte(con: Any, index: int, req: ViewRequest, window: _Window) -> tup
         cols.append(f"CAST({ts} AS HUGEINT) * {_LOW64} + ({created} + {2 ** 63}) AS __o{index}")
     else:
         cols.append(f"{ts} AS __o{index}")
-    if pattern is not None and view.source.columns(con).keys() & {"filename", "file_row_number"}:
-        pattern = None  # the source's own columns would clash with DuckDB's virtual ones
     window_col = None if view.timezone else view.timestamp
     ctes = []
-    if pattern is not None:
-        # one file: the row number is the address; several: with a 64-bit hash of the file name
-        # (sorting a number is cheaper than carrying the path)
-        fn = "0" if not any(c in pattern for c in "*?[") else "hash(filename)"
-        scan = (f"(SELECT * FROM read_parquet({_lit(pattern)}, union_by_name=true, filename=true, "
-                f"file_row_number=true){_window(window_col, start, end)})")
-        cols += [f"{fn} AS __fn{index}", f"file_row_number AS __r{index}"]
-        # every row of the files, unfiltered: the join on the address does the picking
-        ctes.append(f"p{index} AS (SELECT {fn} AS __pf{index}, file_row_number AS __pr{index}, "
-                    f"{', '.join(values)} FROM read_parquet({_lit(pattern)}, union_by_name=true, "
-                    "filename=true, file_row_number=true) AS s)")
-    else:
+    if mode == "values":
         scan = view.source.scan(con, window_col, *((start, end) if window_col else (None, None)))
         cols += values
+    else:
+        several = ", union_by_name=true, filename=true" if mode == "address" else ""
+        files = f"read_parquet({_lit(pattern or '')}{several}, file_row_number=true)"
+        scan = f"(SELECT * FROM {files}{_window(window_col, start, end)})"
+        cols.append(f"file_row_number AS __r{index}")
+        if mode == "address":
+            cols.append(f"hash(filename) AS __fn{index}")
+            # every row of the files, unfiltered: the join on the address does the picking
+            ctes.append(f"p{index} AS (SELECT hash(filename) AS __pf{index}, file_row_number AS __pr{index}, "
+                        f"{', '.join(values)} FROM {files} AS s)")
     where = [f"{ts} IS NOT NULL", f"{ts} <= {window.last_ns}" if window.last_ns is not None else "FALSE"]
     if view.ttl is not None and window.first_ns is not None:
         where.append(f"{ts} >= {window.first_ns - _ttl_ns(view.ttl)}")
     ctes.insert(0, f"f{index} AS (SELECT {', '.join(cols)} FROM {scan} AS s WHERE {' AND '.join(where)})")
-    return ctes, pattern is not None
+    return ctes
 
 
-def _match_asof(index: int, req: ViewRequest) -> tuple[list[str], str]:
-    """(no extra CTE, the join) for the ASOF plan, on the row order ``__o{i}``."""
+def _match_asof(index: int, req: ViewRequest, carried: list[str]) -> tuple[list[str], str]:
+    """(the CTE, its name) for the ASOF plan, on the row order ``__o{i}``: the matched entity rows only."""
     i = index
     on = " AND ".join(f"e.{_q(k)} = f{i}.__k{i}_{j}" for j, k in enumerate(req.keys))
     # with created times, the entity side is its time with the largest created time, so every
     # feature row at that instant qualifies and the latest created one wins
     probe = f"CAST(e.__t AS HUGEINT) * {_LOW64} + {_LOW64 - 1}" if req.view.created_timestamp else "e.__t"
-    return [], f"ASOF LEFT JOIN f{i} ON {on} AND {probe} >= f{i}.__o{i}"
+    ttl = f" WHERE f{i}.__ts{i} >= e.__t - {_ttl_ns(req.view.ttl)}" if req.view.ttl is not None else ""
+    picked = ", ".join(f"f{i}.{c} AS {c}" for c in carried)
+    return [f"m{i} AS (SELECT e.{ROW} AS __row{i}, {picked} FROM e ASOF JOIN f{i} ON {on} "
+            f"AND {probe} >= f{i}.__o{i}{ttl})"], f"m{i}"
 
 
 def _match_buckets(index: int, req: ViewRequest, carried: list[str]) -> tuple[list[str], str]:
-    """(the CTE, the join) for the TTL-bucket plan: the latest feature row per entity row by hash joins."""
+    """(the CTE, its name) for the TTL-bucket plan: the latest feature row per entity row by hash joins."""
     i, width = index, _ttl_ns(req.view.ttl)  # type: ignore[arg-type]
     keys = ", ".join(_q(k) for k in req.keys)
     on = " AND ".join(f"b.{_q(k)} = f{i}.__k{i}_{j}" for j, k in enumerate(req.keys))
     if carried == [f"__r{i}"]:  # one file: the row number alone (a plain arg_max is the cheapest)
-        latest = f"arg_max(f{i}.__r{i}, f{i}.__o{i}) AS __r{i}, 0 AS __fn{i}"
+        latest = f"arg_max(f{i}.__r{i}, f{i}.__o{i}) AS __r{i}"
     else:  # one struct, so that every column comes from the same row (and a null value is kept)
         packed = ", ".join(f"{c} := f{i}.{c}" for c in carried)
         latest = f"unnest(arg_max(struct_pack({packed}), f{i}.__o{i}))"
@@ -237,7 +261,53 @@ def _match_buckets(index: int, req: ViewRequest, carried: list[str]) -> tuple[li
            f"FROM (SELECT {ROW}, {keys}, __t, __t // {width} - o.o AS __b FROM e, (VALUES (0), (1)) AS o(o) "
            f"WHERE __t IS NOT NULL) AS b JOIN f{i} ON {on} AND b.__b = f{i}.__ts{i} // {width} "
            f"WHERE f{i}.__ts{i} <= b.__t AND f{i}.__ts{i} >= b.__t - {width} GROUP BY b.{ROW})")
-    return [cte], f"LEFT JOIN m{i} ON m{i}.__row{i} = e.{ROW}"
+    return [cte], f"m{i}"
+
+
+def _view_values(con: Any, index: int, req: ViewRequest, window: _Window, head: str) -> pa.Table:
+    """View ``index``'s output columns, one row per entity row in input order (nulls where nothing matched).
+
+    DuckDB answers only the matched entity rows (``__row{i}`` and the values or their row number);
+    NumPy puts them in place, and Arrow takes the values by position.
+    """
+    i, count = index, window.rows
+    mode, pattern = _payload_mode(con, req)
+    ctes = [head, *_feature_cte(con, i, req, window, mode, pattern)]
+    carried = {"file": [f"__r{i}"], "address": [f"__fn{i}", f"__r{i}"]}.get(mode) or \
+        [f"__f{i}_{j}" for j in range(len(req.features))]
+    extra, matched = (_match_buckets if _use_buckets(con, req, window) else _match_asof)(i, req, carried)
+    ctes += extra
+    if mode == "address":
+        names = ", ".join(f"p{i}.__f{i}_{j}" for j in range(len(req.features)))
+        select = (f"SELECT {matched}.__row{i}, {names} FROM {matched} JOIN p{i} "
+                  f"ON p{i}.__pf{i} = {matched}.__fn{i} AND p{i}.__pr{i} = {matched}.__r{i}")
+    else:
+        select = f"SELECT * FROM {matched}"
+    found = fetch_arrow(con, f"WITH {', '.join(ctes)} {select}")
+    rows = found.column(0).to_numpy()
+    if mode == "file":
+        picked = positions(rows, found.column(1).to_numpy(), count)
+        return _cast_values(con, i, req, take_rows(pattern or "", req.features, picked))
+    place = positions(rows, np.arange(len(rows), dtype=np.int64), count)
+    values = found.drop_columns([found.column_names[0]]).take(pa.array(place, mask=place < 0))
+    return values.rename_columns(list(req.outputs))
+
+
+def _cast_values(con: Any, index: int, req: ViewRequest, raw: pa.Table) -> pa.Table:
+    """The values read by Arrow, cast by DuckDB to the view's declared types (as every other plan does),
+    unless Arrow already holds each in the type DuckDB would answer with."""
+    types = {f.name: f.dtype for f in req.view.schema}
+    if all(_SAME_IN_ARROW.get(types[f].duckdb) == raw.schema.field(c).type
+           for c, f in zip(raw.column_names, req.features, strict=True)):
+        return raw.rename_columns(list(req.outputs))
+    name = f"__mloop_values{index}"
+    con.register(name, raw)
+    try:
+        casts = ", ".join(f"CAST({_q(c)} AS {types[f].duckdb}) AS {_q(out)}"
+                          for c, f, out in zip(raw.column_names, req.features, req.outputs, strict=True))
+        return fetch_arrow(con, f"SELECT {casts} FROM {name}")
+    finally:
+        con.unregister(name)
 
 
 def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Request,
@@ -249,35 +319,17 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
                                 expected=f"the join key columns {request.entity_keys} (missing {missing})")
     con.register("__mloop_entities", entities)
     window = _Window(entities, timestamp)
-    # only the keys, the time (as nanoseconds) and the row number go through the joins
+    # only the keys, the time (as nanoseconds) and the row number go through the joins; the entity
+    # columns of the result are the caller's own Arrow columns, untouched
     columns = ", ".join([*(_q(k) for k in request.entity_keys), f"epoch_ns({_q(timestamp)}) AS __t", ROW])
-    ctes = [f"e AS (SELECT {columns} FROM __mloop_entities)"]
-    joins, lookups, selects = [], [], []
-    for i, req in enumerate(request.views):
-        buckets = _use_buckets(con, req, window)
-        reads, payload = _feature_cte(con, i, req, window)
-        ctes += reads
-        single_file = payload and not any(c in (_local_parquet(req.view) or "") for c in "*?[")
-        carried = ([f"__r{i}"] if single_file else [f"__fn{i}", f"__r{i}"]) if payload else \
-            [f"__f{i}_{j}" for j in range(len(req.features))]
-        extra, join = _match_buckets(i, req, carried) if buckets else _match_asof(i, req)
-        ctes += extra
-        joins.append(join)
-        matched = f"m{i}" if buckets else f"f{i}"
-        if payload:
-            lookups.append(f"LEFT JOIN p{i} ON p{i}.__pf{i} = {matched}.__fn{i} AND p{i}.__pr{i} = {matched}.__r{i}")
-        ttl = req.view.ttl
-        for j, out in enumerate(req.outputs):
-            value = f"{'p' if payload else matched}{i if payload else ''}.__f{i}_{j}"
-            if ttl is not None and not buckets:
-                value = f"CASE WHEN f{i}.__ts{i} >= e.__t - {_ttl_ns(ttl)} THEN {value} END"
-            selects.append(f"{value} AS {_q(out)}")
-    # only the feature values come back from DuckDB, in entity-row order; the entity columns are the
-    # caller's own Arrow columns, untouched
-    sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(selects) or 'e.' + ROW} FROM e "
-           f"{' '.join(joins + lookups)} ORDER BY e.{ROW}")
+    head = f"e AS (SELECT {columns} FROM __mloop_entities)"
+    result = entities.drop_columns([ROW])
     try:
-        values = _utc(fetch_arrow(con, sql))
+        for i, req in enumerate(request.views):
+            if req.features:
+                values = _utc(_view_values(con, i, req, window, head))
+                for name, column in zip(values.column_names, values.columns, strict=True):
+                    result = result.append_column(name, column)
     except Exception as exc:
         import duckdb
 
@@ -288,10 +340,6 @@ def point_in_time_join(con: Any, entities: pa.Table, timestamp: str, request: Re
         raise
     finally:
         con.unregister("__mloop_entities")
-    result = entities.drop_columns([ROW])
-    for name, column in zip(values.column_names, values.columns, strict=True):
-        if selects:
-            result = result.append_column(name, column)
     return result
 
 

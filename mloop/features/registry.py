@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mloop._util.clock import now_ms
 from mloop.errors import ConflictError, NotFoundError
+from mloop.events.outbox import append_event
 from mloop.features._tables import feature_definitions as defs_t
 from mloop.features.definitions import Definition, fingerprint
 from mloop.store.sql import Database
@@ -183,6 +184,10 @@ class FeatureRegistry:
             try:
                 with self.db.write() as conn:
                     conn.execute(sa.insert(defs_t), rows)
+                    for row in rows:  # the webhooks' events, committed with the definitions
+                        append_event(conn, "features", "features.applied", None,
+                               {"event": "features.applied", "time": row["created"], "actor": creator,
+                                **{k: row[k] for k in ("project", "kind", "name", "version", "fingerprint")}})
             except IntegrityError as exc:
                 raise ConflictError("Another apply stored the same definitions at the same moment; "
                                     "run `mloop features plan` and apply again.") from exc

@@ -1,4 +1,5 @@
-"""The audit log: every registry change, written in the same transaction as the change itself."""
+"""The audit log: every registry change, written in the same transaction as the change itself, with its event
+in the outbox (``mloop.events``), so that a committed change is never without its webhook deliveries."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import Connection, insert, select
 
 from mloop._util.clock import now_ms
 from mloop.errors import InvalidInputError
+from mloop.events.outbox import append_event
 from mloop.registry import _tables as t
 from mloop.registry.entities import AuditEntry
 
@@ -25,15 +27,16 @@ ACTIONS = (
 
 def record(conn: Connection, actor: str, action: str, model: str | None, target: str,
            before: Any = None, after: Any = None) -> dict[str, Any]:
-    """Append one entry; returns it as the event a webhook receives."""
+    """Append one entry and its outbox event; returns the event a webhook receives."""
     assert action in ACTIONS, action
     now = now_ms()
     result = conn.execute(insert(t.audit_log).values(
         time=now, actor=actor, action=action, model=model, target=target,
         before=None if before is None else json.dumps(before, default=str),
         after=None if after is None else json.dumps(after, default=str)))
-    return {"id": result.inserted_primary_key[0], "event": action, "time": now, "actor": actor, "model": model,
-            "target": target, "before": before, "after": after}
+    event = {"id": result.inserted_primary_key[0], "event": action, "time": now, "actor": actor, "model": model,
+             "target": target, "before": before, "after": after}
+    return append_event(conn, "registry", action, model, event)
 
 
 def query(conn: Connection, model: str | None = None, action: str | None = None, since_id: int = 0,

@@ -1,32 +1,35 @@
-"""Webhooks on registry events: an HTTP POST signed with HMAC-SHA256, retried with backoff, each attempt logged.
+"""Webhooks on registry and feature events: an HTTP POST signed with HMAC-SHA256, sent from the outbox.
+
+Events are rows first: each change writes its event and one pending delivery per subscribed webhook in its own
+transaction (``mloop.events``); a delivery worker (``mloop server``, ``mloop events deliver``, or this process on
+a background thread and once more before it exits) sends them, retries with backoff and logs each attempt.
 
 Webhooks reach public addresses only: a URL whose host is (or resolves to) this machine, a private network or a
 cloud metadata address is refused when it is added and again at each delivery, which connects to the address it
 checked; the setting ``webhook_allow_hosts`` (``MLOOP_WEBHOOK_ALLOW_HOSTS``) lets chosen hosts or networks through.
 
-The receiver checks ``X-Mloop-Signature: sha256=<hex>``, the HMAC of the raw body
-with the shared secret (see ``signature``). Events are the audit actions, such as
-``version.created``, ``alias.set`` and ``deployment.changed``; ``"*"`` subscribes to all.
+The receiver checks ``X-Mloop-Signature: sha256=<hex>``, the HMAC of the raw body with the shared secret (see
+``signature``), and dedupes on ``X-Mloop-Delivery``. Events are the audit actions, such as ``version.created``,
+``alias.set`` and ``deployment.changed``, and the feature store's (``EVENTS``); ``"*"`` subscribes to all.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import atexit
 import json
-import queue
+import os
 import re
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
 from mloop._util.clock import now_ms
-from mloop._util.egress import EgressRefused, check_destination
-from mloop._util.redact import redact
+from mloop._util.egress import check_destination
 from mloop.errors import InvalidInputError, NotFoundError
+from mloop.events.signing import signature
+from mloop.events.worker import BACKOFF_S, MAX_ATTEMPTS
 from mloop.registry import _tables as t
 from mloop.registry._audit import ACTIONS
 from mloop.registry.entities import WebhookDelivery
@@ -41,24 +44,36 @@ MIN_SECRET = 8
 URL_PATTERN = r"^https?://"  # the scheme; the host is judged when the webhook is added (check_destination)
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The value of the ``X-Mloop-Signature`` header for ``body``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+FEATURE_EVENTS = ("features.applied", "features.materialized")
+ALERT_EVENTS = ("alert.firing", "alert.resolved")  # a monitoring alert rule's state changes (mloop.monitoring)
+EVENTS = ACTIONS + FEATURE_EVENTS + ALERT_EVENTS
+
+
+def flush_seconds() -> float:
+    """How long a process waits at exit for its own deliveries (``MLOOP_EVENTS_FLUSH_SECONDS``, default 5);
+    0 leaves every delivery to a worker."""
+    raw = os.environ.get("MLOOP_EVENTS_FLUSH_SECONDS", "5")
+    try:
+        return min(max(float(raw), 0.0), 300.0)
+    except ValueError:
+        raise InvalidInputError(field="MLOOP_EVENTS_FLUSH_SECONDS", value=raw,
+                                expected="a number of seconds (0 turns the in-process delivery off)") from None
 
 
 class Webhooks:
-    """``client.webhooks``: subscribe URLs to events; deliveries run on a background thread."""
+    """``client.webhooks``: subscribe URLs to events; this process delivers its own events on a background thread
+    (with these attempts, backoff and timeout), and any worker delivers what is left."""
 
-    def __init__(self, client: RegistryClient, max_attempts: int = 4, backoff: float = 0.5,
+    def __init__(self, client: RegistryClient, max_attempts: int = MAX_ATTEMPTS, backoff: float = BACKOFF_S,
                  timeout: float = 5.0) -> None:
         self.client = client
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.timeout = timeout
-        self._queue: queue.Queue[tuple[dict[str, Any], dict[str, Any]]] = queue.Queue()
+        self._mine: set[int] = set()  # outbox rows of this process whose deliveries are not settled yet
         self._thread: threading.Thread | None = None
-        self._hooks: tuple[float, list[dict[str, Any]]] | None = None
-        self._lock = threading.Lock()
+        self._exit_hook = False
+        self._lock = threading.RLock()  # the worker thread asks what is pending while holding it
 
     def add(self, url: str, secret: str, events: list[str] | None = None, model: str | None = None) -> dict[str, Any]:
         """Subscribe ``url`` to ``events`` (default: version created, alias moved, environment changed)."""
@@ -72,14 +87,13 @@ class Webhooks:
         if model is not None and not isinstance(model, str):
             raise InvalidInputError(field="model", value=model, expected="a model name")
         chosen = list(events or DEFAULT_EVENTS)
-        bad = [e for e in chosen if e != "*" and e not in ACTIONS]
+        bad = [e for e in chosen if e != "*" and e not in EVENTS]
         if bad:
-            raise InvalidInputError(field="events", value=bad[0], expected=f"'*' or one of {list(ACTIONS)}")
+            raise InvalidInputError(field="events", value=bad[0], expected=f"'*' or one of {list(EVENTS)}")
         check_destination(url, self.client.settings.webhook_allow_hosts)  # last: it resolves the host name
         with self.client.db.write() as conn:
             result = conn.execute(insert(t.webhooks).values(url=url, secret=secret, events=json.dumps(chosen),
                                                             model=model, active=True, created=now_ms()))
-        self._hooks = None
         return {"id": int(result.inserted_primary_key[0]), "url": url, "events": chosen, "model": model}
 
     def list(self) -> list[dict[str, Any]]:
@@ -91,91 +105,77 @@ class Webhooks:
         with self.client.db.write() as conn:
             if not conn.execute(update(t.webhooks).where(t.webhooks.c.id == webhook_id).values(active=False)).rowcount:
                 raise NotFoundError(f"No webhook {webhook_id}.", field="webhook_id")
-        self._hooks = None
-
-    def _active(self) -> list[dict[str, Any]]:
-        cached = self._hooks
-        if cached is not None and time.monotonic() - cached[0] < 2.0:
-            return cached[1]
-        with self.client.db.read() as conn:
-            hooks = [{"id": r.id, "url": r.url, "secret": r.secret, "events": set(json.loads(r.events)),
-                      "model": r.model} for r in conn.execute(select(t.webhooks).where(t.webhooks.c.active))]
-        self._hooks = (time.monotonic(), hooks)
-        return hooks
 
     def dispatch(self, events: list[dict[str, Any]]) -> None:
-        """Queue each committed event for every webhook subscribed to it."""
-        hooks = self._active()
-        if not hooks:
+        """Deliver committed events now on a background thread, as a best effort before the process ends.
+
+        The events are already rows of the outbox: a delivery worker sends whatever this process does not.
+        """
+        mine = [e["_outbox_id"] for e in events if e.get("_deliveries")]
+        if not mine:
             return
-        for event in events:
-            for hook in hooks:
-                if (event["event"] in hook["events"] or "*" in hook["events"]) and \
-                        hook["model"] in (None, event.get("model")):
-                    self._queue.put((hook, event))
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            self._mine.update(mine)
+            if flush_seconds() <= 0:
+                return
+            if not self._exit_hook:
+                atexit.register(self._flush_at_exit)
+                self._exit_hook = True
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="mloop-webhooks", daemon=True)
                 self._thread.start()
 
     def wait(self, timeout: float = 30.0) -> bool:
-        """Block until every queued delivery finished (True) or ``timeout`` passed (False)."""
+        """Block until every delivery of this process's events is settled (True) or ``timeout`` passed (False)."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
+        while self._pending_mine():
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.01)
+            time.sleep(0.02)
         return True
 
-    def _work(self) -> None:
-        import httpx
-
-        with httpx.Client(timeout=self.timeout) as http:
-            while True:
-                try:
-                    hook, event = self._queue.get(timeout=5.0)
-                except queue.Empty:
-                    return
-                try:
-                    self._deliver(http, hook, event)
-                finally:
-                    self._queue.task_done()
-
-    def _deliver(self, http: Any, hook: dict[str, Any], event: dict[str, Any]) -> None:
-        body = json.dumps(event, default=str, sort_keys=True).encode()
-        delivery_id = uuid.uuid4().hex
-        headers = {"Content-Type": "application/json", "X-Mloop-Event": event["event"],
-                   "X-Mloop-Delivery": delivery_id, "X-Mloop-Signature": signature(hook["secret"], body)}
-        for attempt in range(1, self.max_attempts + 1):
-            started = time.perf_counter()
-            status, error, refused = None, "", False
-            try:
-                # checked again at each attempt: the name may resolve elsewhere now; connect to what was checked
-                url, host_header, extensions = check_destination(
-                    hook["url"], self.client.settings.webhook_allow_hosts).pinned()
-                status = http.post(url, content=body, headers={**headers, **host_header},
-                                   extensions=extensions).status_code
-            except EgressRefused as exc:
-                error, refused = f"refused: {exc.message}", True
-            except Exception as exc:  # network errors are retried, then logged
-                error = redact(f"{type(exc).__name__}: {exc}")
-            ok = status is not None and 200 <= status < 300
-            self._log(hook["id"], delivery_id, event["event"], body, attempt, status, ok,
-                      error or ("" if ok else f"HTTP {status}"), (time.perf_counter() - started) * 1000)
-            retryable = not refused and (status is None or status >= 500 or status == 429)
-            if ok or not retryable or attempt == self.max_attempts:
-                return
-            time.sleep(self.backoff * 2 ** (attempt - 1))
-
-    def _log(self, webhook_id: int, delivery_id: str, event: str, body: bytes, attempt: int, status: int | None,
-             ok: bool, error: str, duration_ms: float) -> None:
+    def _flush_at_exit(self) -> None:
         try:
-            with self.client.db.write() as conn:
-                conn.execute(insert(t.webhook_deliveries).values(
-                    webhook_id=webhook_id, delivery_id=delivery_id, event=event, payload=body.decode(),
-                    attempt=attempt, status_code=status, ok=ok, error=error, time=now_ms(), duration_ms=duration_ms))
-        except Exception:  # the log is best effort; the database may be gone at interpreter exit
+            self.wait(flush_seconds())
+        except Exception:  # the database may be gone at interpreter exit; a worker delivers later
             pass
+
+    def _work(self) -> None:
+        from mloop.events.worker import DeliveryWorker
+
+        worker = DeliveryWorker(self.client.settings, max_attempts=self.max_attempts, backoff=self.backoff,
+                                timeout=self.timeout)
+        try:
+            while True:
+                if worker.run_once():
+                    continue
+                with self._lock:
+                    if not self._pending_mine():
+                        self._thread = None
+                        return
+                wait = worker.next_due_in()
+                time.sleep(min(max(wait or 0.0, 0.05), 0.2))
+        except Exception:  # best effort: what is left stays in the outbox for a worker
+            with self._lock:
+                self._thread = None
+        finally:
+            worker.close()
+
+    def _pending_mine(self) -> int:
+        """How many deliveries of this process's events are still pending (settled ones are forgotten)."""
+        from mloop.events import _tables as et
+
+        with self._lock:
+            asked = sorted(self._mine)
+        if not asked:
+            return 0
+        d = et.deliveries
+        with self.client.db.read() as conn:
+            pending = {r.event for r in conn.execute(select(d.c.event).where(
+                d.c.state == "pending", d.c.event.in_(asked)))}
+        with self._lock:  # forget only what was asked about: events dispatched meanwhile stay
+            self._mine -= set(asked) - pending
+        return len(pending)
 
     def deliveries(self, webhook_id: int | None = None, limit: int = 100) -> list[WebhookDelivery]:
         """The delivery log, newest first."""

@@ -7,6 +7,8 @@ Each capability contributes one router module under ``mloop/server/api``;
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.remote:
         settings = dataclasses.replace(settings, tracking_uri="")  # the server reaches the stores directly
     # FastAPI's own /docs and /redoc load their scripts from a CDN: ours come from an installed package.
-    app = FastAPI(title="mloop", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(title="mloop", version=__version__, docs_url=None, redoc_url=None, lifespan=_deliver_events)
     app.state.settings = settings
     install_error_handlers(app)
     protect(app, settings, EDGE_RULES)
@@ -45,6 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import features
 
     app.include_router(features.router, prefix="/api")
+    from mloop.server.api import monitoring
+
+    app.include_router(monitoring.router, prefix="/api")
+    from mloop.server.api import tuning
+
+    app.include_router(tuning.router, prefix="/api")
     from mloop.server import mlflow
 
     for prefix, mlflow_router in mlflow.routers():
@@ -55,6 +63,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(ui_routes())  # the web pages, after every API route
     _declare_errors_in_openapi(app)
     return app
+
+
+@asynccontextmanager
+async def _deliver_events(app: FastAPI) -> AsyncIterator[None]:
+    """While the server runs, a worker delivers the event outbox (beside any other server or `mloop events deliver`)
+    and the monitors run every ``monitor_every_seconds``."""
+    from mloop.events.worker import DeliveryWorker
+    from mloop.monitoring.schedule import MonitorLoop
+
+    halt = DeliveryWorker(app.state.settings).start()
+    monitors = MonitorLoop(app.state.settings).start()
+    yield
+    monitors()
+    halt()
 
 
 def _declare_errors_in_openapi(app: FastAPI) -> None:

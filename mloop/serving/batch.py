@@ -231,7 +231,7 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
                   output_format: str | None = None, db_url: str | None = None, chunk_rows: int = 100_000,
                   engine: str = "local", ray_address: str | None = None, client: Any = None,
                   trusted: bool | list[str] = False, restart: bool = False, predict_output: str | None = None,
-                  on_invalid: str = "fail") -> BatchResult:
+                  on_invalid: str = "fail", log_predictions: bool = False, settings: Any = None) -> BatchResult:
     """Score ``source`` with ``model_uri`` into ``output`` (a Parquet folder, or ``table:<name>`` in ``db_url``).
 
     ``predict_output`` is "label" (a ``prediction`` column), "proba" (one ``proba_<class>`` column per class) or
@@ -241,6 +241,9 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
     value, reason) to ``<output>.rejects/`` (``<table>__rejects``); "quarantine" writes the rows themselves
     with ``_row``, ``_reason`` and ``_errors`` to ``<output>.quarantine/`` (``<table>__quarantine``).
     ``rows_rejected`` counts them, in the whole output: a resumed run counts those of the run it finished too.
+    ``log_predictions`` writes each scored chunk to the model's prediction log too (role ``batch``, with a
+    ``prediction_id`` column in the output for labels sent later), so its monitors watch batch outputs as they
+    watch online traffic (local engine; ``settings`` says where the log is).
 
     Runs again after a crash pick up where the last finished chunk left off, with the
     model version the first run resolved (an alias that moved meanwhile does not mix versions).
@@ -279,6 +282,7 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
     chunks = _chunks(batches, chunk_rows)
     n_chunks = -(-total // chunk_rows) if total else None
     tally = _Tally()
+    log = _batch_log(log_predictions, engine, model, concrete, version, settings)
     if engine == "ray":
         _run_ray(model, chunks, done, sink, version, ray_address, n_chunks, trusted, (answer, on_invalid, chunk_rows),
                  tally)
@@ -290,7 +294,12 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
             for index, table in enumerate(track(chunks, f"scoring with {model_uri}", total=n_chunks)):
                 if index in done:
                     continue
+                began = time.perf_counter()
                 result = _score(model, table, version, answer, on_invalid, index * chunk_rows)
+                if log is not None:
+                    result = (result[0].append_column("prediction_id", log.ids(index, result[0].num_rows)),
+                              *result[1:])
+                    log.write(index, result[0], time.perf_counter() - began)
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(sink.write, index, result[0], result[1])
@@ -301,6 +310,22 @@ def batch_predict(model_uri: str, source: str, output: str, *, input_format: str
     return BatchResult(rows=tally.rows, chunks_scored=tally.chunks, chunks_skipped=len(done),
                        seconds=time.perf_counter() - started, model_uri=concrete, model_version=version, output=where,
                        rows_rejected=rejected, rejects=str(sink.side) if sink.side and rejected else None)
+
+
+def _batch_log(wanted: bool, engine: str, model: Any, uri: str, version: str, settings: Any) -> Any:
+    """The prediction log a batch run writes to, when asked for (under the model's registered name)."""
+    if not wanted:
+        return None
+    if engine != "local":
+        raise InvalidInputError(field="log_predictions", value=True, expected="the local engine (not Ray)")
+    from mloop.config import Settings
+    from mloop.serving._batchlog import BatchLog
+
+    name = getattr(model, "name", None) or (uri.split("/")[1] if uri.startswith("models:/") else None)
+    if not name:
+        raise InvalidInputError(field="log_predictions", value=uri,
+                                expected="a registered model (models:/name/version): the log is kept per model")
+    return BatchLog(settings or Settings.load(), name, version)
 
 
 class _Tally:

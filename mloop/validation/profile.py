@@ -155,6 +155,8 @@ class NumericProfile:
     tail_sums: tuple[float, float] = (0.0, 0.0)  # sums of the values below and above the edges
     tails: Tails | None = None  # their histograms (None in profiles written before them)
     kind: str = field(default="numeric", init=False)
+    # knots() of this profile, computed once: a training profile is compared with every window of a monitor
+    _knots: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def mean(self) -> float:
@@ -192,6 +194,13 @@ class NumericProfile:
 
     def knots(self) -> tuple[np.ndarray, np.ndarray]:
         """(x, F(x)): the piecewise-linear CDF implied by the histograms (mass spread evenly within a bin)."""
+        if self._knots is None:
+            x, f = self._compute_knots()
+            x.flags.writeable = f.flags.writeable = False  # shared by every caller: nobody may change them
+            self._knots = (x, f)
+        return self._knots
+
+    def _compute_knots(self) -> tuple[np.ndarray, np.ndarray]:
         total = self.counts.sum()
         if not total:
             return np.array([0.0]), np.array([1.0])
@@ -235,7 +244,8 @@ class NumericProfile:
         """
         x, f = self.knots()
         # of knots with equal x, the last holds the mass up to and at x, the first the mass below x
-        keep = np.r_[True, x[1:] != x[:-1]] if left else np.r_[x[1:] != x[:-1], True]
+        step = x[1:] != x[:-1]
+        keep = np.concatenate(([True], step)) if left else np.concatenate((step, [True]))
         return np.interp(points, x[keep], f[keep], left=0.0, right=1.0)
 
     def merge(self, other: NumericProfile) -> NumericProfile:

@@ -1,11 +1,10 @@
-"""Webhooks against a real HTTP receiver on 127.0.0.1: HMAC signature, retries with backoff, delivery log."""
+"""Webhooks against a real HTTP receiver on 127.0.0.1: HMAC signature, retries with backoff, delivery log; the
+process that made a change delivers its events itself (the outbox keeps them for workers, see tests/events)."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from mloop.config import Settings
 from mloop.errors import InvalidInputError
 from mloop.registry import RegistryClient
 from mloop.registry.webhooks import signature
+from tests.events.receiver import Receiver
 from tests.registry.conftest import log_version
 
 SECRET = "s3cret-value"
@@ -25,35 +25,11 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
     return Settings.load(home=str(tmp_path / "h"), db_url=db_url, user="alice", webhook_allow_hosts="127.0.0.1")
 
 
-class Receiver:
-    """Records every POST; answers 500 to the first ``fail_first`` requests."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        self.fail_first = fail_first
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                failing = len(receiver.requests) <= receiver.fail_first
-                self.send_response(500 if failing else 204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     found = Receiver(fail_first=2)
     yield found
-    found.server.shutdown()
+    found.close()
 
 
 def test_events_are_signed_retried_and_logged(registry: RegistryClient, tracking, pipeline, frame,
@@ -74,6 +50,9 @@ def test_events_are_signed_retried_and_logged(registry: RegistryClient, tracking
         ("version.created", 1, 500, False), ("version.created", 2, 500, False), ("version.created", 3, 204, True),
         ("alias.set", 1, 204, True)]
     assert len({d.delivery_id for d in log[:3]}) == 1
+    # the retries resend the same delivery: same id, same event id, same bytes; a receiver dedupes on them
+    assert len({(h["x-mloop-delivery"], h["x-mloop-event-id"], b) for h, b in receiver.requests[:3]}) == 1
+    assert [h["x-mloop-attempt"] for h, _ in receiver.requests] == ["1", "2", "3", "1"]
 
 
 def test_unreachable_receiver_is_logged_after_the_last_attempt(registry: RegistryClient, tracking, pipeline,

@@ -37,6 +37,10 @@ JUDGED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/metrics/batch"),
     # a param's value is bounded by the length of its JSON text and by its nesting
     ("POST", "/api/runs/{run_id}/params"),
+    # a monitor's window and lateness are durations (5m to 1d for a window), its start a time with a zone
+    ("POST", "/api/monitors"), ("GET", "/api/monitors/{name}/series"), ("GET", "/api/monitors/{name}/profile"),
+    # alert rules go through the rule parser; a silence must end in the future
+    ("PUT", "/api/alerts/rules"), ("POST", "/api/alerts/silences"),
 }
 _ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # the check's own default
 CONFIG = SchemathesisConfig.from_dict({"operations": [

@@ -208,3 +208,23 @@ def test_values_spread_over_the_whole_float_range_drift_with_finite_numbers() ->
     assert np.isfinite(reference["x"].edges).all() and reference["x"].std == pytest.approx(BIG / np.sqrt(3), rel=0.03)
     assert not same.drifted and 0 <= same.effect_size < 0.05
     assert np.isfinite([one_bin.statistic, one_bin.effect_size]).all()
+
+
+def test_a_category_or_column_named_like_markup_cannot_run_script_in_the_report() -> None:
+    """The exploit: chart data used to be plain JSON inside <script>, so this value closed the element."""
+    import json
+    import re
+
+    import pandas as pd
+
+    from mloop.validation import drift
+
+    payload = "</script><script>alert(1)</script>"
+    ref = pd.DataFrame({payload: ["a", "b"] * 300, "c": [payload, "x"] * 300})
+    cur = pd.DataFrame({payload: ["a", "a"] * 300, "c": [payload, payload] * 300})
+    page = drift(ref, cur).to_html()
+    assert "<script>alert(1)" not in page and "alert(1)</script>" not in page
+    calls = re.findall(r"Plotly\.newPlot\('col\d+',(.*?),(\{\"title.*?\}),\{displayModeBar", page)
+    assert len(calls) == 2
+    shown = [json.loads(data) for data, _ in calls] + [json.loads(layout) for _, layout in calls]
+    assert payload in json.dumps(shown)  # the value itself still reaches the chart, as text

@@ -63,11 +63,27 @@ def candidate_frame(conn: Connection) -> pd.DataFrame:
         version_tags.setdefault((r.name, r.version), {})[r.key] = r.value
     data.update(_columns([{**model_tags.get(n, {}), **version_tags.get((n, ver), {})}
                           for n, ver in zip(data["name"], data["version"], strict=True)], "tags.", None))
+    data.update(_analysis_columns(data.get("tags.mloop.analysis.summary")))
     frame = pd.DataFrame(data, columns=list(data)) if rows else pd.DataFrame(columns=list(data))
     for key in data:
-        if key.startswith("metrics."):
+        if key.startswith(("metrics.", "analysis.")):
             frame[key] = frame[key].astype("float64")
     return frame
+
+
+def _analysis_columns(summaries: list[str | None] | None) -> dict[str, list[Any]]:
+    """``analysis.<key>`` columns from each version's stored analysis summary (a JSON tag; see mloop.analysis)."""
+    if not summaries:
+        return {}
+    records = []
+    for text in summaries:
+        try:
+            record = json.loads(text) if text else {}
+        except ValueError:  # a hand-edited tag: the version simply has no analysis numbers
+            record = {}
+        records.append({k: v for k, v in record.items() if isinstance(v, int | float)}
+                       if isinstance(record, dict) else {})
+    return _columns(records, "analysis.", np.nan)
 
 
 def _columns(records: list[dict[str, Any]], prefix: str, missing: Any) -> dict[str, list[Any]]:

@@ -20,8 +20,11 @@ from mloop.errors import InvalidInputError
 
 __all__ = ["All", "Any_", "Between", "Cmp", "In", "Neg", "Null", "fields_of", "parse"]
 
-# Fields a rule can name: version attributes, and any tags.<key> or metrics.<key>.
+# Fields a rule can name: version attributes, and any tags.<key>, metrics.<key> or analysis.<key>.
 ATTRIBUTES = ("name", "version", "status", "flavor", "run_id", "creator", "created", "description")
+# analysis.<key>: a number of the model analysis stored with the version (mloop.analysis), such as
+# analysis.worst_slice_gap or analysis.equalized_odds_difference.
+NUMERIC_PREFIXES = ("metrics", "analysis")
 _SCAN = re.compile(r"""
     (?P<space>\s+)
   | (?P<num>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)
@@ -191,7 +194,8 @@ class _Parser:
         """A value to compare ``field`` with; metrics are numbers, so they only compare with numbers."""
         _, text, pos = self.tokens[self.i]
         value = self.value()
-        if field.startswith("metrics.") and (isinstance(value, bool) or not isinstance(value, int | float)):
+        numeric = field.split(".", 1)[0] in NUMERIC_PREFIXES
+        if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise syntax_error(self.source, pos, f"{field} is a number and cannot be compared with {text}",
                                self.section)
         return value
@@ -221,9 +225,9 @@ def _field(text: str, pos: int, parser: _Parser) -> str:
     if "." in text:
         prefix, key = text.split(".", 1)
         prefix = {"metric": "metrics", "tag": "tags"}.get(prefix.lower(), prefix.lower())
-        if prefix not in ("metrics", "tags"):
-            raise syntax_error(parser.source, pos, f"unknown prefix {prefix!r}; use metrics.<key> or tags.<key>",
-                               parser.section)
+        if prefix not in NUMERIC_PREFIXES + ("tags",):
+            raise syntax_error(parser.source, pos, f"unknown prefix {prefix!r}; use metrics.<key>, tags.<key> or "
+                                                   "analysis.<key>", parser.section)
         return f"{prefix}.{key.strip('`')}"
     if text not in ATTRIBUTES:
         raise syntax_error(parser.source, pos, f"unknown field {text!r}; use metrics.<key>, tags.<key> or one of "

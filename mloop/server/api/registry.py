@@ -11,8 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
 from mloop.registry import RegistryClient, registry_for
-from mloop.registry._audit import ACTIONS
-from mloop.registry.webhooks import MIN_SECRET, URL_PATTERN
+from mloop.registry.webhooks import EVENTS, MIN_SECRET, URL_PATTERN
 from mloop.server.api._schema import (
     AliasPath,
     AuditAction,
@@ -84,7 +83,7 @@ class WebhookIn(_Body):
     url: Annotated[str, Field(json_schema_extra=documented(URL_PATTERN))]
     # documented, not validated here: pydantic's message would quote the secret; the service's does not
     secret: Annotated[str, Field(json_schema_extra={"minLength": MIN_SECRET})]
-    events: list[Annotated[str, Field(json_schema_extra={"enum": ["*", *ACTIONS]})]] | None = None
+    events: list[Annotated[str, Field(json_schema_extra={"enum": ["*", *EVENTS]})]] | None = None
     model: str | None = None
 
 

@@ -125,6 +125,14 @@ def _cell(x: float | None) -> str:
     return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
 
 
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe inside a ``<script>`` element: a column name or category such as
+    ``</script><script>...`` cannot end the element, because ``<``, ``>`` and ``&`` are written as escapes."""
+    text = json.dumps(value)
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
 def render_html(result: DriftResult, title: str = "Data drift", self_contained: bool = True) -> str:
     ordered = result.sorted()
     verdict = ("Dataset drift detected" if result.dataset_drift else
@@ -144,7 +152,7 @@ def render_html(result: DriftResult, title: str = "Data drift", self_contained: 
         charts.append(f"<div class='chart' id='col{i}'></div>")
         if c.note:
             charts.append(f"<p class='note'>{html.escape(c.column)}: {html.escape(c.note)}</p>")
-        scripts.append(f"Plotly.newPlot('col{i}',{json.dumps(figure_data(c))},{json.dumps(layout)},"
+        scripts.append(f"Plotly.newPlot('col{i}',{script_json(figure_data(c))},{script_json(layout)},"
                        "{displayModeBar:false,responsive:true});")
     plotly = f"<script>{plotly_js()}</script>" if self_contained else f'<script src="{PLOTLY_FILE}"></script>'
     return _PAGE.format(

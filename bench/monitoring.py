@@ -1,0 +1,214 @@
+"""Monitoring benchmark: a day of one model's prediction log summarized into 5-minute windows, and a month of
+windows read back for the dashboard; Evidently's data drift preset on the same windows beside it.
+
+    python bench/monitoring.py [--rows 10000000] [--evidently-windows 12] [--skip-peer]
+
+Data: one registered model with 20 inputs (15 numeric, 5 categorical) and its training profile; a day of
+``--rows`` predictions in the serving log's own layout (Parquet files of 50,000 rows, named by the time they
+were written), uniformly over the day; from noon one input (num_00) drifts by half a standard deviation.
+mloop runs ``run_monitor`` once in a fresh process (5-minute windows: 288), its time and peak memory printed,
+and must flag num_00 in every afternoon window and nothing else in most windows (exit 1 otherwise). The month:
+30 days of 5-minute windows of the same figures stored, then the dashboard's read (traffic, latency, every
+input's drift) timed. Evidently (bench/.venv-evidently) runs its DataDriftPreset on the first
+``--evidently-windows`` windows of the same log against the same training data; both are compared per window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import WORK, LoadWatch, check, finish, fmt, peak_mb, peer_python, ratio, run_peer  # noqa: E402
+
+NUMERIC = [f"num_{i:02d}" for i in range(15)]
+CATEGORICAL = [f"cat_{i}" for i in range(5)]
+LEVELS = [["a", "b", "c", "d"], ["x", "y", "z"], ["red", "green", "blue", "black"], ["p", "q"],
+          [f"k{i:02d}" for i in range(12)]]
+DAY = pd.Timestamp("2026-11-02", tz="UTC")
+FILE_ROWS = 50_000
+EVIDENTLY = ["evidently==0.7.23", "pandas<3", "pyarrow", "psutil"]
+
+
+def inputs(n: int, rng: np.random.Generator, shift: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    data = {name: rng.normal(i, 1 + i / 10, n) for i, name in enumerate(NUMERIC)}
+    if shift is not None:
+        data["num_00"] = data["num_00"] + shift
+    for name, levels in zip(CATEGORICAL, LEVELS, strict=True):
+        data[name] = rng.choice(levels, n)
+    return data
+
+
+def setup(home: Path, rows: int) -> pd.DataFrame:
+    """The model with its training profile, and a day of its log; returns the training frame."""
+    from sklearn.linear_model import Ridge
+
+    from mloop._sdk import ActiveRun
+    from mloop.config import Settings
+    from mloop.registry import registry_for
+    from mloop.tracking import TrackingClient
+    from mloop.validation.attach import attach_to_model_version
+
+    settings = Settings.load(home=str(home))
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame(inputs(50_000, rng))
+    model = Ridge().fit(train[NUMERIC], train["num_01"])
+    with TrackingClient(settings).start_run("bench", run_class=ActiveRun) as run:
+        mv = run.log_model(model, name="fare")
+    attach_to_model_version("fare", mv.version, data=train, registry=registry_for(settings))
+    folder = Path(settings.artifact_root) / "predictions" / "fare" / DAY.strftime("%Y-%m-%d")
+    folder.mkdir(parents=True, exist_ok=True)
+    day_ms = int(DAY.timestamp() * 1000)
+    times = np.sort(rng.integers(day_ms, day_ms + 86_400_000, rows))
+    for part, begin in enumerate(range(0, rows, FILE_ROWS)):
+        t = times[begin:begin + FILE_ROWS]
+        n = len(t)
+        shift = np.where(t >= day_ms + 43_200_000, 0.5, 0.0)
+        data = inputs(n, rng, shift)
+        struct = pa.StructArray.from_arrays([pa.array(data[c]) for c in NUMERIC + CATEGORICAL],
+                                            names=NUMERIC + CATEGORICAL)
+        table = pa.table({"id": pa.array([f"{part}-{i}-0" for i in range(n)]),
+                          "time": pa.array(t).cast(pa.timestamp("ms", tz="UTC")), "model": ["fare"] * n,
+                          "version": [str(mv.version)] * n, "role": ["primary"] * n, "inputs": struct,
+                          "output": pa.array(np.round(rng.normal(5, 2, n), 3).astype(str)),
+                          "latency_ms": pa.array(rng.gamma(2.0, 2.0, n)), "proba": pa.nulls(n, pa.string())})
+        written = pd.Timestamp(int(t[-1]) + 1000, unit="ms", tz="UTC")
+        pq.write_table(table, folder / f"{written.strftime('%H%M%S%f')}-1-{part:08x}.parquet", compression="zstd")
+    return train
+
+
+def monitor_once(home: str) -> None:
+    """In a fresh process: the day's windows, then the month's read; prints JSON last."""
+    from mloop.config import Settings
+    from mloop.monitoring import create_monitor, run_monitor, series
+
+    settings = Settings.load(home=home)
+    create_monitor("fare-5m", "fare", window="5m", start=DAY, settings=settings)
+    start = time.perf_counter()
+    report = run_monitor("fare-5m", now=DAY + pd.Timedelta(days=1, minutes=5), settings=settings)
+    seconds = time.perf_counter() - start
+    drifted = series("fare-5m", "drifted", settings=settings)
+    afternoon = drifted["start"] >= DAY + pd.Timedelta(hours=12)
+    by_column = drifted.groupby([afternoon, "column"])["value"].mean().unstack(0).fillna(0).to_dict()
+    print(json.dumps({"seconds": seconds, "windows": report.windows, "rows": report.rows, "peak_mb": peak_mb(),
+                      "drifted_share": {str(k): v for k, v in by_column.items()}}))
+
+
+def month_read(home: str) -> None:
+    """A month of 5-minute windows stored, then the dashboard's read timed (median of 5); prints JSON last."""
+    from sqlalchemy import insert, select
+
+    from mloop.config import Settings
+    from mloop.monitoring import series
+    from mloop.monitoring._tables import monitor_series
+    from mloop.store.sql import open_database
+
+    settings = Settings.load(home=home)
+    db = open_database(settings.db_url)
+    with db.read() as conn:
+        day = [dict(r._mapping) for r in conn.execute(select(monitor_series).where(
+            monitor_series.c.monitor == "fare-5m"))]
+    day_ms = int(DAY.timestamp() * 1000)
+    with db.write() as conn:
+        for d in range(1, 30):
+            conn.execute(insert(monitor_series), [{**r, "start": r["start"] - d * 86_400_000} for r in day])
+    wanted = ["rows", "latency_p50", "latency_p95", "latency_p99", "drift_effect"]
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        found = series("fare-5m", wanted, start=pd.Timestamp(day_ms - 29 * 86_400_000, unit="ms", tz="UTC"),
+                       settings=settings)
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"seconds": float(np.median(times)), "points": len(found), "stored": len(day) * 30}))
+
+
+def evidently_windows(home: Path, train: pd.DataFrame, windows: int) -> tuple[Path, list[Path]]:
+    """The training frame and the first ``windows`` 5-minute windows of the log, as Parquet for Evidently."""
+    from mloop.config import Settings
+    from mloop.monitoring import _log
+    from mloop.store.blob import open_blob_store
+
+    settings = Settings.load(home=str(home))
+    blobs = open_blob_store(settings.artifact_root)
+    day_ms = int(DAY.timestamp() * 1000)
+    out = WORK / "monitoring"
+    out.mkdir(parents=True, exist_ok=True)
+    reference = out / "train.parquet"
+    train.to_parquet(reference)
+    keys = _log.files_since(blobs, "fare", day_ms)
+    paths = []
+    for w in range(windows):
+        rows = _log.read_rows(blobs, keys[: 2 + w // 2], day_ms + w * 300_000, day_ms + (w + 1) * 300_000)
+        path = out / f"window-{w:03d}.parquet"
+        rows[NUMERIC + CATEGORICAL].to_parquet(path)
+        paths.append(path)
+    return reference, paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--evidently-windows", type=int, default=12)
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--step", choices=["monitor", "month"], help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        (monitor_once if args.step == "monitor" else month_read)(args.home)
+        return
+    watch = LoadWatch()
+    home = Path(tempfile.mkdtemp(prefix="mloop-bench-monitoring-"))
+    start = time.perf_counter()
+    train = setup(home, args.rows)
+    print(f"wrote a day of {args.rows:,} predictions in {time.perf_counter() - start:.1f} s", flush=True)
+    ours = _step("monitor", home)
+    month = _step("month", home)
+    afternoon = ours["drifted_share"].get("True", {})
+    morning = ours["drifted_share"].get("False", {})
+    check(ours["windows"] == 288 and ours["rows"] == args.rows, f"windows/rows: {ours['windows']}, {ours['rows']}")
+    check(afternoon.get("num_00") == 1.0, f"num_00 flagged in {afternoon.get('num_00')} of afternoon windows")
+    others = max(v for k, v in {**morning, **afternoon}.items() if k != "num_00")
+    check(others <= 0.05 and morning.get("num_00", 0) <= 0.05, f"false alarms: up to {others:.0%} of windows")
+    theirs = None
+    if not args.skip_peer:
+        reference, windows = evidently_windows(home, train, args.evidently_windows)
+        python = peer_python("evidently", EVIDENTLY)
+        theirs = run_peer(python, "evidently_windows.py", str(reference), *map(str, windows))
+    per_window = ours["seconds"] / max(ours["windows"], 1)
+    print(f"\n{'workload':<52}{'mloop':>14}{'Evidently':>14}{'ratio':>10}")
+    print(f"{f'a day, {args.rows:,} rows -> 288 five-minute windows':<52}{fmt(ours['seconds'], 's'):>14}"
+          f"{'-':>14}{'-':>10}")
+    print(f"{'  per window (drift of 20 inputs + all figures)':<52}{fmt(per_window, 's'):>14}"
+          f"{fmt(theirs and theirs['per_window'], 's'):>14}"
+          f"{ratio(per_window, theirs and theirs['per_window'], False):>10}")
+    print(f"{'  peak memory':<52}{fmt(ours['peak_mb'], 'MB'):>14}{fmt(theirs and theirs['peak_mb'], 'MB'):>14}")
+    read = f"a month of windows read ({month['points']:,} points)"
+    print(f"{read:<52}{fmt(month['seconds'], 's'):>14}")
+    print(f"goals: day < 30 s ({'met' if ours['seconds'] < 30 else 'NOT met'}), memory < 2 GB "
+          f"({'met' if ours['peak_mb'] < 2048 else 'NOT met'}), month read < 200 ms "
+          f"({'met' if month['seconds'] < 0.2 else 'NOT met'})")
+    finish(watch)
+
+
+def _step(step: str, home: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--step", step, "--home", str(home)], capture_output=True,
+                         text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"{step} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":
+    main()

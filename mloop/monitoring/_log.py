@@ -1,0 +1,133 @@
+"""The prediction log as the monitor reads it: files by the time they were written, rows as flat columns.
+
+A log file's key is ``predictions/<model>/<day>/<HHMMSSffffff>-<pid>-<id>.parquet``: its name is the time it was
+written, and every row in it was predicted at or before that time. So the rows of the windows after a watermark
+are all in the files written after it, and a monitor reads only those (``files_since``), never the whole log.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mloop.serving.predlog import FEEDBACK, PREFIX
+from mloop.store.blob.base import BlobStore
+
+_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})/(\d{12})-")
+_BASE = ("id", "time", "version", "role", "latency_ms", "output", "proba")
+
+
+def written_ms(key: str) -> int | None:
+    """When a log file was written (epoch ms), read from its key; ``None`` for a file not named by the log."""
+    found = _NAME.search(key)
+    if found is None:
+        return None
+    try:
+        stamp = datetime.strptime(found.group(1) + found.group(2), "%Y-%m-%d%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(stamp.timestamp() * 1000)
+
+
+def files_since(blobs: BlobStore, model: str, since_ms: int, until_ms: int | None = None) -> list[str]:
+    """The model's log files written at or after ``since_ms`` (and before ``until_ms``), oldest first."""
+    since_day = datetime.fromtimestamp(since_ms / 1000, UTC).strftime("%Y-%m-%d")
+    keys = []
+    for key in blobs.list(f"{PREFIX}/{model}/"):
+        day = key.split("/")[-2] if key.count("/") >= 3 else ""
+        if not key.endswith(".parquet") or day < since_day:
+            continue
+        at = written_ms(key)
+        if at is not None and at >= since_ms and (until_ms is None or at < until_ms):
+            keys.append(key)
+    return sorted(keys, key=lambda k: (written_ms(k) or 0, k))
+
+
+def feedback_files(blobs: BlobStore, after_key: str) -> list[str]:
+    """The feedback-label files after ``after_key`` in write order ("" for all)."""
+    keys = [k for k in blobs.list(f"{PREFIX}/{FEEDBACK}/") if k.endswith(".parquet")]
+    ordered = sorted(keys, key=lambda k: (written_ms(k) or 0, k))
+    if not after_key:
+        return ordered
+    mark = (written_ms(after_key) or 0, after_key)
+    return [k for k in ordered if (written_ms(k) or 0, k) > mark]
+
+
+def read_rows(blobs: BlobStore, keys: list[str], start_ms: int, end_ms: int) -> pd.DataFrame:
+    """The rows of ``keys`` predicted in ``[start_ms, end_ms)``: the log's columns (time as epoch ms) and one
+    column per model input."""
+    tables = []
+    for key in keys:
+        table = pq.read_table(io.BytesIO(blobs.get_bytes(key)))
+        times = pc.cast(table.column("time"), pa.int64())
+        keep = pc.and_(pc.greater_equal(times, start_ms), pc.less(times, end_ms))
+        table = table.filter(keep)
+        if table.num_rows:
+            tables.append(_flat(table))
+    if not tables:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in _BASE})
+    frame = pd.concat(tables, ignore_index=True, copy=False)
+    frame["time"] = frame["time"].astype("int64")
+    return frame
+
+
+def _flat(table: pa.Table) -> pd.DataFrame:
+    """One log file's table as a frame whose inputs are columns of their own."""
+    base = {name: table.column(name) for name in _BASE if name in table.column_names}
+    base["time"] = pc.cast(table.column("time"), pa.int64())
+    frame = pa.table(base).to_pandas()
+    if "proba" not in frame:
+        frame["proba"] = None
+    inputs = table.column("inputs")
+    if pa.types.is_struct(inputs.type):
+        for i, field in enumerate(inputs.type):
+            if field.name in _BASE:
+                continue  # an input named like a log column cannot shadow it
+            values = pc.struct_field(inputs, [i])
+            frame[field.name] = values.to_pandas()
+    elif len(inputs):  # written with inputs as JSON text
+        parsed = pd.DataFrame([orjson.loads(v) if v else {} for v in inputs.to_pylist()])
+        for name in parsed.columns:
+            if name not in _BASE:
+                frame[name] = parsed[name].to_numpy()
+    return frame
+
+
+def read_labels(blobs: BlobStore, keys: list[str]) -> pd.DataFrame:
+    """The labels of ``keys``, the latest per prediction id: columns ``id`` and ``label`` (text)."""
+    if not keys:
+        return pd.DataFrame({"id": pd.Series(dtype=object), "label": pd.Series(dtype=object)})
+    frames = [pq.read_table(io.BytesIO(blobs.get_bytes(k))).to_pandas() for k in keys]
+    labels = pd.concat(frames, ignore_index=True).sort_values("time", kind="stable")
+    return labels.drop_duplicates("id", keep="last")[["id", "label"]]
+
+
+def decode(texts: pd.Series) -> pd.Series:
+    """The log's JSON-text outputs or labels as values: numbers as float64 when every value is one, else text."""
+    values = texts.astype(object)
+    present = values.notna()
+    as_float = pd.to_numeric(values.where(present), errors="coerce")
+    if bool((as_float.notna() == present).all()):
+        return as_float.astype("float64")
+    text = values.where(present, "").astype(str)
+    out = values.copy()
+    plain = present & text.str.startswith('"') & ~text.str.contains("\\", regex=False)
+    out[plain] = text[plain].str.slice(1, -1)  # a JSON string without escapes: its text between the quotes
+    escaped = present & text.str.startswith('"') & ~plain
+    out[escaped] = [orjson.loads(v) for v in text[escaped]]
+    return out.where(present, np.nan)
+
+
+def ids_and_times(blobs: BlobStore, key: str) -> pd.DataFrame:
+    """The ``id`` and ``time`` (epoch ms) of one log file's rows: what finding the window of a label needs."""
+    table = pq.read_table(io.BytesIO(blobs.get_bytes(key)), columns=["id", "time"])
+    return pd.DataFrame({"id": table.column("id").to_pandas(),
+                         "time": pc.cast(table.column("time"), pa.int64()).to_pandas()})
