@@ -13,10 +13,15 @@ const PAGES = [
   { pattern: /^\/runs\/(?<run>[^/]+)\/?$/, module: "./pages/run.js", nav: "/" },
   { pattern: /^\/compare\/?$/, module: "./pages/compare.js", nav: "/" },
   { pattern: /^\/login\/?$/, module: "./pages/login.js" },
+  { pattern: /^\/studies\/?$/, module: "./pages/studies.js", nav: "/studies" },
+  { pattern: /^\/studies\/(?<study>[^/]+)\/?$/, module: "./pages/study.js", nav: "/studies" },
+  { pattern: /^\/models\/(?<model>[^/]+)\/versions\/(?<version>[^/]+)\/analysis\/?$/, module: "./pages/analysis.js",
+    nav: "/models" },
 ];
 
 const NAV = [
   { path: "/", label: "Experiments" },
+  { path: "/studies", label: "Studies" },
 ];
 
 let rendering = 0; // a newer navigation wins over a page still loading
