@@ -147,6 +147,9 @@ def test_a_slice_value_carrying_markup_renders_as_text(served: Served, browser: 
     page = browser.open(f"{served.url}/models/census/versions/1/analysis")
     page.wait_for_selector("#slices[data-points]")
     assert page.locator("table.slices tr[data-slice=workclass]", has_text=XSS).count() == 1
+    ticks = page.locator("#slices .xtick text").all_text_contents()
+    assert any('workclass = <img src=x onerror="' in t for t in ticks), ticks  # the chart's text, as written
+    assert not any("&quot;" in t or "&#34;" in t or "&lt;" in t for t in ticks), ticks
     assert page.locator("main img").count() == 0
     assert page.evaluate("() => document.body.dataset.pwned") is None
     assert not browser.problems, browser.problems

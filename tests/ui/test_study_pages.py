@@ -98,6 +98,8 @@ def test_a_param_value_carrying_markup_renders_as_text(study_url: str, browser: 
     page.wait_for_selector("#parallel[data-points]")
     page.locator("#trials").hover()
     assert XSS in page.locator("table.trials").inner_text()
+    labels = page.locator("#parallel .annotation-text").all_text_contents()
+    assert XSS in labels, labels  # the axis's category, as written
     assert page.locator("main img").count() == 0
     assert page.evaluate("() => document.body.dataset.pwned") is None
     assert not browser.problems, browser.problems
