@@ -75,6 +75,10 @@ def _regressor() -> None:
     with mloop.start_run(experiment="diabetes", name="ridge") as run:
         run.log_model(Ridge(alpha=0.5).fit(data[features].iloc[:300], data["target"].iloc[:300]), name="diabetes")
     mloop.analyze("models:/diabetes/1", data.iloc[300:], label="target", slices=["sex", "bmi"], bins=3)
+    for alpha in (2.0, 3.0):  # v2 (its tags get tampered with) and v3, both left without an analysis
+        with mloop.start_run(experiment="diabetes", name=f"ridge-{alpha}") as run:
+            run.log_model(Ridge(alpha=alpha).fit(data[features].iloc[:300], data["target"].iloc[:300]),
+                          name="diabetes")
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +186,7 @@ def test_the_report_opens_sandboxed(served: Served, browser: Browser) -> None:
 
 def test_a_tag_pointing_elsewhere_reads_nothing(served: Served) -> None:
     """Anyone who may tag a version must not make the server read another run's files through it."""
-    base = f"{served.url}/api/registry/models/diabetes/versions/1"
+    base = f"{served.url}/api/registry/models/diabetes/versions/2"
     stolen = f"runs/{served.secret_run}/artifacts/secret.txt"
     patched = httpx.patch(base, json={"tags": {"mloop.analysis.html": stolen, "mloop.analysis": stolen}}, timeout=10)
     assert patched.status_code == 200, patched.text
@@ -192,3 +196,10 @@ def test_a_tag_pointing_elsewhere_reads_nothing(served: Served) -> None:
         assert answer.json()["field"].startswith("mloop.analysis")
     missing = httpx.get(f"{served.url}/api/registry/models/nope/versions/1/analysis", timeout=10)
     assert missing.status_code == 404
+
+
+def test_a_version_without_an_analysis_says_how_to_make_one(served: Served, browser: Browser) -> None:
+    page = browser.open(f"{served.url}/models/diabetes/versions/3/analysis")
+    assert "run mloop.analyze('models:/diabetes/3'" in page.locator("[role=alert]").inner_text()
+    page = browser.open(f"{served.url}/models/nope/versions/1/analysis")
+    assert "No registered model named 'nope'" in page.locator("[role=alert]").inner_text()
