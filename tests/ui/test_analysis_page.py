@@ -141,6 +141,9 @@ def test_the_fairness_metrics_and_group_rates_are_shown(served: Served, browser:
     pairs = dict(r.split("\t") for r in card.locator("table.pairs tr").all_inner_texts())
     assert float(pairs["demographic_parity_difference"]) == pytest.approx(fairness["demographic_parity_difference"],
                                                                         rel=1e-4)
+    card.locator(".chart.rates[data-points]").wait_for()
+    bars = card.evaluate("c => { const t = c.querySelector('.chart.rates').data[0]; return [Array.from(t.x), t.y]; }")
+    assert bars == [[g["group"] for g in fairness["groups"]], [g["selection_rate"] for g in fairness["groups"]]]
     for group in fairness["groups"]:
         row = card.locator(f"table.groups tr[data-group='{group['group']}']")
         assert float(row.locator("td.selection_rate").inner_text()) == pytest.approx(group["selection_rate"], rel=1e-4)

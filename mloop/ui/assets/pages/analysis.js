@@ -27,7 +27,9 @@ export async function render(main, { model, version }) {
     main.append(section("Residuals by slice (prediction error: label minus prediction)", residuals));
     charts.push(residualChart(residuals, analysis));
   }
-  main.append(section("Fairness", fairness(analysis.fairness || {})));
+  const [fair, drawn] = fairness(analysis.fairness || {});
+  main.append(section("Fairness", fair));
+  charts.push(...drawn.map((draw) => draw())); // once in the page: Plotly sizes a chart by its element
   if (analysis.notes && analysis.notes.length) main.append(section("Notes", h("ul", {}, analysis.notes.map((n) => h("li", {}, n)))));
   await Promise.all(charts);
 }
@@ -199,12 +201,15 @@ function residualChart(element, analysis) {
     .then(() => { element.dataset.points = String(rows.length); });
 }
 
+/** A card per sensitive feature (its Fairlearn metrics, its groups' rates as bars and a table): [box, the
+ * functions that draw its charts once the box is in the page]. */
 function fairness(report) {
   const features = Object.keys(report).sort();
   if (!features.length) {
-    return h("p", { class: "muted" }, "No sensitive features: pass sensitive=[...] to mloop.analyze.");
+    return [h("p", { class: "muted" }, "No sensitive features: pass sensitive=[...] to mloop.analyze."), []];
   }
-  return h("div", { class: "cards" }, features.map((feature) => {
+  const drawn = [];
+  const cards = features.map((feature) => {
     const r = report[feature];
     const summary = Object.fromEntries(Object.entries(r).filter(([k]) => k !== "groups"));
     const groups = table([
@@ -212,6 +217,19 @@ function fairness(report) {
       { label: "Rows", cell: (g) => String(g.count), class: "n" },
       ...RATES.map(([key, label]) => ({ label, cell: (g) => num(g[key]), class: `n ${key}` })),
     ], r.groups || [], { className: "groups", hook: (tr, g) => { tr.dataset.group = String(g.group); } });
-    return h("section", { class: "card fairness", dataset: { feature } }, h("h3", {}, feature), pairs(summary), groups);
-  }));
+    const chart = h("div", { class: "chart rates" });
+    drawn.push(() => ratesChart(chart, r.groups || []));
+    return h("section", { class: "card fairness", dataset: { feature } }, h("h3", {}, feature), pairs(summary), chart,
+      groups);
+  });
+  return [h("div", { class: "cards" }, cards), drawn];
+}
+
+function ratesChart(element, groups) {
+  const names = groups.map((g) => esc(String(g.group)));
+  return plot(element, RATES.map(([key, label], i) => ({ type: "bar", name: label, x: names,
+    y: groups.map((g) => g[key]), marker: { color: ["#2456c9", "#2ca02c", "#d62728"][i] } })),
+  { height: 260, barmode: "group", xaxis: { type: "category" }, yaxis: { title: { text: "rate" }, rangemode: "tozero" },
+    margin: { l: 56, r: 16, t: 36, b: 40 } })
+    .then(() => { element.dataset.points = String(groups.length); });
 }
