@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from mloop.config import Settings
+from mloop.ui import analysis_url
 from tests.server.conftest import serve
 from tests.ui.conftest import XSS, Browser
 
@@ -99,7 +100,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 def test_the_slices_table_matches_the_stored_analysis(served: Served, browser: Browser) -> None:
     stored = served.stored("census")
-    page = browser.open(f"{served.url}/models/census/versions/1/analysis")
+    page = browser.open(analysis_url(served.url, "census", 1))
     page.wait_for_selector("#slices[data-points]")
     assert page.locator("h1").inner_text() == "Analysis of census v1"
     shown = page.evaluate("""() => [...document.querySelectorAll('table.slices tbody tr')].map(tr => ({
@@ -134,7 +135,7 @@ def test_the_slices_table_matches_the_stored_analysis(served: Served, browser: B
 
 def test_the_fairness_metrics_and_group_rates_are_shown(served: Served, browser: Browser) -> None:
     fairness = served.stored("census").fairness["sex"]
-    page = browser.open(f"{served.url}/models/census/versions/1/analysis")
+    page = browser.open(analysis_url(served.url, "census", 1))
     card = page.locator(".fairness[data-feature=sex]")
     text = card.inner_text()
     for key in ("demographic_parity_difference", "equalized_odds_difference", "equalized_odds_ratio"):
@@ -152,7 +153,7 @@ def test_the_fairness_metrics_and_group_rates_are_shown(served: Served, browser:
 
 
 def test_a_slice_value_carrying_markup_renders_as_text(served: Served, browser: Browser) -> None:
-    page = browser.open(f"{served.url}/models/census/versions/1/analysis")
+    page = browser.open(analysis_url(served.url, "census", 1))
     page.wait_for_selector("#slices[data-points]")
     assert page.locator("table.slices tr[data-slice=workclass]", has_text=XSS).count() == 1
     ticks = page.locator("#slices .xtick text").all_text_contents()
@@ -165,7 +166,7 @@ def test_a_slice_value_carrying_markup_renders_as_text(served: Served, browser: 
 
 def test_a_regressor_shows_residuals_by_slice(served: Served, browser: Browser) -> None:
     stored = served.stored("diabetes")
-    page = browser.open(f"{served.url}/models/diabetes/versions/1/analysis")
+    page = browser.open(analysis_url(served.url, "diabetes", 1))
     page.wait_for_selector("#residuals[data-points]")
     medians = page.evaluate("() => Array.from(document.getElementById('residuals').data[0].y)")
     assert sorted(medians) == pytest.approx(sorted(s["residual_p50"] for s in stored.slices))
@@ -175,7 +176,7 @@ def test_a_regressor_shows_residuals_by_slice(served: Served, browser: Browser) 
 
 
 def test_the_report_opens_sandboxed(served: Served, browser: Browser) -> None:
-    page = browser.open(f"{served.url}/models/census/versions/1/analysis")
+    page = browser.open(analysis_url(served.url, "census", 1))
     href = page.locator("a.report-link").get_attribute("href")
     answer = httpx.get(served.url + href, timeout=10)
     assert answer.status_code == 200 and "<html" in answer.text.lower()

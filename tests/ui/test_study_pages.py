@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from mloop.config import Settings
+from mloop.ui import study_url as study_page
 from tests.server.conftest import serve
 from tests.ui.conftest import XSS, Browser
 
@@ -68,7 +69,7 @@ def test_the_studies_list_counts_trials_by_state(study_url: str, browser: Browse
 def test_the_study_page_charts_the_trials_the_api_holds(study_url: str, browser: Browser) -> None:
     study = httpx.get(f"{study_url}/api/tuning/studies/{STUDY}", timeout=10).json()
     importances = httpx.get(f"{study_url}/api/tuning/studies/{STUDY}/importances", timeout=10).json()
-    page = browser.open(f"{study_url}/studies/{STUDY}")
+    page = browser.open(study_page(study_url, STUDY))
     page.wait_for_selector("#trials[data-points]")
     page.wait_for_selector("#parallel[data-points]")
     done = [t for t in study["trials"] if t["state"] == "complete"]
@@ -94,7 +95,7 @@ def test_the_study_page_charts_the_trials_the_api_holds(study_url: str, browser:
 
 
 def test_a_param_value_carrying_markup_renders_as_text(study_url: str, browser: Browser) -> None:
-    page = browser.open(f"{study_url}/studies/{STUDY}")
+    page = browser.open(study_page(study_url, STUDY))
     page.wait_for_selector("#parallel[data-points]")
     page.locator("#trials").hover()
     assert XSS in page.locator("table.trials").inner_text()
@@ -106,7 +107,7 @@ def test_a_param_value_carrying_markup_renders_as_text(study_url: str, browser: 
 
 
 def test_a_trial_links_to_its_run(study_url: str, browser: Browser) -> None:
-    page = browser.open(f"{study_url}/studies/{STUDY}")
+    page = browser.open(study_page(study_url, STUDY))
     best = page.locator("table.trials tr.best")
     run_id = best.locator("a").get_attribute("href").rsplit("/", 1)[1]
     best.locator("a").click()
