@@ -17,6 +17,7 @@ from tests.ui.conftest import XSS, Browser
 optuna = pytest.importorskip("optuna")
 
 STUDY = "ridge-search"
+NESTED = "team/quick"
 
 
 def _objective(trial: Any) -> float:
@@ -35,6 +36,8 @@ def study_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     mloop.configure(home=str(home), tracking_uri="")
     mloop.tune(_objective, {"x": ("float", -10.0, 10.0), "kind": [XSS, "plain"]}, n_trials=12, study=STUDY,
                sampler=optuna.samplers.RandomSampler(seed=3), pruner=optuna.pruners.ThresholdPruner(upper=50.0))
+    # a study name may hold '/', as any key: its page and the API must still find it
+    mloop.tune(lambda t: (t.params["x"] - 1) ** 2, {"x": ("float", -3.0, 3.0)}, n_trials=3, study=NESTED)
     mloop.client().writer.settle()
     for live in serve(Settings.load(home=str(home), tracking_uri="")):
         yield live.url
@@ -50,14 +53,14 @@ def _trace(page: Any, chart: str, index: int) -> dict[str, list[Any]]:
 def test_the_studies_list_counts_trials_by_state(study_url: str, browser: Browser) -> None:
     listed = httpx.get(f"{study_url}/api/tuning/studies", timeout=10).json()
     page = browser.open(f"{study_url}/studies")
-    row = page.locator("table.studies tbody tr")
-    assert row.count() == 1
+    assert page.locator("table.studies tbody tr").count() == len(listed) == 2
+    row = page.locator("table.studies tbody tr", has=page.locator(f"a[href='/studies/{STUDY}']"))
     cells = row.locator("td").all_inner_texts()
-    counts = listed[0]["trials"]
+    counts = next(s for s in listed if s["name"] == STUDY)["trials"]
     assert cells[0] == STUDY and cells[1] == "minimize"
     assert [int(c) for c in cells[3:6]] == [counts["complete"], counts["pruned"], counts["fail"]]
     assert counts["pruned"] >= 2 and counts["complete"] >= 5
-    assert float(cells[7]) == pytest.approx(listed[0]["best_value"], rel=1e-4)
+    assert float(cells[7]) == pytest.approx(next(s for s in listed if s["name"] == STUDY)["best_value"], rel=1e-4)
     assert page.locator("nav a.current").inner_text() == "Studies"
     browser.shot("study-list")
     page.locator(f"table.studies a[href='/studies/{STUDY}']").click()
@@ -114,3 +117,12 @@ def test_a_trial_links_to_its_run(study_url: str, browser: Browser) -> None:
     page.wait_for_url(f"**/runs/{run_id}")
     page.wait_for_selector("main[data-state=ready] .facts")
     assert page.locator(".facts").inner_text().count("child of") == 1
+
+
+def test_a_study_whose_name_holds_a_slash_has_a_page(study_url: str, browser: Browser) -> None:
+    page = browser.open(f"{study_url}/studies")
+    page.locator("table.studies a", has_text=NESTED).click()
+    page.wait_for_selector("#trials[data-points='3']")
+    assert page.locator("h1").inner_text() == NESTED and page.url.endswith("/studies/team%2Fquick")
+    assert page.locator("table.trials tbody tr").count() == 3
+    assert not browser.problems, browser.problems
