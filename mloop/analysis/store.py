@@ -14,7 +14,7 @@ from typing import Any
 from mloop.analysis.result import Analysis
 from mloop.errors import NotFoundError
 
-__all__ = ["ANALYSIS_TAG", "HTML_TAG", "SUMMARY_TAG", "attach_analysis", "model_analysis"]
+__all__ = ["ANALYSIS_TAG", "HTML_TAG", "SUMMARY_TAG", "analysis_key", "attach_analysis", "model_analysis"]
 
 ANALYSIS_TAG, HTML_TAG, SUMMARY_TAG = "mloop.analysis", "mloop.analysis.html", "mloop.analysis.summary"
 MAX_SUMMARY_CHARS = 8000  # a version tag's limit: per-feature keys are dropped first if the summary is longer
@@ -27,8 +27,9 @@ def registry_or_default(registry: Any) -> Any:
     return registry if registry is not None else model_registry()
 
 
-def _key(version: Any, filename: str) -> str:
-    """Beside the version's training schema: under its run, or next to a folder-registered model's files."""
+def analysis_key(version: Any, filename: str) -> str:
+    """Where ``filename`` of a version's analysis is stored: beside the version's training schema, under its run,
+    or next to a folder-registered model's files. Readers check a tag against it, since tags can be edited."""
     base = f"runs/{version.run_id}/artifacts" if version.run_id else version.storage.rstrip("/") + "-"
     return f"{base}{'/' if version.run_id else ''}analysis/{filename}"
 
@@ -53,7 +54,7 @@ def attach_analysis(analysis: Analysis, name: str, version: int, registry: Any =
     """
     registry = registry_or_default(registry)
     mv = registry.get_version(name, version)
-    json_key, html_key = _key(mv, "analysis.json"), _key(mv, "report.html")
+    json_key, html_key = analysis_key(mv, "analysis.json"), analysis_key(mv, "report.html")
     registry.blobs.put_bytes(json_key, analysis.to_json().encode())
     registry.blobs.put_bytes(html_key, analysis.to_html(title=f"Model analysis: {name} v{mv.version}").encode())
     tags = {ANALYSIS_TAG: json_key, HTML_TAG: html_key, SUMMARY_TAG: summary_tag(analysis.summary)}

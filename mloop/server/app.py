@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import quality
 
     app.include_router(quality.router, prefix="/api")
+    from mloop.server.api import analysis
+
+    app.include_router(analysis.router, prefix="/api")
     from mloop.server import mlflow
 
     for prefix, mlflow_router in mlflow.routers():

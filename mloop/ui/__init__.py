@@ -6,7 +6,7 @@ JavaScript modules (no build step) that fetches JSON from ``/api`` and renders i
 chart library comes from this package or an installed one (Plotly); nothing is loaded from the internet.
 """
 
-from mloop.ui._links import compare_url, experiment_url, model_version_url, run_url, ui_base
+from mloop.ui._links import analysis_url, compare_url, experiment_url, model_version_url, run_url, study_url, ui_base
 
 # The routes (mloop.ui._routes.ui_routes) are imported by the server only: the CLI prints links without Starlette.
-__all__ = ["compare_url", "experiment_url", "model_version_url", "run_url", "ui_base"]
+__all__ = ["analysis_url", "compare_url", "experiment_url", "model_version_url", "run_url", "study_url", "ui_base"]

@@ -53,3 +53,19 @@ def model_version_url(base: str, name: str, version: int) -> str:
     'http://127.0.0.1:5000/models/eta/versions/3'
     """
     return f"{base}/models/{quote(name, safe='')}/versions/{int(version)}"
+def study_url(base: str, study: str) -> str:
+    """The page of one hyperparameter study (``mloop.tune``).
+
+    >>> study_url("http://127.0.0.1:5000", "ridge search")
+    'http://127.0.0.1:5000/studies/ridge%20search'
+    """
+    return f"{base}/studies/{quote(study, safe='')}"
+
+
+def analysis_url(base: str, model: str, version: int | str) -> str:
+    """The analysis page of one model version (``mloop.analyze``).
+
+    >>> analysis_url("http://127.0.0.1:5000", "eta-model", 3)
+    'http://127.0.0.1:5000/models/eta-model/versions/3/analysis'
+    """
+    return f"{base}/models/{quote(model, safe='')}/versions/{quote(str(version), safe='')}/analysis"

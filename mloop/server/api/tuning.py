@@ -24,23 +24,8 @@ def studies(request: Request) -> list[dict[str, Any]]:
     return [_finite(s) for s in list_studies(request.app.state.settings)]
 
 
-@router.get("/studies/{name}", responses=error_responses(404))
-def study(name: TextPath, request: Request) -> dict[str, Any]:
-    """One study with its trials: number, state, value, run, start and end, params, intermediate values."""
-    from mloop.tuning import load_study
-    from mloop.tuning.study import RUN_ID, utc
-
-    found = load_study(name, request.app.state.settings)
-    trials = [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
-               "run_id": t.system_attrs.get(RUN_ID), "start": _iso(utc(t.datetime_start)),
-               "end": _iso(utc(t.datetime_complete)),
-               "params": t.params, "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())}}
-              for t in found.optuna.get_trials(deepcopy=False)]
-    return _finite({"name": found.name, "direction": found.direction, "metric": found.metric, "run_id": found.run_id,
-                    "trials": trials})
-
-
-@router.get("/studies/{name}/importances", responses=error_responses(404))
+# a study name may hold "/" (a key such as team/search): the names are paths, and this route comes first
+@router.get("/studies/{name:path}/importances", responses=error_responses(404))
 def importances(name: TextPath, request: Request) -> dict[str, float]:
     """How much each parameter explains the objective (Optuna's fANOVA); empty before two trials complete."""
     from mloop._util.optional import require
@@ -55,6 +40,22 @@ def importances(name: TextPath, request: Request) -> dict[str, float]:
         return {k: float(v) for k, v in optuna.importance.get_param_importances(found.optuna).items()}
     except (ValueError, RuntimeError):  # e.g. every trial had the same params: nothing to explain
         return {}
+
+
+@router.get("/studies/{name:path}", responses=error_responses(404))
+def study(name: TextPath, request: Request) -> dict[str, Any]:
+    """One study with its trials: number, state, value, run, start and end, params, intermediate values."""
+    from mloop.tuning import load_study
+    from mloop.tuning.study import RUN_ID, utc
+
+    found = load_study(name, request.app.state.settings)
+    trials = [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
+               "run_id": t.system_attrs.get(RUN_ID), "start": _iso(utc(t.datetime_start)),
+               "end": _iso(utc(t.datetime_complete)),
+               "params": t.params, "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())}}
+              for t in found.optuna.get_trials(deepcopy=False)]
+    return _finite({"name": found.name, "direction": found.direction, "metric": found.metric, "run_id": found.run_id,
+                    "trials": trials})
 
 
 def _iso(value: Any) -> str | None:

@@ -26,6 +26,10 @@ const PAGES = [
     module: "./pages/quality.js", nav: "/models" },
   { pattern: /^\/monitoring\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
   { pattern: /^\/monitoring\/(?<monitor>[^/]+)\/?$/, module: "./pages/monitoring.js", nav: "/monitoring" },
+  { pattern: /^\/studies\/?$/, module: "./pages/studies.js", nav: "/studies" },
+  { pattern: /^\/studies\/(?<study>[^/]+)\/?$/, module: "./pages/study.js", nav: "/studies" },
+  { pattern: /^\/models\/(?<model>[^/]+)\/versions\/(?<version>[^/]+)\/analysis\/?$/, module: "./pages/analysis.js",
+    nav: "/models" },
 ];
 
 const NAV = [
@@ -34,6 +38,7 @@ const NAV = [
   { path: "/features", label: "Features" },
   { path: "/flows", label: "Flows" },
   { path: "/monitoring", label: "Monitoring" },
+  { path: "/studies", label: "Studies" },
 ];
 
 let rendering = 0; // a newer navigation wins over a page still loading

@@ -39,10 +39,10 @@ export async function api(path, { method = "GET", body, signal } = {}) {
 /** One path segment, encoded (ids, names and keys go into URLs only through this). */
 export const seg = (text) => encodeURIComponent(String(text));
 
-/** Text made safe for Plotly labels, which read a few HTML tags: with < escaped no tag can start (Plotly shows
- * &lt; &gt; &amp; as the characters, but would show &quot; as written, so quotes stay as they are). */
+/** Text made safe for Plotly labels, which read a few HTML tags. A quote is written &#34;: Plotly decodes
+ * numeric entities but shows &quot; as it is. */
 export function esc(text) {
-  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&#34;");
 }
 
 /**

@@ -92,7 +92,8 @@ function parallelBox(runs, names, metrics) {
 
 // Plotly's own parallel-coordinates trace draws with WebGL through generated code, which the page's policy
 // (no eval) and machines without a GPU refuse; the same picture is one line per run over normalized axes.
-function parallel(element, runs, names, dims) {
+// Runs are {params, metrics}; ``colors`` (one per run) replaces the palette, e.g. to shade by an objective.
+export function parallel(element, runs, names, dims, { colors = null, showlegend = true } = {}) {
   const axes = dims.map((d) => ({ ...axis(runs, d), name: d }));
   const scaled = axes.map((a) => {
     const known = a.values.filter((v) => v !== null && Number.isFinite(v));
@@ -105,12 +106,12 @@ function parallel(element, runs, names, dims) {
   const traces = runs.map((run, i) => ({
     type: "scatter", mode: "lines+markers", name: esc(names[i]), x, y: scaled.map((a) => a.at(a.values[i])),
     text: scaled.map((a) => esc(label(a, a.values[i]))), hovertemplate: "%{x}: %{text}<extra>%{fullData.name}</extra>",
-    line: { color: PALETTE[i % PALETTE.length], width: 2 }, connectgaps: true, // a missing value skips its axis
+    line: { color: colors ? colors[i] : PALETTE[i % PALETTE.length], width: 2 }, connectgaps: true, // a missing value skips its axis
   }));
   const ends = scaled.flatMap((a, i) => [
     { x: x[i], y: 1.06, text: esc(a.labels ? a.labels[a.labels.length - 1] : label(a, a.hi)), showarrow: false },
     { x: x[i], y: -0.06, text: esc(a.labels ? a.labels[0] : label(a, a.lo)), showarrow: false }]);
-  return plot(element, traces, { height: 360, annotations: ends, showlegend: true, margin: { l: 40, r: 40, t: 50, b: 60 },
+  return plot(element, traces, { height: 360, annotations: ends, showlegend, margin: { l: 40, r: 40, t: 50, b: 60 },
     yaxis: { showticklabels: false, range: [-0.12, 1.12], zeroline: false }, xaxis: { type: "category" } })
     .then(() => { element.dataset.points = String(runs.length); });
 }
