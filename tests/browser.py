@@ -3,7 +3,9 @@ downloads, and no request may leave this machine (the pages must work offline)."
 
 from __future__ import annotations
 
+import atexit
 import shutil
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,31 +22,44 @@ def chromium() -> str:
     return found  # type: ignore[return-value]
 
 
+_playwright: Any = None
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+
+
+def playwright() -> Any:
+    """The test process's one Playwright: its sync API cannot run twice at once in a process, and the UI tests
+    hold a browser for the whole session while other modules open pages of their own."""
+    global _playwright
+    if _playwright is None:
+        from playwright.sync_api import sync_playwright
+
+        _playwright = sync_playwright().start()
+        atexit.register(_playwright.stop)
+    return _playwright
+
+
 def browse(url: str, ready: str) -> tuple[int, list[str], list[str]]:
     """Open ``url`` and wait for ``ready``: (elements matching it, URLs answered, URLs that failed).
 
     Requests to any host but this machine are aborted, as they would be on a machine without internet, so a
     page that needs a CDN shows what it would show there.
     """
-    from playwright.sync_api import sync_playwright
-
     answered: list[str] = []
     failed: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium(),
-            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page()
-            page.route("**/*", lambda route: route.continue_() if _local(route.request.url) else route.abort())
-            page.on("response", lambda r: answered.append(r.url))
-            page.on("requestfailed", lambda r: failed.append(r.url))
-            page.goto(url)
-            page.wait_for_selector(ready, timeout=30_000)
-            page.wait_for_load_state("networkidle")
-            count = page.locator(ready).count()
-        finally:
-            browser.close()
+    executable = chromium()
+    browser = playwright().chromium.launch(
+        executable_path=executable, args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page()
+        page.route("**/*", lambda route: route.continue_() if _local(route.request.url) else route.abort())
+        page.on("response", lambda r: answered.append(r.url))
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.goto(url)
+        page.wait_for_selector(ready, timeout=30_000)
+        page.wait_for_load_state("networkidle")
+        count = page.locator(ready).count()
+    finally:
+        browser.close()
     return count, answered, failed
 
 

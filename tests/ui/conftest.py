@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from mloop.config import Settings
-from tests.browser import chromium
+from tests.browser import CHROMIUM_ARGS, chromium, playwright
 from tests.server.conftest import serve
 
 XSS = "<img src=x onerror=\"document.body.dataset.pwned='1'\">"
@@ -176,23 +176,19 @@ def ui_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiData]:
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     executable = chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = launched.new_page(viewport={"width": 1400, "height": 900})
-            found = Browser(page, tmp_path_factory.mktemp("ui-shots"))
-            # no request may leave this machine: the pages must work offline
-            page.route("**/*", lambda route: route.continue_() if _local(route.request.url) else route.abort())
-            page.on("console", lambda m: found.problems.append(f"console: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: found.problems.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: found.problems.append(f"failed: {r.url}"))
-            yield found
-        finally:
-            launched.close()
+    launched = playwright().chromium.launch(
+        executable_path=executable, args=CHROMIUM_ARGS)
+    try:
+        page = launched.new_page(viewport={"width": 1400, "height": 900})
+        found = Browser(page, tmp_path_factory.mktemp("ui-shots"))
+        # no request may leave this machine: the pages must work offline
+        page.route("**/*", lambda route: route.continue_() if _local(route.request.url) else route.abort())
+        page.on("console", lambda m: found.problems.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: found.problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: found.problems.append(f"failed: {r.url}"))
+        yield found
+    finally:
+        launched.close()
 
 
 def _local(url: str) -> bool:
