@@ -33,16 +33,17 @@ def service_missing(name: str, reason: str) -> None:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Every test gets its own home and no stray configuration; subprocesses import this checkout."""
     for name in list(os.environ):
-        if name.startswith("MLOOP_") and name != "MLOOP_REQUIRE_SERVICES" and not name.startswith("MLOOP_TEST_"):
+        ours = name.startswith("MLOOP_") and name != "MLOOP_REQUIRE_SERVICES" and not name.startswith("MLOOP_TEST_")
+        if ours or name.startswith("MLFLOW_"):  # the mlflow client keeps its run's experiment there
             monkeypatch.delenv(name)
     monkeypatch.setenv("MLOOP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.chdir(tmp_path)
-    isolated = {k: v for k, v in os.environ.items() if k.startswith("MLOOP_")}
+    isolated = {k: v for k, v in os.environ.items() if k.startswith(("MLOOP_", "MLFLOW_"))}
     yield
-    # code under test may set variables itself (a CLI command run in-process exports its stores): put the
-    # isolated state back, so that monkeypatch's undo leaves nothing of this test behind
-    for name in [k for k in os.environ if k.startswith("MLOOP_") and k not in isolated]:
+    # code under test may set variables itself (a CLI command run in-process exports its stores; the mlflow
+    # client its experiment): put the isolated state back, so that monkeypatch's undo leaves nothing behind
+    for name in [k for k in os.environ if k.startswith(("MLOOP_", "MLFLOW_")) and k not in isolated]:
         del os.environ[name]
     os.environ.update(isolated)
     # The SDK keeps one process-wide client made from the environment: the next test has another home.

@@ -18,7 +18,9 @@ watermark, so a crash mid-run loses nothing and repeats nothing. ``series`` read
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -45,7 +47,7 @@ __all__ = ["Monitor", "RunReport", "create_monitor", "get_monitor", "list_monito
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_WINDOW, MAX_WINDOW = 300, 86400
 BATCH_SECONDS = 3 * 3600  # windows computed together: the log of a busy model for three hours fits in memory
-LEASE_SECONDS = 3600  # a run that died holds its monitor at most this long
+LEASE_SECONDS = 600  # a run that died on another machine holds its monitor at most this long (renewed per batch)
 TASKS = ("classification", "regression")
 
 
@@ -166,7 +168,7 @@ def run_monitor(name: str, *, now: Any = None, alerts: bool = True, settings: Se
     settings = settings or Settings.load()
     monitor = get_monitor(name, settings)
     db = open_database(settings.db_url)
-    owner = uuid.uuid4().hex
+    owner = _owner()
     _claim(db, name, owner)
     try:
         report = _Runner(monitor, settings).run(now_ms() if now is None else _start_ms(now, "now"))
@@ -182,14 +184,37 @@ def run_monitor(name: str, *, now: Any = None, alerts: bool = True, settings: Se
 
 
 def _claim(db: Any, name: str, owner: str) -> None:
+    """Take the monitor's lease for ``owner``; a lease whose holder died on this machine is taken over at once."""
     now = now_ms()
     with db.write() as conn:
         free = (monitors.c.lease_until.is_(None)) | (monitors.c.lease_until < now)
+        holder = conn.execute(select(monitors.c.lease_owner).where(monitors.c.name == name)).scalar()
+        if holder and _dead_here(holder):
+            free = free | (monitors.c.lease_owner == holder)
         claimed = conn.execute(update(monitors).where(monitors.c.name == name, free).values(
             lease_owner=owner, lease_until=now + LEASE_SECONDS * 1000)).rowcount
     if not claimed:
         raise ConflictError(f"Monitor {name!r} is being run by another process; try again when it is done.",
                             field="monitor")
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _dead_here(holder: str) -> bool:
+    """True when ``holder`` (host:pid:id) was a process of this machine that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname()[:40] or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def series(name: str, metric: str | list[str] | None = None, *, column: str | None = None,
@@ -390,7 +415,8 @@ class _Runner:
                 conn.execute(insert(monitor_profiles).values(**key, profile=summary.profile.to_json()))
 
     def _save_watermark(self, watermark: int, labels: str | None) -> None:
-        values: dict[str, Any] = {"watermark": watermark, "updated": now_ms()}
+        values: dict[str, Any] = {"watermark": watermark, "updated": now_ms(),
+                                  "lease_until": now_ms() + LEASE_SECONDS * 1000}  # still running: keep the lease
         if labels is not None:
             values["label_watermark"] = labels
         with self.db.write() as conn:

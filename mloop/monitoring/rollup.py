@@ -29,8 +29,8 @@ from mloop.store.sql import open_database
 __all__ = ["EVERY", "rolled_up_series"]
 
 EVERY = {"1h": 3600, "1d": 86400}
-SUMMED = ("rows", "requests", "labelled", "violations")
-WORST = ("latency_p50", "latency_p95", "latency_p99", "drift_statistic", "drift_effect", "drifted",
+SUMMED = ("rows", "requests", "labelled", "violations", "errors")
+WORST = ("latency_p50", "latency_p95", "latency_p99", "error_rate", "drift_statistic", "drift_effect", "drifted",
          "drift_share", "drift_prev_statistic", "drift_prev_effect", "drift_prev_drifted", "drift_prev_share")
 _COLUMNS = ["start", "version", "role", "metric", "column", "slice", "value"]
 

@@ -70,7 +70,14 @@ def test_events_commands_list_retry_and_refuse_bad_input(settings: Settings, reg
 
 def _invoke(*args: str) -> Result:
     _register()
-    return CliRunner().invoke(app, list(args))
+    from mloop.cli._app import console
+
+    # the console is made once per process: a test before this one may have left it 80 columns wide
+    width, console.width = console._width, 200
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        console.width = width
 
 
 @pytest.fixture
