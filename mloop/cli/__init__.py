@@ -14,6 +14,7 @@ __all__ = ["app", "main"]
 
 # The verb groups, one module each; each attaches its commands to ``app`` when imported.
 VERBS = (
+    "auth",
     "demo",
     "events",
     "experiments",
