@@ -90,7 +90,7 @@ def tokens_list(name: str = typer.Argument(None, help="Only this user's tokens."
     """Tokens by prefix, owner and dates (never the tokens themselves)."""
     table = Table()
     for column in ("prefix", "user", "label", "created", "expires", "revoked", "last used"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "prefix")
     for t in _store(home).list_tokens(name):
         table.add_row(t.prefix, t.user, t.label, _when(t.created), _when(t.expires) or "never", _when(t.revoked),
                       _when(t.last_used))

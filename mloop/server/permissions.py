@@ -10,6 +10,7 @@ cannot ship undeclared: a new router adds one line here, not a dependency on eac
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -44,7 +45,12 @@ class Rule:
     writes: Need
 
     def matches(self, path: str) -> bool:
-        return re.match(self.pattern + r"(/|$)", path) is not None
+        return _compiled(self.pattern).match(path) is not None
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern + r"(/|$)")
 
 
 def _same(pattern: str, need: Need) -> Rule:
