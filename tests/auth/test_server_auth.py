@@ -89,15 +89,32 @@ def test_projects_come_from_tags(auth_server: AuthServer) -> None:
     store = auth_server.store
     store.add_user("fraud-dev")
     store.grant("fraud-dev", "fraud", "editor")
-    with auth_server.client("root") as root, auth_server.client("viewer") as viewer:
-        root.post("/api/registry/models", json={"name": "fraud-model", "tags": {"project": "fraud"}})
-        dev = auth_server.client(None)
+    with auth_server.client("root") as root, auth_server.client("editor") as editor, \
+            auth_server.client(None) as dev:
         dev.headers["Authorization"] = f"Bearer {store.create_token('fraud-dev').text}"
+        root.post("/api/registry/models", json={"name": "fraud-model", "tags": {"project": "fraud"}})
         assert dev.patch("/api/registry/models/fraud-model", json={"description": "x"}).status_code == 200
-        assert viewer.get("/api/registry/models/fraud-model").status_code == 403  # viewer of 'default' only
+        assert editor.get("/api/registry/models/fraud-model").status_code == 403  # editor of 'default' only
         assert dev.get("/api/experiments").status_code == 403  # no role in 'default'
-        dev.close()
+        # targets named in the body: the project tag of a new experiment, a run's experiment, a batch's runs
+        assert dev.post("/api/experiments", json={"name": "plain"}).status_code == 403
+        fraud = dev.post("/api/experiments", json={"name": "cards", "tags": {"project": "fraud"}})
+        assert fraud.status_code == 201
+        run = dev.post("/api/runs", json={"experiment_id": fraud.json()["experiment_id"]}).json()["run_id"]
+        other = editor.post("/api/runs", json={"experiment_id": editor.post(
+            "/api/experiments", json={"name": "eta"}).json()["experiment_id"]}).json()["run_id"]
+        assert editor.post("/api/runs", json={"experiment_id": fraud.json()["experiment_id"]}).status_code == 403
 
+        def batch(*run_ids: str) -> dict[str, object]:
+            return {"run_ids": list(run_ids), "keys": ["auc"] * len(run_ids), "values": [0.9] * len(run_ids),
+                    "steps": [0] * len(run_ids), "timestamps": [1] * len(run_ids)}
+
+        assert dev.post("/api/metrics/batch", json=batch(run)).status_code == 200
+        assert dev.post("/api/metrics/batch", json=batch(run, other)).status_code == 403  # one run is not theirs
+        assert editor.post("/api/metrics/batch", json=batch(other)).status_code == 200
+        assert editor.post("/api/metrics/batch", json=batch(run)).status_code == 403
+        history = root.get(f"/api/runs/{run}/metrics/auc/history").json()
+        assert history["values"] == [0.9]  # the refused batches stored nothing
 
 def test_the_http_client_sends_the_token_and_it_is_never_logged(sqlite_auth_server: AuthServer, monkeypatch,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
@@ -109,3 +126,14 @@ def test_the_http_client_sends_the_token_and_it_is_never_logged(sqlite_auth_serv
     experiment = repo.create_experiment("through-http")
     assert repo.get_experiment(experiment.experiment_id).name == "through-http"
     assert sqlite_auth_server.tokens["editor"] not in caplog.text
+
+
+def test_a_batch_that_hides_a_run_is_refused(sqlite_auth_server: AuthServer) -> None:
+    """Run ids the layer cannot check (not strings, too many) fail the request instead of going unchecked."""
+    with sqlite_auth_server.client("editor") as editor:
+        for run_ids in (["a" * 32, None], ["a" * 32, ["b" * 32]], [f"{i:032x}" for i in range(1001)]):
+            n = len(run_ids)
+            answer = editor.post("/api/metrics/batch", json={"run_ids": run_ids, "keys": ["k"] * n,
+                                                            "values": [1.0] * n, "steps": [0] * n,
+                                                            "timestamps": [1] * n})
+            assert answer.status_code == 422 and answer.json()["field"] == "run_ids"
