@@ -39,6 +39,12 @@ def _tagged(body: dict[str, Any]) -> list[Target]:
     return [("project", project if isinstance(project, str) and project else DEFAULT_PROJECT)]
 
 
+def _retagged(body: dict[str, Any]) -> list[Target]:
+    """Moving a model to another project by its tag needs the role in the new project too."""
+    tags = body.get("tags")
+    return _tagged(body) if isinstance(tags, dict) and PROJECT_TAG in tags else []
+
+
 def _field(kind: str, name: str) -> Callable[[dict[str, Any]], list[Target]]:
     def read(body: dict[str, Any]) -> list[Target]:
         value = body.get(name)
@@ -68,6 +74,7 @@ def _run_ids(body: dict[str, Any]) -> list[Target]:
 _IN_BODY: tuple[tuple[str, re.Pattern[str], Callable[[dict[str, Any]], list[Target]]], ...] = (
     ("POST", re.compile(r"/api/experiments$"), _tagged),
     ("POST", re.compile(r"/api/registry/models$"), _tagged),
+    ("PATCH", re.compile(r"/api/registry/models/[^/]+$"), _retagged),
     ("POST", re.compile(r"/api/runs$"), _field("experiment", "experiment_id")),
     ("PATCH", re.compile(r"/api/runs/[^/]+$"), _field("experiment", "experiment_id")),
     ("POST", re.compile(r"/api/(metrics/batch|heartbeat)$"), _run_ids),

@@ -94,6 +94,8 @@ def test_projects_come_from_tags(auth_server: AuthServer) -> None:
         dev.headers["Authorization"] = f"Bearer {store.create_token('fraud-dev').text}"
         root.post("/api/registry/models", json={"name": "fraud-model", "tags": {"project": "fraud"}})
         assert dev.patch("/api/registry/models/fraud-model", json={"description": "x"}).status_code == 200
+        moved = dev.patch("/api/registry/models/fraud-model", json={"tags": {"project": "default"}})
+        assert moved.status_code == 403  # moving it needs a role in the project it would move to
         assert editor.get("/api/registry/models/fraud-model").status_code == 403  # editor of 'default' only
         assert dev.get("/api/experiments").status_code == 403  # no role in 'default'
         # targets named in the body: the project tag of a new experiment, a run's experiment, a batch's runs
