@@ -140,6 +140,8 @@ def login(server: str = typer.Option(..., "--server", help="URL of the mloop ser
     path = save_token(server, token)
     me = answer.json()
     console.print(f"logged in to {server} as '{me.get('name')}'; token kept in {path}", highlight=False)
+    if me.get("auth") is False:
+        error_console.print(f"[yellow]note:[/] {server} runs without auth: it checks no token.", highlight=False)
 
 
 def _lifetime(text: str | None) -> timedelta | None:

@@ -41,6 +41,13 @@ def server(
     from mloop.store.sql import open_database
 
     open_database(settings.db_url)  # migrate before workers start
+    if settings.auth:
+        from mloop.auth import AuthStore
+
+        if not any(u.is_admin and not u.disabled for u in AuthStore(settings.db_url).list_users()):
+            error_console.print("[yellow]note:[/] auth is on and no server admin exists yet: on this machine, "
+                                "`mloop auth users add NAME --admin` then `mloop auth tokens create NAME`.",
+                                highlight=False)
     warning = None if settings.auth else exposure_warning(host, settings, "read and write")
     if warning:
         error_console.print(warning, highlight=False)

@@ -64,3 +64,19 @@ def test_the_server_refuses_to_open_up_without_auth(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--insecure-no-auth" in done.stderr and "--auth" in done.stderr
     assert "mloop server on" not in done.stdout
+    from mloop.cli.server import refuse_open_without_auth
+
+    refuse_open_without_auth("0.0.0.0", auth=True, insecure=False)  # with auth it may listen anywhere
+    refuse_open_without_auth("127.0.0.1", auth=False, insecure=False)  # and without, on loopback
+    with pytest.raises(InvalidInputError, match="--insecure-no-auth"):
+        refuse_open_without_auth("10.1.2.3", auth=False, insecure=False)
+
+
+def test_the_auth_setting_is_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mloop.config import Settings
+
+    assert Settings.load().auth is False
+    monkeypatch.setenv("MLOOP_AUTH", "true")
+    assert Settings.load().auth is True
+    with pytest.raises(InvalidInputError, match="auth: got 'maybe', expected true or false"):
+        Settings.load(auth="maybe")
