@@ -13,6 +13,7 @@ user or a changed role takes effect within that time. Tokens are never logged no
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import anyio.to_thread
@@ -48,6 +49,12 @@ def whoami(request: Request) -> dict[str, Any]:
                 "roles": {}}
     return {"name": identity.name, "kind": identity.kind, "auth": True, "is_admin": identity.is_admin,
             "roles": {project: role.label for project, role in identity.roles.items()}}
+
+
+@router.get("/users")
+def list_users(request: Request) -> list[dict[str, Any]]:
+    """Users and service accounts with their roles (server admins only; they are managed with `mloop auth`)."""
+    return [dataclasses.asdict(u) for u in AuthStore(request.app.state.settings.db_url).list_users()]
 
 
 def identity_of(request: Request) -> Identity | None:

@@ -61,7 +61,8 @@ _MLFLOW = r"/(ajax-)?api/2\.0/mlflow"
 RULES: tuple[Rule, ...] = (
     _same(r"/(health|openapi\.json|docs|redoc|docs/static)", PUBLIC),
     _same(r"/api/auth/whoami", ANYONE),
-    # server-wide: deleting for good, and webhooks (they send every event, and carry secrets)
+    _same(r"/api/auth/users", SERVER_ADMIN),
+    # server-wide: users, deleting for good, and webhooks (they send every event, and carry secrets)
     _same(r"/api/gc", SERVER_ADMIN),
     _same(r"/api/registry/webhooks", SERVER_ADMIN),
     # what moves a model into use needs a maintainer: aliases, environments, approvals, rules that promote

@@ -92,6 +92,11 @@ def test_enough_role_gets_2xx(sqlite_auth_server: AuthServer) -> None:
         assert editor.post("/api/registry/environments", json={"env": "prod"}).status_code == 403
         assert maintainer.post("/api/registry/environments", json={"env": "prod"}).status_code == 201
         assert viewer.get("/api/auth/whoami").json()["roles"] == {"default": "viewer"}
+        assert viewer.get("/api/auth/users").status_code == 403
+    with sqlite_auth_server.client("root") as root:
+        users = {u["name"]: u for u in root.get("/api/auth/users").json()}
+        assert users["maintainer"]["roles"] == {"default": "maintainer"} and users["root"]["is_admin"]
+        assert not any("mlp_" in str(u) for u in users.values())
 
 
 def test_health_and_docs_stay_open(sqlite_auth_server: AuthServer) -> None:
