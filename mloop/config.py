@@ -37,6 +37,7 @@ _ENV = {
     "max_future_skew_seconds": "MLOOP_MAX_FUTURE_SKEW_SECONDS",
     "prediction_log_retention_days": "MLOOP_PREDICTION_LOG_RETENTION_DAYS",
     "monitor_every_seconds": "MLOOP_MONITOR_EVERY_SECONDS",
+    "auth": "MLOOP_AUTH",
 }
 
 # Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
@@ -67,6 +68,8 @@ class Settings:
     prediction_log_retention_days: float = 90.0
     # `mloop server` runs every monitor (and its alert rules) this often; 0: only when asked (CLI, REST)
     monitor_every_seconds: float = 60.0
+    # `mloop server` asks every request for a token and checks its roles (see docs/auth.md)
+    auth: bool = False
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:
@@ -105,6 +108,8 @@ class Settings:
             values["monitor_every_seconds"] = _seconds_or_off("monitor_every_seconds", values["monitor_every_seconds"])
         if "prediction_log_retention_days" in values:
             values["prediction_log_retention_days"] = check_retention_days(values["prediction_log_retention_days"])
+        if "auth" in values:
+            values["auth"] = _flag("auth", values["auth"])
         for name in ("max_request_bytes", "max_artifact_bytes"):
             if name in values:
                 values[name] = _positive_int(name, values[name])
@@ -183,6 +188,13 @@ def check_retention_days(value: Any, field: str = "prediction_log_retention_days
         raise InvalidInputError(field=field, value=value, expected=f"a number of days from 0 to {MAX_RETENTION_DAYS:,} "
                                 "(0 keeps the prediction log forever)")
     return number
+
+
+def _flag(name: str, value: Any) -> bool:
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or text in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        return value if isinstance(value, bool) else text in ("true", "1", "yes", "on")
+    raise InvalidInputError(field=name, value=value, expected="true or false")
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -24,6 +24,7 @@ from mloop._util.redact import redact
 
 __all__ = [
     "AlreadyExistsError",
+    "AuthenticationError",
     "BackendError",
     "ConflictError",
     "DataIntegrityError",
@@ -32,6 +33,7 @@ __all__ = [
     "MloopError",
     "NotFittedError",
     "NotFoundError",
+    "PermissionDeniedError",
     "UserCodeError",
     "error_class",
 ]
@@ -126,6 +128,20 @@ class UserCodeError(MloopError):
     error_code = "USER_CODE_ERROR"
 
 
+class AuthenticationError(MloopError):
+    """No identity, or a token that is unknown, expired or revoked."""
+
+    http_status = 401
+    error_code = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(MloopError, PermissionError):
+    """An identity whose roles do not allow what it asked for."""
+
+    http_status = 403
+    error_code = "PERMISSION_DENIED"
+
+
 _BY_CODE = {
     cls.error_code: cls
     for cls in (
@@ -139,6 +155,8 @@ _BY_CODE = {
         MissingDependencyError,
         BackendError,
         UserCodeError,
+        AuthenticationError,
+        PermissionDeniedError,
     )
 }
 

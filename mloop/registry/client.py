@@ -49,6 +49,9 @@ class RegistryClient:
         self.blobs = open_blob_store(self.settings.artifact_root)
         self.runs = SqlTrackingRepository(self.db, self.blobs)
         self.actor = self.settings.user
+        # True when the actor is an authenticated identity (``mloop server`` with auth): approvals then need
+        # someone other than the requester; a local user names itself, so the rule would prove nothing there
+        self.separate_duties = False
         from mloop.registry.environments import Environments
         from mloop.registry.rules.service import Rules
         from mloop.registry.webhooks import Webhooks

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from mloop._util.clock import now_ms
 from mloop._util.names import check_name
-from mloop.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
+from mloop.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from mloop.registry import _audit, _models
 from mloop.registry import _tables as t
 from mloop.registry.entities import ApprovalRequest, Deployment
@@ -175,6 +175,9 @@ class Environments:
             row = _request_row(conn, request_id, lock=True)
             if row.status != "pending":
                 raise ConflictError(f"Request {request_id} was already {row.status}.", field="request_id")
+            if self.client.separate_duties and row.requested_by == self.client.actor:
+                raise PermissionDeniedError(f"'{self.client.actor}' asked for request {request_id} and so may not "
+                                            "decide it: another maintainer must.", field="request_id")
             conn.execute(update(p).where(p.c.id == row.id).values(status=status, decided_by=self.client.actor,
                                                                   decided=now_ms(), comment=comment or ""))
             events = [_audit.record(conn, self.client.actor, f"approval.{status}", row.name,

@@ -35,12 +35,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="mloop", version=__version__, docs_url=None, redoc_url=None, lifespan=_deliver_events)
     app.state.settings = settings
     install_error_handlers(app)
+    if settings.auth:  # added before the edge, so the edge (hosts, sizes, CORS preflights) runs first
+        from mloop.server.auth import install_auth
+
+        install_auth(app, settings.db_url)
     protect(app, settings, EDGE_RULES)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    from mloop.server import auth
+
+    app.include_router(auth.router, prefix="/api")
     from mloop.server.api import tracking
 
     app.include_router(tracking.router, prefix="/api")

@@ -17,6 +17,7 @@ import orjson
 import pandas as pd
 
 from mloop._util.names import check_artifact_path
+from mloop.auth.credentials import token_for
 from mloop.errors import BackendError, DataIntegrityError, MloopError, error_class
 from mloop.tracking._wire import float_in, float_out, frame_in
 from mloop.tracking.entities import Artifact, Dataset, Experiment, Metric, Run, RunStatus
@@ -37,8 +38,10 @@ class HttpTrackingRepository:
                  retry_seconds: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry_seconds = retry_seconds  # how long a call keeps trying through a restarting server
+        token = token_for(self.base_url)  # MLOOP_TOKEN or `mloop login`; the server checks it when auth is on
         self.http = httpx.Client(base_url=self.base_url + "/api", timeout=timeout, transport=transport,
-                                 limits=httpx.Limits(max_keepalive_connections=8))
+                                 limits=httpx.Limits(max_keepalive_connections=8),
+                                 headers={"Authorization": f"Bearer {token}"} if token else None)
 
     def _call(self, method: str, path: str, json: Any = None, *, retry: bool | None = None, **kwargs: Any) -> Any:
         """One request; idempotent calls (``retry``, by default GET, PUT, PATCH and DELETE) outlive a restart.

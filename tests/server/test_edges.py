@@ -279,7 +279,7 @@ def test_the_bound_host_is_announced_and_accepted(tmp_path: Path) -> None:
     # `mloop server --host 0.0.0.0`: reachable by this machine's own name, which the allow list then holds
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mloop", "server", "--host", "0.0.0.0", "--port", str(port),
-                             "--allowed-hosts", "mloop.internal"],
+                             "--allowed-hosts", "mloop.internal", "--insecure-no-auth"],
                             env={**os.environ, "MLOOP_HOME": str(tmp_path / "h")}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -297,7 +297,7 @@ def test_the_bound_host_is_announced_and_accepted(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
-    assert "mloop.internal" in err and "--allowed-hosts" in err
+    assert "mloop.internal" in err and "--allowed-hosts" in err and "WITHOUT AUTHENTICATION" in err
 
 
 # ------------------------------------------------------------------ the settings and the redaction rule

@@ -27,6 +27,7 @@ from mloop.server.api._schema import (
     documented,
     integer,
 )
+from mloop.server.auth import identity_of
 
 _MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=_MAX_ID)]
@@ -93,7 +94,15 @@ class RuleIn(_Body):
 
 
 def _registry(request: Request) -> RegistryClient:
-    return registry_for(request.app.state.settings)
+    """The registry acting as the request's authenticated identity (the audit actor), else as the server."""
+    settings = request.app.state.settings
+    identity = identity_of(request)
+    if identity is not None and identity.name != settings.user:
+        settings = dataclasses.replace(settings, user=identity.name)
+    client = registry_for(settings)
+    if identity is not None:
+        client.separate_duties = True
+    return client
 
 
 def _out(value: Any) -> Any:

@@ -19,6 +19,7 @@ from mloop._util.openapi import error_responses
 from mloop.errors import BackendError, InvalidInputError, NotFoundError
 from mloop.server.api import _schema
 from mloop.server.api._schema import Description, Name, OptionalName, Text, TextPath
+from mloop.server.auth import actor_of
 from mloop.tracking._sql import SqlTrackingRepository
 from mloop.tracking._values import MAX_TAG_CHARS
 from mloop.tracking._wire import float_in, float_out, frame_out
@@ -131,8 +132,9 @@ class HeartbeatIn(BaseModel):
 
 
 @router.post("/runs", status_code=201, responses=error_responses(404, 409))
-def create_run(body: RunIn, r: Repo) -> dict[str, Any]:
-    return _out(r.create_run(body.experiment_id, body.name, body.user, body.tags, body.parent_run_id,
+def create_run(body: RunIn, r: Repo, request: Request) -> dict[str, Any]:
+    user = actor_of(request, body.user)  # with auth on, the run's user is who the token says, not what the body says
+    return _out(r.create_run(body.experiment_id, body.name, user, body.tags, body.parent_run_id,
                              body.description, run_id=body.run_id))
 
 

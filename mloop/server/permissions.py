@@ -1,0 +1,86 @@
+"""What each endpoint of ``mloop server`` needs, declared as one table of rules over method and path.
+
+The first rule whose pattern matches the request path (from its start) decides. A route that no rule covers is
+refused (fail closed), and tests/auth/test_permissions.py walks every route of the app so that a new router
+cannot ship undeclared: a new router adds one line here, not a dependency on each of its handlers.
+
+>>> permission_for("GET", "/api/runs/abc").role, permission_for("PUT", "/api/registry/models/m/aliases/c").role
+(<Role.VIEWER: 1>, <Role.MAINTAINER: 3>)
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from mloop.auth.roles import Role
+
+__all__ = ["ANYONE", "PUBLIC", "RULES", "Need", "Rule", "permission_for"]
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """A role in the request's project, or over the whole server (``server_wide``); ``role`` None: any identity."""
+
+    role: Role | None
+    server_wide: bool = False
+    public: bool = False
+
+
+PUBLIC = Need(None, public=True)
+ANYONE = Need(None)  # any authenticated identity
+VIEWER, EDITOR, MAINTAINER = Need(Role.VIEWER), Need(Role.EDITOR), Need(Role.MAINTAINER)
+SERVER_ADMIN = Need(Role.ADMIN, server_wide=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Requests whose path matches ``pattern`` need ``reads`` for GET/HEAD and ``writes`` for other methods."""
+
+    pattern: str
+    reads: Need
+    writes: Need
+
+    def matches(self, path: str) -> bool:
+        return _compiled(self.pattern).match(path) is not None
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern + r"(/|$)")
+
+
+def _same(pattern: str, need: Need) -> Rule:
+    return Rule(pattern, need, need)
+
+
+_MLFLOW = r"/(ajax-)?api/2\.0/mlflow"
+RULES: tuple[Rule, ...] = (
+    _same(r"/(health|openapi\.json|docs|redoc|docs/static)", PUBLIC),
+    _same(r"/api/auth/whoami", ANYONE),
+    _same(r"/api/auth/users", SERVER_ADMIN),
+    # server-wide: users, deleting for good, and webhooks (they send every event, and carry secrets)
+    _same(r"/api/gc", SERVER_ADMIN),
+    _same(r"/api/registry/webhooks", SERVER_ADMIN),
+    # what moves a model into use needs a maintainer: aliases, environments, approvals, rules that promote
+    Rule(r"/api/registry/models/[^/]+/aliases", VIEWER, MAINTAINER),
+    Rule(r"/api/registry/(environments|approvals|rules|select)", VIEWER, MAINTAINER),
+    Rule(_MLFLOW + r"/(registered-models/alias|model-versions/transition-stage)", VIEWER, MAINTAINER),
+    # reads that take their question in a POST body
+    _same(r"/api/(runs/search|features/online)", VIEWER),
+    _same(_MLFLOW + r"/[a-z-]+/search", VIEWER),
+    # everything else of each router: read with viewer, write with editor
+    Rule(r"/api/(experiments|runs|metrics|heartbeat|datasets|registry|features|monitors|alerts)", VIEWER, EDITOR),
+    Rule(_MLFLOW + r"(-artifacts)?", VIEWER, EDITOR),
+)
+
+
+def permission_for(method: str, path: str) -> Need | None:
+    """What a ``method`` request on ``path`` needs (None: undeclared, so refused)."""
+    for rule in RULES:
+        if rule.matches(path):
+            return rule.reads if method.upper() in _READS else rule.writes
+    return None
