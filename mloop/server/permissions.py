@@ -60,6 +60,10 @@ def _same(pattern: str, need: Need) -> Rule:
 _MLFLOW = r"/(ajax-)?api/2\.0/mlflow"
 RULES: tuple[Rule, ...] = (
     _same(r"/(health|openapi\.json|docs|redoc|docs/static)", PUBLIC),
+    # the web UI's shell and assets are static: each page reads the API with the person's token
+    _same(r"/", PUBLIC),
+    _same(r"/ui/(static|vendor)", PUBLIC),
+    _same(r"/(experiments|runs|compare|models|features|flows|quality|login|monitoring|studies|automation)", PUBLIC),
     _same(r"/api/auth/whoami", ANYONE),
     _same(r"/api/auth/users", SERVER_ADMIN),
     # server-wide: users, deleting for good, and webhooks (they send every event, and carry secrets)
@@ -70,10 +74,11 @@ RULES: tuple[Rule, ...] = (
     Rule(r"/api/registry/(environments|approvals|rules|select)", VIEWER, MAINTAINER),
     Rule(_MLFLOW + r"/(registered-models/alias|model-versions/transition-stage)", VIEWER, MAINTAINER),
     # reads that take their question in a POST body
-    _same(r"/api/(runs/search|features/online)", VIEWER),
+    _same(r"/api/(runs/search|runs/page|features/online)", VIEWER),
     _same(_MLFLOW + r"/[a-z-]+/search", VIEWER),
     # everything else of each router: read with viewer, write with editor
-    Rule(r"/api/(experiments|runs|metrics|heartbeat|datasets|registry|features|monitors|alerts)", VIEWER, EDITOR),
+    Rule(r"/api/(experiments|runs|metrics|heartbeat|datasets|registry|features|monitors|alerts|flows|quality|tuning"
+         r"|automation)", VIEWER, EDITOR),
     Rule(_MLFLOW + r"(-artifacts)?", VIEWER, EDITOR),
 )
 
