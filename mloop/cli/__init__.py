@@ -16,6 +16,7 @@ __all__ = ["app", "main"]
 VERBS = (
     "analysis",
     "automl",
+    "automation",
     "demo",
     "events",
     "experiments",

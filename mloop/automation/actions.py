@@ -1,0 +1,133 @@
+"""The actions a rule runs, in order: ``run_flow``, ``evaluate`` (the gate), ``promote``, ``rollback``,
+``notify``. Each returns its result as a dict; ``Stop`` ends the firing early with a reason (a losing challenger).
+
+An action that starts something outside the database records how to find it first (a flow run's tag), so a
+runtime that died mid-action finds it again instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mloop.automation._options import check_options
+from mloop.config import Settings
+from mloop.errors import InvalidInputError, MloopError
+
+__all__ = ["Stop", "check_action", "run_action"]
+
+_OPTIONS = {
+    "run_flow": ({"file"}, {"parameters", "flow"}),
+    "evaluate": ({"holdout", "target", "metric"}, {"margin", "max_latency_ms", "champion"}),
+    "promote": (set(), {"alias"}),
+    "rollback": (set(), {"alias"}),
+    "notify": (set(), {"message"}),
+}
+
+
+class Stop(MloopError):
+    """The firing ends here, by design (not a failure): the reason is recorded and shown."""
+
+
+@dataclass
+class Context:
+    """What an action sees: the firing, its rule, the results of the actions before it."""
+
+    settings: Settings
+    firing: dict[str, Any]
+    rule: Any
+    position: int
+    earlier: dict[str, dict[str, Any]]  # kind -> result of the last action of that kind so far
+    record_external: Any  # callable(str): store the id of what this action is about to start
+
+
+def check_action(kind: str, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    """``spec`` of one action, with its required and known options checked."""
+    required, optional = _OPTIONS[kind]
+    spec = check_options(spec, required, optional, where, kind, numbers=("margin", "max_latency_ms"))
+    if "parameters" in spec and not isinstance(spec["parameters"], dict):
+        raise InvalidInputError(field=f"{where}.parameters", value=spec["parameters"], expected="a mapping")
+    if kind == "evaluate":
+        from mloop.automation.gate import SCORES
+
+        if spec["metric"] not in SCORES:
+            raise InvalidInputError(field=f"{where}.metric", value=spec["metric"], expected=f"one of {SCORES}")
+    return dict(spec)
+
+
+def run_action(kind: str, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    return _RUNNERS[kind](spec, ctx)
+
+
+def _run_flow(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    from mloop.flows.client import list_runs
+    from mloop.flows.runtime import run_flow
+
+    tag = f"automation-{ctx.firing['id']}-{ctx.position}"
+    found = list_runs(tag=tag, limit=1, settings=ctx.settings)
+    if found and found[0].successful:  # finished before a crash: look it up, never run it again
+        return {"flow_run": found[0].id, "status": "finished", "reused": True}
+    ctx.record_external(tag)
+    outcome = run_flow(spec["file"], params=spec.get("parameters"), tags=[tag, "automation"],
+                       flow_class=spec.get("flow"), settings=ctx.settings,
+                       origin_run=found[0].id if found else None, echo=lambda _msg: None)
+    return {"flow_run": outcome.run_id, "status": "finished", "resumed": bool(found)}
+
+
+def _challenger_and_champion(spec: dict[str, Any], ctx: Context) -> tuple[Any, Any]:
+    from mloop.registry._log import registry_for
+
+    registry = registry_for(ctx.settings)
+    champion = registry.get_alias(ctx.rule.model, spec.get("champion", "champion"))
+    latest = registry.list_versions(ctx.rule.model)[-1]
+    if latest.version == champion.version:
+        raise Stop(f"no challenger: the newest version of {ctx.rule.model} (v{latest.version}) is the champion")
+    return latest, champion
+
+
+def _evaluate(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    from mloop.automation.gate import judge, read_holdout
+    from mloop.registry._log import registry_for
+    from mloop.registry.loader import load_model
+
+    challenger, champion = _challenger_and_champion(spec, ctx)
+    registry = registry_for(ctx.settings)
+    inputs, truth = read_holdout(spec["holdout"], spec["target"])
+    result = judge(load_model(champion.uri, client=registry), load_model(challenger.uri, client=registry),
+                   inputs, truth, metric=spec["metric"], margin=float(spec.get("margin", 0.0)),
+                   max_latency_ms=spec.get("max_latency_ms"))
+    verdict = {**result.to_dict(), "challenger_version": challenger.version, "champion_version": champion.version}
+    registry.update_version(ctx.rule.model, challenger.version, tags={
+        "automation.gate": ("passed: " if result.passed else "rejected: ") + result.reason})
+    if not result.passed:
+        raise Stop(f"v{challenger.version} stays registered, not promoted: {result.reason}", field="evaluate")
+    return verdict
+
+
+def _notify(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    from mloop.events.outbox import append_event
+    from mloop.store.sql import open_database
+
+    message = str(spec.get("message") or f"rule {ctx.rule.name} fired for {ctx.rule.model}")[:2000]
+    with open_database(ctx.settings.db_url).write() as conn:
+        event = append_event(conn, "automation", "automation.notify", ctx.rule.model,
+                             {"event": "automation.notify", "rule": ctx.rule.name, "firing": ctx.firing["id"],
+                              "message": message})
+    return {"message": message, "event_id": event["event_id"]}
+
+
+def _promote_target(spec: dict[str, Any], ctx: Context) -> int:
+    gate = ctx.earlier.get("evaluate")
+    if gate is not None:
+        return int(gate["challenger_version"])
+    from mloop.registry._log import registry_for
+
+    return registry_for(ctx.settings).list_versions(ctx.rule.model)[-1].version
+
+
+_RUNNERS = {"run_flow": _run_flow, "evaluate": _evaluate, "notify": _notify}
+
+
+def dumps(result: dict[str, Any]) -> str:
+    return json.dumps(result, default=str, sort_keys=True)
