@@ -19,10 +19,10 @@ from mloop.events.outbox import append_event
 from mloop.registry import _audit, _models
 from mloop.store.sql import open_database
 
-__all__ = ["move_alias"]
+__all__ = ["last_promotion", "move_alias"]
 
 
-def _last_promotion(conn: Any, model: str, alias: str) -> dict[str, Any] | None:
+def last_promotion(conn: Any, model: str, alias: str) -> dict[str, Any] | None:
     """The latest promotion automation made of ``model``'s ``alias`` (its from and to versions)."""
     rows = conn.execute(select(t.actions.c.result).join(t.firings, t.firings.c.id == t.actions.c.firing)
                         .where(t.firings.c.model == model, t.actions.c.kind == "promote",
@@ -46,7 +46,7 @@ def move_alias(step: Any, rule: Any, firing: dict[str, Any], spec: dict[str, Any
         _models.lock_model(conn, rule.model)
         current = _models.alias_version(conn, rule.model, alias) if _has_alias(conn, rule.model, alias) else None
         if step.kind == "rollback":
-            last = _last_promotion(conn, rule.model, alias)
+            last = last_promotion(conn, rule.model, alias)
             if last is None or last["to"] != current:
                 raise Stop(f"nothing to roll back: {alias} is at v{current}, not at a version automation promoted")
             target = int(last["from"])

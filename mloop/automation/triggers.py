@@ -137,7 +137,23 @@ def _metric_drop(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str,
     payload = {f"live.{metric}": float(row["value"]), "window": start, "version": version.version}
     if metric in version.metrics:
         payload[f"train.{metric}"] = float(version.metrics[metric])
+    previous = _promoted_from(rule.model, trig.get("alias", "champion"), version.version, settings)
+    if previous is not None:  # the champion automation replaced: its last live figure, for a rollback rule
+        before = _latest_window(trig["monitor"], metric, settings, version=str(previous))
+        if before is not None:
+            payload[f"previous.{metric}"] = float(before["value"])
+            payload["previous.version"] = previous
     return [Candidate(f"metric_drop:{rule.name}:{start}:{version.version}", payload)]
+
+
+def _promoted_from(model: str, alias: str, version: int, settings: Settings) -> int | None:
+    """The version automation's last promotion of ``alias`` replaced, when it promoted ``version``."""
+    from mloop.automation.moves import last_promotion
+    from mloop.store.sql import open_database
+
+    with open_database(settings.db_url).read() as conn:
+        last = last_promotion(conn, model, alias)
+    return int(last["from"]) if last is not None and last["to"] == version else None
 
 
 def file_digest(path: str) -> str:
