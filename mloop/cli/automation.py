@@ -78,35 +78,29 @@ def dry_run(as_json: bool = JSON, home: str = HOME) -> None:
                             for s in shown] or ["no trigger sees anything now"])
 
 
-def _tick_lines(report: object) -> list[str]:
-    lines = [f"event {e['kind']} for {e['rule']}: {e['reason']}" for e in report.events]  # type: ignore[attr-defined]
-    lines += [f"firing {r['id'][:8]}: {r['state']} {r['reason']}" for r in report.ran]  # type: ignore[attr-defined]
-    return lines + [f"error: {e}" for e in report.errors]  # type: ignore[attr-defined]
-
-
 @automation_app.command("tick")
 def tick(as_json: bool = JSON, home: str = HOME) -> None:
     """One pass: observe triggers, record events, fire rules, run pending firings."""
     from dataclasses import asdict
 
     from mloop.automation import tick as one_pass
+    from mloop.automation.loop import report_lines
 
     report = one_pass(settings=settings_from(home))
-    _print(asdict(report), as_json, _tick_lines(report) or ["nothing new"])
+    _print(asdict(report), as_json, report_lines(report) or ["nothing new"])
 
 
 @automation_app.command("run")
 def run(interval: float = typer.Option(60.0, "--interval", help="Seconds between passes."),
         home: str = HOME) -> None:
     """Tick forever (every --interval seconds); safe to run on several machines at once."""
-    from mloop.automation import tick as one_pass
+    from mloop.automation.loop import tick_and_report
 
     if not 1 <= interval <= 86_400:
         raise InvalidInputError(field="--interval", value=interval, expected="1 to 86400 seconds")
     settings = settings_from(home)
     while True:
-        for line in _tick_lines(one_pass(settings=settings)):
-            console.print(line, highlight=False, markup=False)
+        tick_and_report(lambda line: console.print(line, highlight=False, markup=False), settings)
         time.sleep(interval)
 
 

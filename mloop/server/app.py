@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import tuning
 
     app.include_router(tuning.router, prefix="/api")
+    from mloop.server.api import automation
+
+    app.include_router(automation.router, prefix="/api")
     from mloop.server import mlflow
 
     for prefix, mlflow_router in mlflow.routers():
