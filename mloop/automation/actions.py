@@ -20,7 +20,7 @@ __all__ = ["Stop", "check_action", "run_action"]
 _OPTIONS = {
     "run_flow": ({"file"}, {"parameters", "flow"}),
     "evaluate": ({"holdout", "target", "metric"}, {"margin", "max_latency_ms", "champion"}),
-    "promote": (set(), {"alias"}),
+    "promote": (set(), {"alias", "environment"}),
     "rollback": (set(), {"alias"}),
     "notify": (set(), {"message"}),
 }

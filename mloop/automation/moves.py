@@ -17,6 +17,7 @@ from mloop.config import Settings
 from mloop.errors import ConflictError
 from mloop.events.outbox import append_event
 from mloop.registry import _audit, _models
+from mloop.registry import _tables as rt
 from mloop.store.sql import open_database
 
 __all__ = ["last_promotion", "move_alias"]
@@ -51,25 +52,50 @@ def move_alias(step: Any, rule: Any, firing: dict[str, Any], spec: dict[str, Any
                 raise Stop(f"nothing to roll back: {alias} is at v{current}, not at a version automation promoted")
             target = int(last["from"])
         result = {"alias": alias, "from": current, "to": target}
-        marked = conn.execute(update(t.actions).where(
-            t.actions.c.firing == step.firing, t.actions.c.position == step.position, t.actions.c.status == "running")
-            .values(status="done", result=dumps(result), finished=now_ms())).rowcount
-        if not marked:
-            raise ConflictError(f"{step.kind} of firing {step.firing} was already done by another runtime",
-                                field="firing")
         _models.set_alias(conn, rule.model, alias, target, registry.actor, expected=current)
         event = _audit.record(conn, registry.actor, "alias.set", rule.model, f"models/{rule.model}/aliases/{alias}",
                               before=None if current is None else {"version": current}, after={"version": target})
+        extra = [_deploy(conn, registry, rule.model, target, spec["environment"], firing, result)
+                 if "environment" in spec and step.kind == "promote" else None]
+        _mark_done(conn, step, result)  # same transaction: if another runtime did it first, all of this rolls back
+        # lineage: the version says which firing (and so which trigger and rule version) put it there
+        _models.write_tags(conn, rt.version_tags, {"name": rule.model, "version": target},
+                           {f"automation.{step.kind}": f"{firing['rule']} firing {firing['id']}"})
         name = "automation.promoted" if step.kind == "promote" else "automation.rolled_back"
         append_event(conn, "automation", name, rule.model,
                      {"event": name, "rule": rule.name, "firing": firing["id"], **result})
-    registry._emit([event])
+    registry._emit([event, *filter(None, extra)])
     return result
 
 
-def _has_alias(conn: Any, model: str, alias: str) -> bool:
-    from mloop.registry import _tables as rt
+def _mark_done(conn: Any, step: Any, result: dict[str, Any]) -> None:
+    """The compare-and-set on the action row: only the runtime that still sees it running may move the alias."""
+    marked = conn.execute(update(t.actions).where(
+        t.actions.c.firing == step.firing, t.actions.c.position == step.position, t.actions.c.status == "running")
+        .values(status="done", result=dumps(result), finished=now_ms())).rowcount
+    if not marked:
+        raise ConflictError(f"{step.kind} of firing {step.firing} was already done by another runtime",
+                            field="firing")
 
+
+def _deploy(conn: Any, registry: Any, model: str, version: int, env: str, firing: dict[str, Any],
+            result: dict[str, Any]) -> dict[str, Any]:
+    """Deploy ``version`` to ``env`` in the promotion's transaction; an environment that requires approval gets
+    a pending request instead (a person still decides)."""
+    from mloop.registry.environments import _env
+
+    envs = registry.environments
+    reason = f"automation: rule {firing['rule']} firing {firing['id']}"
+    if _env(conn, env).requires_approval:
+        request_id, event = envs._request(conn, env, model, version, reason)
+        result["approval_request"] = request_id
+    else:
+        event = envs._move(conn, env, model, version, reason)
+        result["environment"] = env
+    return event  # type: ignore[no-any-return]
+
+
+def _has_alias(conn: Any, model: str, alias: str) -> bool:
     return conn.execute(select(rt.aliases.c.version).where(rt.aliases.c.name == model,
                                                            rt.aliases.c.alias == alias)).first() is not None
 

@@ -55,6 +55,7 @@ class Rule:
     when: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     paused: bool = False
+    environment: str | None = None  # the rule applies only while the model is deployed there
 
     @property
     def condition(self) -> Condition:
@@ -74,6 +75,10 @@ class Rule:
         given = data.get("given")
         if not isinstance(given, dict) or not isinstance(given.get("model"), str):
             raise InvalidInputError(field=f"{name}.given", value=given, expected="a mapping with model: <name>")
+        extra = set(given) - {"model", "tags", "environment"}
+        if extra:
+            raise InvalidInputError(field=f"{name}.given.{sorted(extra)[0]}", value=sorted(extra)[0],
+                                    expected="model, tags or environment")
         tags = given.get("tags") or {}
         if not isinstance(tags, dict):
             raise InvalidInputError(field=f"{name}.given.tags", value=tags, expected="a mapping of tag: value")
@@ -84,10 +89,14 @@ class Rule:
             raise InvalidInputError(field=f"{name}.paused", value=paused, expected="true or false")
         return cls(name=name, model=check_name(given["model"], f"{name}.given.model"),
                    trigger=check_trigger(data.get("trigger"), name), actions=_actions(data.get("actions"), name),
-                   when=str(when), tags={str(k): str(v) for k, v in tags.items()}, paused=paused)
+                   when=str(when), tags={str(k): str(v) for k, v in tags.items()}, paused=paused,
+                   environment=None if given.get("environment") is None else check_name(
+                       given["environment"], f"{name}.given.environment"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "given": {"model": self.model, "tags": self.tags}, "trigger": self.trigger,
+        given = {"model": self.model, "tags": self.tags, **({"environment": self.environment}
+                                                              if self.environment else {})}
+        return {"name": self.name, "given": given, "trigger": self.trigger,
                 "when": self.when, "actions": [{a.kind: a.spec} for a in self.actions], "paused": self.paused}
 
     def to_json(self) -> str:

@@ -63,11 +63,14 @@ def _last_payload(conn: Any, rule: str) -> dict[str, Any] | None:
 
 
 def _given_holds(rule: Rule, settings: Settings) -> tuple[bool, str]:
-    if not rule.tags:
+    if not rule.tags and not rule.environment:
         return True, ""
     from mloop.registry._log import registry_for
 
-    tags = registry_for(settings).get_model(rule.model).tags
+    registry = registry_for(settings)
+    if rule.environment and registry.environments.current(rule.model, rule.environment) is None:
+        return False, f"{rule.model} is not deployed in {rule.environment}"
+    tags = registry.get_model(rule.model).tags
     wrong = {k: v for k, v in rule.tags.items() if tags.get(k) != v}
     return (not wrong), (f"model tags {wrong} do not match" if wrong else "")
 

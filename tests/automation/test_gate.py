@@ -79,3 +79,22 @@ def test_a_winner_is_promoted_then_rolled_back_when_live_error_is_worse(settings
     assert [m.after["version"] for m in moves[:2]] == [champion, winner]  # newest first: back, then forward
     assert [line["what"] for line in timeline("eta", settings=settings)][-2:] == ["undo fired on metric_drop",
                                                                                   "rollback done"]
+
+
+def test_given_environment_and_promotion_into_an_environment(settings: Settings, champion: int,
+                                                            holdout: str) -> None:
+    from sklearn.linear_model import Ridge
+
+    registry = registry_for(settings)
+    registry.environments.create("prod")
+    x, y = diabetes()
+    winner = register(settings, Ridge(alpha=0.1).fit(x.head(300), y.head(300)), x)
+    rule = _gate_rule(holdout)
+    rule["given"]["environment"] = "prod"
+    rule["actions"][1]["promote"]["environment"] = "prod"
+    apply_rules([rule], settings=settings)
+    assert fire_manual("retrain", settings=settings)["firing"] is None  # not deployed in prod: does not apply
+    registry.environments.deploy("eta", champion, "prod")
+    assert fire_manual("retrain", settings=settings)["ran"][0]["state"] == "done"
+    assert registry.environments.current("eta", "prod") == winner
+    assert registry.get_version("eta", winner).tags["automation.promote"].startswith("retrain firing ")
