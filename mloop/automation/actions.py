@@ -19,7 +19,7 @@ __all__ = ["Stop", "check_action", "run_action"]
 
 _OPTIONS = {
     "run_flow": ({"file"}, {"parameters", "flow"}),
-    "evaluate": ({"holdout", "target", "metric"}, {"margin", "max_latency_ms", "champion"}),
+    "evaluate": ({"metric"}, {"holdout", "target", "traffic", "min_rows", "margin", "max_latency_ms", "champion"}),
     "promote": (set(), {"alias", "environment"}),
     "rollback": (set(), {"alias"}),
     "notify": (set(), {"message"}),
@@ -45,7 +45,7 @@ class Context:
 def check_action(kind: str, spec: dict[str, Any], where: str) -> dict[str, Any]:
     """``spec`` of one action, with its required and known options checked."""
     required, optional = _OPTIONS[kind]
-    spec = check_options(spec, required, optional, where, kind, numbers=("margin", "max_latency_ms"))
+    spec = check_options(spec, required, optional, where, kind, numbers=("margin", "max_latency_ms", "min_rows"))
     if "parameters" in spec and not isinstance(spec["parameters"], dict):
         raise InvalidInputError(field=f"{where}.parameters", value=spec["parameters"], expected="a mapping")
     if kind == "evaluate":
@@ -53,6 +53,15 @@ def check_action(kind: str, spec: dict[str, Any], where: str) -> dict[str, Any]:
 
         if spec["metric"] not in SCORES:
             raise InvalidInputError(field=f"{where}.metric", value=spec["metric"], expected=f"one of {SCORES}")
+        if "holdout" not in spec and "traffic" not in spec:
+            raise InvalidInputError(field=f"{where}.holdout", value=None,
+                                    expected="a holdout Parquet path (with target), recent traffic ('7d'), or both")
+        if "holdout" in spec and "target" not in spec:
+            raise InvalidInputError(field=f"{where}.target", value=None, expected="the holdout's label column")
+        if "traffic" in spec:
+            from mloop.monitoring.monitor import parse_duration
+
+            parse_duration(spec["traffic"], f"{where}.traffic")
     return dict(spec)
 
 
@@ -87,22 +96,48 @@ def _challenger_and_champion(spec: dict[str, Any], ctx: Context) -> tuple[Any, A
 
 
 def _evaluate(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    from mloop.automation.gate import judge, read_holdout
+    """The gate on each declared data set (the holdout, recent labelled traffic); every one must pass."""
+    from mloop.automation.gate import judge
     from mloop.registry._log import registry_for
     from mloop.registry.loader import load_model
 
     challenger, champion = _challenger_and_champion(spec, ctx)
     registry = registry_for(ctx.settings)
-    inputs, truth = read_holdout(spec["holdout"], spec["target"])
-    result = judge(load_model(champion.uri, client=registry), load_model(challenger.uri, client=registry),
-                   inputs, truth, metric=spec["metric"], margin=float(spec.get("margin", 0.0)),
-                   max_latency_ms=spec.get("max_latency_ms"))
-    verdict = {**result.to_dict(), "challenger_version": challenger.version, "champion_version": champion.version}
+    models = load_model(champion.uri, client=registry), load_model(challenger.uri, client=registry)
+    verdict: dict[str, Any] = {"challenger_version": challenger.version, "champion_version": champion.version}
+    failed = None
+    for source, (inputs, truth) in _gate_data(spec, ctx):
+        result = judge(*models, inputs, truth, metric=spec["metric"], margin=float(spec.get("margin", 0.0)),
+                       max_latency_ms=spec.get("max_latency_ms"))
+        verdict[source] = result.to_dict()
+        if not result.passed and failed is None:
+            failed = f"on the {source}: {result.reason}"
+    verdict.update(verdict.get("holdout") or verdict.get("traffic") or {})
+    reason = failed or "; ".join(f"on the {s}: {verdict[s]['reason']}" for s in ("holdout", "traffic") if s in verdict)
     registry.update_version(ctx.rule.model, challenger.version, tags={
-        "automation.gate": ("passed: " if result.passed else "rejected: ") + result.reason})
-    if not result.passed:
-        raise Stop(f"v{challenger.version} stays registered, not promoted: {result.reason}", field="evaluate")
+        "automation.gate": ("rejected: " if failed else "passed: ") + reason[:4000]})
+    if failed:
+        raise Stop(f"v{challenger.version} stays registered, not promoted: {failed}", field="evaluate")
     return verdict
+
+
+def _gate_data(spec: dict[str, Any], ctx: Context) -> list[tuple[str, tuple[Any, Any]]]:
+    from mloop._util.clock import now_ms
+    from mloop.automation.gate import labelled_traffic, read_holdout
+    from mloop.monitoring.monitor import parse_duration
+
+    data = []
+    if "holdout" in spec:
+        data.append(("holdout", read_holdout(spec["holdout"], spec["target"])))
+    if "traffic" in spec:
+        inputs, truth = labelled_traffic(ctx.settings, ctx.rule.model, parse_duration(spec["traffic"], "traffic"),
+                                         now_ms())
+        needed = int(spec.get("min_rows", 30))
+        if len(truth) < needed:
+            raise Stop(f"only {len(truth)} labelled predictions of {ctx.rule.model} in the last {spec['traffic']}; "
+                       f"the gate needs {needed}", field="evaluate")
+        data.append(("traffic", (inputs, truth)))
+    return data
 
 
 def _notify(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:

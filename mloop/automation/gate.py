@@ -101,5 +101,23 @@ def judge(champion: Any, challenger: Any, inputs: pd.DataFrame, truth: np.ndarra
     result = GateResult(gain >= margin, "", {metric: ours}, {metric: theirs}, latency)
     verdict = "beats" if result.passed else "does not beat"
     result.reason = (f"the challenger {verdict} the champion by the margin {margin} on {metric}: "
-                     f"{theirs:.4f} vs {ours:.4f} on {len(truth)} holdout rows")
+                     f"{theirs:.4f} vs {ours:.4f} on the same {len(truth)} rows")
     return result
+
+
+MAX_TRAFFIC_ROWS = 200_000
+
+
+def labelled_traffic(settings: Any, model: str, seconds: int, now_ms: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The model's served rows of the last ``seconds`` that got a label, as (inputs, truth): the same recent
+    traffic for both models. At most MAX_TRAFFIC_ROWS, the newest."""
+    from mloop.monitoring import _log
+    from mloop.store.blob import open_blob_store
+
+    blobs = open_blob_store(settings.artifact_root)
+    since = now_ms - seconds * 1000
+    rows = _log.read_rows(blobs, _log.files_since(blobs, model, since), since, now_ms + 1)
+    labels = _log.read_labels(blobs, _log.feedback_files(blobs, ""))
+    joined = rows.merge(labels, on="id", how="inner").tail(MAX_TRAFFIC_ROWS)
+    inputs = joined.drop(columns=[c for c in (*_log._BASE, "label") if c in joined.columns])
+    return inputs.reset_index(drop=True), _log.decode(joined["label"]).to_numpy()

@@ -29,7 +29,8 @@ def test_a_losing_challenger_stays_registered_and_says_why(settings: Settings, c
     assert ran["state"] == "stopped" and "does not beat the champion by the margin 0.5 on mae" in ran["reason"]
     registry = registry_for(settings)
     assert registry.get_alias("eta", "champion").version == champion
-    assert registry.get_version("eta", loser).tags["automation.gate"].startswith("rejected: the challenger does")
+    tag = registry.get_version("eta", loser).tags["automation.gate"]
+    assert tag.startswith("rejected: on the holdout: the challenger does")
     (firing,) = firings(settings=settings)
     assert [a["status"] for a in firing["actions"]] == ["stopped", "pending"]  # promote never ran
 
@@ -98,3 +99,31 @@ def test_given_environment_and_promotion_into_an_environment(settings: Settings,
     assert fire_manual("retrain", settings=settings)["ran"][0]["state"] == "done"
     assert registry.environments.current("eta", "prod") == winner
     assert registry.get_version("eta", winner).tags["automation.promote"].startswith("retrain firing ")
+
+
+def test_the_gate_on_recent_labelled_traffic(settings: Settings, champion: int) -> None:
+    """Both models predict the same served rows that got labels (the prediction log and POST /feedback)."""
+    import pandas as pd
+    from sklearn.dummy import DummyRegressor
+
+    from tests.monitoring.conftest import write_labels, write_predictions
+
+    x, y = diabetes()
+    recent = x.tail(120).reset_index(drop=True)
+    now = pd.Timestamp.now(tz="UTC").floor("min") - pd.Timedelta(minutes=30)
+    rows = recent.assign(id=[f"r{i}" for i in range(120)], version=str(champion), role="primary", latency_ms=2.0,
+                         output=[0.0] * 120,
+                         time=pd.date_range(now, periods=120, freq="s").as_unit("ns"))
+    write_predictions(settings, "eta", rows, list(x.columns))
+    labelled = rows.id.tolist()[:90]  # a quarter never got a label
+    write_labels(settings, labelled, y.tail(120).tolist()[:90], now + pd.Timedelta(minutes=5))
+    loser = register(settings, DummyRegressor().fit(x.head(300), y.head(300)), x)
+    apply_rules([{"name": "retrain", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
+                  "actions": [{"evaluate": {"traffic": "1d", "metric": "mae", "min_rows": 50}},
+                              {"promote": {}}]}], settings=settings)
+    (ran,) = fire_manual("retrain", settings=settings)["ran"]
+    assert ran["state"] == "stopped" and "on the traffic: the challenger does not beat" in ran["reason"]
+    assert "on the same 90 rows" in ran["reason"]  # the labelled ones only
+    registry = registry_for(settings)
+    assert registry.get_alias("eta", "champion").version == champion
+    assert registry.get_version("eta", loser).tags["automation.gate"].startswith("rejected: on the traffic")
