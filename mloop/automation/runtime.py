@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -195,7 +198,33 @@ def run_firings(*, settings: Settings | None = None) -> list[dict[str, Any]]:
     """Run every pending firing (and every one whose runtime died), each from its first unfinished action."""
     settings = settings or Settings.load()
     owner = uuid.uuid4().hex
-    return [_run_firing(firing_id, owner, settings) for firing_id in _claim(settings, owner)]
+    ran = []
+    for firing_id in _claim(settings, owner):
+        with _heartbeat(settings, firing_id, owner):
+            ran.append(_run_firing(firing_id, owner, settings))
+    return ran
+
+
+@contextmanager
+def _heartbeat(settings: Settings, firing_id: str, owner: str) -> Iterator[None]:
+    """Renew the lease while the firing runs: a retraining longer than the lease is still this runtime's, and
+    only a dead runtime's firing is taken over (it would otherwise resume the same flow run twice at once)."""
+    stop = threading.Event()
+    period = max(lease_seconds() / 3, 0.05)
+
+    def renew() -> None:
+        while not stop.wait(period):
+            with open_database(settings.db_url).write() as conn:
+                conn.execute(update(t.firings).where(t.firings.c.id == firing_id, t.firings.c.lease_owner == owner)
+                             .values(lease_until=now_ms() + int(lease_seconds() * 1000)))
+
+    beat = threading.Thread(target=renew, name="mloop-automation-lease", daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join()
 
 
 def _finish(settings: Settings, firing: dict[str, Any], owner: str, state: str, reason: str | None) -> None:

@@ -94,3 +94,26 @@ def test_kill_9_mid_flow_resumes_without_retraining_or_promoting_twice(
     assert run_firings(settings=settings) == [] and tick(settings=settings).ran == []
     moves = registry.audit("eta", action="alias.set")
     assert [m.after["version"] for m in moves] == [champion + 1, champion]  # one promotion, after the first set
+
+
+@pytest.mark.timeout(300)
+def test_a_live_runtime_keeps_its_firing_past_the_lease(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retraining longer than the lease: the runtime renews it, so another runtime does not take the firing
+    over (which would resume the same flow run a second time, at once)."""
+    monkeypatch.setenv("MLOOP_AUTOMATION_LEASE_SECONDS", "1")
+    settings = Settings.load(home=str(tmp_path / "home"))
+    (tmp_path / "retrain.py").write_text(FLOW)
+    (tmp_path / "hold").touch()
+    apply_rules([{"name": "retrain", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
+                  "actions": [{"run_flow": {"file": str(tmp_path / "retrain.py")}}]}], settings=settings)
+    fire_manual("retrain", run=False, settings=settings)
+    runtime = subprocess.Popen([sys.executable, "-m", "mloop", "automation", "tick"])
+    try:
+        _wait_for(tmp_path / "waiting", runtime)
+        time.sleep(2.5)  # more than twice the lease
+        assert run_firings(settings=settings) == []  # still owned by the live runtime
+    finally:
+        (tmp_path / "hold").unlink()
+        assert runtime.wait(120) == 0
+    (firing,) = firings(settings=settings)
+    assert firing["state"] == "done" and (tmp_path / "trained.log").read_text().count("trained") == 1
