@@ -25,7 +25,7 @@ __all__ = ["TRIGGER_KINDS", "Candidate", "check_trigger", "observe"]
 TRIGGER_KINDS = ("schedule", "new_data", "drift", "metric_drop", "code_change", "manual")
 _OPTIONS = {
     "schedule": ({"cron"}, set()),
-    "new_data": ({"path"}, {"min_rows"}),
+    "new_data": (set(), {"path", "min_rows", "feature_view"}),
     "drift": ({"monitor"}, {"metric"}),
     "metric_drop": ({"monitor", "metric"}, {"below", "alias"}),
     "code_change": ({"file"}, {"alias"}),
@@ -52,6 +52,9 @@ def check_trigger(raw: Any, rule: str) -> dict[str, Any]:
     required, optional = _OPTIONS[kind]
     checked = check_options(raw, required | {"kind"}, optional, where, f"the {kind} trigger",
                             numbers=("min_rows", "below"))
+    if kind == "new_data" and ("path" in raw) == ("feature_view" in raw):
+        raise InvalidInputError(field=f"{where}.path", value=None,
+                                expected="either path (a Parquet file or folder) or feature_view (a view's name)")
     if kind == "schedule":
         from mloop.flows.cron import CronSchedule
 
@@ -93,7 +96,32 @@ def count_rows(path: str) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
+def _materialized(rule: Any, view: str, last: dict[str, Any], settings: Settings) -> list[Candidate]:
+    """The newest ``features.materialized`` event of ``view`` after the last one this rule saw (several between
+    two ticks make one retraining, not several)."""
+    import json
+
+    from sqlalchemy import select
+
+    from mloop.events._tables import events
+    from mloop.store.sql import open_database
+
+    query = (select(events.c.id, events.c.payload).where(events.c.name == "features.materialized",
+                                                         events.c.id > int(last.get("features.outbox_id", 0)))
+             .order_by(events.c.id.desc()).limit(1000))
+    with open_database(settings.db_url).read() as conn:
+        for row in conn.execute(query):
+            payload = json.loads(row.payload)
+            if payload.get("view") == view:
+                return [Candidate(f"new_data:{rule.name}:view:{row.id}",
+                                  {"features.view": view, "features.rows": payload.get("rows"),
+                                   "features.outbox_id": row.id})]
+    return []
+
+
 def _new_data(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any], settings: Settings) -> list:
+    if "feature_view" in trig:
+        return _materialized(rule, trig["feature_view"], last, settings)
     rows = count_rows(trig["path"])
     watermark = int(last.get("data.rows", 0))
     if rows - watermark < int(trig.get("min_rows", 1)):

@@ -51,6 +51,24 @@ def test_new_data_fires_once_per_growth_past_the_watermark(settings: Settings, t
     assert [f["event"]["data.rows"] for f in firings(settings=settings)] == [290, 120]
 
 
+def test_a_materialized_feature_view_fires_once_per_materialization(settings: Settings) -> None:
+    from mloop.events.outbox import append_event
+
+    def materialized(view: str, rows: int) -> None:  # the event mloop.features writes when a job ends
+        with open_database(settings.db_url).write() as conn:
+            append_event(conn, "features", "features.materialized", None,
+                         {"event": "features.materialized", "project": "p", "view": view, "rows": rows})
+
+    apply_rules([_rule({"kind": "new_data", "feature_view": "trips"}, "features.rows > 0")], settings=settings)
+    assert tick(now=NOW, settings=settings).events == []
+    materialized("trips", 500)
+    materialized("zones", 20)  # another view: not this rule's
+    assert _fired_twice_is_once(settings) == 1
+    materialized("trips", 0)
+    assert _fired_twice_is_once(settings) == 0  # recorded; nothing new to train on
+    assert [f["event"]["features.rows"] for f in firings(settings=settings)] == [500]
+
+
 def test_drift_fires_once_per_window_only_when_the_share_is_high(settings: Settings, champion: int) -> None:
     from mloop.monitoring import create_monitor
 
@@ -112,6 +130,7 @@ def test_two_schedulers_record_one_event_on_postgres(postgres_url: str, tmp_path
 
 
 @pytest.mark.parametrize("trigger", [{"kind": "drift"}, {"kind": "new_data", "path": "x", "min_rows": "many"},
+                                     {"kind": "new_data", "path": "x", "feature_view": "trips"},
                                      {"kind": "schedule", "cron": "* * *", "extra": 1}])
 def test_bad_triggers_name_the_field(settings: Settings, trigger: dict) -> None:
     from mloop.errors import InvalidInputError
