@@ -28,7 +28,7 @@ _OPTIONS = {
     "new_data": (set(), {"path", "min_rows", "feature_view"}),
     "drift": ({"monitor"}, {"metric"}),
     "metric_drop": ({"monitor", "metric"}, {"below", "alias"}),
-    "code_change": ({"file"}, {"alias"}),
+    "code_change": (set(), {"file", "git", "alias"}),
     "manual": (set(), set()),
 }
 MAX_PARQUET_FILES = 10_000
@@ -55,6 +55,9 @@ def check_trigger(raw: Any, rule: str) -> dict[str, Any]:
     if kind == "new_data" and ("path" in raw) == ("feature_view" in raw):
         raise InvalidInputError(field=f"{where}.path", value=None,
                                 expected="either path (a Parquet file or folder) or feature_view (a view's name)")
+    if kind == "code_change" and ("file" in raw) == ("git" in raw):
+        raise InvalidInputError(field=f"{where}.file", value=None,
+                                expected="either file (a flow's code) or git (a repository folder)")
     if kind == "schedule":
         from mloop.flows.cron import CronSchedule
 
@@ -192,18 +195,44 @@ def file_digest(path: str) -> str:
     return hashlib.sha256(file.read_bytes()).hexdigest()
 
 
-def _code_change(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any], settings: Settings) -> list:
+def _champion(rule: Any, trig: dict[str, Any], settings: Settings) -> Any:
     from mloop.registry._log import registry_for
 
-    digest = file_digest(trig["file"])
-    try:  # the champion's own record wins: it says what code trained the model now serving
-        trained = registry_for(settings).get_alias(rule.model, trig.get("alias", "champion")).tags.get("code_digest")
+    try:
+        return registry_for(settings).get_alias(rule.model, trig.get("alias", "champion"))
     except NotFoundError:
-        trained = None
-    before = trained or last.get("code.digest")
+        return None
+
+
+def _code_change(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any], settings: Settings) -> list:
+    if "git" in trig:
+        return _git_change(rule, trig, last, settings)
+    digest = file_digest(trig["file"])
+    champion = _champion(rule, trig, settings)
+    # the champion's own record wins: it says what code trained the model now serving
+    before = (champion.tags.get("code_digest") if champion else None) or last.get("code.digest")
     if digest == before:
         return []
     return [Candidate(f"code_change:{rule.name}:{digest}", {"code.digest": digest, "code.before": before})]
+
+
+def _git_change(rule: Any, trig: dict[str, Any], last: dict[str, Any], settings: Settings) -> list:
+    """The repository's HEAD against the commit the champion's training run recorded (``mloop.git.commit``)."""
+    from mloop.registry._log import registry_for
+    from mloop.tracking.env import git_state
+
+    state = git_state.__wrapped__(str(trig["git"]))  # uncached: a long-running runtime must see new commits
+    if state is None:
+        raise NotFoundError(f"code_change trigger: {trig['git']!r} is not a git repository.", field="trigger.git")
+    champion = _champion(rule, trig, settings)
+    trained = None
+    if champion is not None and champion.run_id:
+        trained = registry_for(settings).runs.get_run(champion.run_id).tags.get("mloop.git.commit")
+    before = trained or last.get("code.commit")
+    if state[0] == before:
+        return []
+    return [Candidate(f"code_change:{rule.name}:{state[0]}", {"code.commit": state[0], "code.dirty": state[1],
+                                                               "code.before": before})]
 
 
 _OBSERVERS = {"schedule": _schedule, "new_data": _new_data, "drift": _drift, "metric_drop": _metric_drop,

@@ -129,6 +129,32 @@ def test_two_schedulers_record_one_event_on_postgres(postgres_url: str, tmp_path
     assert firing["state"] == "done" and [a["status"] for a in firing["actions"]] == ["done"]
 
 
+def test_code_change_compares_the_repository_with_the_champions_training_commit(settings: Settings, champion: int,
+                                                                                  tmp_path: Path) -> None:
+    import subprocess
+
+    from mloop.registry import registry_for
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), "-c", "user.name=ct", "-c", "user.email=ct@example.com",
+                               *args], check=True, capture_output=True, text=True).stdout.strip()
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q")
+    (repo / "train.py").write_text("X = 1\n")
+    git("add", "train.py")
+    git("commit", "-qm", "first")
+    registry = registry_for(settings)  # as if the champion's run had been started from this checkout
+    registry.runs.set_tags(registry.get_version("eta", champion).run_id, {"mloop.git.commit": git("rev-parse", "HEAD")})
+    apply_rules([_rule({"kind": "code_change", "git": str(repo)})], settings=settings)
+    assert tick(now=NOW, settings=settings).events == []  # the code that trained the champion: no change
+    (repo / "train.py").write_text("X = 2\n")
+    git("commit", "-qam", "second")
+    assert _fired_twice_is_once(settings) == 1
+    assert firings(settings=settings)[0]["event"]["code.commit"] == git("rev-parse", "HEAD")
+
+
 @pytest.mark.parametrize("trigger", [{"kind": "drift"}, {"kind": "new_data", "path": "x", "min_rows": "many"},
                                      {"kind": "new_data", "path": "x", "feature_view": "trips"},
                                      {"kind": "schedule", "cron": "* * *", "extra": 1}])
