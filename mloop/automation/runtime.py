@@ -150,6 +150,8 @@ def fire_manual(rule_name: str, payload: dict[str, Any] | None = None, *, reques
         raise InvalidInputError(f"Rule {rule_name!r} is paused; resume it first.", field="rule", value=rule_name)
     if payload is not None and not isinstance(payload, dict):
         raise InvalidInputError(field="payload", value=payload, expected="a mapping of field: value")
+    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 128):
+        raise InvalidInputError(field="request_id", value=str(request_id)[:60], expected="1 to 128 characters")
     key = f"manual:{rule_name}:{request_id or uuid.uuid4().hex}"
     recorded = record_event(rule, version, "manual", Candidate(key, {"manual": True, **(payload or {})}), settings)
     if recorded is None:

@@ -109,4 +109,7 @@ def test_paused_rule_neither_observes_nor_fires(settings, champion) -> None:  # 
     set_paused("on-drift", False, settings)
     assert fire_manual("on-drift", request_id="r1", settings=settings)["ran"][0]["state"] == "done"
     assert not fire_manual("on-drift", request_id="r1", settings=settings)["recorded"]  # a retry fires once
+    with pytest.raises(InvalidInputError) as err:
+        fire_manual("on-drift", request_id="x" * 600, settings=settings)
+    assert err.value.field == "request_id"
     assert [a["status"] for a in firings(settings=settings)[0]["actions"]] == ["done"]
