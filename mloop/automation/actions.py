@@ -19,7 +19,8 @@ __all__ = ["Stop", "check_action", "run_action"]
 
 _OPTIONS = {
     "run_flow": ({"file"}, {"parameters", "flow"}),
-    "evaluate": ({"metric"}, {"holdout", "target", "traffic", "min_rows", "margin", "max_latency_ms", "champion"}),
+    "evaluate": ({"metric"}, {"holdout", "target", "traffic", "min_rows", "margin", "max_latency_ms", "champion",
+                               "slices", "max_slice_gap"}),
     "promote": (set(), {"alias", "environment"}),
     "rollback": (set(), {"alias"}),
     "notify": (set(), {"message"}),
@@ -45,24 +46,36 @@ class Context:
 def check_action(kind: str, spec: dict[str, Any], where: str) -> dict[str, Any]:
     """``spec`` of one action, with its required and known options checked."""
     required, optional = _OPTIONS[kind]
-    spec = check_options(spec, required, optional, where, kind, numbers=("margin", "max_latency_ms", "min_rows"))
+    spec = check_options(spec, required, optional, where, kind,
+                         numbers=("margin", "max_latency_ms", "min_rows", "max_slice_gap"))
     if "parameters" in spec and not isinstance(spec["parameters"], dict):
         raise InvalidInputError(field=f"{where}.parameters", value=spec["parameters"], expected="a mapping")
     if kind == "evaluate":
-        from mloop.automation.gate import SCORES
-
-        if spec["metric"] not in SCORES:
-            raise InvalidInputError(field=f"{where}.metric", value=spec["metric"], expected=f"one of {SCORES}")
-        if "holdout" not in spec and "traffic" not in spec:
-            raise InvalidInputError(field=f"{where}.holdout", value=None,
-                                    expected="a holdout Parquet path (with target), recent traffic ('7d'), or both")
-        if "holdout" in spec and "target" not in spec:
-            raise InvalidInputError(field=f"{where}.target", value=None, expected="the holdout's label column")
-        if "traffic" in spec:
-            from mloop.monitoring.monitor import parse_duration
-
-            parse_duration(spec["traffic"], f"{where}.traffic")
+        _check_evaluate(spec, where)
     return dict(spec)
+
+
+def _check_evaluate(spec: dict[str, Any], where: str) -> None:
+    """The gate's data sets and bounds: a holdout (with its target) and/or recent traffic; slices need both."""
+    from mloop.automation.gate import SCORES
+
+    if spec["metric"] not in SCORES:
+        raise InvalidInputError(field=f"{where}.metric", value=spec["metric"], expected=f"one of {SCORES}")
+    if "holdout" not in spec and "traffic" not in spec:
+        raise InvalidInputError(field=f"{where}.holdout", value=None,
+                                expected="a holdout Parquet path (with target), recent traffic ('7d'), or both")
+    if "holdout" in spec and "target" not in spec:
+        raise InvalidInputError(field=f"{where}.target", value=None, expected="the holdout's label column")
+    if ("slices" in spec) != ("max_slice_gap" in spec) or ("slices" in spec and "holdout" not in spec):
+        raise InvalidInputError(field=f"{where}.slices", value=spec.get("slices"),
+                                expected="slices (columns of the holdout) with max_slice_gap, and a holdout")
+    if "slices" in spec and (not isinstance(spec["slices"], list) or not spec["slices"]
+                             or not all(isinstance(c, str) for c in spec["slices"])):
+        raise InvalidInputError(field=f"{where}.slices", value=spec["slices"], expected="a list of column names")
+    if "traffic" in spec:
+        from mloop.monitoring.monitor import parse_duration
+
+        parse_duration(spec["traffic"], f"{where}.traffic")
 
 
 def run_action(kind: str, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -112,6 +125,8 @@ def _evaluate(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         verdict[source] = result.to_dict()
         if not result.passed and failed is None:
             failed = f"on the {source}: {result.reason}"
+    if failed is None and "slices" in spec:
+        failed = _slice_check(spec, challenger, verdict, registry)
     verdict.update(verdict.get("holdout") or verdict.get("traffic") or {})
     reason = failed or "; ".join(f"on the {s}: {verdict[s]['reason']}" for s in ("holdout", "traffic") if s in verdict)
     registry.update_version(ctx.rule.model, challenger.version, tags={
@@ -119,6 +134,24 @@ def _evaluate(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if failed:
         raise Stop(f"v{challenger.version} stays registered, not promoted: {failed}", field="evaluate")
     return verdict
+
+
+def _slice_check(spec: dict[str, Any], challenger: Any, verdict: dict[str, Any], registry: Any) -> str | None:
+    """mloop.analyze of the challenger on the holdout by ``slices`` (stored with the version): how far its worst
+    slice falls behind overall on the primary metric, against ``max_slice_gap``."""
+    import pandas as pd
+
+    from mloop.analysis.analyze import analyze
+    from mloop.analysis.result import summarize
+
+    frame = pd.read_parquet(spec["holdout"])
+    analysis = analyze(challenger.uri, frame, label=spec["target"], slices=spec["slices"], registry=registry)
+    gap = summarize(analysis).get("worst_slice_gap")
+    verdict["worst_slice_gap"] = gap
+    if gap is not None and gap > float(spec["max_slice_gap"]):
+        return (f"on the holdout: its worst slice by {', '.join(spec['slices'])} falls {gap:.4f} behind overall, "
+                f"over the bound of {spec['max_slice_gap']}")
+    return None
 
 
 def _gate_data(spec: dict[str, Any], ctx: Context) -> list[tuple[str, tuple[Any, Any]]]:

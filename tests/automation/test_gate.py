@@ -127,3 +127,20 @@ def test_the_gate_on_recent_labelled_traffic(settings: Settings, champion: int) 
     registry = registry_for(settings)
     assert registry.get_alias("eta", "champion").version == champion
     assert registry.get_version("eta", loser).tags["automation.gate"].startswith("rejected: on the traffic")
+
+
+def test_a_challenger_with_a_slice_far_behind_overall_is_not_promoted(settings: Settings, champion: int,
+                                                                      holdout: str) -> None:
+    from sklearn.linear_model import Ridge
+
+    x, y = diabetes()
+    winner = register(settings, Ridge(alpha=0.1).fit(x.head(300), y.head(300)), x)
+    apply_rules([_gate_rule(holdout, slices=["sex"], max_slice_gap=0.0001)], settings=settings)
+    (ran,) = fire_manual("retrain", settings=settings)["ran"]
+    assert ran["state"] == "stopped" and "its worst slice by sex falls" in ran["reason"], ran
+    registry = registry_for(settings)
+    assert registry.get_alias("eta", "champion").version == champion
+    assert registry.get_version("eta", winner).tags["automation.gate"].startswith("rejected: on the holdout: its worst")
+    apply_rules([_gate_rule(holdout, slices=["sex"], max_slice_gap=1000)], settings=settings)
+    assert fire_manual("retrain", settings=settings)["ran"][0]["state"] == "done"
+    assert registry.get_alias("eta", "champion").version == winner
