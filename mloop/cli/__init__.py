@@ -17,6 +17,7 @@ VERBS = (
     "analysis",
     "automl",
     "auth",
+    "automation",
     "demo",
     "events",
     "experiments",

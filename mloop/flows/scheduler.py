@@ -6,6 +6,7 @@ start the same flow twice for the same minute; the row then records the run's id
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -89,6 +90,7 @@ def serve(files: list[str], *, once: bool = False, now: datetime | None = None, 
     flows = scheduled_flows(files, warn=warn)
     echo(f"scheduler: {len(flows)} scheduled flow(s): " + ", ".join(f"{f.name} [{f.cron}]" for f in flows))
     children: list[subprocess.Popen[bytes]] = []
+    _start_automation(once, echo, now)
     while True:
         moment = now or datetime.now(UTC)
         for flow, proc in tick(flows, moment):
@@ -98,3 +100,15 @@ def serve(files: list[str], *, once: bool = False, now: datetime | None = None, 
         if once:
             return max([c.wait() for c in children] or [0])
         time.sleep(60 - datetime.now(UTC).second + 0.5)
+
+
+def _start_automation(once: bool, echo: Any, now: datetime | None) -> None:
+    """Automation rules tick beside the flows (a thread, so a long retraining never delays a scheduled start)."""
+    if os.environ.get("MLOOP_SCHEDULER_AUTOMATION", "1") == "0":
+        return
+    from mloop.automation.loop import start_background, tick_and_report
+
+    if once:
+        tick_and_report(echo, now=now)
+    else:
+        start_background(echo)

@@ -46,7 +46,10 @@ URL_PATTERN = r"^https?://"  # the scheme; the host is judged when the webhook i
 
 FEATURE_EVENTS = ("features.applied", "features.materialized")
 ALERT_EVENTS = ("alert.firing", "alert.resolved")  # a monitoring alert rule's state changes (mloop.monitoring)
-EVENTS = ACTIONS + FEATURE_EVENTS + ALERT_EVENTS
+# continuous training (mloop.automation): a rule fired, its firing ended, an alias moved, a notify action
+AUTOMATION_EVENTS = ("automation.fired", "automation.done", "automation.stopped", "automation.failed",
+                     "automation.promoted", "automation.rolled_back", "automation.notify")
+EVENTS = ACTIONS + FEATURE_EVENTS + ALERT_EVENTS + AUTOMATION_EVENTS
 
 
 def flush_seconds() -> float:

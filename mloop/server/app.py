@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import analysis
 
     app.include_router(analysis.router, prefix="/api")
+    from mloop.server.api import automation
+
+    app.include_router(automation.router, prefix="/api")
     from mloop.server import mlflow
 
     for prefix, mlflow_router in mlflow.routers():

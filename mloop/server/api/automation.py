@@ -1,0 +1,57 @@
+"""REST API of automation under ``/api/automation``: rules, firings, a model's timeline, and the manual trigger
+(which records the firing; the runtime, ``mloop scheduler`` or ``mloop automation run``, runs it)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from mloop._util.openapi import error_responses
+from mloop.config import Settings
+from mloop.server.api._schema import TextPath
+
+router = APIRouter(prefix="/automation", tags=["automation"])
+Label = Annotated[str, Field(max_length=256)]
+
+
+class FireIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    payload: dict[str, Any] = Field(default={}, max_length=100)
+    request_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+@router.get("/rules")
+def list_rules(request: Request) -> list[dict[str, Any]]:
+    from mloop.automation import list_rules
+
+    return list_rules(_settings(request))
+
+
+@router.get("/firings")
+def list_firings(request: Request, rule: Label | None = None, model: Label | None = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+    from mloop.automation import firings
+
+    return firings(rule=rule, model=model, limit=limit, settings=_settings(request))
+
+
+@router.get("/models/{model}/timeline")
+def model_timeline(model: TextPath, request: Request) -> list[dict[str, Any]]:
+    from mloop.automation import timeline
+
+    return timeline(model, settings=_settings(request))
+
+
+@router.post("/rules/{name}/fire", status_code=202, responses=error_responses(404, 422))
+async def fire(name: TextPath, body: FireIn, request: Request) -> dict[str, Any]:
+    from mloop.automation import fire_manual
+
+    return await run_in_threadpool(fire_manual, name, body.payload, request_id=body.request_id, run=False,
+                                   settings=_settings(request))
