@@ -1,16 +1,18 @@
 """Monitoring benchmark: a day of one model's prediction log summarized into 5-minute windows, and a month of
 windows read back for the dashboard; Evidently's data drift preset on the same windows beside it.
 
-    python bench/monitoring.py [--rows 10000000] [--evidently-windows 12] [--skip-peer]
+    python bench/monitoring.py [--rows 10000000] [--flush-seconds 1] [--evidently-windows 12] [--skip-peer]
 
 Data: one registered model with 20 inputs (15 numeric, 5 categorical) and its training profile; a day of
-``--rows`` predictions in the serving log's own layout (Parquet files of 50,000 rows, named by the time they
-were written), uniformly over the day; from noon one input (num_00) drifts by half a standard deviation.
+``--rows`` predictions in the serving log's own layout: one Parquet file per ``--flush-seconds`` of traffic
+(``mloop serve`` flushes every second by default: a day is 86,400 files), named by the time it was written,
+uniformly over the day; from noon one input (num_00) drifts by half a standard deviation.
 mloop runs ``run_monitor`` once in a fresh process (5-minute windows: 288), its time and peak memory printed,
 and must flag num_00 in every afternoon window and nothing else in most windows (exit 1 otherwise). The month:
 30 days of 5-minute windows of the same figures stored, then the dashboard's read (traffic, latency, every
-input's drift) timed. Evidently (bench/.venv-evidently) runs its DataDriftPreset on the first
-``--evidently-windows`` windows of the same log against the same training data; both are compared per window.
+input's drift, rolled up by the hour as the dashboard asks for a month) timed. Evidently
+(bench/.venv-evidently) runs its DataDriftPreset on the first ``--evidently-windows`` windows of the same log
+against the same training data; both are compared per window.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def inputs(n: int, rng: np.random.Generator, shift: np.ndarray | None = None) ->
     return data
 
 
-def setup(home: Path, rows: int) -> pd.DataFrame:
+def setup(home: Path, rows: int, flush_seconds: float) -> pd.DataFrame:
     """The model with its training profile, and a day of its log; returns the training frame."""
     from sklearn.linear_model import Ridge
 
@@ -72,19 +74,23 @@ def setup(home: Path, rows: int) -> pd.DataFrame:
     folder.mkdir(parents=True, exist_ok=True)
     day_ms = int(DAY.timestamp() * 1000)
     times = np.sort(rng.integers(day_ms, day_ms + 86_400_000, rows))
-    for part, begin in enumerate(range(0, rows, FILE_ROWS)):
-        t = times[begin:begin + FILE_ROWS]
-        n = len(t)
-        shift = np.where(t >= day_ms + 43_200_000, 0.5, 0.0)
-        data = inputs(n, rng, shift)
-        struct = pa.StructArray.from_arrays([pa.array(data[c]) for c in NUMERIC + CATEGORICAL],
+    span = int(flush_seconds * 1000)
+    edges = np.searchsorted(times, np.arange(day_ms, day_ms + 86_400_000 + span, span))
+    data = inputs(rows, rng, np.where(times >= day_ms + 43_200_000, 0.5, 0.0))
+    outputs = np.round(rng.normal(5, 2, rows), 3).astype(str)
+    latency = rng.gamma(2.0, 2.0, rows)
+    for part, (begin, end) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        if begin == end:
+            continue
+        t, n = times[begin:end], end - begin
+        struct = pa.StructArray.from_arrays([pa.array(data[c][begin:end]) for c in NUMERIC + CATEGORICAL],
                                             names=NUMERIC + CATEGORICAL)
         table = pa.table({"id": pa.array([f"{part}-{i}-0" for i in range(n)]),
                           "time": pa.array(t).cast(pa.timestamp("ms", tz="UTC")), "model": ["fare"] * n,
                           "version": [str(mv.version)] * n, "role": ["primary"] * n, "inputs": struct,
-                          "output": pa.array(np.round(rng.normal(5, 2, n), 3).astype(str)),
-                          "latency_ms": pa.array(rng.gamma(2.0, 2.0, n)), "proba": pa.nulls(n, pa.string())})
-        written = pd.Timestamp(int(t[-1]) + 1000, unit="ms", tz="UTC")
+                          "output": pa.array(outputs[begin:end]), "latency_ms": pa.array(latency[begin:end]),
+                          "proba": pa.nulls(n, pa.string())})
+        written = pd.Timestamp(int(t[-1]) + 200, unit="ms", tz="UTC")
         pq.write_table(table, folder / f"{written.strftime('%H%M%S%f')}-1-{part:08x}.parquet", compression="zstd")
     return train
 
@@ -111,8 +117,8 @@ def month_read(home: str) -> None:
     from sqlalchemy import insert, select
 
     from mloop.config import Settings
-    from mloop.monitoring import series
     from mloop.monitoring._tables import monitor_series
+    from mloop.monitoring.rollup import rolled_up_series
     from mloop.store.sql import open_database
 
     settings = Settings.load(home=home)
@@ -128,8 +134,8 @@ def month_read(home: str) -> None:
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        found = series("fare-5m", wanted, start=pd.Timestamp(day_ms - 29 * 86_400_000, unit="ms", tz="UTC"),
-                       settings=settings)
+        found = rolled_up_series("fare-5m", "1h", wanted,
+                                 start=pd.Timestamp(day_ms - 29 * 86_400_000, unit="ms", tz="UTC"), settings=settings)
         times.append(time.perf_counter() - start)
     print(json.dumps({"seconds": float(np.median(times)), "points": len(found), "stored": len(day) * 30}))
 
@@ -147,10 +153,10 @@ def evidently_windows(home: Path, train: pd.DataFrame, windows: int) -> tuple[Pa
     out.mkdir(parents=True, exist_ok=True)
     reference = out / "train.parquet"
     train.to_parquet(reference)
-    keys = _log.files_since(blobs, "fare", day_ms)
     paths = []
     for w in range(windows):
-        rows = _log.read_rows(blobs, keys[: 2 + w // 2], day_ms + w * 300_000, day_ms + (w + 1) * 300_000)
+        start, end = day_ms + w * 300_000, day_ms + (w + 1) * 300_000
+        rows = _log.read_rows(blobs, _log.files_since(blobs, "fare", start, end + 60_000), start, end)
         path = out / f"window-{w:03d}.parquet"
         rows[NUMERIC + CATEGORICAL].to_parquet(path)
         paths.append(path)
@@ -160,6 +166,7 @@ def evidently_windows(home: Path, train: pd.DataFrame, windows: int) -> tuple[Pa
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--flush-seconds", type=float, default=1.0)
     parser.add_argument("--evidently-windows", type=int, default=12)
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--step", choices=["monitor", "month"], help=argparse.SUPPRESS)
@@ -171,7 +178,7 @@ def main() -> None:
     watch = LoadWatch()
     home = Path(tempfile.mkdtemp(prefix="mloop-bench-monitoring-"))
     start = time.perf_counter()
-    train = setup(home, args.rows)
+    train = setup(home, args.rows, args.flush_seconds)
     print(f"wrote a day of {args.rows:,} predictions in {time.perf_counter() - start:.1f} s", flush=True)
     ours = _step("monitor", home)
     month = _step("month", home)

@@ -16,7 +16,7 @@ def ui(
 ) -> None:
     """Open the web UI: starts the server on 127.0.0.1 and prints the URL to open (Ctrl-C stops it).
 
-    To share the UI with others, run ``mloop server --host 0.0.0.0`` instead: it serves the same pages.
+    To share the UI with others, run ``mloop server --host 0.0.0.0 --auth`` instead: it serves the same pages.
     """
     console.print(f"mloop UI: [bold]http://127.0.0.1:{port}/[/]", highlight=False, soft_wrap=True)
     serve_locally(port, home, db_url, artifact_root)
@@ -26,5 +26,6 @@ def serve_locally(port: int, home: str | None, db_url: str | None = None, artifa
     """Serve the API and the pages on 127.0.0.1:``port`` until interrupted."""
     from mloop.cli.server import server
 
+    # every option given: called as a function, a Typer option left out would arrive as its OptionInfo
     server(host="127.0.0.1", port=port, workers=1, home=home, db_url=db_url, artifact_root=artifact_root,
-           log_level="warning", allowed_hosts=None)
+           log_level="warning", allowed_hosts=None, auth=None, insecure_no_auth=False)
