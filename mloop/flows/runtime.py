@@ -147,6 +147,7 @@ class Runtime:
         # The database opens in the recorder's thread while the first tasks run; a resume needs it now.
         self.recorder = Recorder(lambda: open_flow_repo(self.settings))
         self.reuse = Reuse(lambda: self.recorder.repo, self.graph, self.flow)
+        self._recorded_first = False
         self.origin_run = None
         if resume:
             # read directly, not through the recorder's database: that one is still importing SQLAlchemy
@@ -306,6 +307,11 @@ class Runtime:
         task_id = uuid.uuid4().hex
         self.recorder.start_task(task_id=task_id, run_id=self.run_id, step=pending.step, path=pending.path,
                                  inputs=pending.inputs, cache_key=key, log_dir=log_dir, user=self.settings.user)
+        if not self._recorded_first:
+            # A step may log to its task's run at once: the first task waits until the recorder (still opening
+            # the database) has stored the run and the task; later tasks start behind a queue milliseconds long.
+            self.recorder.flush()
+            self._recorded_first = True
         item = Live(pending, task_id, cache_key=key, log_dir=log_dir)
         self._submit(executor, item)
         return item
