@@ -225,6 +225,22 @@ def series(name: str, metric: str | list[str] | None = None, *, column: str | No
     settings = settings or Settings.load()
     get_monitor(name, settings)
     t = monitor_series.c
+    where = series_filters(name, metric, column=column, version=version, role=role, start=start, end=end)
+    query = select(t.start, t.version, t.role, t.metric, t.column, t.slice, t.value).where(and_(*where))
+    with open_database(settings.db_url).read() as conn:
+        rows = conn.execute(query).all()  # sorted below: an ORDER BY here makes SQLite walk every metric's rows
+    # plain tuples: pandas probes each SQLAlchemy Row for attributes, which costs more than the query
+    columns = ["start", "version", "role", "metric", "column", "slice", "value"]
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+    frame = frame.sort_values(columns[:-1], kind="stable", ignore_index=True)
+    frame["start"] = pd.to_datetime(frame["start"].astype("int64"), unit="ms", utc=True)
+    return frame
+
+
+def series_filters(name: str, metric: str | list[str] | None, *, column: str | None, version: str | None,
+                   role: str | None, start: Any, end: Any) -> list[Any]:
+    """The WHERE conditions on ``monitor_series`` that ``series`` and its roll-ups share."""
+    t = monitor_series.c
     where = [t.monitor == name]
     metrics = [metric] if isinstance(metric, str) else metric
     if metrics:
@@ -236,15 +252,7 @@ def series(name: str, metric: str | list[str] | None = None, *, column: str | No
         where.append(t.start >= _start_ms(start))
     if end is not None:
         where.append(t.start < _start_ms(end))
-    query = select(t.start, t.version, t.role, t.metric, t.column, t.slice, t.value).where(and_(*where))
-    with open_database(settings.db_url).read() as conn:
-        rows = conn.execute(query).all()  # sorted below: an ORDER BY here makes SQLite walk every metric's rows
-    # plain tuples: pandas probes each SQLAlchemy Row for attributes, which costs more than the query
-    columns = ["start", "version", "role", "metric", "column", "slice", "value"]
-    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
-    frame = frame.sort_values(columns[:-1], kind="stable", ignore_index=True)
-    frame["start"] = pd.to_datetime(frame["start"].astype("int64"), unit="ms", utc=True)
-    return frame
+    return where
 
 
 def window_profile(name: str, start: Any, version: str, role: str = "primary",

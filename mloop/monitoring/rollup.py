@@ -23,7 +23,7 @@ from sqlalchemy import and_, case, func, literal, select
 from mloop.config import Settings
 from mloop.errors import InvalidInputError
 from mloop.monitoring._tables import monitor_series
-from mloop.monitoring.monitor import _start_ms, get_monitor
+from mloop.monitoring.monitor import get_monitor, series_filters
 from mloop.store.sql import open_database
 
 __all__ = ["EVERY", "rolled_up_series"]
@@ -49,16 +49,7 @@ def rolled_up_series(name: str, every: str, metric: list[str] | None = None, *, 
     monitor = get_monitor(name, settings)
     step = max(EVERY[every], monitor.window_seconds) * 1000
     t = monitor_series.c
-    where = [t.monitor == name]
-    if metric:
-        where.append(t.metric.in_(metric))
-    for col, value in ((t.column, column), (t.version, version), (t.role, role)):
-        if value is not None:
-            where.append(col == str(value))
-    if start is not None:
-        where.append(t.start >= _start_ms(start))
-    if end is not None:
-        where.append(t.start < _start_ms(end))
+    where = series_filters(name, metric, column=column, version=version, role=role, start=start, end=end)
     # floor division of integers: plain "/" in SQLite and PostgreSQL (SQLAlchemy's "/" would divide as floats)
     bucket = (t.start // literal(step)) * literal(step)
     value = case((t.metric.in_(SUMMED), func.sum(t.value)), (t.metric.in_(WORST), func.max(t.value)),
