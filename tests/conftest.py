@@ -11,6 +11,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,27 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     name = f"b-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return f"s3://{name}/mloop"
+
+
+@pytest.fixture(params=["direct", "server"])
+def mode_settings(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Client settings in each of the two modes a user runs: the stores directly, or a live ``mloop server``.
+
+    In ``server`` mode the client's home holds no database and no artifacts: a test that finds files there, or a
+    direct-mode call that slips through, shows the client reaching past the server. ``MLOOP_TRACKING_URI`` is set
+    too, so code that builds its own settings from the environment (the SDK's module functions, CLI commands run
+    in-process) takes the same path.
+    """
+    from mloop.config import Settings
+
+    client_home = tmp_path / "client-home"
+    if request.param == "direct":
+        monkeypatch.setenv("MLOOP_HOME", str(client_home))
+        yield Settings.load(home=str(client_home))
+        return
+    from tests.server.conftest import serve
+
+    for server in serve(Settings.load(home=str(tmp_path / "server-home"))):
+        monkeypatch.setenv("MLOOP_HOME", str(client_home))
+        monkeypatch.setenv("MLOOP_TRACKING_URI", server.url)
+        yield Settings.load(home=str(client_home), tracking_uri=server.url)
