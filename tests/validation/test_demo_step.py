@@ -30,3 +30,17 @@ def test_demo_step_shows_the_failure_and_writes_the_report(home: Path) -> None:
     assert report.stat().st_size < len(plotly_js()) + 500_000  # the inlined bundle plus the data
     assert {"distance_km", "weather"} <= set(ctx.state["drift"].drifted_columns)
     assert "zone_id" not in ctx.state["drift"].drifted_columns
+
+
+def test_demo_step_runs_at_the_smallest_trip_count_the_cli_accepts(home: Path) -> None:
+    """``mloop demo --trips 2000`` leaves fewer than 405 validation trips; the corrupted rows must still exist."""
+    settings = Settings.load(home=str(home), tracking_uri="")
+    trips = ride_hailing(n_trips=2000)
+    train, valid, live = split_by_time(trips)
+    out = io.StringIO()
+    ctx = DemoContext(home=Path(settings.home), console=Console(file=out, width=200), client=TrackingClient(settings),
+                      trips=trips, train=train, valid=valid, live=live)
+    validation.run(ctx)
+    text = out.getvalue()
+    assert "outside the range [0, 23]; e.g. row 17: 77" in text
+    assert "'hail'" in text
