@@ -14,7 +14,8 @@ from typing import Any
 from mloop.analysis.result import Analysis
 from mloop.errors import NotFoundError
 
-__all__ = ["ANALYSIS_TAG", "HTML_TAG", "SUMMARY_TAG", "analysis_key", "attach_analysis", "model_analysis"]
+__all__ = ["ANALYSIS_TAG", "HTML_TAG", "SUMMARY_TAG", "analysis_key", "attach_analysis", "model_analysis",
+           "stored_analysis"]
 
 ANALYSIS_TAG, HTML_TAG, SUMMARY_TAG = "mloop.analysis", "mloop.analysis.html", "mloop.analysis.summary"
 MAX_SUMMARY_CHARS = 8000  # a version tag's limit: per-feature keys are dropped first if the summary is longer
@@ -61,11 +62,23 @@ def attach_analysis(analysis: Analysis, name: str, version: int, registry: Any =
     return registry.update_version(name, mv.version, tags=tags)
 
 
+def stored_analysis(name: str, version: int, filename: str, registry: Any = None) -> bytes:
+    """The bytes of a version's ``analysis.json`` or ``report.html``, read only from where ``attach_analysis``
+    writes them: the tags that point at them can be edited by anyone who may tag a version, so a tag must not
+    choose which blob is read (it could name another model's files, or anything else in the store)."""
+    registry = registry_or_default(registry)
+    mv = registry.get_version(name, version)
+    tag = ANALYSIS_TAG if filename == "analysis.json" else HTML_TAG
+    key = mv.tags.get(tag)
+    if key is None:
+        raise NotFoundError(f"Model {name} v{version} has no analysis; run mloop.analyze('models:/{name}/{version}',"
+                            f" data, label=...), or attach_analysis(result, '{name}', {version}).", field=tag)
+    if key != analysis_key(mv, filename):
+        raise NotFoundError(f"Model {name} v{version}'s tag {tag} is {key!r}, not where its analysis is stored "
+                            f"({analysis_key(mv, filename)!r}); run mloop.analyze on it again.", field=tag)
+    return registry.blobs.get_bytes(key)
+
+
 def model_analysis(name: str, version: int, registry: Any = None) -> Analysis:
     """The analysis last attached to a model version."""
-    registry = registry_or_default(registry)
-    tags = registry.get_version(name, version).tags
-    if ANALYSIS_TAG in tags:
-        return Analysis.from_dict(json.loads(registry.blobs.get_bytes(tags[ANALYSIS_TAG])))
-    raise NotFoundError(f"Model {name} v{version} has no analysis; run mloop.analyze(...) on it, or "
-                        f"attach_analysis(result, '{name}', {version}).", field=ANALYSIS_TAG)
+    return Analysis.from_dict(json.loads(stored_analysis(name, version, "analysis.json", registry)))

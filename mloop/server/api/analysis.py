@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from mloop._util.openapi import error_responses
-from mloop.errors import NotFoundError
 from mloop.server.api._schema import TextPath
 from mloop.server.api.registry import IdPath, _registry
 
@@ -25,21 +24,9 @@ _REPORT_POLICY = ("sandbox allow-scripts; default-src 'none'; script-src 'unsafe
 
 
 def _stored(request: Request, name: str, version: int, filename: str) -> bytes:
-    """The bytes of the version's analysis file, read only from where ``attach_analysis`` writes it: the tags
-    that point at it can be edited by anyone who may tag a version, so they must not choose what is read."""
-    from mloop.analysis.store import ANALYSIS_TAG, HTML_TAG, analysis_key
+    from mloop.analysis.store import stored_analysis
 
-    registry = _registry(request)
-    mv = registry.get_version(name, version)
-    tag = ANALYSIS_TAG if filename == "analysis.json" else HTML_TAG
-    key = mv.tags.get(tag)
-    if key is None:
-        raise NotFoundError(f"Model {name} v{version} has no analysis; run mloop.analyze('models:/{name}/{version}',"
-                            " data, label=...) to make one.", field=tag)
-    if key != analysis_key(mv, filename):
-        raise NotFoundError(f"Model {name} v{version}'s tag {tag} does not point at its stored analysis; run "
-                            "mloop.analyze on it again.", field=tag)
-    return registry.blobs.get_bytes(key)
+    return stored_analysis(name, version, filename, _registry(request))
 
 
 @router.get("/models/{name}/versions/{version}/analysis", responses=error_responses(404))
