@@ -6,7 +6,7 @@ import contextlib
 import pickle
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,25 +54,38 @@ def tune(objective: Callable[[Trial], Any], space: dict[str, Any] | str | Path |
 
         client = sdk_client()
     db, storage = storage_for(client.settings)
+    # Optuna says "Trial 3 finished..." for each trial at INFO; the runs already record that. The level is put
+    # back afterwards: it is the user's process-wide setting, not ours.
+    with _optuna_quiet(optuna):
+        ostudy = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True,
+                                     sampler=sampler, pruner=pruner)
+        if ostudy.direction.name.lower() != direction:
+            raise ConflictError(f"Study '{name}' exists and {ostudy.direction.name.lower()}s its objective; it cannot "
+                                f"{direction} it. Name another study.", field="direction")
+        known = ostudy._storage.get_study_system_attrs(ostudy._study_id).get(METRIC)
+        if known is not None and known != metric:
+            raise ConflictError(f"Study '{name}' logs its objective as metric '{known}', not '{metric}'.",
+                                field="metric")
+        study_run = _study_run(client, db, ostudy, experiment or _default_experiment(name), metric)
+        deadline = time.time() + timeout if timeout is not None else float("inf")
+        with study_run or contextlib.nullcontext():  # the study's run ends failed when the search raises
+            if parallel == 1:
+                worker = Worker(client, db, ostudy, dims, metric, n_trials, deadline, *_run_ids(ostudy, client))
+                worker.work(objective)
+            else:
+                _run_parallel(objective, dims, client.settings, name, metric, n_trials, deadline, parallel, backend,
+                              sampler, pruner)
+        return _summarized(Study(optuna.load_study(study_name=name, storage=storage), client.settings), client)
+
+
+@contextlib.contextmanager
+def _optuna_quiet(optuna: Any) -> Iterator[None]:
+    before = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ostudy = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True,
-                                 sampler=sampler, pruner=pruner)
-    if ostudy.direction.name.lower() != direction:
-        raise ConflictError(f"Study '{name}' exists and {ostudy.direction.name.lower()}s its objective; it cannot "
-                            f"{direction} it. Name another study.", field="direction")
-    known = ostudy._storage.get_study_system_attrs(ostudy._study_id).get(METRIC)
-    if known is not None and known != metric:
-        raise ConflictError(f"Study '{name}' logs its objective as metric '{known}', not '{metric}'.", field="metric")
-    study_run = _study_run(client, db, ostudy, experiment or _default_experiment(name), metric)
-    deadline = time.time() + timeout if timeout is not None else float("inf")
-    with study_run or contextlib.nullcontext():  # the study's run ends failed when the search raises
-        if parallel == 1:
-            worker = Worker(client, db, ostudy, dims, metric, n_trials, deadline, *_run_ids(ostudy, client))
-            worker.work(objective)
-        else:
-            _run_parallel(objective, dims, client.settings, name, metric, n_trials, deadline, parallel, backend,
-                          sampler, pruner)
-    return _summarized(Study(optuna.load_study(study_name=name, storage=storage), client.settings), client)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def _check_args(objective: Any, n_trials: Any, timeout: Any, direction: str, parallel: Any, metric: str,

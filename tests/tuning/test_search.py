@@ -149,3 +149,17 @@ def test_importing_mloop_does_not_import_optuna_and_its_absence_names_the_extra(
             "except mloop.errors.MissingDependencyError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'mloop[tune]'" in out
+
+
+def test_tune_gives_back_the_users_optuna_log_level(objectives: Any) -> None:
+    """tune() quiets Optuna's per-trial lines while it searches; the user's own level is theirs afterwards."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        mloop.tune(objectives.quadratic, SPACE, n_trials=2, study="levels")
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+        with pytest.raises(ConflictError):  # refused inside the quiet part: the level comes back all the same
+            mloop.tune(objectives.quadratic, SPACE, n_trials=2, study="levels", direction="maximize")
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(before)
