@@ -131,11 +131,17 @@ def _relative(filename: str, folder: Path) -> str:
 
 
 def artifact_store(root: str) -> ArtifactStore:
+    """The content-addressed store at ``root``: an artifact root, or an mloop server's URL (bytes through it)."""
     store = _stores.get(root)
     if store is None:
-        from mloop.store.blob import open_blob_store
+        if root.startswith(("http://", "https://")):
+            from mloop.flows._http_store import HttpArtifactStore
 
-        store = _stores[root] = ArtifactStore(open_blob_store(root))
+            store = _stores[root] = HttpArtifactStore(root)
+        else:
+            from mloop.store.blob import open_blob_store
+
+            store = _stores[root] = ArtifactStore(open_blob_store(root))
     return store
 
 
