@@ -169,8 +169,12 @@ class Runtime:
     def run(self) -> Outcome:
         executor = self.executor
         self.run_id = uuid.uuid4().hex
-        self.recorder.call(self._create_run)
-        self._log_params()
+        try:
+            self.recorder.call(self._create_run)
+            self._log_params()  # the first artifacts: through a server, the first request that may be refused
+        except BaseException:
+            executor.close()
+            raise
         outcome = Outcome(self.run_id, RUNNING)
         if self.on_created is not None:
             self.on_created(self.run_id)

@@ -132,16 +132,23 @@ def _relative(filename: str, folder: Path) -> str:
 
 def artifact_store(root: str) -> ArtifactStore:
     """The content-addressed store at ``root``: an artifact root, or an mloop server's URL (bytes through it)."""
-    store = _stores.get(root)
+    remote = root.startswith(("http://", "https://"))
+    if remote:  # one store per token: a process that changes MLOOP_TOKEN talks with the new one
+        from mloop.auth.credentials import token_for
+
+        key = f"{root}\n{token_for(root)}"
+    else:
+        key = root
+    store = _stores.get(key)
     if store is None:
-        if root.startswith(("http://", "https://")):
+        if remote:
             from mloop.flows._http_store import HttpArtifactStore
 
-            store = _stores[root] = HttpArtifactStore(root)
+            store = _stores[key] = HttpArtifactStore(root)
         else:
             from mloop.store.blob import open_blob_store
 
-            store = _stores[root] = ArtifactStore(open_blob_store(root))
+            store = _stores[key] = ArtifactStore(open_blob_store(root))
     return store
 
 
