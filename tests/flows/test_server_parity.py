@@ -135,15 +135,21 @@ def test_the_cli_runs_and_resumes_a_flow_through_the_server(mode_settings, write
         assert _client_files(mode_settings) == []
 
 
-def test_gc_purges_a_deleted_flow_run_through_the_server(mode_settings, write_flow) -> None:
+def test_gc_purges_a_deleted_flow_run_through_the_server(mode_settings, write_flow, tmp_path: Path) -> None:
     from mloop.tracking import TrackingClient
 
     file = str(write_flow(PIPELINE))
     run = flows.run(file, settings=mode_settings)
     TrackingClient(mode_settings).delete_run(run.id)
+    # a prediction log day long past its retention, where the stores are (the server's home in server mode)
+    stores = tmp_path / ("server-home" if mode_settings.remote else "client-home")
+    old_day = stores / "artifacts" / "predictions" / "eta" / "2020-01-01"
+    old_day.mkdir(parents=True)
+    (old_day / "part-0.parquet").write_bytes(b"rows")
     purged = mloop("gc", "--older-than", "0s")
     assert purged.returncode == 0, purged.stderr
-    assert re.search(r"purged \d+ runs", purged.stdout) and "prediction log" in purged.stdout
+    assert "prediction log: deleted 1 days (1 files) older than 90 days" in purged.stdout
+    assert not old_day.exists()
     assert int(re.search(r"purged (\d+) runs", purged.stdout).group(1)) == 8  # type: ignore[union-attr]  # the run and its 7 tasks
     with pytest.raises(NotFoundError):
         flows.get_run(run.id, settings=mode_settings)
