@@ -197,3 +197,34 @@ def test_every_request_of_a_flow_carries_the_token(tmp_path: Path, write_flow,
         monkeypatch.setenv("MLOOP_TOKEN", viewer)
         assert flows.get_run(run.id, settings=client).data.total == 45
     assert not Path(tmp_path / "client-home").exists()
+
+
+def test_a_client_with_direct_object_store_access_sends_only_metadata_through_the_server(
+        server: LiveServer, write_flow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOOP_TRACKING_URI", server.url)
+    monkeypatch.setenv("MLOOP_DIRECT_ARTIFACTS", "1")
+    monkeypatch.setenv("MLOOP_ARTIFACT_ROOT", server.settings.artifact_root)  # the store the server uses too
+    file = str(write_flow("""
+        from mloop.flows import FlowSpec, step
+
+
+        class Direct(FlowSpec):
+            @step
+            def start(self):
+                self.payload = b"z" * 2_000_000
+                self.next(self.end)
+
+            @step
+            def end(self):
+                self.size = len(self.payload)
+    """))
+    client = Settings.load()
+    assert client.remote and client.direct_artifacts
+    proxy = CuttingProxy(server.url, cut_after=1 << 40)  # counts the bytes; cuts nothing
+    run = flows.run(file, settings=Settings.load(tracking_uri=proxy.url))
+    assert run.data.size == 2_000_000
+    ref = run["start"].task.artifacts["payload"]
+    assert _blob(server, ref.sha256).is_file()  # written by the task itself, straight into the store
+    assert proxy.sent["up"] < 500_000 and proxy.cuts == {"up": 0, "down": 0}  # no bytes through the server
+    assert not Path(client.home, "mloop.db").exists()
+    proxy.close()
