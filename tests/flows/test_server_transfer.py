@@ -228,3 +228,15 @@ def test_a_client_with_direct_object_store_access_sends_only_metadata_through_th
     assert proxy.sent["up"] < 500_000 and proxy.cuts == {"up": 0, "down": 0}  # no bytes through the server
     assert not Path(client.home, "mloop.db").exists()
     proxy.close()
+
+
+def test_gc_on_the_server_removes_uploads_their_client_gave_up(server: LiveServer) -> None:
+    uploads = Path(server.settings.home, "flows", "uploads")
+    uploads.mkdir(parents=True)
+    abandoned, fresh = uploads / f"{'a' * 64}.{'b' * 32}", uploads / f"{'c' * 64}.{'d' * 32}"
+    abandoned.write_bytes(b"half")
+    fresh.write_bytes(b"going on")
+    os.utime(abandoned, (0, 0))
+    purged = httpx.post(server.url + "/api/gc", json={"older_than_ms": 0}, timeout=30)
+    assert purged.status_code == 200 and purged.json()["files"] == 1
+    assert not abandoned.exists() and fresh.exists()
