@@ -27,6 +27,7 @@ from mloop._util.openapi import error_responses
 from mloop.errors import DataIntegrityError, InvalidInputError, NotFoundError
 from mloop.flows.artifacts import ArtifactStore
 from mloop.flows.task import artifact_store
+from mloop.server.api.tracking import _too_large
 from mloop.store.blob.base import CHUNK as READ_CHUNK
 
 router = APIRouter(prefix="/flows/cas", tags=["flows"])
@@ -55,15 +56,18 @@ def upload_state(sha: Sha, upload: UploadId, request: Request) -> dict[str, Any]
     return {"stored": False, "received": staging.stat().st_size if staging.is_file() else 0}
 
 
-@router.put("/{sha}", responses=error_responses(409, 411, 413))
+@router.put("/{sha}", responses=error_responses(409, 413))
 async def put_chunk(sha: Sha, request: Request, upload: Annotated[str, Query(pattern=r"^[0-9a-f]{32}$")],
                     offset: Annotated[int, Query(ge=0, le=2**53)],
-                    size: Annotated[int, Query(ge=0, le=2**53)]) -> dict[str, Any]:
-    """Append one chunk at ``offset`` of an upload of ``size`` bytes; answers what is stored and received."""
+                    size: Annotated[int, Query(ge=0, le=2**53)]) -> Any:
+    """Append one chunk (the body, at most 16 MiB) at ``offset`` of an upload of ``size`` bytes; answers whether
+    the artifact is stored and how much of the upload the server holds."""
     limit = request.app.state.settings.max_artifact_bytes
     if size > limit:
-        raise InvalidInputError(field="size", value=size, expected=f"at most {limit} bytes (max_artifact_bytes)")
+        return _too_large(limit, size)
     length = _content_length(request)
+    if length > MAX_CHUNK:
+        return _too_large(MAX_CHUNK, length)
     if offset + length > size:
         raise InvalidInputError(field="offset", value=offset,
                                 expected=f"a chunk that ends within the upload's {size} bytes (it has {length})")
@@ -78,10 +82,7 @@ def _content_length(request: Request) -> int:
     if text is None or not text.isdigit():
         raise InvalidInputError(field="Content-Length", value=text,
                                 expected="the chunk's length in bytes (chunked transfer encoding is not taken)")
-    length = int(text)
-    if length > MAX_CHUNK:
-        raise InvalidInputError(field="Content-Length", value=length, expected=f"at most {MAX_CHUNK} bytes a chunk")
-    return length
+    return int(text)
 
 
 def _take_chunk(request: Request, sha: str, upload: str, offset: int, size: int, body: bytes) -> dict[str, Any]:
@@ -123,7 +124,11 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@router.get("/{sha}", responses=error_responses(404, 416), response_class=FileResponse)
+_BYTES = {200: {"description": "The artifact's bytes (206 and the rest from N for ``Range: bytes=N-``)",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get("/{sha}", responses={**_BYTES, **error_responses(404)}, response_class=FileResponse)
 def get_blob(sha: Sha, request: Request) -> FileResponse:
     """The bytes of one artifact (or captured log); a ``Range: bytes=N-`` request gets the rest from N."""
     blobs = _store(request).blobs

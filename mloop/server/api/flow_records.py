@@ -17,7 +17,7 @@ from mloop.errors import ConflictError, NotFoundError
 from mloop.flows._sql import SqlFlowRepository
 from mloop.flows.repository import Record, open_flow_repo
 from mloop.server.api import _schema
-from mloop.server.api._schema import Text, TextPath
+from mloop.server.api._schema import TextPath
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 
@@ -31,7 +31,14 @@ Status = Literal["running", "finished", "failed", "killed"]
 FlowName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
 Tag = Annotated[str, Field(min_length=1, max_length=250, json_schema_extra=_schema.documented(_schema.KEY_PATTERN))]
 Input = Annotated[str, Field(pattern=r"^([0-9a-f]{32}|<params>)$")]
-TaskPath, FileText, ShortText, LongText, ErrorText = Text(512), Text(4096), Text(256), Text(5000), Text(1_000_000)
+
+
+def _text(max_chars: int) -> Any:
+    """Text without NUL (PostgreSQL cannot hold one) of at most ``max_chars``, checked as documented."""
+    return Annotated[str, Field(max_length=max_chars, pattern=_schema.NO_NUL_PATTERN)]
+
+
+TaskPath, FileText, ShortText, LongText, ErrorText = _text(512), _text(4096), _text(256), _text(5000), _text(1_000_000)
 MAX_IDS = 1000
 MAX_RECORDS = 5000
 
@@ -121,7 +128,8 @@ def flow_run_row(run_id: TextPath, r: Repo) -> dict[str, Any]:
 
 @router.get("/rows")
 def flow_run_rows(r: Repo, flow: Annotated[FlowName | None, Query()] = None,
-                  tag: Annotated[Tag | None, Query()] = None, status: Annotated[Status | None, Query()] = None,
+                  tag: Annotated[str | None, Query(max_length=250, pattern=_schema.NO_NUL_PATTERN)] = None,
+                  status: Annotated[Status | None, Query()] = None,
                   limit: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> list[dict[str, Any]]:
     """Flow runs as stored, newest first."""
     return [_row(row) for row in r.list_runs(flow, tag, status, limit)]
@@ -143,7 +151,7 @@ def flow_run_tags(run_id: Id, body: TagsIn, r: Repo) -> dict[str, Any]:
     if body.add:
         r.add_tags(run_id, [check_key(t, "add") for t in body.add])
     if body.remove:
-        r.remove_tags(run_id, body.remove)
+        r.remove_tags(run_id, [check_key(t, "remove") for t in body.remove])
     return {"tags": r.get_run(run_id).tags}
 
 
