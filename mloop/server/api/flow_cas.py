@@ -63,8 +63,9 @@ async def put_chunk(sha: Sha, request: Request, upload: Annotated[str, Query(pat
     """Append one chunk (the body, at most 16 MiB) at ``offset`` of an upload of ``size`` bytes; answers whether
     the artifact is stored and how much of the upload the server holds."""
     limit = request.app.state.settings.max_artifact_bytes
-    if size > limit:
-        return _too_large(limit, size)
+    if size > limit:  # a value this server does not take (422), not a body too large: nothing was sent yet
+        raise InvalidInputError(field="size", value=size,
+                                expected=f"at most {limit} bytes (setting max_artifact_bytes)")
     length = _content_length(request)
     if length > MAX_CHUNK:
         return _too_large(MAX_CHUNK, length)
