@@ -359,7 +359,7 @@ class PurgeIn(BaseModel):
     older_than_ms: Int64
     # `mloop gc` through the server: also the prediction log's days past retention (null: the server's setting)
     predictions: StrictBool = False
-    prediction_log_retention_days: float | None = Field(default=None, ge=0, le=100_000)
+    prediction_log_retention_days: float | None = Field(default=None, ge=0, le=100_000, strict=True)  # not true
 
 
 @router.post("/gc")
