@@ -20,7 +20,11 @@ _TASK_FIELDS = frozenset(f.name for f in fields(TaskRow))
 
 
 class HttpFlowRepository:
-    """Flow runs, tasks and artifact references through ``mloop server``; see repository.FlowRepository."""
+    """Flow runs, tasks and artifact references through ``mloop server``; see repository.FlowRepository.
+
+    >>> HttpFlowRepository("http://127.0.0.1:9/").base_url
+    'http://127.0.0.1:9'
+    """
 
     def __init__(self, base_url: str, transport: Any = None) -> None:
         from mloop.tracking._http import HttpTrackingRepository

@@ -55,7 +55,11 @@ class FlowRepository(Protocol):
 
 
 def open_flow_repo(settings: Settings) -> FlowRepository:
-    """The repository ``settings`` point at: an mloop server by URL, or the metadata database."""
+    """The repository ``settings`` point at: an mloop server by URL, or the metadata database.
+
+    >>> type(open_flow_repo(Settings.load(tracking_uri="http://127.0.0.1:9"))).__name__
+    'HttpFlowRepository'
+    """
     if settings.remote:
         from mloop.flows._http import HttpFlowRepository
 

@@ -19,7 +19,7 @@ from mloop.errors import NotFoundError
 
 PIPELINE = """
 import pandas as pd
-from mloop.flows import FlowSpec, Parameter, step
+from mloop.flows import FlowSpec, Parameter, current, step
 
 MARKERS = Path(__file__).parent
 
@@ -40,6 +40,7 @@ class Scores(FlowSpec):
         print(f"scoring zone {self.input}")
         row = self.frame[self.frame.zone == self.input]
         self.total = float(row.trips.sum()) * self.scale
+        current.log_metrics({"total": self.total})  # on the task's tracking run, wherever the flow records
         self.next(self.join)
 
     @step
@@ -92,6 +93,10 @@ def test_a_flow_runs_fails_resumes_and_reads_back_the_same_in_both_modes(mode_se
     assert failed["report"].task.status == "failed" and "report service down" in failed["report"].task.error
     assert "report service down" in failed["report"].task.stderr  # the failed task's log was stored too
     assert [t.stdout.strip() for t in failed["score"]] == [f"scoring zone {z}" for z in (1, 2, 3)]
+    from mloop.tracking import TrackingClient
+
+    tracking = TrackingClient(mode_settings)
+    assert [tracking.get_run(t.id).metrics for t in failed["score"]] == [{"total": v} for v in (20.0, 40.0, 60.0)]
 
     (tmp_path / "fail-report").unlink()
     resumed = flows.resume(file, failed.id, settings=mode_settings)
