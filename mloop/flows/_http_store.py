@@ -20,7 +20,7 @@ from mloop.errors import BackendError, DataIntegrityError
 from mloop.flows.artifacts import ArtifactStore
 
 CHUNK = 8 << 20  # bytes a request carries: what a broken upload sends again at most
-_ATTEMPTS = 8  # broken downloads resumed before giving up
+_ATTEMPTS = 8  # broken downloads resumed, or uploads answered without progress, before giving up
 
 
 class HttpArtifactStore(ArtifactStore):
@@ -49,6 +49,7 @@ class HttpArtifactStore(ArtifactStore):
             state = self._api._call("GET", f"/flows/cas/{sha}/uploads/{upload}")
             if state["stored"]:
                 return sha
+        stalled = 0
         while True:
             end = min(offset + self.chunk_bytes, size)
             # retried as a whole when its connection breaks: the server appends only a chunk that arrived whole
@@ -57,7 +58,12 @@ class HttpArtifactStore(ArtifactStore):
                                     params={"upload": upload, "offset": offset, "size": size})
             if state["stored"]:
                 return sha
-            offset = int(state["received"])
+            received = int(state["received"])
+            stalled = stalled + 1 if received <= offset else 0
+            if stalled > _ATTEMPTS:  # e.g. servers behind a balancer that do not share their staging folder
+                raise BackendError(f"Uploading artifact {sha[:12]} to {self.base_url} makes no progress: the "
+                                   f"server keeps answering that it holds {received} of {size} bytes.")
+            offset = received
 
     def get(self, sha256: str) -> bytes:
         """The bytes of ``sha256``, resuming a broken download where it stopped."""
