@@ -38,6 +38,7 @@ _ENV = {
     "prediction_log_retention_days": "MLOOP_PREDICTION_LOG_RETENTION_DAYS",
     "monitor_every_seconds": "MLOOP_MONITOR_EVERY_SECONDS",
     "auth": "MLOOP_AUTH",
+    "direct_artifacts": "MLOOP_DIRECT_ARTIFACTS",
 }
 
 # Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
@@ -70,6 +71,9 @@ class Settings:
     monitor_every_seconds: float = 60.0
     # `mloop server` asks every request for a token and checks its roles (see docs/auth.md)
     auth: bool = False
+    # with a tracking URI: flows read and write artifact bytes in artifact_root themselves (the client holds the
+    # object store's credentials) instead of streaming them through the server
+    direct_artifacts: bool = False
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:
@@ -88,15 +92,18 @@ class Settings:
         return cls._finish(values)
 
     def export_stores(self) -> None:
-        """Put this home, database and artifact root into ``os.environ`` (and drop any server URL), so child
-        processes and ``Settings.load()`` in this process reach the same stores directly.
+        """Put this home, database, artifact root and server URL (or none) into ``os.environ``, so child
+        processes and ``Settings.load()`` in this process reach the same stores the same way.
 
         >>> Settings.load(home="/tmp/mloop-doc").export_stores(); os.environ["MLOOP_HOME"]
         '/tmp/mloop-doc'
         """
         for name in ("home", "db_url", "artifact_root"):
             os.environ[_ENV[name]] = getattr(self, name)
-        os.environ.pop(_ENV["tracking_uri"], None)
+        if self.tracking_uri:
+            os.environ[_ENV["tracking_uri"]] = self.tracking_uri
+        else:
+            os.environ.pop(_ENV["tracking_uri"], None)
 
     @classmethod
     def _finish(cls, values: dict[str, Any]) -> Settings:
@@ -108,8 +115,9 @@ class Settings:
             values["monitor_every_seconds"] = _seconds_or_off("monitor_every_seconds", values["monitor_every_seconds"])
         if "prediction_log_retention_days" in values:
             values["prediction_log_retention_days"] = check_retention_days(values["prediction_log_retention_days"])
-        if "auth" in values:
-            values["auth"] = _flag("auth", values["auth"])
+        for name in ("auth", "direct_artifacts"):
+            if name in values:
+                values[name] = _flag(name, values[name])
         for name in ("max_request_bytes", "max_artifact_bytes"):
             if name in values:
                 values[name] = _positive_int(name, values[name])

@@ -33,18 +33,28 @@ def gc(
     home: str = typer.Option(None, "--home", help="mloop home folder."),
 ) -> None:
     """Purge deleted runs and experiments with their artifacts (never what a registered model needs), deleted
-    flow runs with their tasks, artifacts and logs, and prediction log days past their retention."""
-    from mloop.serving.predlog import purge_predictions
-    from mloop.tracking import TrackingClient
-
+    flow runs with their tasks, artifacts and logs, and prediction log days past their retention; with
+    MLOOP_TRACKING_URI set, the server does it all and this prints its report."""
     settings = settings_from(home)
-    result = TrackingClient(settings).gc(parse_age(older_than))
+    if settings.remote:  # the server purges its stores and says what it did
+        from mloop._util.clock import now_ms
+        from mloop.tracking._http import HttpTrackingRepository
+
+        older_ms = now_ms() - int(parse_age(older_than).total_seconds() * 1000)
+        result = HttpTrackingRepository(settings.tracking_uri).gc_report(older_ms, prediction_days)
+        predictions = {"days": result["prediction_days"], "files": result["prediction_files"]}
+        retention = result["prediction_retention_days"]
+    else:
+        from mloop.serving.predlog import purge_predictions
+        from mloop.tracking import TrackingClient
+
+        result = TrackingClient(settings).gc(parse_age(older_than))
+        predictions = purge_predictions(settings, retention_days=prediction_days)
+        retention = settings.prediction_log_retention_days if prediction_days is None else prediction_days
     kept = [f"{result['kept_for_registry']} runs that registered models need" if result["kept_for_registry"] else "",
             f"{result['kept_for_flows']} flow runs while flows run (gc again once they end)"
             if result.get("kept_for_flows") else ""]
     console.print(f"purged {result['runs']} runs, {result['experiments']} experiments, {result['files']} files"
                   + "".join(f"; kept {k}" for k in kept if k), highlight=False)
-    predictions = purge_predictions(settings, retention_days=prediction_days)
-    retention = settings.prediction_log_retention_days if prediction_days is None else prediction_days
     console.print(f"prediction log: deleted {predictions['days']} days ({predictions['files']} files) older than "
                   f"{retention:g} days" if retention else "prediction log: kept whole (retention 0)", highlight=False)

@@ -29,7 +29,7 @@ class Current:
         self.step: str | None = None
         self.index: int | None = None
         self.attempt: int = 0
-        self._settings: dict[str, str] = {}
+        self._settings: dict[str, Any] = {}
         self._saved_env: dict[str, str | None] = {}
 
     def _enter(self, spec: dict[str, Any]) -> None:
@@ -40,7 +40,9 @@ class Current:
         self.step = spec["step"]
         self.index = spec.get("foreach_index")
         self.attempt = int(spec.get("attempt", 0))
-        self._settings = {k: spec[k] for k in ("home", "db_url", "artifact_root") if spec.get(k)}
+        self._settings = {k: spec[k] for k in ("home", "db_url", "tracking_uri", "direct_artifacts") if spec.get(k)}
+        if not spec.get("tracking_uri") or spec.get("direct_artifacts"):  # else it is the server's URL
+            self._settings["artifact_root"] = spec["artifact_root"]
         # mloop.start_run() and friends inside the step write where the flow does, whatever started the worker.
         self.settings.export_stores()
         sdk = sys.modules.get("mloop._sdk")
@@ -66,7 +68,9 @@ class Current:
 
     def tracking_parent(self, settings: Settings) -> tuple[str, str] | None:
         """(this task's tracking run id, the flow's name) when a run started with ``settings`` belongs under it."""
-        if self.task_id is None or settings.remote or settings.db_url != self.settings.db_url:
+        mine = self.settings if self.task_id is not None else None
+        if mine is None or settings.tracking_uri != mine.tracking_uri or (
+                not settings.remote and settings.db_url != mine.db_url):
             return None
         self._repo()  # the orchestrator records the task's run behind; a child needs it to exist
         return str(self.task_id), str(self.flow_name)
@@ -81,18 +85,15 @@ class Current:
     def settings(self) -> Settings:
         if self.task_id is None:
             raise MloopError("current is only available inside a running flow step.")
-        return Settings.load(tracking_uri="", **self._settings)
+        return Settings.load(**{"tracking_uri": "", **self._settings})
 
     def _repo(self) -> Any:
         """The tracking repository, once this task's run is recorded (the orchestrator writes it behind)."""
         import time
 
-        from mloop.store.blob import open_blob_store
-        from mloop.store.sql import open_database
-        from mloop.tracking._sql import SqlTrackingRepository
+        from mloop.tracking.client import open_repository
 
-        settings = self.settings
-        repo = SqlTrackingRepository(open_database(settings.db_url), open_blob_store(settings.artifact_root))
+        repo = open_repository(self.settings)
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -1,5 +1,5 @@
 """Write-behind for the run's records: the orchestrator queues them, one thread writes each batch in one
-transaction.
+transaction (one request to a server).
 
 The thread also opens the metadata database (importing SQLAlchemy takes a good part of a second) and creates
 the run, so the first task starts while that happens; task rows follow within milliseconds, in order.
@@ -16,7 +16,7 @@ from mloop._util.clock import now_ms
 from mloop.errors import BackendError, MloopError
 
 if TYPE_CHECKING:
-    from mloop.flows._sql import FlowRepository
+    from mloop.flows.repository import FlowRepository, Record
 
 _STOP = object()
 
@@ -55,14 +55,14 @@ class Recorder:
 
     def start_task(self, **values: Any) -> None:
         values["now"] = self._now()
-        self._put(("tx", lambda repo, conn: repo.start_task_in(conn, experiment_id=self.experiment_id, **values)))
+        self._put(("start_task", values))  # its experiment is filled in when written, after the run's
 
     def finish_task(self, task_id: str, status: str, **values: Any) -> None:
         values |= {"task_id": task_id, "status": status, "now": self._now()}
-        self._put(("tx", lambda repo, conn: repo.finish_task_in(conn, **values)))
+        self._put(("finish_task", values))
 
     def set_attempt(self, task_id: str, attempt: int) -> None:
-        self._put(("tx", lambda repo, conn: repo.set_attempt_in(conn, task_id, attempt)))
+        self._put(("set_attempt", {"task_id": task_id, "attempt": attempt}))
 
     def _put(self, item: Any) -> None:
         self._raise()
@@ -117,15 +117,16 @@ class Recorder:
 
     def _write(self, batch: list[Any]) -> None:
         assert self._repo is not None
-        pending: list[Any] = []
+        pending: list[Record] = []
         for item in [*batch, None]:
-            if isinstance(item, tuple) and item[0] == "tx":
-                pending.append(item[1])
+            if isinstance(item, tuple) and item[0] != "call":
+                kind, values = item
+                if kind == "start_task":
+                    values = {**values, "experiment_id": self.experiment_id}
+                pending.append((kind, values))
                 continue
             if pending:
-                with self._repo.db.write() as conn:
-                    for fn in pending:
-                        fn(self._repo, conn)
+                self._repo.record(pending)
                 pending = []
-            if isinstance(item, tuple) and item[0] == "call":
+            if isinstance(item, tuple):
                 item[1](self._repo)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 from sqlalchemy import Connection, select
@@ -39,7 +40,8 @@ __all__ = ["flow_purge"]
 _DEAD_AFTER_MS = 300_000
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_PENDING = "flows/gc-pending"  # one empty blob per sha256 a gc could not delete safely; the next gc does
+_PENDING = "flows/gc-pending"
+_STALE_UPLOAD_SECONDS = 86_400  # one empty blob per sha256 a gc could not delete safely; the next gc does
 
 
 def flow_purge(conn: Connection, doomed: set[str], protected: set[str]) -> PurgePlan:
@@ -60,7 +62,8 @@ def flow_purge(conn: Connection, doomed: set[str], protected: set[str]) -> Purge
     if _flows_running(conn):
         return PurgePlan(keep=flow_runs | set(doomed_tasks))
     if not flow_runs and not doomed_tasks:  # only the blobs an earlier gc left for later, if any
-        return PurgePlan(cleanup=lambda stores: _delete_unreferenced(stores, set(), checked_at))
+        return PurgePlan(cleanup=lambda stores: _delete_unreferenced(stores, set(), checked_at)
+                         + _delete_stale_uploads(stores))
     task_runs: dict[str, str] = {}  # every task of a doomed flow run -> that run
     for chunk in chunks(flow_runs):
         task_runs |= {r.task_id: r.run_id for r in conn.execute(
@@ -79,7 +82,8 @@ def flow_purge(conn: Connection, doomed: set[str], protected: set[str]) -> Purge
             candidates |= {sha for sha in (row.stdout_sha, row.stderr_sha) if sha}
 
     def cleanup(stores: PurgeStores) -> int:
-        return _delete_unreferenced(stores, candidates, checked_at) + _delete_log_folders(stores, purged_runs)
+        return (_delete_unreferenced(stores, candidates, checked_at) + _delete_log_folders(stores, purged_runs)
+                + _delete_stale_uploads(stores))
 
     return PurgePlan(more=gone, keep=orphaned, guarded=guarded, cleanup=cleanup)
 
@@ -143,6 +147,19 @@ def _delete_log_folders(stores: PurgeStores, flow_runs: set[str]) -> int:
             count += sum(1 for p in folder.rglob("*") if p.is_file())
             shutil.rmtree(folder, ignore_errors=True)
     return count
+
+
+def _delete_stale_uploads(stores: PurgeStores) -> int:
+    """Remove the staging files of uploads through the server (``<home>/flows/uploads``) untouched for a day: their
+    client gave up (a resumed upload appends to its file within seconds)."""
+    folder = Path(stores.home or "", "flows", "uploads")
+    if not stores.home or not folder.is_dir() or folder.is_symlink():
+        return 0
+    cutoff = time.time() - _STALE_UPLOAD_SECONDS
+    stale = [p for p in folder.iterdir() if p.is_file() and not p.is_symlink() and p.stat().st_mtime < cutoff]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 if flow_purge not in PURGE_HOOKS:

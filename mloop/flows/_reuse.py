@@ -22,7 +22,7 @@ from mloop.flows.graph import FlowGraph
 
 if TYPE_CHECKING:
     from mloop.flows._rows import RunRow, TaskRow
-    from mloop.flows._sql import FlowRepository
+    from mloop.flows.repository import FlowRepository
 
 PARAMS = "<params>"  # the pseudo-input of the start step: the run's parameters
 

@@ -17,16 +17,17 @@ from mloop.errors import InvalidInputError, NotFoundError
 from mloop.flows import _tables as ft
 from mloop.flows._rows import RunRow, TaskRow, run_row, task_row
 from mloop.flows.artifacts import ArtifactRef
+from mloop.flows.repository import RECORD_KINDS, Record
 from mloop.store.sql import Database
 from mloop.tracking import _tables as t
 from mloop.tracking.entities import Lifecycle, RunStatus
 
 _STATUSES = frozenset(s.value for s in RunStatus)
-__all__ = ["FlowRepository", "RunRow", "TaskRow"]
+__all__ = ["RunRow", "SqlFlowRepository", "TaskRow"]
 
 
-class FlowRepository:
-    """Reads and writes of flow runs, tasks, artifact references, tags and schedule starts."""
+class SqlFlowRepository:
+    """Reads and writes of flow runs, tasks, artifact references, tags and schedule starts (see repository.py)."""
 
     def __init__(self, db: Database, artifact_uri: Any, heartbeat_timeout_ms: int = 300_000) -> None:
         self.db = db
@@ -192,6 +193,14 @@ class FlowRepository:
                                                         ft.flow_run_tags.c.tag.in_(tags)))
 
     # ---------------------------------------------------------------- tasks
+    def record(self, records: list[Record]) -> None:
+        """Store a batch of the recorder's writes (task starts, ends, attempts) in one transaction."""
+        with self.db.write() as conn:
+            for kind, values in records:
+                if kind not in RECORD_KINDS:
+                    raise InvalidInputError(field="record", value=kind, expected=f"one of {sorted(RECORD_KINDS)}")
+                getattr(self, f"{kind}_in")(conn, **values)
+
     def start_task(self, *, run_id: str, experiment_id: str, step: str, path: str, inputs: list[str],
                    cache_key: str | None, log_dir: str | None, user: str, task_id: str | None = None) -> str:
         task_id = task_id or uuid.uuid4().hex

@@ -13,18 +13,18 @@ from mloop._util.clock import from_ms
 from mloop.config import Settings
 from mloop.errors import InvalidInputError, NotFoundError
 from mloop.flows._paths import parse_path
-from mloop.flows._sql import FlowRepository, RunRow, TaskRow
+from mloop.flows._rows import RunRow, TaskRow
 from mloop.flows.artifacts import ArtifactRef, ArtifactStore
+from mloop.flows.repository import FlowRepository, open_flow_repo, store_location
 
 
 class _Context:
     def __init__(self, settings: Settings | None = None) -> None:
-        from mloop.flows.runtime import open_flow_repo
         from mloop.flows.task import artifact_store
 
         self.settings = settings or Settings.load()
         self.repo: FlowRepository = open_flow_repo(self.settings)
-        self.store: ArtifactStore = artifact_store(self.settings.artifact_root)
+        self.store: ArtifactStore = artifact_store(store_location(self.settings))
 
 
 class TaskData:

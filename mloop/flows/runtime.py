@@ -6,7 +6,9 @@ Workers never touch the metadata database; this process records every task (a ne
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections import deque
@@ -23,7 +25,7 @@ from mloop.flows.graph import FlowGraph, build_graph
 from mloop.flows.task import artifact_store, common_index, load_flow
 
 if TYPE_CHECKING:
-    from mloop.flows._sql import FlowRepository
+    from mloop.flows.repository import FlowRepository
 
 # The tracking run statuses (mloop.tracking.entities.RunStatus), spelled out to keep this module light.
 FINISHED, FAILED, RUNNING, KILLED = "finished", "failed", "running", "killed"
@@ -99,18 +101,10 @@ class Outcome:
 
 
 def open_flow_repo(settings: Settings) -> FlowRepository:
-    from mloop.flows._sql import FlowRepository
+    """The flow repository ``settings`` point at (the database, or an mloop server); see repository.py."""
+    from mloop.flows.repository import open_flow_repo as open_repo
 
-    if settings.remote:
-        raise InvalidInputError(field="tracking_uri", value=settings.tracking_uri,
-                                expected="direct store access for flows (unset MLOOP_TRACKING_URI); flows record "
-                                "their runs in the metadata database and artifact store themselves")
-    from mloop.store.blob import open_blob_store
-    from mloop.store.sql import open_database
-
-    blobs = open_blob_store(settings.artifact_root)
-    return FlowRepository(open_database(settings.db_url), lambda run_id: blobs.url(f"runs/{run_id}/artifacts"),
-                          heartbeat_timeout_ms=int(settings.heartbeat_timeout_seconds * 1000))
+    return open_repo(settings)
 
 
 class Runtime:
@@ -143,7 +137,13 @@ class Runtime:
                  origin_run: str | None, resume_from: str | None, resume: bool) -> None:
         self.flow = load_flow(self.flow_file, flow_class)
         self.graph: FlowGraph = build_graph(self.flow)
-        self.store = artifact_store(self.settings.artifact_root)
+        from mloop.flows.repository import store_location
+
+        self.location = store_location(self.settings)  # the artifact root, or the server the bytes go through
+        self.store = artifact_store(self.location)
+        # where tasks write their output before it is stored; through a server, the client keeps no home files
+        self._log_root = (tempfile.mkdtemp(prefix="mloop-flow-logs-") if self.settings.remote
+                          else os.path.join(self.settings.home, "flows", "logs"))
         # The database opens in the recorder's thread while the first tasks run; a resume needs it now.
         self.recorder = Recorder(lambda: open_flow_repo(self.settings))
         self.reuse = Reuse(lambda: self.recorder.repo, self.graph, self.flow)
@@ -169,8 +169,12 @@ class Runtime:
     def run(self) -> Outcome:
         executor = self.executor
         self.run_id = uuid.uuid4().hex
-        self.recorder.call(self._create_run)
-        self._log_params()
+        try:
+            self.recorder.call(self._create_run)
+            self._log_params()  # the first artifacts: through a server, the first request that may be refused
+        except BaseException:
+            executor.close()
+            raise
         outcome = Outcome(self.run_id, RUNNING)
         if self.on_created is not None:
             self.on_created(self.run_id)
@@ -190,6 +194,8 @@ class Runtime:
             raise
         finally:
             executor.close()
+            if self.settings.remote:  # the logs are in the store now
+                shutil.rmtree(self._log_root, ignore_errors=True)
         outcome.status = FAILED if outcome.failed else FINISHED
         self.recorder.call(lambda repo: repo.end_run(self.run_id, outcome.status))
         self.recorder.close()
@@ -303,7 +309,7 @@ class Runtime:
 
     def _launch(self, executor: Any, pending: Pending) -> Live:
         key = self._cache_key(pending)
-        log_dir = os.path.join(self.settings.home, "flows", "logs", self.run_id, *pending.path.split("/"))
+        log_dir = os.path.join(self._log_root, self.run_id, *pending.path.split("/"))
         task_id = uuid.uuid4().hex
         self.recorder.start_task(task_id=task_id, run_id=self.run_id, step=pending.step, path=pending.path,
                                  inputs=pending.inputs, cache_key=key, log_dir=log_dir, user=self.settings.user)
@@ -320,12 +326,13 @@ class Runtime:
         pending = item.pending
         node = self.graph[pending.step]
         spec = {"flow_file": self.flow_file, "flow_class": self.flow.__name__, "step": pending.step,
-                "artifact_root": self.settings.artifact_root, "join": node.is_join,
+                "artifact_root": self.location, "join": node.is_join,
                 "inputs": [{"task_id": i, "step": self.steps_of.get(i, "start"),
                             "artifacts": {k: list(v) for k, v in self.index[i].items()}} for i in pending.inputs],
                 "foreach_var": pending.foreach_var, "foreach_index": pending.foreach_index,
                 "task_id": item.task_id, "run_id": self.run_id, "attempt": item.attempt,
-                "db_url": self.settings.db_url, "home": self.settings.home}
+                "db_url": self.settings.db_url, "home": self.settings.home,
+                "tracking_uri": self.settings.tracking_uri, "direct_artifacts": self.settings.direct_artifacts}
         seconds = node.decorators.get("timeout", {}).get("seconds")
         item.deadline = time.monotonic() + seconds if seconds else None
         executor.submit(item.task_id, spec, item.log_dir, node.decorators.get("resources", {}))
@@ -396,7 +403,8 @@ class Runtime:
                   self.run_id, *(["--flow", self.flow_class] if self.flow_class else []),
                   *(["--executor", self.executor.name] if self.executor.name != "local" else []), *home]
         lines = [f"Step '{item.pending.path}' failed: {result['error']}"]
-        if log and os.path.isfile(log):  # a remote worker's log is only in the artifact store
+        # a remote worker's log, or any log of a run through a server, is only in the artifact store
+        if log and os.path.isfile(log) and not self.settings.remote:
             lines.append(f"  log: {log}")
         lines.append(f"  logs: {shlex.join(['mloop', 'flow', 'logs', self.run_id, item.pending.path, *home])}")
         lines.append(f"  resume: {shlex.join(resume)}")

@@ -131,11 +131,24 @@ def _relative(filename: str, folder: Path) -> str:
 
 
 def artifact_store(root: str) -> ArtifactStore:
-    store = _stores.get(root)
-    if store is None:
-        from mloop.store.blob import open_blob_store
+    """The content-addressed store at ``root``: an artifact root, or an mloop server's URL (bytes through it)."""
+    remote = root.startswith(("http://", "https://"))
+    if remote:  # one store per token: a process that changes MLOOP_TOKEN talks with the new one
+        from mloop.auth.credentials import token_for
 
-        store = _stores[root] = ArtifactStore(open_blob_store(root))
+        key = f"{root}\n{token_for(root)}"
+    else:
+        key = root
+    store = _stores.get(key)
+    if store is None:
+        if remote:
+            from mloop.flows._http_store import HttpArtifactStore
+
+            store = _stores[key] = HttpArtifactStore(root)
+        else:
+            from mloop.store.blob import open_blob_store
+
+            store = _stores[key] = ArtifactStore(open_blob_store(root))
     return store
 
 

@@ -23,7 +23,9 @@ from mloop.server.errors import install_error_handlers
 EDGE_RULES = (BodyRule(r"/api/runs/[^/]+/artifacts/", methods=frozenset({"PUT"}), media_types=None, limited=False),
               # MLflow's artifact proxy: a file upload or one part of a multipart upload, bounded by its route
               BodyRule(r"/api/2\.0/mlflow-artifacts/(artifacts|mpu/parts)/", methods=frozenset({"PUT"}),
-                       media_types=None, limited=False))
+                       media_types=None, limited=False),
+              # one chunk of a flow artifact's bytes, bounded by its route
+              BodyRule(r"/api/flows/cas/", methods=frozenset({"PUT"}), media_types=None, limited=False))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,9 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import tuning
 
     app.include_router(tuning.router, prefix="/api")
-    from mloop.server.api import flows
+    from mloop.server.api import flow_cas, flow_records, flows
 
     app.include_router(flows.router, prefix="/api")
+    app.include_router(flow_records.router, prefix="/api")
+    app.include_router(flow_cas.router, prefix="/api")
     from mloop.server.api import quality
 
     app.include_router(quality.router, prefix="/api")

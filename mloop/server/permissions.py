@@ -74,7 +74,9 @@ RULES: tuple[Rule, ...] = (
     Rule(r"/api/registry/(environments|approvals|rules|select)", VIEWER, MAINTAINER),
     Rule(_MLFLOW + r"/(registered-models/alias|model-versions/transition-stage)", VIEWER, MAINTAINER),
     # reads that take their question in a POST body
-    _same(r"/api/(runs/search|runs/page|features/online)", VIEWER),
+    _same(r"/api/(runs/search|runs/page|features/online|flows/artifact-refs)", VIEWER),
+    # what a flow's orchestrator and tasks write through the server (flow_records, flow_cas): an editor's
+    Rule(r"/api/flows/(experiments|runs|heartbeat|records|rows|names|tasks|cache|schedules|cas)", VIEWER, EDITOR),
     _same(_MLFLOW + r"/[a-z-]+/search", VIEWER),
     # everything else of each router: read with viewer, write with editor
     Rule(r"/api/(experiments|runs|metrics|heartbeat|datasets|registry|features|monitors|alerts|flows|quality|tuning"

@@ -230,6 +230,14 @@ class HttpTrackingRepository:
     def purge(self, older_than_ms: int) -> dict[str, int]:
         return dict(self._call("POST", "/gc", {"older_than_ms": older_than_ms}, retry=True))
 
+    def gc_report(self, older_than_ms: int, prediction_retention_days: float | None = None) -> dict[str, Any]:
+        """``mloop gc`` on the server: the purge, and the prediction log's days past retention (None: the
+        server's setting); the server's counts, with ``prediction_days``, ``prediction_files`` and
+        ``prediction_retention_days``."""
+        body = {"older_than_ms": older_than_ms, "predictions": True,
+                "prediction_log_retention_days": prediction_retention_days}
+        return dict(self._call("POST", "/gc", body, retry=True))
+
 
 def _rewinder(content: Any) -> Callable[[], None] | None:
     """A function that puts a request body back at its start for a retry; None when it cannot be replayed."""

@@ -69,7 +69,7 @@ class Nightly(FlowSpec):
 """
 
 
-def test_scheduler_starts_due_flows_once_per_minute_and_records_it(write_flow, counts) -> None:
+def test_scheduler_starts_due_flows_once_per_minute_and_records_it(mode_settings, write_flow, counts) -> None:
     file = write_flow(SCHEDULED)
     out = mloop("scheduler", str(file), "--once", "--now", "2026-03-01T10:05:20")
     assert out.returncode == 0, out.stderr

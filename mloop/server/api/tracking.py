@@ -357,8 +357,21 @@ def search_runs(body: SearchIn, r: Repo) -> dict[str, Any]:
 
 class PurgeIn(BaseModel):
     older_than_ms: Int64
+    # `mloop gc` through the server: also the prediction log's days past retention (null: the server's setting)
+    predictions: StrictBool = False
+    prediction_log_retention_days: float | None = Field(default=None, ge=0, le=100_000, strict=True)  # not true
 
 
 @router.post("/gc")
-def purge(body: PurgeIn, r: Repo) -> dict[str, int]:
-    return r.purge(body.older_than_ms)
+def purge(body: PurgeIn, r: Repo, request: Request) -> dict[str, int | float]:
+    """Purge what was deleted before ``older_than_ms``; with ``predictions``, the old prediction log days too."""
+    result: dict[str, int | float] = dict(r.purge(body.older_than_ms))
+    if body.predictions:
+        from mloop.serving.predlog import purge_predictions
+
+        settings = request.app.state.settings
+        days = body.prediction_log_retention_days
+        purged = purge_predictions(settings, retention_days=days)
+        result |= {"prediction_days": purged["days"], "prediction_files": purged["files"],
+                   "prediction_retention_days": settings.prediction_log_retention_days if days is None else days}
+    return result
