@@ -35,7 +35,9 @@ export async function render(main) {
       navigate(next, { replace: true });
     } catch (error) {
       token.value = "";
-      outcome.replaceChildren(errorBox(error));
+      // the server's own reason (a refused token, too many attempts), not the generic "not signed in"
+      outcome.replaceChildren(error instanceof ApiError && error.status !== 403
+        ? h("div", { class: "error", role: "alert" }, error.message) : errorBox(error));
       button.disabled = false;
       token.focus();
     }
