@@ -11,16 +11,16 @@ export async function render(main, { model }) {
   if (model !== undefined) params.set("model", model);
   const [firings, rules] = await Promise.all([api(`/automation/firings?${params}`), api("/automation/rules")]);
   const mine = model === undefined ? rules : rules.filter((r) => r.model === model);
-  main.append(model === undefined
-    ? h("h1", {}, "Automation")
+  main.append(...(model === undefined
+    ? [h("h1", {}, "Automation")]
     : [h("div", { class: "crumbs" }, link("/models", "Models"), " / ", link(`/models/${seg(model)}`, model), " /"),
-      h("h1", {}, `Automation of ${model}`)]);
+      h("h1", {}, `Automation of ${model}`)]));
   main.append(section("Rules", table([
     { label: "Rule", cell: (r) => r.name },
     { label: "Version", cell: (r) => `v${r.version}`, class: "n" },
     { label: "Model", cell: (r) => link(`/models/${seg(r.model)}/automation`, r.model) },
     { label: "Trigger", cell: (r) => r.trigger?.kind || String(r.trigger || "") },
-    { label: "When", cell: (r) => (r.when ? h("code", {}, r.when) : "") },
+    { label: "When", cell: (r) => (r.when ? h("code", {}, r.when) : h("span", { class: "muted" }, "always")) },
     { label: "Actions", cell: (r) => (r.actions || []).join(" → ") },
     { label: "State", cell: (r) => (r.paused ? status("paused") : status("active")) },
   ], mine, { className: "rules", empty: "No rules: mloop automation apply rules.yaml." })));
