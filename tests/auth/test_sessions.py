@@ -82,6 +82,9 @@ def test_a_login_for_another_user_or_a_bad_token_is_refused_and_throttled(sqlite
         guesses.append((answer, time.monotonic() - started))
         assert guess not in answer.text
     assert all(a.status_code == 401 for a, _ in guesses[:4]) and all(took >= 0.45 for _, took in guesses[:4])
+    long_secret = "mlp_" + "s3cr3t" * 60
+    too_long = httpx.post(f"{sqlite_auth_server.url}/api/auth/login", json={"token": long_secret})
+    assert too_long.status_code == 422 and "s3cr3t" not in too_long.text and too_long.json()["field"] == "token"
     throttled = _login(sqlite_auth_server, "editor")  # even a good token waits once the address is throttled
     assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
 
