@@ -50,14 +50,15 @@ def test_a_change_with_the_cookie_needs_the_csrf_header(sqlite_auth_server: Auth
         assert made.status_code in (200, 201), made.text
 
 
-def test_logout_ends_the_session_at_once(sqlite_auth_server: AuthServer) -> None:
-    answer = _login(sqlite_auth_server, "viewer")
+def test_logout_ends_the_session_at_once(auth_server: AuthServer) -> None:
+    """On SQLite and on PostgreSQL."""
+    answer = _login(auth_server, "viewer")
     secret = answer.cookies["mloop_session"]
-    with _browser(sqlite_auth_server, answer) as browser:
+    with _browser(auth_server, answer) as browser:
         assert browser.get("/api/experiments").status_code == 200
         out = browser.post("/api/auth/logout")
         assert out.status_code == 200 and "mloop_session=" in out.headers["set-cookie"]
-    replayed = httpx.get(f"{sqlite_auth_server.url}/api/experiments", cookies={"mloop_session": secret})
+    replayed = httpx.get(f"{auth_server.url}/api/experiments", cookies={"mloop_session": secret})
     assert replayed.status_code == 401
 
 
