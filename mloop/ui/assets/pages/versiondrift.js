@@ -1,8 +1,9 @@
-// Drift of a run's data against a model version's training profile: pick a run (those of the version's own
-// experiment are offered; any run id can be typed) and its logged data set; the page shows each column's verdict
-// and the full HTML report of mloop.drift in a sandboxed frame (its scripts cannot reach this page or the server).
+// Drift against a model version's training profile, of a run's logged data set (those of the version's own
+// experiment are offered; any run id can be typed) or of recent traffic (a monitor's latest windows); the page
+// shows each column's verdict and the full HTML report of mloop.drift in a sandboxed frame (its scripts cannot
+// reach this page or the server).
 
-import { api, errorBox, h, num, query, root, section, seg, setQuery, status, table } from "../lib.js";
+import { api, errorBox, h, num, query, root, section, seg, setQuery, status, table, when } from "../lib.js";
 
 const OFFERED_RUNS = 100;
 
@@ -10,27 +11,47 @@ const OFFERED_RUNS = 100;
 export async function driftSection(main, model, version) {
   const base = `/quality/models/${seg(model)}/versions/${seg(version)}`;
   const mv = await api(`/registry/models/${seg(model)}/versions/${seg(version)}`);
-  const runs = await offeredRuns(mv.run_id);
+  const [runs, monitors] = await Promise.all([offeredRuns(mv.run_id), api("/monitors").catch(() => [])]);
+  const mine = monitors.filter((m) => m.model === model);
   const asked = query();
+  const source = h("select", { name: "source", onchange: () => sync() },
+    h("option", { value: "" }, "a run's data set"),
+    mine.map((m) => h("option", { value: m.name, selected: asked.monitor === m.name },
+      `recent traffic: monitor ${m.name}`)));
   const run = h("input", { type: "text", name: "run", list: "drift-runs", placeholder: "run id", size: 36,
-    value: asked.against || "", required: true, pattern: "[A-Za-z0-9_\\-]{1,64}" });
+    value: asked.against || "", pattern: "[A-Za-z0-9_\\-]{1,64}" });
   const choices = h("datalist", { id: "drift-runs" }, runs.map((r) => h("option", { value: r.run_id },
     `${r.name || ""} (${r.run_id.slice(0, 8)})`)));
   const dataset = h("input", { type: "text", name: "dataset", value: asked.dataset || "train", size: 10,
     pattern: "[A-Za-z0-9_.\\-]{1,128}" });
+  const windows = h("input", { type: "number", name: "windows", min: "1", max: "1000",
+    value: asked.windows || "12" });
+  const runFields = h("span", { class: "fields" }, h("label", {}, "Run ", run, choices),
+    h("label", {}, "Data set ", dataset));
+  const windowFields = h("span", { class: "fields" }, h("label", {}, "Last ", windows, " windows"));
+  const sync = () => {
+    runFields.hidden = Boolean(source.value);
+    windowFields.hidden = !source.value;
+  };
   const result = h("div", { class: "drift-result" });
   const draw = async () => {
-    setQuery({ ...query(), against: run.value.trim(), dataset: dataset.value.trim() });
-    await report(result, base, run.value.trim(), dataset.value.trim() || "train");
+    const params = source.value
+      ? { monitor: source.value, windows: windows.value || "12" }
+      : { run: run.value.trim(), dataset: dataset.value.trim() || "train" };
+    const { monitor: _m, windows: _w, against: _a, dataset: _d, ...kept } = query();
+    setQuery({ ...kept, ...(params.run ? { against: params.run, dataset: params.dataset } : params) });
+    await report(result, base, params);
   };
-  main.append(section("Drift against a run's data",
+  sync();
+  main.append(section("Drift against the training data",
     h("p", { class: "muted small" }, "Reference: this version's training profile. Current: the profile a run "
-      + "logged for a data set (log_dataset(run, data, name=...)); runs of the version's experiment are offered."),
+      + "logged for a data set (log_dataset(run, data, name=...); runs of the version's experiment are offered), "
+      + "or the version's recent traffic as a monitor of this model saw it (its latest windows, merged)."),
     h("form", { class: "filter drift-form", onsubmit: (e) => { e.preventDefault(); draw(); } },
-      h("label", {}, "Run ", run, choices), h("label", {}, "Data set ", dataset),
+      h("label", {}, "Compare with ", source), runFields, windowFields,
       h("button", { type: "submit", class: "primary" }, "Measure drift")),
     result));
-  if (asked.against) await draw();
+  if (asked.against || asked.monitor) await draw();
 }
 
 async function offeredRuns(runId) {
@@ -45,10 +66,10 @@ async function offeredRuns(runId) {
   }
 }
 
-async function report(result, base, runId, dataset) {
+async function report(result, base, asked) {
   result.dataset.state = "loading";
   result.replaceChildren(h("p", { class: "muted" }, "Measuring..."));
-  const params = new URLSearchParams({ run: runId, dataset });
+  const params = new URLSearchParams(asked);
   try {
     const found = await api(`${base}/drift?${params}`);
     result.replaceChildren(
@@ -56,9 +77,10 @@ async function report(result, base, runId, dataset) {
         `${found.dataset_drift ? "Dataset drift" : found.drifted_columns.length ? "Some columns drifted"
           : "No drift"}: ${found.drifted_columns.length} of ${found.columns.length} columns `
         + `(${Math.round(100 * found.drift_share)}%; threshold ${Math.round(100 * found.share_threshold)}%). `
-        + `Training ${found.n_reference} rows, run ${found.n_current} rows.`),
-      found.left_out.length ? h("p", { class: "muted small" },
-        `Not in the run's data, left out: ${found.left_out.join(", ")}`) : null,
+        + `Training ${found.n_reference} rows, ${found.monitor ? `${found.windows} windows from `
+          + `${when(found.first)}` : "the run"}: ${found.n_current} rows.`),
+      found.left_out.length ? h("p", { class: "muted small left-out" },
+        `Not in the current data, left out: ${found.left_out.join(", ")}`) : "",
       table([
         { label: "Column", cell: (c) => c.column },
         { label: "Type", cell: (c) => c.kind },
