@@ -52,6 +52,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
                 run.log_text("<html><body><h1 id='report'>Report of A</h1></body></html>", "report.html")
             runs[project] = run.run_id
     client.writer.settle()
+    _pending_deployment(settings, home)
     store = AuthStore(settings.db_url)
     tokens = {}
     for user, role in (("ana", "viewer"), ("eve", "editor")):
@@ -63,6 +64,22 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     tokens["root"] = store.create_token("root").text
     for live in serve(settings):
         yield Team(live.url, tokens, experiments, runs)
+
+
+def _pending_deployment(settings: Settings, home) -> None:
+    """model-a (project A) v1, waiting for approval to go to the gated environment 'prod'."""
+    import numpy as np
+    from sklearn.linear_model import Ridge
+
+    import mloop
+    from mloop.registry import registry_for
+
+    with mloop.start_run(experiment="exp-a", name="fit-a") as run:
+        run.log_model(Ridge().fit(np.arange(20.0).reshape(10, 2), np.arange(10.0)), name="model-a")
+    registry = registry_for(settings)
+    registry.update_model("model-a", tags={"project": "A"})
+    registry.environments.create("prod", requires_approval=True)
+    registry.environments.deploy("model-a", 1, "prod", reason="ship it")
 
 
 def _sign_in(browser: Browser, team: Team, user: str, asked: str) -> None:
@@ -234,3 +251,16 @@ def test_without_auth_the_login_page_lets_everyone_through(ui_data, fresh_browse
     assert page.url == ui_data.url + "/models" and not fresh_browser.problems
 
 
+
+
+def test_approve_and_reject_are_offered_only_to_a_maintainer(team: Team, fresh_browser: Browser) -> None:
+    _sign_in(fresh_browser, team, "ana", "/models/model-a")
+    page = fresh_browser.page
+    page.wait_for_selector("table.approvals tbody tr", timeout=20_000)
+    assert page.locator("table.approvals button.approve").count() == 0
+    assert "needs the maintainer role" in page.inner_text("table.approvals")
+    fresh_browser.shot("approvals-viewer")
+    page.click("#who .sign-out")
+    _sign_in(fresh_browser, team, "root", "/models/model-a")
+    page.wait_for_selector("table.approvals button.approve", timeout=20_000)
+    assert page.locator("table.approvals button.reject").count() == 1
