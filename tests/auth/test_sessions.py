@@ -97,3 +97,27 @@ def test_login_without_auth_says_there_is_nothing_to_sign_in_to(tmp_path) -> Non
     for live in serve(Settings.load(home=str(tmp_path), tracking_uri="")):
         answer = httpx.post(f"{live.url}/api/auth/login", json={"token": "anything"})
         assert answer.status_code == 404 and "without authentication" in answer.json()["message"]
+
+
+def test_a_session_ends_at_its_expiry_and_never_outlives_its_token(tmp_path) -> None:
+    from datetime import timedelta
+
+    from mloop.auth import AuthStore
+    from mloop.auth.sessions import SessionStore
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    store = AuthStore(url)
+    store.add_user("ana")
+    short_session = SessionStore(url, hours=0.3 / 3600).open(store.create_token("ana").text)
+    short_token = store.create_token("ana", expires_in=timedelta(seconds=0.3))
+    tied = SessionStore(url).open(short_token.text)
+    assert tied is not None and tied.expires <= _token_expiry(store, short_token.prefix)
+    assert SessionStore(url).identity(short_session.secret) is not None
+    time.sleep(0.5)
+    assert SessionStore(url).identity(short_session.secret) is None
+    assert SessionStore(url).identity(tied.secret) is None
+    assert tied.secret not in repr(tied) and tied.csrf not in repr(tied)  # never in a log line
+
+
+def _token_expiry(store, prefix: str) -> int:
+    return next(t.expires for t in store.list_tokens("ana") if t.prefix == prefix)
