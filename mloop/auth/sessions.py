@@ -95,6 +95,8 @@ class SessionStore:
                 .join(t.tokens, t.tokens.c.id == t.sessions.c.token_id)
                 .join(t.users, t.users.c.id == t.tokens.c.user_id)
                 .where(t.sessions.c.digest == digest_of(secret))).first()
+            # the token is not presented again: _valid is given its own digest, so it checks only that the token
+            # is not revoked nor expired and that its user is not disabled
             if row is None or row.session_expires <= now or not _valid(row, row.digest, now):
                 return None
             identity = Identity(name=row.name, kind=row.kind, is_admin=bool(row.is_admin),

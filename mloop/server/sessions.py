@@ -152,7 +152,11 @@ def _cookie_path(request: Request) -> str:
 
 
 def cookie_of(headers: dict[bytes, bytes]) -> str | None:
-    """The session secret in a request's ``Cookie`` header, if any (the layer reads raw ASGI headers)."""
+    """The session secret in a request's ``Cookie`` header, if any (the layer reads raw ASGI headers).
+
+    >>> cookie_of({b"cookie": b"theme=dark; mloop_session=abc123"})
+    'abc123'
+    """
     for part in headers.get(b"cookie", b"").decode("latin-1").split(";"):
         name, _, value = part.strip().partition("=")
         if name == COOKIE and value:
@@ -161,6 +165,10 @@ def cookie_of(headers: dict[bytes, bytes]) -> str | None:
 
 
 def session_payload(scope: dict[str, Any]) -> dict[str, Any]:
-    """What ``whoami`` adds for a request made with the session cookie: its CSRF secret."""
+    """What ``whoami`` adds for a request made with the session cookie: its CSRF secret.
+
+    >>> session_payload({"state": {"session_csrf": "c5"}})
+    {'via': 'session', 'csrf': 'c5'}
+    """
     csrf = scope.get("state", {}).get("session_csrf")
     return {"via": "session", "csrf": csrf} if csrf else {"via": "token"}
