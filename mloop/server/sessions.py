@@ -30,7 +30,9 @@ __all__ = ["COOKIE", "CSRF_HEADER", "BrowserSessions", "LoginThrottle", "cookie_
 
 COOKIE = "mloop_session"
 CSRF_HEADER = "x-mloop-csrf"
-SESSION_CACHE_SECONDS = 10.0  # a revoked token ends its sessions within this time; a logout ends one at once
+# A revoked token ends its sessions within this time, and so does a logout on the other workers of a server started
+# with --workers (on the worker that answered it, at once); short, since a page's burst of requests is what it saves.
+SESSION_CACHE_SECONDS = 2.0
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
