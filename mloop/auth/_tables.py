@@ -33,3 +33,14 @@ grants = Table(
     Column("project", String(128), primary_key=True),
     Column("role", String(16), nullable=False),
 )
+
+# Browser sessions of the web UI (migration auth_sessions_0001): the cookie holds a random secret, the row its
+# sha256; a session lives no longer than its own expiry nor than the token that opened it.
+sessions = Table(
+    "auth_sessions", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("token_id", Integer, ForeignKey("auth_tokens.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),  # sent back by the pages in a header on every change
+    Column("created", BigInteger, nullable=False),
+    Column("expires", BigInteger, nullable=False),
+)

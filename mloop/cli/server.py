@@ -53,6 +53,8 @@ def server(
         error_console.print(warning, highlight=False)
     console.print(f"mloop server on http://{host}:{port} (API docs at /docs), store {redact(settings.db_url)}",
                   highlight=False, soft_wrap=True)  # a URL cut over lines cannot be copied
+    if settings.auth:
+        console.print(f"web UI: sign in at http://{host}:{port}/login with a token", highlight=False, soft_wrap=True)
     uvicorn.run("mloop.server.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, timeout_graceful_shutdown=10)
 

@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server import auth
 
     app.include_router(auth.router, prefix="/api")
+    from mloop.server import sessions
+
+    app.include_router(sessions.router, prefix="/api")
     from mloop.server.api import tracking
 
     app.include_router(tracking.router, prefix="/api")

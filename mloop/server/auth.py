@@ -14,6 +14,7 @@ user or a changed role takes effect within that time. Tokens are never logged no
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from typing import Any
 
 import anyio.to_thread
@@ -30,11 +31,13 @@ from mloop.auth.store import AuthStore
 from mloop.auth.tokens import digest_of
 from mloop.errors import AuthenticationError, MloopError, PermissionDeniedError
 from mloop.server.permissions import Need, permission_for
+from mloop.server.sessions import CSRF_HEADER, BrowserSessions, cookie_of, session_payload
 from mloop.server.targets import Target, body_targets, path_targets, reads_body
 
 __all__ = ["TOKEN_CACHE_SECONDS", "AuthLayer", "actor_of", "identity_of", "install_auth", "router"]
 
 TOKEN_CACHE_SECONDS = 10.0
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MAX_TOKEN_CHARS = 256
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -48,7 +51,8 @@ def whoami(request: Request) -> dict[str, Any]:
         return {"name": request.app.state.settings.user, "kind": "user", "auth": False, "is_admin": True,
                 "roles": {}}
     return {"name": identity.name, "kind": identity.kind, "auth": True, "is_admin": identity.is_admin,
-            "roles": {project: role.label for project, role in identity.roles.items()}}
+            "roles": {project: role.label for project, role in identity.roles.items()},
+            **session_payload(request.scope)}
 
 
 @router.get("/users")
@@ -71,9 +75,10 @@ def actor_of(request: Request, fallback: str) -> str:
 class AuthLayer:
     """ASGI middleware: 401 without a valid token, 403 without the declared role, else the identity in state."""
 
-    def __init__(self, app: ASGIApp, db_url: str) -> None:
+    def __init__(self, app: ASGIApp, db_url: str, sessions: BrowserSessions | None = None) -> None:
         self.app = app
         self.store = AuthStore(db_url)
+        self.sessions = sessions or BrowserSessions(db_url)
         self.tokens = TtlCache(TOKEN_CACHE_SECONDS)
         self.projects = TtlCache(TOKEN_CACHE_SECONDS)
 
@@ -110,11 +115,17 @@ class AuthLayer:
         return identity, receive
 
     async def _identity(self, scope: Scope) -> Identity:
-        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        headers = dict(scope["headers"])
+        header = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
+        if not header:
+            secret = cookie_of(headers)
+            if secret is not None:
+                return await self._session_identity(scope, headers, secret)
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError("This server needs a token: run `mloop login --server URL` or set "
-                                      "MLOOP_TOKEN (sent as 'Authorization: Bearer <token>').")
+                                      "MLOOP_TOKEN (sent as 'Authorization: Bearer <token>'); in a browser, "
+                                      "sign in at /login.")
         token = token.strip()[:_MAX_TOKEN_CHARS]
         key = digest_of(token)
         found = self.tokens.get(key, False)
@@ -125,6 +136,23 @@ class AuthLayer:
             raise AuthenticationError("The token is unknown, expired or revoked, or its user is disabled; "
                                       "ask an admin for a new one (`mloop auth tokens create`).")
         return found  # type: ignore[no-any-return]
+
+    async def _session_identity(self, scope: Scope, headers: dict[bytes, bytes], secret: str) -> Identity:
+        """The identity of a browser session; a change also needs the session's CSRF secret in its header."""
+        found = await self.sessions.identity(secret)
+        if found is None:
+            raise AuthenticationError("Your session has ended (signed out, expired, or its token was revoked); "
+                                      "sign in again at /login.")
+        identity, csrf = found
+        if scope["method"] not in _READS:
+            sent = headers.get(CSRF_HEADER.encode(), b"")
+            if not hmac.compare_digest(sent, csrf.encode()):
+                raise PermissionDeniedError(f"A change made with the session cookie needs the session's "
+                                            f"{CSRF_HEADER} header, which only this server's pages have; this "
+                                            "request did not carry it (a page of another origin?).",
+                                            field=CSRF_HEADER)
+        scope.setdefault("state", {})["session_csrf"] = csrf
+        return identity
 
     async def _allow(self, identity: Identity, need: Need, method: str, path: str, targets: list[Target]) -> None:
         if need.role is None or identity.is_admin:
@@ -178,5 +206,6 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
 
 
 def install_auth(app: Any, db_url: str) -> None:
-    """Put the auth layer in front of ``app``'s routes."""
-    app.add_middleware(AuthLayer, db_url=db_url)
+    """Put the auth layer in front of ``app``'s routes; the sign-in routes share its browser sessions."""
+    app.state.browser_sessions = BrowserSessions(db_url)
+    app.add_middleware(AuthLayer, db_url=db_url, sessions=app.state.browser_sessions)

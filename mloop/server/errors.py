@@ -13,6 +13,8 @@ from mloop._util.openapi import allowed_methods
 from mloop.errors import MloopError
 
 log = logging.getLogger("mloop.server")
+# fields whose value a refusal never quotes: a sign-in's token over the length limit is still somebody's token
+_SECRET_FIELDS = frozenset({"token", "password", "secret"})
 
 
 def _body(code: str, message: str, field: str | None) -> dict[str, str | None]:
@@ -34,7 +36,7 @@ def install_error_handlers(app: FastAPI) -> None:
         field = ".".join(loc) or None
         got = first.get("input")
         message = f"{field or 'request'}: {first.get('msg', 'invalid')}"
-        if got is not None and not isinstance(got, dict | list):
+        if got is not None and not isinstance(got, dict | list) and not (loc and loc[-1].lower() in _SECRET_FIELDS):
             message += f" (got {got!r})"
         return JSONResponse(_body("INVALID_INPUT", message, field), status_code=422)
 

@@ -64,6 +64,7 @@ RULES: tuple[Rule, ...] = (
     _same(r"/", PUBLIC),
     _same(r"/ui/(static|vendor)", PUBLIC),
     _same(r"/(experiments|runs|compare|models|features|flows|quality|login|monitoring|studies|automation)", PUBLIC),
+    _same(r"/api/auth/(login|logout)", PUBLIC),  # signing in is how a browser gets an identity
     _same(r"/api/auth/whoami", ANYONE),
     _same(r"/api/auth/users", SERVER_ADMIN),
     # server-wide: users, deleting for good, and webhooks (they send every event, and carry secrets)

@@ -26,7 +26,7 @@ PLOTLY_PATH = "/ui/vendor/plotly.min.js"
 # mistyped must not come back as a page, nor a POST to it as a 405). Pages added later (models, features,
 # flows, quality) only need their module in assets/pages and an entry in app.js's PAGES.
 PAGE_ROOTS = frozenset({"experiments", "runs", "compare", "models", "features", "flows", "quality", "login",
-                        "monitoring", "studies"})
+                        "monitoring", "studies", "automation"})
 
 # Plotly sets styles inline, so styles may be inline; scripts may not. Frames show only this server's previews
 # (which carry their own sandbox policy). Nothing is fetched from another host.

@@ -179,16 +179,30 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     launched = playwright().chromium.launch(
         executable_path=executable, args=CHROMIUM_ARGS)
     try:
-        page = launched.new_page(viewport={"width": 1400, "height": 900})
-        found = Browser(page, tmp_path_factory.mktemp("ui-shots"))
-        # no request may leave this machine: the pages must work offline
-        page.route("**/*", lambda route: route.continue_() if _local(route.request.url) else route.abort())
-        page.on("console", lambda m: found.problems.append(f"console: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: found.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: found.problems.append(f"failed: {r.url}"))
-        yield found
+        yield watched(launched.new_page(viewport={"width": 1400, "height": 900}), tmp_path_factory.mktemp("ui-shots"))
     finally:
         launched.close()
+
+
+def watched(page: Any, shots: Path) -> Browser:
+    """``page`` kept offline, with its console errors, page errors and failed requests collected as problems."""
+    found = Browser(page, shots)
+    # no request may leave this machine: the pages must work offline
+    page.route("**/*", lambda route: route.continue_() if _local(route.request.url) else route.abort())
+    page.on("console", lambda m: found.problems.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: found.problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: found.problems.append(f"failed: {r.url}"))
+    return found
+
+
+@pytest.fixture
+def fresh_browser(browser: Browser, tmp_path: Path) -> Iterator[Browser]:
+    """A page in a context of its own (no cookies of other tests), closed after the test."""
+    context = browser.page.context.browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        yield watched(context.new_page(), tmp_path)
+    finally:
+        context.close()
 
 
 def _local(url: str) -> bool:

@@ -179,3 +179,27 @@ def test_a_month_rolls_up_the_same_on_sqlite_and_postgresql(tmp_path, db_url: st
             assert np.allclose(got, want), (every, metric)
         assert len(found) == 3 * len(np.unique(bucket))
         assert (found["start"].dt.as_unit("ms").astype("int64") % step == 0).all()
+
+
+def test_drift_of_recent_traffic_against_the_training_profile(dashboard: str, browser: Browser) -> None:
+    """The version's quality page measures the monitor's latest windows against training: the last 10 windows
+    hold the shift of ``km`` (windows 6-11), the last 4 do not."""
+    page = browser.open(f"{dashboard}/quality/models/eta/versions/1")
+    page.select_option("form.drift-form select[name=source]", MONITOR)
+    assert page.locator("form.drift-form input[name=run]").is_hidden()
+    page.fill("form.drift-form input[name=windows]", "10")
+    page.click("form.drift-form button[type=submit]")
+    browser.until("() => document.querySelector('.drift-result').dataset.state === 'ready'")
+    assert "drifted" in page.locator("table.drift tr[data-column=km]").inner_text()
+    assert "10 windows from" in page.inner_text(".drift-result .verdict")
+    assert "null" not in page.inner_text(".drift-result")
+    assert f"monitor={MONITOR}" in page.url and "windows=10" in page.url
+    frame = page.wait_for_selector(".drift-result iframe").content_frame()
+    assert "last 10 windows of monitor" in frame.wait_for_selector("h1", timeout=20_000).inner_text()
+    browser.shot("quality-drift-monitor")
+    calm = httpx.get(f"{dashboard}/api/quality/models/eta/versions/1/drift",
+                     params={"monitor": MONITOR, "windows": 4}).json()
+    assert "km" not in calm["drifted_columns"] and calm["windows"] == 4
+    both = httpx.get(f"{dashboard}/api/quality/models/eta/versions/1/drift", params={"monitor": MONITOR, "run": "x"})
+    assert both.status_code == 422 and both.json()["field"] == "run"
+    assert not browser.problems, browser.problems

@@ -77,7 +77,7 @@ def run_model_versions(run_id: TextPath, r: Repo) -> list[dict[str, Any]]:
         return [{"name": n, "version": v, "status": s, "created": c} for n, v, s, c in rows]
 
 
-_PREVIEW_POLICY = ("sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
+PREVIEW_POLICY = ("sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
                    "style-src 'unsafe-inline'; img-src data:; font-src data:")
 
 
@@ -88,6 +88,6 @@ def preview_artifact(run_id: TextPath, path: _schema.PlainPath, r: Repo) -> File
     ``sandbox`` policy: a report's scripts run, but they can neither reach this server nor load anything."""
     answer = get_artifact(run_id, path, r)
     answer.headers["content-disposition"] = answer.headers["content-disposition"].replace("attachment", "inline", 1)
-    answer.headers["content-security-policy"] = _PREVIEW_POLICY
+    answer.headers["content-security-policy"] = PREVIEW_POLICY
     answer.headers["x-content-type-options"] = "nosniff"
     return answer

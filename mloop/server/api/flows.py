@@ -1,6 +1,7 @@
 """Read-only REST API of flow runs, under ``/api/flows``: runs with their status, a run's tasks (the graph's
-edges are each task's inputs), a task's captured logs. Artifacts are listed (name, encoding, size), never
-unpickled: reading a pickle runs code, which a web request must not do."""
+edges are each task's inputs), a task's captured logs, a preview of an artifact. Artifacts are never unpickled
+as such: reading a pickle can run code, which a web request must not do; a preview reads only tables, arrays and
+pickles of plain values (mloop.flows.preview)."""
 
 from __future__ import annotations
 
@@ -54,9 +55,8 @@ def get_flow_run(run_id: TextPath, request: Request) -> dict[str, Any]:
                       for name, ref in sorted(refs.get(t.id, {}).items())]} for t in tasks]}
 
 
-@router.get("/runs/{run_id}/tasks/{task_id}/logs", responses=error_responses(404))
-def task_logs(run_id: TextPath, task_id: TextPath, request: Request) -> dict[str, Any]:
-    """The captured stdout and stderr of one task (the last 256 KiB of each)."""
+def _task(run_id: str, task_id: str, request: Request) -> tuple[Any, Any]:
+    """The flow run and its task named by id or path (404 for either unknown)."""
     from mloop.errors import NotFoundError
     from mloop.flows.client import get_run
 
@@ -64,8 +64,34 @@ def task_logs(run_id: TextPath, task_id: TextPath, request: Request) -> dict[str
     task = next((t for step in run.steps.values() for t in step if t.id == task_id or t.path == task_id), None)
     if task is None:
         raise NotFoundError(f"Run {run.id[:8]} has no task {task_id!r}.", field="task_id")
+    return run, task
+
+
+@router.get("/runs/{run_id}/tasks/{task_id}/logs", responses=error_responses(404))
+def task_logs(run_id: TextPath, task_id: TextPath, request: Request) -> dict[str, Any]:
+    """The captured stdout and stderr of one task (the last 256 KiB of each)."""
+    _, task = _task(run_id, task_id, request)
     out: dict[str, Any] = {"task_id": task.id, "path": task.path}
     for name in ("stdout", "stderr"):
         text = getattr(task, name)
         out[name], out[f"{name}_truncated"] = text[-MAX_LOG:], len(text) > MAX_LOG
     return out
+
+
+@router.get("/runs/{run_id}/tasks/{task_id}/artifacts/{name}/preview", responses=error_responses(404))
+def artifact_preview(run_id: TextPath, task_id: TextPath, name: TextPath, request: Request) -> dict[str, Any]:
+    """A look at one artifact of a task: a table's first rows and column types, an array's shape and first values,
+    a plain value (numbers, text, lists, dicts); anything that would run code to load, or is too large, only by
+    its encoding and size."""
+    from mloop.errors import NotFoundError
+    from mloop.flows.preview import MAX_READ_BYTES, preview
+
+    run, task = _task(run_id, task_id, request)
+    ref = task.artifacts.get(name)
+    if ref is None:
+        raise NotFoundError(f"Task {task.path} has no artifact {name!r}; it has {sorted(task.artifacts)}.",
+                            field="name")
+    shown = {"name": name, "encoding": ref.encoding, "size": ref.size}
+    if ref.size > MAX_READ_BYTES:
+        return {**shown, "kind": "opaque", "reason": f"{ref.size:,} bytes: too large to read for a preview"}
+    return {**shown, **preview(run._ctx.store.get(ref.sha256), ref.encoding)}

@@ -1,15 +1,19 @@
 """Read-only REST API of data quality, under ``/api/quality``: the schema and profile logged with a run's data
-set (``log_dataset``) or attached to a model version, as the data-quality page renders them. Profiles come
-without their raw value samples: a page needs the bins, not the rows."""
+set (``log_dataset``) or attached to a model version, as the data-quality page renders them, and the drift of a
+run's data against a version's training profile (as JSON, and as the HTML report of ``mloop.drift``). Profiles
+come without their raw value samples: a page needs the bins, not the rows."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
 
 from mloop._util.openapi import error_responses
 from mloop.server.api._schema import TextPath
+from mloop.server.api.browse import PREVIEW_POLICY
 from mloop.server.api.registry import IdPath
 
 router = APIRouter(prefix="/quality", tags=["quality"])
@@ -51,3 +55,104 @@ def version_quality(name: TextPath, version: IdPath, request: Request) -> dict[s
     registry_for(settings).get_version(name, int(version))  # 404 for an unknown version
     profile, schema = training_reference(name, str(version), settings)
     return {"model": name, "version": int(version), **_out(schema, profile)}
+
+
+# ---------------------------------------------------------------------- drift against the training profile
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """What the training profile is compared with: a run's logged data set, or a monitor's latest windows."""
+
+    run: str | None = None
+    dataset: str = "train"
+    monitor: str | None = None
+    windows: int = 12
+
+    def describe(self) -> str:
+        if self.monitor is not None:
+            return f"the last {self.windows} windows of monitor {self.monitor}"
+        return f"run {str(self.run)[:12]} ({self.dataset})"
+
+
+def _current_profile(current: Current, name: str, version: int, settings: Any) -> tuple[Any, dict[str, Any]]:
+    """The profile to compare and what it is (for the answer)."""
+    from mloop.errors import InvalidInputError, NotFoundError
+    from mloop.tracking.client import TrackingClient
+    from mloop.validation import attach
+
+    if (current.run is None) == (current.monitor is None):
+        raise InvalidInputError(field="run", value=None, expected="either run (a run's logged data set) or "
+                                                                   "monitor (its latest windows), not both")
+    if current.monitor is not None:
+        from mloop.monitoring.monitor import get_monitor
+        from mloop.monitoring.recent import recent_profile
+
+        if get_monitor(current.monitor, settings).model != name:
+            raise InvalidInputError(field="monitor", value=current.monitor, expected=f"a monitor of {name}")
+        found = recent_profile(current.monitor, str(version), current.windows, settings=settings)
+        return found.profile, {"monitor": current.monitor, "windows": found.windows, "first": found.first,
+                               "last": found.last}
+    client = TrackingClient(settings)
+    client.get_run(current.run)
+    try:
+        profile = attach.load_run_profile(client, current.run, current.dataset)
+    except NotFoundError:
+        raise NotFoundError(f"Run {current.run[:12]} logged no profile for the data set '{current.dataset}' "
+                            f"(log_dataset(run, data, name='{current.dataset}')).", field="dataset") from None
+    return profile, {"run_id": current.run, "dataset": current.dataset}
+
+
+def _version_drift(name: str, version: int, current: Current, settings: Any) -> tuple[Any, dict[str, Any]]:
+    """The drift of ``current`` against the version's training profile over the columns both have, and what was
+    compared: the source, and the training columns the current data lacks (left out, and said so)."""
+    from mloop.errors import NotFoundError
+    from mloop.monitoring.monitor import training_reference
+    from mloop.registry import registry_for
+    from mloop.validation.drift_detection.compute import drift
+    from mloop.validation.profile import Profile
+
+    registry_for(settings).get_version(name, version)  # 404 for an unknown version
+    reference, _ = training_reference(name, str(version), settings)
+    if reference is None:
+        raise NotFoundError(f"{name} v{version} has no training profile: attach_to_model_version(name, version, "
+                            "data=train), or log_dataset(run, train) in the run that made it.", field="version")
+    profile, source = _current_profile(current, name, version, settings)
+    shared = [c for c in reference.columns if c in profile.columns
+              and profile.columns[c].kind == reference.columns[c].kind]
+    if not shared:
+        raise NotFoundError(f"{current.describe()} shares no column with the training data of {name} v{version}.",
+                            field="monitor" if current.monitor else "dataset")
+    result = drift(Profile({c: reference.columns[c] for c in shared}, reference.rows),
+                   Profile({c: profile.columns[c] for c in shared}, profile.rows))
+    return result, {**source, "left_out": [c for c in reference.columns if c not in shared]}
+
+
+Run = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+Monitor = Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Windows = Annotated[int, Query(ge=1, le=1000)]
+
+
+@router.get("/models/{name}/versions/{version}/drift", responses=error_responses(404, 422))
+def version_drift(name: TextPath, version: IdPath, request: Request, run: Run = None, dataset: Dataset = "train",
+                  monitor: Monitor = None, windows: Windows = 12) -> dict[str, Any]:
+    """Drift against the version's training profile of a run's logged data (``run``, its ``dataset`` profile) or
+    of recent traffic (``monitor``: its last ``windows`` windows of this version, merged): per column the method,
+    statistic, effect size and verdict, as ``mloop.drift`` computes them."""
+    result, source = _version_drift(name, int(version), Current(run, dataset, monitor, windows),
+                                    request.app.state.settings)
+    return {"model": name, "version": int(version), **source, **result.to_dict()}
+
+
+@router.get("/models/{name}/versions/{version}/drift.html", response_class=HTMLResponse,
+            responses=error_responses(404, 422))
+def version_drift_report(name: TextPath, version: IdPath, request: Request, run: Run = None,
+                         dataset: Dataset = "train", monitor: Monitor = None, windows: Windows = 12) -> HTMLResponse:
+    """The same drift as an HTML report, shown in a sandboxed frame: its scripts run, but in an origin of their
+    own, so they can reach neither the page nor this server."""
+    current = Current(run, dataset, monitor, windows)
+    result, _ = _version_drift(name, int(version), current, request.app.state.settings)
+    title = f"Drift of {current.describe()} against {name} v{int(version)}'s training data"
+    return HTMLResponse(result.to_html(title=title), headers={
+        "Content-Security-Policy": PREVIEW_POLICY, "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})

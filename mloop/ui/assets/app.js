@@ -2,7 +2,7 @@
 // bookmarked. A page is a module in ./pages exporting ``render(main, match)``; app.js picks it from the path,
 // keeps the navigation bar, and marks the page ready for people (and tests) once it has rendered.
 
-import { errorBox, h, link, navigate, onUnauthorized, root } from "./lib.js";
+import { api, errorBox, h, link, me, navigate, onUnauthorized, root, setSession } from "./lib.js";
 
 // To add a page: its module under ./pages, a pattern here, and (if it deserves one) a NAV entry. The server
 // answers every path under the first segments listed in mloop/ui/_routes.py's PAGE_ROOTS with this shell.
@@ -30,6 +30,8 @@ const PAGES = [
   { pattern: /^\/studies\/(?<study>[^/]+)\/?$/, module: "./pages/study.js", nav: "/studies" },
   { pattern: /^\/models\/(?<model>[^/]+)\/versions\/(?<version>[^/]+)\/analysis\/?$/, module: "./pages/analysis.js",
     nav: "/models" },
+  { pattern: /^\/automation\/?$/, module: "./pages/automation.js", nav: "/automation" },
+  { pattern: /^\/models\/(?<model>[^/]+)\/automation\/?$/, module: "./pages/automation.js", nav: "/automation" },
 ];
 
 const NAV = [
@@ -39,6 +41,7 @@ const NAV = [
   { path: "/flows", label: "Flows" },
   { path: "/monitoring", label: "Monitoring" },
   { path: "/studies", label: "Studies" },
+  { path: "/automation", label: "Automation" },
 ];
 
 let rendering = 0; // a newer navigation wins over a page still loading
@@ -50,6 +53,7 @@ async function render() {
   main.dataset.state = "loading";
   const page = PAGES.find((p) => p.pattern.test(path));
   drawNav(page && page.nav);
+  drawWho(path);
   const content = h("div", { class: "content" });
   try {
     if (!page) throw new Error(`No page at ${path}.`);
@@ -75,6 +79,24 @@ function drawNav(current) {
     if (item.path === current) a.classList.add("current");
     return a;
   }));
+}
+
+// Who is signed in, and the way out. Without auth there is nobody to show; without a session (401) the API call
+// has already sent the person to the login page.
+async function drawWho(path) {
+  const who = document.getElementById("who");
+  if (path.startsWith("/login")) { who.replaceChildren(); return; }
+  let found;
+  try { found = await me(); } catch { return; }
+  if (!found.auth) { who.replaceChildren(); return; }
+  const signOut = async () => {
+    try { await api("/auth/logout", { method: "POST" }); } finally {
+      setSession(null);
+      navigate("/login");
+    }
+  };
+  who.replaceChildren(h("span", { class: "user", title: found.is_admin ? "server admin" : "" }, found.name),
+    h("button", { type: "button", class: "sign-out", onclick: signOut }, "Sign out"));
 }
 
 // Links marked data-internal navigate in place; a modified click (new tab, new window) keeps the browser's way.

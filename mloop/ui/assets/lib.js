@@ -14,10 +14,32 @@ export class ApiError extends Error {
   }
 }
 
-// The login seam: once the server authenticates requests, a 401 calls this handler (app.js sends the person to
-// the login page, then back). Nothing else in the pages needs to know about identity.
+// Identity: with auth on, a 401 calls the handler app.js sets (it sends the person to the login page, then back),
+// and every change carries the session's CSRF secret, which the server hands to this server's pages only.
 let unauthorized = null;
 export function onUnauthorized(handler) { unauthorized = handler; }
+
+let csrf = null;
+let identity = null;
+export function setSession(session) { csrf = (session && session.csrf) || null; identity = null; }
+
+/** Who the server takes this browser for ({name, auth, is_admin, roles}); asked once per page load. */
+export function me({ fresh = false } = {}) {
+  if (!identity || fresh) {
+    identity = api("/auth/whoami").then((found) => { if (found.csrf) csrf = found.csrf; return found; });
+    identity.catch(() => { identity = null; });
+  }
+  return identity;
+}
+
+const RANKS = { viewer: 1, editor: 2, maintainer: 3, admin: 4 };
+
+/** Whether ``who`` (from me()) holds ``role`` in ``project``: what the page offers, not what the API allows (the
+ * API checks every request itself). */
+export function may(who, role, project = "default") {
+  if (!who || !who.auth || who.is_admin) return true;
+  return (RANKS[who.roles[project]] || 0) >= RANKS[role];
+}
 
 /** JSON from the REST API: api("/runs/abc"), api("/runs/page", {method: "POST", body: {...}}). */
 export async function api(path, { method = "GET", body, signal } = {}) {
@@ -26,6 +48,7 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
   }
+  if (method !== "GET" && csrf) init.headers["X-Mloop-CSRF"] = csrf;
   const answer = await fetch(`${root}/api${path}`, init);
   if (answer.status === 401 && unauthorized) unauthorized();
   if (!answer.ok) {
@@ -34,6 +57,17 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     throw new ApiError(answer.status, detail);
   }
   return answer.json();
+}
+
+/** A part of a page that may be refused on its own (a 403 for one project's audit log, say): resolves to the
+ * answer, or to the error, which ``orBox`` then shows in place of that part instead of failing the whole page. */
+export function part(promise) {
+  return promise.catch((error) => (error instanceof ApiError ? error : Promise.reject(error)));
+}
+
+/** ``draw(found)``, or the error box when ``found`` is the error of a refused ``part``. */
+export function orBox(found, draw) {
+  return found instanceof ApiError ? errorBox(found) : draw(found);
 }
 
 /** One path segment, encoded (ids, names and keys go into URLs only through this). */
@@ -146,9 +180,18 @@ export function section(title, ...children) {
   return h("section", { class: "card" }, h("h2", {}, title), ...children);
 }
 
+const REFUSED = {
+  401: "You are not signed in, or your session has ended.",
+  403: "You do not have access to this. Ask an admin of its project for a role (mloop auth grant).",
+};
+
 export function errorBox(error) {
   const where = error && error.field ? ` (${error.field})` : "";
-  return h("div", { class: "error", role: "alert" }, `${error && error.message ? error.message : error}${where}`);
+  const text = `${error && error.message ? error.message : error}${where}`;
+  const status = error && error.status;
+  if (!REFUSED[status]) return h("div", { class: "error", role: "alert" }, text);
+  return h("div", { class: `error refused status-${status}`, role: "alert", dataset: { status: String(status) } },
+    h("strong", {}, REFUSED[status]), h("p", { class: "small" }, text));
 }
 
 /** A two-column table of key/value pairs ({} shows "none"). */

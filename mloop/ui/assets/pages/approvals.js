@@ -1,9 +1,10 @@
 // Approval requests with Approve and Reject buttons that call the API; a refusal (already decided, not allowed)
-// shows the API's own message beside the request. Shared by the models page and a model's page.
+// shows the API's own message beside the request. Shared by the models page and a model's page. The buttons are
+// offered only to someone who holds maintainer in the model's project (``canDecide``); the API checks anyway.
 
 import { api, errorBox, h, link, navigate, root, seg, table, value, when } from "../lib.js";
 
-export function approvals(pending) {
+export function approvals(pending, { canDecide = () => true } = {}) {
   return table([
     { label: "#", cell: (r) => String(r.id), class: "n" },
     { label: "Model", cell: (r) => link(`/models/${seg(r.name)}/versions/${seg(r.version)}`, `${r.name} v${r.version}`) },
@@ -11,7 +12,8 @@ export function approvals(pending) {
     { label: "Requested by", cell: (r) => r.requested_by },
     { label: "When", cell: (r) => when(r.requested) },
     { label: "Reason", cell: (r) => r.reason },
-    { label: "Decision", cell: decision },
+    { label: "Decision", cell: (r) => (canDecide(r) ? decision(r)
+      : h("span", { class: "muted small no-decision" }, "needs the maintainer role in the model's project")) },
   ], pending, { empty: "Nothing waits for approval.", className: "approvals",
     hook: (tr, r) => { tr.dataset.request = String(r.id); } });
 }

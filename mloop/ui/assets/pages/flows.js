@@ -1,9 +1,10 @@
 // Flows: the runs of every flow with their status, and one run: its graph of steps (an SVG drawn from the edges
 // its tasks recorded, each step coloured by state, a foreach shown with its fan-out), the tasks of the chosen
 // step with their state, time and what was reused (a resumed origin or the cache), their artifacts, and the
-// captured logs of any task.
+// captured logs of any task, and a preview of any artifact (./flowartifact.js).
 
-import { api, duration, errorBox, h, link, query, section, seg, setQuery, status, table, when } from "../lib.js";
+import { api, bytes, duration, errorBox, h, link, query, section, seg, setQuery, status, table, when } from "../lib.js";
+import { showArtifact } from "./flowartifact.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const BOX = { width: 176, height: 54, gapX: 60, gapY: 22 };
@@ -148,8 +149,9 @@ function stepDetail(detail, run, step) {
     { label: "Took", cell: (t) => duration(t.started, t.ended) },
     { label: "Reused", cell: (t) => (t.reused_from ? `${t.cached ? "from the cache" : "from the resumed run"}`
       + ` (task ${t.reused_from.slice(0, 10)})` : "") },
-    { label: "Artifacts", cell: (t) => t.artifacts.map((a) => h("span", { class: "tag", title: a.sha256 },
-      `${a.name} (${a.encoding}, ${a.size} B)`)) },
+    { label: "Artifacts", cell: (t) => t.artifacts.map((a) => h("button", { type: "button", class: "tag artifact",
+      title: `sha256 ${a.sha256}`, dataset: { name: a.name }, onclick: () => showArtifact(logs, run, t, a) },
+    `${a.name} (${a.encoding}, ${bytes(a.size)})`)) },
     { label: "Error", cell: (t) => (t.error ? h("span", { class: "bad" }, t.error) : "") },
     { label: "", cell: (t) => h("button", { type: "button", class: "logs-button", onclick: () => showLogs(t) },
       "Logs") },

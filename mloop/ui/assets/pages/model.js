@@ -1,22 +1,24 @@
 // One registered model: its versions with their run's metrics, aliases, where each environment runs it, the
 // approvals waiting for it, and its audit log.
 
-import { api, h, link, num, pairs, section, seg, status, table, when } from "../lib.js";
+import { api, h, link, may, me, num, orBox, pairs, part, section, seg, status, table, when } from "../lib.js";
 import { approvals, auditLog } from "./approvals.js";
 
 const MAX_METRIC_COLUMNS = 8;
 
 export async function render(main, { model: name }) {
-  const [model, versions, environments, pending, audit] = await Promise.all([
+  const [model, versions, environments, pending, audit, who] = await Promise.all([
     api(`/registry/models/${seg(name)}`), api(`/registry/models/${seg(name)}/versions`),
-    api("/registry/environments"), api(`/registry/approvals?model=${encodeURIComponent(name)}`),
-    api(`/registry/audit?model=${encodeURIComponent(name)}&limit=100`)]);
+    part(api("/registry/environments")), part(api(`/registry/approvals?model=${encodeURIComponent(name)}`)),
+    part(api(`/registry/audit?model=${encodeURIComponent(name)}&limit=100`)), me()]);
+  const canDecide = () => may(who, "maintainer", model.tags.project || "default");
   const metrics = [...new Set(versions.flatMap((v) => Object.keys(v.metrics)))].sort().slice(0, MAX_METRIC_COLUMNS);
-  const deployed = (v) => environments.filter((e) => e.models[name] === v.version).map((e) => e.env);
+  const deployed = (v) => (Array.isArray(environments) ? environments : []).filter((e) => e.models[name] === v.version).map((e) => e.env);
   main.append(h("div", { class: "crumbs" }, link("/models", "Models"), " /"), h("h1", {}, model.name),
     model.description ? h("p", { class: "description" }, model.description) : "",
     h("div", { class: "facts" }, h("span", {}, "owner ", h("b", {}, model.owner)),
-      h("span", {}, "updated ", h("b", {}, when(model.updated)))));
+      h("span", {}, "updated ", h("b", {}, when(model.updated))),
+      h("span", {}, link(`/models/${seg(name)}/automation`, "automation timeline"))));
   main.append(section("Versions", h("div", { class: "table-box" }, table([
     { label: "Version", cell: (v) => link(`/models/${seg(name)}/versions/${v.version}`, `v${v.version}`) },
     { label: "Status", cell: (v) => status(v.status) },
@@ -30,11 +32,12 @@ export async function render(main, { model: name }) {
   main.append(h("div", { class: "cards" },
     section("Aliases", pairs(Object.fromEntries(Object.entries(model.aliases).map(([a, v]) => [`@${a}`, `v${v}`])),
       { empty: "no aliases" })),
-    section("Environments", table([
+    section("Environments", orBox(environments, (found) => table([
       { label: "Environment", cell: (e) => e.env },
       { label: "Runs", cell: (e) => (e.models[name] ? `v${e.models[name]}` : "—") },
       { label: "Approval", cell: (e) => (e.requires_approval ? "required" : "") },
-    ], environments, { empty: "No environments: mloop models env create ENV." })),
+    ], found, { empty: "No environments: mloop models env create ENV." }))),
     section("Tags", pairs(model.tags))));
-  main.append(section("Pending approvals", approvals(pending)), section("Audit log", auditLog(audit)));
+  main.append(section("Pending approvals", orBox(pending, (found) => approvals(found, { canDecide }))),
+    section("Audit log", orBox(audit, auditLog)));
 }

@@ -1,12 +1,14 @@
 // The model registry: registered models (searched by name, description or tag as you type), the approvals
 // waiting for a decision, and the latest entries of the audit log.
 
-import { api, h, link, query, section, seg, setQuery, table, when } from "../lib.js";
+import { api, h, link, may, me, orBox, part, query, section, seg, setQuery, table, when } from "../lib.js";
 import { approvals, auditLog } from "./approvals.js";
 
 export async function render(main) {
-  const [models, pending, audit] = await Promise.all([
-    api("/registry/models"), api("/registry/approvals"), api("/registry/audit?limit=50")]);
+  const [models, pending, audit, who] = await Promise.all([
+    api("/registry/models"), part(api("/registry/approvals")), part(api("/registry/audit?limit=50")), me()]);
+  const projects = new Map(models.map((m) => [m.name, m.tags.project || "default"]));
+  const canDecide = (r) => may(who, "maintainer", projects.get(r.name) || "default");
   const box = h("div", { class: "table-box" });
   const search = h("input", { type: "search", name: "q", placeholder: "Search name, description, tag",
     value: query().q || "", oninput: () => draw() });
@@ -30,5 +32,6 @@ export async function render(main) {
   };
   draw();
   main.append(h("h1", {}, "Models"), h("form", { class: "filter", onsubmit: (e) => e.preventDefault() }, search),
-    box, section("Pending approvals", approvals(pending)), section("Audit log", auditLog(audit)));
+    box, section("Pending approvals", orBox(pending, (found) => approvals(found, { canDecide }))),
+    section("Audit log", orBox(audit, auditLog)));
 }

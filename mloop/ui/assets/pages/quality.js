@@ -2,6 +2,7 @@
 // ranges, categories) beside the profile (rows, missing share, mean and spread, a histogram per column).
 
 import { api, esc, h, link, num, plot, section, seg, table } from "../lib.js";
+import { driftSection } from "./versiondrift.js";
 
 const MAX_CHARTS = 40;
 
@@ -32,6 +33,7 @@ export async function render(main, { run, model, version }) {
     { label: "Allowed", cell: (c) => allowed(found.schema?.columns[c]) },
   ], columns, { className: "quality" })),
   found.profile ? h("p", { class: "muted" }, `${found.profile.rows} rows profiled.`) : null));
+  if (found.profile && run === undefined) await driftSection(main, model, version);
   if (found.profile) await histograms(main, found.profile);
 }
 

@@ -1,0 +1,81 @@
+// Automation timeline: every firing of the continuous-training rules (of one model, or of all), newest first:
+// the event that triggered it, the rule and its version, each action with its result and time, and the lineage
+// to what it produced (the flow run that retrained, the challenger the gate judged, the version promoted).
+
+import { api, h, link, section, seg, status, table, value, when } from "../lib.js";
+
+const LIMIT = 200;
+
+export async function render(main, { model }) {
+  const params = new URLSearchParams({ limit: String(LIMIT) });
+  if (model !== undefined) params.set("model", model);
+  const [firings, rules] = await Promise.all([api(`/automation/firings?${params}`), api("/automation/rules")]);
+  const mine = model === undefined ? rules : rules.filter((r) => r.model === model);
+  main.append(...(model === undefined
+    ? [h("h1", {}, "Automation")]
+    : [h("div", { class: "crumbs" }, link("/models", "Models"), " / ", link(`/models/${seg(model)}`, model), " /"),
+      h("h1", {}, `Automation of ${model}`)]));
+  main.append(section("Rules", table([
+    { label: "Rule", cell: (r) => r.name },
+    { label: "Version", cell: (r) => `v${r.version}`, class: "n" },
+    { label: "Model", cell: (r) => link(`/models/${seg(r.model)}/automation`, r.model) },
+    { label: "Trigger", cell: (r) => r.trigger?.kind || String(r.trigger || "") },
+    { label: "When", cell: (r) => (r.when ? h("code", {}, r.when) : h("span", { class: "muted" }, "always")) },
+    { label: "Actions", cell: (r) => (r.actions || []).join(" → ") },
+    { label: "State", cell: (r) => (r.paused ? status("paused") : status("active")) },
+  ], mine, { className: "rules", empty: "No rules: mloop automation apply rules.yaml." })));
+  const list = h("ol", { class: "timeline" }, firings.map(firingItem));
+  main.append(section(`Firings (newest first${firings.length >= LIMIT ? `, the last ${LIMIT}` : ""})`,
+    firings.length ? list : h("p", { class: "muted" }, "Nothing has fired yet.")));
+}
+
+function firingItem(firing) {
+  return h("li", { class: `firing state-${firing.state}`, dataset: { firing: firing.id, rule: firing.rule } },
+    h("div", { class: "when" }, when(firing.created)),
+    h("div", { class: "what" },
+      h("b", {}, firing.rule), h("span", { class: "muted" }, ` v${firing.rule_version}`), " fired on ",
+      h("span", { class: "tag" }, firing.trigger), " for ", link(`/models/${seg(firing.model)}`, firing.model), " ",
+      status(firing.state),
+      firing.reason ? h("p", { class: "reason" }, firing.reason) : null,
+      eventDetail(firing.event),
+      table([
+        { label: "#", cell: (a) => String(a.position + 1), class: "n" },
+        { label: "Action", cell: (a) => h("code", {}, a.kind) },
+        { label: "Result", cell: (a) => status(a.status) },
+        { label: "Started", cell: (a) => when(a.started) },
+        { label: "Finished", cell: (a) => when(a.finished) },
+        { label: "Lineage", cell: (a) => lineage(firing.model, a.result || {}) },
+        { label: "Detail", cell: (a) => detail(a.result || {}) },
+      ], firing.actions, { className: "actions", empty: "No action has started.",
+        hook: (tr, a) => { tr.dataset.kind = a.kind; tr.dataset.status = a.status; } })));
+}
+
+function eventDetail(event) {
+  const entries = Object.entries(event || {}).filter(([key]) => !["id", "rule"].includes(key));
+  if (!entries.length) return null;
+  return h("details", { class: "event" }, h("summary", {}, "event"),
+    h("dl", {}, entries.map(([key, v]) => [h("dt", {}, key), h("dd", {}, value(v))])));
+}
+
+/** Links to what an action touched or produced: a flow run, the challenger and champion, the version promoted. */
+function lineage(model, result) {
+  const version = (v, label) => link(`/models/${seg(model)}/versions/${seg(v)}`, `${label} v${v}`);
+  return h("span", { class: "lineage" }, [
+    result.flow_run ? link(`/flows/${seg(result.flow_run)}`, `flow run ${String(result.flow_run).slice(0, 10)}`)
+      : null,
+    result.challenger_version !== undefined ? version(result.challenger_version, "challenger") : null,
+    result.champion_version !== undefined ? version(result.champion_version, "champion") : null,
+    result.to !== undefined && result.to !== null ? version(result.to, `@${result.alias || "alias"} →`) : null,
+    result.from !== undefined && result.from !== null ? h("span", { class: "muted" }, `(was v${result.from})`)
+      : null,
+  ].filter(Boolean).flatMap((node, i) => (i ? [" ", node] : [node])));
+}
+
+const SHOWN_ELSEWHERE = new Set(["flow_run", "challenger_version", "champion_version", "to", "from", "alias"]);
+
+function detail(result) {
+  const rest = Object.entries(result).filter(([key]) => !SHOWN_ELSEWHERE.has(key));
+  if (!rest.length) return "";
+  return h("span", { class: "small" }, rest.map(([key, v]) => h("span", { class: "kv" }, h("b", {}, key), " ",
+    typeof v === "object" && v !== null ? (v.reason ?? JSON.stringify(v)) : value(v))));
+}
