@@ -40,11 +40,13 @@ ERROR_SCHEMA: dict[str, Any] = {
 # 413 (body over the size limit) and 415 (a body that is not JSON) before any handler runs.
 _REASONS = {
     400: "Malformed request, or a Host header that is not allowed",
+    401: "No valid token or session: sign in, or send a token",
     404: "Nothing with that name or id exists",
     409: "The request contradicts stored state (a name taken, a version already moved)",
     413: "The body is larger than the configured limit",
     415: "The body's content type is not one this operation reads",
     422: "A value is rejected: the body says which field, the value and what was expected",
+    429: "Too many attempts: wait for the time Retry-After gives",
     503: "The model or a backend is unavailable",
 }
 

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
+from mloop._util.openapi import error_responses
 from mloop.auth.cache import TtlCache
 from mloop.auth.roles import Identity
 from mloop.auth.sessions import SessionStore
@@ -111,7 +112,7 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/login", responses={401: {}, 404: {}, 429: {}})
+@router.post("/login", responses=error_responses(401, 404, 429))
 async def login(body: LoginIn, request: Request) -> Response:
     """Sign in with a token (and optionally the user it belongs to): sets the session cookie and answers the
     name, the session's expiry (epoch ms) and its CSRF secret for the ``X-Mloop-CSRF`` header."""
@@ -136,7 +137,7 @@ async def login(body: LoginIn, request: Request) -> Response:
     return answer
 
 
-@router.post("/logout", responses={404: {}})
+@router.post("/logout", responses=error_responses(404))
 async def logout(request: Request) -> Response:
     """End this browser's session (its cookie stops working at once) and clear the cookie."""
     sessions = _sessions(request)
