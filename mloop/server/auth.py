@@ -30,7 +30,7 @@ from mloop.auth.store import AuthStore
 from mloop.auth.tokens import digest_of
 from mloop.errors import AuthenticationError, MloopError, PermissionDeniedError
 from mloop.server.permissions import Need, permission_for
-from mloop.server.targets import Target, body_targets, path_targets, reads_body
+from mloop.server.targets import Target, body_targets, path_targets, query_targets, reads_body
 
 __all__ = ["TOKEN_CACHE_SECONDS", "AuthLayer", "actor_of", "identity_of", "install_auth", "router"]
 
@@ -99,7 +99,7 @@ class AuthLayer:
         if need.public:
             return None, receive
         identity = await self._identity(scope)
-        targets = path_targets(path)
+        targets = path_targets(path) + query_targets(path, scope.get("query_string", b""))
         if need.role is not None and not need.server_wide and not identity.is_admin and reads_body(method, path):
             body, receive = await _buffered(receive)
             try:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from mloop.server.mlflow import _models_filter as _filter
 from mloop.server.mlflow import _models_logged as logged
 from mloop.server.mlflow._protocol import MlflowError, MlflowRoute
+from mloop.server.visibility import experiments_for_search, projects_of
 from mloop.store.blob import BlobStore
 
 router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)  # see __init__
@@ -143,8 +144,9 @@ def log_outputs(body: OutputsIn, request: Request) -> dict[str, Any]:
 def search(body: SearchIn, request: Request) -> dict[str, Any]:
     matches = _filter.parse(body.filter, {"name", "source_run_id", "model_type", "status", "model_id"})
     scope = set(body.experiment_ids)
+    visible = None if projects_of(request) is None else set(experiments_for_search(request, []))
     found = [r for r in logged.every(blobs(request))
-             if (not scope or r["experiment_id"] in scope)
+             if (not scope or r["experiment_id"] in scope) and (visible is None or r["experiment_id"] in visible)
              and matches({**r, **{f"tags.{k}": v for k, v in r["tags"].items()}})]
     rows, token = _filter.page(found, body.page_token, body.max_results or 100)
     return {"models": [logged.to_mlflow(r) for r in rows], **({"next_page_token": token} if token else {})}
