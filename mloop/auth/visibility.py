@@ -87,7 +87,7 @@ def model_projects(conn: Connection, names: Collection[str]) -> dict[str, str]:
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
         found.update(conn.execute(select(tags.c.name, tags.c.value)
-                                  .where(tags.c.name.in_(chunk), tags.c.key == PROJECT_TAG)).tuples())
+                                  .where(tags.c.name.in_(chunk), tags.c.key == PROJECT_TAG)).tuples().all())
     return {name: found.get(name) or DEFAULT_PROJECT for name in wanted}
 
 
@@ -98,7 +98,7 @@ def run_projects(conn: Connection, run_ids: Collection[str]) -> dict[str, str]:
     for start in range(0, len(wanted), _CHUNK):
         query = (select(runs.c.run_id, tags.c.value).join(tags, tags.c.experiment_id == runs.c.experiment_id)
                  .where(runs.c.run_id.in_(wanted[start:start + _CHUNK]), tags.c.key == PROJECT_TAG))
-        found.update(conn.execute(query).tuples())
+        found.update(conn.execute(query).tuples().all())
     return {run_id: found.get(run_id) or DEFAULT_PROJECT for run_id in wanted}
 
 

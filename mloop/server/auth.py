@@ -127,8 +127,8 @@ class AuthLayer:
         return found  # type: ignore[no-any-return]
 
     async def _allow(self, identity: Identity, need: Need, method: str, path: str, targets: list[Target]) -> None:
-        if need.role is None or identity.is_admin:
-            return
+        if need.role is None or identity.is_admin or (need.listing and not targets):
+            return  # a listing shows each identity only its own projects (mloop.server.visibility)
         if need.server_wide:
             raise PermissionDeniedError(f"{method} {path} needs a server admin; '{identity.name}' is not one.")
         for project in await self._projects(targets):

@@ -16,24 +16,30 @@ from dataclasses import dataclass
 
 from mloop.auth.roles import Role
 
-__all__ = ["ANYONE", "PUBLIC", "RULES", "Need", "Rule", "permission_for"]
+__all__ = ["ANYONE", "LISTED", "PUBLIC", "RULES", "Need", "Rule", "permission_for"]
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
 class Need:
-    """A role in the request's project, or over the whole server (``server_wide``); ``role`` None: any identity."""
+    """A role in the request's project, or over the whole server (``server_wide``); ``role`` None: any identity.
+
+    ``listing``: a list or search that names no resource; any identity may call it and the handler shows only
+    what is in the projects where the caller holds ``role`` (mloop.server.visibility).
+    """
 
     role: Role | None
     server_wide: bool = False
     public: bool = False
+    listing: bool = False
 
 
 PUBLIC = Need(None, public=True)
 ANYONE = Need(None)  # any authenticated identity
 VIEWER, EDITOR, MAINTAINER = Need(Role.VIEWER), Need(Role.EDITOR), Need(Role.MAINTAINER)
 SERVER_ADMIN = Need(Role.ADMIN, server_wide=True)
+LISTED = Need(Role.VIEWER, listing=True)  # filtered to the caller's projects
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +77,17 @@ RULES: tuple[Rule, ...] = (
     _same(r"/api/registry/webhooks", SERVER_ADMIN),
     # what moves a model into use needs a maintainer: aliases, environments, approvals, rules that promote
     Rule(r"/api/registry/models/[^/]+/aliases", VIEWER, MAINTAINER),
+    Rule(r"/api/registry/approvals$", LISTED, MAINTAINER),  # pending requests of the caller's projects
     Rule(r"/api/registry/(environments|approvals|rules|select)", VIEWER, MAINTAINER),
     Rule(_MLFLOW + r"/(registered-models/alias|model-versions/transition-stage)", VIEWER, MAINTAINER),
+    # listings and searches: open to every identity, each shows only the projects where it is a viewer
+    _same(r"/api/runs/(search|page)$", LISTED),
+    _same(_MLFLOW + r"/[a-z-]+/search", LISTED),
+    Rule(r"/api/(experiments|monitors|registry/models)$", LISTED, EDITOR),
+    Rule(r"/api/(alerts|alerts/history|registry/audit|automation/rules|automation/firings"
+         r"|flows/runs|tuning/studies|datasets/[^/]+/runs|registry/datasets/[^/]+/versions)$", LISTED, EDITOR),
     # reads that take their question in a POST body
     _same(r"/api/(runs/search|runs/page|features/online)", VIEWER),
-    _same(_MLFLOW + r"/[a-z-]+/search", VIEWER),
     # everything else of each router: read with viewer, write with editor
     Rule(r"/api/(experiments|runs|metrics|heartbeat|datasets|registry|features|monitors|alerts|flows|quality|tuning"
          r"|automation)", VIEWER, EDITOR),
