@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server import auth
 
     app.include_router(auth.router, prefix="/api")
+    from mloop.server.api import users
+
+    app.include_router(users.router, prefix="/api")
     from mloop.server.api import tracking
 
     app.include_router(tracking.router, prefix="/api")
