@@ -38,6 +38,7 @@ _ENV = {
     "prediction_log_retention_days": "MLOOP_PREDICTION_LOG_RETENTION_DAYS",
     "monitor_every_seconds": "MLOOP_MONITOR_EVERY_SECONDS",
     "auth": "MLOOP_AUTH",
+    "secret_key": "MLOOP_SECRET_KEY",
 }
 
 # Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
@@ -70,6 +71,8 @@ class Settings:
     monitor_every_seconds: float = 60.0
     # `mloop server` asks every request for a token and checks its roles (see docs/auth.md)
     auth: bool = False
+    # the key that seals webhook secrets in the database (mloop/events/sealing.py); never shown in a repr
+    secret_key: str = dataclasses.field(default="", repr=False)
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:
