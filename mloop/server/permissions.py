@@ -77,7 +77,8 @@ RULES: tuple[Rule, ...] = (
     _same(r"/api/registry/webhooks", SERVER_ADMIN),
     # what moves a model into use needs a maintainer: aliases, environments, approvals, rules that promote
     Rule(r"/api/registry/models/[^/]+/aliases", VIEWER, MAINTAINER),
-    Rule(r"/api/registry/approvals$", LISTED, MAINTAINER),  # pending requests of the caller's projects
+    # pending requests and deployment history, of the caller's projects
+    Rule(r"/api/registry/(approvals|environments/[^/]+/history)$", LISTED, MAINTAINER),
     Rule(r"/api/registry/(environments|approvals|rules|select)", VIEWER, MAINTAINER),
     Rule(_MLFLOW + r"/(registered-models/alias|model-versions/transition-stage)", VIEWER, MAINTAINER),
     # listings and searches: open to every identity, each shows only the projects where it is a viewer

@@ -61,8 +61,9 @@ def add_identities(store: AuthStore, tokens: dict[str, str]) -> None:
 
 
 def seed(server: AuthServer, folder: Path, runs_per_project: dict[str, int], with_flows: bool = False) -> Seeded:
-    """Experiments eA/eB, runs, models mA/mB with a version each, monitors monA/monB, alert rules, automation
-    rules, and (``with_flows``) a flow run in each project."""
+    """Experiments eA/eB, runs, models mA/mB with a version each deployed to 'staging' and waiting for approval
+    into 'prod', monitors monA/monB, alert rules, automation rules, and (``with_flows``) a flow run in each
+    project."""
     from sklearn.linear_model import LinearRegression
 
     from mloop.registry.packaging import save_model
@@ -82,9 +83,13 @@ def seed(server: AuthServer, folder: Path, runs_per_project: dict[str, int], wit
             if i < runs_per_project[project]:
                 run = repo.create_run(seeded.experiments[project], f"r{project}{i}", "seed", {}, None, "")
                 seeded.runs[project].append(run.run_id)
+    registry.environments.create("staging")
+    registry.environments.create("prod", requires_approval=True)
     for project in PROJECTS:
         registry.create_model(f"m{project}", tags={"project": project})
         registry.register(f"m{project}", str(model_folder), run_id=seeded.runs[project][0])
+        registry.environments.deploy(f"m{project}", 1, "staging")
+        registry.environments.deploy(f"m{project}", 1, "prod")  # waits for an approval
         _monitoring(settings, project)
     if with_flows:
         seeded.flows = {project: _flow_run(settings, folder, project) for project in PROJECTS}

@@ -44,6 +44,9 @@ def test_each_listing_shows_only_the_callers_projects(projects: Seeded) -> None:
     assert _names(s.get("ana", "/api/registry/models")[1]) == {"mA"}
     audit = s.get("ana", "/api/registry/audit")[1]
     assert audit and {e["model"] for e in audit} == {"mA"}
+    assert {d["name"] for d in s.get("ana", "/api/registry/environments/staging/history", limit="1")[1]} == {"mA"}
+    assert {r["name"] for r in s.get("ana", "/api/registry/approvals")[1]} == {"mA"}
+    assert {r["name"] for r in s.get("root", "/api/registry/approvals")[1]} == {"mA", "mB"}
     assert _names(s.get("ana", "/api/monitors")[1]) == {"monA"}
     assert _names(s.get("ana", "/api/automation/rules")[1]) == {"retrainA"}
     for rule in ("retrainA", "retrainB"):

@@ -244,7 +244,11 @@ def deploy(env: TextPath, body: DeployIn, request: Request) -> Any:
 
 @router.get("/environments/{env}/history")
 def history(env: TextPath, request: Request, model: OptionalTextQuery = None, limit: Limit = 100) -> Any:
-    return _out(_registry(request).environments.history(env, model, limit))
+    """Deployment changes, newest first, of the models the caller may see (in the query: ``limit`` holds)."""
+    from mloop.registry import _tables as registry_tables
+
+    visible = sql_model_visible(request, registry_tables.deployment_history.c.name)
+    return _out(_registry(request).environments.history(env, model, limit, where=visible))
 
 
 @router.get("/approvals")
