@@ -39,8 +39,11 @@ _IN_PATH = (
     ("monitor", re.compile(r"/api/monitors/([^/]+)")),
     ("automation_rule", re.compile(r"/api/automation/rules/([^/]+)")),
     ("model", re.compile(r"/api/automation/models/([^/]+)")),
-    ("run", re.compile(r"/api/2\.0/mlflow-artifacts/artifacts/[^/]+/([0-9a-f]{32})(/|$)")),
+    # MLflow's artifact proxy: <experiment>/<run_id>/artifacts/... (a file, or a multipart upload of one)
+    ("run", re.compile(r"/api/2\.0/mlflow-artifacts/(?:artifacts|mpu/[a-z]+)/+[^/]+/([0-9a-f]{32})(/|$)")),
 )
+_ARTIFACT_LISTING = re.compile(r"/api/2\.0/mlflow-artifacts/artifacts$")
+_RUN_IN_ARTIFACT_PATH = re.compile(r"/*[^/]+/([0-9a-f]{32})(/|$)")
 _MLFLOW = r"/(?:ajax-)?api/2\.0/mlflow/"
 _MLFLOW_MODELS = re.compile(_MLFLOW + r"(registered-models|model-versions)/")
 _FEATURES = re.compile(r"/api/features(/|$)")
@@ -154,6 +157,9 @@ def query_targets(path: str, query: bytes | str) -> list[Target]:
         return [("project", params.get("project", [DEFAULT_PROJECT])[-1])]
     if _RESOLVE.match(path) and params.get("uri"):
         return _uri_targets(params["uri"][-1])
+    if _ARTIFACT_LISTING.match(path) and params.get("path"):
+        run = _RUN_IN_ARTIFACT_PATH.match(params["path"][-1])
+        return [("run", run.group(1))] if run else []
     if not re.match(_MLFLOW, path):
         return []
     fields = (*_QUERY_FIELDS, ("name", "model")) if _MLFLOW_MODELS.match(path) else _QUERY_FIELDS

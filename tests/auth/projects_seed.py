@@ -41,9 +41,9 @@ class Seeded:
     runs: dict[str, list[str]] = field(default_factory=dict)  # project -> its runs' ids (flow runs not included)
     flows: dict[str, str] = field(default_factory=dict)  # project -> flow run id
 
-    def get(self, who: str, path: str, **params: str) -> tuple[int, object]:
+    def get(self, who: str, url: str, **params: str) -> tuple[int, object]:
         with self.server.client(who) as client:
-            answer = client.get(path, params=params)
+            answer = client.get(url, params=params)
         return answer.status_code, answer.json() if answer.content else None
 
     def post(self, who: str, path: str, body: object) -> tuple[int, object]:
@@ -97,14 +97,21 @@ def seed(server: AuthServer, folder: Path, runs_per_project: dict[str, int], wit
 
 
 def _monitoring(settings: Settings, project: str) -> None:
+    from sqlalchemy import insert
+
     from mloop.automation import apply_rules
     from mloop.monitoring import create_monitor
+    from mloop.monitoring._tables import alert_states
     from mloop.monitoring.alerts import apply_rules as apply_alert_rules
     from mloop.monitoring.alerts import load_rules
+    from mloop.store.sql import open_database
 
     create_monitor(f"mon{project}", f"m{project}", settings=settings)
     apply_alert_rules(load_rules([{"name": f"alert{project}", "monitor": f"mon{project}", "metric": "rows",
                                    "above": 1}]), settings)
+    with open_database(settings.db_url).write() as conn:  # the state a judged window leaves (firing)
+        conn.execute(insert(alert_states).values(rule=f"alert{project}", key=f"mon{project}/1/primary//",
+                                                 state="firing", streak=1, last_window=0, since=0, value=2.0))
     apply_rules([{"name": f"retrain{project}", "given": {"model": f"m{project}"}, "trigger": {"kind": "manual"},
                   "actions": [{"notify": {"message": "x"}}]}], settings=settings)
 

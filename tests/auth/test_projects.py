@@ -48,6 +48,8 @@ def test_each_listing_shows_only_the_callers_projects(projects: Seeded) -> None:
     assert {r["name"] for r in s.get("ana", "/api/registry/approvals")[1]} == {"mA"}
     assert {r["name"] for r in s.get("root", "/api/registry/approvals")[1]} == {"mA", "mB"}
     assert _names(s.get("ana", "/api/monitors")[1]) == {"monA"}
+    assert {a["rule"] for a in s.get("ana", "/api/alerts")[1]} == {"alertA"}
+    assert {a["rule"] for a in s.get("root", "/api/alerts")[1]} == {"alertA", "alertB"}
     assert _names(s.get("ana", "/api/automation/rules")[1]) == {"retrainA"}
     for rule in ("retrainA", "retrainB"):
         assert s.post("root", f"/api/automation/rules/{rule}/fire", {})[0] == 202
@@ -83,7 +85,9 @@ def test_a_viewer_of_a_cannot_read_b_by_id_by_search_or_through_mlflow(projects:
                                                           {"run_id": run, "metric_key": "x"}),
                 (f"{MLFLOW}/experiments/get-by-name", {"experiment_name": f"e{p}"}),
                 (f"{MLFLOW}/registered-models/get", {"name": model}),
-                (f"{MLFLOW}/model-versions/get", {"name": model, "version": "1"})]
+                (f"{MLFLOW}/model-versions/get", {"name": model, "version": "1"}),
+                ("/api/2.0/mlflow-artifacts/artifacts", {"path": f"{s.experiments[p]}/{run}/artifacts"}),
+                (f"/api/2.0/mlflow-artifacts/artifacts/{s.experiments[p]}/{run}/artifacts/x", {})]
 
     refused = [path for path, params in reads("B") if s.get("ana", path, **params)[0] != 403]
     assert not refused, f"ana read B's {refused}"
