@@ -25,8 +25,10 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Need:
     """A role in the request's project, or over the whole server (``server_wide``); ``role`` None: any identity.
 
-    ``listing``: a list or search that names no resource; any identity may call it and the handler shows only
-    what is in the projects where the caller holds ``role`` (mloop.server.visibility).
+    ``listing``: the layer lets any identity through, and the handler applies ``role`` per project
+    (mloop.server.visibility): a list or search shows only what is in the projects where the caller holds it,
+    and the few handlers that find their resource where the layer does not look (a study by name, an MLflow
+    logged model in the artifact store) check the role in its project themselves.
     """
 
     role: Role | None
@@ -40,6 +42,7 @@ ANYONE = Need(None)  # any authenticated identity
 VIEWER, EDITOR, MAINTAINER = Need(Role.VIEWER), Need(Role.EDITOR), Need(Role.MAINTAINER)
 SERVER_ADMIN = Need(Role.ADMIN, server_wide=True)
 LISTED = Need(Role.VIEWER, listing=True)  # filtered to the caller's projects
+EDITED_IN_HANDLER = Need(Role.EDITOR, listing=True)  # the handler checks editor in its resource's project
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,9 @@ RULES: tuple[Rule, ...] = (
     Rule(r"/api/(experiments|monitors|registry/models)$", LISTED, EDITOR),
     Rule(r"/api/(alerts|alerts/history|registry/audit|automation/rules|automation/firings"
          r"|flows/runs|tuning/studies|datasets/[^/]+/runs|registry/datasets/[^/]+/versions)$", LISTED, EDITOR),
+    # resources the layer cannot place in a project: their handlers check (mloop.server.visibility.require_role)
+    _same(r"/api/tuning/studies/.+", LISTED),
+    Rule(_MLFLOW + r"/logged-models/(?!search$)[^/]+", LISTED, EDITED_IN_HANDLER),
     # reads that take their question in a POST body
     _same(r"/api/(runs/search|runs/page|features/online)", VIEWER),
     # everything else of each router: read with viewer, write with editor

@@ -133,6 +133,7 @@ _IN_BODY: tuple[tuple[str, re.Pattern[str], Callable[[dict[str, Any]], list[Targ
     ("PUT", re.compile(r"/api/alerts/rules$"), _alert_rule_monitors),
     # MLflow: creating names the project in its tags; every other write names its run, experiment or model
     ("POST", re.compile(_MLFLOW + r"(experiments|registered-models)/create$"), _mlflow_created),
+    ("POST", re.compile(_MLFLOW + r"logged-models$"), _mlflow_named(None)),  # its experiment_id
     ("POST|PATCH|DELETE", re.compile(_MLFLOW + r"(registered-models|model-versions)/(?!search$)"),
      _mlflow_named("model")),
     ("POST|PATCH|DELETE", re.compile(_MLFLOW + r"(runs|experiments|metrics)/(?!search$)"), _mlflow_named(None)),

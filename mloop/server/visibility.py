@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement
 
-from mloop.auth.roles import DEFAULT_PROJECT, PROJECT_TAG
+from mloop.auth.projects import project_of
+from mloop.auth.roles import DEFAULT_PROJECT, PROJECT_TAG, Role
 from mloop.auth.visibility import (
     Projects,
     model_projects,
@@ -24,11 +25,13 @@ from mloop.auth.visibility import (
     visible_experiment_ids,
     visible_projects,
 )
+from mloop.errors import PermissionDeniedError
 from mloop.server.auth import identity_of
 from mloop.store.sql import open_database
 
-__all__ = ["NO_EXPERIMENT", "experiments_for_search", "keep_visible", "projects_of", "sql_model_visible",
-           "sql_run_visible", "tagged_visible", "visible_alert_rule_names", "visible_models", "visible_runs"]
+__all__ = ["NO_EXPERIMENT", "experiments_for_search", "keep_visible", "projects_of", "require_role",
+           "sql_model_visible", "sql_run_visible", "tagged_visible", "visible_alert_rule_names", "visible_models",
+           "visible_runs"]
 
 T = TypeVar("T")
 
@@ -85,6 +88,21 @@ def visible_alert_rule_names(request: Any) -> set[str] | None:
         return None
     with open_database(_db_url(request)).read() as conn:
         return visible_alert_rules(conn, projects)
+
+
+def require_role(request: Any, kind: str, key: str, role: Role, what: str) -> None:
+    """Refuse (403) unless the caller holds ``role`` in the project of resource ``kind`` ``key``: for the few
+    resources found where the auth layer cannot look (a study by name, a logged model in the artifact store)."""
+    identity = identity_of(request)
+    if identity is None or identity.is_admin:
+        return
+    with open_database(_db_url(request)).read() as conn:
+        project = project_of(conn, kind, key)
+    held = identity.role_in(project)
+    if held is None or held < role:
+        has = "no role" if held is None else f"the role {held.label}"
+        raise PermissionDeniedError(f"{what} needs the role {role.label} in project '{project}'; "
+                                    f"'{identity.name}' has {has} there (`mloop auth grant`).")
 
 
 def tagged_visible(request: Any, tags: dict[str, str]) -> bool:

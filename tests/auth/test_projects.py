@@ -104,6 +104,25 @@ def test_a_viewer_of_a_cannot_read_b_by_id_by_search_or_through_mlflow(projects:
     assert rb in _search(s, "bob", experiment_ids=[eb])
 
 
+def test_logged_models_of_another_project_are_neither_listed_nor_read_nor_changed(projects: Seeded) -> None:
+    """MLflow's logged models live in the artifact store: their reads and writes check their experiment's
+    project in the handler."""
+    s = projects
+    made = {p: s.post("root", f"{MLFLOW}/logged-models", {"experiment_id": s.experiments[p], "name": f"lm{p}"})
+            for p in ("A", "B")}
+    ids = {p: answer[1]["model"]["info"]["model_id"] for p, answer in made.items()}
+    found = s.post("ana", f"{MLFLOW}/logged-models/search", {"experiment_ids": list(s.experiments.values())})[1]
+    assert [m["info"]["model_id"] for m in found["models"]] == [ids["A"]]
+    assert s.get("ana", f"{MLFLOW}/logged-models/{ids['B']}")[0] == 403
+    assert s.get("ana", f"{MLFLOW}/logged-models/{ids['A']}")[0] == 200
+    with s.server.client("carol") as carol:  # an editor in A and default
+        tags = {"tags": [{"key": "k", "value": "v"}]}
+        assert carol.patch(f"{MLFLOW}/logged-models/{ids['B']}/tags", json=tags).status_code == 403
+        assert carol.patch(f"{MLFLOW}/logged-models/{ids['A']}/tags", json=tags).status_code == 200
+        assert carol.delete(f"{MLFLOW}/logged-models/{ids['B']}").status_code == 403
+    assert s.post("carol", f"{MLFLOW}/logged-models", {"experiment_id": s.experiments["B"]})[0] == 403
+
+
 def test_writes_name_their_project_in_mlflow_bodies_and_rest_bodies(projects: Seeded) -> None:
     """carol edits A and default: a check that fell back to default for what a body names would let her write
     into B."""

@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from mloop._util.openapi import error_responses
+from mloop.auth.roles import Role
 from mloop.server.api._schema import TextPath
-from mloop.server.visibility import keep_visible, visible_runs
+from mloop.server.visibility import keep_visible, require_role, visible_runs
 
 router = APIRouter(prefix="/tuning", tags=["tuning"])
 _NO_RUN = "-"  # stands for a study's missing run, which no run id equals: it belongs to the default project
@@ -64,14 +65,10 @@ def study(name: TextPath, request: Request) -> dict[str, Any]:
 def _visible_study(request: Request, name: str) -> Any:
     """The study ``name``, if the caller may see its run's project (a study is found by its name, which the
     auth layer cannot map to a project, so this read checks here), else 403."""
-    from mloop.errors import PermissionDeniedError
     from mloop.tuning import load_study
 
     found = load_study(name, request.app.state.settings)
-    run_id = found.run_id or _NO_RUN
-    visible = visible_runs(request, [run_id])
-    if visible is not None and run_id not in visible:
-        raise PermissionDeniedError(f"GET study '{name}' needs the role viewer in the project of its run.")
+    require_role(request, "run", found.run_id or _NO_RUN, Role.VIEWER, f"study '{name}'")
     return found
 
 
