@@ -123,6 +123,25 @@ def test_logged_models_of_another_project_are_neither_listed_nor_read_nor_change
     assert s.post("carol", f"{MLFLOW}/logged-models", {"experiment_id": s.experiments["B"]})[0] == 403
 
 
+def test_studies_are_listed_and_read_by_their_runs_project(sqlite_auth_server: AuthServer, tmp_path) -> None:
+    import mloop
+
+    s = seed(sqlite_auth_server, tmp_path, {"A": 1, "B": 1})
+    settings = sqlite_auth_server.server.settings
+    mloop.configure(home=settings.home, db_url=settings.db_url, tracking_uri="")
+    try:
+        for project in ("A", "B"):
+            mloop.tune(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2, study=f"s{project}",
+                       experiment=f"e{project}")
+    finally:
+        mloop.configure()
+    assert _names(s.get("ana", "/api/tuning/studies")[1]) == {"sA"}
+    assert _names(s.get("root", "/api/tuning/studies")[1]) == {"sA", "sB"}
+    assert s.get("ana", "/api/tuning/studies/sA")[0] == 200
+    assert s.get("ana", "/api/tuning/studies/sB")[0] == 403
+    assert s.get("ana", "/api/tuning/studies/sB/importances")[0] == 403
+
+
 def test_writes_name_their_project_in_mlflow_bodies_and_rest_bodies(projects: Seeded) -> None:
     """carol edits A and default: a check that fell back to default for what a body names would let her write
     into B."""
