@@ -39,6 +39,7 @@ _ENV = {
     "monitor_every_seconds": "MLOOP_MONITOR_EVERY_SECONDS",
     "auth": "MLOOP_AUTH",
     "direct_artifacts": "MLOOP_DIRECT_ARTIFACTS",
+    "secret_key": "MLOOP_SECRET_KEY",
 }
 
 # Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
@@ -74,6 +75,8 @@ class Settings:
     # with a tracking URI: flows read and write artifact bytes in artifact_root themselves (the client holds the
     # object store's credentials) instead of streaming them through the server
     direct_artifacts: bool = False
+    # the key that seals webhook secrets in the database (mloop/events/sealing.py); never shown in a repr
+    secret_key: str = dataclasses.field(default="", repr=False)
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:

@@ -87,8 +87,9 @@ def set_paused(name: str, paused: bool, settings: Settings | None = None) -> Non
 
 
 def firings(*, rule: str | None = None, model: str | None = None, limit: int = 50,
-            settings: Settings | None = None) -> list[dict[str, Any]]:
-    """Firings, newest first, each with its event and its actions (status and result)."""
+            settings: Settings | None = None, where: Any = None) -> list[dict[str, Any]]:
+    """Firings, newest first, each with its event and its actions (status and result); ``where`` is a further
+    SQL condition on the firings table (a server keeps the firings its caller may see)."""
     settings = settings or Settings.load()
     query = select(t.firings, t.events.c.kind, t.events.c.payload).join(
         t.events, t.events.c.id == t.firings.c.event)
@@ -96,6 +97,8 @@ def firings(*, rule: str | None = None, model: str | None = None, limit: int = 5
         query = query.where(t.firings.c.rule == rule)
     if model:
         query = query.where(t.firings.c.model == model)
+    if where is not None:
+        query = query.where(where)
     query = query.order_by(t.firings.c.created.desc()).limit(max(1, min(int(limit), 1000)))
     with open_database(settings.db_url).read() as conn:
         rows = conn.execute(query).all()

@@ -1,5 +1,6 @@
-"""``mloop auth`` (users, tokens and roles, straight in the database: for the admin on the server's machine) and
-``mloop login`` (a client keeps a token for a server)."""
+"""``mloop auth`` (users, tokens and roles: straight in the database for the admin on the server's machine, or
+through the server's REST API when ``MLOOP_TRACKING_URI`` names one) and ``mloop login`` (a client keeps a token
+for a server)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,16 @@ HOME = typer.Option(None, "--home", help="mloop home folder (default: $MLOOP_HOM
 
 
 def _store(home: str | None):  # type: ignore[no-untyped-def]
+    """The database's AuthStore, or with ``MLOOP_TRACKING_URI`` naming a server, that server's REST API (the
+    caller's token must be a server admin's)."""
+    settings = settings_from(home)
+    if settings.remote:
+        from mloop.auth.remote import RemoteAuthAdmin
+
+        return RemoteAuthAdmin(settings.tracking_uri)
     from mloop.auth import AuthStore
 
-    return AuthStore(settings_from(home).db_url)
+    return AuthStore(settings.db_url)
 
 
 def _when(ms: int | None) -> str:

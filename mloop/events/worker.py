@@ -32,7 +32,7 @@ from mloop._util.clock import now_ms
 from mloop._util.egress import EgressRefused, check_destination
 from mloop._util.redact import redact
 from mloop.config import Settings
-from mloop.errors import InvalidInputError
+from mloop.errors import InvalidInputError, MloopError
 from mloop.events import _tables as t
 from mloop.store.sql import open_database
 
@@ -208,12 +208,17 @@ class DeliveryWorker:
                      duration_ms=(time.perf_counter() - started) * 1000, ok=ok)
 
     def _post(self, item: Claimed) -> tuple[int | None, str, bool]:
+        from mloop.events.sealing import server_key, unseal
         from mloop.events.signing import signed_headers
 
         body = item.payload.encode()
+        try:
+            secret = unseal(item.secret, server_key(self.settings))
+        except MloopError as exc:  # another key than the one it was sealed with: asking again will not help
+            return None, exc.message, True
         headers = {"Content-Type": "application/json", "X-Mloop-Event": item.name, "X-Mloop-Event-Id": item.event_id,
                    "X-Mloop-Delivery": item.delivery_id, "X-Mloop-Attempt": str(item.attempts + 1),
-                   **signed_headers(item.secret, body)}
+                   **signed_headers(secret, body)}
         try:
             # checked at each attempt: the name may resolve elsewhere now; connect to the address that was checked
             url, host_header, extensions = check_destination(item.url, self.settings.webhook_allow_hosts).pinned()

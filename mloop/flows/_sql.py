@@ -149,7 +149,7 @@ class SqlFlowRepository:
         return run_row(row, sorted(tags))
 
     def list_runs(self, flow_name: str | None = None, tag: str | None = None, status: str | None = None,
-                  limit: int | None = None) -> list[RunRow]:
+                  limit: int | None = None, where: Any = None) -> list[RunRow]:
         if status is not None and status not in _STATUSES:
             raise InvalidInputError(field="status", value=status, expected=f"one of {sorted(_STATUSES)}")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
@@ -163,6 +163,8 @@ class SqlFlowRepository:
         if tag:
             query = query.where(ft.flow_runs.c.run_id.in_(
                 select(ft.flow_run_tags.c.run_id).where(ft.flow_run_tags.c.tag == tag)))
+        if where is not None:
+            query = query.where(where)
         query = query.order_by(desc(ft.flow_runs.c.created), desc(ft.flow_runs.c.run_id))
         if limit:
             query = query.limit(limit)

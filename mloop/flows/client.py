@@ -273,7 +273,8 @@ def get_run(run_id: str, *, settings: Settings | None = None, _ctx: _Context | N
 
 
 def list_runs(flow: str | None = None, *, tag: str | None = None, status: str | None = None,
-              limit: int | None = 50, settings: Settings | None = None) -> list[FlowRun]:
-    """Runs of every flow (or one), newest first, filtered by tag and status."""
+              limit: int | None = 50, settings: Settings | None = None, where: Any = None) -> list[FlowRun]:
+    """Runs of every flow (or one), newest first, filtered by tag and status (and ``where``, a further SQL
+    condition on the flow_runs table: a server keeps the runs its caller may see)."""
     ctx = _Context(settings)
-    return [FlowRun(r, ctx) for r in ctx.repo.list_runs(flow, tag, status, limit)]
+    return [FlowRun(r, ctx) for r in ctx.repo.list_runs(flow, tag, status, limit, where=where)]

@@ -40,8 +40,8 @@ def record(conn: Connection, actor: str, action: str, model: str | None, target:
 
 
 def query(conn: Connection, model: str | None = None, action: str | None = None, since_id: int = 0,
-          limit: int = 100) -> list[AuditEntry]:
-    """Entries newest first, optionally for one model and/or one action."""
+          limit: int = 100, where: Any = None) -> list[AuditEntry]:
+    """Entries newest first, optionally for one model and/or one action, and matching ``where`` (SQL)."""
     if action is not None and action not in ACTIONS:
         raise InvalidInputError(field="action", value=action, expected=f"one of {list(ACTIONS)}")
     if not isinstance(limit, int) or limit < 1:
@@ -51,6 +51,8 @@ def query(conn: Connection, model: str | None = None, action: str | None = None,
         q = q.where(t.audit_log.c.model == model)
     if action is not None:
         q = q.where(t.audit_log.c.action == action)
+    if where is not None:
+        q = q.where(where)
     return [AuditEntry(id=r.id, time=r.time, actor=r.actor, action=r.action, model=r.model, target=r.target,
                        before=None if r.before is None else json.loads(r.before),
                        after=None if r.after is None else json.loads(r.after)) for r in conn.execute(q)]

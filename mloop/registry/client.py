@@ -364,11 +364,13 @@ class RegistryClient:
         return self.blobs.get_bytes(f"{self.get_version(name, version).storage}/{EXTRA}/{filename}")
 
     # ---------------------------------------------------------------- audit and lineage
-    def audit(self, model: str | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        """Registry changes, newest first: who, when, what, before and after."""
+    def audit(self, model: str | None = None, action: str | None = None, limit: int = 100,
+              where: Any = None) -> list[AuditEntry]:
+        """Registry changes, newest first: who, when, what, before and after. ``where`` is a further SQL
+        condition on the audit table (a server keeps the entries its caller may see)."""
         _models.check_text(model, "model")
         with self.db.read() as conn:
-            return _audit.query(conn, model, action, limit=limit)
+            return _audit.query(conn, model, action, limit=limit, where=where)
 
     def lineage(self, name: str, version: int) -> dict[str, Any]:
         """Where a version came from: its run, the run's datasets (with digests) and parameters."""

@@ -110,8 +110,10 @@ class Environments:
                              before=None if previous is None else {"version": previous},
                              after=None if version is None else {"version": version})
 
-    def history(self, env: str | None = None, name: str | None = None, limit: int = 100) -> list[Deployment]:
-        """Changes newest first, for one environment and/or one model."""
+    def history(self, env: str | None = None, name: str | None = None, limit: int = 100,
+                where: Any = None) -> list[Deployment]:
+        """Changes newest first, for one environment and/or one model; ``where`` is a further SQL condition on
+        the history table (a server keeps the models its caller may see)."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InvalidInputError(field="limit", value=limit, expected="a positive whole number")
         _models.check_text(env, "env")
@@ -122,6 +124,8 @@ class Environments:
             q = q.where(h.c.env == env)
         if name is not None:
             q = q.where(h.c.name == name)
+        if where is not None:
+            q = q.where(where)
         with self.client.db.read() as conn:
             if env is not None:
                 _env(conn, env)

@@ -28,6 +28,7 @@ from sqlalchemy import insert, select, update
 from mloop._util.clock import now_ms
 from mloop._util.egress import check_destination
 from mloop.errors import InvalidInputError, NotFoundError
+from mloop.events.sealing import SEALED, seal, server_key
 from mloop.events.signing import signature
 from mloop.events.worker import BACKOFF_S, MAX_ATTEMPTS
 from mloop.registry import _tables as t
@@ -94,10 +95,21 @@ class Webhooks:
         if bad:
             raise InvalidInputError(field="events", value=bad[0], expected=f"'*' or one of {list(EVENTS)}")
         check_destination(url, self.client.settings.webhook_allow_hosts)  # last: it resolves the host name
+        sealed = seal(secret, server_key(self.client.settings))  # a dump of the database must not reveal it
         with self.client.db.write() as conn:
-            result = conn.execute(insert(t.webhooks).values(url=url, secret=secret, events=json.dumps(chosen),
+            result = conn.execute(insert(t.webhooks).values(url=url, secret=sealed, events=json.dumps(chosen),
                                                             model=model, active=True, created=now_ms()))
         return {"id": int(result.inserted_primary_key[0]), "url": url, "events": chosen, "model": model}
+
+    def seal_stored(self) -> int:
+        """Seal the secrets stored before sealing existed (once, at a server's start); returns how many."""
+        key = server_key(self.client.settings)
+        with self.client.db.write() as conn:
+            rows = conn.execute(select(t.webhooks.c.id, t.webhooks.c.secret)
+                                .where(t.webhooks.c.secret.not_like(f"{SEALED}%"))).all()
+            for row in rows:
+                conn.execute(update(t.webhooks).where(t.webhooks.c.id == row.id).values(secret=seal(row.secret, key)))
+        return len(rows)
 
     def list(self) -> list[dict[str, Any]]:
         with self.client.db.read() as conn:

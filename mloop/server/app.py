@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server import sessions
 
     app.include_router(sessions.router, prefix="/api")
+    from mloop.server.api import users
+
+    app.include_router(users.router, prefix="/api")
     from mloop.server.api import tracking
 
     app.include_router(tracking.router, prefix="/api")
@@ -100,10 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @asynccontextmanager
 async def _deliver_events(app: FastAPI) -> AsyncIterator[None]:
     """While the server runs, a worker delivers the event outbox (beside any other server or `mloop events deliver`)
-    and the monitors run every ``monitor_every_seconds``."""
+    and the monitors run every ``monitor_every_seconds``; webhook secrets stored unsealed are sealed first."""
     from mloop.events.worker import DeliveryWorker
     from mloop.monitoring.schedule import MonitorLoop
+    from mloop.registry import registry_for
 
+    registry_for(app.state.settings).webhooks.seal_stored()  # secrets stored before sealing existed
     halt = DeliveryWorker(app.state.settings).start()
     monitors = MonitorLoop(app.state.settings).start()
     yield

@@ -32,7 +32,7 @@ from mloop.auth.tokens import digest_of
 from mloop.errors import AuthenticationError, MloopError, PermissionDeniedError
 from mloop.server.permissions import Need, permission_for
 from mloop.server.sessions import CSRF_HEADER, BrowserSessions, cookie_of, session_payload
-from mloop.server.targets import Target, body_targets, path_targets, reads_body
+from mloop.server.targets import Target, body_targets, path_targets, query_targets, reads_body
 
 __all__ = ["TOKEN_CACHE_SECONDS", "AuthLayer", "actor_of", "identity_of", "install_auth", "router"]
 
@@ -104,7 +104,7 @@ class AuthLayer:
         if need.public:
             return None, receive
         identity = await self._identity(scope)
-        targets = path_targets(path)
+        targets = path_targets(path) + query_targets(path, scope.get("query_string", b""))
         if need.role is not None and not need.server_wide and not identity.is_admin and reads_body(method, path):
             body, receive = await _buffered(receive)
             try:
@@ -155,8 +155,8 @@ class AuthLayer:
         return identity
 
     async def _allow(self, identity: Identity, need: Need, method: str, path: str, targets: list[Target]) -> None:
-        if need.role is None or identity.is_admin:
-            return
+        if need.role is None or identity.is_admin or (need.listing and not targets):
+            return  # a listing shows each identity only its own projects (mloop.server.visibility)
         if need.server_wide:
             raise PermissionDeniedError(f"{method} {path} needs a server admin; '{identity.name}' is not one.")
         for project in await self._projects(targets):

@@ -16,24 +16,33 @@ from dataclasses import dataclass
 
 from mloop.auth.roles import Role
 
-__all__ = ["ANYONE", "PUBLIC", "RULES", "Need", "Rule", "permission_for"]
+__all__ = ["ANYONE", "LISTED", "PUBLIC", "RULES", "Need", "Rule", "permission_for"]
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
 class Need:
-    """A role in the request's project, or over the whole server (``server_wide``); ``role`` None: any identity."""
+    """A role in the request's project, or over the whole server (``server_wide``); ``role`` None: any identity.
+
+    ``listing``: the layer lets any identity through, and the handler applies ``role`` per project
+    (mloop.server.visibility): a list or search shows only what is in the projects where the caller holds it,
+    and the few handlers that find their resource where the layer does not look (a study by name, an MLflow
+    logged model in the artifact store) check the role in its project themselves.
+    """
 
     role: Role | None
     server_wide: bool = False
     public: bool = False
+    listing: bool = False
 
 
 PUBLIC = Need(None, public=True)
 ANYONE = Need(None)  # any authenticated identity
 VIEWER, EDITOR, MAINTAINER = Need(Role.VIEWER), Need(Role.EDITOR), Need(Role.MAINTAINER)
 SERVER_ADMIN = Need(Role.ADMIN, server_wide=True)
+LISTED = Need(Role.VIEWER, listing=True)  # filtered to the caller's projects
+EDITED_IN_HANDLER = Need(Role.EDITOR, listing=True)  # the handler checks editor in its resource's project
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +81,23 @@ RULES: tuple[Rule, ...] = (
     _same(r"/api/registry/webhooks", SERVER_ADMIN),
     # what moves a model into use needs a maintainer: aliases, environments, approvals, rules that promote
     Rule(r"/api/registry/models/[^/]+/aliases", VIEWER, MAINTAINER),
+    # pending requests and deployment history, of the caller's projects
+    Rule(r"/api/registry/(approvals|environments/[^/]+/history)$", LISTED, MAINTAINER),
     Rule(r"/api/registry/(environments|approvals|rules|select)", VIEWER, MAINTAINER),
     Rule(_MLFLOW + r"/(registered-models/alias|model-versions/transition-stage)", VIEWER, MAINTAINER),
+    # listings and searches: open to every identity, each shows only the projects where it is a viewer
+    _same(r"/api/runs/(search|page)$", LISTED),
+    _same(_MLFLOW + r"/[a-z-]+/search", LISTED),
+    Rule(r"/api/(experiments|monitors|registry/models)$", LISTED, EDITOR),
+    Rule(r"/api/(alerts|alerts/history|registry/audit|automation/rules|automation/firings"
+         r"|flows/runs|tuning/studies|datasets/[^/]+/runs|registry/datasets/[^/]+/versions)$", LISTED, EDITOR),
+    # resources the layer cannot place in a project: their handlers check (mloop.server.visibility.require_role)
+    _same(r"/api/tuning/studies/.+", LISTED),
+    Rule(_MLFLOW + r"/logged-models/(?!search$)[^/]+", LISTED, EDITED_IN_HANDLER),
     # reads that take their question in a POST body
     _same(r"/api/(runs/search|runs/page|features/online|flows/artifact-refs)", VIEWER),
     # what a flow's orchestrator and tasks write through the server (flow_records, flow_cas): an editor's
     Rule(r"/api/flows/(experiments|runs|heartbeat|records|rows|names|tasks|cache|schedules|cas)", VIEWER, EDITOR),
-    _same(_MLFLOW + r"/[a-z-]+/search", VIEWER),
     # everything else of each router: read with viewer, write with editor
     Rule(r"/api/(experiments|runs|metrics|heartbeat|datasets|registry|features|monitors|alerts|flows|quality|tuning"
          r"|automation)", VIEWER, EDITOR),

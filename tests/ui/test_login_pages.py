@@ -225,13 +225,9 @@ def test_a_viewer_sees_a_clear_refusal_for_another_project(team: Team, fresh_bro
 
 
 def test_a_viewer_of_a_does_not_see_b_in_the_listings(team: Team, fresh_browser: Browser) -> None:
-    """Needs the API to filter listings by the caller's projects (branch ``projects``); until then it is an
-    expected failure that says so, and it turns into a real test by itself once listings filter."""
     with httpx.Client(base_url=team.url, headers={"Authorization": f"Bearer {team.tokens['ana']}"}) as ana:
         listed = ana.get("/api/experiments")
-    if listed.status_code != 200 or any(e["name"] == "exp-b" for e in listed.json()):
-        pytest.xfail(f"the API does not filter listings by project yet (GET /api/experiments as a viewer of A "
-                     f"answered {listed.status_code}); it comes with the projects branch")
+    assert listed.status_code == 200 and [e["name"] for e in listed.json() if e["name"] == "exp-b"] == []
     _sign_in(fresh_browser, team, "ana", "/")
     page = fresh_browser.page
     page.wait_for_selector("main[data-state=ready]")

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from mloop._util.openapi import error_responses
 from mloop.config import Settings
 from mloop.server.api._schema import TextPath
+from mloop.server.visibility import keep_visible, sql_model_visible, visible_models
 
 router = APIRouter(prefix="/automation", tags=["automation"])
 Label = Annotated[str, Field(max_length=256)]
@@ -29,17 +30,22 @@ def _settings(request: Request) -> Settings:
 
 @router.get("/rules")
 def list_rules(request: Request) -> list[dict[str, Any]]:
+    """Rules of the models the caller may see."""
     from mloop.automation import list_rules
 
-    return list_rules(_settings(request))
+    found = list_rules(_settings(request))
+    return keep_visible(found, lambda r: r["model"], visible_models(request, [r["model"] for r in found]))
 
 
 @router.get("/firings")
 def list_firings(request: Request, rule: Label | None = None, model: Label | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+    """Firings, newest first, of the models the caller may see (filtered in the query: ``limit`` holds)."""
+    from mloop.automation import _tables as automation_tables
     from mloop.automation import firings
 
-    return firings(rule=rule, model=model, limit=limit, settings=_settings(request))
+    visible = sql_model_visible(request, automation_tables.firings.c.model)
+    return firings(rule=rule, model=model, limit=limit, settings=_settings(request), where=visible)
 
 
 @router.get("/models/{model}/timeline")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, StrictBool
 
@@ -14,6 +14,7 @@ from mloop._util.openapi import error_responses
 from mloop.server.api import _schema
 from mloop.server.api._schema import TextPath
 from mloop.server.api.tracking import _FILE, IdText, Repo, get_artifact
+from mloop.server.visibility import experiments_for_search, keep_visible, visible_models
 from mloop.tracking._wire import float_out
 
 router = APIRouter(tags=["tracking"])
@@ -35,12 +36,14 @@ class PageIn(BaseModel):
 
 
 @router.post("/runs/page", responses=error_responses(404))
-def runs_page(body: PageIn, r: Repo) -> dict[str, Any]:
+def runs_page(body: PageIn, r: Repo, request: Request) -> dict[str, Any]:
     """One page of a runs table: each run with its params, latest metrics, tags and count of children; the
-    number of runs matching; and the param, metric and tag keys of all of them (for a column chooser)."""
+    number of runs matching; and the param, metric and tag keys of all of them (for a column chooser). Only the
+    experiments the caller may see are searched, so pages and the total count visible runs."""
     from mloop.tracking._browse import runs_page as page
 
-    found = page(r, body.experiment_ids, body.filter, body.order_by, body.offset, body.limit, body.parent_run_id,
+    experiments = experiments_for_search(request, body.experiment_ids)
+    found = page(r, experiments, body.filter, body.order_by, body.offset, body.limit, body.parent_run_id,
                  body.roots_only, body.with_columns)
     return dataclasses.asdict(found)
 
@@ -63,7 +66,7 @@ def metric_window(run_id: TextPath, key: MetricKeyQuery, r: Repo,
 
 
 @router.get("/runs/{run_id}/model-versions")
-def run_model_versions(run_id: TextPath, r: Repo) -> list[dict[str, Any]]:
+def run_model_versions(run_id: TextPath, r: Repo, request: Request) -> list[dict[str, Any]]:
     """The registered model versions made from this run's artifacts (lineage from a run to its models)."""
     from sqlalchemy import select
 
@@ -74,7 +77,8 @@ def run_model_versions(run_id: TextPath, r: Repo) -> list[dict[str, Any]]:
         r._require_run(conn, run_id)
         rows = conn.execute(select(versions.c.name, versions.c.version, versions.c.status, versions.c.created)
                             .where(versions.c.run_id == run_id).order_by(versions.c.name, versions.c.version))
-        return [{"name": n, "version": v, "status": s, "created": c} for n, v, s, c in rows]
+        found = [{"name": n, "version": v, "status": s, "created": c} for n, v, s, c in rows]
+    return keep_visible(found, lambda v: v["name"], visible_models(request, [v["name"] for v in found]))
 
 
 PREVIEW_POLICY = ("sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from mloop._util.openapi import error_responses
 from mloop.config import Settings
 from mloop.server.api._schema import TextPath
+from mloop.server.visibility import sql_run_visible
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 MAX_LOG = 256 * 1024  # characters of each log a page gets: the end of it, where a failure is
@@ -33,10 +34,14 @@ def _run(run: Any) -> dict[str, Any]:
 @router.get("/runs")
 def list_flow_runs(request: Request, flow: Filter = None, status: Filter = None, tag: Filter = None,
                    limit: Limit = 100) -> list[dict[str, Any]]:
-    """Runs of every flow (or one), newest first."""
+    """Runs of every flow (or one), newest first, among those the caller may see (filtered in the query, so
+    ``limit`` runs come back when there are that many)."""
+    from mloop.flows import _tables as flow_tables
     from mloop.flows.client import list_runs
 
-    return [_run(r) for r in list_runs(flow, tag=tag, status=status, limit=limit, settings=_settings(request))]
+    visible = sql_run_visible(request, flow_tables.flow_runs.c.run_id)
+    return [_run(r) for r in list_runs(flow, tag=tag, status=status, limit=limit, settings=_settings(request),
+                                       where=visible)]
 
 
 @router.get("/runs/{run_id}", responses=error_responses(404))

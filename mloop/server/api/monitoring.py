@@ -14,6 +14,7 @@ from mloop._util.openapi import error_responses
 from mloop.config import Settings
 from mloop.server.api._schema import Name, TextPath
 from mloop.server.api.features import IsoTime
+from mloop.server.visibility import keep_visible, visible_alert_rule_names, visible_models
 
 router = APIRouter(tags=["monitoring"])
 Label = Annotated[str, Field(max_length=256)]
@@ -50,9 +51,11 @@ def _settings(request: Request) -> Settings:
 
 @router.get("/monitors")
 def list_monitors(request: Request) -> list[dict[str, Any]]:
+    """Monitors of the models the caller may see (monitors are few: not paged)."""
     from mloop.monitoring import list_monitors
 
-    return list_monitors(_settings(request))
+    found = list_monitors(_settings(request))
+    return keep_visible(found, lambda m: m["model"], visible_models(request, [m["model"] for m in found]))
 
 
 @router.post("/monitors", status_code=201, responses=error_responses(422))
@@ -127,7 +130,7 @@ def apply_rules(body: RulesIn, request: Request) -> dict[str, list[str]]:
 def list_alerts(request: Request, firing: bool = False) -> list[dict[str, Any]]:
     from mloop.monitoring.alerts import list_alerts
 
-    found = list_alerts(firing_only=firing, settings=_settings(request))
+    found = _visible_rules(request, list_alerts(firing_only=firing, settings=_settings(request)))
     found["since"] = found["since"].astype(str)
     return found.astype(object).where(found.notna(), None).to_dict("records")  # type: ignore[no-any-return]
 
@@ -136,9 +139,15 @@ def list_alerts(request: Request, firing: bool = False) -> list[dict[str, Any]]:
 def alert_history(request: Request, rule: Label | None = None) -> list[dict[str, Any]]:
     from mloop.monitoring.alerts import alert_history_frame
 
-    found = alert_history_frame(rule, settings=_settings(request))
+    found = _visible_rules(request, alert_history_frame(rule, settings=_settings(request)))
     found["window"] = found["window"].astype(str)
     return found.astype(object).where(found.notna(), None).to_dict("records")  # type: ignore[no-any-return]
+
+
+def _visible_rules(request: Request, frame: Any) -> Any:
+    """The rows of ``frame`` (a ``rule`` column) whose alert rule watches a model the caller may see."""
+    rules = visible_alert_rule_names(request)
+    return frame if rules is None else frame[frame["rule"].isin(sorted(rules))].reset_index(drop=True)
 
 
 @router.post("/alerts/silences", status_code=201, responses=error_responses(422))

@@ -28,6 +28,7 @@ from mloop.server.api._schema import (
     integer,
 )
 from mloop.server.auth import identity_of
+from mloop.server.visibility import keep_visible, sql_model_visible, tagged_visible, visible_models
 
 _MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=_MAX_ID)]
@@ -116,7 +117,8 @@ def _out(value: Any) -> Any:
 # ---------------------------------------------------------------- models and versions
 @router.get("/models")
 def list_models(request: Request) -> Any:
-    return _out(_registry(request).list_models())
+    """Registered models in the projects the caller may see."""
+    return _out([m for m in _registry(request).list_models() if tagged_visible(request, m.tags)])
 
 
 @router.post("/models", status_code=201, responses=error_responses(409))
@@ -194,7 +196,8 @@ def extra_file(name: TextPath, version: IdPath, filename: PlainPath, request: Re
 
 @router.get("/datasets/{digest}/versions")
 def versions_trained_on(digest: DigestPath, request: Request) -> Any:
-    return _out(_registry(request).versions_trained_on(digest))
+    found = _registry(request).versions_trained_on(digest)
+    return _out(keep_visible(found, lambda v: v.name, visible_models(request, [v.name for v in found])))
 
 
 # ---------------------------------------------------------------- aliases
@@ -241,12 +244,18 @@ def deploy(env: TextPath, body: DeployIn, request: Request) -> Any:
 
 @router.get("/environments/{env}/history")
 def history(env: TextPath, request: Request, model: OptionalTextQuery = None, limit: Limit = 100) -> Any:
-    return _out(_registry(request).environments.history(env, model, limit))
+    """Deployment changes, newest first, of the models the caller may see (in the query: ``limit`` holds)."""
+    from mloop.registry import _tables as registry_tables
+
+    visible = sql_model_visible(request, registry_tables.deployment_history.c.name)
+    return _out(_registry(request).environments.history(env, model, limit, where=visible))
 
 
 @router.get("/approvals")
 def pending(request: Request, env: OptionalTextQuery = None, model: OptionalTextQuery = None) -> Any:
-    return _out(_registry(request).environments.pending(env, model))
+    """Pending approval requests of the models the caller may see (pending requests are few: not paged)."""
+    found = _registry(request).environments.pending(env, model)
+    return _out(keep_visible(found, lambda r: r.name, visible_models(request, [r.name for r in found])))
 
 
 @router.post("/approvals/{request_id}/approve", responses=error_responses(409))
@@ -263,7 +272,11 @@ def reject(request_id: IdPath, body: DecisionIn, request: Request) -> Any:
 @router.get("/audit", responses=error_responses(404))
 def audit(request: Request, model: Annotated[Description | None, Query()] = None, action: AuditAction = None,
           limit: Limit = 100) -> Any:
-    return _out(_registry(request).audit(model, action, limit))
+    """Registry changes, newest first, of the models the caller may see (filtered in the query: ``limit`` holds)."""
+    from mloop.registry import _tables as registry_tables
+
+    return _out(_registry(request).audit(model, action, limit,
+                                         where=sql_model_visible(request, registry_tables.audit_log.c.model)))
 
 
 @router.get("/webhooks")

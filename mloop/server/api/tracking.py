@@ -20,6 +20,7 @@ from mloop.errors import BackendError, InvalidInputError, NotFoundError
 from mloop.server.api import _schema
 from mloop.server.api._schema import Description, Name, OptionalName, Text, TextPath
 from mloop.server.auth import actor_of
+from mloop.server.visibility import experiments_for_search, keep_visible, tagged_visible, visible_runs
 from mloop.tracking._sql import SqlTrackingRepository
 from mloop.tracking._values import MAX_TAG_CHARS
 from mloop.tracking._wire import float_in, float_out, frame_out
@@ -71,8 +72,9 @@ def create_experiment(body: ExperimentIn, r: Repo) -> dict[str, Any]:
 
 
 @router.get("/experiments")
-def list_experiments(r: Repo, include_deleted: bool = False) -> list[dict[str, Any]]:
-    return [_out(e) for e in r.list_experiments(include_deleted)]
+def list_experiments(r: Repo, request: Request, include_deleted: bool = False) -> list[dict[str, Any]]:
+    """Experiments in the projects the caller may see (few: filtered here, not paged)."""
+    return [_out(e) for e in r.list_experiments(include_deleted) if tagged_visible(request, e.tags)]
 
 
 @router.get("/experiments/by-name/{name}")
@@ -253,8 +255,10 @@ def list_inputs(run_id: TextPath, r: Repo) -> list[dict[str, Any]]:
 
 
 @router.get("/datasets/{digest}/runs")
-def runs_with_dataset(digest: TextPath, r: Repo) -> list[str]:
-    return r.runs_with_dataset(digest)
+def runs_with_dataset(digest: TextPath, r: Repo, request: Request) -> list[str]:
+    """The runs that used the dataset, among those the caller may see."""
+    found = r.runs_with_dataset(digest)
+    return keep_visible(found, lambda run_id: run_id, visible_runs(request, found))
 
 
 # ---------------------------------------------------------------- artifacts
@@ -350,8 +354,10 @@ class SearchIn(BaseModel):
 
 
 @router.post("/runs/search", responses=error_responses(404))
-def search_runs(body: SearchIn, r: Repo) -> dict[str, Any]:
-    frame = r.search_runs(body.experiment_ids, body.filter, body.order_by, body.limit, body.include_deleted)
+def search_runs(body: SearchIn, r: Repo, request: Request) -> dict[str, Any]:
+    """Runs matching the filter, in the experiments the caller may see (scoped in the query: ``limit`` holds)."""
+    experiments = experiments_for_search(request, body.experiment_ids)
+    frame = r.search_runs(experiments, body.filter, body.order_by, body.limit, body.include_deleted)
     return frame_out(frame)
 
 

@@ -28,6 +28,7 @@ from mloop.server.mlflow.registry import (
     number,
     refuse_if_deployed,
 )
+from mloop.server.visibility import keep_visible, visible_models
 
 router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)  # see __init__
 VersionQuery = Annotated[str, Query(min_length=1, max_length=12)]
@@ -73,6 +74,7 @@ def search_versions(request: Request, args: Search) -> dict[str, Any]:
     registry = _registry(request)
     matches = filters.parse(args.filter, {"name", "version_number", "run_id", "source_path", "source", "user_id"})
     found = [v for v in reversed(registry.list_versions()) if matches(shapes.version_row(v))]
+    found = keep_visible(found, lambda v: v.name, visible_models(request, {v.name for v in found}))
     found = _ordered(found, args.order_by, {"name": "name", "version_number": "version",
                                             "creation_timestamp": "created", "last_updated_timestamp": "created",
                                             "timestamp": "created"})

@@ -15,6 +15,7 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,14 +161,16 @@ _EXPERIMENT_ORDER = re.compile(r"\s*(?:attributes\.)?(name|experiment_id|creatio
 
 
 def search_experiments(repo: SqlTrackingRepository, key: bytes, *, filter: str, view: int, max_results: int,
-                       order_by: list[str], page_token: str | None) -> dict[str, Any]:
-    """MLflow's SearchExperiments answer; experiments are few, so they are filtered and sorted here."""
+                       order_by: list[str], page_token: str | None,
+                       visible: Callable[[Experiment], bool] = lambda e: True) -> dict[str, Any]:
+    """MLflow's SearchExperiments answer; experiments are few, so they are filtered (by ``filter`` and by what
+    the caller may see, ``visible``) and sorted here, before the page is cut."""
     scope = search_scope(f=filter, v=view, o=order_by)
     offset = read_token(key, scope, page_token)
     tree = parse(filter)
     found = [e for e in repo.list_experiments(include_deleted=True)
              if (view == 3 or (e.lifecycle_stage == Lifecycle.ACTIVE) == (view == 1))
-             and (tree is None or _matches(tree, e))]
+             and (tree is None or _matches(tree, e)) and visible(e)]
     found.sort(key=lambda e: (-e.creation_time, int(e.experiment_id)))
     for item in reversed(order_by):
         m = _EXPERIMENT_ORDER.fullmatch(item)

@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from mloop.auth.roles import Role
 from mloop.server.mlflow import _models_filter as _filter
 from mloop.server.mlflow import _models_logged as logged
 from mloop.server.mlflow._protocol import MlflowError, MlflowRoute
+from mloop.server.visibility import experiments_for_search, projects_of, require_role
 from mloop.store.blob import BlobStore
 
 router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)  # see __init__
@@ -90,7 +92,15 @@ def create(body: CreateIn, request: Request) -> dict[str, Any]:
 
 @router.get("/logged-models/{model_id}")
 def get(model_id: str, request: Request, allow_deleted: bool = False) -> dict[str, Any]:
-    return {"model": logged.to_mlflow(logged.get(blobs(request), model_id, allow_deleted))}
+    return {"model": logged.to_mlflow(_allowed(request, model_id, Role.VIEWER, allow_deleted))}
+
+
+def _allowed(request: Request, model_id: str, role: Role, allow_deleted: bool = True) -> dict[str, Any]:
+    """The record of ``model_id`` if the caller holds ``role`` in its experiment's project (a logged model lives
+    in the artifact store, where the auth layer does not look), else 403."""
+    record = logged.get(blobs(request), model_id, allow_deleted)
+    require_role(request, "experiment", str(record["experiment_id"]), role, f"logged model '{model_id}'")
+    return record
 
 
 @router.patch("/logged-models/{model_id}")
@@ -98,10 +108,12 @@ def finalize(model_id: str, body: FinalizeIn, request: Request) -> dict[str, Any
     status = body.status if body.status.startswith("LOGGED_MODEL_") else f"LOGGED_MODEL_{body.status}"
     if status not in logged.STATUSES[1:]:
         raise MlflowError(f"status: '{body.status}' is not a final status; expected one of {logged.STATUSES[1:]}.")
+    _allowed(request, model_id, Role.EDITOR)
     return {"model": logged.to_mlflow(logged.change(blobs(request), model_id, status=status))}
 
 
 def _change(request: Request, model_id: str, **changes: Any) -> dict[str, Any]:
+    _allowed(request, model_id, Role.EDITOR)
     logged.change(blobs(request), model_id, **changes)
     return {}  # MLflow answers these with an empty message
 
@@ -143,8 +155,9 @@ def log_outputs(body: OutputsIn, request: Request) -> dict[str, Any]:
 def search(body: SearchIn, request: Request) -> dict[str, Any]:
     matches = _filter.parse(body.filter, {"name", "source_run_id", "model_type", "status", "model_id"})
     scope = set(body.experiment_ids)
+    visible = None if projects_of(request) is None else set(experiments_for_search(request, []))
     found = [r for r in logged.every(blobs(request))
-             if (not scope or r["experiment_id"] in scope)
+             if (not scope or r["experiment_id"] in scope) and (visible is None or r["experiment_id"] in visible)
              and matches({**r, **{f"tags.{k}": v for k, v in r["tags"].items()}})]
     rows, token = _filter.page(found, body.page_token, body.max_results or 100)
     return {"models": [logged.to_mlflow(r) for r in rows], **({"next_page_token": token} if token else {})}

@@ -23,6 +23,7 @@ from mloop.registry.entities import ModelVersion
 from mloop.server.mlflow import _models_filter as filters
 from mloop.server.mlflow import _models_shapes as shapes
 from mloop.server.mlflow._protocol import MlflowError, MlflowRoute
+from mloop.server.visibility import tagged_visible
 
 router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)  # see __init__
 Name = Annotated[str, Field(min_length=1, max_length=256)]
@@ -206,7 +207,7 @@ def delete_model(body: NameIn, request: Request) -> dict[str, Any]:
 def search_models(request: Request, args: Search) -> dict[str, Any]:
     registry = _registry(request)
     matches = filters.parse(args.filter, {"name"})
-    models = [m for m in registry.list_models() if matches(shapes.model_row(m))]
+    models = [m for m in registry.list_models() if matches(shapes.model_row(m)) and tagged_visible(request, m.tags)]
     models = _ordered(models, args.order_by, {"name": "name", "creation_timestamp": "created",
                                               "last_updated_timestamp": "updated", "timestamp": "updated"})
     rows, token = filters.page(models, args.page_token, args.max_results)

@@ -20,6 +20,7 @@ from mloop.server.mlflow import _runs, _search
 from mloop.server.mlflow import _runs_bodies as b
 from mloop.server.mlflow._protocol import MlflowError, MlflowRoute
 from mloop.server.mlflow._runs_inputs import to_dataset
+from mloop.server.visibility import NO_EXPERIMENT, experiments_for_search, tagged_visible
 from mloop.tracking._sql import SqlTrackingRepository
 from mloop.tracking._wire import float_in, float_out
 
@@ -71,10 +72,11 @@ def get_experiment_by_name(r: Repo, experiment_name: Annotated[str | None, Query
 
 
 @router.post("/experiments/search")
-def search_experiments(body: b.SearchExperimentsIn, r: Repo, key: PageKey) -> Response:
+def search_experiments(body: b.SearchExperimentsIn, r: Repo, key: PageKey, request: Request) -> Response:
     return _json(_search.search_experiments(
         r, key, filter=body.filter, view=_search.view_type(body.view_type), order_by=body.order_by,
-        max_results=_search.check_max_results(body.max_results, 1000), page_token=body.page_token))
+        max_results=_search.check_max_results(body.max_results, 1000), page_token=body.page_token,
+        visible=lambda e: tagged_visible(request, e.tags)))
 
 
 @router.post("/experiments/update")
@@ -151,9 +153,13 @@ def restore_run(body: b.RunRef, r: Repo) -> Response:
 
 
 @router.post("/runs/search")
-def search_runs(body: b.SearchRunsIn, r: Repo, key: PageKey) -> Response:
+def search_runs(body: b.SearchRunsIn, r: Repo, key: PageKey, request: Request) -> Response:
+    # scoped to the experiments the caller may see, inside the search's query (pages stay full)
+    experiments = experiments_for_search(request, [_runs.resolve_experiment(r, e) for e in body.experiment_ids])
+    if experiments == [NO_EXPERIMENT]:
+        return _json({"runs": []})
     return _json(_search.search_runs(
-        r, key, experiment_ids=body.experiment_ids, filter=body.filter,
+        r, key, experiment_ids=experiments, filter=body.filter,
         run_view_type=_search.view_type(body.run_view_type), order_by=body.order_by,
         max_results=_search.check_max_results(body.max_results, 1000), page_token=body.page_token))
 
