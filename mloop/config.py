@@ -38,10 +38,11 @@ _ENV = {
     "prediction_log_retention_days": "MLOOP_PREDICTION_LOG_RETENTION_DAYS",
     "monitor_every_seconds": "MLOOP_MONITOR_EVERY_SECONDS",
     "auth": "MLOOP_AUTH",
+    "feature_source_roots": "MLOOP_FEATURE_SOURCE_ROOTS",
 }
 
 # Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
-_LISTS = ("allowed_hosts", "allowed_origins", "webhook_allow_hosts")
+_LISTS = ("allowed_hosts", "allowed_origins", "webhook_allow_hosts", "feature_source_roots")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +71,8 @@ class Settings:
     monitor_every_seconds: float = 60.0
     # `mloop server` asks every request for a token and checks its roles (see docs/auth.md)
     auth: bool = False
+    # folders (or s3:// prefixes) whose files feature views applied through `mloop server` may read; empty: none
+    feature_source_roots: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:

@@ -74,7 +74,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"/api/registry/(environments|approvals|rules|select)", VIEWER, MAINTAINER),
     Rule(_MLFLOW + r"/(registered-models/alias|model-versions/transition-stage)", VIEWER, MAINTAINER),
     # reads that take their question in a POST body
-    _same(r"/api/(runs/search|runs/page|features/online)", VIEWER),
+    _same(r"/api/(runs/search|runs/page|features/(online|training-set|definitions/plan))", VIEWER),
     _same(_MLFLOW + r"/[a-z-]+/search", VIEWER),
     # everything else of each router: read with viewer, write with editor
     Rule(r"/api/(experiments|runs|metrics|heartbeat|datasets|registry|features|monitors|alerts|flows|quality|tuning"
