@@ -154,8 +154,8 @@ class HttpFeatureStore(DefinitionSet):
         frame = _frame(rows)
         written = 0
         for start in range(0, max(len(frame), 1), _PUSH_CHUNK):
-            text = _records_json(frame.iloc[start:start + _PUSH_CHUNK], to)
-            out = self._call("POST", f"/push/{quote(view, safe='')}", content=text,
+            body = _records_json(frame.iloc[start:start + _PUSH_CHUNK], to)
+            out = self._call("POST", f"/push/{quote(view, safe='')}", content=body,
                              headers={"content-type": "application/json"}, retry=to == "online")
             written += int(out["rows"])
         return written
@@ -229,9 +229,9 @@ def _frame(rows: Any) -> Any:
                             expected="a pandas DataFrame, an Arrow table or a list of records")
 
 
-def _records_json(frame: Any, to: str) -> str:
-    """``{"rows": [...], "to": ...}`` as JSON text: times as ISO text with their offset (naive ones without, so the
-    server refuses them as a direct push does), missing values as null, integers as integers."""
+def _records_json(frame: Any, to: str) -> bytes:
+    """``{"rows": [...], "to": ...}`` as JSON: times as ISO text with their offset (naive ones without, so the server
+    refuses them as a direct push does), missing values as null, floats to the last digit."""
     import orjson
     import pandas as pd
 
@@ -239,8 +239,20 @@ def _records_json(frame: Any, to: str) -> str:
     for name in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[name]):
             out[name] = [None if pd.isna(t) else t.isoformat() for t in out[name]]
-    rows = out.to_json(orient="records", date_format="iso", double_precision=17)
-    return '{"rows": ' + rows + ', "to": ' + orjson.dumps(to).decode() + "}"
+    body = {"rows": out.to_dict("records"), "to": to}  # orjson writes NaN as null
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=_missing)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidInputError(field="rows", value=str(exc)[:120],
+                                expected="numbers, strings, booleans, timestamps or nulls") from None
+
+
+def _missing(value: Any) -> Any:
+    import pandas as pd
+
+    if value is pd.NA or value is pd.NaT:
+        return None
+    raise TypeError(f"a value of type {type(value).__name__}")
 
 
 def _columns(entities: Any) -> dict[str, list[Any]]:
