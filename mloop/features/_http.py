@@ -119,15 +119,15 @@ class HttpFeatureStore(DefinitionSet):
 
         if output not in ("pandas", "arrow"):
             raise InvalidInputError(field="output", value=output, expected="'pandas' or 'arrow'")
-        params = {"features": list(features) if features is not None else None, "service": service,
-                  "timestamp_column": timestamp_column, "timezone": timezone, "ambiguous": ambiguous,
-                  "nonexistent": nonexistent, "full_names": full_names}
-        data = self._call("POST", "/training-set", params=params, content=_wire.parquet_bytes(_entity_rows(entity_df)),
-                          headers={"content-type": _wire.PARQUET}, retry=True)
-        table, lineage = _wire.read_parquet(data, "training set")
+        options = {"features": list(features) if features is not None else None, "service": service,
+                   "timestamp_column": timestamp_column, "timezone": timezone, "ambiguous": ambiguous,
+                   "nonexistent": nonexistent, "full_names": full_names}
+        body = _wire.parquet_bytes(_entity_rows(entity_df), {"request": options})
+        data = self._call("POST", "/training-set", content=body, headers={"content-type": _wire.PARQUET}, retry=True)
+        table, meta = _wire.read_parquet(data, "training set")
         frame = table.to_pandas() if output == "pandas" else None
-        if log_to_run and lineage:
-            record_lineage(frame if frame is not None else table, lineage)
+        if log_to_run and meta.get("lineage"):
+            record_lineage(frame if frame is not None else table, meta["lineage"])
         return frame if frame is not None else table
 
     # ------------------------------------------------------------ materialization and push

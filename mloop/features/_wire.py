@@ -1,5 +1,6 @@
 """What the feature store's client and server exchange: definitions as specs, plans, materialization results,
-and training sets as Parquet with their lineage in the file's metadata.
+and training sets as Parquet: the entity rows with the request's options in the file's metadata, the answer with
+its lineage.
 
 A definition applied through a server names data the server will read. Paths must lie under the server's
 ``feature_source_roots``; SQL queries and on-demand functions are code, so the server takes them only from its
@@ -26,7 +27,7 @@ __all__ = ["PARQUET", "definitions_in", "materialized_in", "materialized_out", "
            "plan_out", "read_parquet", "specs_out"]
 
 PARQUET = "application/vnd.apache.parquet"
-LINEAGE_KEY = b"mloop.lineage"
+META_KEY = b"mloop"  # the Parquet metadata entry that carries our JSON
 
 
 def specs_out(definitions: list[Definition]) -> list[dict[str, Any]]:
@@ -115,32 +116,33 @@ def _time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def parquet_bytes(table: pa.Table, lineage: dict[str, str] | None = None) -> bytes:
-    """``table`` as Parquet bytes (nanoseconds and zones kept), with ``lineage`` in the file's metadata.
+def parquet_bytes(table: pa.Table, meta: dict[str, Any] | None = None) -> bytes:
+    """``table`` as Parquet bytes (nanoseconds and zones kept), with ``meta`` as JSON in the file's metadata.
 
-    >>> read_parquet(parquet_bytes(pa.table({"x": [1, None]}), {"name": "t"}))[1]
-    {'name': 't'}
+    >>> read_parquet(parquet_bytes(pa.table({"x": [1, None]}), {"lineage": {"name": "t"}}))[1]
+    {'lineage': {'name': 't'}}
     """
     import pyarrow.parquet as pq
 
-    if lineage is not None:
-        meta = dict(table.schema.metadata or {})
-        meta[LINEAGE_KEY] = json.dumps(lineage).encode()
-        table = table.replace_schema_metadata(meta)
+    if meta is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
     sink = io.BytesIO()
     pq.write_table(table, sink, version="2.6")
     return sink.getvalue()
 
 
-def read_parquet(data: bytes, field: str = "body") -> tuple[pa.Table, dict[str, str] | None]:
-    """A Parquet payload as Arrow, and the lineage it carries (None when it has none)."""
+def read_parquet(data: bytes, field: str = "body") -> tuple[pa.Table, dict[str, Any]]:
+    """A Parquet payload as Arrow, and the JSON it carries in its metadata (empty when none)."""
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowInvalid, OSError) as exc:
+        schema_meta = dict(table.schema.metadata or {})
+        raw = schema_meta.pop(META_KEY, None)
+        meta = json.loads(raw) if raw else {}
+    except (pa.ArrowInvalid, OSError, ValueError) as exc:
         raise InvalidInputError(field=field, value=f"{len(data)} bytes ({str(exc)[:80]})",
-                                expected="a Parquet file") from None
-    meta = dict(table.schema.metadata or {})
-    raw = meta.pop(LINEAGE_KEY, None)
-    return table.replace_schema_metadata(meta or None), None if raw is None else json.loads(raw)
+                                expected="a Parquet file (with JSON in its 'mloop' metadata)") from None
+    if not isinstance(meta, dict):
+        raise InvalidInputError(field=f"{field}.metadata.mloop", value=str(meta)[:80], expected="a JSON object")
+    return table.replace_schema_metadata(schema_meta or None), meta

@@ -24,9 +24,9 @@ EDGE_RULES = (BodyRule(r"/api/runs/[^/]+/artifacts/", methods=frozenset({"PUT"})
               # MLflow's artifact proxy: a file upload or one part of a multipart upload, bounded by its route
               BodyRule(r"/api/2\.0/mlflow-artifacts/(artifacts|mpu/parts)/", methods=frozenset({"PUT"}),
                        media_types=None, limited=False),
-              # a training set's entity rows arrive as Parquet, within the general request limit
-              BodyRule(r"/api/features/training-set$", methods=frozenset({"POST"}),
-                       media_types=frozenset({"application/vnd.apache.parquet"})))
+              # a training set's entity rows arrive as Parquet, within the general request limit (every method
+              # passes the edge, so that one the route lacks gets its 405)
+              BodyRule(r"/api/features/training-set$", media_types=frozenset({"application/vnd.apache.parquet"})))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -11,10 +11,10 @@ import os
 import threading
 from collections import OrderedDict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StrictInt
 
 from mloop._util.openapi import error_responses
 from mloop.errors import InvalidInputError
@@ -56,7 +56,7 @@ class PushIn(_Body):
 
 
 class DefinitionIn(_Body):
-    kind: str = Field(max_length=64)
+    kind: Literal["entity", "feature_view", "on_demand_feature_view", "feature_service"]
     spec: dict[str, Any]
 
 
@@ -69,8 +69,8 @@ class MaterializeIn(_Body):
     end: IsoTime | None = None
     views: list[str] | None = None
     incremental: StrictBool = False
-    batch_rows: int = Field(50_000, ge=1, le=10_000_000)
-    lateness_seconds: float | None = Field(None, ge=0, le=10 * 365 * 86400)
+    batch_rows: StrictInt = Field(50_000, ge=1, le=10_000_000)
+    lateness_seconds: Annotated[float, Strict(), Field(ge=0, le=10 * 365 * 86400)] | None = None
 
 
 # Stores kept per project: any caller can name a project, so the cache is bounded (least recently used goes; a
@@ -131,17 +131,28 @@ def freshness(request: Request, project: Project = "default") -> list[dict[str, 
     return store_for(request, project).freshness()
 
 
+class TrainingSetIn(_Body):
+    """The options of ``FeatureStore.training_set``, sent in the entity Parquet's metadata (key ``mloop``, under
+    ``request``) so that hundreds of feature references never make a URL too long."""
+
+    features: list[Annotated[str, Field(max_length=1024)]] | None = Field(None, max_length=100_000)
+    service: str | None = Field(None, max_length=300)
+    timestamp_column: str = Field("event_timestamp", max_length=300)
+    timezone: str | None = Field(None, max_length=64)
+    ambiguous: str = Field("raise", max_length=32)
+    nonexistent: str = Field("raise", max_length=32)
+    full_names: StrictBool = False
+
+
 @router.post("/training-set", responses=error_responses(404, 413, 422),
-             openapi_extra={"requestBody": {"content": {_wire.PARQUET: {"schema": {"type": "string",
-                                                                                     "format": "binary"}}}}})
-async def training_set(request: Request, project: Project = "default",
-                       features: Annotated[list[str] | None, Query(max_length=10_000)] = None,
-                       service: str | None = None, timestamp_column: str = "event_timestamp",
-                       timezone: str | None = None, ambiguous: str = "raise", nonexistent: str = "raise",
-                       full_names: bool = False) -> Response:
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 _wire.PARQUET: {"schema": {"type": "string", "format": "binary"}}}}})
+async def training_set(request: Request, project: Project = "default") -> Response:
     """Point-in-time-correct features for the entity rows in the body (Parquet, at most the server's request
-    limit), computed here where the offline sources live; the answer is Parquet too, with the training set's
-    lineage in its metadata (``mloop.lineage``) so the client's run records the same input."""
+    limit; the options of ``TrainingSetIn`` in its metadata), computed here where the offline sources live. The
+    answer is Parquet too, with the training set's lineage in its metadata so the client's run records it."""
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
     from starlette.concurrency import run_in_threadpool
 
     from mloop.features.lineage import training_lineage
@@ -149,15 +160,19 @@ async def training_set(request: Request, project: Project = "default",
     if request.headers.get("content-type", "").split(";")[0].strip() != _wire.PARQUET:
         raise InvalidInputError(field="content-type", value=request.headers.get("content-type"),
                                 expected=_wire.PARQUET)
-    entities, _ = _wire.read_parquet(await request.body(), "entity_df")
+    entities, meta = _wire.read_parquet(await request.body(), "entity_df")
+    try:
+        options = TrainingSetIn.model_validate(meta.get("request") or {})
+    except ValidationError as exc:  # answered like any other bad body: 422 naming the field
+        raise RequestValidationError(exc.errors()) from None
     store = store_for(request, project)
 
     def build() -> bytes:
-        table = store.training_set(entities, features, service=service, timestamp_column=timestamp_column,
-                                   timezone=timezone, ambiguous=ambiguous, nonexistent=nonexistent,
-                                   full_names=full_names, output="arrow", log_to_run=False)
+        args = options.model_dump()
+        features, service, full_names = args.pop("features"), args.pop("service"), args["full_names"]
+        table = store.training_set(entities, features, service=service, output="arrow", log_to_run=False, **args)
         lineage = training_lineage(store.resolve(features, service, full_names), store.project)
-        return _wire.parquet_bytes(table, lineage)
+        return _wire.parquet_bytes(table, {"lineage": lineage})
 
     return Response(await run_in_threadpool(build), media_type=_wire.PARQUET)
 

@@ -69,10 +69,11 @@ def attach_quality(name: TextPath, version: IdPath, body: AttachIn, request: Req
     from mloop.validation.profile import Profile
     from mloop.validation.schema import load_schema
 
+    registry = _registry(request)
+    registry.get_version(name, int(version))  # an unknown version is a 404 before its body is judged
     schema = None if body.schema_ is None else load_schema(body.schema_)
     profile = None if body.profile is None else Profile.from_dict(body.profile)
-    mv = attach.attach_to_model_version(name, int(version), schema=schema, profile=profile,
-                                        registry=_registry(request))
+    mv = attach.attach_to_model_version(name, int(version), schema=schema, profile=profile, registry=registry)
     return mv.to_dict()
 
 
