@@ -65,6 +65,8 @@ def test_run_and_model_version_schema_profile_round_trip_and_drift(mode_settings
     assert against_stored == drift(reference=profile(train), current=current).to_dict()
     assert against_stored["drifted_columns"] == ["km"]
 
+    _cli_reads_what_is_stored(run.run_id, version.version, current, tmp_path)
+
     with pytest.raises(InvalidInputError) as caught:
         attach_to_model_version("eta", version.version)
     assert caught.value.field == "schema"
@@ -73,3 +75,28 @@ def test_run_and_model_version_schema_profile_round_trip_and_drift(mode_settings
     if mode_settings.remote:
         home = Path(mode_settings.home)
         assert not (home / "mloop.db").exists() and not (home / "artifacts").exists()
+
+
+def _cli_reads_what_is_stored(run_id: str, version: int, current: pd.DataFrame, tmp_path: Path) -> None:
+    """`mloop drift` and `mloop validate` against stored references, run as a user runs them (a subprocess with
+    the test's environment, so MLOOP_TRACKING_URI in server mode)."""
+    import json
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run([sys.executable, "-m", "mloop", *args], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)
+        assert "Traceback" not in out.stderr, out.stderr
+        return out
+
+    current.to_parquet(tmp_path / "current.parquet")
+    for reference in (f"models:/eta/{version}", f"runs:/{run_id}/train"):
+        out = run("drift", reference, str(tmp_path / "current.parquet"), "--json")
+        assert out.returncode == 1 and json.loads(out.stdout)["drifted_columns"] == ["km"]
+    _train(seed=5).to_parquet(tmp_path / "same.parquet")
+    assert run("validate", str(tmp_path / "same.parquet"), "--schema", f"models:/eta/{version}").returncode == 0
+    pd.DataFrame({"hour": [77], "km": [2.0], "zone": ["north"]}).to_parquet(tmp_path / "bad.parquet")
+    assert run("validate", str(tmp_path / "bad.parquet"), "--schema", f"runs:/{run_id}/train").returncode == 1
+    bad = run("drift", "models:/eta/latest", str(tmp_path / "current.parquet"))
+    assert bad.returncode == 2 and "models:/NAME/VERSION" in bad.stderr
