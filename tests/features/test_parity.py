@@ -206,7 +206,7 @@ def test_bad_input_raises_the_same_error_in_both_modes(stores: tuple[Any, Featur
 def test_server_refuses_sources_it_may_not_read(stores: tuple[Any, FeatureStore], mode_settings: Settings,
                                                 tmp_path: Path) -> None:
     """A request may not define a view over the server's own files, nor send SQL (code) to run there."""
-    from mloop.features import SqlSource
+    from mloop.features import SqlSource, on_demand_feature_view
 
     if not mode_settings.remote:
         pytest.skip("only a server refuses sources: a direct store reads its user's own files")
@@ -225,6 +225,13 @@ def test_server_refuses_sources_it_may_not_read(stores: tuple[Any, FeatureStore]
                             source=pd.DataFrame({"zone_id": [1], "x": [1.0], "event_timestamp": [datetime.now(UTC)]}))
     with pytest.raises(InvalidInputError, match="in-memory DataFrame"):
         store.apply([zone, in_memory])
+    @on_demand_feature_view(inputs=["x"], schema=[Field("y", Float64)])
+    def doubled(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"y": frame["x"] * 2})
+
+    with pytest.raises(InvalidInputError) as caught:  # its function is code the server would have to run
+        store.apply([zone, doubled])
+    assert caught.value.field == "on_demand_feature_view doubled" and "MLOOP_FEATURE_REPO" in str(caught.value)
     assert store.list() == []  # nothing of a refused apply was stored
 
 
@@ -265,3 +272,39 @@ def test_cli_apply_list_materialize_online(data_root: Path, mode_settings: Setti
     assert missing.returncode != 0 and "No definition named 'nope'" in missing.stderr
     if mode_settings.remote:
         assert not (Path(mode_settings.home) / "mloop.db").exists()
+
+
+OD_REPO = '''
+from datetime import timedelta
+import pandas as pd
+from mloop.features import Entity, FeatureView, FeatureService, Field, FileSource, Float64, on_demand_feature_view
+zone = Entity("zone", join_keys=["zone_id"])
+stats = FeatureView("zone_stats", entities=[zone], schema=[Field("avg_fare", Float64)], source=FileSource({path!r}),
+                    ttl=timedelta(hours=5))
+
+@on_demand_feature_view(inputs=["zone_stats:avg_fare"], schema=[Field("fare_per_km", Float64)],
+                        request=[Field("km", Float64)])
+def per_km(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({{"fare_per_km": frame["avg_fare"] / frame["km"]}})
+
+pricing = FeatureService("pricing", features=["zone_stats:avg_fare", "per_km:fare_per_km"])
+'''
+
+
+def test_on_demand_views_from_the_servers_own_repository(data_root: Path, mode_settings: Settings, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A team shares one features.py: the server runs its on-demand functions, the client applies the same file."""
+    rows = _feature_rows()[["zone_id", "event_timestamp", "avg_fare"]]
+    (data_root / "zones").mkdir()
+    rows.to_parquet(data_root / "zones" / "p.parquet", index=False)
+    repo = tmp_path / "features.py"
+    repo.write_text(OD_REPO.format(path=str(data_root / "zones")))
+    monkeypatch.setenv("MLOOP_FEATURE_REPO", str(repo))  # read by the server's feature store on its first request
+    store = FeatureStore(repo, settings=mode_settings)
+    assert store.apply().has_changes
+    entities = pd.DataFrame({"zone_id": [1, 2, 3], "km": [2.0, 4.0, 1.0],
+                             "event_timestamp": pd.to_datetime(["2026-03-29 06:00"] * 3, utc=True)})
+    got = store.training_set(entities, service="pricing")
+    np.testing.assert_allclose(got["fare_per_km"], got["avg_fare"] / entities["km"])
+    assert got["avg_fare"].notna().sum() >= 2
+    store.close()
