@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _common import WORK, LoadWatch, check, finish, fmt  # noqa: E402
+from _common import WORK, LoadWatch, check, finish, fmt, wait_until_up  # noqa: E402
 
 from mloop.config import Settings  # noqa: E402
 from mloop.features import Entity, FeatureStore, FeatureView, Field, FileSource, Float64, Int64  # noqa: E402
@@ -51,20 +51,10 @@ def prepare(home: Path, rows: int, entities: int) -> tuple[list[object], pd.Data
 
 
 def start_server(home: Path) -> subprocess.Popen[bytes]:
-    import httpx
-
     env = {**os.environ, "MLOOP_FEATURE_SOURCE_ROOTS": str(home / "data")}
     proc = subprocess.Popen([sys.executable, "-m", "mloop", "server", "--home", str(home), "--port", str(PORT)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{PORT}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the server did not start")
+    return wait_until_up(proc, f"http://127.0.0.1:{PORT}")
 
 
 def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
