@@ -68,6 +68,23 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:,.0f} {unit}"
 
 
+def wait_until_up(proc: subprocess.Popen[bytes], url: str, seconds: float = 60) -> subprocess.Popen[bytes]:
+    """``proc`` once ``url``/health answers 200 (standard library only); it is killed, and the bench stops, when it
+    does not within ``seconds``."""
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"the server at {url} did not start")
+
+
 def peak_mb() -> float:
     """This process's own peak resident memory in MB (standard library only: peer scripts import it too).
 

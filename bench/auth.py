@@ -23,8 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-from _common import WORK, LoadWatch, check, finish, fmt  # noqa: E402
+from _common import WORK, LoadWatch, check, finish, fmt, wait_until_up  # noqa: E402
 
 from mloop.auth import AuthStore  # noqa: E402
 from mloop.config import Settings  # noqa: E402
@@ -38,15 +37,7 @@ def start_server(home: Path, port: int, auth: bool) -> subprocess.Popen[bytes]:
     flag = "--auth" if auth else "--no-auth"
     proc = subprocess.Popen([sys.executable, "-m", "mloop", "server", "--home", str(home), "--port", str(port), flag],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the server on port {port} did not start")
+    return wait_until_up(proc, f"http://127.0.0.1:{port}")
 
 
 def timed_batch(repo: HttpTrackingRepository, rows: list[MetricRow]) -> float:

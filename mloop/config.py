@@ -40,10 +40,11 @@ _ENV = {
     "auth": "MLOOP_AUTH",
     "direct_artifacts": "MLOOP_DIRECT_ARTIFACTS",
     "secret_key": "MLOOP_SECRET_KEY",
+    "feature_source_roots": "MLOOP_FEATURE_SOURCE_ROOTS",
 }
 
 # Settings that hold several names: a comma-separated string (environment, CLI) or a YAML list.
-_LISTS = ("allowed_hosts", "allowed_origins", "webhook_allow_hosts")
+_LISTS = ("allowed_hosts", "allowed_origins", "webhook_allow_hosts", "feature_source_roots")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +78,8 @@ class Settings:
     direct_artifacts: bool = False
     # the key that seals webhook secrets in the database (mloop/events/sealing.py); never shown in a repr
     secret_key: str = dataclasses.field(default="", repr=False)
+    # folders (or s3:// prefixes) whose files feature views applied through `mloop server` may read; empty: none
+    feature_source_roots: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **explicit: Any) -> Settings:

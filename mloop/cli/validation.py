@@ -6,6 +6,7 @@ Exit codes: 0 clean, 1 violations (validate) or drift (drift), 2 usage error or 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,30 @@ def _source(path: str) -> Any:
     return path
 
 
+_STORED = re.compile(r"^(?:models:/(?P<name>[^/]+)/(?P<version>\d+)|runs:/(?P<run>[0-9a-f]{32})/(?P<dataset>[^/]+))$")
+
+
+def _stored(text: str, what: str, field: str) -> Any:
+    """The ``what`` ("schema" or "profile") stored for ``models:/NAME/VERSION`` (the version's training data) or
+    ``runs:/RUN_ID/DATASET`` (a data set the run logged); None when ``text`` is neither. Read through the server
+    when MLOOP_TRACKING_URI is set."""
+    if not text.startswith(("models:", "runs:")):
+        return None
+    found = _STORED.match(text)
+    if found is None:
+        raise InvalidInputError(field=field, value=text, expected="models:/NAME/VERSION or runs:/RUN_ID/DATASET "
+                                                                  "(a 32-hex run id)")
+    from mloop.validation import attach
+
+    if found["name"]:
+        load = attach.model_schema if what == "schema" else attach.model_profile
+        return load(found["name"], int(found["version"]))
+    from mloop.tracking.client import TrackingClient
+
+    load = attach.load_run_schema if what == "schema" else attach.load_run_profile
+    return load(TrackingClient(), found["run"], found["dataset"])
+
+
 def _pairs(values: list[str] | None, field: str) -> dict[str, str]:
     out = {}
     for item in values or []:
@@ -44,7 +69,8 @@ def _pairs(values: list[str] | None, field: str) -> dict[str, str]:
 @app.command("validate")
 def validate_cmd(
     data: str = typer.Argument(..., help="Parquet/CSV file or folder to check."),
-    schema: str = typer.Option(None, "--schema", "-s", help="Schema file (YAML or JSON), e.g. from infer-schema."),
+    schema: str = typer.Option(None, "--schema", "-s", help="Schema file (YAML or JSON), e.g. from infer-schema, "
+                               "or a stored one: models:/NAME/VERSION (training schema), runs:/RUN_ID/DATASET."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Warnings fail too."),
 ) -> None:
@@ -54,7 +80,8 @@ def validate_cmd(
     if not schema:
         raise InvalidInputError(field="--schema", value=None,
                                 expected="a schema file (make one with: mloop infer-schema DATA -o schema.yaml)")
-    result = validate(data, load_schema(schema))
+    stored = _stored(schema, "schema", "--schema")
+    result = validate(data, stored if stored is not None else load_schema(schema))
     failed = not result.passed or (strict and bool(result.warnings))
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
@@ -101,7 +128,8 @@ def profile_cmd(
 
 @app.command("drift")
 def drift_cmd(
-    reference: str = typer.Argument(..., help="Reference data (Parquet/CSV) or a profile JSON."),
+    reference: str = typer.Argument(..., help="Reference data (Parquet/CSV), a profile JSON, or a stored profile: "
+                                    "models:/NAME/VERSION (its training profile), runs:/RUN_ID/DATASET."),
     current: str = typer.Argument(..., help="Current data (Parquet/CSV) or a profile JSON built on the reference."),
     html: str = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -119,7 +147,8 @@ def drift_cmd(
         thresholds = {k: float(v) for k, v in _pairs(threshold, "--threshold").items()}
     except ValueError:
         raise InvalidInputError(field="--threshold", value=threshold, expected="COLUMN=NUMBER") from None
-    result = drift(_source(reference), _source(current),
+    stored = _stored(reference, "profile", "reference")
+    result = drift(stored if stored is not None else _source(reference), _source(current),
                    columns=[c.strip() for c in columns.split(",")] if columns else None,
                    methods=_pairs(method, "--method"), thresholds=thresholds)
     if html:

@@ -306,3 +306,36 @@ def fingerprint(spec: dict[str, Any]) -> str:
 
 
 KINDS = {c.kind: c for c in (Entity, FeatureView, OnDemandFeatureView, FeatureService)}
+
+
+def definition_from_spec(kind: str, spec: dict[str, Any], local: Definition | None = None) -> Definition:
+    """Rebuild a definition sent as its ``spec()`` (how a client applies definitions through a server).
+
+    An on-demand view's function is code, which is never run from text: it is taken from ``local`` (the
+    server's own feature repository) when that view's spec is the same, and refused otherwise.
+
+    >>> definition_from_spec("entity", {"name": "zone", "join_keys": ["zone_id"]}).join_keys
+    ('zone_id',)
+    """
+    if kind not in KINDS:
+        raise InvalidInputError(field="definitions.kind", value=kind, expected=f"one of {sorted(KINDS)}")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise InvalidInputError(field=f"definitions.{kind}.spec", value=str(spec)[:80],
+                                expected="a definition's spec() with its 'name'")
+    try:
+        if kind == "entity":
+            return Entity.from_spec(spec)
+        if kind == "feature_view":
+            return FeatureView.from_spec(spec, local if isinstance(local, FeatureView) else None)
+        if kind == "feature_service":
+            return FeatureService.from_spec(spec)
+    except KeyError as exc:
+        raise InvalidInputError(field=f"{kind} {spec['name']}", value=f"no {exc.args[0]!r}",
+                                expected="a complete spec()") from None
+    if isinstance(local, OnDemandFeatureView) and fingerprint(local.spec()) == fingerprint(spec):
+        return local
+    raise InvalidInputError(
+        f"The on-demand view '{spec['name']}' runs Python code, which the server takes only from its own feature "
+        "repository: start `mloop server` with MLOOP_FEATURE_REPO=path/to/features.py defining the same view.",
+        field=f"on_demand_feature_view {spec['name']}", value=spec["name"],
+        expected="an on-demand view the server's feature repository defines identically")

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from mloop._util.names import MAX_TEXT
 from mloop.features.plan import Request
 
-__all__ = ["parse_source", "record_training_set"]
+__all__ = ["parse_source", "record_lineage", "record_training_set", "training_lineage"]
 
 SCHEME = "features"
 
@@ -26,8 +26,17 @@ def record_training_set(data: Any, request: Request, project: str) -> str | None
     >>> record_training_set(pd.DataFrame({"x": [1]}), Request(views=[], on_demand=[]), "default") is None
     True
     """
-    from mloop.tracking.datasets import log_to_active_run
+    return record_lineage(data, training_lineage(request, project))
 
+
+def training_lineage(request: Request, project: str) -> dict[str, str]:
+    """Where a training set came from, as the run records it: its dataset ``name``, ``source`` and ``views``.
+
+    A server builds this beside the training set it computes, so that the client's run records the same input.
+
+    >>> training_lineage(Request(views=[], on_demand=[]), "default")["source"]
+    'features://default/?features='
+    """
     views = ",".join(f"{n}@{v}" for n, v in sorted(request.lineage().items()))
     refs = [f"{v.view.name}:{f}" for v in request.views for f in v.features if f not in v.hidden]
     refs += [f"{od.view.name}:{f}" for od in request.on_demand for f in od.features]
@@ -36,7 +45,19 @@ def record_training_set(data: Any, request: Request, project: str) -> str | None
     if len(source) > MAX_TEXT:  # hundreds of features: the views and versions still say where the data came from
         source = f"{SCHEME}://{project}/{views}?{'&'.join(query)}"
     name = f"training-set-{request.service[0]}" if request.service else "training-set"
-    logged = log_to_active_run(data, name=name, context="training", source=source,
+    return {"name": name, "source": source, "views": views}
+
+
+def record_lineage(data: Any, lineage: dict[str, str]) -> str | None:
+    """Record ``data`` in the active run under ``lineage`` (from :func:`training_lineage`); the run id or None.
+
+    >>> import pandas as pd
+    >>> record_lineage(pd.DataFrame({"x": [1]}), {"name": "t", "source": "features://default/", "views": ""})
+    """
+    from mloop.tracking.datasets import log_to_active_run
+
+    views = lineage.get("views", "")
+    logged = log_to_active_run(data, name=lineage["name"], context="training", source=lineage["source"],
                                tags={"mloop.features.views": views} if views else None)
     return None if logged is None else logged[0]
 

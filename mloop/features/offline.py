@@ -40,7 +40,7 @@ from mloop.features._payload import has_columns, only_file, positions, take_rows
 from mloop.features.plan import Request, ViewRequest
 from mloop.features.sources import DataFrameSource, FileSource, _lit, _q, _window, epoch_ns, fetch_arrow
 
-__all__ = ["apply_on_demand", "entity_table", "point_in_time_join"]
+__all__ = ["apply_on_demand", "entity_arrow", "entity_table", "point_in_time_join"]
 
 ROW = "__mloop_row"
 _NO_CREATED = -(2 ** 63)  # a feature row without a created time loses every tie
@@ -58,7 +58,7 @@ def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None, 
     say what to do with local times that a daylight-saving change repeats or skips
     (see ``mloop.features.localtime``).
     """
-    table = _entity_arrow(con, entities)
+    table = entity_arrow(con, entities)
     if timestamp not in table.column_names:
         raise InvalidInputError(field="entity_df", value=table.column_names,
                                 expected=f"a timestamp column '{timestamp}' (or pass timestamp_column=...)")
@@ -81,7 +81,14 @@ def entity_table(con: Any, entities: Any, timestamp: str, timezone: str | None, 
     return table.append_column(ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))  # not range(): 20 ms per 100k
 
 
-def _entity_arrow(con: Any, entities: Any) -> pa.Table:
+def entity_arrow(con: Any, entities: Any) -> pa.Table:
+    """The entity rows as an Arrow table, as given: a DataFrame, Arrow table, Parquet path or SQL query (run by
+    DuckDB on ``con``, in the caller's process, so a client reads its own files before it sends the rows on).
+
+    >>> import duckdb
+    >>> entity_arrow(duckdb.connect(), "SELECT 1 AS zone_id").column_names
+    ['zone_id']
+    """
     import pandas as pd
 
     if isinstance(entities, pa.Table):

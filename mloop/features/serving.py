@@ -97,7 +97,22 @@ class OnlineResult:
     def to_json(self) -> dict[str, Any]:
         times = {v: [None if us is None else _datetime(us).isoformat() for us in t]  # type: ignore[union-attr]
                  for v, t in self._event_us.items()}
-        return {"features": self.to_dict(), "status": self.status, "event_times": times}
+        return {"features": self.to_dict(), "status": self.status, "event_times": times, "views": self._view_of}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], entity_keys: Sequence[str]) -> OnlineResult:
+        """The result ``to_json`` wrote (a server's answer), with ``entity_keys`` telling keys from features.
+
+        >>> r = OnlineResult({"id": [1]}, {"x": [2.0]}, {"v": ["present"]}, {"v": [0]}, {"x": "v"})
+        >>> OnlineResult.from_json(r.to_json(), ["id"]).to_records(), r.event_times == r.event_times
+        ([{'id': 1, 'x': 2.0}], True)
+        """
+        columns = data["features"]
+        entities = {k: v for k, v in columns.items() if k in entity_keys}
+        values = {k: v for k, v in columns.items() if k not in entity_keys}
+        event_us = {view: [None if t is None else instant_us(datetime.fromisoformat(t), "event_times") for t in times]
+                    for view, times in data["event_times"].items()}
+        return cls(entities, values, data["status"], event_us, data.get("views", {}))
 
 
 @dataclass

@@ -30,6 +30,7 @@ from typing import Any
 
 from mloop.config import Settings
 from mloop.errors import InvalidInputError, NotFoundError
+from mloop.features._defs import DefinitionSet
 from mloop.features.definitions import (
     Definition,
     Entity,
@@ -54,24 +55,39 @@ from mloop.store.sql import open_database
 __all__ = ["FeatureStore"]
 
 
-class FeatureStore:
+class FeatureStore(DefinitionSet):
     """The feature store of one project: a registry in the metadata DB, DuckDB offline, SQLite/Redis online.
 
     ``repo`` is a ``features.py`` file or a folder of definition files; definitions can also be passed
     to :meth:`apply` directly. ``online_url`` defaults to the settings' ``online_url`` (SQLite).
+
+    With ``MLOOP_TRACKING_URI`` set (``settings.remote``), ``FeatureStore(...)`` is an
+    :class:`~mloop.features._http.HttpFeatureStore` with the same methods, which asks the server: the
+    registry, the offline sources and the online store are the server's, and the client holds no credentials.
     """
+
+    def __new__(cls, repo: str | Path | None = None, *, project: str = "default", home: str | None = None,
+                settings: Settings | None = None, online_url: str | None = None) -> Any:
+        # The one place that picks the transport (as pathlib.Path picks PosixPath): every caller, SDK, CLI and
+        # serving, writes FeatureStore(...) and reaches the server whenever the settings point at one.
+        settings = settings or Settings.load(home=home)
+        if cls is FeatureStore and settings.remote:
+            from mloop.features._http import HttpFeatureStore
+
+            return HttpFeatureStore(repo, project=project, settings=settings, online_url=online_url)
+        return super().__new__(cls)
 
     def __init__(self, repo: str | Path | None = None, *, project: str = "default", home: str | None = None,
                  settings: Settings | None = None, online_url: str | None = None) -> None:
         from mloop.features.definitions import _ident
 
+        super().__init__()
         self.settings = settings or Settings.load(home=home)
         self.project = _ident(project, "project")
         self.db = open_database(self.settings.db_url)
         self.registry = FeatureRegistry(self.db, self.project)
         self.online_url = online_url or self.settings.online_url
         self._online: OnlineStore | None = None
-        self._local: dict[tuple[str, str], Definition] = {}
         self._plans: dict[Any, ServingPlan] = {}
         self._lock = threading.Lock()
         self._duck: Any = None
@@ -81,15 +97,6 @@ class FeatureStore:
             self.add(load_definitions(repo))
 
     # ------------------------------------------------------------ definitions
-    def add(self, definitions: Sequence[Definition]) -> None:
-        """Make in-process definitions known (needed for DataFrame sources and on-demand functions)."""
-        for d in definitions:
-            self._local[(d.kind, d.name)] = d
-
-    @property
-    def definitions(self) -> list[Definition]:
-        return list(self._local.values())
-
     def _duckdb(self) -> Any:
         import duckdb
 
@@ -103,8 +110,11 @@ class FeatureStore:
         """The difference between ``definitions`` (default: the repository's) and the registry."""
         return self.registry.plan(self._defs(definitions))
 
-    def apply(self, definitions: Sequence[Definition] | None = None) -> Plan:
-        """Validate, then store an immutable new version of every changed definition."""
+    def apply(self, definitions: Sequence[Definition] | None = None, *, actor: str | None = None) -> Plan:
+        """Validate, then store an immutable new version of every changed definition.
+
+        ``actor`` is who the registry records (default: the settings' user; a server passes the request's identity).
+        """
         defs = self._defs(definitions)
         self.add(defs)
         con = self._duckdb()
@@ -112,18 +122,10 @@ class FeatureStore:
             validate_definitions(defs, self.registry, con)
         finally:
             con.close()
-        plan = self.registry.store(defs, self.settings.user)
+        plan = self.registry.store(defs, actor or self.settings.user)
         if plan.has_changes:
             self.refresh()
         return plan
-
-    def _defs(self, definitions: Sequence[Definition] | None) -> list[Definition]:
-        defs = list(definitions) if definitions is not None else self.definitions
-        bad = [d for d in defs if not isinstance(d, Definition)]
-        if bad:
-            raise InvalidInputError(field="definitions", value=type(bad[0]).__name__,
-                                    expected="Entity, FeatureView, OnDemandFeatureView or FeatureService objects")
-        return defs
 
     def refresh(self) -> None:
         """Forget compiled serving plans (call after definitions change in another process)."""
@@ -146,10 +148,19 @@ class FeatureStore:
         out = found.to_dict()
         out["versions"] = [v.version for v in self.registry.history(found.kind, name)]
         if found.kind == "feature_view":
-            mark = watermark(self.db, self.project, name)
-            out["watermark"] = None if mark is None else datetime.fromtimestamp(mark / 1e6, tz=UTC).isoformat()
+            out["watermark"] = self._watermark_text(name)
             out["statistics"] = feature_stats(self.db, self.project, name, version)
         return out
+
+    def freshness(self) -> list[dict[str, Any]]:
+        """Per feature view: its latest version, and its watermark (everything up to it is online) as ISO text,
+        None when never materialized."""
+        return [{"view": v.name, "version": v.version, "online": v.spec.get("online", True),
+                 "watermark": self._watermark_text(v.name)} for v in self.registry.list("feature_view")]
+
+    def _watermark_text(self, view: str) -> str | None:
+        mark = watermark(self.db, self.project, view)
+        return None if mark is None else datetime.fromtimestamp(mark / 1e6, tz=UTC).isoformat()
 
     def feature_view(self, name: str, version: int | None = None) -> tuple[FeatureView, int]:
         v = self.registry.get("feature_view", name, version)

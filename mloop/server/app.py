@@ -25,7 +25,10 @@ EDGE_RULES = (BodyRule(r"/api/runs/[^/]+/artifacts/", methods=frozenset({"PUT"})
               BodyRule(r"/api/2\.0/mlflow-artifacts/(artifacts|mpu/parts)/", methods=frozenset({"PUT"}),
                        media_types=None, limited=False),
               # one chunk of a flow artifact's bytes, bounded by its route
-              BodyRule(r"/api/flows/cas/", methods=frozenset({"PUT"}), media_types=None, limited=False))
+              BodyRule(r"/api/flows/cas/", methods=frozenset({"PUT"}), media_types=None, limited=False),
+              # a training set's entity rows arrive as Parquet, within the general request limit (every method
+              # passes the edge, so that one the route lacks gets its 405)
+              BodyRule(r"/api/features/training-set$", media_types=frozenset({"application/vnd.apache.parquet"})))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

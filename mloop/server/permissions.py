@@ -95,7 +95,8 @@ RULES: tuple[Rule, ...] = (
     _same(r"/api/tuning/studies/.+", LISTED),
     Rule(_MLFLOW + r"/logged-models/(?!search$)[^/]+", LISTED, EDITED_IN_HANDLER),
     # reads that take their question in a POST body
-    _same(r"/api/(runs/search|runs/page|features/online|flows/artifact-refs)", VIEWER),
+    _same(r"/api/(runs/search|runs/page|features/(online|training-set|definitions/plan)|flows/artifact-refs)",
+          VIEWER),
     # what a flow's orchestrator and tasks write through the server (flow_records, flow_cas): an editor's
     Rule(r"/api/flows/(experiments|runs|heartbeat|records|rows|names|tasks|cache|schedules|cas)", VIEWER, EDITOR),
     # everything else of each router: read with viewer, write with editor

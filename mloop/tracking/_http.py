@@ -77,6 +77,11 @@ class HttpTrackingRepository:
             return orjson.loads(response.content)
         return response.content
 
+    def call(self, method: str, path: str, json: Any = None, *, retry: bool | None = None, **kwargs: Any) -> Any:
+        """One request to any route under the server's ``/api``, with this client's token, retries and errors;
+        the other capabilities' HTTP transports (features, validation) share it instead of opening their own."""
+        return self._call(method, path, json, retry=retry, **kwargs)
+
     # experiments
     def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> Experiment:
         # retried: a retry after a lost answer finds the name taken (AlreadyExistsError), which

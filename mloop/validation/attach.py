@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mloop.registry.client import RegistryClient
     from mloop.registry.entities import ModelVersion
     from mloop.tracking.run import RunContext
+    from mloop.validation._http import HttpQuality
 
 __all__ = ["attach_to_model_version", "load_run_profile", "load_run_schema", "log_dataset", "log_profile",
            "log_schema", "model_profile", "model_schema"]
@@ -104,13 +105,17 @@ def attach_to_model_version(name: str, version: int, *, schema: Schema | dict[st
     They go under the version's run (``training/schema.json``, ``training/profile.json``); the version's tags
     ``mloop.schema`` / ``mloop.profile`` say where. Nothing of the registry's own layout changes.
     """
-    registry = _registry(registry)
-    mv = registry.get_version(name, version)
     if data is not None:
         schema = schema if schema is not None else infer_schema(data)
         profile = profile if profile is not None else _profile(data)
     if schema is None and profile is None:
         raise InvalidInputError(field="schema", value=None, expected="a schema, a profile, or data to infer both")
+    remote = _remote(registry)
+    if remote is not None:
+        return remote.attach(name, version, None if schema is None else load_schema(schema).to_dict(),
+                             None if profile is None else profile.to_dict())
+    registry = _registry(registry)
+    mv = registry.get_version(name, version)
     tags: dict[str, str] = {}
     if schema is not None:
         key = _key(mv, "schema.json")
@@ -127,7 +132,25 @@ def _profile(data: Any) -> Profile:
     return profile(data)
 
 
-def _version_blob(name: str, version: int, tag: str, registry: RegistryClient | None) -> bytes:
+def _remote(registry: RegistryClient | None) -> HttpQuality | None:
+    """The server's quality API when no registry is given and MLOOP_TRACKING_URI is set; else None (direct)."""
+    from mloop.config import Settings
+
+    if registry is not None:
+        return None
+    settings = Settings.load()
+    if not settings.remote:
+        return None
+    from mloop.validation._http import HttpQuality
+
+    return HttpQuality(settings)
+
+
+def stored_blob(name: str, version: int, tag: str, registry: RegistryClient | None = None) -> bytes:
+    """The stored JSON bytes of a version's training schema (``SCHEMA_TAG``) or profile (``PROFILE_TAG``)."""
+    remote = _remote(registry)
+    if remote is not None:
+        return remote.stored(name, version, tag.split(".")[-1])
     registry = _registry(registry)
     mv = registry.get_version(name, version)
     key = mv.tags.get(tag)
@@ -139,9 +162,9 @@ def _version_blob(name: str, version: int, tag: str, registry: RegistryClient | 
 
 def model_schema(name: str, version: int, registry: RegistryClient | None = None) -> Schema:
     """The training schema stored for a model version (what serving validates requests against)."""
-    return Schema.from_dict(json.loads(_version_blob(name, version, SCHEMA_TAG, registry)))
+    return Schema.from_dict(json.loads(stored_blob(name, version, SCHEMA_TAG, registry)))
 
 
 def model_profile(name: str, version: int, registry: RegistryClient | None = None) -> Profile:
     """The training-set profile stored for a model version (the reference for drift in production)."""
-    return Profile.from_dict(json.loads(_version_blob(name, version, PROFILE_TAG, registry)))
+    return Profile.from_dict(json.loads(stored_blob(name, version, PROFILE_TAG, registry)))

@@ -33,6 +33,10 @@ JUDGED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/registry/webhooks"),
     # feature references must name registered views and features (or a service)
     ("POST", "/api/features/online"),
+    # a definition's spec must be one that spec() writes, its source one the server may read; a training set's
+    # body must be Parquet whose rows carry the join keys and a timestamp
+    ("POST", "/api/features/definitions"), ("POST", "/api/features/definitions/plan"),
+    ("POST", "/api/features/training-set"),
     # the five lists of a metric batch must be of one length
     ("POST", "/api/metrics/batch"),
     # a param's value is bounded by the length of its JSON text and by its nesting
@@ -49,6 +53,9 @@ CONFIG = SchemathesisConfig.from_dict({"operations": [
     {"include-method": method, "include-path": path,
      "checks": {"positive_data_acceptance": {"expected-statuses": [*_ACCEPTED, "422"]}}}
     for method, path in sorted(JUDGED_BEYOND_THE_SCHEMA)]})
+
+# A training set's entity rows travel as Parquet: the fuzzer sends its drawn bytes as they are.
+schemathesis.serializer.alias("application/vnd.apache.parquet", "application/octet-stream")
 
 # The document is read from the app itself (its home a throwaway folder, never the checkout) and carries
 # no app, so that checks which send more requests (an undeclared method, a missing header) send them to

@@ -6,10 +6,11 @@ come without their raw value samples: a page needs the bins, not the rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from mloop._util.openapi import error_responses
 from mloop.server.api._schema import TextPath
@@ -156,3 +157,35 @@ def version_drift_report(name: TextPath, version: IdPath, request: Request, run:
     return HTMLResponse(result.to_html(title=title), headers={
         "Content-Security-Policy": PREVIEW_POLICY, "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+class AttachIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    profile: dict[str, Any] | None = None
+
+
+@router.post("/models/{name}/versions/{version}", responses=error_responses(404, 422))
+def attach_quality(name: TextPath, version: IdPath, body: AttachIn, request: Request) -> dict[str, Any]:
+    """Store a version's training schema and/or profile (as ``to_dict()``), recorded as the request's identity;
+    what ``attach_to_model_version`` does for a client with ``MLOOP_TRACKING_URI`` set. Answers the version."""
+    from mloop.server.api.registry import _registry
+    from mloop.validation import attach
+    from mloop.validation.profile import Profile
+    from mloop.validation.schema import load_schema
+
+    registry = _registry(request)
+    registry.get_version(name, int(version))  # an unknown version is a 404 before its body is judged
+    schema = None if body.schema_ is None else load_schema(body.schema_)
+    profile = None if body.profile is None else Profile.from_dict(body.profile)
+    mv = attach.attach_to_model_version(name, int(version), schema=schema, profile=profile, registry=registry)
+    return mv.to_dict()
+
+
+@router.get("/models/{name}/versions/{version}/{what}", responses=error_responses(404))
+def stored_quality(name: TextPath, version: IdPath, what: Literal["schema", "profile"], request: Request) -> Response:
+    """The training schema or profile attached to a version, as stored (profiles with their value samples, which
+    drift's exact small-sample tests use); 404 when none is attached."""
+    from mloop.server.api.registry import _registry
+    from mloop.validation import attach
+
+    tag = attach.SCHEMA_TAG if what == "schema" else attach.PROFILE_TAG
+    return Response(attach.stored_blob(name, int(version), tag, _registry(request)), media_type="application/json")
