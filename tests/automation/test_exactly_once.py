@@ -16,7 +16,7 @@ from mloop.automation import apply_rules, fire_manual, firings, run_firings
 from mloop.config import Settings
 from mloop.events.worker import DeliveryWorker
 from mloop.registry import registry_for
-from tests.automation.conftest import diabetes, register
+from tests.automation.conftest import champion_and_challenger, weak_champion
 from tests.events.receiver import Receiver
 
 
@@ -89,13 +89,9 @@ class Retrain(FlowSpec):
 
 @pytest.mark.timeout(300)
 def test_the_gate_judges_the_version_the_flow_run_registered(tmp_path: Path, holdout: str) -> None:
-    from sklearn.linear_model import Ridge
-
     settings = Settings.load(home=str(tmp_path / "home"))
-    x, y = diabetes()
-    champion = register(settings, Ridge(alpha=50.0).fit(x.head(300), y.head(300)), x)
+    champion = weak_champion(settings)
     registry = registry_for(settings)
-    registry.set_alias("eta", "champion", champion)
     (tmp_path / "retrain.py").write_text(FLOW)
     apply_rules([{"name": "retrain", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
                   "actions": [{"run_flow": {"file": str(tmp_path / "retrain.py")}},
@@ -111,13 +107,8 @@ def test_the_gate_judges_the_version_the_flow_run_registered(tmp_path: Path, hol
 
 
 def test_no_automatic_rollback_after_the_rules_window(settings: Settings, holdout: str) -> None:
-    from sklearn.linear_model import Ridge
-
-    x, y = diabetes()
-    champion = register(settings, Ridge(alpha=50.0).fit(x.head(300), y.head(300)), x)
+    champion, winner = champion_and_challenger(settings)
     registry = registry_for(settings)
-    registry.set_alias("eta", "champion", champion)
-    winner = register(settings, Ridge(alpha=0.1).fit(x.head(300), y.head(300)), x)
     apply_rules([{"name": "up", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
                   "actions": [{"promote": {"alias": "champion"}}]},
                  {"name": "late", "given": {"model": "eta"}, "trigger": {"kind": "manual"},

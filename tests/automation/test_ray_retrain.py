@@ -11,7 +11,7 @@ from mloop.automation import apply_rules, fire_manual, firings
 from mloop.config import Settings
 from mloop.flows.client import get_run
 from mloop.registry import registry_for
-from tests.automation.conftest import diabetes, register
+from tests.automation.conftest import weak_champion
 from tests.automation.test_crash import FLOW
 
 ray = pytest.importorskip("ray")
@@ -24,13 +24,9 @@ RAY_FLOW = FLOW.replace("        self.next(self.end)\n", "        import ray\n"
 
 @pytest.mark.timeout(300)
 def test_a_rule_retrains_on_ray_and_promotes_what_it_registered(tmp_path: Path, holdout: str) -> None:
-    from sklearn.linear_model import Ridge
-
     settings = Settings.load(home=str(tmp_path / "home"))  # MLOOP_HOME, which the Ray workers inherit
-    x, y = diabetes()
-    champion = register(settings, Ridge(alpha=50.0).fit(x.head(300), y.head(300)), x)
+    champion = weak_champion(settings)
     registry = registry_for(settings)
-    registry.set_alias("eta", "champion", champion)
     (tmp_path / "retrain.py").write_text(RAY_FLOW)  # trains a better ridge in its first step and registers it
     apply_rules([{"name": "retrain", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
                   "actions": [{"run_flow": {"file": str(tmp_path / "retrain.py"), "executor": "ray"}},

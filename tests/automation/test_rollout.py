@@ -26,7 +26,7 @@ from mloop.registry import registry_for
 from mloop.serving import read_predictions
 from mloop.serving.rollout import CANARY_TAG, SHADOW_TAG
 from mloop.store.sql import open_database
-from tests.automation.conftest import diabetes, register
+from tests.automation.conftest import champion_and_challenger, diabetes
 from tests.serving.conftest import serve_process
 
 
@@ -35,16 +35,6 @@ def _until(check, seconds: float = 90) -> None:  # type: ignore[no-untyped-def]
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
-
-
-def _two_versions(settings: Settings, challenger_alpha: float) -> tuple[int, int]:
-    """A champion (a heavily regularised ridge) at alias champion, and a challenger."""
-    from sklearn.linear_model import Ridge
-
-    x, y = diabetes()
-    champion = register(settings, Ridge(alpha=50.0).fit(x.head(300), y.head(300)), x)
-    registry_for(settings).set_alias("eta", "champion", champion)
-    return champion, register(settings, Ridge(alpha=challenger_alpha).fit(x.head(300), y.head(300)), x)
 
 
 @contextmanager
@@ -81,7 +71,7 @@ def _steady_client(url: str) -> Iterator[list[tuple[int, str]]]:
 @pytest.mark.timeout(300)
 def test_shadow_then_canary_promotes_while_every_request_is_answered(tmp_path: Path) -> None:
     settings = Settings.load(home=str(tmp_path / "home"))  # the server's home (MLOOP_HOME)
-    champion, challenger = _two_versions(settings, challenger_alpha=0.1)
+    champion, challenger = champion_and_challenger(settings, challenger_alpha=0.1)
     apply_rules([{"name": "rollout", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
                   "actions": [{"shadow": {"requests": 25, "max_error_rate": 0.2, "timeout": "90s"}},
                               {"canary": {"percent": 50, "requests": 25, "timeout": "90s", "metric": "mae",
@@ -118,7 +108,7 @@ def test_shadow_then_canary_promotes_while_every_request_is_answered(tmp_path: P
 @pytest.mark.timeout(300)
 def test_a_worse_canary_is_rolled_back_and_says_why(tmp_path: Path) -> None:
     settings = Settings.load(home=str(tmp_path / "home"))
-    champion, challenger = _two_versions(settings, challenger_alpha=5000.0)  # nearly a constant: a worse mae
+    champion, challenger = champion_and_challenger(settings, challenger_alpha=5000.0)  # nearly a constant: a worse mae
     apply_rules([{"name": "rollout", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
                   "actions": [{"canary": {"percent": 50, "requests": 20, "timeout": "90s", "metric": "mae",
                                           "min_labels": 5}}, "notify"]}], settings=settings)
@@ -144,7 +134,7 @@ def test_kill_9_mid_canary_resumes_the_same_window_and_promotes_once(tmp_path: P
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOOP_AUTOMATION_LEASE_SECONDS", "1")
     settings = Settings.load(home=str(tmp_path / "home"))
-    champion, challenger = _two_versions(settings, challenger_alpha=0.1)
+    champion, challenger = champion_and_challenger(settings, challenger_alpha=0.1)
     apply_rules([{"name": "rollout", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
                   "actions": [{"canary": {"percent": 40, "duration": "8s", "timeout": "90s"}}]}], settings=settings)
     fire_manual("rollout", run=False, settings=settings)
