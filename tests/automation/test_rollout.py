@@ -129,19 +129,28 @@ def test_a_worse_canary_is_rolled_back_and_says_why(tmp_path: Path) -> None:
     assert firing["actions"][0]["result"]["challenger"]["mae"] > firing["actions"][0]["result"]["champion"]["mae"]
 
 
+ACTIONS = {"canary": [{"canary": {"percent": 40, "duration": "8s", "timeout": "90s"}}],
+           "shadow": [{"shadow": {"duration": "8s", "timeout": "90s"}}, {"promote": {"alias": "champion"}}]}
+
+
 @pytest.mark.timeout(300)
-def test_kill_9_mid_canary_resumes_the_same_window_and_promotes_once(tmp_path: Path,
+@pytest.mark.parametrize("kind", ["canary", "shadow"])
+def test_kill_9_mid_rollout_resumes_the_same_window_and_promotes_once(tmp_path: Path, kind: str,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOOP_AUTOMATION_LEASE_SECONDS", "1")
     settings = Settings.load(home=str(tmp_path / "home"))
     champion, challenger = champion_and_challenger(settings, challenger_alpha=0.1)
     apply_rules([{"name": "rollout", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
-                  "actions": [{"canary": {"percent": 40, "duration": "8s", "timeout": "90s"}}]}], settings=settings)
+                  "actions": ACTIONS[kind]}], settings=settings)
     fire_manual("rollout", run=False, settings=settings)
     with serve_process(["models:/eta@champion", "--reload-seconds", "0.1"]) as (url, _proc), \
             _steady_client(url) as seen:
         runtime = subprocess.Popen([sys.executable, "-m", "mloop", "automation", "tick"], start_new_session=True)
-        _until(lambda: any(v == str(challenger) for _, v in seen[-20:]))  # the canary answers its share
+        if kind == "canary":
+            _until(lambda: any(v == str(challenger) for _, v in seen[-20:]))  # the canary answers its share
+        else:
+            _until(lambda: (httpx.get(url + "/models").json()["models"][0]["shadow"] or {}).get("version")
+                   == str(challenger))  # the server copies the traffic to the shadow
         (firing,) = firings(settings=settings)
         assert firing["actions"][0]["status"] == "running"
         os.killpg(runtime.pid, signal.SIGKILL)
@@ -157,11 +166,10 @@ def test_kill_9_mid_canary_resumes_the_same_window_and_promotes_once(tmp_path: P
     assert registry.get_alias("eta", "champion").version == challenger
     moves = [e for e in registry.audit("eta", action="alias.set") if e.after == {"version": challenger}]
     assert len(moves) == 1  # promoted once
-    (firing,) = firings(settings=settings)
-    assert firing["actions"][0]["result"]["challenger"]["requests"] > 0
+    assert SHADOW_TAG not in registry.get_model("eta").tags and CANARY_TAG not in registry.get_model("eta").tags
     # the second runtime watched the window the first began (recorded before the servers were asked)
     with open_database(settings.db_url).read() as conn:
-        external = conn.execute(select(actions.c.external_id)).scalar_one()
-    kind, version, since = external.split(":")
-    assert (kind, int(version)) == ("canary", challenger) and int(since) < killed_at
+        external = conn.execute(select(actions.c.external_id).where(actions.c.position == 0)).scalar_one()
+    recorded, version, since = external.split(":")
+    assert (recorded, int(version)) == (kind, challenger) and int(since) < killed_at
     assert run_firings(settings=settings) == []
