@@ -64,23 +64,25 @@ def follows_rollouts(config: Any) -> bool:
 
 
 def apply_rollout(endpoint: Any, rollout: Rollout, load: Any) -> list[str]:
-    """Bring ``endpoint``'s shadow and canary arms to ``rollout``; ``load(uri)`` loads and warms a version.
-    Returns what changed, one line each; a version that cannot answer is not swapped in."""
+    """Bring ``endpoint``'s shadow and canary arms to ``rollout`` (versions of the registered model it serves);
+    ``load(uri)`` loads and warms a version. Returns what changed, one line each; a version that cannot answer
+    is not swapped in."""
     changed = []
     current = endpoint.rollout
     name, cfg, metrics = endpoint.name, endpoint.config, endpoint.metrics
+    model = endpoint.primary.model.name  # the registry's name; the endpoint's may differ (--name)
     if rollout.shadow != current.shadow:
         arm = None
         if rollout.shadow is not None:
-            arm = _arm(load, f"models:/{name}/{rollout.shadow}", "shadow", 0.0,
-                       type(cfg)(name=name, uri=f"models:/{name}/{rollout.shadow}"), metrics, name, changed)
+            uri = f"models:/{model}/{rollout.shadow}"
+            arm = _arm(load, uri, "shadow", 0.0, type(cfg)(name=name, uri=uri), metrics, name, changed)
         if arm is not None or rollout.shadow is None:
             endpoint.set_shadow(arm)
             changed.append(f"{name} shadow: {'off' if arm is None else 'v' + arm.model.version}")
     if (rollout.canary, rollout.percent) != (current.canary, current.percent):
         arms = [endpoint.primary]
         if rollout.canary is not None:
-            arm = _arm(load, f"models:/{name}/{rollout.canary}", "canary", rollout.percent / 100, cfg, metrics,
+            arm = _arm(load, f"models:/{model}/{rollout.canary}", "canary", rollout.percent / 100, cfg, metrics,
                        name, changed)
             arms += [arm] if arm is not None else []
         if len(arms) > 1 or rollout.canary is None:
