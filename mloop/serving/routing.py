@@ -35,6 +35,8 @@ log = logging.getLogger("mloop.serving")
 
 __all__ = ["Arm", "Endpoint", "InputRejected", "ModelUnavailable", "Result"]
 
+RETIRE_GRACE = 30.0  # seconds a swapped-out arm's batchers live on for the requests that already picked it
+
 
 class InputRejected(Exception):
     """The rows do not fit the model (HTTP 422); ``errors`` lists every field's problem."""
@@ -112,10 +114,14 @@ class Endpoint:
     def set_arms(self, arms: list[Arm]) -> None:
         """Route to ``arms`` from now on (the first is the primary); requests in flight keep the arm they
         picked. One reference is swapped, so a request never sees half of the change."""
+        dropped = [arm for arm in self.arms if arm not in arms]
         self._cumulative = _cumulative(arms)
         self.arms = arms
         for arm in arms[1:]:
             self.metrics.set_version(self.name, arm.role, arm.model.version)
+        for arm in dropped:  # a canary that ended: its batchers' threads go once its last requests are answered
+            for batcher in arm.batchers.values():
+                batcher.retire(RETIRE_GRACE)
 
     def set_shadow(self, shadow: Arm | None) -> None:
         """Copy the traffic to ``shadow`` from now on (None: to no one), with a fresh comparison."""

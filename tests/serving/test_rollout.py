@@ -48,3 +48,33 @@ def test_an_endpoint_routed_by_hand_or_told_not_to_ignores_the_tags(settings, re
             assert server.state.reload_now() == []
             assert {server.post("/predict", [ROW], headers={"x-mloop-key": f"k{i}"}).headers["x-model-version"]
                     for i in range(20)} == {"1"}
+
+
+def test_an_ended_canary_leaves_no_batching_threads(settings, registry, monkeypatch) -> None:  # type: ignore
+    import threading
+    import time
+
+    from mloop.serving import routing
+
+    monkeypatch.setattr(routing, "RETIRE_GRACE", 0.2)
+
+    def batch_threads() -> int:
+        return sum(t.name.startswith("mloop-batch") for t in threading.enumerate())
+
+    config = ServeConfig(endpoints=(EndpointConfig(name="web", uri=f"models:/{MODEL}@champion", max_batch_size=8),),
+                         reload_seconds=0)
+    with running(config, settings, registry) as server:
+        assert server.post("/predict/web", [ROW]).status_code == 200
+        before = batch_threads()
+        _tag(registry, rollout_tags(canary=2, percent=50))
+        server.state.reload_now()
+        answered = {server.post("/predict/web", [ROW], headers={"x-mloop-key": f"k{i}"}).headers["x-model-version"]
+                    for i in range(30)}
+        assert answered == {"1", "2"} and batch_threads() > before  # the canary batches on threads of its own
+        _tag(registry, {}, drop=[CANARY_TAG])
+        assert server.state.reload_now() == ["web canary: off"]
+        deadline = time.monotonic() + 10
+        while batch_threads() > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert batch_threads() == before
+        assert server.post("/predict/web", [ROW]).headers["x-model-version"] == "1"
