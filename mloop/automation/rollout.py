@@ -108,8 +108,14 @@ def _latency_problem(spec: dict[str, Any], ours: float | None, theirs: float | N
     return [f"its median latency {theirs:.2f} ms is over {bound}x the champion's {ours:.2f} ms"]
 
 
+def _no_traffic(answered: int) -> list[str]:
+    """A window without one answered request is no evidence: never a pass."""
+    return [] if answered else ["no request reached it in the window (is an mloop serve of the model's alias "
+                                "running, with rollouts on and its prediction log on?)"]
+
+
 def _shadow_problems(spec: dict[str, Any], found: dict[str, Any]) -> list[str]:
-    problems = []
+    problems = _no_traffic(found["requests"])
     if "min_agreement" in spec and (found["agreement"] or 0.0) < spec["min_agreement"]:
         problems.append(f"it agreed with the champion on {found['agreement']} of the rows, under "
                         f"{spec['min_agreement']}")
@@ -151,7 +157,7 @@ def run_canary(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def _canary_problems(spec: dict[str, Any], found: dict[str, Any], result: dict[str, Any]) -> list[str]:
     ours, theirs = found["champion"], found["challenger"]
     bound = float(spec.get("max_error_rate", 0.01))
-    problems = []
+    problems = _no_traffic(theirs["requests"] - theirs["errors"])
     if theirs["error_rate"] > ours["error_rate"] + bound:
         problems.append(f"its server-error rate {theirs['error_rate']} is over the champion's "
                         f"{ours['error_rate']} + {bound}")

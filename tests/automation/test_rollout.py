@@ -173,3 +173,16 @@ def test_kill_9_mid_rollout_resumes_the_same_window_and_promotes_once(tmp_path: 
     recorded, version, since = external.split(":")
     assert (recorded, int(version)) == (kind, challenger) and int(since) < killed_at
     assert run_firings(settings=settings) == []
+
+
+@pytest.mark.parametrize("kind", ["shadow", "canary"])
+def test_a_window_no_request_reached_is_never_a_pass(settings: Settings, kind: str) -> None:
+    champion, challenger = champion_and_challenger(settings)
+    spec = {"duration": "1s", **({"percent": 10} if kind == "canary" else {})}
+    apply_rules([{"name": "quiet", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
+                  "actions": [{kind: spec}, {"promote": {"alias": "champion"}}]}], settings=settings)
+    (ran,) = fire_manual("quiet", settings=settings)["ran"]  # no server follows the rollout: no traffic at all
+    assert ran["state"] == "stopped" and "no request reached it" in ran["reason"]
+    registry = registry_for(settings)
+    assert registry.get_alias("eta", "champion").version == champion
+    assert SHADOW_TAG not in registry.get_model("eta").tags and CANARY_TAG not in registry.get_model("eta").tags
