@@ -106,7 +106,9 @@ def test_the_gate_judges_the_version_the_flow_run_registered(tmp_path: Path, hol
     assert registry.get_alias("eta", "champion").version == champion + 1
 
 
-def test_no_automatic_rollback_after_the_rules_window(settings: Settings, holdout: str) -> None:
+def test_no_automatic_rollback_after_the_rules_window(db_url: str, tmp_path: Path) -> None:
+    # on both stores: the promotion and rollback go through the registry's transaction API
+    settings = Settings.load(home=str(tmp_path / "home"), db_url=db_url, user="ct")
     champion, winner = champion_and_challenger(settings)
     registry = registry_for(settings)
     apply_rules([{"name": "up", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
