@@ -132,7 +132,7 @@ def _executor(spec: dict[str, Any]) -> Any:
 
 
 def _challenger_and_champion(spec: dict[str, Any], ctx: Context) -> tuple[Any, Any]:
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
     registry = registry_for(ctx.settings)
     champion = registry.get_alias(ctx.rule.model, spec.get("champion", "champion"))
@@ -146,7 +146,7 @@ def challenger_version(ctx: Context, alias: str | None = None) -> Any:
     """The version this firing is about: the one carrying ``alias`` when the rule names one; else the first
     version the firing's flow run registered (a flow that registers several registers its best first); else,
     with no run_flow before it, the model's newest version."""
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
     registry = registry_for(ctx.settings)
     if alias:
@@ -178,7 +178,7 @@ def _flow_versions(registry: Any, run_id: str, model: str, settings: Settings) -
 def _evaluate(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """The gate on each declared data set (the holdout, recent labelled traffic); every one must pass."""
     from mloop.automation.gate import judge
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
     from mloop.registry.loader import load_model
 
     challenger, champion = _challenger_and_champion(spec, ctx)

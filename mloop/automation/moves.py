@@ -35,7 +35,7 @@ def last_promotion(conn: Any, model: str, alias: str) -> dict[str, Any] | None:
 def move_alias(step: Any, rule: Any, firing: dict[str, Any], spec: dict[str, Any], earlier: dict[str, Any],
                settings: Settings) -> dict[str, Any]:
     """Run a ``promote`` or ``rollback`` action ``step``; returns its result (alias, from, to)."""
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
     alias = spec.get("alias", "champion")
     target = _promote_target(spec, _Ctx(settings, rule, earlier)) if step.kind == "promote" else None

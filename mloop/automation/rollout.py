@@ -31,7 +31,7 @@ POLL_SECONDS = 0.5
 
 
 def _registry(ctx: Context) -> Any:
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
     return registry_for(ctx.settings)
 

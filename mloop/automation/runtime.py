@@ -68,7 +68,7 @@ def _last_payload(conn: Any, rule: str) -> dict[str, Any] | None:
 def _given_holds(rule: Rule, settings: Settings) -> tuple[bool, str]:
     if not rule.tags and not rule.environment:
         return True, ""
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
     registry = registry_for(settings)
     if rule.environment and registry.environments.current(rule.model, rule.environment) is None:
