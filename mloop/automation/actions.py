@@ -11,24 +11,33 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mloop.automation._failpoint import failpoint
 from mloop.automation._options import check_options
+from mloop.automation._tables import actions as action_rows
+from mloop.automation.rollout_spec import ROLLOUT_OPTIONS, check_rollout
 from mloop.config import Settings
 from mloop.errors import InvalidInputError, MloopError
 
-__all__ = ["Stop", "check_action", "run_action"]
+__all__ = ["Stop", "check_action", "mark_done", "run_action"]
 
 _OPTIONS = {
-    "run_flow": ({"file"}, {"parameters", "flow"}),
+    "run_flow": ({"file"}, {"parameters", "flow", "executor", "ray_address"}),
     "evaluate": ({"metric"}, {"holdout", "target", "traffic", "min_rows", "margin", "max_latency_ms", "champion",
-                               "slices", "max_slice_gap"}),
+                               "slices", "max_slice_gap", "challenger"}),
+    **ROLLOUT_OPTIONS,
     "promote": (set(), {"alias", "environment"}),
-    "rollback": (set(), {"alias"}),
+    "rollback": (set(), {"alias", "window"}),
     "notify": (set(), {"message"}),
 }
 
 
 class Stop(MloopError):
-    """The firing ends here, by design (not a failure): the reason is recorded and shown."""
+    """The firing ends here, by design (not a failure): the reason (and ``details``, the figures behind it) is
+    recorded and shown."""
+
+    def __init__(self, message: str, *, field: str | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, field=field)
+        self.details = details or {}
 
 
 @dataclass
@@ -41,6 +50,8 @@ class Context:
     position: int
     earlier: dict[str, dict[str, Any]]  # kind -> result of the last action of that kind so far
     record_external: Any  # callable(str): store the id of what this action is about to start
+    step: Any = None  # the action's row (firing, position, kind): mark_done(conn, ctx.step, result) finishes it
+    external_id: str | None = None  # what record_external stored before a crash, read again on resume
 
 
 def check_action(kind: str, spec: dict[str, Any], where: str) -> dict[str, Any]:
@@ -52,6 +63,14 @@ def check_action(kind: str, spec: dict[str, Any], where: str) -> dict[str, Any]:
         raise InvalidInputError(field=f"{where}.parameters", value=spec["parameters"], expected="a mapping")
     if kind == "evaluate":
         _check_evaluate(spec, where)
+    if kind in ROLLOUT_OPTIONS:
+        check_rollout(kind, spec, where)
+    if kind == "run_flow" and spec.get("executor", "local") not in ("local", "ray"):
+        raise InvalidInputError(field=f"{where}.executor", value=spec["executor"], expected="local or ray")
+    if kind == "rollback" and "window" in spec:
+        from mloop.monitoring.monitor import parse_duration
+
+        parse_duration(spec["window"], f"{where}.window")
     return dict(spec)
 
 
@@ -79,6 +98,10 @@ def _check_evaluate(spec: dict[str, Any], where: str) -> None:
 
 
 def run_action(kind: str, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    if kind in ROLLOUT_OPTIONS:
+        from mloop.automation.rollout import run_canary, run_shadow
+
+        return (run_shadow if kind == "shadow" else run_canary)(spec, ctx)
     return _RUNNERS[kind](spec, ctx)
 
 
@@ -92,26 +115,70 @@ def _run_flow(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         return {"flow_run": found[0].id, "status": "finished", "reused": True}
     ctx.record_external(tag)
     outcome = run_flow(spec["file"], params=spec.get("parameters"), tags=[tag, "automation"],
-                       flow_class=spec.get("flow"), settings=ctx.settings,
+                       flow_class=spec.get("flow"), settings=ctx.settings, executor=_executor(spec),
                        origin_run=found[0].id if found else None, echo=lambda _msg: None)
-    return {"flow_run": outcome.run_id, "status": "finished", "resumed": bool(found)}
+    return {"flow_run": outcome.run_id, "status": "finished", "resumed": bool(found),
+            "executor": spec.get("executor", "local")}
+
+
+def _executor(spec: dict[str, Any]) -> Any:
+    """``executor: ray`` retrains on the Ray cluster at ``ray_address`` (or the Ray this process already
+    started, or a local one); the default runs the flow's tasks in local processes."""
+    if spec.get("executor", "local") == "local":
+        return None
+    from mloop.flows.executors.ray import RayExecutor
+
+    return RayExecutor(spec.get("ray_address"))
 
 
 def _challenger_and_champion(spec: dict[str, Any], ctx: Context) -> tuple[Any, Any]:
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
     registry = registry_for(ctx.settings)
     champion = registry.get_alias(ctx.rule.model, spec.get("champion", "champion"))
-    latest = registry.list_versions(ctx.rule.model)[-1]
-    if latest.version == champion.version:
-        raise Stop(f"no challenger: the newest version of {ctx.rule.model} (v{latest.version}) is the champion")
-    return latest, champion
+    challenger = challenger_version(ctx, spec.get("challenger"))
+    if challenger.version == champion.version:
+        raise Stop(f"no challenger: v{challenger.version} of {ctx.rule.model} is already the champion")
+    return challenger, champion
+
+
+def challenger_version(ctx: Context, alias: str | None = None) -> Any:
+    """The version this firing is about: the one carrying ``alias`` when the rule names one; else the first
+    version the firing's flow run registered (a flow that registers several registers its best first); else,
+    with no run_flow before it, the model's newest version."""
+    from mloop.registry import registry_for
+
+    registry = registry_for(ctx.settings)
+    if alias:
+        return registry.get_alias(ctx.rule.model, alias)
+    flow = ctx.earlier.get("run_flow")
+    if flow is None:
+        return registry.list_versions(ctx.rule.model)[-1]
+    produced = _flow_versions(registry, flow["flow_run"], ctx.rule.model, ctx.settings)
+    if not produced:
+        raise Stop(f"no challenger: flow run {flow['flow_run'][:8]} registered no version of {ctx.rule.model}")
+    return produced[0]
+
+
+def _flow_versions(registry: Any, run_id: str, model: str, settings: Settings) -> list[Any]:
+    """The versions of ``model`` a flow run registered; a resumed run that reused its register step finds them
+    in the run it resumed (and so on up the chain)."""
+    from mloop.flows.client import get_run
+
+    seen: list[str] = []
+    while run_id and run_id not in seen and len(seen) < 32:
+        seen.append(run_id)
+        produced = registry.versions_from_run(run_id, model)
+        if produced:
+            return list(produced)
+        run_id = get_run(run_id, settings=settings).origin_run_id
+    return []
 
 
 def _evaluate(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """The gate on each declared data set (the holdout, recent labelled traffic); every one must pass."""
     from mloop.automation.gate import judge
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
     from mloop.registry.loader import load_model
 
     challenger, champion = _challenger_and_champion(spec, ctx)
@@ -174,6 +241,9 @@ def _gate_data(spec: dict[str, Any], ctx: Context) -> list[tuple[str, tuple[Any,
 
 
 def _notify(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """The notification is an outbox event written in the transaction that marks this action done: a crash
+    before the commit leaves neither (the resumed runtime writes it once), after it both (never again); the
+    outbox then delivers it once to each subscribed receiver that answers 2xx."""
     from mloop.events.outbox import append_event
     from mloop.store.sql import open_database
 
@@ -182,16 +252,34 @@ def _notify(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         event = append_event(conn, "automation", "automation.notify", ctx.rule.model,
                              {"event": "automation.notify", "rule": ctx.rule.name, "firing": ctx.firing["id"],
                               "message": message})
-    return {"message": message, "event_id": event["event_id"]}
+        result = {"message": message, "event_id": event["event_id"]}
+        mark_done(conn, ctx.step, result)
+        failpoint("notify.before_commit")
+    failpoint("notify.after_commit")
+    return result
+
+
+def mark_done(conn: Any, step: Any, result: dict[str, Any]) -> None:
+    """The compare-and-set on the action row: only the runtime that still sees it running may finish it (and
+    whatever the caller wrote in the same transaction commits with it)."""
+    from sqlalchemy import update
+
+    from mloop._util.clock import now_ms
+    from mloop.errors import ConflictError
+
+    marked = conn.execute(update(action_rows).where(
+        action_rows.c.firing == step.firing, action_rows.c.position == step.position,
+        action_rows.c.status == "running").values(status="done", result=dumps(result), finished=now_ms())).rowcount
+    if not marked:
+        raise ConflictError(f"{step.kind} of firing {step.firing} was already done by another runtime",
+                            field="firing")
 
 
 def _promote_target(spec: dict[str, Any], ctx: Context) -> int:
-    gate = ctx.earlier.get("evaluate")
-    if gate is not None:
-        return int(gate["challenger_version"])
-    from mloop.registry._log import registry_for
-
-    return registry_for(ctx.settings).list_versions(ctx.rule.model)[-1].version
+    for kind in ("evaluate", "shadow"):  # what the gate or the shadow judged is what gets promoted
+        if kind in ctx.earlier:
+            return int(ctx.earlier[kind]["challenger_version"])
+    return int(challenger_version(ctx).version)  # type: ignore[arg-type]
 
 
 _RUNNERS = {"run_flow": _run_flow, "evaluate": _evaluate, "notify": _notify}

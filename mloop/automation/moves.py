@@ -8,96 +8,77 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from mloop._util.clock import now_ms
 from mloop.automation import _tables as t
-from mloop.automation.actions import Stop, _promote_target, dumps
+from mloop.automation.actions import Stop, _promote_target, mark_done
 from mloop.config import Settings
-from mloop.errors import ConflictError
 from mloop.events.outbox import append_event
-from mloop.registry import _audit, _models
-from mloop.registry import _tables as rt
-from mloop.store.sql import open_database
 
-__all__ = ["last_promotion", "move_alias"]
+__all__ = ["last_promotion", "move_alias", "move_in"]
 
 
 def last_promotion(conn: Any, model: str, alias: str) -> dict[str, Any] | None:
     """The latest promotion automation made of ``model``'s ``alias`` (its from and to versions)."""
-    rows = conn.execute(select(t.actions.c.result).join(t.firings, t.firings.c.id == t.actions.c.firing)
-                        .where(t.firings.c.model == model, t.actions.c.kind == "promote",
+    rows = conn.execute(select(t.actions.c.result, t.actions.c.finished)
+                        .join(t.firings, t.firings.c.id == t.actions.c.firing)
+                        .where(t.firings.c.model == model, t.actions.c.kind.in_(("promote", "canary")),
                                t.actions.c.status == "done").order_by(t.actions.c.finished.desc())).all()
     for row in rows:
         result = json.loads(row.result)
         if result.get("alias") == alias and result.get("from") is not None:
-            return result
+            return {**result, "finished": row.finished}
     return None
 
 
 def move_alias(step: Any, rule: Any, firing: dict[str, Any], spec: dict[str, Any], earlier: dict[str, Any],
                settings: Settings) -> dict[str, Any]:
     """Run a ``promote`` or ``rollback`` action ``step``; returns its result (alias, from, to)."""
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
-    registry = registry_for(settings)
     alias = spec.get("alias", "champion")
     target = _promote_target(spec, _Ctx(settings, rule, earlier)) if step.kind == "promote" else None
-    with open_database(settings.db_url).write() as conn:
-        _models.lock_model(conn, rule.model)
-        current = _models.alias_version(conn, rule.model, alias) if _has_alias(conn, rule.model, alias) else None
+    with registry_for(settings).transaction() as tx:
+        tx.lock(rule.model)
+        current = tx.alias(rule.model, alias)
         if step.kind == "rollback":
-            last = last_promotion(conn, rule.model, alias)
-            if last is None or last["to"] != current:
-                raise Stop(f"nothing to roll back: {alias} is at v{current}, not at a version automation promoted")
-            target = int(last["from"])
+            target = _rollback_target(tx.connection, rule.model, alias, current, spec)
         result = {"alias": alias, "from": current, "to": target}
-        _models.set_alias(conn, rule.model, alias, target, registry.actor, expected=current)
-        event = _audit.record(conn, registry.actor, "alias.set", rule.model, f"models/{rule.model}/aliases/{alias}",
-                              before=None if current is None else {"version": current}, after={"version": target})
-        extra = [_deploy(conn, registry, rule.model, target, spec["environment"], firing, result)
-                 if "environment" in spec and step.kind == "promote" else None]
-        _mark_done(conn, step, result)  # same transaction: if another runtime did it first, all of this rolls back
-        # lineage: the version says which firing (and so which trigger and rule version) put it there
-        _models.write_tags(conn, rt.version_tags, {"name": rule.model, "version": target},
-                           {f"automation.{step.kind}": f"{firing['rule']} firing {firing['id']}"})
-        name = "automation.promoted" if step.kind == "promote" else "automation.rolled_back"
-        append_event(conn, "automation", name, rule.model,
-                     {"event": name, "rule": rule.name, "firing": firing["id"], **result})
-    registry._emit([event, *filter(None, extra)])
+        move_in(tx, step, rule, firing, result, spec.get("environment") if step.kind == "promote" else None)
     return result
 
 
-def _mark_done(conn: Any, step: Any, result: dict[str, Any]) -> None:
-    """The compare-and-set on the action row: only the runtime that still sees it running may move the alias."""
-    marked = conn.execute(update(t.actions).where(
-        t.actions.c.firing == step.firing, t.actions.c.position == step.position, t.actions.c.status == "running")
-        .values(status="done", result=dumps(result), finished=now_ms())).rowcount
-    if not marked:
-        raise ConflictError(f"{step.kind} of firing {step.firing} was already done by another runtime",
-                            field="firing")
+def move_in(tx: Any, step: Any, rule: Any, firing: dict[str, Any], result: dict[str, Any],
+            environment: str | None = None) -> None:
+    """Inside ``tx``: move ``result['alias']`` from ``result['from']`` to ``result['to']`` (compare-and-set),
+    deploy to ``environment`` if given, mark ``step`` done, tag the version with the firing (its lineage) and
+    write the automation event; a second runtime that already did it makes all of this roll back."""
+    tx.set_alias(rule.model, result["alias"], result["to"], expected=result["from"])
+    if environment:
+        result.update(tx.deploy(rule.model, result["to"], environment,
+                                f"automation: rule {firing['rule']} firing {firing['id']}"))
+    mark_done(tx.connection, step, result)
+    kind = "promote" if step.kind in ("promote", "canary") else step.kind
+    tx.tag_version(rule.model, result["to"], {f"automation.{kind}": f"{firing['rule']} firing {firing['id']}"})
+    name = "automation.promoted" if kind == "promote" else "automation.rolled_back"
+    append_event(tx.connection, "automation", name, rule.model,
+                 {"event": name, "rule": rule.name, "firing": firing["id"], **result})
 
 
-def _deploy(conn: Any, registry: Any, model: str, version: int, env: str, firing: dict[str, Any],
-            result: dict[str, Any]) -> dict[str, Any]:
-    """Deploy ``version`` to ``env`` in the promotion's transaction; an environment that requires approval gets
-    a pending request instead (a person still decides)."""
-    from mloop.registry.environments import _env
+def _rollback_target(conn: Any, model: str, alias: str, current: int | None, spec: dict[str, Any]) -> int:
+    """The version automation's last promotion replaced, while that promotion is within the rule's window."""
+    last = last_promotion(conn, model, alias)
+    if last is None or last["to"] != current:
+        raise Stop(f"nothing to roll back: {alias} is at v{current}, not at a version automation promoted")
+    if "window" in spec:
+        from mloop.monitoring.monitor import parse_duration
 
-    envs = registry.environments
-    reason = f"automation: rule {firing['rule']} firing {firing['id']}"
-    if _env(conn, env).requires_approval:
-        request_id, event = envs._request(conn, env, model, version, reason)
-        result["approval_request"] = request_id
-    else:
-        event = envs._move(conn, env, model, version, reason)
-        result["environment"] = env
-    return event  # type: ignore[no-any-return]
-
-
-def _has_alias(conn: Any, model: str, alias: str) -> bool:
-    return conn.execute(select(rt.aliases.c.version).where(rt.aliases.c.name == model,
-                                                           rt.aliases.c.alias == alias)).first() is not None
+        age_s = (now_ms() - int(last["finished"])) / 1000
+        if age_s > parse_duration(spec["window"], "rollback.window"):
+            raise Stop(f"no automatic rollback: v{current} was promoted {age_s:.0f} s ago, past the rule's "
+                       f"window of {spec['window']}; move {alias} by hand if it must go back")
+    return int(last["from"])
 
 
 class _Ctx:

@@ -34,8 +34,7 @@ from mloop.errors import InvalidInputError
 
 __all__ = ["ACTION_KINDS", "Action", "Rule", "load_rules"]
 
-ACTION_KINDS = ("run_flow", "evaluate", "promote", "rollback", "notify")
-NOT_YET = ("shadow", "canary")  # named by the design; refused clearly until serving exposes them to rules
+ACTION_KINDS = ("run_flow", "evaluate", "shadow", "canary", "promote", "rollback", "notify")
 MAX_ACTIONS = 20
 MAX_RULES_FILE = 1_000_000
 
@@ -115,9 +114,6 @@ def _actions(raw: Any, rule: str) -> tuple[Action, ...]:
         if not isinstance(item, dict) or len(item) != 1:
             raise InvalidInputError(field=where, value=item, expected="one action: a mapping {kind: {options}}")
         kind, spec = next(iter(item.items()))
-        if kind in NOT_YET:
-            raise InvalidInputError(f"{where}: the {kind} action is not supported by automation yet; route traffic "
-                                    "with mloop serve's A/B and shadow settings.", field=where, value=kind)
         if kind not in ACTION_KINDS:
             raise InvalidInputError(field=where, value=kind, expected=f"one of {list(ACTION_KINDS)}")
         spec = spec or {}

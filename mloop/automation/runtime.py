@@ -68,7 +68,7 @@ def _last_payload(conn: Any, rule: str) -> dict[str, Any] | None:
 def _given_holds(rule: Rule, settings: Settings) -> tuple[bool, str]:
     if not rule.tags and not rule.environment:
         return True, ""
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
     registry = registry_for(settings)
     if rule.environment and registry.environments.current(rule.model, rule.environment) is None:
@@ -258,7 +258,7 @@ def _run_firing(firing_id: str, owner: str, settings: Settings) -> dict[str, Any
         try:
             earlier[step.kind] = _run_step(step, rule, firing, owner, earlier, settings)
         except Stop as stop:
-            _mark(db, step, "stopped", {"reason": stop.message})
+            _mark(db, step, "stopped", {"reason": stop.message, **stop.details})
             _finish(settings, firing, owner, "stopped", stop.message)
             return {"id": firing_id, "state": "stopped", "reason": stop.message}
         except MloopError as exc:
@@ -285,8 +285,9 @@ def _run_step(step: Any, rule: Rule, firing: dict[str, Any], owner: str, earlier
             conn.execute(update(t.actions).where(t.actions.c.firing == step.firing,
                                                  t.actions.c.position == step.position).values(external_id=external))
 
-    result = run_action(step.kind, spec, Context(settings, firing, rule, step.position, earlier, record_external))
-    _mark(db, step, "done", result)
+    result = run_action(step.kind, spec, Context(settings, firing, rule, step.position, earlier, record_external,
+                                                 step, step.external_id))
+    _mark(db, step, "done", result)  # a no-op for an action that finished itself in its own transaction
     return result
 
 

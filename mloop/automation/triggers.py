@@ -156,7 +156,7 @@ def _drift(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any],
 
 
 def _metric_drop(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any], settings: Settings) -> list:
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
     registry = registry_for(settings)
     version = registry.get_alias(rule.model, trig.get("alias", "champion"))
@@ -196,7 +196,7 @@ def file_digest(path: str) -> str:
 
 
 def _champion(rule: Any, trig: dict[str, Any], settings: Settings) -> Any:
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
 
     try:
         return registry_for(settings).get_alias(rule.model, trig.get("alias", "champion"))
@@ -218,7 +218,7 @@ def _code_change(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str,
 
 def _git_change(rule: Any, trig: dict[str, Any], last: dict[str, Any], settings: Settings) -> list:
     """The repository's HEAD against the commit the champion's training run recorded (``mloop.git.commit``)."""
-    from mloop.registry._log import registry_for
+    from mloop.registry import registry_for
     from mloop.tracking.env import git_state
 
     state = git_state.__wrapped__(str(trig["git"]))  # uncached: a long-running runtime must see new commits

@@ -79,6 +79,8 @@ def serve(
     breaker_reset: float = typer.Option(10.0, min=0, help="Seconds the breaker stays open before a trial call."),
     log: bool = typer.Option(True, "--log/--no-log", help="Write the prediction log (Parquet under the artifacts)."),
     reload_seconds: float = typer.Option(5.0, min=0, help="Poll the registry for moved aliases this often (0 = off)."),
+    rollouts: bool = typer.Option(True, "--rollouts/--no-rollouts",
+                                  help="Follow the registry's shadow and canary tags (automation's rollouts)."),
     trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     trust: list[str] = typer.Option(None, "--trust", help=TRUST_HELP),
     home: str = typer.Option(None, "--home", help="mloop home folder."),
@@ -103,7 +105,7 @@ def serve(
                                 expected="a JSON value, e.g. 0 or '\"unknown\"'") from None
     common = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "cache_ttl": cache_ttl,
               "timeout_ms": timeout_ms, "fallback": fallback_value, "breaker_failures": breaker_failures,
-              "breaker_reset": breaker_reset, "log": log}
+              "breaker_reset": breaker_reset, "log": log, "rollouts": rollouts}
     endpoints = [EndpointConfig(name=name or _default_name(model_uri), uri=model_uri, ab=_ab(ab), shadow=shadow,
                                 sticky_field=sticky_field, **common)]
     for item in more or []:

@@ -34,7 +34,7 @@ class DemoContext:
 
 
 def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from mloop.demo import features, pipelines, registry, serving, tracking, validation
+    from mloop.demo import continuous, features, pipelines, registry, serving, tracking, validation
 
     return [
         ("Training pipeline", pipelines.run),
@@ -43,6 +43,7 @@ def _steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
         ("Data validation and drift", validation.run),
         ("Feature store", features.run),
         ("Serving", serving.run),
+        ("Continuous training", continuous.run),
     ]
 
 

@@ -154,10 +154,12 @@ def error_files(blobs: BlobStore, since_ms: int) -> list[tuple[int, str]]:
 
 
 def read_errors(blobs: BlobStore, keys: list[str], model: str, start_ms: int, end_ms: int) -> pd.DataFrame:
-    """The requests of ``model`` answered with an error in ``[start_ms, end_ms)``: time (ms), version, role."""
+    """The requests of ``model`` answered with an error in ``[start_ms, end_ms)``: time (ms), version, role,
+    status."""
     frames = []
     for key in keys:
-        table = pq.read_table(io.BytesIO(blobs.get_bytes(key)), columns=["time", "model", "version", "role"])
+        table = pq.read_table(io.BytesIO(blobs.get_bytes(key)), columns=["time", "model", "version", "role",
+                                                                          "status"])
         times = pc.cast(table.column("time"), pa.int64())
         keep = pc.and_(pc.equal(table.column("model"), model),
                        pc.and_(pc.greater_equal(times, start_ms), pc.less(times, end_ms)))
@@ -165,8 +167,9 @@ def read_errors(blobs: BlobStore, keys: list[str], model: str, start_ms: int, en
         if kept.num_rows:
             frames.append(pd.DataFrame({"time": pc.cast(kept.column("time"), pa.int64()).to_numpy(),
                                         "version": kept.column("version").to_pandas(),
-                                        "role": kept.column("role").to_pandas()}))
+                                        "role": kept.column("role").to_pandas(),
+                                        "status": kept.column("status").to_numpy()}))
     if not frames:
         return pd.DataFrame({"time": pd.Series(dtype="int64"), "version": pd.Series(dtype=object),
-                             "role": pd.Series(dtype=object)})
+                             "role": pd.Series(dtype=object), "status": pd.Series(dtype="int32")})
     return pd.concat(frames, ignore_index=True)

@@ -378,6 +378,20 @@ class RegistryClient:
 
         return version_lineage(self, name, version)
 
+    def versions_from_run(self, run_id: str, name: str | None = None) -> list[ModelVersion]:
+        """The versions (of ``name``, or of any model) logged by run ``run_id`` or by a run nested in it, such
+        as a flow run's tasks and the runs they started; oldest first."""
+        from mloop.registry.lineage import versions_from_run
+
+        return versions_from_run(self, run_id, name)
+
+    def transaction(self) -> Any:
+        """A context manager: registry writes (alias, tags, deploy) in one transaction that the caller also
+        writes its own rows in (``tx.connection``); see mloop.registry.transaction."""
+        from mloop.registry.transaction import open_transaction
+
+        return open_transaction(self)
+
     def versions_trained_on(self, digest: str) -> list[ModelVersion]:
         """Every version whose run used a dataset with this digest."""
         from mloop.registry.lineage import versions_for_digest

@@ -163,6 +163,19 @@ def versions_for_digest(client: RegistryClient, digest: str) -> list[ModelVersio
         return _models.versions_from_rows(conn, rows)
 
 
+def versions_from_run(client: RegistryClient, run_id: str, name: str | None = None) -> list[ModelVersion]:
+    """Versions (of ``name`` when given) whose run is ``run_id`` or nested in it at any depth, oldest first."""
+    if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{32}", run_id):
+        raise InvalidInputError(field="run_id", value=run_id, expected="a run id (32 hex characters)")
+    run_ids = sorted({run_id, *_task_steps(client, run_id)})
+    query = select(t.model_versions).where(t.model_versions.c.run_id.in_(run_ids))
+    if name is not None:
+        query = query.where(t.model_versions.c.name == name)
+    with client.db.read() as conn:
+        rows = conn.execute(query.order_by(t.model_versions.c.created, t.model_versions.c.version)).all()
+        return _models.versions_from_rows(conn, rows)
+
+
 def _downstream(client: RegistryClient, run_ids: list[str]) -> set[str]:
     """``run_ids``, the runs nested in them and, for a flow task, every run of its flow run."""
     out = set(run_ids)

@@ -41,6 +41,7 @@ from mloop.serving.model import ServedModel
 from mloop.serving.openapi import openapi
 from mloop.serving.outputs import LABEL_TENSOR, PROBA_TENSOR, body_fields, requested_output, v2_outputs, v2_requested
 from mloop.serving.predlog import PredictionLog
+from mloop.serving.rollout import apply_rollout, follows_rollouts, read_rollout
 from mloop.serving.routing import Arm, Endpoint, InputRejected, ModelUnavailable, Result
 
 __all__ = ["ServingState", "create_serving_app"]
@@ -133,6 +134,7 @@ class ServingState:
     def start_reloading(self) -> None:
         moving = any(a.model.moves for e in self.endpoints.values()
                      for a in [*e.arms, *([e.shadow] if e.shadow else [])])
+        moving = moving or any(follows_rollouts(e.config) for e in self.endpoints.values())
         if self.config.reload_seconds > 0 and moving:
             self._poller = threading.Thread(target=self._poll, name="mloop-reload", daemon=True)
             self._poller.start()
@@ -147,6 +149,9 @@ class ServingState:
         for endpoint in self.endpoints.values():
             try:
                 changed += endpoint.reload_if_moved(self.client, self.config.trusted)
+                if follows_rollouts(endpoint.config):
+                    rollout = read_rollout(self.client.get_model(endpoint.primary.model.name).tags)
+                    changed += apply_rollout(endpoint, rollout, self._load)
             except Exception as exc:  # keep serving the old version; say so in the metrics
                 self.metrics.event(endpoint.name, "reload_failed")
                 self.reloads.append(f"{endpoint.name}: reload failed: {exc}")
@@ -192,6 +197,7 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
                 return _error(404, "NOT_FOUND", f"No model named '{request.path_params['name']}' is served here; "
                                                 f"served: {sorted(state.endpoints)}.", "name")
             body = await request.body()
+            failed_arm = None
             try:
                 wanted = requested_output(request.query_params.get("output"), "output")
                 if route == "/invocations" and request.headers.get("content-type", "").startswith("text/csv"):
@@ -214,6 +220,7 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
                                   f"training schema of {endpoint.name} v{version}", exc.errors[0].field,
                                   errors=[e.to_dict() for e in exc.errors])
             except ModelUnavailable as exc:
+                failed_arm = getattr(exc, "role", "primary"), getattr(exc, "version", endpoint.primary.model.version)
                 response = _error(503, "MODEL_UNAVAILABLE", str(exc))
             except Exception as exc:  # the model's or ours: a JSON answer, counted, and the details only in the log
                 response = _internal_error(endpoint.name, route, exc)
@@ -230,9 +237,10 @@ def create_serving_app(config: ServeConfig | None = None, settings: Settings | N
             seconds = time.perf_counter() - started
             state.metrics.observe(endpoint.name, endpoint.primary.model.version, route, response.status_code,
                                   seconds, 0)
-            if state.log is not None:  # its monitors count errors per window
-                state.log.record_error(endpoint.name, str(endpoint.primary.model.version), "primary",
-                                       uuid.uuid4().hex, response.status_code, seconds)
+            if state.log is not None:  # its monitors count errors per window; a failed canary counts as its own
+                role, version = failed_arm or ("primary", endpoint.primary.model.version)
+                state.log.record_error(endpoint.name, str(version), role, uuid.uuid4().hex, response.status_code,
+                                       seconds)
             return response
 
         return handle

@@ -98,6 +98,15 @@ class MicroBatcher:
         self._rows -= rows
         return batch
 
+    def retire(self, grace: float = 30.0) -> None:
+        """From any thread: close this batcher ``grace`` seconds from now, on its own event loop, so a request
+        that picked it just before it was swapped out still gets its answer."""
+        if self._task is None:
+            self._executor.shutdown(wait=False)
+            return
+        loop = self._task.get_loop()
+        loop.call_soon_threadsafe(lambda: loop.call_later(grace, lambda: loop.create_task(self.close())))
+
     async def close(self) -> None:
         """Finish what is queued, then stop the worker."""
         while self._queue:

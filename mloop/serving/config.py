@@ -31,7 +31,8 @@ class EndpointConfig:
     are only logged. ``max_batch_size`` > 1 turns micro-batching on. ``cache_ttl`` > 0
     caches predictions by input. ``timeout_ms`` > 0 bounds each model call; after
     ``breaker_failures`` failures in a row the breaker opens for ``breaker_reset`` seconds
-    and ``fallback`` (one JSON value per row) answers instead of the model.
+    and ``fallback`` (one JSON value per row) answers instead of the model. ``rollouts`` lets the registry's
+    shadow and canary tags route an alias-served endpoint that has no ``ab`` or ``shadow`` of its own.
     """
 
     name: str
@@ -48,6 +49,7 @@ class EndpointConfig:
     breaker_failures: int = 5
     breaker_reset: float = 10.0
     log: bool = True
+    rollouts: bool = True  # follow the registry's shadow and canary tags (mloop.serving.rollout)
 
     def __post_init__(self) -> None:
         total = sum(w for _, w in self.ab)

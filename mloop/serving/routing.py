@@ -35,6 +35,8 @@ log = logging.getLogger("mloop.serving")
 
 __all__ = ["Arm", "Endpoint", "InputRejected", "ModelUnavailable", "Result"]
 
+RETIRE_GRACE = 30.0  # seconds a swapped-out arm's batchers live on for the requests that already picked it
+
 
 class InputRejected(Exception):
     """The rows do not fit the model (HTTP 422); ``errors`` lists every field's problem."""
@@ -102,13 +104,33 @@ class Endpoint:
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="mloop-shadow") if shadow else None
         self._shadow_pending = 0
         self.comparison = ShadowComparison()
-        self._cumulative: list[tuple[float, Arm]] = []
-        total = 0.0
-        for arm in arms:
-            total += arm.weight
-            self._cumulative.append((total, arm))
+        from mloop.serving.rollout import Rollout
+
+        self.rollout = Rollout()  # what the registry's rollout tags put here (mloop.serving.rollout)
+        self._cumulative = _cumulative(arms)
         for arm in [*arms, *([shadow] if shadow else [])]:
             metrics.set_version(self.name, arm.role, arm.model.version)
+
+    def set_arms(self, arms: list[Arm]) -> None:
+        """Route to ``arms`` from now on (the first is the primary); requests in flight keep the arm they
+        picked. One reference is swapped, so a request never sees half of the change."""
+        dropped = [arm for arm in self.arms if arm not in arms]
+        self._cumulative = _cumulative(arms)
+        self.arms = arms
+        for arm in arms[1:]:
+            self.metrics.set_version(self.name, arm.role, arm.model.version)
+        for arm in dropped:  # a canary that ended: its batchers' threads go once its last requests are answered
+            for batcher in arm.batchers.values():
+                batcher.retire(RETIRE_GRACE)
+
+    def set_shadow(self, shadow: Arm | None) -> None:
+        """Copy the traffic to ``shadow`` from now on (None: to no one), with a fresh comparison."""
+        if shadow is not None and self._shadow_pool is None:
+            self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="mloop-shadow")
+        self.comparison = ShadowComparison()
+        self.shadow = shadow
+        if shadow is not None:
+            self.metrics.set_version(self.name, shadow.role, shadow.model.version)
 
     @property
     def primary(self) -> Arm:
@@ -116,13 +138,14 @@ class Endpoint:
 
     def choose(self, key: str | None) -> Arm:
         """The arm for a request: by weight, the same one for the same key."""
-        if len(self.arms) == 1:
-            return self.arms[0]
+        cumulative = self._cumulative  # one read: a rollout may swap the arms meanwhile
+        if len(cumulative) == 1:
+            return cumulative[0][1]
         point = (zlib.crc32(key.encode()) / 4294967296.0) if key else random.random()
-        for bound, arm in self._cumulative:
+        for bound, arm in cumulative:
             if point < bound:
                 return arm
-        return self.arms[-1]
+        return cumulative[-1][1]
 
     def sticky_key(self, columns: Columns, header: str | None) -> str | None:
         if header:
@@ -154,14 +177,19 @@ class Endpoint:
                 self.metrics.event(self.name, "cache_hit")
                 return Result(hit, model, request_id, arm.role, cached=True)
             self.metrics.event(self.name, "cache_miss")
-        outputs, model, fallback = await self._call(arm, model, checked, n, chosen)
+        try:
+            outputs, model, fallback = await self._call(arm, model, checked, n, chosen)
+        except ModelUnavailable as exc:
+            exc.role, exc.version = arm.role, model.version  # the error log counts it against this arm
+            raise
         if cache_key is not None and not fallback:
             arm.cache.put(cache_key, outputs)  # type: ignore[union-attr, arg-type]
         elapsed = time.perf_counter() - started
         if self.log is not None:
             self._record(model.version, arm.role, request_id, checked, outputs, elapsed, n)
-        if self.shadow is not None:
-            self._to_shadow(columns, n, request_id, outputs, elapsed, chosen)
+        shadow = self.shadow
+        if shadow is not None:
+            self._to_shadow(shadow, columns, n, request_id, outputs, elapsed, chosen)
         return Result(outputs, model, request_id, arm.role, fallback=fallback)
 
     def _record(self, version: str, role: str, request_id: str, columns: Columns, outputs: Outputs, seconds: float,
@@ -217,24 +245,23 @@ class Endpoint:
         return Outputs([self.config.fallback] * n), model, True
 
     # ------------------------------------------------------------------ shadow
-    def _to_shadow(self, columns: Columns, n: int, request_id: str, primary: Outputs, seconds: float,
+    def _to_shadow(self, shadow: Arm, columns: Columns, n: int, request_id: str, primary: Outputs, seconds: float,
                    output: str = "label") -> None:
         if self._shadow_pending >= 64:  # never let the shadow build a backlog
             self.metrics.event(self.name, "shadow_skipped")
             return
         self._shadow_pending += 1
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._shadow_pool, self._run_shadow, columns, n, request_id, primary, seconds,
-                                      output)
+        future = loop.run_in_executor(self._shadow_pool, self._run_shadow, shadow, columns, n, request_id, primary,
+                                      seconds, output)
         future.add_done_callback(self._shadow_done)
 
     def _shadow_done(self, future: Any) -> None:
         self._shadow_pending -= 1
 
-    def _run_shadow(self, columns: Columns, n: int, request_id: str, primary: Outputs, seconds: float,
+    def _run_shadow(self, shadow: Arm, columns: Columns, n: int, request_id: str, primary: Outputs, seconds: float,
                     output: str = "label") -> None:
-        assert self.shadow is not None
-        model = self.shadow.model
+        model = shadow.model
         started = time.perf_counter()
         try:
             checked, errors = model.prepare(columns, n)
@@ -301,6 +328,15 @@ class Endpoint:
                                                                  "misses": sum(a.cache.misses for a in self.arms
                                                                                if a.cache)},
                 "breaker": None if self.breaker is None else self.breaker.state()}
+
+
+def _cumulative(arms: list[Arm]) -> list[tuple[float, Arm]]:
+    """Each arm with the upper bound of its share of [0, 1)."""
+    bounds, total = [], 0.0
+    for arm in arms:
+        total += arm.weight
+        bounds.append((total, arm))
+    return bounds
 
 
 class ShadowComparison:

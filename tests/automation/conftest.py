@@ -45,6 +45,11 @@ def holdout(tmp_path: Path) -> str:
 @pytest.fixture
 def champion(settings: Settings) -> int:
     """A weak champion (a heavily regularised ridge) at alias ``champion``."""
+    return weak_champion(settings)
+
+
+def weak_champion(settings: Settings) -> int:
+    """A weak champion (a heavily regularised ridge) registered as ``eta`` at alias ``champion``."""
     from sklearn.linear_model import Ridge
 
     from mloop.registry import registry_for
@@ -53,3 +58,12 @@ def champion(settings: Settings) -> int:
     version = register(settings, Ridge(alpha=50.0).fit(x.head(300), y.head(300)), x)
     registry_for(settings).set_alias("eta", "champion", version)
     return version
+
+
+def champion_and_challenger(settings: Settings, challenger_alpha: float = 0.1) -> tuple[int, int]:
+    """The weak champion, and a ridge challenger (better at a small ``challenger_alpha``, worse at a huge one)."""
+    from sklearn.linear_model import Ridge
+
+    champion = weak_champion(settings)
+    x, y = diabetes()
+    return champion, register(settings, Ridge(alpha=challenger_alpha).fit(x.head(300), y.head(300)), x)

@@ -45,8 +45,12 @@ def test_apply_versions_and_validates(settings) -> None:  # type: ignore[no-unty
     assert apply_rules(RULES, settings=settings)[0] == {"name": "on-drift", "version": 1, "changed": False}
     assert apply_rules(RULES.replace("0.3", "0.4"), settings=settings)[0]["version"] == 2
     for bad, field in [(RULES.replace("promote", "deploy"), "on-drift.actions[0]"),
-                       (RULES.replace("promote: {alias: champion}", "shadow: {requests: 100}"),
-                        "on-drift.actions[0]"),
+                       (RULES.replace("promote: {alias: champion}", "shadow: {max_error_rate: 0.1}"),
+                        "on-drift.actions[0].shadow.requests"),
+                       (RULES.replace("promote: {alias: champion}", "canary: {percent: 120, requests: 9}"),
+                        "on-drift.actions[0].canary.percent"),
+                       (RULES.replace("promote: {alias: champion}", "rollback: {window: soon}"),
+                        "on-drift.actions[0].rollback.window"),
                        (RULES.replace("schedule", "sometimes"), "on-drift.trigger.kind"),
                        (RULES.replace('"* * * * *"', '"61 * * * *"'), "on-drift.trigger.cron"),
                        (RULES.replace("0.3 or", "0.3 or or"), "when")]:
