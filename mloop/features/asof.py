@@ -18,7 +18,7 @@ that would not fit 64 bits, times outside 1677-2262.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -33,9 +33,10 @@ _LARGEST = np.iinfo(np.int64).max
 _STEPS = (10 ** 9, 10 ** 6, 10 ** 3)  # seconds, milliseconds, microseconds (else nanoseconds)
 
 
-def int_values(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def int_values(column: pa.ChunkedArray | pa.Array, widen: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(values as int64, validity) of an integer, timestamp or dictionary column, read from Arrow's
-    buffers without a compute call (a null's value is whatever the buffer holds).
+    buffers without a compute call (a null's value is whatever the buffer holds; ``widen=False``:
+    one chunk keeps its own integer type, without a copy).
 
     >>> values, valid = int_values(pa.chunked_array([[3, None], [5]]))
     >>> values[valid].tolist(), valid.tolist()
@@ -52,7 +53,7 @@ def int_values(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarr
         buffer = chunk.buffers()[1]
         raw = np.frombuffer(buffer, dtype=dtype, count=end)[chunk.offset:] if buffer is not None else \
             np.zeros(len(chunk), dtype)
-        values.append(raw.astype(np.int64, copy=False))
+        values.append(raw.astype(np.int64, copy=False) if widen or len(chunks) > 1 else raw)
         bitmap = chunk.buffers()[0]
         if chunk.null_count and bitmap is not None:
             bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), count=end, bitorder="little")[chunk.offset:]
@@ -109,15 +110,15 @@ def asof_rows(path: str, key: str, timestamp: str, created: str | None, ttl_ns: 
     table = parquet.read_row_groups(groups, columns=names, use_threads=True)
     codes = _key_codes(table.column(key), entity_keys)
     event = times_ns(table.column(timestamp))
-    made = times_ns(table.column(created)) if created else (np.zeros(0, np.int64), np.zeros(0, bool))
-    if codes is None or event is None or made is None:
+    made = times_ns(table.column(created)) if created else None
+    if codes is None or event is None or (created and made is None):
         return None
-    (feature_codes, feature_ok, entity_codes, entity_found, code_count), (event_ns, event_ok) = codes, event
+    (key_values, key_low, feature_ok, entity_codes, entity_found, code_count), (event_ns, event_ok) = codes, event
     keep = feature_ok & event_ok & (event_ns <= high)
     if low is not None:
         keep &= event_ns >= low
-    match = _match(feature_codes, event_ns, keep, code_count, entity_codes, entity_found & entity_ok, entity_ns,
-                   np.where(made[1], made[0], _NO_CREATED) if created else None)
+    match = _match(_Features(key_values, key_low, code_count, event_ns, keep, made),
+                   entity_codes, entity_found & entity_ok, entity_ns)
     if match is None or not (match >= 0).any():
         return match
     if ttl_ns is not None:
@@ -152,8 +153,9 @@ def _row_groups(parquet: Any, timestamp: str, low: int | None, high: int | None)
 
 
 def _key_codes(column: pa.ChunkedArray, entity_keys: pa.ChunkedArray) -> tuple[Any, ...] | None:
-    """(feature codes, valid, entity codes, found, number of codes): the key as small integers shared by
-    both sides, or None for key types this plan leaves to DuckDB."""
+    """(feature key values, their smallest, valid, entity codes, found, number of codes): the key as
+    small integers shared by both sides (a feature row's code: its value less the smallest, computed
+    where it is packed), or None for key types this plan leaves to DuckDB."""
     import pyarrow.compute as pc
 
     mine, theirs = column.type, entity_keys.type
@@ -164,84 +166,123 @@ def _key_codes(column: pa.ChunkedArray, entity_keys: pa.ChunkedArray) -> tuple[A
             return None
         encoded = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
         found = pc.index_in(entity_keys.cast(encoded.dictionary.type), value_set=encoded.dictionary)
-        return (*int_values(encoded), *int_values(found), len(encoded.dictionary))
+        return _codes(int_values(encoded, widen=False), 0, found, len(encoded.dictionary))
     if not (_plain_int(mine) and _plain_int(theirs)):
         return None
-    keys, valid = int_values(column)
+    keys, valid = int_values(column, widen=False)
     if not valid.any():
-        return keys, valid, np.zeros(len(entity_keys), np.int64), np.zeros(len(entity_keys), bool), 1
-    low, high = int(keys[valid].min()), int(keys[valid].max())
+        return keys, 0, valid, np.zeros(len(entity_keys), np.int64), np.zeros(len(entity_keys), bool), 1
+    low = int(np.min(keys, where=valid, initial=np.iinfo(keys.dtype).max))
+    high = int(np.max(keys, where=valid, initial=np.iinfo(keys.dtype).min))
     if (high - low).bit_length() <= 32:  # a dense range: the key less the smallest is the code
         asked, asked_ok = int_values(entity_keys)
         asked_ok = asked_ok & (asked >= low) & (asked <= high)
-        return keys - low, valid, np.where(asked_ok, asked - low, 0), asked_ok, high - low + 1
+        return keys, low, valid, np.where(asked_ok, asked - low, 0), asked_ok, high - low + 1
     encoded = pc.dictionary_encode(column.cast(pa.int64()).combine_chunks())
     found = pc.index_in(entity_keys.cast(pa.int64()), value_set=encoded.dictionary)
-    return (*int_values(encoded), *int_values(found), len(encoded.dictionary))
+    return _codes(int_values(encoded, widen=False), 0, found, len(encoded.dictionary))
+
+
+def _codes(feature: tuple[np.ndarray, np.ndarray], low: int, found: Any, count: int) -> tuple[Any, ...]:
+    return (feature[0], low, feature[1], *int_values(found), count)
 
 
 def _plain_int(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) and kind != pa.uint64()
 
 
-def _match(codes: np.ndarray, event_ns: np.ndarray, keep: np.ndarray, code_count: int, entity_codes: np.ndarray,
-           entity_ok: np.ndarray, entity_ns: np.ndarray, created_ns: np.ndarray | None) -> np.ndarray | None:
-    """Per entity row, the read row (index into ``codes``) with the same code and the latest
-    (event time, created time) at or before the entity time; -1 for none; None when it won't fit."""
+class _Features(NamedTuple):
+    """The feature rows read: key values (a row's code is its value less ``key_low``), the number of
+    codes, event times (ns), which rows take part, and the created times (ns, validity) if any."""
+
+    key_values: np.ndarray
+    key_low: int
+    code_count: int
+    event_ns: np.ndarray
+    keep: np.ndarray
+    created: tuple[np.ndarray, np.ndarray] | None
+
+
+_BLOCK = 1 << 16  # rows per block where a whole-column temporary would cost fresh pages
+
+
+def _match(rows: _Features, entity_codes: np.ndarray, entity_ok: np.ndarray,
+           entity_ns: np.ndarray) -> np.ndarray | None:
+    """Per entity row, the read row with the same code and the latest (event time, created time) at or
+    before the entity time; -1 for none; None when the packed values would not fit.
+
+    Whole-column temporaries are few (two 64-bit columns): in a fresh process every new page costs a
+    fault, and that, more than the arithmetic, is what a first call pays for.
+    """
+    keep = rows.keep
     if not keep.any():
         return np.full(len(entity_ns), -1, np.int64)
     everything = bool(keep.all())
-    base = int(event_ns.min() if everything else np.min(event_ns, where=keep, initial=_LARGEST))
-    offsets = event_ns - base
-    step = _step(offsets, None if everything else keep)
-    scaled = offsets // step if step > 1 else offsets
-    span_bits = max(int(np.max(scaled, where=keep, initial=0)).bit_length(), 1)
-    code_bits = max(int(code_count - 1).bit_length(), 1)
-    row_bits = max(int(len(codes) - 1).bit_length(), 1)
+    base = int(rows.event_ns.min() if everything else np.min(rows.event_ns, where=keep, initial=_LARGEST))
+    scratch = np.subtract(rows.event_ns, base)
+    step = _step(scratch, None if everything else keep)
+    if step > 1:
+        np.floor_divide(scratch, step, out=scratch)
+    span_bits = max(int(np.max(scratch, where=keep, initial=0)).bit_length(), 1)
+    code_bits = max(int(rows.code_count - 1).bit_length(), 1)
+    row_bits = max(int(len(keep) - 1).bit_length(), 1)
     if code_bits + span_bits > 62:
         return None
-    composite = (codes << span_bits) | scaled
+    packed = np.subtract(rows.key_values, rows.key_low, dtype=np.int64)
     if code_bits + span_bits + row_bits <= 62:  # row number in the low bits: a plain sort, no argsort
-        packed = (composite << row_bits) | np.arange(len(codes), dtype=np.int64)
-        if not everything:  # rows left out sort last, above every probe
+        np.left_shift(packed, span_bits + row_bits, out=packed)
+        np.left_shift(scratch, row_bits, out=scratch)
+        packed |= scratch
+        for first in range(0, len(packed), _BLOCK):
+            packed[first:first + _BLOCK] |= np.arange(first, min(first + _BLOCK, len(packed)))
+        if not everything:  # rows left out sort last, above every probe, and are cut off
             packed[~keep] = _LARGEST
         packed.sort()
         packed = packed if everything else packed[:int(np.count_nonzero(keep))]
-        ordered, read_rows = packed >> row_bits, packed & ((1 << row_bits) - 1)
+        read_rows = np.bitwise_and(packed, (1 << row_bits) - 1, out=scratch[:len(packed)])
+        ordered = np.right_shift(packed, row_bits, out=packed)
     else:
-        candidates = np.arange(len(codes), dtype=np.int64) if everything else np.flatnonzero(keep)
-        order = np.argsort(composite[candidates], kind="stable")
-        read_rows = candidates[order]
-        ordered = composite[read_rows]
-    if created_ns is not None:
-        _created_last(ordered, read_rows, created_ns)
+        np.left_shift(packed, span_bits, out=packed)
+        packed |= scratch
+        candidates = np.arange(len(packed), dtype=np.int64) if everything else np.flatnonzero(keep)
+        read_rows = candidates[np.argsort(packed[candidates], kind="stable")]
+        ordered = packed[read_rows]
+    if rows.created is not None:
+        _created_last(ordered, read_rows, rows.created)
     return _probe(ordered, read_rows, span_bits, base, step, entity_codes, entity_ok, entity_ns)
 
 
 def _step(offsets: np.ndarray, keep: np.ndarray | None) -> int:
-    """The coarsest of 1 s, 1 ms, 1 us that divides every kept offset (checked on a sample first), else 1 ns."""
+    """The coarsest of 1 s, 1 ms, 1 us that divides every kept offset, else 1 (ns): fewer bits for
+    the time, so the packed sort fits. Tried on a sample first, then block by block."""
     for step in _STEPS:
-        if (offsets[:1024] % step).any() if keep is None else ((offsets[:1024] % step != 0) & keep[:1024]).any():
-            continue
-        rest = offsets % step
-        if not (rest.any() if keep is None else np.any(rest, where=keep)):
+        if _divides(offsets[:1024], None if keep is None else keep[:1024], step) and all(
+                _divides(offsets[i:i + _BLOCK], None if keep is None else keep[i:i + _BLOCK], step)
+                for i in range(0, len(offsets), _BLOCK)):
             return step
     return 1
 
 
-def _created_last(ordered: np.ndarray, read_rows: np.ndarray, created_ns: np.ndarray) -> None:
+def _divides(offsets: np.ndarray, keep: np.ndarray | None, step: int) -> bool:
+    rest = offsets % step
+    return not (rest.any() if keep is None else np.any(rest, where=keep))
+
+
+def _created_last(ordered: np.ndarray, read_rows: np.ndarray, created: tuple[np.ndarray, np.ndarray]) -> None:
     """Within each run of equal (key, event time), put the row with the latest created time last
-    (in place), where the probe looks."""
+    (in place), where the probe looks; a row without a created time loses."""
     same = ordered[1:] == ordered[:-1]
-    later = np.flatnonzero(same) + 1  # the second and later rows of each run
-    if not len(later):
+    if not same.any():
         return
-    where = np.union1d(later - 1, later)  # with the first row of each run
-    firsts = np.ones(len(where), bool)
+    tied = np.zeros(len(ordered), bool)  # every row of a run of two or more
+    tied[1:] = same
+    tied[:-1] |= same
+    where = np.flatnonzero(tied)
+    firsts = np.ones(len(where), bool)  # the first row of each run
     firsts[where > 0] = ~same[where[where > 0] - 1]
-    run = np.cumsum(firsts)
     rows = read_rows[where]
-    read_rows[where] = rows[np.lexsort((rows, created_ns[rows], run))]
+    made = np.where(created[1][rows], created[0][rows], _NO_CREATED)
+    read_rows[where] = rows[np.lexsort((rows, made, np.cumsum(firsts)))]
 
 
 def _probe(ordered: np.ndarray, read_rows: np.ndarray, span_bits: int, base: int, step: int,
