@@ -280,9 +280,14 @@ def _created_last(ordered: np.ndarray, read_rows: np.ndarray, created: tuple[np.
     where = np.flatnonzero(tied)
     firsts = np.ones(len(where), bool)  # the first row of each run
     firsts[where > 0] = ~same[where[where > 0] - 1]
+    starts = np.flatnonzero(firsts)
     rows = read_rows[where]
     made = np.where(created[1][rows], created[0][rows], _NO_CREATED)
-    read_rows[where] = rows[np.lexsort((rows, made, np.cumsum(firsts)))]
+    latest = np.repeat(np.maximum.reduceat(made, starts), np.diff(np.append(starts, len(where))))
+    # the last row of each run holding its latest created time (no sort: one pass per array)
+    best = np.maximum.reduceat(np.where(made == latest, np.arange(len(where)), -1), starts)
+    last = np.append(starts[1:], len(where)) - 1
+    read_rows[where[last]], read_rows[where[best]] = rows[best], rows[last]
 
 
 def _probe(ordered: np.ndarray, read_rows: np.ndarray, span_bits: int, base: int, step: int,
