@@ -81,6 +81,16 @@ def _typed(frame: pd.DataFrame, kind: str) -> pa.Table:
     return table.set_column(0, "user", table.column("user").cast(key))
 
 
+def _written(tmp_path: Path, kind: str, key_type: pa.DataType | None = None, **shape: Any) -> tuple[pd.DataFrame, Path]:
+    """Generated feature rows (``shape``: rows, keys) and the Parquet file holding them (keys as ``key_type``)."""
+    features = make_features(kind, "s", **shape)
+    table = _typed(features, kind)
+    if key_type is not None:
+        table = table.set_column(0, "user", table.column("user").cast(key_type))
+    pq.write_table(table, tmp_path / "visits.parquet")
+    return features, tmp_path / "visits.parquet"
+
+
 def _store(home: Path, path: Path, kind: str, ttl: timedelta | None = TTL) -> FeatureStore:
     store = FeatureStore(home=str(home))
     user = Entity("user", join_keys=["user"], key_types=[String if kind == "string" else Int64])
@@ -184,10 +194,7 @@ def test_a_narrow_window_reads_only_its_row_groups_and_no_ttl_reaches_back_to_th
 
 def test_what_the_numpy_plan_declines_goes_to_duckdb(home: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    features = make_features("int", "s", rows=5_000, keys=50)
-    path = tmp_path / "visits.parquet"
-    table = _typed(features, "int")
-    pq.write_table(table.set_column(0, "user", table.column("user").cast(pa.uint64())), path)
+    features, path = _written(tmp_path, "int", pa.uint64(), rows=5_000, keys=50)
     store = _store(home, path, "int")
     try:  # unsigned 64-bit keys (beyond int64): DuckDB's plan answers, the same as for int64 keys
         entities = make_entities(features, "int", rows=2_000)
@@ -196,7 +203,7 @@ def test_what_the_numpy_plan_declines_goes_to_duckdb(home: Path, tmp_path: Path,
         got = store.training_set(entities, FEATURES, log_to_run=False)
         assert answered == [False]
         monkeypatch.undo()
-        pq.write_table(table, path)
+        _written(tmp_path, "int", rows=5_000, keys=50)
         signed = _by_each_plan(store, entities.assign(user=entities["user"].astype("Int64")), monkeypatch)["numpy"]
         pd.testing.assert_frame_equal(got.drop(columns=["user"]), signed.drop(columns=["user"]), check_exact=True)
     finally:
@@ -205,9 +212,7 @@ def test_what_the_numpy_plan_declines_goes_to_duckdb(home: Path, tmp_path: Path,
 
 def test_entity_rows_without_any_time_or_key_get_nulls(home: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    features = make_features("string", "s", rows=2_000, keys=20)
-    path = tmp_path / "visits.parquet"
-    pq.write_table(_typed(features, "string"), path)
+    _, path = _written(tmp_path, "string", rows=2_000, keys=20)
     store = _store(home, path, "string")
     try:
         nothing = pd.DataFrame({"user": ["user-1", None, "user-404"],
