@@ -62,7 +62,7 @@ def take_rows(path: str, columns: list[str], rows: np.ndarray) -> pa.Table:
     """
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path, memory_map=True)
+    parquet = pq.ParquetFile(path, memory_map=True, pre_buffer=False)  # pages decoded in place, not copied first
     meta = parquet.metadata
     sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else sizes

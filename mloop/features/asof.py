@@ -105,7 +105,7 @@ def asof_rows(path: str, key: str, timestamp: str, created: str | None, ttl_ns: 
     low = None if ttl_ns is None else int(valid_times.min()) - ttl_ns
     high = int(valid_times.max())
     string_key = pa.types.is_string(schema.field(key).type) or pa.types.is_large_string(schema.field(key).type)
-    parquet = pq.ParquetFile(path, memory_map=True, read_dictionary=[key] if string_key else None)
+    parquet = pq.ParquetFile(path, memory_map=True, read_dictionary=[key] if string_key else None, pre_buffer=False)
     groups, file_rows = _row_groups(parquet, timestamp, low, high)
     table = parquet.read_row_groups(groups, columns=names, use_threads=True)
     codes = _key_codes(table.column(key), entity_keys)
