@@ -8,6 +8,7 @@ row address (which cost DuckDB a full scan of the value columns plus a hash join
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,7 @@ def take_rows(path: str, columns: list[str], rows: np.ndarray) -> pa.Table:
     """
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path, memory_map=True)
+    parquet = pq.ParquetFile(path, memory_map=True, pre_buffer=False)  # pages decoded in place, not copied first
     meta = parquet.metadata
     sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else sizes
@@ -74,8 +75,12 @@ def take_rows(path: str, columns: list[str], rows: np.ndarray) -> pa.Table:
     local[wanted] = rows[wanted] - starts[group_of] + read_before[np.searchsorted(groups, group_of)]
     index = pa.array(local, mask=~wanted)
     taken = []
-    for column in columns:  # one column at a time: a few MB live at once, reused, instead of all of them
-        values = parquet.read_row_groups(groups, columns=[column], use_threads=False).column(0) if groups else \
-            pa.chunked_array([], parquet.schema_arrow.field(column).type)
-        taken.append(values.take(index))
+    batch = max(2, os.cpu_count() or 1)  # as many columns as cores decode at once; only those live at a time
+    for first in range(0, len(columns), batch):
+        names = columns[first:first + batch]
+        if groups:
+            read = parquet.read_row_groups(groups, columns=names, use_threads=len(names) > 1)
+            taken += [read.column(name).take(index) for name in names]
+        else:
+            taken += [pa.chunked_array([], parquet.schema_arrow.field(name).type).take(index) for name in names]
     return pa.Table.from_arrays(taken, names=columns)

@@ -8,7 +8,11 @@ TTL keep nulls; entity rows keep their order, duplicates included. Sources are s
 by DuckDB, limited to the time window the entity rows need; nothing is pulled into pandas.
 
 Every time is compared as integer nanoseconds since 1970 (any unit, any zone), so the
-answer is exact to the nanosecond. Two plans, picked per view:
+answer is exact to the nanosecond. Three plans, picked per view:
+
+- *NumPy* (``mloop.features.asof``), tried first for a view with one join key read from one local
+  Parquet file: one sort of packed 64-bit integers and a ``searchsorted``; it declines what it
+  cannot answer exactly as the DuckDB plans below do, and they run instead.
 
 - *TTL buckets* (a view with a TTL that is short against the entity rows' time span):
   each entity row is hash-joined to the feature rows of its key in its own and the
@@ -37,6 +41,7 @@ import pyarrow.compute as pc
 
 from mloop.errors import InvalidInputError
 from mloop.features._payload import has_columns, only_file, positions, take_rows
+from mloop.features.asof import asof_rows, times_ns
 from mloop.features.plan import Request, ViewRequest
 from mloop.features.sources import DataFrameSource, FileSource, _lit, _q, _window, epoch_ns, fetch_arrow
 
@@ -124,9 +129,14 @@ class _Window:
     """The entity rows' time range in nanoseconds, and what the plan choice needs to know about them."""
 
     def __init__(self, entities: pa.Table, timestamp: str) -> None:
-        times = pc.cast(entities.column(timestamp), pa.timestamp("ns", tz="UTC")).cast(pa.int64())
-        bounds = pc.min_max(times).as_py()
-        self.first_ns, self.last_ns = bounds["min"], bounds["max"]
+        read = times_ns(entities.column(timestamp))
+        if read is None:
+            raise InvalidInputError(field=f"entity_df.{timestamp}", value="a time outside 1677-2262",
+                                    expected="times within 1677-2262 (64-bit nanoseconds)")
+        self.times_ns, self.has_time = read
+        valid = self.times_ns[self.has_time]
+        self.first_ns = int(valid.min()) if len(valid) else None
+        self.last_ns = int(valid.max()) if len(valid) else None
         self.rows = entities.num_rows
         self._entities = entities
         self._squares: dict[tuple[str, ...], int] = {}
@@ -138,6 +148,10 @@ class _Window:
         first = self.first_ns - (_ttl_ns(ttl) if ttl is not None else 0)
         start = _from_ns(first // 1000 * 1000) if ttl is not None else None
         return start, _from_ns(-(-self.last_ns // 1000) * 1000)
+
+    def key_column(self, key: str) -> pa.ChunkedArray:
+        """The entity rows' values of join key ``key``."""
+        return self._entities.column(key)
 
     def key_squares(self, keys: tuple[str, ...]) -> int:
         """The sum over keys of (entity rows with that key) squared: how much the rows pile up on few keys."""
@@ -181,6 +195,12 @@ def _use_buckets(con: Any, req: ViewRequest, window: _Window) -> bool:
     share = min(1.0, 2 * _ttl_ns(ttl) / span)  # the two buckets each entity row looks at
     pairs = feature_rows / window.rows * share * window.key_squares(req.keys)
     return pairs <= feature_rows
+
+
+def _try_numpy(req: ViewRequest) -> bool:
+    """Whether to try the NumPy plan (``mloop.features.asof``) first: one join key, times not read in a zone.
+    It still declines what it cannot answer exactly, and DuckDB's plans run instead."""
+    return len(req.keys) == 1 and not req.view.timezone
 
 
 def _payload_mode(con: Any, req: ViewRequest) -> tuple[str, str | None]:
@@ -279,6 +299,12 @@ def _view_values(con: Any, index: int, req: ViewRequest, window: _Window, head: 
     """
     i, count = index, window.rows
     mode, pattern = _payload_mode(con, req)
+    if mode == "file" and _try_numpy(req):
+        picked = asof_rows(pattern or "", req.keys[0], req.view.timestamp, req.view.created_timestamp,
+                           _ttl_ns(req.view.ttl) if req.view.ttl is not None else None,
+                           window.key_column(req.keys[0]), window.times_ns, window.has_time)
+        if picked is not None:
+            return _cast_values(con, i, req, take_rows(pattern or "", req.features, picked))
     ctes = [head, *_feature_cte(con, i, req, window, mode, pattern)]
     carried = {"file": [f"__r{i}"], "address": [f"__fn{i}", f"__r{i}"]}.get(mode) or \
         [f"__f{i}_{j}" for j in range(len(req.features))]

@@ -159,10 +159,11 @@ def test_training_materialize_and_push_in_every_unit_and_zone(unit: str, tz: str
         store.close()
 
 
-@pytest.mark.parametrize("plan", ["asof", "buckets"])
+@pytest.mark.parametrize("plan", ["numpy", "asof", "buckets"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_both_join_plans_match_the_reference(plan: str, seed: int, home: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offline, "_try_numpy", lambda req: plan == "numpy")
     monkeypatch.setattr(offline, "_use_buckets", lambda *args: plan == "buckets")
     features, entities = make_data("ns", seed=seed, rows=4000, entity_rows=3000)
     store = _store(home, tmp_path, features, "pandas", None)
@@ -188,6 +189,7 @@ def test_both_join_plans_match_the_reference(plan: str, seed: int, home: Path, t
 def test_the_bucket_plan_is_chosen_for_a_short_ttl_and_not_for_piled_up_keys(home: Path, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     chosen: list[bool] = []
+    monkeypatch.setattr(offline, "_try_numpy", lambda req: False)  # DuckDB's choice between its two plans
     real = offline._use_buckets
     monkeypatch.setattr(offline, "_use_buckets", lambda *a: chosen.append(real(*a)) or chosen[-1])
     features, entities = make_data("us", rows=20_000, entity_rows=2000, keys=[f"k{i}" for i in range(2000)])

@@ -93,17 +93,23 @@ def _store(home: Path, source: object, ttl: timedelta = TTL) -> FeatureStore:
     return store
 
 
-@pytest.mark.parametrize("plan", ["asof", "buckets"])
+def _plan(monkeypatch: pytest.MonkeyPatch, plan: str) -> None:
+    """Force a join plan: NumPy's (tried first by default), or DuckDB's ASOF or bucket plan."""
+    monkeypatch.setattr(offline, "_try_numpy", lambda req: plan == "numpy")
+    monkeypatch.setattr(offline, "_use_buckets", lambda *args: plan == "buckets")
+
+
+@pytest.mark.parametrize("plan", ["numpy", "asof", "buckets"])
 def test_values_are_taken_by_row_number_from_the_row_groups_that_hold_them(
         plan: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offline, "_use_buckets", lambda *args: plan == "buckets")
+    _plan(monkeypatch, plan)
     features = _features(3000, seed=1)
     path = tmp_path / "zones.parquet"
     pq.write_table(pa.Table.from_pandas(features, preserve_index=False), path, row_group_size=250)
-    read: list[list[int]] = []
+    read: list[list[int]] = []  # the row groups of each value column read (the NumPy plan reads the keys too)
     real_read = pq.ParquetFile.read_row_groups
-    monkeypatch.setattr(pq.ParquetFile, "read_row_groups",
-                        lambda self, groups, **kw: read.append(list(groups)) or real_read(self, groups, **kw))
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda self, groups, **kw: read.extend(
+        [list(groups)] * len(set(kw["columns"]) & {"x", "n", "label"})) or real_read(self, groups, **kw))
     store = _store(home, FileSource(str(path)))
     try:
         for hours in ((20, 30), (-30, 200)):  # a narrow window of entity rows, then one wider than the data
@@ -117,10 +123,10 @@ def test_values_are_taken_by_row_number_from_the_row_groups_that_hold_them(
         store.close()
 
 
-@pytest.mark.parametrize("plan", ["asof", "buckets"])
+@pytest.mark.parametrize("plan", ["numpy", "asof", "buckets"])
 def test_rows_spread_over_several_files_with_ties_across_files(plan: str, home: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offline, "_use_buckets", lambda *args: plan == "buckets")
+    _plan(monkeypatch, plan)
     features = _features(1500, seed=3)
     folder = tmp_path / "zones"
     (folder / "day=2").mkdir(parents=True)
