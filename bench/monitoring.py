@@ -70,8 +70,7 @@ def setup(home: Path, rows: int, flush_seconds: float) -> pd.DataFrame:
     with TrackingClient(settings).start_run("bench", run_class=ActiveRun) as run:
         mv = run.log_model(model, name="fare")
     attach_to_model_version("fare", mv.version, data=train, registry=registry_for(settings))
-    folder = Path(settings.artifact_root) / "predictions" / "fare" / DAY.strftime("%Y-%m-%d")
-    folder.mkdir(parents=True, exist_ok=True)
+    log = Path(settings.artifact_root) / "predictions" / "fare"
     day_ms = int(DAY.timestamp() * 1000)
     times = np.sort(rng.integers(day_ms, day_ms + 86_400_000, rows))
     span = int(flush_seconds * 1000)
@@ -91,6 +90,9 @@ def setup(home: Path, rows: int, flush_seconds: float) -> pd.DataFrame:
                           "output": pa.array(outputs[begin:end]), "latency_ms": pa.array(latency[begin:end]),
                           "proba": pa.nulls(n, pa.string())})
         written = pd.Timestamp(int(t[-1]) + 200, unit="ms", tz="UTC")
+        # filed under the day it was written, as the serving log does: the day's last second lands after midnight
+        folder = log / written.strftime("%Y-%m-%d")
+        folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, folder / f"{written.strftime('%H%M%S%f')}-1-{part:08x}.parquet", compression="zstd")
     return train
 
@@ -118,7 +120,7 @@ def month_read(home: str) -> None:
 
     from mloop.config import Settings
     from mloop.monitoring._tables import monitor_series
-    from mloop.monitoring.rollup import rolled_up_series
+    from mloop.monitoring.rollup import refresh_rollups, rolled_up_series
     from mloop.store.sql import open_database
 
     settings = Settings.load(home=home)
@@ -130,6 +132,7 @@ def month_read(home: str) -> None:
     with db.write() as conn:
         for d in range(1, 30):
             conn.execute(insert(monitor_series), [{**r, "start": r["start"] - d * 86_400_000} for r in day])
+    refresh_rollups("fare-5m", settings=settings)  # what run_monitor does for the windows it writes
     wanted = ["rows", "latency_p50", "latency_p95", "latency_p99", "drift_effect"]
     times = []
     for _ in range(5):

@@ -388,6 +388,11 @@ class _Runner:
             self._write(int(window), str(version), str(role), summary)
             windows.add(int(window))
         report.starts.extend(sorted(windows))
+        if windows:  # before the watermark moves past them: a crash here recomputes the windows and these
+            from mloop.monitoring.rollup import refresh_buckets
+
+            with self.db.write() as conn:
+                refresh_buckets(conn, self.monitor.name, self.monitor.window_seconds, sorted(windows))
         return len(windows)
 
     def _summarize(self, rows: pd.DataFrame, version: str, role: str) -> Summary:
