@@ -23,6 +23,7 @@ import re
 import socket
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,7 +47,9 @@ __all__ = ["Monitor", "RunReport", "create_monitor", "get_monitor", "list_monito
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_WINDOW, MAX_WINDOW = 300, 86400
-BATCH_SECONDS = 3 * 3600  # windows computed together: the log of a busy model for three hours fits in memory
+# windows computed together: two batches are in memory at once (one summarized, the next read), and the log of a
+# busy model for two 90-minute stretches fits
+BATCH_SECONDS = 90 * 60
 LEASE_SECONDS = 600  # a run that died on another machine holds its monitor at most this long (renewed per batch)
 TASKS = ("classification", "regression")
 
@@ -324,9 +327,18 @@ class _Runner:
             watermark = _floor(self.files[0][0] - self.late, self.monitor.window_seconds)
         closed = _floor(now - self.late, self.monitor.window_seconds)
         self._previous_of(watermark)
-        for start, end in self._batches(watermark, closed):
-            report.windows += self._compute(start, end, report, self.files)
-            self._save_watermark(end, None)
+        batches = list(self._batches(watermark, closed))
+        # the next batch's log is read (DuckDB and Arrow, without the GIL) while this one is summarized
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            upcoming = reader.submit(self._load, *batches[0], self.files) if batches else None
+            for i, (start, end) in enumerate(batches):
+                assert upcoming is not None
+                rows, failed = upcoming.result()
+                if i + 1 < len(batches):
+                    upcoming = reader.submit(self._load, *batches[i + 1], self.files)
+                report.windows += self._summarize_batch(start, rows, failed, report)
+                del rows, failed
+                self._save_watermark(end, None)
         report.watermark = max(closed, watermark)
         self._save_watermark(report.watermark, labels_mark)
         return report
@@ -353,10 +365,18 @@ class _Runner:
     def _compute(self, start: int, end: int, report: RunReport, files: list[tuple[int, str]]) -> int:
         """Compute the windows in ``[start, end)`` from ``files`` (when written, key); returns how many had
         traffic."""
+        return self._summarize_batch(start, *self._load(start, end, files), report)
+
+    def _load(self, start: int, end: int, files: list[tuple[int, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The predictions and the failed requests in ``[start, end)``, from ``files`` (when written, key)."""
         keys = [k for w, k in files if start <= w < end + self.late + 60_000]
         rows = _log.read_rows(self.blobs, keys, start, end)
         failed = _log.read_errors(self.blobs, [k for w, k in self.error_files if start <= w < end + self.late + 60_000],
                                   self.monitor.model, start, end)
+        return rows, failed
+
+    def _summarize_batch(self, start: int, rows: pd.DataFrame, failed: pd.DataFrame, report: RunReport) -> int:
+        """Summarize and store the windows of one batch read by ``_load``; returns how many had traffic."""
         report.rows += len(rows)
         if not len(rows) and not len(failed):
             return 0
