@@ -304,6 +304,7 @@ class _Runner:
         self.references: dict[str, tuple[Profile | None, Any]] = {}
         self.previous: dict[tuple[str, str], Profile] = {}
         self.task = monitor.task
+        self.unrolled: set[int] | None = None  # windows written whose roll-ups wait (while relabelling)
 
     def run(self, now: int) -> RunReport:
         with self.db.read() as conn:
@@ -408,12 +409,20 @@ class _Runner:
             self._write(int(window), str(version), str(role), summary)
             windows.add(int(window))
         report.starts.extend(sorted(windows))
-        if windows:  # before the watermark moves past them: a crash here recomputes the windows and these
+        if self.unrolled is not None:  # relabelling window by window: rolled up once, after the last
+            self.unrolled.update(windows)
+        else:
+            self._roll_up(windows)
+        return len(windows)
+
+    def _roll_up(self, windows: set[int]) -> None:
+        """Roll up the hours and days of ``windows`` again, before the watermark moves past them (a crash before
+        this recomputes the windows, and this with them)."""
+        if windows:
             from mloop.monitoring.rollup import refresh_buckets
 
             with self.db.write() as conn:
                 refresh_buckets(conn, self.monitor.name, self.monitor.window_seconds, sorted(windows))
-        return len(windows)
 
     def _summarize(self, rows: pd.DataFrame, version: str, role: str) -> Summary:
         reference, schema = self._reference(version)
@@ -466,9 +475,12 @@ class _Runner:
             found = _log.ids_and_times(self.blobs, key)
             hit = found[found["id"].isin(ids) & (found["time"] < watermark)]
             windows.update((hit["time"] // self.step * self.step).tolist())
+        self.unrolled = set()  # a day's bucket holds 288 windows: rolled up once, not once per window
         for start in sorted(windows):
             self._previous_of(start)
             self._compute(start, start + self.step, report, files)
+        self._roll_up(self.unrolled)
+        self.unrolled = None
         return len(windows)
 
     def _previous_of(self, start: int) -> None:
