@@ -34,6 +34,21 @@ monitor_series = Table(
     Index("ix_monitor_series_monitor_metric_start", "monitor", "metric", "start"),  # a chart reads a few metrics
 )
 
+# The series rolled up by the hour and by the day (``rollup.py``), refreshed with the windows they hold, so a
+# dashboard's month is one range scan of a few thousand rows instead of an aggregation over hundreds of thousands.
+monitor_rollups = Table(
+    "monitor_rollups", metadata,
+    Column("monitor", String(128), primary_key=True),
+    Column("every", String(8), primary_key=True),  # 1h | 1d
+    Column("metric", String(64), primary_key=True),
+    Column("start", BigInteger, primary_key=True),  # the bucket's first millisecond
+    Column("version", String(64), primary_key=True),
+    Column("role", String(64), primary_key=True),
+    Column("column", String(256), primary_key=True),
+    Column("slice", String(256), primary_key=True),
+    Column("value", Float),
+)
+
 monitor_profiles = Table(
     "monitor_profiles", metadata,
     Column("monitor", String(128), primary_key=True),

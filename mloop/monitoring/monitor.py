@@ -23,6 +23,7 @@ import re
 import socket
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,7 +47,9 @@ __all__ = ["Monitor", "RunReport", "create_monitor", "get_monitor", "list_monito
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_WINDOW, MAX_WINDOW = 300, 86400
-BATCH_SECONDS = 3 * 3600  # windows computed together: the log of a busy model for three hours fits in memory
+# windows computed together: two batches are in memory at once (one summarized, the next read), and the log of a
+# busy model for two 90-minute stretches fits
+BATCH_SECONDS = 90 * 60
 LEASE_SECONDS = 600  # a run that died on another machine holds its monitor at most this long (renewed per batch)
 TASKS = ("classification", "regression")
 
@@ -301,6 +304,7 @@ class _Runner:
         self.references: dict[str, tuple[Profile | None, Any]] = {}
         self.previous: dict[tuple[str, str], Profile] = {}
         self.task = monitor.task
+        self.unrolled: set[int] | None = None  # windows written whose roll-ups wait (while relabelling)
 
     def run(self, now: int) -> RunReport:
         with self.db.read() as conn:
@@ -324,9 +328,18 @@ class _Runner:
             watermark = _floor(self.files[0][0] - self.late, self.monitor.window_seconds)
         closed = _floor(now - self.late, self.monitor.window_seconds)
         self._previous_of(watermark)
-        for start, end in self._batches(watermark, closed):
-            report.windows += self._compute(start, end, report, self.files)
-            self._save_watermark(end, None)
+        batches = list(self._batches(watermark, closed))
+        # the next batch's log is read (DuckDB and Arrow, without the GIL) while this one is summarized
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            upcoming = reader.submit(self._load, *batches[0], self.files) if batches else None
+            for i, (start, end) in enumerate(batches):
+                assert upcoming is not None
+                rows, failed = upcoming.result()
+                if i + 1 < len(batches):
+                    upcoming = reader.submit(self._load, *batches[i + 1], self.files)
+                report.windows += self._summarize_batch(start, rows, failed, report)
+                del rows, failed
+                self._save_watermark(end, None)
         report.watermark = max(closed, watermark)
         self._save_watermark(report.watermark, labels_mark)
         return report
@@ -353,10 +366,18 @@ class _Runner:
     def _compute(self, start: int, end: int, report: RunReport, files: list[tuple[int, str]]) -> int:
         """Compute the windows in ``[start, end)`` from ``files`` (when written, key); returns how many had
         traffic."""
+        return self._summarize_batch(start, *self._load(start, end, files), report)
+
+    def _load(self, start: int, end: int, files: list[tuple[int, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The predictions and the failed requests in ``[start, end)``, from ``files`` (when written, key)."""
         keys = [k for w, k in files if start <= w < end + self.late + 60_000]
         rows = _log.read_rows(self.blobs, keys, start, end)
         failed = _log.read_errors(self.blobs, [k for w, k in self.error_files if start <= w < end + self.late + 60_000],
                                   self.monitor.model, start, end)
+        return rows, failed
+
+    def _summarize_batch(self, start: int, rows: pd.DataFrame, failed: pd.DataFrame, report: RunReport) -> int:
+        """Summarize and store the windows of one batch read by ``_load``; returns how many had traffic."""
         report.rows += len(rows)
         if not len(rows) and not len(failed):
             return 0
@@ -388,7 +409,20 @@ class _Runner:
             self._write(int(window), str(version), str(role), summary)
             windows.add(int(window))
         report.starts.extend(sorted(windows))
+        if self.unrolled is not None:  # relabelling window by window: rolled up once, after the last
+            self.unrolled.update(windows)
+        else:
+            self._roll_up(windows)
         return len(windows)
+
+    def _roll_up(self, windows: set[int]) -> None:
+        """Roll up the hours and days of ``windows`` again, before the watermark moves past them (a crash before
+        this recomputes the windows, and this with them)."""
+        if windows:
+            from mloop.monitoring.rollup import refresh_buckets
+
+            with self.db.write() as conn:
+                refresh_buckets(conn, self.monitor.name, self.monitor.window_seconds, sorted(windows))
 
     def _summarize(self, rows: pd.DataFrame, version: str, role: str) -> Summary:
         reference, schema = self._reference(version)
@@ -441,9 +475,12 @@ class _Runner:
             found = _log.ids_and_times(self.blobs, key)
             hit = found[found["id"].isin(ids) & (found["time"] < watermark)]
             windows.update((hit["time"] // self.step * self.step).tolist())
+        self.unrolled = set()  # a day's bucket holds 288 windows: rolled up once, not once per window
         for start in sorted(windows):
             self._previous_of(start)
             self._compute(start, start + self.step, report, files)
+        self._roll_up(self.unrolled)
+        self.unrolled = None
         return len(windows)
 
     def _previous_of(self, start: int) -> None:

@@ -155,7 +155,7 @@ def test_a_month_rolls_up_the_same_on_sqlite_and_postgresql(tmp_path, db_url: st
 
     from mloop.monitoring import create_monitor
     from mloop.monitoring._tables import monitor_series
-    from mloop.monitoring.rollup import rolled_up_series
+    from mloop.monitoring.rollup import refresh_rollups, rolled_up_series
     from mloop.store.sql import open_database
 
     settings = Settings.load(home=str(tmp_path / "home"), db_url=db_url)
@@ -169,6 +169,7 @@ def test_a_month_rolls_up_the_same_on_sqlite_and_postgresql(tmp_path, db_url: st
             {"monitor": "month", "start": int(s), "version": "1", "role": "primary", "metric": metric, "column": "",
              "slice": "", "value": float(values[i])} for metric, values in figures.items()
             for i, s in enumerate(starts)])
+    refresh_rollups("month", settings=settings)  # series written here, not by the monitor: roll them up
     for every, step in (("1h", 3_600_000), ("1d", 86_400_000)):  # buckets start on the hour, at midnight UTC
         found = rolled_up_series("month", every, settings=settings)
         bucket = starts // step
