@@ -38,7 +38,18 @@ __all__ = ["RegistryClient"]
 
 
 class RegistryClient:
-    """The model registry over the metadata database and the artifact store of ``settings``."""
+    """The model registry over the metadata database and the artifact store of ``settings``.
+
+    With a server URL in the settings (``MLOOP_TRACKING_URI``) the object built is the HTTP transport
+    (``mloop.registry._http.HttpRegistryClient``, the same methods), so that no caller reaches past the server.
+    """
+
+    def __new__(cls, settings: Settings | None = None) -> RegistryClient:
+        if cls is RegistryClient and (settings or Settings.load()).remote:
+            from mloop.registry._log import open_registry
+
+            return open_registry(settings or Settings.load())
+        return super().__new__(cls)
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.load()

@@ -57,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import registry
 
     app.include_router(registry.router, prefix="/api")
+    from mloop.server.api import registry_remote
+
+    app.include_router(registry_remote.router, prefix="/api")
     from mloop.server.api import features
 
     app.include_router(features.router, prefix="/api")
