@@ -73,6 +73,29 @@ def test_mloop_serve_answers_through_the_server(team: AuthServer, tmp_path: Path
     _client_home_is_clean(tmp_path / "client-home")
 
 
+def test_mloop_serve_follows_an_alias_moved_on_the_server(team: AuthServer, tmp_path: Path, pipeline, frame,  # type: ignore[no-untyped-def]
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The serving process polls the server for the alias and reloads the new version's files through it."""
+    import time
+
+    rows = frame.head(3)
+    with serve_process(["models:/eta@champion", "--no-log", "--reload-seconds", "0.3"]) as (url, _):
+        settings = Settings.load()
+        monkeypatch.setenv("MLOOP_TOKEN", team.tokens["maintainer"])
+        shifted = pipeline.set_params(model__alpha=50.0).fit(frame, frame["distance_km"] * 3)
+        log_version(TrackingClient(settings), shifted, frame)
+        registry_for(Settings.load()).set_alias("eta", "champion", 2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            answer = httpx.post(f"{url}/predict/eta", json={"records": rows.to_dict(orient="records")}, timeout=30)
+            if answer.json().get("version") == "2":
+                break
+            time.sleep(0.2)
+    assert answer.json()["version"] == "2", answer.text
+    np.testing.assert_allclose(answer.json()["predictions"], shifted.predict(rows))
+    _client_home_is_clean(tmp_path / "client-home")
+
+
 def test_mloop_serve_without_a_token_says_why(team: AuthServer, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MLOOP_TOKEN"}
     done = subprocess.run([sys.executable, "-m", "mloop", "serve", "models:/eta@champion", "--port", "1"],
