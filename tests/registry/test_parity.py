@@ -209,3 +209,34 @@ def _ref(uri: str):  # type: ignore[no-untyped-def]
     from mloop.registry.uri import parse_uri
 
     return parse_uri(uri)
+
+
+def test_extra_files_lineage_and_webhooks(mode_settings: Settings, pipeline, frame) -> None:  # type: ignore[no-untyped-def]
+    import mloop
+
+    tracking = TrackingClient(mode_settings)
+    with tracking.start_run("eta-exp", run_class=mloop.ActiveRun) as run:
+        dataset = run.log_input(frame, name="train", context="train")
+        version = run.log_model(pipeline, name="eta", input_example=frame.head(3),
+                                extra_files={"notes.json": {"why": "parity"}}, metadata={"team": "maps"})
+    registry = registry_for(mode_settings)
+    assert b'"parity"' in registry.extra_file("eta", version.version, "notes.json")
+    with pytest.raises(NotFoundError, match=r"has no extra file 'other.json'; it has \['notes.json'\]"):
+        registry.extra_file("eta", version.version, "other.json")
+    loaded = mloop.load_model("models:/eta/1")
+    assert loaded.metadata == {"team": "maps"} and loaded.extra_file("notes.json").is_file()
+    assert [v.version for v in registry.versions_trained_on(dataset.digest)] == [1]
+    assert [d["digest"] for d in registry.lineage("eta", 1)["datasets"]] == [dataset.digest]
+
+    # a destination that does not resolve is refused alike (a real delivery is tests/registry/test_webhooks.py's)
+    with pytest.raises(InvalidInputError, match="does not resolve") as refused:
+        registry.webhooks.add("https://nowhere.invalid/hook", "s" * 32, events=["alias.set"], model="eta")
+    assert refused.value.field == "url" and "s" * 32 not in str(refused.value)
+    with pytest.raises(InvalidInputError) as short:
+        registry.webhooks.add("https://nowhere.invalid/hook", "short")
+    assert short.value.field == "secret" and "short" not in str(short.value)
+    assert registry.webhooks.list() == []
+    with pytest.raises(NotFoundError, match="No webhook 999"):
+        registry.webhooks.remove(999)
+    _reached_no_store(mode_settings)
+
