@@ -78,6 +78,13 @@ def test_models_versions_and_aliases(mode_settings: Settings, pipeline, frame) -
     assert {e.actor for e in registry.audit("eta")} == {Settings.load().user}
     registry.delete_version("eta", 3)
     assert [v.version for v in registry.list_versions("eta")] == [1, 2]
+    registry.set_alias("eta", "champion", 2)
+    with pytest.raises(ConflictError, match="force"):  # a version an alias points at is guarded
+        registry.delete_model("eta")
+    registry.delete_model("eta", force=True)
+    assert registry.list_models() == []
+    with pytest.raises(NotFoundError, match="No registered model named 'eta'"):
+        load_model("models:/eta/1", client=registry)
     _reached_no_store(mode_settings)
 
 
