@@ -18,7 +18,7 @@ import httpx
 from mloop.config import Settings
 from mloop.errors import InvalidInputError
 from mloop.registry import _models
-from mloop.registry._http_files import download_run_model, download_version
+from mloop.registry._http_files import download_run_model, download_version, upload_folder
 from mloop.registry._http_topics import HttpEnvironments, HttpRules, HttpWebhooks
 from mloop.registry.entities import AuditEntry, ModelVersion, RegisteredModel
 from mloop.registry.uri import ModelRef, parse_uri
@@ -82,20 +82,25 @@ class HttpRegistryClient:
     # ---------------------------------------------------------------- versions
     def register(self, name: str, source: str | Path, *, description: str = "", tags: dict[str, Any] | None = None,
                  create: bool = True, origin: str | None = None, run_id: str | None = None) -> ModelVersion:
-        """Register a new version of ``name`` from a model logged to a run of this server (``runs:/<id>/<path>``).
-
-        A local folder cannot be registered through a server: log it to a run first (``log_model_to_run``).
-        """
+        """Register a new version of ``name`` from ``runs:/<run_id>/<path>`` (a model logged to this server) or a
+        local model folder (checked against its manifest here, uploaded, and checked again by the server)."""
         _models.check_text(description, "description")
+        _models.check_text(origin, "origin")
         ref = parse_uri(str(source))
-        if ref.kind != "runs" or origin is not None or run_id is not None:
+        if ref.kind == "models":
             raise InvalidInputError(field="source", value=str(source),
-                                    expected="a runs:/<run_id>/<path> URI: through an mloop server a model is "
-                                             "registered from a run it was logged to (log_model_to_run)")
+                                    expected="runs:/<run_id>/<path> or a local model folder")
         if tags is not None and not isinstance(tags, dict):
             raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
-        body = {"source": str(source), "description": description, "tags": tags or {}, "create": create}
-        return _version(self.call("POST", f"/models/{_q(name)}/versions", body))
+        body = {"description": description, "tags": tags or {}, "create": create}
+        if ref.kind == "path":
+            body.update(upload_id=upload_folder(self, Path(str(ref.path))), origin=origin or str(ref.path),
+                        run_id=run_id)
+            return _version(self.call("POST", f"/models/{_q(name)}/versions/uploaded", body, retry=False))
+        if origin is not None or run_id is not None:
+            raise InvalidInputError(field="origin", value=origin or run_id,
+                                    expected="origin and run_id only with a local folder (a runs:/ URI names both)")
+        return _version(self.call("POST", f"/models/{_q(name)}/versions", {"source": str(source), **body}))
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         return _version(self.call("GET", _version_path(name, version)))

@@ -1,4 +1,5 @@
-"""Model files through ``mloop server``: streamed into a local cache, checked before they appear.
+"""Model files through ``mloop server``: streamed into a local cache, checked before they appear; a local model
+folder streamed up to be registered.
 
 A download lands in a temporary folder beside the cache; it is renamed into place only when every file the
 manifest lists is there with its recorded sha256 (``verify_files``, the check the direct path makes), so a
@@ -12,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -19,7 +21,7 @@ from urllib.parse import quote
 from mloop._util.names import check_artifact_path
 from mloop.errors import NotFoundError
 from mloop.registry import _models
-from mloop.registry.packaging import MANIFEST, parse_manifest, verify_files
+from mloop.registry.packaging import MANIFEST, parse_manifest, read_manifest, verify_files
 from mloop.tracking.entities import Artifact
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
     from mloop.registry._http import HttpRegistryClient
 
-__all__ = ["download_run_model", "download_version"]
+__all__ = ["download_run_model", "download_version", "upload_folder"]
 
 
 def download_version(client: HttpRegistryClient, name: str, version: int, storage: str, cache_root: Path) -> Path:
@@ -67,6 +69,19 @@ def download_run_model(client: HttpRegistryClient, run_id: str, path: str, cache
         verify_files(folder, parse_manifest((folder / MANIFEST).read_bytes(), f"runs:/{run_id}/{path}"))
 
     return _cached(client, f"runs/{run_id}/artifacts/{path}", cache_root, fetch)
+
+
+def upload_folder(client: HttpRegistryClient, folder: Path) -> str:
+    """Send a model folder's files to the server (after checking them against its manifest, as the direct path
+    does before copying); returns the upload id that ``POST /models/{name}/versions/uploaded`` registers."""
+    manifest = read_manifest(folder)
+    verify_files(folder, manifest)
+    upload_id = uuid.uuid4().hex
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = check_artifact_path(path.relative_to(folder).as_posix(), "files")
+        with path.open("rb") as stream:  # streamed; a retry rewinds the file
+            client.call("PUT", f"/uploads/{upload_id}/{quote(relative, safe='/')}", content=stream)
+    return upload_id
 
 
 def _cached(client: HttpRegistryClient, storage: str, cache_root: Path, fetch: Callable[[Path], None]) -> Path:

@@ -247,3 +247,26 @@ def test_extra_files_lineage_and_webhooks(mode_settings: Settings, pipeline, fra
         registry.webhooks.remove(999)
     _reached_no_store(mode_settings)
 
+
+def test_a_local_model_folder_registers_in_both_modes(mode_settings: Settings, tmp_path: Path, pipeline,  # type: ignore[no-untyped-def]
+                                                      frame) -> None:
+    """Through a server the folder is uploaded and checked there; the version records the same source."""
+    from mloop.registry import save_model
+
+    save_model(pipeline, tmp_path / "m", input_example=frame.head(3))
+    registry = registry_for(mode_settings)
+    with TrackingClient(mode_settings).start_run("folders") as run:
+        pass
+    version = registry.register("local-model", tmp_path / "m", description="from disk", run_id=run.run_id)
+    assert (version.version, version.run_id, version.source) == (1, run.run_id, str(tmp_path / "m"))
+    assert version.storage.startswith("models/") and version.description == "from disk"
+    np.testing.assert_allclose(load_model("models:/local-model/1").predict(frame), pipeline.predict(frame))
+    with pytest.raises(NotFoundError, match="No registered model named 'absent'"):
+        registry.register("absent", tmp_path / "m", create=False)
+
+    (tmp_path / "m" / "input_example.json").write_text("[]")  # now the folder disagrees with its manifest
+    with pytest.raises(ConflictError, match="'input_example.json' is corrupt or was changed"):
+        registry.register("local-model", tmp_path / "m")
+    assert [v.version for v in registry.list_versions("local-model")] == [1]
+    assert [m.name for m in registry.list_models()] == ["local-model"]
+    _reached_no_store(mode_settings)

@@ -155,3 +155,30 @@ def test_bytes_that_differ_from_the_manifest_never_load(team: AuthServer, monkey
     with pytest.raises(DataIntegrityError):
         load_model("models:/eta/1")
     assert not list((Path(Settings.load().home) / "cache" / "models").glob("[0-9a-f]*"))  # nothing half-cached
+
+
+def test_the_upload_route_is_bounded_confined_and_cleaned(team: AuthServer) -> None:
+    import dataclasses
+
+    app_state = team.server.app.state
+    app_state.settings = dataclasses.replace(app_state.settings, max_artifact_bytes=1000)
+    upload = "/api/registry/uploads/" + "a" * 32
+    with team.client("editor") as editor, team.client("viewer") as viewer:
+        assert viewer.put(f"{upload}/x.bin", content=b"1").status_code == 403
+        too_big = editor.put(f"{upload}/x.bin", content=b"1" * 1001)
+        assert too_big.status_code == 413 and "at most 1000 bytes" in too_big.json()["message"]
+        for escape in ("../../../x.bin", "%2e%2e/%2e%2e/x.bin", "..%2F..%2Fx.bin"):
+            # refused by the route (404/422), or normalized by the client into a path no upload route serves (415)
+            assert editor.put(f"{upload}/{escape}", content=b"1").status_code in (404, 415, 422), escape
+        home = Path(team.server.settings.home)
+        assert not [p for p in home.rglob("x.bin")]
+        assert editor.put("/api/registry/uploads/not-an-id/x.bin", content=b"1").status_code == 422
+        assert editor.put(f"{upload}/x.bin", content=b"1").status_code == 201
+        refused = editor.post("/api/registry/models/eta/versions/uploaded",
+                              json={"upload_id": "a" * 32, "origin": "/tmp/m"})
+        assert refused.status_code == 404 and "no mloop-model.yaml" in refused.json()["message"]
+        missing = editor.post("/api/registry/models/eta/versions/uploaded",
+                              json={"upload_id": "b" * 32, "origin": "/tmp/m"})
+        assert missing.status_code == 404 and "Nothing was uploaded" in missing.json()["message"]
+    served = registry_for(team.server.settings)
+    assert served.blobs.list("uploads") == []  # a refused upload is removed too
