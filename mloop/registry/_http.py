@@ -94,9 +94,9 @@ class HttpRegistryClient:
             raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
         body = {"description": description, "tags": tags or {}, "create": create}
         if ref.kind == "path":
-            body.update(upload_id=upload_folder(self, Path(str(ref.path))), origin=origin or str(ref.path),
-                        run_id=run_id)
-            return _version(self.call("POST", f"/models/{_q(name)}/versions/uploaded", body, retry=False))
+            upload_id = upload_folder(self, Path(str(ref.path)))
+            body.update(origin=origin or str(ref.path), run_id=run_id)
+            return _version(self.call("POST", f"/models/{_q(name)}/uploads/{upload_id}", body, retry=False))
         if origin is not None or run_id is not None:
             raise InvalidInputError(field="origin", value=origin or run_id,
                                     expected="origin and run_id only with a local folder (a runs:/ URI names both)")

@@ -73,7 +73,7 @@ def download_run_model(client: HttpRegistryClient, run_id: str, path: str, cache
 
 def upload_folder(client: HttpRegistryClient, folder: Path) -> str:
     """Send a model folder's files to the server (after checking them against its manifest, as the direct path
-    does before copying); returns the upload id that ``POST /models/{name}/versions/uploaded`` registers."""
+    does before copying); returns the upload id that ``POST /models/{name}/uploads/{id}`` registers."""
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
     upload_id = uuid.uuid4().hex

@@ -174,11 +174,10 @@ def test_the_upload_route_is_bounded_confined_and_cleaned(team: AuthServer) -> N
         assert not [p for p in home.rglob("x.bin")]
         assert editor.put("/api/registry/uploads/not-an-id/x.bin", content=b"1").status_code == 422
         assert editor.put(f"{upload}/x.bin", content=b"1").status_code == 201
-        refused = editor.post("/api/registry/models/eta/versions/uploaded",
-                              json={"upload_id": "a" * 32, "origin": "/tmp/m"})
+        assert editor.put(f"{upload}/bad%0Fname.bin", content=b"1").status_code == 422
+        refused = editor.post("/api/registry/models/eta/uploads/" + "a" * 32, json={"origin": "/tmp/m"})
         assert refused.status_code == 404 and "no mloop-model.yaml" in refused.json()["message"]
-        missing = editor.post("/api/registry/models/eta/versions/uploaded",
-                              json={"upload_id": "b" * 32, "origin": "/tmp/m"})
+        missing = editor.post("/api/registry/models/eta/uploads/" + "b" * 32, json={"origin": "/tmp/m"})
         assert missing.status_code == 404 and "Nothing was uploaded" in missing.json()["message"]
     served = registry_for(team.server.settings)
     assert served.blobs.list("uploads") == []  # a refused upload is removed too

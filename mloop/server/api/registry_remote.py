@@ -9,6 +9,7 @@ tags: editor; environments: maintainer; webhooks: server admin).
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,9 +22,9 @@ from pydantic import Field, StrictBool
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from mloop._util.names import check_artifact_path
+from mloop._util.names import PLAIN_PATH_PATTERN, check_artifact_path
 from mloop._util.openapi import error_responses
-from mloop.errors import BackendError, NotFoundError
+from mloop.errors import BackendError, InvalidInputError, NotFoundError
 from mloop.registry.packaging import MANIFEST
 from mloop.server.api._schema import Description, OptionalTextQuery, PlainPath, Tags, TextPath
 from mloop.server.api.registry import IdPath, Limit, _Body, _out, _registry
@@ -66,12 +67,12 @@ def version_file(name: TextPath, version: IdPath, path: PlainPath, request: Requ
                         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
 
 
-@router.delete("/models/{name}/tags/{key}", status_code=204)
+@router.delete("/models/{name}/tags/{key}", status_code=204, responses=error_responses(404))
 def delete_model_tag(name: TextPath, key: TextPath, request: Request) -> None:
     _registry(request).delete_tag(name, key)
 
 
-@router.delete("/models/{name}/versions/{version}/tags/{key}", status_code=204)
+@router.delete("/models/{name}/versions/{version}/tags/{key}", status_code=204, responses=error_responses(404))
 def delete_version_tag(name: TextPath, version: IdPath, key: TextPath, request: Request) -> None:
     _registry(request).delete_tag(name, key, version)
 
@@ -87,7 +88,7 @@ def undeploy(env: TextPath, name: TextPath, request: Request,
     _registry(request).environments.undeploy(name, env, reason)
 
 
-@router.get("/deployments")
+@router.get("/deployments", responses=error_responses(404))
 def deployments(request: Request, env: OptionalTextQuery = None, model: OptionalTextQuery = None,
                 limit: Limit = 100) -> Any:
     """Every change of what runs where, newest first (optionally of one environment and/or model)."""
@@ -111,7 +112,6 @@ _UPLOADS = "uploads"  # where uploaded files wait, in the artifact store, until 
 
 
 class UploadedVersionIn(_Body):
-    upload_id: Annotated[str, Field(pattern=_HEX32)]
     origin: Description  # where the folder was on the client: the source the version records
     run_id: Annotated[str, Field(pattern=_HEX32)] | None = None  # the run that made the model, if any
     description: Description = ""
@@ -121,9 +121,11 @@ class UploadedVersionIn(_Body):
 
 @router.put("/uploads/{upload_id}/{path:path}", status_code=201, responses=error_responses(413))
 async def upload_file(upload_id: UploadId, path: PlainPath, request: Request) -> Any:
-    """One file of a model folder on its way to ``POST /models/{name}/versions/uploaded``: the body, streamed to
+    """One file of a model folder on its way to ```POST /models/{name}/uploads/{upload_id}``: the body, streamed to
     disk and bounded by ``max_artifact_bytes`` (413) like a run artifact."""
     check_artifact_path(path)
+    if not re.fullmatch(PLAIN_PATH_PATTERN, path):  # only the names the document promises (no '%', ':', controls)
+        raise InvalidInputError(field="path", value=path, expected="a plain relative path like 'model/model.skops'")
     limit = request.app.state.settings.max_artifact_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -137,18 +139,18 @@ async def upload_file(upload_id: UploadId, path: PlainPath, request: Request) ->
     return JSONResponse({"path": path, "sha256": received}, status_code=201)
 
 
-@router.post("/models/{name}/versions/uploaded", status_code=201, responses=error_responses(404, 409))
-def register_uploaded(name: TextPath, body: UploadedVersionIn, request: Request) -> Any:
+@router.post("/models/{name}/uploads/{upload_id}", status_code=201, responses=error_responses(404, 409))
+def register_uploaded(name: TextPath, upload_id: UploadId, body: UploadedVersionIn, request: Request) -> Any:
     """Register the folder uploaded under ``upload_id`` as a new version (checked against its manifest, as a local
     folder is); the uploaded copy is removed either way."""
     registry = _registry(request)
-    prefix = f"{_UPLOADS}/{body.upload_id}"
+    prefix = f"{_UPLOADS}/{upload_id}"
     try:
         with tempfile.TemporaryDirectory(dir=_spool(request)) as tmp:
             folder = Path(tmp) / "model"
             keys = [k for k in registry.blobs.list(prefix) if k.startswith(prefix + "/")]
             if not keys:
-                raise NotFoundError(f"Nothing was uploaded under '{body.upload_id}'.", field="upload_id")
+                raise NotFoundError(f"Nothing was uploaded under '{upload_id}'.", field="upload_id")
             for key in keys:
                 registry.blobs.get_file(key, folder / check_artifact_path(key[len(prefix) + 1:], "files"))
             return _out(registry.register(name, folder, description=body.description, tags=body.tags,
@@ -157,7 +159,7 @@ def register_uploaded(name: TextPath, body: UploadedVersionIn, request: Request)
         try:
             registry.blobs.delete(prefix)
         except OSError as exc:  # the version is registered (or refused) already; a leftover is only space
-            raise BackendError(f"Could not remove the upload '{body.upload_id}': {exc}") from exc
+            raise BackendError(f"Could not remove the upload '{upload_id}': {exc}") from exc
 
 
 def _spool(request: Request) -> Path:
