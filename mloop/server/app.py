@@ -24,6 +24,7 @@ EDGE_RULES = (BodyRule(r"/api/runs/[^/]+/artifacts/", methods=frozenset({"PUT"})
               # MLflow's artifact proxy: a file upload or one part of a multipart upload, bounded by its route
               BodyRule(r"/api/2\.0/mlflow-artifacts/(artifacts|mpu/parts)/", methods=frozenset({"PUT"}),
                        media_types=None, limited=False))
+
 # one file of a model folder registered through the server, bounded by its route like an artifact
 EDGE_RULES += (BodyRule(r"/api/registry/uploads/", methods=frozenset({"PUT"}), media_types=None, limited=False),)
 
