@@ -84,14 +84,7 @@ class HttpRegistryClient:
                  create: bool = True, origin: str | None = None, run_id: str | None = None) -> ModelVersion:
         """Register a new version of ``name`` from ``runs:/<run_id>/<path>`` (a model logged to this server) or a
         local model folder (checked against its manifest here, uploaded, and checked again by the server)."""
-        _models.check_text(description, "description")
-        _models.check_text(origin, "origin")
-        ref = parse_uri(str(source))
-        if ref.kind == "models":
-            raise InvalidInputError(field="source", value=str(source),
-                                    expected="runs:/<run_id>/<path> or a local model folder")
-        if tags is not None and not isinstance(tags, dict):
-            raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
+        ref = _models.check_registration(source, description, origin, tags)
         body = {"description": description, "tags": tags or {}, "create": create}
         if ref.kind == "path":
             upload_id = upload_folder(self, Path(str(ref.path)))

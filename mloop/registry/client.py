@@ -141,14 +141,7 @@ class RegistryClient:
         elsewhere (a model the mlflow client logged), ``origin`` is the source the version records and
         ``run_id`` the run that made it.
         """
-        _models.check_text(description, "description")
-        _models.check_text(origin, "origin")
-        ref = parse_uri(str(source))
-        if ref.kind == "models":
-            raise InvalidInputError(field="source", value=str(source),
-                                    expected="runs:/<run_id>/<path> or a local model folder")
-        if tags is not None and not isinstance(tags, dict):
-            raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
+        ref = _models.check_registration(source, description, origin, tags)
         if ref.kind == "path" and run_id is not None:
             ref = dataclasses.replace(ref, run_id=run_id)
         storage, manifest = self._source(ref)
