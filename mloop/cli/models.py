@@ -21,9 +21,9 @@ HOME = typer.Option(None, "--home", help="mloop home folder (default: $MLOOP_HOM
 
 
 def _registry(home: str | None):  # type: ignore[no-untyped-def]
-    from mloop.registry import RegistryClient
+    from mloop.registry import open_registry
 
-    return RegistryClient(settings_from(home))
+    return open_registry(settings_from(home))  # through the server when MLOOP_TRACKING_URI is set
 
 
 def _when(ms: int | None) -> str:

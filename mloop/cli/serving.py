@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -28,8 +29,12 @@ def _trust(trusted: bool, names: list[str] | None) -> bool | list[str]:
 def _settings(home: str | None, db_url: str | None, artifact_root: str | None):  # noqa: ANN202
     from mloop.config import Settings
 
-    settings = Settings.load(home=home, db_url=db_url, artifact_root=artifact_root, tracking_uri="")
+    settings = Settings.load(home=home, db_url=db_url, artifact_root=artifact_root)
+    if db_url or artifact_root:  # stores named on the command line win over a server in the environment
+        settings = dataclasses.replace(settings, tracking_uri="")
     settings.export_stores()
+    if settings.remote:  # models resolve through the server, in this process and in every worker
+        os.environ["MLOOP_TRACKING_URI"] = settings.tracking_uri
     return settings
 
 

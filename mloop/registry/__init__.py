@@ -6,7 +6,7 @@ that registered versions came from.
 """
 
 from mloop.registry import _guard
-from mloop.registry._log import LoggedModel, log_model, log_model_to_run, registry_for
+from mloop.registry._log import LoggedModel, log_model, log_model_to_run, open_registry, registry_for
 from mloop.registry.client import RegistryClient
 from mloop.registry.entities import ApprovalRequest, AuditEntry, Deployment, ModelVersion, RegisteredModel
 from mloop.registry.loader import LoadedModel, load_model, resolve_model_uri
@@ -32,6 +32,7 @@ __all__ = [
     "load_model",
     "log_model",
     "log_model_to_run",
+    "open_registry",
     "registry_for",
     "resolve_model_uri",
     "save_model",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from mloop.registry.client import RegistryClient
     from mloop.tracking.run import RunContext
 
-__all__ = ["LoggedModel", "log_model", "log_model_to_run", "registry_for"]
+__all__ = ["LoggedModel", "log_model", "log_model_to_run", "open_registry", "registry_for"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,19 +31,41 @@ class LoggedModel:
     manifest: dict[str, Any]
 
 
-_clients: dict[tuple[str, str, str], RegistryClient] = {}
+_clients: dict[tuple[str | None, ...], RegistryClient] = {}
 _lock = threading.Lock()
 
 
-def registry_for(settings: Settings) -> RegistryClient:
-    """One RegistryClient per set of stores, shared by the process."""
+def open_registry(settings: Settings) -> RegistryClient:
+    """The registry the settings point at: an mloop server by URL (``MLOOP_TRACKING_URI``), or the local stores.
+
+    The one place that picks the transport; both answer the same methods.
+
+    >>> import tempfile
+    >>> type(open_registry(Settings.load(home=tempfile.mkdtemp()))).__name__
+    'RegistryClient'
+    """
+    if settings.remote:
+        from mloop.registry._http import HttpRegistryClient
+
+        return HttpRegistryClient(settings)  # type: ignore[return-value]  # the same surface, over HTTP
     from mloop.registry.client import RegistryClient
 
-    key = (settings.db_url, settings.artifact_root, settings.user)
+    return RegistryClient(settings)
+
+
+def registry_for(settings: Settings) -> RegistryClient:
+    """One registry client per set of stores (or per server and token), shared by the process."""
+    if settings.remote:
+        from mloop.auth.credentials import token_for
+
+        # a new token (another `mloop login`, MLOOP_TOKEN changed) gets a client that sends it
+        key: tuple[str | None, ...] = (settings.tracking_uri, token_for(settings.tracking_uri), settings.home)
+    else:
+        key = (settings.db_url, settings.artifact_root, settings.user)
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = RegistryClient(settings)
+            client = _clients[key] = open_registry(settings)
     return client
 
 

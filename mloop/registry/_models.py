@@ -19,7 +19,7 @@ from mloop._util.names import check_key, check_name
 from mloop.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from mloop.registry import _tables as t
 from mloop.registry.entities import ModelVersion, RegisteredModel
-from mloop.registry.uri import ALIAS_PATTERN
+from mloop.registry.uri import ALIAS_PATTERN, ModelRef, parse_uri
 
 
 def lock_model(conn: Connection, name: str) -> Any:
@@ -198,6 +198,23 @@ def set_alias(conn: Connection, name: str, alias: str, version: int, actor: str,
         conn.execute(update(t.aliases).where(t.aliases.c.name == name, t.aliases.c.alias == alias)
                      .values(version=version, updated=now, updated_by=actor))
     return before
+
+
+def check_registration(source: Any, description: Any, origin: Any, tags: Any) -> ModelRef:
+    """The parsed source of a ``register`` call, after checking its arguments (both transports ask the same).
+
+    >>> check_registration("runs:/" + "a" * 32 + "/model", "", None, None).kind
+    'runs'
+    """
+    check_text(description, "description")
+    check_text(origin, "origin")
+    ref = parse_uri(str(source))
+    if ref.kind == "models":
+        raise InvalidInputError(field="source", value=str(source),
+                                expected="runs:/<run_id>/<path> or a local model folder")
+    if tags is not None and not isinstance(tags, dict):
+        raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
+    return ref
 
 
 def check_alias(alias: Any) -> str:

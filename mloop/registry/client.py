@@ -38,7 +38,18 @@ __all__ = ["RegistryClient"]
 
 
 class RegistryClient:
-    """The model registry over the metadata database and the artifact store of ``settings``."""
+    """The model registry over the metadata database and the artifact store of ``settings``.
+
+    With a server URL in the settings (``MLOOP_TRACKING_URI``) the object built is the HTTP transport
+    (``mloop.registry._http.HttpRegistryClient``, the same methods), so that no caller reaches past the server.
+    """
+
+    def __new__(cls, settings: Settings | None = None) -> RegistryClient:
+        if cls is RegistryClient and (settings or Settings.load()).remote:
+            from mloop.registry._log import open_registry
+
+            return open_registry(settings or Settings.load())
+        return super().__new__(cls)
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.load()
@@ -130,14 +141,7 @@ class RegistryClient:
         elsewhere (a model the mlflow client logged), ``origin`` is the source the version records and
         ``run_id`` the run that made it.
         """
-        _models.check_text(description, "description")
-        _models.check_text(origin, "origin")
-        ref = parse_uri(str(source))
-        if ref.kind == "models":
-            raise InvalidInputError(field="source", value=str(source),
-                                    expected="runs:/<run_id>/<path> or a local model folder")
-        if tags is not None and not isinstance(tags, dict):
-            raise InvalidInputError(field="tags", value=tags, expected="a dict of key: value")
+        ref = _models.check_registration(source, description, origin, tags)
         if ref.kind == "path" and run_id is not None:
             ref = dataclasses.replace(ref, run_id=run_id)
         storage, manifest = self._source(ref)

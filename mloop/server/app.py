@@ -30,6 +30,9 @@ EDGE_RULES = (BodyRule(r"/api/runs/[^/]+/artifacts/", methods=frozenset({"PUT"})
               # passes the edge, so that one the route lacks gets its 405)
               BodyRule(r"/api/features/training-set$", media_types=frozenset({"application/vnd.apache.parquet"})))
 
+# one file of a model folder registered through the server, bounded by its route like an artifact
+EDGE_RULES += (BodyRule(r"/api/registry/uploads/", methods=frozenset({"PUT"}), media_types=None, limited=False),)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the REST API over the stores described by ``settings``."""
@@ -68,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mloop.server.api import registry
 
     app.include_router(registry.router, prefix="/api")
+    from mloop.server.api import registry_remote
+
+    app.include_router(registry_remote.router, prefix="/api")
     from mloop.server.api import features
 
     app.include_router(features.router, prefix="/api")

@@ -293,8 +293,10 @@ def _training_schema(loaded: LoadedModel, client: Any) -> Any:
     if loaded.name and loaded.version is not None:
         from mloop.validation import model_schema
 
+        # through a server the stored schema is the server's to read (validation's remote path), not the blobs'
+        remote = bool(getattr(getattr(client, "settings", None), "remote", False))
         try:
-            return model_schema(loaded.name, int(loaded.version), registry=client)
+            return model_schema(loaded.name, int(loaded.version), registry=None if remote else client)
         except NotFoundError:
             pass
     named = loaded.manifest.get("schema")

@@ -73,6 +73,8 @@ class HttpTrackingRepository:
             rewind()
         if response.status_code >= 400:
             _raise(response)
+        if response.status_code == 204:  # No Content (FastAPI still labels it JSON)
+            return None
         if response.headers.get("content-type", "").startswith("application/json"):
             return orjson.loads(response.content)
         return response.content

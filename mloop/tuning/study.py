@@ -86,8 +86,8 @@ class Study:
         """Register the best trial's model as a new version of ``name``: the one the objective logged
         (``trial.log_model(model)``), or ``model`` (refit on the best params, say) saved under the best run.
         ``log_options`` (``input_example``, ``training_data``...) go to ``mloop.registry.log_model``."""
+        from mloop.registry import registry_for
         from mloop.registry._log import log_model_to_run
-        from mloop.registry.client import RegistryClient
 
         best = self.best_trial
         all_tags = {"mloop.tune.study": self.name, "mloop.tune.trial": str(best.number), **(tags or {})}
@@ -96,7 +96,7 @@ class Study:
                                     description=description, tags=all_tags, **log_options)
         source = f"runs:/{self.best_run_id}/{artifact_path}"
         try:
-            return RegistryClient(self.settings).register(name, source, description=description, tags=all_tags)
+            return registry_for(self.settings).register(name, source, description=description, tags=all_tags)
         except NotFoundError as exc:
             raise NotFoundError(
                 f"The best trial ({best.number}) of study '{self.name}' has no model at '{artifact_path}' of its "

@@ -57,6 +57,7 @@ class VersionIn(_Body):
     source: RunsUri
     description: Description = ""
     tags: Tags = Field(default_factory=dict)
+    create: StrictBool = True  # false: an unknown model name is an error instead of a new model
 
 
 class AliasIn(_Body):
@@ -152,7 +153,8 @@ def register(name: TextPath, body: VersionIn, request: Request) -> Any:
     if not body.source.startswith("runs:/"):
         raise InvalidInputError(field="source", value=body.source,
                                 expected="a runs:/<run id>/<path> URI of a model logged to this server")
-    return _out(_registry(request).register(name, body.source, description=body.description, tags=body.tags))
+    return _out(_registry(request).register(name, body.source, description=body.description, tags=body.tags,
+                                               create=body.create))
 
 
 @router.get("/models/{name}/versions/{version}")
