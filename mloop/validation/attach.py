@@ -133,12 +133,13 @@ def _profile(data: Any) -> Profile:
 
 
 def _remote(registry: RegistryClient | None) -> HttpQuality | None:
-    """The server's quality API when no registry is given and MLOOP_TRACKING_URI is set; else None (direct)."""
+    """The server's quality API when the registry given is a server's, or none is given and MLOOP_TRACKING_URI is
+    set; else None (direct)."""
     from mloop.config import Settings
 
-    if registry is not None:
+    if registry is not None and not registry.settings.remote:
         return None
-    settings = Settings.load()
+    settings = registry.settings if registry is not None else Settings.load()
     if not settings.remote:
         return None
     from mloop.validation._http import HttpQuality

@@ -100,3 +100,20 @@ def _cli_reads_what_is_stored(run_id: str, version: int, current: pd.DataFrame, 
     assert run("validate", str(tmp_path / "bad.parquet"), "--schema", f"runs:/{run_id}/train").returncode == 1
     bad = run("drift", "models:/eta/latest", str(tmp_path / "current.parquet"))
     assert bad.returncode == 2 and "models:/NAME/VERSION" in bad.stderr
+
+
+def test_a_registry_passed_in_takes_the_same_path_as_the_sdk(mode_settings: Settings) -> None:
+    """``registry=`` names the registry to use; a server's client must go through the server's quality API (its
+    client has no blob store to write into)."""
+    train = _train(seed=3)
+    with mloop.start_run(experiment="quality-passed") as run:
+        version = run.log_model(LinearRegression().fit(train[["hour"]], train["hour"] * 2), name="eta-passed",
+                                input_example=train[["hour"]].head(5))
+    registry = registry_for(mode_settings)
+    tagged = attach_to_model_version("eta-passed", version.version, data=train, registry=registry)
+    assert {"mloop.schema", "mloop.profile"} <= set(tagged.tags)
+    assert model_schema("eta-passed", version.version, registry=registry) == infer_schema(train)
+    stored = model_profile("eta-passed", version.version, registry=registry)
+    assert stored.to_dict() == profile(train).to_dict()
+    if mode_settings.remote:
+        assert not (Path(mode_settings.home) / "artifacts").exists()
