@@ -150,9 +150,9 @@ def _delete_log_folders(stores: PurgeStores, flow_runs: set[str]) -> int:
 
 
 def _delete_stale_uploads(stores: PurgeStores) -> int:
-    """Remove the staging files of uploads through the server (``<home>/flows/uploads``) untouched for a day: their
-    client gave up (a resumed upload appends to its file within seconds)."""
-    folder = Path(stores.home or "", "flows", "uploads")
+    """Remove the staging files of uploads in chunks through the server (``<home>/uploads``: flow and run
+    artifacts) untouched for a day: their client gave up (a resumed upload appends to its file within seconds)."""
+    folder = Path(stores.home or "", "uploads")
     if not stores.home or not folder.is_dir() or folder.is_symlink():
         return 0
     cutoff = time.time() - _STALE_UPLOAD_SECONDS

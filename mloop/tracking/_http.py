@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import shutil
 import time
@@ -19,11 +18,14 @@ import pandas as pd
 from mloop._util.names import check_artifact_path
 from mloop.auth.credentials import token_for
 from mloop.errors import BackendError, DataIntegrityError, MloopError, error_class
+from mloop.store.blob.base import hash_stream
 from mloop.tracking._wire import float_in, float_out, frame_in
 from mloop.tracking.entities import Artifact, Dataset, Experiment, Metric, Run, RunStatus
 from mloop.tracking.repository import MetricRow
 
 _METRIC_CHUNK = 50_000
+_ARTIFACT_CHUNK = 8 << 20  # bytes of a large artifact per request: what a broken upload sends again at most
+_TRANSFER_ATTEMPTS = 8  # broken downloads resumed, or uploads answered without progress, before giving up
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 _UNAVAILABLE = frozenset({502, 503, 504})  # a proxy or the server says: not now, try again
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)  # nothing reached the server: any call may retry
@@ -35,8 +37,9 @@ class HttpTrackingRepository:
     atomic_rows = _METRIC_CHUNK  # metric points sent in one request, stored in one transaction
 
     def __init__(self, base_url: str, timeout: float = 60.0, transport: httpx.BaseTransport | None = None,
-                 retry_seconds: float = 30.0) -> None:
+                 retry_seconds: float = 30.0, chunk_bytes: int = _ARTIFACT_CHUNK) -> None:
         self.base_url = base_url.rstrip("/")
+        self.chunk_bytes = chunk_bytes  # artifacts larger than this go in chunks that survive a broken connection
         self.retry_seconds = retry_seconds  # how long a call keeps trying through a restarting server
         token = token_for(self.base_url)  # MLOOP_TOKEN or `mloop login`; the server checks it when auth is on
         self.http = httpx.Client(base_url=self.base_url + "/api", timeout=timeout, transport=transport,
@@ -183,9 +186,34 @@ class HttpTrackingRepository:
     # artifacts
     def put_artifact(self, run_id: str, path: str, source: Path) -> Artifact:
         check_artifact_path(path)
+        url = f"/runs/{_q(run_id)}/artifacts/{_q(path, safe='/')}"
+        size = Path(source).stat().st_size
+        if size > self.chunk_bytes:
+            return self._put_in_chunks(url, Path(source), size)
         with open(source, "rb") as stream:
-            data = self._call("PUT", f"/runs/{_q(run_id)}/artifacts/{_q(path, safe='/')}", content=stream)
+            data = self._call("PUT", url, content=stream)
         return Artifact(**data)
+
+    def _put_in_chunks(self, url: str, source: Path, size: int) -> Artifact:
+        """Upload a large file chunk by chunk: a chunk whose connection broke is sent again (the server appends
+        only one that arrived whole, at the offset it has reached), so a broken transfer goes on from the last
+        chunk stored instead of from the start."""
+        sha = _file_sha256(source)
+        params: dict[str, Any] = {"upload": uuid.uuid4().hex, "size": size, "sha256": sha}
+        offset, stalled = 0, 0
+        with source.open("rb") as stream:
+            while True:
+                stream.seek(offset)
+                chunk = stream.read(self.chunk_bytes)
+                answer = self._call("PUT", url, content=chunk, retry=True, params={**params, "offset": offset})
+                if "received" not in answer:
+                    return Artifact(**answer)
+                received = int(answer["received"])
+                stalled = stalled + 1 if received <= offset else 0
+                if stalled > _TRANSFER_ATTEMPTS:  # e.g. servers behind a balancer that do not share their staging
+                    raise BackendError(f"Uploading '{source.name}' to {self.base_url} makes no progress: the server "
+                                       f"keeps answering that it holds {received} of {size} bytes.")
+                offset = received
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]:
         if prefix:
@@ -209,19 +237,41 @@ class HttpTrackingRepository:
         one recorded when it was logged."""
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
-        digest = hashlib.sha256()
-        with self.http.stream("GET", url) as response:
-            if response.status_code >= 400:
-                response.read()
-                _raise(response)
+        try:
             with tmp.open("wb") as out:
+                failures = 0
+                while not self._receive(url, out):  # a broken transfer resumes from the bytes already written
+                    failures += 1
+                    if failures > _TRANSFER_ATTEMPTS:
+                        raise BackendError(f"Downloading '{art.path}' from {self.base_url} broke off {failures} "
+                                           "times.")
+                    time.sleep(min(0.1 * 2 ** failures, 2.0))
+            actual = _file_sha256(tmp)
+            if art.sha256 and actual != art.sha256:
+                raise DataIntegrityError(path=art.path, expected=art.sha256, actual=actual)
+        except BaseException:  # a refusal, a corrupt file or an interrupt: no half file is left behind
+            tmp.unlink(missing_ok=True)
+            raise
+        shutil.move(tmp, target)
+
+    def _receive(self, url: str, out: Any) -> bool:
+        """Write the file's bytes from ``out``'s position on (an HTTP Range past the first attempt); False when
+        the connection broke, so the caller asks for the rest."""
+        done = out.tell()
+        try:
+            with self.http.stream("GET", url, headers={"Range": f"bytes={done}-"} if done else None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise(response)
+                if done and response.status_code != 206:  # the range was not honoured: start again
+                    out.seek(0)
+                    out.truncate()
                 for chunk in response.iter_bytes():
                     out.write(chunk)
-                    digest.update(chunk)
-        if art.sha256 and digest.hexdigest() != art.sha256:
-            tmp.unlink(missing_ok=True)
-            raise DataIntegrityError(path=art.path, expected=art.sha256, actual=digest.hexdigest())
-        shutil.move(tmp, target)
+        except httpx.TransportError:
+            out.flush()
+            return False
+        return True
 
     def delete_artifact(self, run_id: str, path: str) -> int:
         check_artifact_path(path)
@@ -289,3 +339,9 @@ def _raise(response: httpx.Response) -> None:
         raise DataIntegrityError(message, field=field, path=body.get("path"), expected=body.get("expected"),
                                  actual=body.get("actual"))
     raise cls(message, field=field)
+
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hash_stream(stream)[1]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,58 +18,7 @@ from mloop.config import Settings
 from mloop.errors import MloopError
 from mloop.flows._http_store import CHUNK, HttpArtifactStore
 from tests.server.conftest import LiveServer, serve
-
-
-class CuttingProxy:
-    """Forwards 127.0.0.1:<port> to the server; the first connection to carry ``cut_after`` bytes in a direction
-    is cut there (once per direction), as a flaky network or a restarting load balancer would."""
-
-    def __init__(self, target: str, cut_after: int) -> None:
-        host, port = target.removeprefix("http://").split(":")
-        self.target = (host, int(port))
-        self.cut_after = cut_after
-        self.sent = {"up": 0, "down": 0}  # bytes forwarded each way, over every connection
-        self.cuts = {"up": 0, "down": 0}
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            for src, dst, way in ((client, upstream, "up"), (upstream, client, "down")):
-                threading.Thread(target=self._pump, args=(src, dst, way, (client, upstream)), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, way: str, both: tuple[socket.socket, ...]) -> None:
-        carried = 0
-        try:
-            while data := src.recv(1 << 16):
-                with self._lock:
-                    cut = self.cuts[way] == 0 and carried + len(data) > self.cut_after
-                    if cut:
-                        self.cuts[way] += 1
-                        data = data[:self.cut_after - carried]
-                    self.sent[way] += len(data)
-                dst.sendall(data)
-                carried += len(data)
-                if cut:
-                    break
-        except OSError:
-            pass
-        for sock in both:  # a cut (or either end closing) ends the connection both ways
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def close(self) -> None:
-        self._listener.close()
+from tests.server.proxy import CuttingProxy
 
 
 @pytest.fixture
@@ -95,7 +42,7 @@ def test_a_large_artifact_moves_in_chunks_and_a_broken_transfer_resumes(server: 
         # resumed, not restarted: the cut chunk went again, the chunks before it did not
         assert size < proxy.sent["up"] < size + CHUNK + 64 * 1024
         assert _blob(server, sha).read_bytes() == data
-        assert not list(Path(server.settings.home, "flows", "uploads").iterdir())  # no staging file left
+        assert not list(Path(server.settings.home, "uploads").iterdir())  # no staging file left
 
         got = store.get(sha)
         assert got == data and proxy.cuts["down"] == 1
@@ -231,7 +178,7 @@ def test_a_client_with_direct_object_store_access_sends_only_metadata_through_th
 
 
 def test_gc_on_the_server_removes_uploads_their_client_gave_up(server: LiveServer) -> None:
-    uploads = Path(server.settings.home, "flows", "uploads")
+    uploads = Path(server.settings.home, "uploads")
     uploads.mkdir(parents=True)
     abandoned, fresh = uploads / f"{'a' * 64}.{'b' * 32}", uploads / f"{'c' * 64}.{'d' * 32}"
     abandoned.write_bytes(b"half")

@@ -24,15 +24,13 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from mloop._util.openapi import error_responses
-from mloop.errors import DataIntegrityError, InvalidInputError, NotFoundError
+from mloop.errors import DataIntegrityError, NotFoundError
 from mloop.flows.artifacts import ArtifactStore
 from mloop.flows.task import artifact_store
-from mloop.server.api.tracking import _too_large
-from mloop.store.blob.base import CHUNK as READ_CHUNK
+from mloop.server.api._chunks import append_at, file_sha256, read_chunk, staging_folder
 
 router = APIRouter(prefix="/flows/cas", tags=["flows"])
 
-MAX_CHUNK = 16 << 20  # bytes one request may carry; the client sends 8 MiB
 SHA_PATTERN = r"^[0-9a-f]{64}$"
 Sha = Annotated[str, PathParam(pattern=SHA_PATTERN)]
 UploadId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")]
@@ -44,7 +42,7 @@ def _store(request: Request) -> ArtifactStore:
 
 def _staging(request: Request, sha: str, upload: str) -> Path:
     """The file an upload grows in: under the server's home, named only by hex digits checked above."""
-    return Path(request.app.state.settings.home, "flows", "uploads", f"{sha}.{upload}")
+    return staging_folder(request.app.state.settings.home) / f"{sha}.{upload}"
 
 
 @router.get("/{sha}/uploads/{upload}")
@@ -62,28 +60,10 @@ async def put_chunk(sha: Sha, request: Request, upload: Annotated[str, Query(pat
                     size: Annotated[int, Query(ge=0, le=2**53)]) -> Any:
     """Append one chunk (the body, at most 16 MiB) at ``offset`` of an upload of ``size`` bytes; answers whether
     the artifact is stored and how much of the upload the server holds."""
-    limit = request.app.state.settings.max_artifact_bytes
-    if size > limit:  # a value this server does not take (422), not a body too large: nothing was sent yet
-        raise InvalidInputError(field="size", value=size,
-                                expected=f"at most {limit} bytes (setting max_artifact_bytes)")
-    length = _content_length(request)
-    if length > MAX_CHUNK:
-        return _too_large(MAX_CHUNK, length)
-    if offset + length > size:
-        raise InvalidInputError(field="offset", value=offset,
-                                expected=f"a chunk that ends within the upload's {size} bytes (it has {length})")
-    body = await request.body()
-    if len(body) != length:  # the connection broke: keep nothing of it
-        raise InvalidInputError(field="body", value=len(body), expected=f"the {length} bytes announced")
+    body = await read_chunk(request, offset, size, request.app.state.settings.max_artifact_bytes)
+    if not isinstance(body, bytes):
+        return body
     return await run_in_threadpool(_take_chunk, request, sha, upload, offset, size, body)
-
-
-def _content_length(request: Request) -> int:
-    text = request.headers.get("content-length")
-    if text is None or not text.isdigit():
-        raise InvalidInputError(field="Content-Length", value=text,
-                                expected="the chunk's length in bytes (chunked transfer encoding is not taken)")
-    return int(text)
 
 
 def _take_chunk(request: Request, sha: str, upload: str, offset: int, size: int, body: bytes) -> dict[str, Any]:
@@ -95,17 +75,11 @@ def _take_chunk(request: Request, sha: str, upload: str, offset: int, size: int,
         store.put(body)
         return {"stored": True, "received": size}
     staging = _staging(request, sha, upload)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    received = staging.stat().st_size if staging.is_file() else 0
-    if offset != received:  # a chunk sent again, or one ahead of a lost one: say where the upload is
-        return {"stored": False, "received": received}
-    with staging.open("ab") as out:
-        out.write(body)
-    received += len(body)
+    received = append_at(staging, offset, body)
     if received < size:
         return {"stored": False, "received": received}
     try:
-        _check(sha, _file_sha256(staging))
+        _check(sha, file_sha256(staging))
         store.blobs.put_file(ArtifactStore.key(sha), staging)
     finally:
         staging.unlink(missing_ok=True)
@@ -115,14 +89,6 @@ def _take_chunk(request: Request, sha: str, upload: str, offset: int, size: int,
 def _check(expected: str, actual: str) -> None:
     if actual != expected:
         raise DataIntegrityError(path=f"flows/cas/{expected}", expected=expected, actual=actual)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 _BYTES = {200: {"description": "The artifact's bytes (206 and the rest from N for ``Range: bytes=N-``)",

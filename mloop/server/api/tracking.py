@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field, StrictBool
 from starlette.background import BackgroundTask
@@ -16,8 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from mloop._util.names import check_artifact_path, check_key
 from mloop._util.openapi import error_responses
-from mloop.errors import BackendError, InvalidInputError, NotFoundError
+from mloop.errors import BackendError, DataIntegrityError, InvalidInputError, NotFoundError
 from mloop.server.api import _schema
+from mloop.server.api._chunks import append_at, file_sha256, read_chunk, staging_folder
 from mloop.server.api._schema import Description, Name, OptionalName, Text, TextPath
 from mloop.server.auth import actor_of
 from mloop.server.visibility import experiments_for_search, keep_visible, tagged_visible, visible_runs
@@ -264,12 +265,31 @@ def runs_with_dataset(digest: TextPath, r: Repo, request: Request) -> list[str]:
 # ---------------------------------------------------------------- artifacts
 @router.put("/runs/{run_id}/artifacts/{path:path}", status_code=201,
             responses=error_responses(413))
-async def put_artifact(run_id: TextPath, path: _schema.PlainPath, request: Request, r: Repo) -> Any:
+async def put_artifact(run_id: TextPath, path: _schema.PlainPath, request: Request, response: Response, r: Repo,
+                       upload: UploadQuery = None, offset: OffsetQuery = None, size: OffsetQuery = None,
+                       sha256: Sha256Query = None) -> Any:
     """Store the request body as an artifact: streamed to a temporary file (never held in memory), bounded by
     ``max_artifact_bytes`` (413), then handed to the artifact store. This route bounds its own body: the server's
-    general request limit is for JSON and does not apply here."""
+    general request limit is for JSON and does not apply here.
+
+    A large file goes in chunks that survive a broken connection: each request carries ``upload`` (an id of 32
+    hex digits the client makes), the chunk's ``offset``, the file's ``size`` and ``sha256``. The answer is 200
+    with how many bytes the server holds (``received``) until the last chunk, then 201 with the artifact; a chunk
+    sent again or out of order is not appended, so the client goes on from ``received``."""
     check_artifact_path(path)
     limit = request.app.state.settings.max_artifact_bytes
+    if upload is not None or offset is not None or size is not None or sha256 is not None:
+        if upload is None or offset is None or size is None or sha256 is None:
+            raise InvalidInputError(field="upload", value=upload, expected="upload, offset, size and sha256 together "
+                                                                          "(a chunk of a large file), or none of them")
+        body = await read_chunk(request, offset, size, limit)
+        if not isinstance(body, bytes):
+            return body
+        found = await run_in_threadpool(_take_chunk, request, r, run_id, path, _Chunk(upload, offset, size, sha256),
+                                        body)
+        if "received" in found:
+            response.status_code = 200
+        return found
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         return _too_large(limit, int(declared))
@@ -283,6 +303,42 @@ async def put_artifact(run_id: TextPath, path: _schema.PlainPath, request: Reque
         artifact = await run_in_threadpool(r.put_artifact, run_id, path, target)
     if artifact.sha256 != received:  # the store must hold what came over the wire
         raise BackendError(f"Artifact '{path}' changed on its way to the store: received sha256 {received}, "
+                           f"stored {artifact.sha256}. Upload it again.")
+    return _out(artifact)
+
+
+UploadQuery = Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")]
+OffsetQuery = Annotated[int | None, Query(ge=0, le=2**53)]
+Sha256Query = Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$")]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Chunk:
+    upload: str
+    offset: int
+    size: int
+    sha256: str
+
+
+def _take_chunk(request: Request, r: SqlTrackingRepository, run_id: str, path: str, chunk: _Chunk,
+                body: bytes) -> dict[str, Any]:
+    """Append one chunk; once the file is whole and its sha256 is the one announced, store it as the artifact."""
+    r.get_run(run_id)  # 404 before a byte is staged for a run that does not exist
+    # named by the upload and by what it becomes, so that no other run or path can append to it
+    target = hashlib.sha256(f"{run_id}\0{path}".encode()).hexdigest()
+    staging = staging_folder(request.app.state.settings.home) / f"{target}.{chunk.upload}"
+    received = append_at(staging, chunk.offset, body)
+    if received < chunk.size:
+        return {"received": received}
+    try:
+        actual = file_sha256(staging)
+        if actual != chunk.sha256:
+            raise DataIntegrityError(path=path, expected=chunk.sha256, actual=actual)
+        artifact = r.put_artifact(run_id, path, staging)
+    finally:
+        staging.unlink(missing_ok=True)
+    if artifact.sha256 != chunk.sha256:
+        raise BackendError(f"Artifact '{path}' changed on its way to the store: received sha256 {chunk.sha256}, "
                            f"stored {artifact.sha256}. Upload it again.")
     return _out(artifact)
 
