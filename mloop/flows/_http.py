@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import Any
 from urllib.parse import quote
 
+from mloop.errors import InvalidInputError
 from mloop.flows._rows import RunRow, TaskRow
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.repository import Record
@@ -59,7 +60,9 @@ class HttpFlowRepository:
         return _run_row(self._call("GET", f"/runs/{_q(run_id)}/row"))
 
     def list_runs(self, flow_name: str | None = None, tag: str | None = None, status: str | None = None,
-                  limit: int | None = None) -> list[RunRow]:
+                  limit: int | None = None, where: Any = None) -> list[RunRow]:
+        if where is not None:  # a SQL condition does not travel: the server filters by the caller's projects
+            raise InvalidInputError(field="where", value=where, expected="None through a server")
         params = {k: v for k, v in {"flow": flow_name, "tag": tag, "status": status, "limit": limit}.items()
                   if v is not None}
         return [_run_row(r) for r in self._call("GET", "/rows", params=params)]

@@ -34,6 +34,7 @@ _IN_PATH = (
     ("experiment_name", re.compile(r"/api/experiments/by-name/([^/]+)")),
     ("run", re.compile(r"/api/runs/(?!search$|page$)([^/]+)")),
     ("run", re.compile(r"/api/flows/runs/([^/]+)")),  # a flow run is a tracking run, its tasks are its children
+    ("run", re.compile(r"/api/flows/tasks/([^/]+)")),  # a task's id is its own tracking run's
     ("run", re.compile(r"/api/quality/runs/([^/]+)")),
     ("model", re.compile(r"/api/quality/models/([^/]+)")),
     ("monitor", re.compile(r"/api/monitors/([^/]+)")),

@@ -218,3 +218,16 @@ def test_role_matrix_in_another_project(sqlite_auth_server: AuthServer, tmp_path
                 if (status == 403) == allowed or status == 401:
                     wrong.append(f"{method} {path} as {role} in {project}: {status}")
     assert not wrong, wrong
+
+
+def test_the_flow_repository_routes_show_only_the_callers_projects(projects: Seeded) -> None:
+    """The routes a flow's orchestrator reads through (``/api/flows/rows``, ``/tasks/<id>``) answer like the UI's
+    ``/api/flows/runs``: carol, an editor in A and in default, neither lists nor reads B's flow."""
+    s = projects
+    listed = s.get("carol", "/api/flows/rows")
+    assert listed[0] == 200 and {r["run_id"] for r in listed[1]} == {s.flows["A"]}
+    assert {r["run_id"] for r in s.get("root", "/api/flows/rows")[1]} == {s.flows["A"], s.flows["B"]}
+    for project, allowed in (("A", True), ("B", False)):
+        task = s.get("root", f"/api/flows/runs/{s.flows[project]}/task-rows")[1][0]["task_id"]
+        status = s.get("carol", f"/api/flows/tasks/{task}")[0]
+        assert (status == 200) if allowed else (status == 403), (project, status)

@@ -88,7 +88,7 @@ def test_version_page_traces_back_to_its_run_and_data(ui_data: UiData, browser: 
 
 
 def test_models_versions_prints_each_versions_page(tmp_path) -> None:
-    """With a server's URL configured (MLOOP_TRACKING_URI beside the shared home) each version's page is printed."""
+    """With a server's URL configured (MLOOP_TRACKING_URI) each version's page on that server is printed."""
     import os
     import subprocess
     import sys
@@ -97,17 +97,19 @@ def test_models_versions_prints_each_versions_page(tmp_path) -> None:
     from sklearn.tree import DecisionTreeClassifier
 
     import mloop
+    from mloop.config import Settings
+    from tests.server.conftest import serve
 
     mloop.configure(home=str(tmp_path), tracking_uri="")
     data = load_iris(as_frame=True)
     with mloop.start_run(experiment="iris", name="tree") as run:
         run.log_model(DecisionTreeClassifier(max_depth=2).fit(data.data, data.target), name="iris-tree")
-    url = "http://127.0.0.1:5000"
-    env = {**os.environ, "MLOOP_TRACKING_URI": url}
-    shown = subprocess.run([sys.executable, "-m", "mloop", "models", "versions", "iris-tree", "--home",
-                            str(tmp_path)], capture_output=True, text=True, timeout=120, env=env)
-    assert shown.returncode == 0, shown.stderr
-    assert f"page v1: {url}/models/iris-tree/versions/1\n" in shown.stdout
+    for server in serve(Settings.load(home=str(tmp_path))):  # the registry goes through it: a real server
+        env = {**os.environ, "MLOOP_TRACKING_URI": server.url, "MLOOP_HOME": str(tmp_path / "client")}
+        shown = subprocess.run([sys.executable, "-m", "mloop", "models", "versions", "iris-tree"],
+                               capture_output=True, text=True, timeout=120, env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert f"page v1: {server.url}/models/iris-tree/versions/1\n" in shown.stdout
     local = subprocess.run([sys.executable, "-m", "mloop", "models", "versions", "iris-tree", "--home",
                             str(tmp_path)], capture_output=True, text=True, timeout=120,
                            env={k: v for k, v in os.environ.items() if k != "MLOOP_TRACKING_URI"})

@@ -127,12 +127,16 @@ def flow_run_row(run_id: TextPath, r: Repo) -> dict[str, Any]:
 
 
 @router.get("/rows")
-def flow_run_rows(r: Repo, flow: Annotated[FlowName | None, Query()] = None,
+def flow_run_rows(r: Repo, request: Request, flow: Annotated[FlowName | None, Query()] = None,
                   tag: Annotated[str | None, Query(max_length=250, pattern=_schema.NO_NUL_PATTERN)] = None,
                   status: Annotated[Status | None, Query()] = None,
                   limit: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> list[dict[str, Any]]:
-    """Flow runs as stored, newest first."""
-    return [_row(row) for row in r.list_runs(flow, tag, status, limit)]
+    """Flow runs as stored, newest first: those of the projects the caller may see, like ``/flows/runs``."""
+    from mloop.flows import _tables as flow_tables
+    from mloop.server.visibility import sql_run_visible
+
+    visible = sql_run_visible(request, flow_tables.flow_runs.c.run_id)
+    return [_row(row) for row in r.list_runs(flow, tag, status, limit, where=visible)]
 
 
 @router.get("/names")
