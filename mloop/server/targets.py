@@ -120,6 +120,18 @@ def _mlflow_created(body: dict[str, Any]) -> list[Target]:
     return _mlflow_tagged(body) + _mlflow_named(None)(body)
 
 
+def _flow_records(body: dict[str, Any]) -> list[Target]:
+    """The runs a batch of a flow's task records writes to: each task's own run (a task's id is its run's id)
+    and, for a task that starts, its flow run."""
+    records = body.get("records")
+    if not isinstance(records, list):
+        return []
+    # a value that is not a string is refused by the route's own checks before anything is written
+    ids = {r[field] for r in records if isinstance(r, dict) for field in ("task_id", "run_id")
+           if isinstance(r.get(field), str)}
+    return _run_ids({"run_ids": sorted(ids)})
+
+
 # (methods, path pattern) -> what its body names; the body is read only for these
 _IN_BODY: tuple[tuple[str, re.Pattern[str], Callable[[dict[str, Any]], list[Target]]], ...] = (
     ("POST", re.compile(r"/api/experiments$"), _tagged),
@@ -127,7 +139,10 @@ _IN_BODY: tuple[tuple[str, re.Pattern[str], Callable[[dict[str, Any]], list[Targ
     ("PATCH", re.compile(r"/api/registry/models/[^/]+$"), _retagged),
     ("POST", re.compile(r"/api/runs$"), _field("experiment", "experiment_id")),
     ("PATCH", re.compile(r"/api/runs/[^/]+$"), _field("experiment", "experiment_id")),
-    ("POST", re.compile(r"/api/(metrics/batch|heartbeat)$"), _run_ids),
+    ("POST", re.compile(r"/api/(metrics/batch|heartbeat|flows/heartbeat)$"), _run_ids),
+    # what a flow's orchestrator writes through the server names its runs in the body
+    ("POST", re.compile(r"/api/flows/runs$"), _field("experiment", "experiment_id")),
+    ("POST", re.compile(r"/api/flows/records$"), _flow_records),
     ("POST", re.compile(r"/api/registry/environments/[^/]+/deployments$"), _field("model", "name")),
     ("POST", re.compile(r"/api/monitors$"), _field("model", "model")),
     ("POST", re.compile(r"/api/alerts/silences$"), _field("alert_rule", "rule")),

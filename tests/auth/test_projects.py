@@ -231,3 +231,12 @@ def test_the_flow_repository_routes_show_only_the_callers_projects(projects: See
         task = s.get("root", f"/api/flows/runs/{s.flows[project]}/task-rows")[1][0]["task_id"]
         status = s.get("carol", f"/api/flows/tasks/{task}")[0]
         assert (status == 200) if allowed else (status == 403), (project, status)
+    # nor write into it: the orchestrator's writes name their runs in the body
+    task_b = s.get("root", f"/api/flows/runs/{s.flows['B']}/task-rows")[1][0]["task_id"]
+    finish = {"records": [{"kind": "finish_task", "task_id": task_b, "status": "failed"}]}
+    assert s.post("carol", "/api/flows/records", finish)[0] == 403
+    assert s.post("carol", "/api/flows/heartbeat", {"run_ids": [s.flows["B"]]})[0] == 403
+    run_in_b = {"run_id": "f" * 32, "experiment_id": s.experiments["B"], "flow_name": "Sneaky", "file": "x.py",
+                "executor": "local", "user": "carol"}
+    assert s.post("carol", "/api/flows/runs", run_in_b)[0] == 403
+    assert s.get("root", f"/api/flows/runs/{s.flows['B']}/task-rows")[1][0]["status"] != "failed"
