@@ -105,6 +105,17 @@ def require_role(request: Any, kind: str, key: str, role: Role, what: str) -> No
                                     f"'{identity.name}' has {has} there (`mloop auth grant`).")
 
 
+def guard_rollout_tags(request: Any, name: str, keys: Iterable[str]) -> None:
+    """Setting or clearing the tags that route a model's live traffic (``serving.shadow``, ``serving.canary``)
+    is a promotion, so it needs a maintainer, as moving an alias does; other tags stay an editor's."""
+    from mloop.serving.rollout import CANARY_TAG, SHADOW_TAG
+
+    routing = sorted({SHADOW_TAG, CANARY_TAG}.intersection(keys))
+    if routing:
+        require_role(request, "model", name, Role.MAINTAINER,
+                     f"Changing {', '.join(routing)} of model '{name}' (it sends live traffic to a version)")
+
+
 def tagged_visible(request: Any, tags: dict[str, str]) -> bool:
     """Whether a resource with these tags (an experiment, a model) is in a project the caller may see."""
     projects = projects_of(request)

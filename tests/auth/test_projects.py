@@ -240,3 +240,23 @@ def test_the_flow_repository_routes_show_only_the_callers_projects(projects: See
                 "executor": "local", "user": "carol"}
     assert s.post("carol", "/api/flows/runs", run_in_b)[0] == 403
     assert s.get("root", f"/api/flows/runs/{s.flows['B']}/task-rows")[1][0]["status"] != "failed"
+
+
+def test_the_tags_that_route_live_traffic_need_a_maintainer(projects: Seeded) -> None:
+    """``serving.canary = "1:100"`` sends every request of a served model to version 1: a promotion by another
+    name. An editor, who may tag a model but not move its alias, must not be able to set or clear it."""
+    s = projects
+    with s.server.client("carol") as carol:
+        attempts = [carol.patch("/api/registry/models/mA", json={"tags": {"serving.canary": "1:100"}}),
+                    carol.post(f"{MLFLOW}/registered-models/set-tag",
+                               json={"name": "mA", "key": "serving.shadow", "value": "1"}),
+                    carol.delete("/api/registry/models/mA/tags/serving.canary"),
+                    carol.request("DELETE", f"{MLFLOW}/registered-models/delete-tag",
+                                  json={"name": "mA", "key": "serving.shadow"})]
+        assert [a.status_code for a in attempts] == [403] * 4, [a.text for a in attempts]
+        assert "maintainer" in attempts[0].json()["message"]
+        assert carol.patch("/api/registry/models/mA", json={"tags": {"team": "eta"}}).status_code == 200
+    tags = s.get("root", "/api/registry/models/mA")[1]["tags"]  # type: ignore[index]
+    assert "serving.canary" not in tags and "serving.shadow" not in tags and tags["team"] == "eta"
+    with s.server.client("root") as root:
+        assert root.patch("/api/registry/models/mA", json={"tags": {"serving.canary": "1:10"}}).status_code == 200

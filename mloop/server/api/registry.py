@@ -28,7 +28,7 @@ from mloop.server.api._schema import (
     integer,
 )
 from mloop.server.auth import identity_of
-from mloop.server.visibility import keep_visible, sql_model_visible, tagged_visible, visible_models
+from mloop.server.visibility import guard_rollout_tags, keep_visible, sql_model_visible, tagged_visible, visible_models
 
 _MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=_MAX_ID)]
@@ -124,6 +124,7 @@ def list_models(request: Request) -> Any:
 
 @router.post("/models", status_code=201, responses=error_responses(409))
 def create_model(body: ModelIn, request: Request) -> Any:
+    guard_rollout_tags(request, body.name, body.tags)
     return _out(_registry(request).create_model(body.name, body.description, body.tags))
 
 
@@ -134,6 +135,7 @@ def get_model(name: TextPath, request: Request) -> Any:
 
 @router.patch("/models/{name}")
 def update_model(name: TextPath, body: ModelPatch, request: Request) -> Any:
+    guard_rollout_tags(request, name, body.tags or {})
     return _out(_registry(request).update_model(name, body.description, body.tags))
 
 

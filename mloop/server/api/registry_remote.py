@@ -29,6 +29,7 @@ from mloop.registry.packaging import MANIFEST
 from mloop.server.api._schema import Description, OptionalTextQuery, PlainPath, Tags, TextPath
 from mloop.server.api.registry import IdPath, Limit, _Body, _out, _registry
 from mloop.server.api.tracking import _receive, _too_large
+from mloop.server.visibility import guard_rollout_tags
 
 router = APIRouter(prefix="/registry", tags=["registry"])
 
@@ -69,6 +70,7 @@ def version_file(name: TextPath, version: IdPath, path: PlainPath, request: Requ
 
 @router.delete("/models/{name}/tags/{key}", status_code=204, responses=error_responses(404))
 def delete_model_tag(name: TextPath, key: TextPath, request: Request) -> None:
+    guard_rollout_tags(request, name, [key])
     _registry(request).delete_tag(name, key)
 
 

@@ -23,7 +23,7 @@ from mloop.registry.entities import ModelVersion
 from mloop.server.mlflow import _models_filter as filters
 from mloop.server.mlflow import _models_shapes as shapes
 from mloop.server.mlflow._protocol import MlflowError, MlflowRoute
-from mloop.server.visibility import tagged_visible
+from mloop.server.visibility import guard_rollout_tags, tagged_visible
 
 router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False)  # see __init__
 Name = Annotated[str, Field(min_length=1, max_length=256)]
@@ -244,12 +244,14 @@ async def latest_versions(request: Request) -> dict[str, Any]:
 
 @router.post("/registered-models/set-tag")
 def set_model_tag(body: TagIn, request: Request) -> dict[str, Any]:
+    guard_rollout_tags(request, body.name, [body.key])
     _registry(request).update_model(body.name, tags={body.key: body.value})
     return {}
 
 
 @router.delete("/registered-models/delete-tag")
 def delete_model_tag(body: TagKeyIn, request: Request) -> dict[str, Any]:
+    guard_rollout_tags(request, body.name, [body.key])
     _registry(request).delete_tag(body.name, body.key)
     return {}
 
