@@ -17,6 +17,7 @@ model, a NumPy scalar, a custom object) is shown by its size and encoding only. 
 from __future__ import annotations
 
 import io
+import itertools
 import pickle
 from typing import Any
 
@@ -28,6 +29,7 @@ MAX_PICKLE_BYTES = 1024 * 1024
 _MAX_TEXT = 2000  # characters of one shown value
 _MAX_ITEMS = 100  # items of one shown list or dict
 _MAX_DEPTH = 8  # levels of nesting shown
+_MAX_VALUES = 5000  # values shown in all, however they nest
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -80,10 +82,18 @@ def _array(data: bytes) -> dict[str, Any]:
     return {"kind": "array", "shape": list(array.shape), "dtype": str(array.dtype), "values": _plain(head.tolist())}
 
 
-def _plain(value: Any, depth: int = 0) -> Any:
+def _plain(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
     """``value`` as JSON can carry it: numbers that JSON has, text cut to a readable length, containers cut to a
-    few items and a few levels, the rest as text."""
-    if value is None or isinstance(value, bool | int) and abs(value) < 2**53:
+    few items and a few levels, the rest as text. At most ``_MAX_VALUES`` values are visited in all: a small
+    pickle can hold a list of references to one list of references, nested, which would otherwise be walked
+    ``_MAX_ITEMS ** _MAX_DEPTH`` times."""
+    budget = [_MAX_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        return "…"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**53:
+        return f"an integer of {value.bit_length()} bits"  # str() of a huge one is slow, then refused
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else str(value)
@@ -92,7 +102,8 @@ def _plain(value: Any, depth: int = 0) -> Any:
     if depth >= _MAX_DEPTH and isinstance(value, list | tuple | set | frozenset | dict):
         return "…"
     if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v, depth + 1) for v in list(value)[:_MAX_ITEMS]]
+        return [_plain(v, depth + 1, budget) for v in itertools.islice(value, _MAX_ITEMS)]
     if isinstance(value, dict):
-        return {str(k)[:200]: _plain(v, depth + 1) for k, v in list(value.items())[:_MAX_ITEMS]}
+        return {str(_plain(k, _MAX_DEPTH, budget))[:200]: _plain(v, depth + 1, budget)
+                for k, v in itertools.islice(value.items(), _MAX_ITEMS)}
     return str(value)[:_MAX_TEXT]
