@@ -30,7 +30,7 @@ def test_an_admin_manages_users_and_tokens_over_rest(sqlite_auth_server: AuthSer
         with s.client(None) as ci:
             ci.headers["Authorization"] = f"Bearer {token}"
             assert ci.get("/api/auth/whoami").json()["roles"] == {"fraud": "editor"}
-            assert root.delete(f"/api/auth/users/root/tokens/{prefix}").status_code == 404  # not root's token
+            assert root.delete(f"/api/auth/users/admin/tokens/{prefix}").status_code == 404  # not admin's token
             assert root.delete(f"/api/auth/users/ci/tokens/{prefix}").status_code == 200
             _eventually_refused(ci)
 
