@@ -33,7 +33,7 @@ class RemoteAuthAdmin:
         self._http = HttpTrackingRepository(base_url)
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        return self._http._call(method, "/auth/users" + path, body)
+        return self._http.call(method, "/auth/users" + path, body)
 
     def add_user(self, name: str, *, service_account: bool = False, admin: bool = False) -> UserInfo:
         return UserInfo(**self._call("POST", "", {"name": name, "service_account": service_account,

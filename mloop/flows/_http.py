@@ -34,7 +34,7 @@ class HttpFlowRepository:
         self.base_url = self._api.base_url
 
     def _call(self, method: str, path: str, json: Any = None, **kwargs: Any) -> Any:
-        return self._api._call(method, "/flows" + path, json, **kwargs)
+        return self._api.call(method, "/flows" + path, json, **kwargs)
 
     # ---------------------------------------------------------------- runs
     def experiment_id(self, name: str) -> str:

@@ -46,7 +46,7 @@ class HttpArtifactStore(ArtifactStore):
         upload = uuid.uuid4().hex
         offset = 0
         if size > self.chunk_bytes:  # a small one is sent at once: the server keeps one copy either way
-            state = self._api._call("GET", f"/flows/cas/{sha}/uploads/{upload}")
+            state = self._api.call("GET", f"/flows/cas/{sha}/uploads/{upload}")
             if state["stored"]:
                 return sha
         stalled = 0
@@ -54,7 +54,7 @@ class HttpArtifactStore(ArtifactStore):
             end = min(offset + self.chunk_bytes, size)
             # retried as a whole when its connection breaks: the server appends only a chunk that arrived whole
             # and at its offset, and otherwise answers where it stands
-            state = self._api._call("PUT", f"/flows/cas/{sha}", content=bytes(view[offset:end]), retry=True,
+            state = self._api.call("PUT", f"/flows/cas/{sha}", content=bytes(view[offset:end]), retry=True,
                                     params={"upload": upload, "offset": offset, "size": size})
             if state["stored"]:
                 return sha

@@ -53,7 +53,7 @@ class HttpRegistryClient:
 
     def call(self, method: str, path: str, json: Any = None, **kwargs: Any) -> Any:
         """One request to ``/api/registry<path>``; an error answer raises its mloop.errors type."""
-        return self.runs._call(method, "/registry" + path, json, **kwargs)
+        return self.runs.call(method, "/registry" + path, json, **kwargs)
 
     def close(self) -> None:
         """Nothing to release between calls (the connection pool closes with the process)."""

@@ -84,7 +84,8 @@ class HttpTrackingRepository:
 
     def call(self, method: str, path: str, json: Any = None, *, retry: bool | None = None, **kwargs: Any) -> Any:
         """One request to any route under the server's ``/api``, with this client's token, retries and errors;
-        the other capabilities' HTTP transports (features, validation) share it instead of opening their own."""
+        the other capabilities' HTTP transports (registry, features, validation, flows, auth) share it instead
+        of opening their own."""
         return self._call(method, path, json, retry=retry, **kwargs)
 
     # experiments
