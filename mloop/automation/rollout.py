@@ -28,6 +28,7 @@ __all__ = ["run_canary", "run_shadow"]
 
 DEFAULT_TIMEOUT = "10m"
 POLL_SECONDS = 0.5
+DEFAULT_MIN_LABELS = 20
 
 
 def _registry(ctx: Context) -> Any:
@@ -59,9 +60,11 @@ def _begin(ctx: Context, kind: str, version: int, tags: dict[str, str]) -> int:
 
 
 def _watch(spec: dict[str, Any], since: int, figures: Callable[[int], dict[str, Any]],
-           requests: Callable[[dict[str, Any]], int]) -> dict[str, Any]:
-    """Poll ``figures(now)`` until the window is over: ``requests`` seen and ``duration`` past (whichever are
-    declared); a window that does not fill within ``timeout`` stops the firing."""
+           requests: Callable[[dict[str, Any]], int],
+           missing: Callable[[dict[str, Any]], str | None] = lambda found: None) -> dict[str, Any]:
+    """Poll ``figures(now)`` until the window is over: ``requests`` seen, ``duration`` past (whichever are
+    declared) and nothing ``missing`` (labels, say); a window that does not fill within ``timeout`` stops the
+    firing, saying what did not come."""
     wanted = spec.get("requests")
     duration = parse_duration(spec["duration"], "duration") if "duration" in spec else 0
     timeout = max(parse_duration(spec.get("timeout", DEFAULT_TIMEOUT), "timeout"), duration)
@@ -69,12 +72,15 @@ def _watch(spec: dict[str, Any], since: int, figures: Callable[[int], dict[str, 
         now = now_ms()
         found = figures(now)
         elapsed = (now - since) / 1000
-        if (wanted is None or requests(found) >= wanted) and elapsed >= duration:
+        short = wanted is not None and requests(found) < wanted
+        lacking = missing(found)
+        if not short and not lacking and elapsed >= duration:
             return {**found, "seconds": round(elapsed, 1)}
         if elapsed >= timeout:
-            raise Stop(f"only {requests(found)} of the {wanted} requests the rollout needs came in "
-                       f"{elapsed:.0f} s (timeout {spec.get('timeout', DEFAULT_TIMEOUT)}); the champion stays",
-                       details=found)
+            what = (f"only {requests(found)} of the {wanted} requests the rollout needs" if short
+                    else lacking or "the window")
+            raise Stop(f"{what} came in {elapsed:.0f} s (timeout {spec.get('timeout', DEFAULT_TIMEOUT)}); the "
+                       "champion stays", details=found)
         time.sleep(POLL_SECONDS)
 
 
@@ -138,9 +144,13 @@ def run_canary(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     try:
         found = _watch(spec, since, lambda now: canary_figures(ctx.settings, ctx.rule.model, champion, challenger,
                                                                since, now, metric),
-                       lambda f: int(f["challenger"]["requests"]))
-    except BaseException:
+                       lambda f: int(f["challenger"]["requests"]), lambda f: _labels_missing(spec, f))
+    except Stop as stop:
         _end(ctx, CANARY_TAG)  # the traffic goes back to the champion
+        raise Stop(f"v{challenger} rolled back, not promoted: as a canary, {stop.message}",
+                   details=stop.details) from None
+    except BaseException:
+        _end(ctx, CANARY_TAG)
         raise
     result = {"alias": alias, "from": champion, "to": challenger, "challenger_version": challenger,
               "percent": spec["percent"], **found}
@@ -154,6 +164,20 @@ def run_canary(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return result
 
 
+def _labels_missing(spec: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """With a declared metric, the labels each arm still lacks: the metric is a condition of the window, so a
+    canary is never promoted on figures that do not include it."""
+    if spec.get("metric") is None:
+        return None
+    needed = int(spec.get("min_labels", DEFAULT_MIN_LABELS))
+    short = {arm: found[arm].get("labelled", 0) for arm in ("champion", "challenger")
+             if found[arm].get("labelled", 0) < needed}
+    if not short:
+        return None
+    counts = ", ".join(f"{count} on the {arm}'s arm" for arm, count in short.items())
+    return f"only {counts} of the {needed} labelled predictions (POST /feedback) the {spec['metric']} needs"
+
+
 def _canary_problems(spec: dict[str, Any], found: dict[str, Any], result: dict[str, Any]) -> list[str]:
     ours, theirs = found["champion"], found["challenger"]
     bound = float(spec.get("max_error_rate", 0.01))
@@ -164,10 +188,6 @@ def _canary_problems(spec: dict[str, Any], found: dict[str, Any], result: dict[s
     problems += _latency_problem(spec, ours["latency_p50_ms"], theirs["latency_p50_ms"])
     metric = spec.get("metric")
     if metric is None:
-        return problems
-    needed = int(spec.get("min_labels", 20))
-    if min(ours.get("labelled", 0), theirs.get("labelled", 0)) < needed:
-        result["labels"] = f"not compared: fewer than {needed} labelled predictions on an arm so far"
         return problems
     from mloop.automation.gate import higher_is_better
 
