@@ -89,7 +89,7 @@ def test_micro_batching_shares_model_calls_and_answers_each_request(settings, mo
 
 
 def test_cache_answers_repeated_inputs_until_the_ttl(settings, model_dir) -> None:
-    config = ServeConfig(endpoints=(EndpointConfig(name="m", uri=str(model_dir), cache_ttl=0.5),), reload_seconds=0)
+    config = ServeConfig(endpoints=(EndpointConfig(name="m", uri=str(model_dir), cache_ttl=2.0),), reload_seconds=0)
     with running(config, settings) as server:
         first = server.post("/predict", [ROW])
         second = server.post("/predict", [ROW])
@@ -101,7 +101,7 @@ def test_cache_answers_repeated_inputs_until_the_ttl(settings, model_dir) -> Non
         # the key is the validated input: the same row written with extra fields and another order hits too
         assert server.post("/predict", {"weather": "rain", "note": 1, "km": 3.5, "hour": 8}) \
             .headers.get("x-mloop-cache") == "hit"
-        time.sleep(0.6)
+        time.sleep(2.1)  # a TTL short enough to wait out, long enough for the four requests under load
         assert "x-mloop-cache" not in server.post("/predict", [ROW]).headers
         assert 'event="cache_hit"} 2' in server.get("/metrics").text
         assert server.get("/models").json()["models"][0]["cache"]["hits"] == 2
