@@ -22,8 +22,8 @@ __all__ = ["Stop", "check_action", "mark_done", "run_action"]
 
 _OPTIONS = {
     "run_flow": ({"file"}, {"parameters", "flow", "executor", "ray_address"}),
-    "evaluate": ({"metric"}, {"holdout", "target", "traffic", "min_rows", "margin", "max_latency_ms", "champion",
-                               "slices", "max_slice_gap", "challenger"}),
+    "evaluate": (set(), {"metric", "metrics", "holdout", "target", "traffic", "min_rows", "margin",
+                         "max_latency_ms", "champion", "slices", "max_slice_gap", "challenger"}),
     **ROLLOUT_OPTIONS,
     "promote": (set(), {"alias", "environment"}),
     "rollback": (set(), {"alias", "window"}),
@@ -78,8 +78,16 @@ def _check_evaluate(spec: dict[str, Any], where: str) -> None:
     """The gate's data sets and bounds: a holdout (with its target) and/or recent traffic; slices need both."""
     from mloop.automation.gate import SCORES
 
-    if spec["metric"] not in SCORES:
+    if ("metric" in spec) == ("metrics" in spec):
+        raise InvalidInputError(field=f"{where}.metric", value=spec.get("metric"),
+                                expected="one metric (with margin), or metrics: a mapping of metric to margin")
+    if "metric" in spec and spec["metric"] not in SCORES:
         raise InvalidInputError(field=f"{where}.metric", value=spec["metric"], expected=f"one of {SCORES}")
+    if "metrics" in spec:
+        _check_metrics(spec["metrics"], f"{where}.metrics")
+        if "margin" in spec:
+            raise InvalidInputError(field=f"{where}.margin", value=spec["margin"],
+                                    expected="no margin beside metrics: each metric there has its own")
     if "holdout" not in spec and "traffic" not in spec:
         raise InvalidInputError(field=f"{where}.holdout", value=None,
                                 expected="a holdout Parquet path (with target), recent traffic ('7d'), or both")
@@ -95,6 +103,19 @@ def _check_evaluate(spec: dict[str, Any], where: str) -> None:
         from mloop.monitoring.monitor import parse_duration
 
         parse_duration(spec["traffic"], f"{where}.traffic")
+
+
+def _check_metrics(metrics: Any, where: str) -> None:
+    from mloop.automation.gate import SCORES
+
+    if not isinstance(metrics, dict) or not metrics:
+        raise InvalidInputError(field=where, value=metrics, expected="a mapping of metric to margin, e.g. "
+                                "{mae: 0.5, r2: 0.0}")
+    for name, margin in metrics.items():
+        if name not in SCORES:
+            raise InvalidInputError(field=f"{where}.{name}", value=name, expected=f"one of {SCORES}")
+        if isinstance(margin, bool) or not isinstance(margin, int | float):
+            raise InvalidInputError(field=f"{where}.{name}", value=margin, expected="a margin: a number")
 
 
 def run_action(kind: str, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -187,8 +208,8 @@ def _evaluate(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     verdict: dict[str, Any] = {"challenger_version": challenger.version, "champion_version": champion.version}
     failed = None
     for source, (inputs, truth) in _gate_data(spec, ctx):
-        result = judge(*models, inputs, truth, metric=spec["metric"], margin=float(spec.get("margin", 0.0)),
-                       max_latency_ms=spec.get("max_latency_ms"))
+        result = judge(*models, inputs, truth, metric=spec.get("metric"), margin=float(spec.get("margin", 0.0)),
+                       metrics=spec.get("metrics"), max_latency_ms=spec.get("max_latency_ms"))
         verdict[source] = result.to_dict()
         if not result.passed and failed is None:
             failed = f"on the {source}: {result.reason}"

@@ -81,10 +81,13 @@ def _predict(model: Any, inputs: pd.DataFrame) -> tuple[np.ndarray, float]:
     return np.asarray(values).reshape(len(inputs), -1)[:, 0], elapsed / max(len(inputs), 1)
 
 
-def judge(champion: Any, challenger: Any, inputs: pd.DataFrame, truth: np.ndarray, *, metric: str,
-          margin: float = 0.0, max_latency_ms: float | None = None) -> GateResult:
-    """Score both loaded models on the same rows; the challenger passes when it is better by ``margin``
-    (absolute, in the metric's own direction) and its checks hold."""
+def judge(champion: Any, challenger: Any, inputs: pd.DataFrame, truth: np.ndarray, *, metric: str | None = None,
+          margin: float = 0.0, metrics: dict[str, float] | None = None,
+          max_latency_ms: float | None = None) -> GateResult:
+    """Score both loaded models on the same rows; the challenger passes when it is better by the margin
+    (absolute, in the metric's own direction) on every declared metric (``metric`` with ``margin``, or
+    ``metrics``: metric -> margin) and its checks hold."""
+    wanted = dict(metrics) if metrics else {str(metric): margin}
     problems = challenger.validate(inputs)
     if problems:
         return GateResult(False, f"the holdout does not fit the challenger's input schema: {problems[0]}")
@@ -95,13 +98,19 @@ def judge(champion: Any, challenger: Any, inputs: pd.DataFrame, truth: np.ndarra
     if max_latency_ms is not None and latency > max_latency_ms:
         return GateResult(False, f"the challenger took {latency:.3f} ms per row, over the budget of "
                           f"{max_latency_ms} ms", latency_ms=latency)
-    theirs = score(metric, truth, guess)
-    ours = score(metric, truth, _predict(champion, inputs)[0])
-    gain = theirs - ours if higher_is_better(metric) else ours - theirs
-    result = GateResult(gain >= margin, "", {metric: ours}, {metric: theirs}, latency)
-    verdict = "beats" if result.passed else "does not beat"
-    result.reason = (f"the challenger {verdict} the champion by the margin {margin} on {metric}: "
-                     f"{theirs:.4f} vs {ours:.4f} on the same {len(truth)} rows")
+    theirs_guess = _predict(champion, inputs)[0]
+    result = GateResult(True, "", latency_ms=latency)
+    verdicts = []
+    for name, bound in wanted.items():
+        theirs, ours = score(name, truth, guess), score(name, truth, theirs_guess)
+        result.challenger[name], result.champion[name] = theirs, ours
+        gain = theirs - ours if higher_is_better(name) else ours - theirs
+        beats = gain >= bound
+        result.passed = result.passed and beats
+        verdicts.append((beats, f"{'beats' if beats else 'does not beat'} the champion by the margin {bound} on "
+                                f"{name}: {theirs:.4f} vs {ours:.4f}"))
+    ordered = [text for beats, text in verdicts if not beats] + [text for beats, text in verdicts if beats]
+    result.reason = f"the challenger {'; '.join(ordered)} on the same {len(truth)} rows"
     return result
 
 

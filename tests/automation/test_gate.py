@@ -144,3 +144,77 @@ def test_a_challenger_with_a_slice_far_behind_overall_is_not_promoted(settings: 
     apply_rules([_gate_rule(holdout, slices=["sex"], max_slice_gap=1000)], settings=settings)
     assert fire_manual("retrain", settings=settings)["ran"][0]["state"] == "done"
     assert registry.get_alias("eta", "champion").version == winner
+
+
+def _holdout_rule(holdout: str, evaluate: dict) -> dict:
+    return {"name": "retrain", "given": {"model": "eta"}, "trigger": {"kind": "manual"},
+            "actions": [{"evaluate": {"holdout": holdout, "target": "target", **evaluate}},
+                        {"promote": {"alias": "champion"}}]}
+
+
+def test_a_challenger_must_beat_the_champion_on_every_declared_metric(settings: Settings, champion: int,
+                                                                       holdout: str) -> None:
+    from sklearn.linear_model import Ridge
+
+    x, y = diabetes()
+    better = register(settings, Ridge(alpha=0.1).fit(x.head(300), y.head(300)), x)
+    apply_rules([_holdout_rule(holdout, {"metrics": {"mae": 1.0, "r2": 0.9}})], settings=settings)
+    (ran,) = fire_manual("retrain", settings=settings)["ran"]
+    assert ran["state"] == "stopped"  # better on mae by far more than 1.0, but not 0.9 better on r2
+    assert "does not beat the champion by the margin 0.9 on r2" in ran["reason"]
+    registry = registry_for(settings)
+    assert registry.get_alias("eta", "champion").version == champion
+    gate = registry.get_version("eta", better).tags["automation.gate"]
+    assert gate.index("does not beat") < gate.index("beats the champion by the margin 1.0 on mae")  # failing first
+
+    apply_rules([_holdout_rule(holdout, {"metrics": {"mae": 1.0, "r2": 0.1}})], settings=settings)
+    (ran,) = fire_manual("retrain", settings=settings)["ran"]
+    assert ran["state"] == "done"
+    assert registry.get_alias("eta", "champion").version == better
+    result = firings(rule="retrain", settings=settings)[0]["actions"][0]["result"]
+    assert set(result["challenger"]) == {"mae", "r2"} and result["challenger"]["r2"] > result["champion"]["r2"] + 0.1
+
+
+def test_a_challenger_that_predicts_nan_is_not_promoted(settings: Settings, champion: int, holdout: str) -> None:
+    from sklearn.linear_model import Ridge
+
+    x, y = diabetes()
+    broken = Ridge(alpha=0.1).fit(x.head(300), y.head(300))
+    broken.coef_[2] = float("nan")  # every prediction becomes NaN, as a diverged fit's would
+    register(settings, broken, x)
+    apply_rules([_gate_rule(holdout)], settings=settings)
+    (ran,) = fire_manual("retrain", settings=settings)["ran"]
+    assert ran["state"] == "stopped" and "the challenger predicted NaN for 100 holdout rows" in ran["reason"]
+    assert registry_for(settings).get_alias("eta", "champion").version == champion
+
+
+def test_a_holdout_that_does_not_fit_the_challengers_schema_is_refused(settings: Settings, champion: int,
+                                                                      tmp_path) -> None:
+    from sklearn.linear_model import Ridge
+
+    x, y = diabetes()
+    register(settings, Ridge(alpha=0.1).fit(x.head(300), y.head(300)), x)
+    holdout = tmp_path / "no-bmi.parquet"
+    x.tail(100).drop(columns=["bmi"]).assign(target=y.tail(100)).to_parquet(holdout)
+    apply_rules([_gate_rule(str(holdout))], settings=settings)
+    (ran,) = fire_manual("retrain", settings=settings)["ran"]
+    assert ran["state"] == "stopped"
+    assert "does not fit the challenger's input schema" in ran["reason"] and "bmi" in ran["reason"]
+    assert registry_for(settings).get_alias("eta", "champion").version == champion
+
+
+def test_the_gates_metrics_are_checked_when_the_rule_is_applied(settings: Settings, holdout: str) -> None:
+    import pytest
+
+    from mloop.errors import InvalidInputError
+
+    cases = [({"metrics": {"mae": 1.0, "auc_pr": 0.1}}, "metrics.auc_pr"),
+             ({"metrics": {"mae": "a lot"}}, "metrics.mae"),
+             ({"metrics": []}, "metrics"),
+             ({"metric": "mae", "metrics": {"mae": 1.0}}, "metric"),
+             ({}, "metric"),
+             ({"metrics": {"mae": 1.0}, "margin": 0.5}, "margin")]
+    for evaluate, field in cases:
+        with pytest.raises(InvalidInputError) as refused:
+            apply_rules([_holdout_rule(holdout, evaluate)], settings=settings)
+        assert refused.value.field.endswith(field), (evaluate, refused.value.field)
