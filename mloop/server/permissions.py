@@ -85,6 +85,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"/api/registry/(approvals|environments/[^/]+/history)$", LISTED, MAINTAINER),
     Rule(r"/api/registry/(environments|approvals|rules|select)", VIEWER, MAINTAINER),
     Rule(_MLFLOW + r"/(registered-models/alias|model-versions/transition-stage)", VIEWER, MAINTAINER),
+    Rule(r"/api/automation/rules/[^/]+/(pause|resume)$", VIEWER, MAINTAINER),
     # listings and searches: open to every identity, each shows only the projects where it is a viewer
     _same(r"/api/runs/(search|page)$", LISTED),
     _same(_MLFLOW + r"/[a-z-]+/search", LISTED),

@@ -207,7 +207,9 @@ def test_role_matrix_in_another_project(sqlite_auth_server: AuthServer, tmp_path
              ("editor", "PUT", "/api/alerts/rules",
               {"rules": [{"name": "x", "monitor": "monB", "metric": "rows", "above": 1}]}, {}),
              ("maintainer", "POST", f"{MLFLOW}/registered-models/alias",
-              {"name": "mB", "alias": "champion", "version": "1"}, {})]
+              {"name": "mB", "alias": "champion", "version": "1"}, {}),
+             ("maintainer", "POST", "/api/automation/rules/retrainB/resume", {}, {}),
+             ("maintainer", "POST", "/api/automation/rules/retrainB/pause", {}, {})]  # last: it stops the firing
     wrong = []
     for need, method, path, body, params in calls:
         for role in ROLES:

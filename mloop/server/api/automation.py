@@ -1,5 +1,6 @@
-"""REST API of automation under ``/api/automation``: rules, firings, a model's timeline, and the manual trigger
-(which records the firing; the runtime, ``mloop scheduler`` or ``mloop automation run``, runs it)."""
+"""REST API of automation under ``/api/automation``: rules, firings, a model's timeline, the manual trigger
+(which records the firing; the runtime, ``mloop scheduler`` or ``mloop automation run``, runs it), and pausing
+or resuming a rule (a maintainer's: it decides whether automation may act on the model at all)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,22 @@ async def fire(name: TextPath, body: FireIn, request: Request) -> dict[str, Any]
 
     return await run_in_threadpool(fire_manual, name, body.payload, request_id=body.request_id, run=False,
                                    settings=_settings(request))
+
+
+def _set_paused(name: str, paused: bool, settings: Settings) -> dict[str, Any]:
+    from mloop.automation import list_rules, set_paused
+
+    set_paused(name, paused, settings)
+    return next(r for r in list_rules(settings) if r["name"] == name)
+
+
+@router.post("/rules/{name}/pause", responses=error_responses(404))
+async def pause(name: TextPath, request: Request) -> dict[str, Any]:
+    """Pause the rule: its trigger is no longer observed and nothing fires it (a firing under way finishes)."""
+    return await run_in_threadpool(_set_paused, name, True, _settings(request))
+
+
+@router.post("/rules/{name}/resume", responses=error_responses(404))
+async def resume(name: TextPath, request: Request) -> dict[str, Any]:
+    """Resume a paused rule."""
+    return await run_in_threadpool(_set_paused, name, False, _settings(request))

@@ -1,16 +1,22 @@
 // Automation timeline: every firing of the continuous-training rules (of one model, or of all), newest first:
 // the event that triggered it, the rule and its version, each action with its result and time, and the lineage
 // to what it produced (the flow run that retrained, the challenger the gate judged, the version promoted).
+// Each rule can be fired by hand (an editor of the model's project) and paused or resumed (a maintainer); the
+// buttons are offered by role, and the API checks every request anyway.
 
-import { api, h, link, section, seg, status, table, value, when } from "../lib.js";
+import { api, errorBox, h, link, may, me, navigate, part, root, section, seg, status, table, value, when }
+  from "../lib.js";
 
 const LIMIT = 200;
 
 export async function render(main, { model }) {
   const params = new URLSearchParams({ limit: String(LIMIT) });
   if (model !== undefined) params.set("model", model);
-  const [firings, rules] = await Promise.all([api(`/automation/firings?${params}`), api("/automation/rules")]);
+  const [firings, rules, models, who] = await Promise.all([api(`/automation/firings?${params}`),
+    api("/automation/rules"), part(api("/registry/models")), me()]);
   const mine = model === undefined ? rules : rules.filter((r) => r.model === model);
+  const projects = new Map((Array.isArray(models) ? models : []).map((m) => [m.name, m.tags.project || "default"]));
+  const can = (role, rule) => may(who, role, projects.get(rule.model) || "default");
   main.append(...(model === undefined
     ? [h("h1", {}, "Automation")]
     : [h("div", { class: "crumbs" }, link("/models", "Models"), " / ", link(`/models/${seg(model)}`, model), " /"),
@@ -23,10 +29,46 @@ export async function render(main, { model }) {
     { label: "When", cell: (r) => (r.when ? h("code", {}, r.when) : h("span", { class: "muted" }, "always")) },
     { label: "Actions", cell: (r) => (r.actions || []).join(" → ") },
     { label: "State", cell: (r) => (r.paused ? status("paused") : status("active")) },
-  ], mine, { className: "rules", empty: "No rules: mloop automation apply rules.yaml." })));
+    { label: "", cell: (r) => controls(r, can) },
+  ], mine, { className: "rules", empty: "No rules: mloop automation apply rules.yaml.",
+    hook: (tr, r) => { tr.dataset.rule = r.name; } })));
   const list = h("ol", { class: "timeline" }, firings.map(firingItem));
   main.append(section(`Firings (newest first${firings.length >= LIMIT ? `, the last ${LIMIT}` : ""})`,
     firings.length ? list : h("p", { class: "muted" }, "Nothing has fired yet.")));
+}
+
+/** Fire now (recorded at once; the runtime runs it) and pause/resume, for those whose role allows them. */
+function controls(rule, can) {
+  const outcome = h("div", { class: "outcome" });
+  const act = (path, body) => async (event) => {
+    const buttons = event.target.parentElement.querySelectorAll("button");
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      await api(`/automation/rules/${seg(rule.name)}/${path}`, { method: "POST", body });
+      navigate(location.pathname.slice(root.length) + location.search, { replace: true });
+    } catch (error) {
+      outcome.replaceChildren(errorBox(error));
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  };
+  const buttons = [];
+  if (can("editor", rule) && !rule.paused) {
+    // one id per click: a retried request (a proxy's retry, say) records one firing
+    buttons.push(h("button", { class: "primary fire", type: "button",
+      onclick: (event) => act("fire", { request_id: randomId(), payload: { from: "web UI" } })(event) },
+    "Fire now"));
+  }
+  if (can("maintainer", rule)) {
+    buttons.push(rule.paused
+      ? h("button", { class: "resume", type: "button", onclick: act("resume") }, "Resume")
+      : h("button", { class: "pause", type: "button", onclick: act("pause") }, "Pause"));
+  }
+  return buttons.length ? h("div", { class: "rule-controls" }, ...buttons, outcome) : "";
+}
+
+/** 32 random hex digits (crypto.randomUUID needs https, which a team server on a LAN may not have). */
+function randomId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function firingItem(firing) {
