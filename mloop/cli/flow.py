@@ -261,7 +261,8 @@ def tag(
 
 @app.command()
 def scheduler(
-    files: list[str] = typer.Argument(..., help="Flow files or folders with flows that declare @schedule."),
+    files: list[str] = typer.Argument(None, help="Flow files or folders with flows that declare @schedule (none: "
+                                      "automation rules only)."),
     once: bool = typer.Option(False, "--once", help="One tick: start what is due now, wait for it, exit."),
     now: str = typer.Option(None, "--now", help="Pretend it is this UTC time (ISO 8601), e.g. 2026-01-05T10:05."),
     home: str = HOME,
@@ -284,6 +285,6 @@ def scheduler(
                                     expected="an ISO 8601 time like 2026-01-05T10:05") from None
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     echo = lambda message: console.print(message, highlight=False)  # noqa: E731
-    code = serve(files, once=once, now=moment, echo=echo, warn=_to_stderr)
+    code = serve(files or [], once=once, now=moment, echo=echo, warn=_to_stderr)
     if code:
         raise typer.Exit(code)

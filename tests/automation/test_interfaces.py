@@ -60,8 +60,9 @@ def test_the_scheduler_ticks_automation_beside_flows(tmp_path: Path) -> None:
     from mloop.automation import apply_rules, firings
 
     apply_rules(RULES, settings=Settings.load())
-    out = subprocess.run([sys.executable, "-m", "mloop", "scheduler", str(tmp_path), "--once", "--now",
-                          "2026-03-01T03:00:10"], capture_output=True, text=True, timeout=120)
+    # no flow files: a scheduler that runs the rules alone
+    out = subprocess.run([sys.executable, "-m", "mloop", "scheduler", "--once", "--now", "2026-03-01T03:00:10"],
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "automation: event schedule for nightly" in out.stdout
     assert [f["rule"] for f in firings(settings=Settings.load())] == ["nightly"]
