@@ -87,9 +87,10 @@ def set_paused(name: str, paused: bool, settings: Settings | None = None) -> Non
 
 
 def firings(*, rule: str | None = None, model: str | None = None, limit: int = 50,
-            settings: Settings | None = None, where: Any = None) -> list[dict[str, Any]]:
-    """Firings, newest first, each with its event and its actions (status and result); ``where`` is a further
-    SQL condition on the firings table (a server keeps the firings its caller may see)."""
+            settings: Settings | None = None, where: Any = None, firing: str | None = None) -> list[dict[str, Any]]:
+    """Firings, newest first, each with its event and its actions (status and result); ``firing`` keeps the one
+    with that id (a version's ``automation.firing`` tag leads here); ``where`` is a further SQL condition on the
+    firings table (a server keeps the firings its caller may see)."""
     settings = settings or Settings.load()
     query = select(t.firings, t.events.c.kind, t.events.c.payload).join(
         t.events, t.events.c.id == t.firings.c.event)
@@ -97,6 +98,8 @@ def firings(*, rule: str | None = None, model: str | None = None, limit: int = 5
         query = query.where(t.firings.c.rule == rule)
     if model:
         query = query.where(t.firings.c.model == model)
+    if firing:
+        query = query.where(t.firings.c.id == firing)
     if where is not None:
         query = query.where(where)
     query = query.order_by(t.firings.c.created.desc()).limit(max(1, min(int(limit), 1000)))

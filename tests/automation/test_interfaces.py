@@ -86,3 +86,35 @@ def test_rest_lists_rules_fires_by_hand_once_and_shows_the_timeline(tmp_path: Pa
             assert api.get("/firings", params={"model": "eta"}).json()[0]["state"] == "done"
             assert [x["what"] for x in api.get("/models/eta/timeline").json()] == ["by-hand fired on manual",
                                                                                    "notify done"]
+
+
+def test_cli_dry_run_shows_what_would_fire_and_writes_nothing(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from mloop.automation import firings
+
+    pd.DataFrame({"trips": range(30)}).to_parquet(tmp_path / "landing.parquet")
+    (tmp_path / "rules.yaml").write_text(f"""
+rules:
+  - name: on-rows
+    given: {{model: eta}}
+    trigger: {{kind: new_data, path: {tmp_path / 'landing.parquet'}, min_rows: 10}}
+    when: data.new_rows >= 10
+    actions: [notify]
+  - name: on-missing
+    given: {{model: eta}}
+    trigger: {{kind: new_data, path: {tmp_path / 'nowhere.parquet'}}}
+    actions: [notify]
+""")
+    _cli("automation", "apply", str(tmp_path / "rules.yaml"))
+    shown = _cli("automation", "dry-run")
+    assert "on-rows: WOULD FIRE: data.new_rows >= 10 is true (data.new_rows=30) -> notify" in shown
+    assert "on-missing: new_data trigger: no Parquet file" in shown
+    (would,) = [s for s in json.loads(_cli("automation", "dry-run", "--json")) if "key" in s]
+    assert would["key"] == "new_data:on-rows:0" and not would["already_recorded"]
+    assert firings(settings=Settings.load()) == []  # the dry run recorded nothing
+    _cli("automation", "tick")
+    assert len(firings(settings=Settings.load())) == 1
+    assert "on-rows" not in _cli("automation", "dry-run")  # the watermark is 30 now: nothing new
+    pd.DataFrame({"trips": range(45)}).to_parquet(tmp_path / "landing.parquet")
+    assert "on-rows: WOULD FIRE: data.new_rows >= 10 is true (data.new_rows=15)" in _cli("automation", "dry-run")
