@@ -12,6 +12,7 @@ firings with their actions, and a model's timeline.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from mloop._util.clock import now_ms
 from mloop.automation import _tables as t
 from mloop.automation.rules import Rule, load_rules, rule_from_json
 from mloop.config import Settings
-from mloop.errors import NotFoundError
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.store.sql import open_database
 
 __all__ = ["apply_rules", "firings", "get_rule", "list_rules", "set_paused", "timeline"]
@@ -92,6 +93,8 @@ def firings(*, rule: str | None = None, model: str | None = None, limit: int = 5
     with that id (a version's ``automation.firing`` tag leads here); ``where`` is a further SQL condition on the
     firings table (a server keeps the firings its caller may see)."""
     settings = settings or Settings.load()
+    if firing is not None and (not isinstance(firing, str) or not re.fullmatch(r"[0-9a-f]{32}", firing)):
+        raise InvalidInputError(field="firing", value=firing, expected="a firing id (32 hex characters)")
     query = select(t.firings, t.events.c.kind, t.events.c.payload).join(
         t.events, t.events.c.id == t.firings.c.event)
     if rule:

@@ -49,6 +49,8 @@ def test_cli_apply_list_pause_dry_run_fire_and_history(tmp_path: Path) -> None:
     assert "done" in _cli("automation", "fire", "by-hand", "--payload", '{"reason": "drift seen"}')
     history = json.loads(_cli("automation", "firings", "--json"))
     assert len(history) == 1 and history[0]["actions"][0]["status"] == "done"
+    one = json.loads(_cli("automation", "firings", "--firing", history[0]["id"], "--json"))
+    assert [f["event"]["reason"] for f in one] == ["drift seen"]
     assert "notify done" in _cli("automation", "timeline", "eta")
 
     bad = subprocess.run([sys.executable, "-m", "mloop", "automation", "fire", "by-hand", "--payload", "[1"],
@@ -84,6 +86,9 @@ def test_rest_lists_rules_fires_by_hand_once_and_shows_the_timeline(tmp_path: Pa
             assert refused.status_code == 422
             assert [r["state"] for r in run_firings(settings=settings)] == ["done"]
             assert api.get("/firings", params={"model": "eta"}).json()[0]["state"] == "done"
+            one = api.get("/firings", params={"firing": first.json()["firing"]}).json()
+            assert [f["event"]["reason"] for f in one] == ["drift seen"]
+            assert api.get("/firings", params={"firing": "x'; --"}).status_code == 422
             assert [x["what"] for x in api.get("/models/eta/timeline").json()] == ["by-hand fired on manual",
                                                                                    "notify done"]
 

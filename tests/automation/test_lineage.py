@@ -7,6 +7,7 @@ import pytest
 
 from mloop.automation import apply_rules, fire_manual, firings, run_firings
 from mloop.config import Settings
+from mloop.errors import InvalidInputError
 from mloop.registry import registry_for
 from tests.automation.conftest import champion_and_challenger
 
@@ -35,6 +36,9 @@ def test_a_judged_version_leads_back_to_the_event_that_caused_it(settings: Setti
     assert ("automation.promote" in tags) is better
     assert "automation.firing" not in registry.get_version("eta", champion).tags  # the champion was not judged
     assert firings(firing="0" * 32, settings=settings) == []
+    with pytest.raises(InvalidInputError) as err:
+        firings(firing="not an id", settings=settings)
+    assert err.value.field == "firing"
 
 
 def test_a_firing_runs_the_rule_version_that_fired(settings: Settings) -> None:
