@@ -4,6 +4,10 @@ A key names the condition, not the observation: a schedule's minute, a drift win
 watermark a data source grew past, a code digest. Inserting the same key twice (two schedulers, a restart) keeps
 one row, so each condition fires once.
 
+This module checks every trigger's options and observes the schedule and the monitor-fed ones; the triggers
+that read data (files, tables, feature views, drift of a file) are in ``trigger_data``, those that read what
+tracking recorded about training (a tracked metric, the code that trained the champion) in ``trigger_runs``.
+
 >>> check_trigger({"kind": "schedule", "cron": "0 3 * * *"}, "nightly")["cron"]
 '0 3 * * *'
 """
