@@ -217,8 +217,10 @@ def _evaluate(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         failed = _slice_check(spec, challenger, verdict, registry)
     verdict.update(verdict.get("holdout") or verdict.get("traffic") or {})
     reason = failed or "; ".join(f"on the {s}: {verdict[s]['reason']}" for s in ("holdout", "traffic") if s in verdict)
+    # the lineage of every judged version, promoted or not: its tag names the firing, whose event says why
     registry.update_version(ctx.rule.model, challenger.version, tags={
-        "automation.gate": ("rejected: " if failed else "passed: ") + reason[:4000]})
+        "automation.gate": ("rejected: " if failed else "passed: ") + reason[:4000],
+        "automation.evaluate": f"{ctx.rule.name} firing {ctx.firing['id']}", "automation.firing": ctx.firing["id"]})
     if failed:
         raise Stop(f"v{challenger.version} stays registered, not promoted: {failed}", field="evaluate")
     return verdict

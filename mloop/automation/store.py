@@ -12,6 +12,7 @@ firings with their actions, and a model's timeline.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from mloop._util.clock import now_ms
 from mloop.automation import _tables as t
 from mloop.automation.rules import Rule, load_rules, rule_from_json
 from mloop.config import Settings
-from mloop.errors import NotFoundError
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.store.sql import open_database
 
 __all__ = ["apply_rules", "firings", "get_rule", "list_rules", "set_paused", "timeline"]
@@ -87,16 +88,21 @@ def set_paused(name: str, paused: bool, settings: Settings | None = None) -> Non
 
 
 def firings(*, rule: str | None = None, model: str | None = None, limit: int = 50,
-            settings: Settings | None = None, where: Any = None) -> list[dict[str, Any]]:
-    """Firings, newest first, each with its event and its actions (status and result); ``where`` is a further
-    SQL condition on the firings table (a server keeps the firings its caller may see)."""
+            settings: Settings | None = None, where: Any = None, firing: str | None = None) -> list[dict[str, Any]]:
+    """Firings, newest first, each with its event and its actions (status and result); ``firing`` keeps the one
+    with that id (a version's ``automation.firing`` tag leads here); ``where`` is a further SQL condition on the
+    firings table (a server keeps the firings its caller may see)."""
     settings = settings or Settings.load()
+    if firing is not None and (not isinstance(firing, str) or not re.fullmatch(r"[0-9a-f]{32}", firing)):
+        raise InvalidInputError(field="firing", value=firing, expected="a firing id (32 hex characters)")
     query = select(t.firings, t.events.c.kind, t.events.c.payload).join(
         t.events, t.events.c.id == t.firings.c.event)
     if rule:
         query = query.where(t.firings.c.rule == rule)
     if model:
         query = query.where(t.firings.c.model == model)
+    if firing:
+        query = query.where(t.firings.c.id == firing)
     if where is not None:
         query = query.where(where)
     query = query.order_by(t.firings.c.created.desc()).limit(max(1, min(int(limit), 1000)))

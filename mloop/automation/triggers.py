@@ -4,35 +4,49 @@ A key names the condition, not the observation: a schedule's minute, a drift win
 watermark a data source grew past, a code digest. Inserting the same key twice (two schedulers, a restart) keeps
 one row, so each condition fires once.
 
+This module checks every trigger's options and observes the schedule and the monitor-fed ones; the triggers
+that read data (files, tables, feature views, drift of a file) are in ``trigger_data``, those that read what
+tracking recorded about training (a tracked metric, the code that trained the champion) in ``trigger_runs``.
+
 >>> check_trigger({"kind": "schedule", "cron": "0 3 * * *"}, "nightly")["cron"]
 '0 3 * * *'
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from mloop.automation._options import check_options
 from mloop.config import Settings
-from mloop.errors import InvalidInputError, NotFoundError
+from mloop.errors import InvalidInputError
 
 __all__ = ["TRIGGER_KINDS", "Candidate", "check_trigger", "observe"]
 
 TRIGGER_KINDS = ("schedule", "new_data", "drift", "metric_drop", "code_change", "manual")
 _OPTIONS = {
     "schedule": ({"cron"}, set()),
-    "new_data": (set(), {"path", "min_rows", "feature_view"}),
-    "drift": ({"monitor"}, {"metric"}),
-    "metric_drop": ({"monitor", "metric"}, {"below", "alias"}),
+    "new_data": (set(), {"path", "min_rows", "feature_view", "project", "table", "db_url"}),
+    "drift": (set(), {"monitor", "metric", "data", "share", "alias"}),
+    "metric_drop": (set(), {"monitor", "metric", "run_metric", "experiment", "below", "above", "alias"}),
     "code_change": (set(), {"file", "git", "alias"}),
     "manual": (set(), set()),
 }
-MAX_PARQUET_FILES = 10_000
-
+# What a trigger watches: exactly one of these sources, each with the options that only make sense with it and
+# the ones it cannot do without.
+_SOURCES: dict[str, dict[str, tuple[str, set[str], set[str]]]] = {
+    "new_data": {"path": ("a Parquet file or folder", {"min_rows"}, set()),
+                 "feature_view": ("a feature view's name (with its project)", {"project"}, set()),
+                 "table": ("a table's name (with db_url)", {"min_rows", "db_url"}, {"db_url"})},
+    "drift": {"monitor": ("a monitor's name", {"metric"}, set()),
+              "data": ("a Parquet file or folder, against the champion's training profile", {"share", "alias"},
+                       set())},
+    "metric_drop": {"monitor": ("a monitor's name (with metric)", {"metric"}, {"metric"}),
+                    "run_metric": ("a tracked metric of the latest finished run", {"experiment"}, set())},
+    "code_change": {"file": ("a flow's code", set(), set()), "git": ("a repository folder", set(), set())},
+}
+NUMBERS = ("min_rows", "below", "above", "share")
 
 @dataclass(frozen=True)
 class Candidate:
@@ -50,14 +64,10 @@ def check_trigger(raw: Any, rule: str) -> dict[str, Any]:
                                 expected=f"one of {list(TRIGGER_KINDS)}")
     kind = raw["kind"]
     required, optional = _OPTIONS[kind]
-    checked = check_options(raw, required | {"kind"}, optional, where, f"the {kind} trigger",
-                            numbers=("min_rows", "below"))
-    if kind == "new_data" and ("path" in raw) == ("feature_view" in raw):
-        raise InvalidInputError(field=f"{where}.path", value=None,
-                                expected="either path (a Parquet file or folder) or feature_view (a view's name)")
-    if kind == "code_change" and ("file" in raw) == ("git" in raw):
-        raise InvalidInputError(field=f"{where}.file", value=None,
-                                expected="either file (a flow's code) or git (a repository folder)")
+    checked = check_options(raw, required | {"kind"}, optional, where, f"the {kind} trigger", numbers=NUMBERS)
+    if kind in _SOURCES:
+        _check_source(raw, _SOURCES[kind], where)
+    _check_values(raw, where)
     if kind == "schedule":
         from mloop.flows.cron import CronSchedule
 
@@ -67,6 +77,42 @@ def check_trigger(raw: Any, rule: str) -> dict[str, Any]:
             raise InvalidInputError(f"{where}.cron: {exc.message}", field=f"{where}.cron",
                                     value=raw["cron"]) from None
     return checked
+
+
+def _check_source(raw: dict[str, Any], sources: dict[str, tuple[str, set[str], set[str]]], where: str) -> None:
+    """Exactly one source; options that belong to another source are refused; a source's needs are present."""
+    named = [name for name in sources if name in raw]
+    if len(named) != 1:
+        choices = ", ".join(f"{name} ({what})" for name, (what, _, _) in sources.items())
+        wrong = named[1] if named else next(iter(sources))
+        raise InvalidInputError(field=f"{where}.{wrong}", value=raw.get(wrong), expected=f"exactly one of {choices}")
+    source = named[0]
+    _, allowed, needed = sources[source]
+    others = {opt for _, (_, opts, _) in sources.items() for opt in opts} - allowed
+    stray = sorted(others & set(raw))
+    if stray:
+        raise InvalidInputError(field=f"{where}.{stray[0]}", value=raw[stray[0]],
+                                expected=f"no {stray[0]} with {source} (options of {source}: {sorted(allowed)})")
+    missing = sorted(needed - set(raw))
+    if missing:
+        raise InvalidInputError(field=f"{where}.{missing[0]}", value=None, expected=f"{missing[0]} with {source}")
+
+
+def _check_values(raw: dict[str, Any], where: str) -> None:
+    """The values a source option must have: a table identifier, a database URL, names, a share in [0, 1]."""
+    from mloop.automation.trigger_data import check_db_url, check_table_name
+
+    if "table" in raw:
+        check_table_name(raw["table"], f"{where}.table")
+    if "db_url" in raw:
+        check_db_url(raw["db_url"], f"{where}.db_url")
+    for option in ("data", "path", "file", "git", "run_metric", "experiment", "project", "feature_view"):
+        if option in raw and (not isinstance(raw[option], str) or not raw[option].strip()):
+            raise InvalidInputError(field=f"{where}.{option}", value=raw[option], expected="a non-empty string")
+    if "share" in raw and not 0 <= raw["share"] <= 1:
+        raise InvalidInputError(field=f"{where}.share", value=raw["share"], expected="a share of columns from 0 to 1")
+    if "min_rows" in raw and raw["min_rows"] < 1:
+        raise InvalidInputError(field=f"{where}.min_rows", value=raw["min_rows"], expected="at least 1")
 
 
 def observe(rule: Any, now: datetime, last: dict[str, Any] | None, settings: Settings) -> list[Candidate]:
@@ -86,52 +132,10 @@ def _schedule(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, An
     return [Candidate(f"schedule:{rule.name}:{minute.isoformat()}", {"schedule.due": minute.isoformat()})]
 
 
-def count_rows(path: str) -> int:
-    """Rows in a Parquet file, or in every Parquet file under a folder (read from the footers only)."""
-    import pyarrow.parquet as pq
-
-    root = Path(path)
-    files = [root] if root.is_file() else sorted(root.rglob("*.parquet")) if root.is_dir() else []
-    if not files:
-        raise NotFoundError(f"new_data trigger: no Parquet file at {path!r}.", field="trigger.path")
-    if len(files) > MAX_PARQUET_FILES:
-        raise InvalidInputError(field="trigger.path", value=path, expected=f"at most {MAX_PARQUET_FILES} files")
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-
-
-def _materialized(rule: Any, view: str, last: dict[str, Any], settings: Settings) -> list[Candidate]:
-    """The newest ``features.materialized`` event of ``view`` after the last one this rule saw (several between
-    two ticks make one retraining, not several)."""
-    import json
-
-    from sqlalchemy import select
-
-    from mloop.events._tables import events
-    from mloop.store.sql import open_database
-
-    query = (select(events.c.id, events.c.payload).where(events.c.name == "features.materialized",
-                                                         events.c.id > int(last.get("features.outbox_id", 0)))
-             .order_by(events.c.id.desc()).limit(1000))
-    with open_database(settings.db_url).read() as conn:
-        for row in conn.execute(query):
-            payload = json.loads(row.payload)
-            if payload.get("view") == view:
-                return [Candidate(f"new_data:{rule.name}:view:{row.id}",
-                                  {"features.view": view, "features.rows": payload.get("rows"),
-                                   "features.outbox_id": row.id})]
-    return []
-
-
 def _new_data(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any], settings: Settings) -> list:
-    if "feature_view" in trig:
-        return _materialized(rule, trig["feature_view"], last, settings)
-    rows = count_rows(trig["path"])
-    watermark = int(last.get("data.rows", 0))
-    if rows - watermark < int(trig.get("min_rows", 1)):
-        return []
-    # keyed by the watermark it grew past: two observers that saw different counts still write one event
-    return [Candidate(f"new_data:{rule.name}:{watermark}",
-                      {"data.rows": rows, "data.new_rows": rows - watermark, "data.path": trig["path"]})]
+    from mloop.automation.trigger_data import new_data
+
+    return new_data(rule, trig, last, settings)
 
 
 def _latest_window(monitor: str, metric: str, settings: Settings, version: str | None = None) -> Any:
@@ -145,6 +149,10 @@ def _latest_window(monitor: str, metric: str, settings: Settings, version: str |
 
 
 def _drift(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any], settings: Settings) -> list:
+    if "data" in trig:
+        from mloop.automation.trigger_data import data_drift
+
+        return data_drift(rule, trig, settings)
     metric = trig.get("metric", "drift_share")
     row = _latest_window(trig["monitor"], metric, settings)
     if row is None:
@@ -155,14 +163,26 @@ def _drift(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any],
                        "window": start, "version": str(row["version"])})]
 
 
+def beyond_bounds(trig: dict[str, Any], value: float) -> bool:
+    """True when ``value`` is past the trigger's bounds: under ``below`` or over ``above`` (either one suffices;
+    with neither, every value counts and ``when`` decides)."""
+    if "below" not in trig and "above" not in trig:
+        return True
+    return ("below" in trig and value < trig["below"]) or ("above" in trig and value > trig["above"])
+
+
 def _metric_drop(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any], settings: Settings) -> list:
+    if "run_metric" in trig:
+        from mloop.automation.trigger_runs import run_metric_drop
+
+        return run_metric_drop(rule, trig, settings)
     from mloop.registry import registry_for
 
     registry = registry_for(settings)
     version = registry.get_alias(rule.model, trig.get("alias", "champion"))
     metric = trig["metric"]
     row = _latest_window(trig["monitor"], metric, settings, version=str(version.version))
-    if row is None or ("below" in trig and not row["value"] < trig["below"]):
+    if row is None or not beyond_bounds(trig, float(row["value"])):
         return []
     start = row["start"].isoformat()
     payload = {f"live.{metric}": float(row["value"]), "window": start, "version": version.version}
@@ -187,52 +207,10 @@ def _promoted_from(model: str, alias: str, version: int, settings: Settings) -> 
     return int(last["from"]) if last is not None and last["to"] == version else None
 
 
-def file_digest(path: str) -> str:
-    """sha256 of a flow's code file."""
-    file = Path(path)
-    if not file.is_file():
-        raise NotFoundError(f"code_change trigger: no file at {path!r}.", field="trigger.file")
-    return hashlib.sha256(file.read_bytes()).hexdigest()
-
-
-def _champion(rule: Any, trig: dict[str, Any], settings: Settings) -> Any:
-    from mloop.registry import registry_for
-
-    try:
-        return registry_for(settings).get_alias(rule.model, trig.get("alias", "champion"))
-    except NotFoundError:
-        return None
-
-
 def _code_change(rule: Any, trig: dict[str, Any], now: datetime, last: dict[str, Any], settings: Settings) -> list:
-    if "git" in trig:
-        return _git_change(rule, trig, last, settings)
-    digest = file_digest(trig["file"])
-    champion = _champion(rule, trig, settings)
-    # the champion's own record wins: it says what code trained the model now serving
-    before = (champion.tags.get("code_digest") if champion else None) or last.get("code.digest")
-    if digest == before:
-        return []
-    return [Candidate(f"code_change:{rule.name}:{digest}", {"code.digest": digest, "code.before": before})]
+    from mloop.automation.trigger_runs import code_change
 
-
-def _git_change(rule: Any, trig: dict[str, Any], last: dict[str, Any], settings: Settings) -> list:
-    """The repository's HEAD against the commit the champion's training run recorded (``mloop.git.commit``)."""
-    from mloop.registry import registry_for
-    from mloop.tracking.env import git_state
-
-    state = git_state.__wrapped__(str(trig["git"]))  # uncached: a long-running runtime must see new commits
-    if state is None:
-        raise NotFoundError(f"code_change trigger: {trig['git']!r} is not a git repository.", field="trigger.git")
-    champion = _champion(rule, trig, settings)
-    trained = None
-    if champion is not None and champion.run_id:
-        trained = registry_for(settings).runs.get_run(champion.run_id).tags.get("mloop.git.commit")
-    before = trained or last.get("code.commit")
-    if state[0] == before:
-        return []
-    return [Candidate(f"code_change:{rule.name}:{state[0]}", {"code.commit": state[0], "code.dirty": state[1],
-                                                               "code.before": before})]
+    return code_change(rule, trig, last, settings)
 
 
 _OBSERVERS = {"schedule": _schedule, "new_data": _new_data, "drift": _drift, "metric_drop": _metric_drop,

@@ -124,11 +124,12 @@ def fire(rule: str, payload: str = typer.Option("{}", "--payload", help="The eve
 
 @automation_app.command("firings")
 def firings_(rule: str = typer.Option(None, "--rule"), model: str = typer.Option(None, "--model", "-m"),
+             firing: str = typer.Option(None, "--firing", help="One firing's id (a version's automation.firing)."),
              limit: int = typer.Option(20, "--limit"), as_json: bool = JSON, home: str = HOME) -> None:
     """Recent firings with each action's status."""
     from mloop.automation import firings
 
-    found = firings(rule=rule, model=model, limit=limit, settings=settings_from(home))
+    found = firings(rule=rule, model=model, firing=firing, limit=limit, settings=settings_from(home))
     _print(found, as_json, [f"{f['id'][:8]} {f['rule']} v{f['rule_version']} {f['state']}: {f['reason']} | " +
                             ", ".join(f"{a['kind']}={a['status']}" for a in f["actions"]) for f in found]
            or ["no firings"])

@@ -57,6 +57,16 @@ _INSTALLED = tuple(
 ) + (str(Path(__file__).resolve().parent.parent) + "/",)
 
 
+def file_digest(path: str | Path) -> str:
+    """sha256 of a code file's bytes: what a flow run records as ``mloop.flow.digest``, and what automation's
+    code-change trigger compares with it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def code_fingerprint(func: Any, owner: type | None = None, steps: frozenset[str] = frozenset()) -> str:
     """sha256 of ``func``'s source and of the user functions, classes, modules and constants it names.
 

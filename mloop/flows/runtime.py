@@ -203,10 +203,13 @@ class Runtime:
 
     def _create_run(self, repo: FlowRepository) -> None:
         """In the recorder's thread: the experiment, the flow run and its tracking run (with where it ran)."""
+        from mloop.flows._code import file_digest
         from mloop.tracking.env import run_context_tags
 
         experiment = repo.experiment_id(self.flow.__name__)
-        run_tags = run_context_tags() | {"mloop.flow": self.flow.__name__, "mloop.flow.file": self.flow_file}
+        # the digest of the code that ran: a version trained here is compared with the flow file later
+        run_tags = run_context_tags() | {"mloop.flow": self.flow.__name__, "mloop.flow.file": self.flow_file,
+                                         "mloop.flow.digest": file_digest(self.flow_file)}
         repo.create_run(run_id=self.run_id, experiment_id=experiment, flow_name=self.flow.__name__,
                         file=self.flow_file, params=self.params, tags=self.tags, run_tags=run_tags,
                         origin=self.origin_run.run_id if self.origin_run else None, executor=self.executor.name,

@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from mloop.registry.client import RegistryClient
     from mloop.tracking.entities import Run
 
-__all__ = ["DIGEST_PATTERN", "version_lineage", "versions_for_digest"]
+__all__ = ["DIGEST_PATTERN", "training_tag", "version_lineage", "versions_for_digest"]
 
 # a full sha256 hex digest or a prefix of 8 or more of its characters (public: the REST API documents it)
 DIGEST_PATTERN = r"^[0-9a-f]{8,}$"
-FLOW_TAG, STEP_TAG = "mloop.flow", "mloop.flow.step"
+FLOW_TAG, STEP_TAG, FLOW_DIGEST_TAG = "mloop.flow", "mloop.flow.step", "mloop.flow.digest"
 MAX_DEPTH = 32  # parent chains and nested runs deeper than this are not followed (a cycle cannot hang a request)
 MAX_RUNS = 10_000  # runs of one flow run whose inputs lineage reads
 CHUNK = 500  # run ids per IN list
@@ -57,6 +57,19 @@ def version_lineage(client: RegistryClient, name: str, version: int) -> dict[str
         out["flow"] = _flow(client, chain[at], chain[at - 1] if at else None)
     out["feature_views"] = _feature_views(out["datasets"] + (out["flow"] or {}).get("datasets", []))
     return out
+
+
+def training_tag(client: RegistryClient, version: ModelVersion, key: str) -> str | None:
+    """The value of tag ``key`` on the run that trained ``version``, or on the nearest run it is nested in (a
+    flow step's run finds its flow run's ``mloop.flow.digest``); None when no run of the chain carries it."""
+    if version.run_id is None:
+        return None
+    try:
+        chain = [client.runs.get_run(version.run_id)]
+    except NotFoundError:
+        return None
+    chain += _ancestors(client, chain[0].parent_run_id)
+    return next((r.tags[key] for r in chain if r.tags.get(key)), None)
 
 
 def _ancestors(client: RegistryClient, run_id: str | None) -> list[Run]:

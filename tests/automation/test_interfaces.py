@@ -49,6 +49,8 @@ def test_cli_apply_list_pause_dry_run_fire_and_history(tmp_path: Path) -> None:
     assert "done" in _cli("automation", "fire", "by-hand", "--payload", '{"reason": "drift seen"}')
     history = json.loads(_cli("automation", "firings", "--json"))
     assert len(history) == 1 and history[0]["actions"][0]["status"] == "done"
+    one = json.loads(_cli("automation", "firings", "--firing", history[0]["id"], "--json"))
+    assert [f["event"]["reason"] for f in one] == ["drift seen"]
     assert "notify done" in _cli("automation", "timeline", "eta")
 
     bad = subprocess.run([sys.executable, "-m", "mloop", "automation", "fire", "by-hand", "--payload", "[1"],
@@ -85,5 +87,40 @@ def test_rest_lists_rules_fires_by_hand_once_and_shows_the_timeline(tmp_path: Pa
             assert refused.status_code == 422
             assert [r["state"] for r in run_firings(settings=settings)] == ["done"]
             assert api.get("/firings", params={"model": "eta"}).json()[0]["state"] == "done"
+            one = api.get("/firings", params={"firing": first.json()["firing"]}).json()
+            assert [f["event"]["reason"] for f in one] == ["drift seen"]
+            assert api.get("/firings", params={"firing": "x'; --"}).status_code == 422
             assert [x["what"] for x in api.get("/models/eta/timeline").json()] == ["by-hand fired on manual",
                                                                                    "notify done"]
+
+
+def test_cli_dry_run_shows_what_would_fire_and_writes_nothing(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from mloop.automation import firings
+
+    pd.DataFrame({"trips": range(30)}).to_parquet(tmp_path / "landing.parquet")
+    (tmp_path / "rules.yaml").write_text(f"""
+rules:
+  - name: on-rows
+    given: {{model: eta}}
+    trigger: {{kind: new_data, path: {tmp_path / 'landing.parquet'}, min_rows: 10}}
+    when: data.new_rows >= 10
+    actions: [notify]
+  - name: on-missing
+    given: {{model: eta}}
+    trigger: {{kind: new_data, path: {tmp_path / 'nowhere.parquet'}}}
+    actions: [notify]
+""")
+    _cli("automation", "apply", str(tmp_path / "rules.yaml"))
+    shown = _cli("automation", "dry-run")
+    assert "on-rows: WOULD FIRE: data.new_rows >= 10 is true (data.new_rows=30) -> notify" in shown
+    assert "on-missing: new_data trigger: no Parquet file" in shown
+    (would,) = [s for s in json.loads(_cli("automation", "dry-run", "--json")) if "key" in s]
+    assert would["key"] == "new_data:on-rows:0" and not would["already_recorded"]
+    assert firings(settings=Settings.load()) == []  # the dry run recorded nothing
+    _cli("automation", "tick")
+    assert len(firings(settings=Settings.load())) == 1
+    assert "on-rows" not in _cli("automation", "dry-run")  # the watermark is 30 now: nothing new
+    pd.DataFrame({"trips": range(45)}).to_parquet(tmp_path / "landing.parquet")
+    assert "on-rows: WOULD FIRE: data.new_rows >= 10 is true (data.new_rows=15)" in _cli("automation", "dry-run")

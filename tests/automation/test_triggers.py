@@ -51,22 +51,42 @@ def test_new_data_fires_once_per_growth_past_the_watermark(settings: Settings, t
     assert [f["event"]["data.rows"] for f in firings(settings=settings)] == [290, 120]
 
 
-def test_a_materialized_feature_view_fires_once_per_materialization(settings: Settings) -> None:
-    from mloop.events.outbox import append_event
+def _trips_store(settings: Settings, tmp_path: Path, project: str, rows: pd.DataFrame) -> object:
+    """A feature store of ``project`` with one view ``trips`` over a Parquet folder holding ``rows``."""
+    from mloop.features import Entity, FeatureStore, FeatureView, Field, FileSource, Float64, Int64
 
-    def materialized(view: str, rows: int) -> None:  # the event mloop.features writes when a job ends
-        with open_database(settings.db_url).write() as conn:
-            append_event(conn, "features", "features.materialized", None,
-                         {"event": "features.materialized", "project": "p", "view": view, "rows": rows})
+    folder = tmp_path / f"trips-{project}"
+    folder.mkdir(exist_ok=True)
+    rows.to_parquet(folder / "part-0.parquet", index=False)
+    store = FeatureStore(project=project, settings=settings)
+    store.apply([Entity("zone", join_keys=["zone_id"], key_types=[Int64]),
+                 FeatureView("trips", entities=["zone"], schema=[Field("count", Float64)],
+                             source=FileSource(str(folder)), ttl=timedelta(days=30))])
+    return store
 
+
+def _trips(zones: int, hours_ago: float = 1) -> pd.DataFrame:
+    at = pd.Timestamp(NOW) - pd.Timedelta(hours=hours_ago)
+    return pd.DataFrame({"zone_id": range(zones), "count": [float(z) for z in range(zones)],
+                         "event_timestamp": [at] * zones})
+
+
+def test_a_materialized_feature_view_fires_once_per_materialization_of_its_project(settings: Settings,
+                                                                                   tmp_path: Path) -> None:
+    ours = _trips_store(settings, tmp_path, "default", _trips(5))
+    theirs = _trips_store(settings, tmp_path, "other", _trips(7))
     apply_rules([_rule({"kind": "new_data", "feature_view": "trips"}, "features.rows > 0")], settings=settings)
     assert tick(now=NOW, settings=settings).events == []
-    materialized("trips", 500)
-    materialized("zones", 20)  # another view: not this rule's
+    theirs.materialize(None, NOW)  # another project's view of the same name: not this rule's
+    assert tick(now=NOW, settings=settings).events == []
+    ours.materialize(None, NOW)
     assert _fired_twice_is_once(settings) == 1
-    materialized("trips", 0)
-    assert _fired_twice_is_once(settings) == 0  # recorded; nothing new to train on
-    assert [f["event"]["features.rows"] for f in firings(settings=settings)] == [500]
+    ours.materialize(NOW, NOW)  # an empty interval: recorded, nothing new to train on
+    assert _fired_twice_is_once(settings) == 0
+    assert [(f["event"]["features.rows"], f["event"]["features.project"]) for f in firings(settings=settings)] == [
+        (5, "default")]
+    ours.close()
+    theirs.close()
 
 
 def test_drift_fires_once_per_window_only_when_the_share_is_high(settings: Settings, champion: int) -> None:

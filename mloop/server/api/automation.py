@@ -40,13 +40,14 @@ def list_rules(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/firings")
 def list_firings(request: Request, rule: Label | None = None, model: Label | None = None,
+                 firing: Annotated[str | None, Query(pattern="^[0-9a-f]{32}$")] = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
     """Firings, newest first, of the models the caller may see (filtered in the query: ``limit`` holds)."""
     from mloop.automation import _tables as automation_tables
     from mloop.automation import firings
 
     visible = sql_model_visible(request, automation_tables.firings.c.model)
-    return firings(rule=rule, model=model, limit=limit, settings=_settings(request), where=visible)
+    return firings(rule=rule, model=model, firing=firing, limit=limit, settings=_settings(request), where=visible)
 
 
 @router.get("/models/{model}/timeline")
