@@ -57,6 +57,11 @@ class Reuse:
             self.rerun = self.graph.descendants(resume_from)
         return run
 
+    def may_run_tasks(self) -> bool:
+        """Whether resuming the loaded origin may run a task: it did not finish, or ``--from`` re-runs steps.
+        A finished run resumed as it is reuses every task, so no worker needs to start for it."""
+        return bool(self.rerun) or self.origin_run is None or self.origin_run.status != "finished"
+
     def _origin_from_repo(self, run_id: str | None) -> Origin:
         """The slow path through the repository: any database, run id prefixes, and the errors' wording."""
         repo = self._repo()
