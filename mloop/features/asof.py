@@ -117,13 +117,15 @@ def asof_rows(path: str, key: str, timestamp: str, created: str | None, ttl_ns: 
     codes = asked[1] if string_key else _int_codes(keys, keep, entity_keys)
     if codes is None:
         return None
-    match = _match(_Features(keys, codes[0], codes[1], event_ns, keep, made), codes[2], codes[3] & entity_ok,
+    found = _match(_Features(keys, codes[0], codes[1], event_ns, keep, made), codes[2], codes[3] & entity_ok,
                    entity_ns)
-    if match is None or not (match >= 0).any():
+    if found is None:
+        return None
+    match, matched_ns = found
+    if not (match >= 0).any():
         return match
     if ttl_ns is not None:
-        safe = np.maximum(match, 0)
-        match = np.where((match >= 0) & (event_ns[safe] >= entity_ns - ttl_ns), match, -1)
+        match = np.where((match >= 0) & (matched_ns >= entity_ns - ttl_ns), match, -1)
     return match if file_rows is None else np.where(match >= 0, file_rows[np.maximum(match, 0)], -1)
 
 
@@ -269,9 +271,9 @@ def _plain_int(kind: pa.DataType) -> bool:
 
 
 class _Features(NamedTuple):
-    """The feature rows read: key values (a row's code is its value less ``key_low``; overwritten when
-    packed), the number of codes, event times (ns), which rows take part, and the created times (ns,
-    ``_NO_CREATED`` for none) if any."""
+    """The feature rows read: key values (a row's code is its value less ``key_low``) and event times
+    (ns), both overwritten when packed; the number of codes, which rows take part, and the created times
+    (ns, ``_NO_CREATED`` for none) if any."""
 
     key_values: np.ndarray
     key_low: int
@@ -285,19 +287,20 @@ _BLOCK = 1 << 16  # rows per block where a whole-column temporary would cost fre
 
 
 def _match(rows: _Features, entity_codes: np.ndarray, entity_ok: np.ndarray,
-           entity_ns: np.ndarray) -> np.ndarray | None:
+           entity_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Per entity row, the read row with the same code and the latest (event time, created time) at or
-    before the entity time; -1 for none; None when the packed values would not fit.
+    before the entity time (-1 for none), and that row's event time in ns; None when the packed values
+    would not fit.
 
-    Whole-column temporaries are few (two 64-bit columns): in a fresh process every new page costs a
-    fault, and that, more than the arithmetic, is what a first call pays for.
+    The key and event-time arrays are packed in place, so no whole-column temporary is made: in a fresh
+    process every new page costs a fault, and that, more than the arithmetic, is what a first call pays for.
     """
     keep = rows.keep
     if not keep.any():
-        return np.full(len(entity_ns), -1, np.int64)
+        return np.full(len(entity_ns), -1, np.int64), np.zeros(len(entity_ns), np.int64)
     everything = bool(keep.all())
     base = int(rows.event_ns.min() if everything else np.min(rows.event_ns, where=keep, initial=_LARGEST))
-    scratch = np.subtract(rows.event_ns, base)
+    scratch = np.subtract(rows.event_ns, base, out=rows.event_ns)  # offsets, then the low bits of the packing
     step = _step(scratch, None if everything else keep)
     if step > 1:
         np.floor_divide(scratch, step, out=scratch)
@@ -369,8 +372,9 @@ def _created_last(ordered: np.ndarray, read_rows: np.ndarray, created: np.ndarra
 
 
 def _probe(ordered: np.ndarray, read_rows: np.ndarray, span_bits: int, base: int, step: int,
-           entity_codes: np.ndarray, entity_ok: np.ndarray, entity_ns: np.ndarray) -> np.ndarray:
-    """The last sorted feature row at or below each entity row's (code, time), when its code matches."""
+           entity_codes: np.ndarray, entity_ok: np.ndarray, entity_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The last sorted feature row at or below each entity row's (code, time) when its code matches (-1:
+    none), and its event time in ns (read back from the packed value: the offset times the step)."""
     ok = entity_ok & (entity_ns >= base)
     top = (1 << span_bits) - 1
     scaled = np.minimum((np.where(ok, entity_ns, base) - base) // step, top)
@@ -379,5 +383,6 @@ def _probe(ordered: np.ndarray, read_rows: np.ndarray, span_bits: int, base: int
     at = np.empty(len(probes), np.int64)
     at[order] = np.searchsorted(ordered, probes[order], side="right") - 1
     safe = np.maximum(at, 0)
-    hit = ok & (at >= 0) & ((ordered[safe] >> span_bits) == entity_codes)
-    return np.where(hit, read_rows[safe], -1)
+    found = ordered[safe]
+    hit = ok & (at >= 0) & ((found >> span_bits) == entity_codes)
+    return np.where(hit, read_rows[safe], -1), base + (found & top) * step
