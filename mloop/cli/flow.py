@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from mloop.cli._app import app, console, error_console
 from mloop.config import Settings
@@ -179,6 +178,8 @@ def list_(
     home: str = HOME,
 ) -> None:
     """List flow runs, newest first."""
+    from rich.table import Table  # here, not at the top: run and resume start faster without it
+
     from mloop.flows.client import list_runs
 
     runs = list_runs(flow, tag=tag, status=status, limit=limit, settings=_settings(home))
@@ -195,6 +196,8 @@ def list_(
 @flow_app.command()
 def show(run_id: str, home: str = HOME) -> None:
     """One run: parameters, tags and each step's tasks with status, time and reuse."""
+    from rich.table import Table
+
     from mloop.flows.client import get_run
 
     run = get_run(run_id, settings=_settings(home))

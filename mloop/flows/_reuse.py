@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mloop.errors import InvalidInputError, NotFoundError
-from mloop.flows._code import code_fingerprint
 from mloop.flows._origin import Origin, read_origin
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph
@@ -80,6 +79,8 @@ class Reuse:
         if "cache" not in node.decorators:
             return None
         if step not in self._code:
+            from mloop.flows._code import code_fingerprint  # only @cache steps need it: a run starts without
+
             self._code[step] = code_fingerprint(getattr(self.flow, step), self.flow, frozenset(self.graph.nodes))
         content = [self.graph.name, step, self._code[step], foreach_index,
                    [sorted((name, ref[0]) for name, ref in index.items()) for index in inputs]]
