@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mloop.errors import InvalidInputError
 
 __all__ = ["Settings"]
@@ -156,6 +154,8 @@ def _from_yaml(config_file: str | os.PathLike[str] | None) -> dict[str, Any]:
         if config_file is not None:
             raise InvalidInputError(field="config_file", value=str(path), expected="an existing YAML file")
         return {}
+    import yaml  # only with a file to read: its import is a good part of a short command's start
+
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

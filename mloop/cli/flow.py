@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from mloop.cli._app import app, console, error_console
 from mloop.config import Settings
@@ -43,14 +42,17 @@ def _params(args: list[str]) -> dict[str, str]:
     return params
 
 
-def _executor(name: str, address: str | None, max_workers: int | None, file: str, flow: str | None) -> Any:
+def _executor(name: str, address: str | None, max_workers: int | None, file: str, flow: str | None,
+              warm: bool = True) -> Any:
+    """The executor ``name``; with ``warm``, a local one starts booting its fork server now, while the flow
+    is imported and prepared (a resume leaves that to the runtime, which knows whether any step will run)."""
     from mloop.flows import _executor as make
 
     if name not in ("local", "ray"):
         raise InvalidInputError(field="--executor", value=name, expected="local or ray")
     executor = make(name, max_workers, address)
-    if name == "local" and os.path.isfile(file):
-        executor.start(os.path.abspath(file), flow or "")  # its fork server boots while we import and prepare
+    if warm and name == "local" and os.path.isfile(file):
+        executor.start(os.path.abspath(file), flow or "")
     return executor
 
 
@@ -139,7 +141,7 @@ def resume(
 ) -> None:
     """A new run that reuses the finished steps of RUN and re-runs from the failed step (or --from STEP)."""
     settings = _settings(home)
-    pool = _executor(executor, ray_address, max_workers, file, flow)
+    pool = _executor(executor, ray_address, max_workers, file, flow, warm=False)
     # no run id: the runtime finds the latest run on the database it opens anyway (a thread, while the
     # executor warms up), rather than this command opening one first
     _execute(file, settings, tags=tag, flow_class=flow, origin_run=run_id, resume_from=from_step, executor=pool,
@@ -176,6 +178,8 @@ def list_(
     home: str = HOME,
 ) -> None:
     """List flow runs, newest first."""
+    from rich.table import Table  # here, not at the top: run and resume start faster without it
+
     from mloop.flows.client import list_runs
 
     runs = list_runs(flow, tag=tag, status=status, limit=limit, settings=_settings(home))
@@ -192,6 +196,8 @@ def list_(
 @flow_app.command()
 def show(run_id: str, home: str = HOME) -> None:
     """One run: parameters, tags and each step's tasks with status, time and reuse."""
+    from rich.table import Table
+
     from mloop.flows.client import get_run
 
     run = get_run(run_id, settings=_settings(home))

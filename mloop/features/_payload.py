@@ -8,7 +8,6 @@ row address (which cost DuckDB a full scan of the value columns plus a hash join
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -49,10 +48,15 @@ def has_columns(path: str, names: list[str]) -> bool:
     return set(names) <= set(pq.read_schema(path, memory_map=True).names)
 
 
+_BATCH_ROWS = 1 << 16  # rows decoded at a time: a few MB per batch, reused by the next, never a whole column
+
+
 def take_rows(path: str, columns: list[str], rows: np.ndarray) -> pa.Table:
     """``columns`` of the file's rows numbered ``rows`` (0-based over the file; -1 gives a null row).
 
-    Only the row groups holding a wanted row are read.
+    Only the row groups holding a wanted row are read, a batch of rows at a time: each batch gives up
+    its wanted rows and its memory to the next, so a column is never decoded whole. In a fresh process
+    every new page of memory costs a fault (and zeroing), which is most of what a first call pays.
 
     >>> import tempfile, pyarrow.parquet as pq
     >>> path = tempfile.mkdtemp() + "/rows.parquet"
@@ -63,24 +67,39 @@ def take_rows(path: str, columns: list[str], rows: np.ndarray) -> pa.Table:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path, memory_map=True, pre_buffer=False)  # pages decoded in place, not copied first
-    meta = parquet.metadata
+    by_row, groups, read_at = _read_order(parquet.metadata, rows)
+    names = list(dict.fromkeys(columns))
+    pieces: dict[str, list[pa.Array]] = {name: [] for name in names}
+    first = 0
+    batches = parquet.iter_batches(batch_size=_BATCH_ROWS, row_groups=groups, columns=names,
+                                   use_threads=len(names) > 1) if groups else ()
+    for batch in batches:
+        low, high = np.searchsorted(read_at, [first, first + batch.num_rows])
+        if high > low:
+            index = pa.array(read_at[low:high] - first)
+            for name in names:
+                pieces[name].append(batch.column(name).take(index))
+        first += batch.num_rows
+    # the k-th row taken (in file order) belongs at output position by_row[k]
+    place = np.full(len(rows), -1, dtype=np.int64)
+    place[by_row] = np.arange(len(by_row), dtype=np.int64)
+    back = pa.array(place, mask=place < 0)
+    schema = parquet.schema_arrow
+    taken = {name: pa.chunked_array(pieces[name], schema.field(name).type).take(back) for name in names}
+    return pa.Table.from_arrays([taken[name] for name in columns], names=columns)
+
+
+def _read_order(meta: Any, rows: np.ndarray) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """(the output positions with a wanted row, ordered by file row; the row groups holding them; each
+    one's place among the rows of those groups, ascending), for ``take_rows``."""
     sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else sizes
-    wanted = rows >= 0
-    group_of = np.searchsorted(starts, rows[wanted], side="right") - 1
-    groups = np.unique(group_of).tolist()
+    wanted = np.flatnonzero(rows >= 0)
+    by_row = wanted[np.argsort(rows[wanted], kind="stable")]
+    file_rows = rows[by_row]
+    group_of = np.searchsorted(starts, file_rows, side="right") - 1
+    groups = np.unique(group_of)
     # a row's place in what is read: its offset in its group plus the rows of the groups read before it
-    read_before = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]]) if groups else np.zeros(0, np.int64)
-    local = rows.copy()
-    local[wanted] = rows[wanted] - starts[group_of] + read_before[np.searchsorted(groups, group_of)]
-    index = pa.array(local, mask=~wanted)
-    taken = []
-    batch = max(2, os.cpu_count() or 1)  # as many columns as cores decode at once; only those live at a time
-    for first in range(0, len(columns), batch):
-        names = columns[first:first + batch]
-        if groups:
-            read = parquet.read_row_groups(groups, columns=names, use_threads=len(names) > 1)
-            taken += [read.column(name).take(index) for name in names]
-        else:
-            taken += [pa.chunked_array([], parquet.schema_arrow.field(name).type).take(index) for name in names]
-    return pa.Table.from_arrays(taken, names=columns)
+    read_before = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]]) if len(groups) else np.zeros(0, np.int64)
+    read_at = file_rows - starts[group_of] + read_before[np.searchsorted(groups, group_of)]
+    return by_row, groups.tolist(), read_at

@@ -104,26 +104,28 @@ def asof_rows(path: str, key: str, timestamp: str, created: str | None, ttl_ns: 
         return np.full(len(entity_ns), -1, np.int64)
     low = None if ttl_ns is None else int(valid_times.min()) - ttl_ns
     high = int(valid_times.max())
-    string_key = pa.types.is_string(schema.field(key).type) or pa.types.is_large_string(schema.field(key).type)
+    asked = _asked_keys(schema.field(key).type, entity_keys)
+    if asked is None:
+        return None
+    string_key = asked[0] is not None
     parquet = pq.ParquetFile(path, memory_map=True, read_dictionary=[key] if string_key else None, pre_buffer=False)
     groups, file_rows = _row_groups(parquet, timestamp, low, high)
-    table = parquet.read_row_groups(groups, columns=names, use_threads=True)
-    codes = _key_codes(table.column(key), entity_keys)
-    event = times_ns(table.column(timestamp))
-    made = times_ns(table.column(created)) if created else None
-    if codes is None or event is None or (created and made is None):
+    read = _read(parquet, groups, names, (low, high), asked[0]) if groups else None
+    if read is None:
+        return None if groups else np.full(len(entity_ns), -1, np.int64)
+    keys, event_ns, keep, made = read
+    codes = asked[1] if string_key else _int_codes(keys, keep, entity_keys)
+    if codes is None:
         return None
-    (key_values, key_low, feature_ok, entity_codes, entity_found, code_count), (event_ns, event_ok) = codes, event
-    keep = feature_ok & event_ok & (event_ns <= high)
-    if low is not None:
-        keep &= event_ns >= low
-    match = _match(_Features(key_values, key_low, code_count, event_ns, keep, made),
-                   entity_codes, entity_found & entity_ok, entity_ns)
-    if match is None or not (match >= 0).any():
+    found = _match(_Features(keys, codes[0], codes[1], event_ns, keep, made), codes[2], codes[3] & entity_ok,
+                   entity_ns)
+    if found is None:
+        return None
+    match, matched_ns = found
+    if not (match >= 0).any():
         return match
     if ttl_ns is not None:
-        safe = np.maximum(match, 0)
-        match = np.where((match >= 0) & (event_ns[safe] >= entity_ns - ttl_ns), match, -1)
+        match = np.where((match >= 0) & (matched_ns >= entity_ns - ttl_ns), match, -1)
     return match if file_rows is None else np.where(match >= 0, file_rows[np.maximum(match, 0)], -1)
 
 
@@ -152,39 +154,116 @@ def _row_groups(parquet: Any, timestamp: str, low: int | None, high: int | None)
     return groups, np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def _key_codes(column: pa.ChunkedArray, entity_keys: pa.ChunkedArray) -> tuple[Any, ...] | None:
-    """(feature key values, their smallest, valid, entity codes, found, number of codes): the key as
-    small integers shared by both sides (a feature row's code: its value less the smallest, computed
-    where it is packed), or None for key types this plan leaves to DuckDB."""
+_BATCH_ROWS = 1 << 16  # rows decoded at a time: the batch's memory is reused by the next one
+
+
+def _read(parquet: Any, groups: list[int], names: list[str], window: tuple[int | None, int],
+          asked: pa.Array | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(keys, event times in ns, which rows take part, created times in ns or ``_NO_CREATED``) of the rows
+    of ``groups``, or None when a time lies outside 1677-2262.
+
+    Decoded a batch at a time straight into arrays of their own, so no column is ever held whole by Arrow
+    and then copied (a file of several row groups gives chunks that would be concatenated): in a fresh
+    process every new page costs a fault, and that is most of what a first call pays. With ``asked`` (the
+    entity rows' distinct string keys) a key is its place among them, and a row whose key no entity row
+    asks for takes no part; integer keys are coded afterwards (``_int_codes``).
+    """
+    count = sum(parquet.metadata.row_group(g).num_rows for g in groups)
+    keys, event_ns, keep = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, bool)
+    made = np.empty(count, np.int64) if len(names) > 2 else None
+    low, high = window
+    at = 0
+    for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, row_groups=groups, columns=names, use_threads=True):
+        end = at + batch.num_rows
+        event = times_ns(batch.column(names[1]))
+        created = times_ns(batch.column(names[2])) if made is not None else None
+        if event is None or (made is not None and created is None):
+            return None
+        key_ok = _string_codes(batch.column(names[0]), asked, keys[at:end]) if asked is not None else \
+            _copy_ints(batch.column(names[0]), keys[at:end])
+        times, ok = event
+        event_ns[at:end] = times
+        np.logical_and(key_ok, ok, out=keep[at:end])
+        keep[at:end] &= times <= high
+        if low is not None:
+            keep[at:end] &= times >= low
+        if made is not None and created is not None:
+            np.copyto(made[at:end], np.where(created[1], created[0], _NO_CREATED))
+        at = end
+    return keys, event_ns, keep, made
+
+
+def _copy_ints(column: pa.Array, out: np.ndarray) -> np.ndarray:
+    """Copy an integer key column into ``out`` (int64); its validity."""
+    values, valid = int_values(column)
+    out[:] = values
+    return valid
+
+
+def _string_codes(column: pa.Array, asked: pa.Array, out: np.ndarray) -> np.ndarray:
+    """Write each row's key as its place in ``asked`` into ``out``; whether it has one (a key no entity row
+    asks for, or a null, has none). A dictionary column looks up its dictionary once, not every row."""
     import pyarrow.compute as pc
 
-    mine, theirs = column.type, entity_keys.type
+    if pa.types.is_dictionary(column.type):
+        if not len(column.dictionary):  # every key of the batch is null
+            out[:] = -1
+            return np.zeros(len(column), bool)
+        places, found = int_values(pc.index_in(column.dictionary, value_set=asked.cast(column.dictionary.type)))
+        places = np.where(found, places, -1)
+        indices, valid = int_values(column.indices)
+        np.take(places, np.where(valid, indices, 0), out=out)
+        return valid & (out >= 0)
+    places, found = int_values(pc.index_in(column, value_set=asked.cast(column.type)))
+    out[:] = places
+    return found
+
+
+def _asked_keys(mine: pa.DataType, entity_keys: pa.ChunkedArray) -> tuple[Any, ...] | None:
+    """For a string key: (the entity rows' distinct keys, 0, their number, each entity row's code, found);
+    for an integer key (None,); None for key types this plan leaves to DuckDB."""
+    import pyarrow.compute as pc
+
+    theirs = entity_keys.type
     if pa.types.is_dictionary(theirs):
         entity_keys, theirs = entity_keys.cast(theirs.value_type), theirs.value_type
-    if pa.types.is_dictionary(mine):  # a string key, read as a dictionary: its indices are the codes
-        if not (pa.types.is_string(theirs) or pa.types.is_large_string(theirs)):
+    if _is_string(mine):
+        if not _is_string(theirs):
             return None
-        encoded = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-        found = pc.index_in(entity_keys.cast(encoded.dictionary.type), value_set=encoded.dictionary)
-        return _codes(int_values(encoded, widen=False), 0, found, len(encoded.dictionary))
-    if not (_plain_int(mine) and _plain_int(theirs)):
-        return None
-    keys, valid = int_values(column, widen=False)
-    if not valid.any():
-        return keys, 0, valid, np.zeros(len(entity_keys), np.int64), np.zeros(len(entity_keys), bool), 1
-    low = int(np.min(keys, where=valid, initial=np.iinfo(keys.dtype).max))
-    high = int(np.max(keys, where=valid, initial=np.iinfo(keys.dtype).min))
+        asked = pc.unique(entity_keys.cast(mine))
+        asked = asked.combine_chunks() if isinstance(asked, pa.ChunkedArray) else asked
+        asked = asked.filter(asked.is_valid())
+        places, found = int_values(pc.index_in(entity_keys.cast(mine), value_set=asked))
+        return asked, (0, max(len(asked), 1), np.where(found, places, 0), found)
+    return (None,) if _plain_int(mine) and _plain_int(theirs) else None
+
+
+def _is_string(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _int_codes(keys: np.ndarray, keep: np.ndarray, entity_keys: pa.ChunkedArray) -> tuple[Any, ...] | None:
+    """(the smallest key, number of codes, entity codes, found) for integer keys, in place: a feature row's
+    code is its key less the smallest (computed where it is packed); keys too far apart for that are
+    dictionary-encoded, in ``keys`` itself."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(entity_keys.type):
+        entity_keys = entity_keys.cast(entity_keys.type.value_type)
+    if not keep.any():
+        return 0, 1, np.zeros(len(entity_keys), np.int64), np.zeros(len(entity_keys), bool)
+    low = int(np.min(keys, where=keep, initial=_LARGEST))
+    high = int(np.max(keys, where=keep, initial=np.iinfo(np.int64).min))
     if (high - low).bit_length() <= 32:  # a dense range: the key less the smallest is the code
         asked, asked_ok = int_values(entity_keys)
         asked_ok = asked_ok & (asked >= low) & (asked <= high)
-        return keys, low, valid, np.where(asked_ok, asked - low, 0), asked_ok, high - low + 1
-    encoded = pc.dictionary_encode(column.cast(pa.int64()).combine_chunks())
+        return low, high - low + 1, np.where(asked_ok, asked - low, 0), asked_ok
+    encoded = pc.dictionary_encode(pa.array(keys, mask=~keep))
     found = pc.index_in(entity_keys.cast(pa.int64()), value_set=encoded.dictionary)
-    return _codes(int_values(encoded, widen=False), 0, found, len(encoded.dictionary))
-
-
-def _codes(feature: tuple[np.ndarray, np.ndarray], low: int, found: Any, count: int) -> tuple[Any, ...]:
-    return (feature[0], low, feature[1], *int_values(found), count)
+    indices, _ = int_values(encoded.indices)
+    keys[:] = indices
+    places, found_ok = int_values(found)
+    return 0, len(encoded.dictionary), np.where(found_ok, places, 0), found_ok
 
 
 def _plain_int(kind: pa.DataType) -> bool:
@@ -192,34 +271,36 @@ def _plain_int(kind: pa.DataType) -> bool:
 
 
 class _Features(NamedTuple):
-    """The feature rows read: key values (a row's code is its value less ``key_low``), the number of
-    codes, event times (ns), which rows take part, and the created times (ns, validity) if any."""
+    """The feature rows read: key values (a row's code is its value less ``key_low``) and event times
+    (ns), both overwritten when packed; the number of codes, which rows take part, and the created times
+    (ns, ``_NO_CREATED`` for none) if any."""
 
     key_values: np.ndarray
     key_low: int
     code_count: int
     event_ns: np.ndarray
     keep: np.ndarray
-    created: tuple[np.ndarray, np.ndarray] | None
+    created: np.ndarray | None
 
 
 _BLOCK = 1 << 16  # rows per block where a whole-column temporary would cost fresh pages
 
 
 def _match(rows: _Features, entity_codes: np.ndarray, entity_ok: np.ndarray,
-           entity_ns: np.ndarray) -> np.ndarray | None:
+           entity_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Per entity row, the read row with the same code and the latest (event time, created time) at or
-    before the entity time; -1 for none; None when the packed values would not fit.
+    before the entity time (-1 for none), and that row's event time in ns; None when the packed values
+    would not fit.
 
-    Whole-column temporaries are few (two 64-bit columns): in a fresh process every new page costs a
-    fault, and that, more than the arithmetic, is what a first call pays for.
+    The key and event-time arrays are packed in place, so no whole-column temporary is made: in a fresh
+    process every new page costs a fault, and that, more than the arithmetic, is what a first call pays for.
     """
     keep = rows.keep
     if not keep.any():
-        return np.full(len(entity_ns), -1, np.int64)
+        return np.full(len(entity_ns), -1, np.int64), np.zeros(len(entity_ns), np.int64)
     everything = bool(keep.all())
     base = int(rows.event_ns.min() if everything else np.min(rows.event_ns, where=keep, initial=_LARGEST))
-    scratch = np.subtract(rows.event_ns, base)
+    scratch = np.subtract(rows.event_ns, base, out=rows.event_ns)  # offsets, then the low bits of the packing
     step = _step(scratch, None if everything else keep)
     if step > 1:
         np.floor_divide(scratch, step, out=scratch)
@@ -228,7 +309,7 @@ def _match(rows: _Features, entity_codes: np.ndarray, entity_ok: np.ndarray,
     row_bits = max(int(len(keep) - 1).bit_length(), 1)
     if code_bits + span_bits > 62:
         return None
-    packed = np.subtract(rows.key_values, rows.key_low, dtype=np.int64)
+    packed = np.subtract(rows.key_values, rows.key_low, out=rows.key_values)  # the keys are ours: in place
     if code_bits + span_bits + row_bits <= 62:  # row number in the low bits: a plain sort, no argsort
         np.left_shift(packed, span_bits + row_bits, out=packed)
         np.left_shift(scratch, row_bits, out=scratch)
@@ -268,7 +349,7 @@ def _divides(offsets: np.ndarray, keep: np.ndarray | None, step: int) -> bool:
     return not (rest.any() if keep is None else np.any(rest, where=keep))
 
 
-def _created_last(ordered: np.ndarray, read_rows: np.ndarray, created: tuple[np.ndarray, np.ndarray]) -> None:
+def _created_last(ordered: np.ndarray, read_rows: np.ndarray, created: np.ndarray) -> None:
     """Within each run of equal (key, event time), put the row with the latest created time last
     (in place), where the probe looks; a row without a created time loses."""
     same = ordered[1:] == ordered[:-1]
@@ -282,7 +363,7 @@ def _created_last(ordered: np.ndarray, read_rows: np.ndarray, created: tuple[np.
     firsts[where > 0] = ~same[where[where > 0] - 1]
     starts = np.flatnonzero(firsts)
     rows = read_rows[where]
-    made = np.where(created[1][rows], created[0][rows], _NO_CREATED)
+    made = created[rows]
     latest = np.repeat(np.maximum.reduceat(made, starts), np.diff(np.append(starts, len(where))))
     # the last row of each run holding its latest created time (no sort: one pass per array)
     best = np.maximum.reduceat(np.where(made == latest, np.arange(len(where)), -1), starts)
@@ -291,8 +372,9 @@ def _created_last(ordered: np.ndarray, read_rows: np.ndarray, created: tuple[np.
 
 
 def _probe(ordered: np.ndarray, read_rows: np.ndarray, span_bits: int, base: int, step: int,
-           entity_codes: np.ndarray, entity_ok: np.ndarray, entity_ns: np.ndarray) -> np.ndarray:
-    """The last sorted feature row at or below each entity row's (code, time), when its code matches."""
+           entity_codes: np.ndarray, entity_ok: np.ndarray, entity_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The last sorted feature row at or below each entity row's (code, time) when its code matches (-1:
+    none), and its event time in ns (read back from the packed value: the offset times the step)."""
     ok = entity_ok & (entity_ns >= base)
     top = (1 << span_bits) - 1
     scaled = np.minimum((np.where(ok, entity_ns, base) - base) // step, top)
@@ -301,5 +383,6 @@ def _probe(ordered: np.ndarray, read_rows: np.ndarray, span_bits: int, base: int
     at = np.empty(len(probes), np.int64)
     at[order] = np.searchsorted(ordered, probes[order], side="right") - 1
     safe = np.maximum(at, 0)
-    hit = ok & (at >= 0) & ((ordered[safe] >> span_bits) == entity_codes)
-    return np.where(hit, read_rows[safe], -1)
+    found = ordered[safe]
+    hit = ok & (at >= 0) & ((found >> span_bits) == entity_codes)
+    return np.where(hit, read_rows[safe], -1), base + (found & top) * step

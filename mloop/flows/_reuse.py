@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mloop.errors import InvalidInputError, NotFoundError
-from mloop.flows._code import code_fingerprint
 from mloop.flows._origin import Origin, read_origin
 from mloop.flows.artifacts import ArtifactRef
 from mloop.flows.graph import FlowGraph
@@ -57,6 +56,11 @@ class Reuse:
             self.rerun = self.graph.descendants(resume_from)
         return run
 
+    def may_run_tasks(self) -> bool:
+        """Whether resuming the loaded origin may run a task: it did not finish, or ``--from`` re-runs steps.
+        A finished run resumed as it is reuses every task, so no worker needs to start for it."""
+        return bool(self.rerun) or self.origin_run is None or self.origin_run.status != "finished"
+
     def _origin_from_repo(self, run_id: str | None) -> Origin:
         """The slow path through the repository: any database, run id prefixes, and the errors' wording."""
         repo = self._repo()
@@ -75,6 +79,8 @@ class Reuse:
         if "cache" not in node.decorators:
             return None
         if step not in self._code:
+            from mloop.flows._code import code_fingerprint  # only @cache steps need it: a run starts without
+
             self._code[step] = code_fingerprint(getattr(self.flow, step), self.flow, frozenset(self.graph.nodes))
         content = [self.graph.name, step, self._code[step], foreach_index,
                    [sorted((name, ref[0]) for name, ref in index.items()) for index in inputs]]

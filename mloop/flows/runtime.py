@@ -125,13 +125,26 @@ class Runtime:
             raise InvalidInputError(field="flow file", value=flow_file, expected="an existing .py file defining a "
                                     "FlowSpec")
         self.executor = executor or LocalExecutor()
-        self.executor.start(self.flow_file, flow_class or "")  # warms up while we prepare the run
+        self._executor_started = False
+        resuming = resume or origin_run is not None
+        # A resume from SQLite reads its origin first (milliseconds) to learn whether any step will run at all.
+        if not resuming or self.settings.remote or not self.settings.db_url.startswith("sqlite"):
+            self._start_executor()  # warms up while we prepare the run
         try:
-            self._prepare(flow_class, params, tags, origin_run, resume_from, resume or origin_run is not None)
+            self._prepare(flow_class, params, tags, origin_run, resume_from, resuming)
+            if resuming and self.reuse.may_run_tasks():
+                self._start_executor()
         except BaseException:
             self.executor.close()
             raise
         self.echo = echo or (lambda _msg: None)
+
+    def _start_executor(self) -> None:
+        """Start the executor (its workers warm up), once: a resume that reuses every step never starts it
+        (first launch starts it, if one comes after all)."""
+        if not self._executor_started:
+            self._executor_started = True
+            self.executor.start(self.flow_file, self.flow_class or "")
 
     def _prepare(self, flow_class: str | None, params: dict[str, Any] | None, tags: list[str] | None,
                  origin_run: str | None, resume_from: str | None, resume: bool) -> None:
@@ -322,6 +335,7 @@ class Runtime:
             self.recorder.flush()
             self._recorded_first = True
         item = Live(pending, task_id, cache_key=key, log_dir=log_dir)
+        self._start_executor()
         self._submit(executor, item)
         return item
 

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import mloop.features._payload as _payload
+import mloop.features.asof as asof
 import mloop.features.offline as offline
 from mloop.features import Entity, FeatureStore, FeatureView, Field, FileSource, Float64, Int64, String
 
@@ -116,11 +118,13 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 def _by_each_plan(store: FeatureStore, entities: Any, monkeypatch: pytest.MonkeyPatch,
                   plans: tuple[str, ...] = ("asof", "buckets")) -> dict[str, pd.DataFrame]:
     """The training set by the NumPy plan (checked to have answered), then by DuckDB's ``plans``
-    (the bucket plan needs a TTL)."""
+    (the bucket plan needs a TTL), which carry the values through their joins: the NumPy plan's values
+    are taken by row number from the file (``_payload.take_rows``), so that is checked too."""
     answered = _spy(monkeypatch)
     out = {"numpy": store.training_set(entities, FEATURES, log_to_run=False)}
     assert answered == [True], "the NumPy plan declined"
     monkeypatch.setattr(offline, "_try_numpy", lambda req: False)
+    monkeypatch.setattr(offline, "_payload_mode", lambda con, req: ("values", None))
     for plan in plans:
         monkeypatch.setattr(offline, "_use_buckets", lambda *a, plan=plan: plan == "buckets")
         out[plan] = store.training_set(entities, FEATURES, log_to_run=False)
@@ -159,16 +163,37 @@ def test_the_numpy_plan_answers_as_both_duckdb_plans(kind: str, precision: str, 
         store.close()
 
 
+@pytest.mark.parametrize("kind", ["string", "int"])
+def test_batches_that_straddle_row_groups_answer_the_same(kind: str, home: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys, times and values are decoded a batch at a time: batches smaller than a row group and not
+    aligned with it, some with keys that no entity row asks for, give the same answer."""
+    features = make_features(kind, "ns", rows=60_000, keys=300)
+    path = tmp_path / "visits.parquet"
+    pq.write_table(_typed(features, kind), path, row_group_size=9_000)
+    monkeypatch.setattr(asof, "_BATCH_ROWS", 2_500)
+    monkeypatch.setattr(_payload, "_BATCH_ROWS", 4_000)
+    store = _store(home, path, kind)
+    try:
+        entities = make_entities(features, kind, rows=8_000)
+        entities = entities[~entities["user"].isin(_key_values(kind, np.arange(0, 300, 3)))]  # a third never asked
+        if kind != "string":
+            entities["user"] = entities["user"].astype("Int64")
+        _same(_by_each_plan(store, entities.reset_index(drop=True), monkeypatch))
+    finally:
+        store.close()
+
+
 def test_a_narrow_window_reads_only_its_row_groups_and_no_ttl_reaches_back_to_the_start(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     features = make_features("int", "s").sort_values("event_timestamp", ignore_index=True)
     path = tmp_path / "visits.parquet"
     pq.write_table(_typed(features, "int"), path, row_group_size=20_000)
     read: list[list[int]] = []
-    real_read = pq.ParquetFile.read_row_groups
-    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda self, groups, **kw: (
-        read.append(list(groups)) if "event_timestamp" in kw.get("columns", []) else None) or
-        real_read(self, groups, **kw))
+    real_read = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda self, **kw: (
+        read.append(list(kw["row_groups"])) if "event_timestamp" in kw.get("columns", []) else None) or
+        real_read(self, **kw))
     entities = make_entities(features, "int", rows=5_000)
     entities["user"] = entities["user"].astype("Int64")
     inside = entities["event_timestamp"].between(T0 + pd.Timedelta(days=4), T0 + pd.Timedelta(days=5))

@@ -107,9 +107,9 @@ def test_values_are_taken_by_row_number_from_the_row_groups_that_hold_them(
     path = tmp_path / "zones.parquet"
     pq.write_table(pa.Table.from_pandas(features, preserve_index=False), path, row_group_size=250)
     read: list[list[int]] = []  # the row groups of each value column read (the NumPy plan reads the keys too)
-    real_read = pq.ParquetFile.read_row_groups
-    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda self, groups, **kw: read.extend(
-        [list(groups)] * len(set(kw["columns"]) & {"x", "n", "label"})) or real_read(self, groups, **kw))
+    real_read = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda self, **kw: read.extend(
+        [list(kw["row_groups"])] * len(set(kw["columns"]) & {"x", "n", "label"})) or real_read(self, **kw))
     store = _store(home, FileSource(str(path)))
     try:
         for hours in ((20, 30), (-30, 200)):  # a narrow window of entity rows, then one wider than the data

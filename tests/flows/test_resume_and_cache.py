@@ -100,12 +100,20 @@ def test_resume_of_another_flows_run_is_refused(write_flow) -> None:
         flows.resume(str(other), first.id)
 
 
-def test_resuming_a_finished_run_reuses_every_task_and_runs_none(write_flow, counts) -> None:
+def test_resuming_a_finished_run_reuses_every_task_and_runs_none(write_flow, counts,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from mloop.flows.executors.local import LocalExecutor
+
+    started: list[str] = []  # fork servers booted: reusing a step must not cost a worker
+    real_start = LocalExecutor.start
+    monkeypatch.setattr(LocalExecutor, "start", lambda self, *a: started.append("start") or real_start(self, *a))
     file = str(write_flow(PIPELINE))
     first = flows.run(file)
+    assert started == ["start"]
     before = counts()
     resumed = flows.resume(file)  # the latest run, found on the run's own database connection
     assert counts() == before  # no step ran again
+    assert started == ["start"]  # and no worker was started for it
     assert resumed.successful and resumed.origin_run_id == first.id and resumed.data.report == first.data.report
     assert all(t.reused_from for s in resumed.steps.values() for t in s)
 
