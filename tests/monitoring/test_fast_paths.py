@@ -15,7 +15,7 @@ import pytest
 
 from mloop.errors import InvalidInputError
 from mloop.monitoring import _log, create_monitor, run_monitor, series
-from mloop.monitoring.monitor import training_reference
+from mloop.monitoring._runner import training_reference
 from mloop.monitoring.rollup import SUMMED, WORST, rolled_up_series
 from mloop.monitoring.windows import summarize
 from mloop.serving.predlog import PREFIX
