@@ -20,9 +20,9 @@ from mloop.config import Settings
 from mloop.errors import NotFoundError
 from mloop.monitoring import _log
 from mloop.monitoring._tables import monitor_profiles, monitor_series, monitors
+from mloop.monitoring.batch import Window, WindowBatch
 from mloop.monitoring.monitor import LEASE_SECONDS, Monitor, RunReport, _floor
-from mloop.monitoring.windows import LOG_COLUMNS as _LOG_COLUMNS
-from mloop.monitoring.windows import Summary, summarize
+from mloop.monitoring.windows import Summary
 from mloop.store.blob import open_blob_store
 from mloop.store.sql import open_database
 from mloop.validation.profile import Profile
@@ -136,12 +136,12 @@ class Runner:
             if len(failed) else {}
         windows = set()
         if len(rows):
-            rows = rows.assign(_window=rows["time"] // self.step * self.step)
-            for (window, version, role), group in rows.groupby(["_window", "version", "role"], sort=True):
-                summary = self._summarize(group.drop(columns=["_window"]), str(version), str(role))
-                _add_errors(summary, errors.pop((window, version, role), 0))
-                self._write(int(window), str(version), str(role), summary)
-                windows.add(int(window))
+            batch = WindowBatch(rows, self.step)
+            for window in batch.windows:
+                summary = self._summarize(batch, window)
+                _add_errors(summary, errors.pop((window.start, window.version, window.role), 0))
+                self._write(window.start, window.version, window.role, summary)
+                windows.add(window.start)
         for (window, version, role), count in sorted(errors.items()):  # windows where every request failed
             summary = Summary()
             summary.add("rows", 0)
@@ -165,18 +165,18 @@ class Runner:
             with self.db.write() as conn:
                 refresh_buckets(conn, self.monitor.name, self.monitor.window_seconds, sorted(windows))
 
-    def _summarize(self, rows: pd.DataFrame, version: str, role: str) -> Summary:
-        reference, schema = self._reference(version)
-        task = self.task or _infer_task(rows)
+    def _summarize(self, batch: WindowBatch, window: Window) -> Summary:
+        reference, schema = self._reference(window.version)
+        task = self.task or _infer_task(batch.frame(window, ["proba", "output"]))
         self.task = task
         # Versions with other inputs share the log: a column this version never sent is not one of its inputs.
         known = set(reference.columns if reference is not None else ())
         known |= set(schema.columns if schema is not None else ())
-        empty = [c for c in rows.columns if c not in _LOG_COLUMNS and c not in known and rows[c].isna().all()]
-        summary = summarize(rows.drop(columns=empty), task=task, reference=reference, schema=schema,
-                            previous=self.previous.get((version, role)), slices=self.monitor.slices)
+        key = (window.version, window.role)
+        summary = batch.summarize(window, task=task, reference=reference, schema=schema,
+                                  previous=self.previous.get(key), slices=self.monitor.slices, known=known)
         if summary.profile is not None:
-            self.previous[(version, role)] = summary.profile
+            self.previous[key] = summary.profile
         return summary
 
     def _reference(self, version: str) -> tuple[Profile | None, Any]:
