@@ -233,6 +233,9 @@ def read_labels(blobs: BlobStore, keys: list[str]) -> pd.DataFrame:
 
 def decode(texts: pd.Series) -> pd.Series:
     """The log's JSON-text outputs or labels as values: numbers as float64 when every value is one, else text."""
+    numbers = parsed_numbers(texts)
+    if numbers is not None:
+        return numbers
     values = texts.astype(object)
     present = values.notna()
     as_float = pd.to_numeric(values.where(present), errors="coerce")
@@ -245,6 +248,25 @@ def decode(texts: pd.Series) -> pd.Series:
     escaped = present & text.str.startswith('"') & ~plain
     out[escaped] = [orjson.loads(v) for v in text[escaped]]
     return out.where(present, np.nan)
+
+
+def parsed_numbers(texts: pd.Series) -> pd.Series | None:
+    """Arrow-backed texts that are all numbers (or missing) as float64, parsed by Arrow; None for any other.
+
+    Arrow parses a number's text to the same float as pandas, many times sooner; what it refuses (spaces around
+    a number, say) or reads as NaN is left to ``decode``'s pandas path.
+    """
+    if not isinstance(texts.dtype, pd.StringDtype) or texts.dtype.storage != "pyarrow":
+        return None
+    values = texts.array.__arrow_array__()  # zero-copy: the ChunkedArray pandas holds
+    try:
+        parsed = pc.cast(values, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    numbers = parsed.to_numpy(zero_copy_only=False)
+    if int(np.isnan(numbers).sum()) != values.null_count:  # a text "nan": not a number to decode
+        return None
+    return pd.Series(numbers, index=texts.index, dtype="float64")
 
 
 def ids_and_times(blobs: BlobStore, key: str) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.monitoring._log import decode
+from mloop.monitoring._log import decode, parsed_numbers
 from mloop.monitoring.windows import (
     LOG_COLUMNS,
     PREDICTION,
@@ -92,10 +92,14 @@ class WindowBatch:
         starts = rows["time"].to_numpy(dtype="int64") // step * step
         versions, version_names = pd.factorize(rows["version"], sort=True)
         roles, role_names = pd.factorize(rows["role"], sort=True)
-        order = np.lexsort((roles, versions, starts))  # stable: rows keep their order within a window
-        order = order[(versions[order] >= 0) & (roles[order] >= 0)]  # as a group-by, rows without one are left out
-        # the log is read in time order: most batches need no reordering at all
-        self.order = None if len(order) == len(rows) and bool(np.all(np.diff(order) == 1)) else order
+        # one sort key: the window's place in the batch, then the version, then the role (as a group-by sorts)
+        place = (starts - starts.min()) // step if len(starts) else starts
+        key = (place * (len(version_names) + 1) + versions) * (len(role_names) + 1) + roles
+        kept = (versions >= 0) & (roles >= 0)  # as a group-by, rows without a version or role are left out
+        # the log is read in time order: a batch of one version and role needs no reordering at all
+        in_order = bool(kept.all()) and bool(np.all(key[1:] >= key[:-1]))
+        order = np.arange(len(key)) if in_order else np.flatnonzero(kept)[np.argsort(key[kept], kind="stable")]
+        self.order = None if in_order else order
         keys = np.stack([starts, versions, roles])[:, order]
         cuts = np.flatnonzero(np.any(keys[:, 1:] != keys[:, :-1], axis=0)) + 1
         self.bounds = np.concatenate(([0], cuts)).astype(np.int64) if len(order) else np.zeros(0, dtype=np.int64)
@@ -122,14 +126,10 @@ class WindowBatch:
         return np.add.reduceat(mask.astype(np.int64), self.bounds)
 
     def _decode_outputs(self, texts: pd.Series) -> None:
-        """The outputs as numbers where ``decode`` would make every output of a window a number: each is parsed
-        once here, and a window with any that is not (a class name) is decoded on its own."""
-        values = texts.astype(object)
-        present = values.notna()
-        as_float = pd.to_numeric(values.where(present), errors="coerce")
-        self.as_float = self._sorted(as_float.to_numpy(dtype="float64", na_value=np.nan))
-        unparsed = self._sorted((as_float.notna() != present).to_numpy())
-        self.unparsed = self._per_window(unparsed)
+        """The outputs as numbers when every one of the batch is (or is missing), as ``decode`` makes those of
+        each of its windows; else (class names) ``None``, and each window's are decoded on their own."""
+        numbers = parsed_numbers(texts)
+        self.as_float = None if numbers is None else self._sorted(numbers.to_numpy())
 
     def _prepare(self, values: pd.Series) -> _Column:
         column = _Column(self._per_window(self._sorted(values.isna().to_numpy())))
@@ -169,14 +169,17 @@ class WindowBatch:
             self._quality(window, inputs, schema, out)
         if "label" in self.source:
             if self.labelled[window.index]:
-                frame = self.frame(window, [c for c in ("label", "proba", *slices) if c in self.source])
+                # a slice by an input left out of this window is left out, as that input's column is
+                wanted = [c for c in ("label", "proba", *slices) if c in self.source
+                          and (c not in self.inputs or c in inputs)]
+                frame = self.frame(window, list(dict.fromkeys(wanted)))
                 _performance(frame, predicted, task, slices, out)
             else:
                 out.add("labelled", 0)
         return out
 
     def _predicted(self, window: Window) -> pd.Series:
-        if self.unparsed[window.index]:
+        if self.as_float is None:
             return decode(self.frame(window, ["output"])["output"])
         return pd.Series(self.as_float[window.begin:window.end], copy=False)
 
