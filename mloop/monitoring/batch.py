@@ -46,6 +46,7 @@ from mloop.validation.profile import (
     ColumnProfile,
     NumericProfile,
     Profile,
+    bin_index,
     categorical_profile_of,
     category_key,
     numeric_profile_of,
@@ -114,6 +115,7 @@ class WindowBatch:
         labelled = rows["label"].notna().to_numpy() if "label" in rows else np.zeros(len(rows), dtype=bool)
         self.labelled = self._per_window(self._sorted(labelled))
         self._checks: dict[int, list[tuple[str, str, np.ndarray]] | None] = {}
+        self._bins: dict[tuple[str, int], np.ndarray] = {}
 
     # ------------------------------------------------------------------ the batch's per-row work, done once
     def _sorted(self, values: np.ndarray) -> np.ndarray:
@@ -206,13 +208,25 @@ class WindowBatch:
             numbers = numbers[a:b] if numbers is not None else None
         kind = reference.kind if reference is not None else None
         if numbers is not None and kind in ("numeric", None):
-            edges = reference.edges if isinstance(reference, NumericProfile) else None
-            return numeric_profile_of(numbers, edges, BINS)
+            if isinstance(reference, NumericProfile) and name != PREDICTION:
+                binned = self._binned(name, reference.edges)[a:b]
+                return numeric_profile_of(numbers, reference.edges, BINS, binned)
+            return numeric_profile_of(numbers, None, BINS)
         if codes is not None and keys is not None and kind in ("categorical", None):
             return _categories(codes[a:b], keys)
         values = predicted if name == PREDICTION else self.frame(window, [name])[name]
         shared = Profile({name: reference}, 0) if reference is not None else None
         return profile(pd.DataFrame({name: values.reset_index(drop=True)}), reference=shared).columns.get(name)
+
+    def _binned(self, name: str, edges: np.ndarray) -> np.ndarray:
+        """``bin_index`` of a numeric input on ``edges`` (a version's training bins), for every row of the batch."""
+        key = (name, id(edges))
+        if key not in self._bins:
+            numbers = self.columns[name].numbers
+            assert numbers is not None
+            finite = np.where(np.isfinite(numbers), numbers, edges[0])  # the others are not counted
+            self._bins[key] = bin_index(finite, edges)
+        return self._bins[key]
 
     def _quality(self, window: Window, inputs: list[str], schema: Schema, out: Summary) -> None:
         """``windows._quality`` from the batch's failed-check masks counted per window; window by window when a

@@ -432,8 +432,13 @@ def numeric_profile(col: Col, edges: np.ndarray | None = None, bins: int = BINS)
     return numeric_profile_of(col.numeric, edges, bins)
 
 
-def numeric_profile_of(values: np.ndarray, edges: np.ndarray | None = None, bins: int = BINS) -> NumericProfile:
-    """The profile of float64 ``values`` (missing as NaN): what ``numeric_profile`` gives for a column of them."""
+def numeric_profile_of(values: np.ndarray, edges: np.ndarray | None = None, bins: int = BINS,
+                       binned: np.ndarray | None = None) -> NumericProfile:
+    """The profile of float64 ``values`` (missing as NaN): what ``numeric_profile`` gives for a column of them.
+
+    ``binned``: ``bin_index`` of ``values`` on ``edges``, when it is known already (for the finite values; what
+    it holds for the others does not count).
+    """
     finite_mask = np.isfinite(values)
     all_finite = bool(finite_mask.all())
     finite = values if all_finite else values[finite_mask]
@@ -441,8 +446,12 @@ def numeric_profile_of(values: np.ndarray, edges: np.ndarray | None = None, bins
     count = int(finite.size)
     lo, hi = (float(finite.min()), float(finite.max())) if count else (float("nan"), float("nan"))
     if edges is None:
-        edges = reference_edges(finite, bins, lo, hi)
-    counts = np.bincount(bin_index(finite, edges), minlength=len(edges) + 1).astype(np.int64)
+        edges, binned = reference_edges(finite, bins, lo, hi), None  # bins of its own: nothing binned on them yet
+    if binned is None:
+        binned = bin_index(finite, edges)
+    elif not all_finite:
+        binned = binned[finite_mask]
+    counts = np.bincount(binned, minlength=len(edges) + 1).astype(np.int64)
     with np.errstate(over="ignore", invalid="ignore"):  # values near the largest float: inf (or inf - inf) sums
         tail_sums = (float(finite[finite < edges[0]].sum()) if counts[0] else 0.0,
                      float(finite[finite > edges[-1]].sum()) if counts[-1] else 0.0)

@@ -176,7 +176,7 @@ def _rollups_equal_the_windows(found: pd.DataFrame, settings) -> None:  # type: 
 
 def _mixed_batch(shuffled: bool, classes: bool) -> pd.DataFrame:
     """Rows of two versions and two roles over windows 0, 1, 3 and 4 (2 is empty, 4 holds one row): numbers with
-    nulls, text categories (all missing in window 1), integers out of range, an input only version 1 sends, an
+    nulls and infinities, text categories (all missing in window 1), integers out of range, an input only version 1 sends, an
     object column of mixed types, booleans, labels for some rows; with ``classes``, class names among the numbers
     one window outputs."""
     rng = np.random.default_rng(11)
@@ -189,6 +189,7 @@ def _mixed_batch(shuffled: bool, classes: bool) -> pd.DataFrame:
     zone[(rng.random(n) < 0.1) | (window == 1)] = None
     km = rng.normal(5, 2, n)
     km[rng.random(n) < 0.1] = np.nan
+    km[[5, 50]] = [np.inf, -np.inf]
     output = np.round(rng.normal(3, 1, n), 3).astype(str).astype(object)
     if classes:
         output[(window == 3) & (version == "1") & (rng.random(n) < 0.3)] = '"yes"'
