@@ -90,23 +90,7 @@ class WindowBatch:
 
     def __init__(self, rows: pd.DataFrame, step: int) -> None:
         self.source = rows
-        starts = rows["time"].to_numpy(dtype="int64") // step * step
-        versions, version_names = pd.factorize(rows["version"], sort=True)
-        roles, role_names = pd.factorize(rows["role"], sort=True)
-        # one sort key: the window's place in the batch, then the version, then the role (as a group-by sorts)
-        place = (starts - starts.min()) // step if len(starts) else starts
-        key = (place * (len(version_names) + 1) + versions) * (len(role_names) + 1) + roles
-        kept = (versions >= 0) & (roles >= 0)  # as a group-by, rows without a version or role are left out
-        # the log is read in time order: a batch of one version and role needs no reordering at all
-        in_order = bool(kept.all()) and bool(np.all(key[1:] >= key[:-1]))
-        order = np.arange(len(key)) if in_order else np.flatnonzero(kept)[np.argsort(key[kept], kind="stable")]
-        self.order = None if in_order else order
-        keys = np.stack([starts, versions, roles])[:, order]
-        cuts = np.flatnonzero(np.any(keys[:, 1:] != keys[:, :-1], axis=0)) + 1
-        self.bounds = np.concatenate(([0], cuts)).astype(np.int64) if len(order) else np.zeros(0, dtype=np.int64)
-        ends = np.concatenate((cuts, [len(order)]))
-        self.windows = [Window(int(keys[0, a]), str(version_names[keys[1, a]]), str(role_names[keys[2, a]]),
-                               int(a), int(b), i) for i, (a, b) in enumerate(zip(self.bounds, ends, strict=True))]
+        self.order, self.bounds, self.windows = _group(rows, step)
         self.inputs = [c for c in rows.columns if c not in LOG_COLUMNS]
         self.first = self._sorted(first_attempts(rows["id"]))
         self.latency = self._sorted(rows["latency_ms"].to_numpy(dtype="float64"))
@@ -263,6 +247,29 @@ class WindowBatch:
                 self._checks[id(schema)] = [(column, check, self._per_window(self._sorted(mask)))
                                             for column, check, mask in masks]
         return self._checks[id(schema)]
+
+
+def _group(rows: pd.DataFrame, step: int) -> tuple[np.ndarray | None, np.ndarray, list[Window]]:
+    """The order that sorts ``rows`` by (window start, version, role) as a group-by does (``None``: they are in
+    it already), where each window begins in that order, and the windows."""
+    starts = rows["time"].to_numpy(dtype="int64") // step * step
+    versions, version_names = pd.factorize(rows["version"], sort=True)
+    roles, role_names = pd.factorize(rows["role"], sort=True)
+    kept = (versions >= 0) & (roles >= 0)  # as a group-by, rows without a version or role are left out
+    if not kept.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), []
+    # one sort key: the window's place in the batch, then the version, then the role
+    key = ((starts - starts.min()) // step * (len(version_names) + 1) + versions) * (len(role_names) + 1) + roles
+    # the log is read in time order: a batch of one version and role needs no reordering at all
+    in_order = bool(kept.all()) and bool(np.all(key[1:] >= key[:-1]))
+    order = np.arange(len(key)) if in_order else np.flatnonzero(kept)[np.argsort(key[kept], kind="stable")]
+    keys = np.stack([starts, versions, roles])[:, order]
+    cuts = np.flatnonzero(np.any(keys[:, 1:] != keys[:, :-1], axis=0)) + 1
+    bounds = np.concatenate(([0], cuts)).astype(np.int64)
+    ends = np.concatenate((cuts, [len(order)]))
+    windows = [Window(int(keys[0, a]), str(version_names[keys[1, a]]), str(role_names[keys[2, a]]), int(a), int(b), i)
+               for i, (a, b) in enumerate(zip(bounds, ends, strict=True))]
+    return None if in_order else order, bounds, windows
 
 
 def _categories(codes: np.ndarray, keys: list[Any]) -> CategoricalProfile:

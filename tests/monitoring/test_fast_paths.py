@@ -176,13 +176,15 @@ def _rollups_equal_the_windows(found: pd.DataFrame, settings) -> None:  # type: 
 
 def _mixed_batch(shuffled: bool, classes: bool) -> pd.DataFrame:
     """Rows of two versions and two roles over windows 0, 1, 3 and 4 (2 is empty, 4 holds one row): numbers with
-    nulls and infinities, text categories (all missing in window 1), integers out of range, an input only version 1 sends, an
-    object column of mixed types, booleans, labels for some rows; with ``classes``, class names among the numbers
-    one window outputs."""
+    nulls and infinities, text categories (all missing in window 1), integers out of range, an input only version
+    1 sends, an object column of mixed types, booleans, labels for some rows (and two without a version when
+    ``shuffled``); with ``classes``, class names among the numbers one window outputs."""
     rng = np.random.default_rng(11)
     n = 600
     window = np.r_[rng.choice([0, 1, 3], n - 1), 4]
-    version = np.where(rng.random(n) < 0.6, "1", "2")
+    version = np.where(rng.random(n) < 0.6, "1", "2").astype(object)
+    if shuffled:
+        version[[7, 70]] = None  # rows without a version belong to no window
     role = np.where(rng.random(n) < 0.7, "primary", "shadow")
     time = window * 300_000 + rng.integers(0, 300_000, n)
     zone = rng.choice(["north", "south", "center", "harbor", "moon"], n).astype(object)
@@ -248,6 +250,7 @@ def test_a_batch_of_windows_equals_each_window_summarized_alone(case: str, shuff
         seen.append((window.start // 300_000, window.version, window.role, window.rows))
     assert {w for w, *_ in seen} == {0, 1, 3, 4} and [r for w, *_, r in seen if w == 4] == [1]
     assert len(seen) == len(set(seen)) > 8  # every version and role of a window apart
+    assert sum(count for *_, count in seen) == len(rows) - 2 * shuffled
 
 
 def _points(summary) -> dict:  # type: ignore[no-untyped-def]
