@@ -192,8 +192,8 @@ class WindowBatch:
             numbers = numbers[a:b] if numbers is not None else None
         kind = reference.kind if reference is not None else None
         if numbers is not None and kind in ("numeric", None):
-            if isinstance(reference, NumericProfile) and name != PREDICTION:
-                binned = self._binned(name, reference.edges)[a:b]
+            if isinstance(reference, NumericProfile):
+                binned = self._binned(name, reference.edges)[a:b] if name != PREDICTION else None
                 return numeric_profile_of(numbers, reference.edges, BINS, binned)
             return numeric_profile_of(numbers, None, BINS)
         if codes is not None and keys is not None and kind in ("categorical", None):

@@ -17,7 +17,7 @@ from mloop.errors import InvalidInputError
 from mloop.monitoring import _log, create_monitor, run_monitor, series
 from mloop.monitoring._runner import training_reference
 from mloop.monitoring.rollup import SUMMED, WORST, rolled_up_series
-from mloop.monitoring.windows import LOG_COLUMNS, summarize
+from mloop.monitoring.windows import LOG_COLUMNS, PREDICTION, summarize
 from mloop.serving.predlog import PREFIX
 from mloop.store.blob import open_blob_store
 from tests.monitoring.conftest import T0, write_labels, write_predictions
@@ -208,7 +208,8 @@ def _mixed_batch(shuffled: bool, classes: bool) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("shuffled", [True, False])
-@pytest.mark.parametrize("case", ["reference and schema", "unique check", "nothing to compare with", "classes"])
+@pytest.mark.parametrize("case", ["reference and schema", "prediction in the reference", "unique check",
+                                  "nothing to compare with", "classes"])
 def test_a_batch_of_windows_equals_each_window_summarized_alone(case: str, shuffled: bool) -> None:
     """Every (window, version, role) of a batch summarized together against its rows summarized alone: figures
     and profile, through each branch of the batch path (sorted or not, numbers, categories, objects, empty and
@@ -222,8 +223,10 @@ def test_a_batch_of_windows_equals_each_window_summarized_alone(case: str, shuff
     rng = np.random.default_rng(5)
     train = pd.DataFrame({"km": rng.normal(5, 2, 3000), "zone": rng.choice(["north", "south", "center"], 3000),
                           "hour": rng.integers(0, 24, 3000)})
+    if case == "prediction in the reference":
+        train[PREDICTION] = rng.normal(3, 1, 3000)
     reference = profile(train) if case != "nothing to compare with" else None
-    schema = infer_schema(train) if case != "nothing to compare with" else None
+    schema = infer_schema(train[["km", "zone", "hour"]]) if case != "nothing to compare with" else None
     if schema is not None:
         schema["km"].max_null_share = 0.08
         schema["hour"].unique = case == "unique check"
