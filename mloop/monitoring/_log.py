@@ -25,6 +25,7 @@ from mloop.store.blob.base import BlobStore
 
 _NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})/(\d{2})(\d{2})(\d{2})(\d{6})-")
 _BASE = ("id", "time", "version", "role", "latency_ms", "output", "proba")
+_UNREAD = ("model",)  # a log file's column the monitor has no use for: its folder names the model already
 
 
 def written_ms(key: str) -> int | None:
@@ -152,12 +153,11 @@ def _local_paths(blobs: BlobStore, keys: list[str]) -> list[str] | None:
 def _scan(paths: list[str], start_ms: int, end_ms: int) -> list[pa.Table]:
     """The rows in ``[start_ms, end_ms)`` of local Parquet files: one DuckDB scan per schema, each cast back to
     the types Arrow reads the files as (so the rows are what ``pq.read_table`` gives, only sooner)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     import duckdb
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        schemas = list(pool.map(pq.read_schema, paths))
+    # one after the other: a small file's footer is read sooner than a thread pool hands it over (threads cost a
+    # batch of 500 files twice the CPU)
+    schemas = [pq.read_schema(path) for path in paths]
     groups: list[tuple[pa.Schema, list[str]]] = []
     for path, schema in zip(paths, schemas, strict=True):
         # compared, not hashed: hashing a schema costs more than reading a small file's footer
@@ -182,6 +182,7 @@ def _scan_group(con: Any, schema: pa.Schema, paths: list[str], start_ms: int, en
 
     if "time" not in schema.names or not pa.types.is_timestamp(schema.field("time").type):
         return _read_paths(paths, start_ms, end_ms)
+    schema = pa.schema([field for field in schema if field.name not in _UNREAD])
     names = ", ".join('"' + n.replace('"', '""') + '"' for n in schema.names)
     query = (f"SELECT {names} FROM read_parquet($paths) "
              "WHERE epoch_ms(\"time\") >= $start AND epoch_ms(\"time\") < $end")
@@ -233,6 +234,9 @@ def read_labels(blobs: BlobStore, keys: list[str]) -> pd.DataFrame:
 
 def decode(texts: pd.Series) -> pd.Series:
     """The log's JSON-text outputs or labels as values: numbers as float64 when every value is one, else text."""
+    numbers = parsed_numbers(texts)
+    if numbers is not None:
+        return numbers
     values = texts.astype(object)
     present = values.notna()
     as_float = pd.to_numeric(values.where(present), errors="coerce")
@@ -245,6 +249,25 @@ def decode(texts: pd.Series) -> pd.Series:
     escaped = present & text.str.startswith('"') & ~plain
     out[escaped] = [orjson.loads(v) for v in text[escaped]]
     return out.where(present, np.nan)
+
+
+def parsed_numbers(texts: pd.Series) -> pd.Series | None:
+    """Arrow-backed texts that are all numbers (or missing) as float64, parsed by Arrow; None for any other.
+
+    Arrow parses a number's text to the same float as pandas, many times sooner; what it refuses (spaces around
+    a number, say) or reads as NaN is left to ``decode``'s pandas path.
+    """
+    if not isinstance(texts.dtype, pd.StringDtype) or texts.dtype.storage != "pyarrow":
+        return None
+    values = texts.array.__arrow_array__()  # zero-copy: the ChunkedArray pandas holds
+    try:
+        parsed = pc.cast(values, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    numbers = parsed.to_numpy(zero_copy_only=False)
+    if int(np.isnan(numbers).sum()) != values.null_count:  # a text "nan": not a number to decode
+        return None
+    return pd.Series(numbers, index=texts.index, dtype="float64")
 
 
 def ids_and_times(blobs: BlobStore, key: str) -> pd.DataFrame:

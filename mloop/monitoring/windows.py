@@ -77,11 +77,21 @@ def summarize(rows: pd.DataFrame, *, task: str, reference: Profile | None = None
 
 
 def _traffic(rows: pd.DataFrame, out: Summary) -> None:
-    out.add("rows", len(rows))
-    first = rows[rows["id"].astype(str).str.endswith("-0")] if len(rows) else rows
-    out.add("requests", len(first))
-    if len(first):
-        p50, p95, p99 = np.percentile(first["latency_ms"].to_numpy(dtype="float64"), [50, 95, 99])
+    first = first_attempts(rows["id"]) if len(rows) else np.zeros(0, dtype=bool)
+    add_traffic(out, len(rows), rows["latency_ms"].to_numpy(dtype="float64")[first])
+
+
+def first_attempts(ids: pd.Series) -> np.ndarray:
+    """True for the first row of each request (its id ends in ``-0``): one latency per request."""
+    return np.asarray(ids.astype(str).str.endswith("-0"), dtype=bool)
+
+
+def add_traffic(out: Summary, rows: int, latencies: np.ndarray) -> None:
+    """The window's rows, its requests and their latency percentiles (``latencies``: one per request)."""
+    out.add("rows", rows)
+    out.add("requests", len(latencies))
+    if len(latencies):
+        p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
         out.add("latency_p50", p50)
         out.add("latency_p95", p95)
         out.add("latency_p99", p99)

@@ -190,7 +190,8 @@ class Col:
             found = pc.is_in(values, value_set=value_set)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return None
-        return ~np.asarray(pc.fill_null(found, True).to_numpy(zero_copy_only=False), dtype=bool)
+        known_or_missing = pc.or_(pc.fill_null(found, True), pc.is_null(values))  # a missing value is not unseen
+        return ~np.asarray(known_or_missing.to_numpy(zero_copy_only=False), dtype=bool)
 
     def take(self, rows: np.ndarray) -> list[Any]:
         """The values at ``rows`` as plain Python objects (for sample values in messages)."""

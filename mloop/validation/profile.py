@@ -429,7 +429,16 @@ def _columns(frame: Frame, reference: Profile | None, columns: list[str] | None,
 
 
 def numeric_profile(col: Col, edges: np.ndarray | None = None, bins: int = BINS) -> NumericProfile:
-    values = col.numeric
+    return numeric_profile_of(col.numeric, edges, bins)
+
+
+def numeric_profile_of(values: np.ndarray, edges: np.ndarray | None = None, bins: int = BINS,
+                       binned: np.ndarray | None = None) -> NumericProfile:
+    """The profile of float64 ``values`` (missing as NaN): what ``numeric_profile`` gives for a column of them.
+
+    ``binned``: ``bin_index`` of ``values`` on ``edges``, when it is known already (for the finite values; what
+    it holds for the others does not count).
+    """
     finite_mask = np.isfinite(values)
     all_finite = bool(finite_mask.all())
     finite = values if all_finite else values[finite_mask]
@@ -437,8 +446,12 @@ def numeric_profile(col: Col, edges: np.ndarray | None = None, bins: int = BINS)
     count = int(finite.size)
     lo, hi = (float(finite.min()), float(finite.max())) if count else (float("nan"), float("nan"))
     if edges is None:
-        edges = reference_edges(finite, bins, lo, hi)
-    counts = np.bincount(bin_index(finite, edges), minlength=len(edges) + 1).astype(np.int64)
+        edges, binned = reference_edges(finite, bins, lo, hi), None  # bins of its own: nothing binned on them yet
+    if binned is None:
+        binned = bin_index(finite, edges)
+    elif not all_finite:
+        binned = binned[finite_mask]
+    counts = np.bincount(binned, minlength=len(edges) + 1).astype(np.int64)
     with np.errstate(over="ignore", invalid="ignore"):  # values near the largest float: inf (or inf - inf) sums
         tail_sums = (float(finite[finite < edges[0]].sum()) if counts[0] else 0.0,
                      float(finite[finite > edges[-1]].sum()) if counts[-1] else 0.0)
@@ -507,15 +520,21 @@ def reference_edges(finite: np.ndarray, bins: int = BINS, lo: float | None = Non
 def categorical_profile(col: Col) -> CategoricalProfile:
     codes, uniques = col.factorize()
     valid = codes[codes >= 0]
-    counts = np.bincount(valid, minlength=len(uniques))
-    keys = [_key(u) for u in uniques.tolist()]
+    return categorical_profile_of(valid, [category_key(u) for u in uniques.tolist()], int(len(codes) - valid.size))
+
+
+def categorical_profile_of(codes: np.ndarray, keys: list[Any], nulls: int) -> CategoricalProfile:
+    """The profile of the present values given as ``codes`` into ``keys`` (numbered in the order they first
+    appear, as ``Col.factorize`` numbers them), beside ``nulls`` missing ones."""
+    counts = np.bincount(codes, minlength=len(keys))
     freq: dict[Any, int] = {}
     for key, c in zip(keys, counts.tolist(), strict=True):  # one entry per distinct value, not per row
         freq[key] = freq.get(key, 0) + c
-    return CategoricalProfile(int(valid.size), int(len(codes) - valid.size), _cap(freq))
+    return CategoricalProfile(int(codes.size), nulls, _cap(freq))
 
 
-def _key(value: Any) -> Any:
+def category_key(value: Any) -> Any:
+    """A category as a profile keeps it: a plain Python value, or its text."""
     if isinstance(value, np.generic):
         value = value.item()
     return value if isinstance(value, str | bool | int | float) or value is None else str(value)

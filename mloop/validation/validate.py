@@ -23,7 +23,7 @@ from mloop.errors import InvalidInputError
 from mloop.validation._data import Col, as_frame
 from mloop.validation.schema import CHECKS, ColumnSchema, Schema, load_schema
 
-__all__ = ["DataValidationError", "ValidationResult", "Violation", "validate"]
+__all__ = ["DataValidationError", "ValidationResult", "Violation", "validate", "violation_masks"]
 
 SAMPLES = 5
 _HINTS = {
@@ -164,12 +164,39 @@ def validate(data: Any, schema: Schema | dict[str, Any] | str, *, strict_numbers
     return ValidationResult(out, n, len(frame.names))
 
 
+def violation_masks(data: Any, schema: Schema) -> list[tuple[str, str, np.ndarray]]:
+    """(column, check, the rows that fail it) of each check some row of ``data`` fails, in ``validate``'s order;
+    the check of a column's share of nulls is kept whatever that share (it is judged on each subset).
+
+    Summed over any subset of the rows, a mask gives the count ``validate`` reports for that subset when the
+    columns' logical types do not depend on their values (numbers, Arrow-backed text) and the schema has no
+    ``unique`` check (duplicates are a property of the subset) nor refuses extra columns.
+    """
+    frame = as_frame(data)
+    found = _Masks()
+    for spec in schema:
+        if spec.name in frame and frame.n_rows:
+            _check_column(spec, frame.col(spec.name), frame.n_rows, found)
+    return found.masks
+
+
+class _Masks(list[Violation]):
+    """Where ``violation_masks`` collects each failed check's mask instead of its violation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.masks: list[tuple[str, str, np.ndarray]] = []
+
+
 def _add(out: list[Violation], spec: ColumnSchema, col: Col, check: str, mask: np.ndarray, n: int, expected: str,
          observed: str, hint: str = "") -> None:
     if not mask.any():
         return
     severity = spec.severity_of(check)
     if severity == "off":
+        return
+    if isinstance(out, _Masks):
+        out.masks.append((spec.name, check, mask))
         return
     rows = np.flatnonzero(mask)
     first = rows[:SAMPLES]
@@ -191,7 +218,7 @@ def _check_column(spec: ColumnSchema, col: Col, n: int, out: list[Violation], st
         numbers = col.numeric
     if not spec.nullable:
         _add(out, spec, col, "not_null", nulls, n, "no missing values", "missing")
-    if spec.max_null_share is not None and n and col.null_count / n > spec.max_null_share:
+    if spec.max_null_share is not None and n and (isinstance(out, _Masks) or col.null_count / n > spec.max_null_share):
         _add(out, spec, col, "null_share", nulls, n, f"at most {spec.max_null_share:.1%} missing",
              f"missing ({col.null_count / n:.1%} > {spec.max_null_share:.1%})")
     if numbers is not None:

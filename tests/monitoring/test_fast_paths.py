@@ -15,9 +15,9 @@ import pytest
 
 from mloop.errors import InvalidInputError
 from mloop.monitoring import _log, create_monitor, run_monitor, series
-from mloop.monitoring.monitor import training_reference
+from mloop.monitoring._runner import training_reference
 from mloop.monitoring.rollup import SUMMED, WORST, rolled_up_series
-from mloop.monitoring.windows import summarize
+from mloop.monitoring.windows import LOG_COLUMNS, PREDICTION, summarize
 from mloop.serving.predlog import PREFIX
 from mloop.store.blob import open_blob_store
 from tests.monitoring.conftest import T0, write_labels, write_predictions
@@ -172,3 +172,90 @@ def _rollups_equal_the_windows(found: pd.DataFrame, settings) -> None:  # type: 
         rolled, expected = (f.sort_values(names, ignore_index=True) for f in (rolled, expected))
         pd.testing.assert_frame_equal(rolled[names], expected[names], check_dtype=False)
         assert np.allclose(rolled["value"], expected["value"], rtol=1e-12, atol=1e-12, equal_nan=True), every
+
+
+def _mixed_batch(shuffled: bool, classes: bool) -> pd.DataFrame:
+    """Rows of two versions and two roles over windows 0, 1, 3 and 4 (2 is empty, 4 holds one row): numbers with
+    nulls and infinities, text categories (all missing in window 1), integers out of range, an input only version
+    1 sends, an object column of mixed types, booleans, labels for some rows (and two without a version when
+    ``shuffled``); with ``classes``, class names among the numbers one window outputs."""
+    rng = np.random.default_rng(11)
+    n = 600
+    window = np.r_[rng.choice([0, 1, 3], n - 1), 4]
+    version = np.where(rng.random(n) < 0.6, "1", "2").astype(object)
+    if shuffled:
+        version[[7, 70]] = None  # rows without a version belong to no window
+    role = np.where(rng.random(n) < 0.7, "primary", "shadow")
+    time = window * 300_000 + rng.integers(0, 300_000, n)
+    zone = rng.choice(["north", "south", "center", "harbor", "moon"], n).astype(object)
+    zone[(rng.random(n) < 0.1) | (window == 1)] = None
+    km = rng.normal(5, 2, n)
+    km[rng.random(n) < 0.1] = np.nan
+    km[[5, 50]] = [np.inf, -np.inf]
+    output = np.round(rng.normal(3, 1, n), 3).astype(str).astype(object)
+    if classes:
+        output[(window == 3) & (version == "1") & (rng.random(n) < 0.3)] = '"yes"'
+    label = np.where((window < 2) & (rng.random(n) < 0.5), np.round(rng.normal(3, 1, n), 2).astype(str), None)
+    rows = pd.DataFrame({
+        "id": [f"r{i}-{i % 3 // 2}" for i in range(n)], "time": time, "version": pd.array(version, dtype="str"),
+        "role": pd.array(role, dtype="str"), "latency_ms": rng.gamma(2, 2, n), "output": pd.array(output, dtype="str"),
+        "proba": None, "km": km, "zone": pd.array(zone, dtype="str"), "hour": rng.integers(0, 30, n),
+        "gone": np.where(version == "1", rng.normal(0, 1, n), np.nan),
+        "mixed": [[1, "a", None, 2.5][i % 4] for i in range(n)], "flag": rng.random(n) < 0.5,
+        "label": pd.array(label, dtype="str")})
+    order = rng.permutation(n) if shuffled else np.lexsort((role, version, window))
+    return rows.iloc[order].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("shuffled", [True, False])
+@pytest.mark.parametrize("case", ["reference and schema", "prediction in the reference", "unique check",
+                                  "nothing to compare with", "classes"])
+def test_a_batch_of_windows_equals_each_window_summarized_alone(case: str, shuffled: bool) -> None:
+    """Every (window, version, role) of a batch summarized together against its rows summarized alone: figures
+    and profile, through each branch of the batch path (sorted or not, numbers, categories, objects, empty and
+    one-row windows, columns missing in a window, class names among numeric outputs, labels, schema checks that
+    add up over rows and one that does not)."""
+    from mloop.monitoring.batch import WindowBatch
+    from mloop.validation import infer_schema
+    from mloop.validation.profile import profile
+
+    rows = _mixed_batch(shuffled, classes=case == "classes")
+    rng = np.random.default_rng(5)
+    train = pd.DataFrame({"km": rng.normal(5, 2, 3000), "zone": rng.choice(["north", "south", "center"], 3000),
+                          "hour": rng.integers(0, 24, 3000)})
+    if case == "prediction in the reference":
+        train[PREDICTION] = rng.normal(3, 1, 3000)
+    reference = profile(train) if case != "nothing to compare with" else None
+    schema = infer_schema(train[["km", "zone", "hour"]]) if case != "nothing to compare with" else None
+    if schema is not None:
+        schema["km"].max_null_share = 0.08
+        schema["hour"].unique = case == "unique check"
+    task = "classification" if case == "classes" else "regression"
+    known = set(train.columns) if reference is not None else set()
+
+    batch = WindowBatch(rows, 300_000)
+    assert (batch.order is None) != shuffled
+    previous: dict[tuple[str, str], object] = {}
+    seen = []
+    for window in batch.windows:
+        got = batch.summarize(window, task=task, reference=reference, schema=schema,
+                              previous=previous.get((window.version, window.role)), slices=("zone", "mixed"),
+                              known=known)
+        alone = rows[(rows["time"] // 300_000 * 300_000 == window.start) & (rows["version"] == window.version)
+                     & (rows["role"] == window.role)]
+        empty = [c for c in alone.columns if c not in LOG_COLUMNS and c not in known and alone[c].isna().all()]
+        want = summarize(alone.drop(columns=empty), task=task, reference=reference, schema=schema,
+                         previous=previous.get((window.version, window.role)), slices=("zone", "mixed"))
+        previous[(window.version, window.role)] = want.profile
+        assert _points(got) == _points(want), window
+        assert orjson.dumps(got.profile.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY) == \
+            orjson.dumps(want.profile.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY), window
+        seen.append((window.start // 300_000, window.version, window.role, window.rows))
+    assert {w for w, *_ in seen} == {0, 1, 3, 4} and [r for w, *_, r in seen if w == 4] == [1]
+    assert len(seen) == len(set(seen)) > 8  # every version and role of a window apart
+    assert sum(count for *_, count in seen) == len(rows) - 2 * shuffled
+
+
+def _points(summary) -> dict:  # type: ignore[no-untyped-def]
+    """The points as stored (the last of a repeated one), NaN made comparable."""
+    return {(p.metric, p.column, p.slice): "nan" if p.value != p.value else p.value for p in summary.points}

@@ -171,3 +171,13 @@ def test_observed_float_range_warns_while_integer_range_rejects() -> None:
     assert [(v.column, v.check) for v in result.warnings] == [("distance_km", "range")]
     assert not result.passed
     assert validate(pd.DataFrame({"hour": [5], "distance_km": [12.0]}), schema).passed
+
+
+@pytest.mark.parametrize("rows", [10, 200])
+def test_missing_text_values_are_not_unseen_categories(rows: int) -> None:
+    """A text column's missing values fail the not-null check only, by a hash lookup (over 64 rows) or not."""
+    schema = infer_schema(pd.DataFrame({"zone": ["north", "south"] * 10}))
+    values = (["north", None, "moon", "south"] * rows)[:rows]
+    result = validate(pd.DataFrame({"zone": pd.array(values, dtype="str")}), schema)
+    counts = {v.check: v.count for v in result.violations}
+    assert counts == {"category": values.count("moon"), "not_null": values.count(None)}

@@ -109,7 +109,7 @@ def training_profile(name: TextPath, version: Label, request: Request) -> dict[s
     """The training profile a window of ``version`` is compared with (404 when the version has none)."""
     from mloop.errors import NotFoundError
     from mloop.monitoring import get_monitor
-    from mloop.monitoring.monitor import training_reference
+    from mloop.monitoring._runner import training_reference
 
     settings = _settings(request)
     monitor = get_monitor(name, settings)

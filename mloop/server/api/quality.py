@@ -49,7 +49,7 @@ def run_quality(run_id: TextPath, request: Request, dataset: Dataset = "train") 
 @router.get("/models/{name}/versions/{version}", responses=error_responses(404))
 def version_quality(name: TextPath, version: IdPath, request: Request) -> dict[str, Any]:
     """The training schema and profile of a model version (attached to it, else logged in its run)."""
-    from mloop.monitoring.monitor import training_reference
+    from mloop.monitoring._runner import training_reference
     from mloop.registry import registry_for
 
     settings = request.app.state.settings
@@ -108,7 +108,7 @@ def _version_drift(name: str, version: int, current: Current, settings: Any) -> 
     """The drift of ``current`` against the version's training profile over the columns both have, and what was
     compared: the source, and the training columns the current data lacks (left out, and said so)."""
     from mloop.errors import NotFoundError
-    from mloop.monitoring.monitor import training_reference
+    from mloop.monitoring._runner import training_reference
     from mloop.registry import registry_for
     from mloop.validation.drift_detection.compute import drift
     from mloop.validation.profile import Profile

@@ -26,6 +26,7 @@ import numpy as np
 from mloop.errors import InvalidInputError
 from mloop.validation._data import as_frame
 from mloop.validation.drift_detection.methods import (
+    METHODS,
     SMALL_SAMPLE,
     Pair,
     default_method,
@@ -38,6 +39,8 @@ from mloop.validation.profile import Profile, profile
 __all__ = ["ColumnDrift", "DriftResult", "RESULT_VERSION", "drift"]
 
 RESULT_VERSION = 1
+# the methods whose statistic is what effect_size computes (the built-in ones, not one registered in their place)
+_EFFECT_SIZES = (METHODS["wasserstein"].fn, METHODS["jensenshannon"].fn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +211,9 @@ def _column(name: str, ref: Any, cur: Any, role: str, methods: dict[str, str], t
         statistic, p_value = method.fn(Pair(name, ref, cur))
         drifted = method.drifted(statistic, p_value, threshold)
         note = effect_size_note(ref, cur)
-    return ColumnDrift(name, ref.kind, role, method.name, float(statistic), p_value, float(effect_size(ref, cur)),
+    # the distance methods are the effect size itself: measured once (a monitor measures thousands a day)
+    effect = statistic if method.fn in _EFFECT_SIZES else effect_size(ref, cur)
+    return ColumnDrift(name, ref.kind, role, method.name, float(statistic), p_value, float(effect),
                        threshold, bool(drifted), int(ref.count), int(cur.count), note, ref, cur)
 
 
