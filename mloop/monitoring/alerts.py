@@ -13,7 +13,7 @@ Rules come from YAML (``load_rules``) or Python (``AlertRule(...)``)::
       - name: km-drift
         monitor: eta-5m
         metric: drift_effect      # any metric of the series, e.g. latency_p99, accuracy, violation_share
-        column: "*"               # any input; "" for the window as a whole (the default)
+        column: "*"               # any input ("(prediction)" for the output); "" for the window as a whole
         above: 0.3                # or below: 0.7
         windows: 3                # consecutive windows before it fires
         severity: critical        # info, warning (default) or critical
@@ -36,6 +36,7 @@ from mloop.config import Settings
 from mloop.errors import InvalidInputError, NotFoundError
 from mloop.monitoring._tables import alert_history, alert_rules, alert_states, monitor_series, silences
 from mloop.monitoring.monitor import _start_ms, get_monitor
+from mloop.monitoring.windows import PREDICTION
 from mloop.store.sql import open_database
 
 __all__ = ["AlertEvent", "AlertRule", "apply_rules", "alert_history_frame", "evaluate_alerts", "list_alerts",
@@ -288,6 +289,8 @@ class _Judge:
         for col, wanted in ((t.column, r.column), (t.slice, r.slice), (t.version, r.version), (t.role, r.role)):
             if wanted != ANY:
                 where.append(col == wanted)
+        if r.column == ANY:  # any input: the prediction is watched by naming it, column "(prediction)"
+            where.append(t.column != PREDICTION)
         return select(t.start, t.version, t.role, t.column, t.slice, t.value).where(and_(*where)).order_by(t.start)
 
     def _step(self, key: str, state: Any, point: Any) -> tuple[AlertEvent | None, Any]:

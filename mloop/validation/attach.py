@@ -98,15 +98,24 @@ def _key(version: ModelVersion, filename: str) -> str:
 
 
 def attach_to_model_version(name: str, version: int, *, schema: Schema | dict[str, Any] | None = None,
-                            profile: Profile | None = None, data: Any = None,
+                            profile: Profile | None = None, data: Any = None, predictions: Any = None,
                             registry: RegistryClient | None = None) -> ModelVersion:
     """Store the training ``schema`` and ``profile`` of a model version (both computed from ``data`` if given).
 
     They go under the version's run (``training/schema.json``, ``training/profile.json``); the version's tags
     ``mloop.schema`` / ``mloop.profile`` say where. Nothing of the registry's own layout changes.
+    ``predictions`` (the model's outputs on ``data``, one per row) join the profile as the column
+    ``(prediction)``, which is what a monitor compares the served predictions with (prediction drift); the
+    schema stays that of the inputs.
     """
+    if predictions is not None:
+        if data is None:
+            raise InvalidInputError(field="predictions", value="(given)", expected="data beside the predictions: "
+                                    "the rows they were predicted for")
+        data = _with_predictions(data, predictions)
     if data is not None:
-        schema = schema if schema is not None else infer_schema(data)
+        inputs = data.drop(columns=[PREDICTION]) if predictions is not None else data
+        schema = schema if schema is not None else infer_schema(inputs)
         profile = profile if profile is not None else _profile(data)
     if schema is None and profile is None:
         raise InvalidInputError(field="schema", value=None, expected="a schema, a profile, or data to infer both")
@@ -126,6 +135,23 @@ def attach_to_model_version(name: str, version: int, *, schema: Schema | dict[st
         registry.blobs.put_bytes(key, profile.to_json().encode())
         tags[PROFILE_TAG] = key
     return registry.update_version(name, mv.version, tags=tags)
+
+
+PREDICTION = "(prediction)"  # the name a monitor gives the model's output (mloop.monitoring.windows)
+
+
+def _with_predictions(data: Any, predictions: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    values = np.asarray(predictions)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1 or len(values) != len(frame):
+        raise InvalidInputError(field="predictions", value=f"shape {values.shape}",
+                                expected=f"one prediction per row of data ({len(frame)} rows)")
+    return frame.assign(**{PREDICTION: values})
 
 
 def _profile(data: Any) -> Profile:

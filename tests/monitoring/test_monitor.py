@@ -43,7 +43,8 @@ def model_version(settings):  # type: ignore[no-untyped-def]
 
     with TrackingClient(settings).start_run("eta", run_class=ActiveRun) as run:
         mv = run.log_model(model, name="eta", training_data=train.assign(zone=train["zone"].astype("category")))
-    attach_to_model_version("eta", mv.version, data=train, registry=registry_for(settings))
+    predicted = model.predict(train.assign(zone=train["zone"].astype("category")))
+    attach_to_model_version("eta", mv.version, data=train, predictions=predicted, registry=registry_for(settings))
     return model
 
 
@@ -86,6 +87,8 @@ def test_drift_latency_and_a_degraded_slice_show_where_they_were_planted(setting
     shifted = [1.0 if SHIFT_AT <= w < SHIFT_END else 0.0 for w in range(WINDOWS)]
     assert found["km"].tolist() == shifted  # from exactly that window, until exactly that one
     assert found["hour"].sum() == 0 and found["zone"].sum() == 0
+    # the longer trips are mostly late: the predictions drift against the training ones exactly as long
+    assert found["(prediction)"].tolist() == shifted
     p99 = series("eta-5m", "latency_p99", settings=settings)["value"].to_numpy()
     assert p99[SLOW_AT:SLOW_END].min() > 30 > max(p99[:SLOW_AT].max(), p99[SLOW_END:].max())
     traffic_rows = series("eta-5m", "rows", settings=settings)["value"].tolist()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mloop.config import Settings
-from mloop.errors import NotFoundError
+from mloop.errors import InvalidInputError, NotFoundError
 from mloop.validation import attach_to_model_version, infer_schema, model_profile, model_schema, validate
 from mloop.validation.drift_detection.report import plotly_js
 
@@ -108,3 +108,13 @@ def test_schema_and_profile_attach_to_run_datasets_and_model_versions(db_url: st
     assert stored == schema
     assert not validate(pd.DataFrame({"hour": [77], "km": [2.0]}), stored).passed  # what serving will do
     assert model_profile("eta", version.version, registry).rows == 200
+    # the model's outputs on the same rows join the profile (prediction drift), never the input schema
+    predicted = np.linspace(1.0, 9.0, len(train))
+    attach_to_model_version("eta", version.version, data=train, predictions=predicted, registry=registry)
+    assert model_profile("eta", version.version, registry)["(prediction)"].mean == pytest.approx(predicted.mean())
+    assert model_schema("eta", version.version, registry) == schema
+    with pytest.raises(InvalidInputError, match="one prediction per row of data") as refused:
+        attach_to_model_version("eta", version.version, data=train, predictions=predicted[:5], registry=registry)
+    assert refused.value.field == "predictions"
+    with pytest.raises(InvalidInputError, match="data beside the predictions"):
+        attach_to_model_version("eta", version.version, predictions=predicted, registry=registry)
