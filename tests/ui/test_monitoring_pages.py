@@ -137,6 +137,11 @@ def test_rolled_up_the_heat_map_opens_the_worst_window_of_an_hour(dashboard: str
     page = browser.open(f"{dashboard}/monitoring/{MONITOR}?every=1h")
     assert json.loads(page.locator(".heatmap[data-order]").get_attribute("data-order"))[0] == "km"
     assert page.evaluate("() => document.querySelector('.heatmap').data[0].x.length") == 2  # 06:00 and 07:00
+    errors = page.evaluate("""() => document.querySelector('.chart[data-key=errors]').data
+        .find(t => t.name === 'v1 primary').y""")
+    windows = pd.DataFrame(httpx.get(f"{dashboard}/api/monitors/{MONITOR}/series", timeout=30,
+                                     params={"metric": "error_rate", "version": "1", "role": "primary"}).json())
+    assert errors == [0.0, windows["value"].max()] and windows["value"].max() > 0  # an hour's worst window
     heat = page.locator(".heatmap")
     heat.scroll_into_view_if_needed()
     cell = page.evaluate("""([x, y]) => {

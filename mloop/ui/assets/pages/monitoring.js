@@ -8,7 +8,6 @@ import { driftMap } from "./drift.js";
 
 const LATENCY = ["latency_p50", "latency_p95", "latency_p99"];
 const PERFORMANCE = ["accuracy", "f1", "auc", "rmse", "mae"];
-const ERRORS = ["errors", "error_rate"];
 const DASH = { primary: "solid", shadow: "dot" };
 
 export async function render(main, { monitor: name }) {
@@ -22,7 +21,7 @@ export async function render(main, { monitor: name }) {
   const base = `/monitors/${seg(name)}/series?${every ? `every=${every}&` : ""}`;
   const read = (metrics) => api(base + metrics.map((m) => `metric=${encodeURIComponent(m)}`).join("&"));
   const [usage, quality, performance, alerts, history] = await Promise.all([
-    read(["rows", ...LATENCY, ...ERRORS]), read(["violation_share"]), read(PERFORMANCE),
+    read(["rows", ...LATENCY, "error_rate"]), read(["violation_share"]), read(PERFORMANCE),
     api("/alerts"), api("/alerts/history"),
   ]);
   const mine = (rows) => rows.filter((a) => String(a.key).startsWith(`${name}/`));
@@ -65,8 +64,8 @@ function controls(every) {
   const choice = h("select", { name: "every", onchange: (event) => {
     setQuery({ ...query(), every: event.target.value });
     window.dispatchEvent(new Event("mloop:navigate"));
-  } }, [["", "each window"], ["1h", "hourly (worst latency and drift)"], ["1d", "daily"]].map(([v, label]) =>
-    h("option", { value: v, selected: v === every }, label)));
+  } }, [["", "each window"], ["1h", "hourly (worst latency, errors and drift)"], ["1d", "daily"]].map(
+    ([v, label]) => h("option", { value: v, selected: v === every }, label)));
   return h("div", { class: "controls" }, h("label", {}, "Points: ", choice));
 }
 
