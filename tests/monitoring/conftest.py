@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mloop.config import Settings
-from mloop.serving.predlog import FEEDBACK, PREFIX
+from mloop.serving.predlog import ERRORS, FEEDBACK, PREFIX, _error_table
 from mloop.store.blob import open_blob_store
 
 T0 = datetime(2026, 3, 8, 6, 0, tzinfo=UTC)  # the night US clocks moved forward: windows are UTC all the same
@@ -45,6 +45,20 @@ def write_predictions(settings: Settings, model: str, rows: pd.DataFrame, inputs
         sink = io.BytesIO()
         pq.write_table(table, sink)
         blobs.put_bytes(_key(model, part["time"].max() + pd.Timedelta(seconds=2)), sink.getvalue())
+
+
+def write_errors(settings: Settings, model: str, failed: pd.DataFrame) -> None:
+    """Requests answered with an error (time, version, role, status), one error-log file per minute as the serving
+    log writes them."""
+    minute = failed["time"].dt.floor("min")
+    for _, part in failed.groupby(minute, sort=True):
+        table = _error_table([(uuid.uuid4().hex, int(t.value // 1_000_000), model, v, r, int(s), 1.0)
+                              for t, v, r, s in zip(part["time"], part["version"], part["role"], part["status"],
+                                                    strict=True)])
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        open_blob_store(settings.artifact_root).put_bytes(_key(ERRORS, part["time"].max() + pd.Timedelta(seconds=2)),
+                                                          sink.getvalue())
 
 
 def write_labels(settings: Settings, ids: list[str], labels: list, written: pd.Timestamp) -> None:

@@ -1,7 +1,9 @@
 """Monitoring dashboards over generated traffic with a known story (tests/monitoring/test_monitor.py): ``km``
-drifts in windows 6-11, latency rises in windows 8-13, the airport slice degrades once labels arrive. The heat
+drifts in windows 6-11, latency rises in windows 8-13, the airport slice degrades once labels arrive; a fifth of
+the requests go to an A/B variant (v3 ``variant-1``) and the last windows answer some requests with a 5xx. The heat
 map shows ``km`` first and hot exactly there; a cell opens that window's distribution over the training one; the
-latency, traffic and performance charts, the alerts and their history are on the page. The API rolls a month of
+latency, traffic, error and performance charts draw primary, shadow and variant side by side; the error-rate alert
+still firing, the alerts that resolved and their history are on the page. The API rolls a month of
 windows up in SQL, and the rollup agrees with the windows it summarizes."""
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import pandas as pd
 import pytest
 
 from mloop.config import Settings
-from tests.monitoring.conftest import T0, write_labels, write_predictions
+from tests.monitoring.conftest import T0, write_errors, write_labels, write_predictions
 from tests.monitoring.test_monitor import INPUTS, SHIFT_AT, SHIFT_END, WINDOW, WINDOWS, traffic, trips
 from tests.server.conftest import serve
 from tests.ui.conftest import Browser
 
 MONITOR = "eta-5m"
+FAILING_FROM, FAILED_PER_WINDOW = 13, 60  # windows 13-15 answer 60 requests each with a 5xx: 4% > the 1% rule
 
 
 def _register(settings: Settings):  # type: ignore[no-untyped-def]
@@ -43,6 +46,13 @@ def _register(settings: Settings):  # type: ignore[no-untyped-def]
     return model
 
 
+def _failures() -> pd.DataFrame:
+    """FAILED_PER_WINDOW requests of v1 primary answered 503 in each window from FAILING_FROM on."""
+    times = [pd.Timestamp(T0) + w * WINDOW + pd.Timedelta(seconds=5 * i)
+             for w in range(FAILING_FROM, WINDOWS) for i in range(FAILED_PER_WINDOW)]
+    return pd.DataFrame({"time": times, "version": "1", "role": "primary", "status": 503})
+
+
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from mloop.monitoring import create_monitor, run_monitor
@@ -53,7 +63,11 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     shadow = rows.sample(frac=0.2, random_state=1).assign(version="2", role="shadow")
     shadow["id"] = "shadow-" + shadow["id"]  # a shadow model answers a copy of a fifth of the requests
     shadow["latency_ms"] = shadow["latency_ms"] * 2
-    write_predictions(settings, "eta", pd.concat([rows, shadow]).sort_values("time"), INPUTS)
+    variant = rows.sample(frac=0.2, random_state=2).index  # an A/B test sends a fifth of the requests to v3
+    served = rows.copy()
+    served.loc[variant, ["version", "role"]] = ["3", "variant-1"]
+    write_predictions(settings, "eta", pd.concat([served, shadow]).sort_values("time"), INPUTS)
+    write_errors(settings, "eta", _failures())
     create_monitor(MONITOR, "eta", window="5m", slices=["zone"], settings=settings)
     end = pd.Timestamp(T0) + WINDOWS * WINDOW
     run_monitor(MONITOR, now=end + pd.Timedelta(minutes=3), settings=settings)
@@ -62,7 +76,9 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     apply_rules(load_rules({"rules": [
         {"name": "input-drift", "monitor": MONITOR, "metric": "drift_effect", "column": "*", "above": 0.3,
          "for": 3, "severity": "critical"},
-        {"name": "slow", "monitor": MONITOR, "metric": "latency_p99", "above": 30, "windows": 2}]}), settings)
+        {"name": "slow", "monitor": MONITOR, "metric": "latency_p99", "above": 30, "windows": 2},
+        {"name": "failing", "monitor": MONITOR, "metric": "error_rate", "above": 0.01, "for": 2, "role": "primary",
+         "severity": "critical"}]}), settings)
     evaluate_alerts(MONITOR, settings=settings)
     for live in serve(settings):
         yield live.url
@@ -76,11 +92,25 @@ def test_the_heat_map_puts_the_drifting_input_first_and_opens_its_window(dashboa
     z = page.evaluate("() => document.querySelector('.heatmap').data[0].z[0]")
     hot = [i for i, v in enumerate(z) if v is not None and v > 0.3]
     assert hot == list(range(SHIFT_AT, SHIFT_END))
-    for key, lines in (("traffic", 2), ("latency", 6), ("perf-accuracy", 1)):  # v1 primary and v2 shadow
+    # v1 primary, v2 shadow and v3 variant-1 side by side (labels are for primary and variant requests)
+    for key, lines in (("traffic", 3), ("latency", 9), ("errors", 3), ("perf-accuracy", 2)):
         assert page.locator(f".chart[data-key='{key}']").get_attribute("data-lines") == str(lines), key
     assert int(page.locator(".chart[data-key='by-slice']").get_attribute("data-lines")) >= 4
-    traffic_names = page.evaluate("() => document.querySelector('.chart[data-key=traffic]').data.map(t => t.name)")
-    assert traffic_names == ["v1 primary", "v2 shadow"]
+    names = "(key) => document.querySelector(`.chart[data-key=${key}]`).data.map(t => t.name).sort()"
+    assert page.evaluate(names, "traffic") == ["v1 primary", "v2 shadow", "v3 variant-1"]
+    assert page.evaluate(names, "perf-accuracy") == ["v1 primary", "v3 variant-1"]
+    errors = page.evaluate("""() => Object.fromEntries(document.querySelector('.chart[data-key=errors]').data
+        .map(t => [t.name, t.y]))""")
+    assert errors["v2 shadow"] == [0.0] * WINDOWS and errors["v3 variant-1"] == [0.0] * WINDOWS
+    assert errors["v1 primary"][:FAILING_FROM] == [0.0] * FAILING_FROM
+    primary_requests = page.evaluate("""() => document.querySelector('.chart[data-key=traffic]').data
+        .find(t => t.name === 'v1 primary').y""")
+    for failed_share, answered in zip(errors["v1 primary"][FAILING_FROM:], primary_requests[FAILING_FROM:],
+                                      strict=True):
+        assert failed_share == pytest.approx(FAILED_PER_WINDOW / (answered + FAILED_PER_WINDOW))
+    firing = page.locator("table.alerts").inner_text()
+    assert "failing" in firing and f"{MONITOR}/1/primary//" in firing and "firing" in firing
+    assert "input-drift" not in firing and "slow" not in firing  # both resolved before the end
     history = page.locator("table.alert-history").inner_text()
     assert "input-drift" in history and "slow" in history and "resolved" in history
     browser.shot("monitoring-dashboard")
@@ -107,6 +137,11 @@ def test_rolled_up_the_heat_map_opens_the_worst_window_of_an_hour(dashboard: str
     page = browser.open(f"{dashboard}/monitoring/{MONITOR}?every=1h")
     assert json.loads(page.locator(".heatmap[data-order]").get_attribute("data-order"))[0] == "km"
     assert page.evaluate("() => document.querySelector('.heatmap').data[0].x.length") == 2  # 06:00 and 07:00
+    errors = page.evaluate("""() => document.querySelector('.chart[data-key=errors]').data
+        .find(t => t.name === 'v1 primary').y""")
+    windows = pd.DataFrame(httpx.get(f"{dashboard}/api/monitors/{MONITOR}/series", timeout=30,
+                                     params={"metric": "error_rate", "version": "1", "role": "primary"}).json())
+    assert errors == [0.0, windows["value"].max()] and windows["value"].max() > 0  # an hour's worst window
     heat = page.locator(".heatmap")
     heat.scroll_into_view_if_needed()
     cell = page.evaluate("""([x, y]) => {
@@ -124,6 +159,8 @@ def test_rolled_up_the_heat_map_opens_the_worst_window_of_an_hour(dashboard: str
 def test_the_overview_lists_monitors(dashboard: str, browser: Browser) -> None:
     page = browser.open(f"{dashboard}/monitoring")
     assert page.locator(f"table.monitors a[href='/monitoring/{MONITOR}']").count() == 1
+    assert page.locator("table.alerts tbody tr").count() == 1
+    assert "failing" in page.locator("table.alerts").inner_text()
     browser.shot("monitoring")
     assert not browser.problems, browser.problems
 

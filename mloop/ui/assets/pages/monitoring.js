@@ -1,5 +1,5 @@
-// Monitoring: every monitor with the alerts firing now, and one monitor's dashboard: traffic, latency and schema
-// violations over time, drift per input per window (drift.js), performance overall and by slice, A/B variants
+// Monitoring: every monitor with the alerts firing now, and one monitor's dashboard: traffic, latency, errors and
+// schema violations over time, drift per input per window (drift.js), performance overall and by slice, A/B variants
 // and shadow side by side (one line per version and role), and its alerts. A long range is read rolled up by
 // the server (?every=1h|1d), so a month of 5-minute windows is hundreds of points, not hundreds of thousands.
 
@@ -21,16 +21,18 @@ export async function render(main, { monitor: name }) {
   const base = `/monitors/${seg(name)}/series?${every ? `every=${every}&` : ""}`;
   const read = (metrics) => api(base + metrics.map((m) => `metric=${encodeURIComponent(m)}`).join("&"));
   const [usage, quality, performance, alerts, history] = await Promise.all([
-    read(["rows", ...LATENCY]), read(["violation_share"]), read(PERFORMANCE),
+    read(["rows", ...LATENCY, "error_rate"]), read(["violation_share"]), read(PERFORMANCE),
     api("/alerts"), api("/alerts/history"),
   ]);
   const mine = (rows) => rows.filter((a) => String(a.key).startsWith(`${name}/`));
   main.append(section("Alerts", alertTables(mine(alerts), mine(history))));
   const charts = h("div", { class: "charts" });
-  main.append(section("Traffic and latency", charts));
+  main.append(section("Traffic, latency and errors", charts));
   const drawn = [
     lines(charts, "traffic", "Predictions per window", usage, (r) => r.metric === "rows" && !r.column),
     lines(charts, "latency", "Latency (ms)", usage, (r) => LATENCY.includes(r.metric), (r) => r.metric.slice(8)),
+    lines(charts, "errors", "Failed requests (share of requests)", usage,
+      (r) => r.metric === "error_rate" && !r.column),
     lines(charts, "violations", "Schema violations (share of rows)", quality, (r) => !r.column),
   ];
   await driftMap(main, name, every);
@@ -62,8 +64,8 @@ function controls(every) {
   const choice = h("select", { name: "every", onchange: (event) => {
     setQuery({ ...query(), every: event.target.value });
     window.dispatchEvent(new Event("mloop:navigate"));
-  } }, [["", "each window"], ["1h", "hourly (worst latency and drift)"], ["1d", "daily"]].map(([v, label]) =>
-    h("option", { value: v, selected: v === every }, label)));
+  } }, [["", "each window"], ["1h", "hourly (worst latency, errors and drift)"], ["1d", "daily"]].map(
+    ([v, label]) => h("option", { value: v, selected: v === every }, label)));
   return h("div", { class: "controls" }, h("label", {}, "Points: ", choice));
 }
 
