@@ -104,8 +104,9 @@ def test_the_rest_api_serves_monitors_series_and_alerts(server) -> None:  # type
     write_predictions(server.settings, "fare", regression_traffic(), ["km", "city"])
     with httpx.Client(base_url=server.url, timeout=60) as api:
         made = api.post("/api/monitors", json={"name": "fare-15m", "model": "fare", "window": "15m",
-                                               "start": "2026-03-08T06:00:00Z"})
+                                               "start": "2026-03-08T06:00:00Z", "segments": {"far": "km >= 10"}})
         assert made.status_code == 201 and made.json()["window_seconds"] == 900
+        assert made.json()["segments"] == {"far": "km >= 10"}
         assert api.put("/api/alerts/rules", json={"rules": [
             {"name": "drifting-km", "monitor": "fare-15m", "metric": "drift_prev_effect", "column": "(prediction)",
              "above": 0.5}]}).status_code == 200
@@ -128,6 +129,12 @@ def test_the_rest_api_serves_monitors_series_and_alerts(server) -> None:  # type
                                                                 "metric": "rows", "above": 1, "below": 2}]})
         assert refused.status_code == 422 and "above" in refused.json()["field"]
         assert api.get("/api/monitors/nope/series").status_code == 404
+        refused = api.post("/api/monitors", json={"name": "m", "model": "fare", "segments": {"far": "km >> 1"}})
+        assert refused.status_code == 422 and refused.json()["field"] == "segments.far"
+        again = api.post("/api/monitors/fare-15m/run", params={"window_start": "2026-03-08T06:30:00Z"}).json()
+        assert (again["windows"], again["recomputed"], again["rows"]) == (0, 1, 500)
+        refused = api.post("/api/monitors/fare-15m/run", params={"window_start": "2026-03-08T06:31:00Z"})
+        assert refused.status_code == 422 and refused.json()["field"] == "window_start"
 
 
 def test_the_server_runs_monitors_on_its_clock_one_run_at_a_time(tmp_path: Path) -> None:
