@@ -89,12 +89,25 @@ def _compare(node: _Node, rows: pd.DataFrame) -> np.ndarray | None:
     left, right = (_value(item, rows) for item in node.items)
     if left is None or right is None:
         return None
+    compare = _COMPARE[node.value]
     try:
-        found = _COMPARE[node.value](left, right)
-    except TypeError:  # text against a number: false, as in ``when``
-        return None
+        found = compare(left, right)
+    except TypeError:  # a column of mixed types: row by row, text against a number false as in ``when``
+        found = _row_by_row(compare, left, right, len(rows))
     missing = _nulls(left, len(rows)) | _nulls(right, len(rows))
     return np.asarray(found, dtype=bool) & ~missing
+
+
+def _row_by_row(compare: Any, left: Any, right: Any, n: int) -> np.ndarray:
+    lefts = left.tolist() if isinstance(left, pd.Series) else [left] * n
+    rights = right.tolist() if isinstance(right, pd.Series) else [right] * n
+    found = np.zeros(n, dtype=bool)
+    for i, (a, b) in enumerate(zip(lefts, rights, strict=True)):
+        try:
+            found[i] = bool(compare(a, b))
+        except TypeError:
+            pass
+    return found
 
 
 def _nulls(value: Any, n: int) -> np.ndarray:
