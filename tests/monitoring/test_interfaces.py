@@ -93,6 +93,9 @@ def _one_window_from_the_cli(home: Path, settings: Settings, traffic: pd.DataFra
         assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     bad = cli(home, "monitor", "run", "--window-start", "2026-03-08T06:15:00+00:00", check=False)
     assert bad.returncode == 2 and "--window-start" in bad.stderr
+    for segment, said in [("far", "--segment"), ("far=km >", "segments.far")]:
+        bad = cli(home, "monitor", "create", "m3", "--model", "fare", "--segment", segment, check=False)
+        assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
 
 
 @pytest.fixture
