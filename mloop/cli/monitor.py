@@ -24,6 +24,8 @@ def create(
     window: str = typer.Option("1h", "--window", "-w", help="Window length: 5m, 15m, 1h, 1d..."),
     task: str = typer.Option(None, "--task", help="classification or regression (default: from the traffic)."),
     slices: list[str] = typer.Option([], "--slice", help="An input column to measure performance by; repeat."),
+    segments: list[str] = typer.Option([], "--segment", help="A named segment to measure performance on, "
+                                       "NAME=CONDITION over the inputs (e.g. \"long=km > 10\"); repeat."),
     lateness: str = typer.Option("2m", "--lateness", help="How long after a window closes rows may still come."),
     start: str = typer.Option(None, "--start", help="Where the first window begins (ISO time with a zone)."),
     home: str = HOME,
@@ -32,24 +34,45 @@ def create(
     from mloop.monitoring import create_monitor
 
     monitor = create_monitor(name, model, window=window, task=task, slices=slices, lateness=lateness, start=start,
-                             settings=settings_from(home))
+                             segments=_named_segments(segments), settings=settings_from(home))
     console.print(f"monitor [bold]{monitor.name}[/] watches {monitor.model} in {monitor.window_seconds}-second "
                   "windows; compute them with: mloop monitor run " + monitor.name, highlight=False)
+
+
+def _named_segments(texts: list[str]) -> dict[str, str]:
+    """``NAME=CONDITION`` options as a mapping; the condition is parsed by ``create_monitor``."""
+    from mloop.errors import InvalidInputError
+
+    found: dict[str, str] = {}
+    for text in texts:
+        name, sep, condition = text.partition("=")
+        if not sep or not name.strip() or not condition.strip():
+            raise InvalidInputError(field="--segment", value=text, expected="NAME=CONDITION, e.g. long=km > 10")
+        if name.strip() in found:
+            raise InvalidInputError(field="--segment", value=text, expected="each segment name once")
+        found[name.strip()] = condition.strip()
+    return found
 
 
 @monitor_app.command("run")
 def run(
     names: list[str] = typer.Argument(None, help="Monitors to run (default: all)."),
+    window_start: str = typer.Option(None, "--window-start", help="Compute (again) only the window beginning at "
+                                     "this ISO time with a zone, with the labels logged so far; names one monitor."),
     as_json: bool = typer.Option(False, "--json", help="Print what each run did as JSON."),
     home: str = HOME,
 ) -> None:
     """Compute every closed window not computed yet, then judge the alert rules on them."""
+    from mloop.errors import InvalidInputError
     from mloop.monitoring import list_monitors, run_monitor
 
+    if window_start is not None and len(names or []) != 1:
+        raise InvalidInputError(field="--window-start", value=window_start,
+                                expected="one monitor named with it (mloop monitor run NAME --window-start T)")
     settings = settings_from(home)
     reports = []
     for name in names or [m["name"] for m in list_monitors(settings)]:
-        report = run_monitor(name, settings=settings)
+        report = run_monitor(name, window_start=window_start, settings=settings)
         reports.append({"monitor": name, "windows": report.windows, "recomputed": report.recomputed,
                         "rows": report.rows, "alerts": [e.message for e in report.alerts]})
     if as_json:

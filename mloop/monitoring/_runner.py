@@ -46,6 +46,7 @@ class Runner:
         self.previous: dict[tuple[str, str], Profile] = {}
         self.task = monitor.task
         self.unrolled: set[int] | None = None  # windows written whose roll-ups wait (while relabelling)
+        self.segments = _parsed_segments(monitor)
 
     def run(self, now: int) -> RunReport:
         with self.db.read() as conn:
@@ -83,6 +84,24 @@ class Runner:
                 self._save_watermark(end, None)
         report.watermark = max(closed, watermark)
         self._save_watermark(report.watermark, labels_mark)
+        return report
+
+    def run_window(self, start: int) -> RunReport:
+        """Compute (or compute again) the one window beginning at ``start``, with every label logged so far; the
+        watermark stays where it is (later windows are the scheduled runs' business)."""
+        with self.db.read() as conn:
+            watermark = conn.execute(select(monitors.c.watermark).where(monitors.c.name == self.monitor.name)).scalar()
+        report = RunReport(self.monitor.name, watermark=watermark)
+        end = start + self.step
+        self.feedback = _log.feedback_files(self.blobs, "")
+        self.error_files = _log.error_files(self.blobs, start)
+        keys = _log.files_since(self.blobs, self.monitor.model, start, end + self.late + 60_000)
+        self._previous_of(start)
+        computed = self._compute(start, end, report, [(_log.written_ms(k) or 0, k) for k in keys])
+        if watermark is not None and start < watermark:
+            report.recomputed = computed
+        else:
+            report.windows = computed
         return report
 
     @property
@@ -174,7 +193,8 @@ class Runner:
         known |= set(schema.columns if schema is not None else ())
         key = (window.version, window.role)
         summary = batch.summarize(window, task=task, reference=reference, schema=schema,
-                                  previous=self.previous.get(key), slices=self.monitor.slices, known=known)
+                                  previous=self.previous.get(key), slices=self.monitor.slices, known=known,
+                                  segments=self.segments)
         if summary.profile is not None:
             self.previous[key] = summary.profile
         return summary
@@ -233,6 +253,15 @@ class Runner:
                 t.monitor == self.monitor.name, t.start == start - self.step)).all()
         for row in rows:
             self.previous[(row.version, row.role)] = Profile.from_dict(json.loads(row.profile))
+
+
+def _parsed_segments(monitor: Monitor) -> list[tuple[str, Any]]:
+    """The monitor's declared segments, parsed once per run (their parser loaded only when there are some)."""
+    if not monitor.segments:
+        return []
+    from mloop.monitoring.segments import parse_segments
+
+    return parse_segments(dict(monitor.segments))
 
 
 def _add_errors(summary: Summary, failed: int) -> None:

@@ -32,6 +32,7 @@ from mloop.monitoring._log import decode, parsed_numbers
 from mloop.monitoring.windows import (
     LOG_COLUMNS,
     PREDICTION,
+    Segments,
     Summary,
     _drift,
     _performance,
@@ -137,7 +138,7 @@ class WindowBatch:
     # ------------------------------------------------------------------ one window
     def summarize(self, window: Window, *, task: str, reference: Profile | None = None, schema: Schema | None = None,
                   previous: Profile | None = None, slices: tuple[str, ...] = (),
-                  known: set[str] | frozenset[str] = frozenset()) -> Summary:
+                  known: set[str] | frozenset[str] = frozenset(), segments: Segments = ()) -> Summary:
         """``summarize`` of the window's rows; inputs not in ``known`` that are all missing in the window are left
         out (another version's inputs)."""
         a, b, n = window.begin, window.end, window.rows
@@ -156,10 +157,11 @@ class WindowBatch:
         if "label" in self.source:
             if self.labelled[window.index]:
                 # a slice by an input left out of this window is left out, as that input's column is
-                wanted = [c for c in ("label", "proba", *slices) if c in self.source
+                read = (*slices, *_fields_of(segments))
+                wanted = [c for c in ("label", "proba", *read) if c in self.source
                           and (c not in self.inputs or c in inputs)]
                 frame = self.frame(window, list(dict.fromkeys(wanted)))
-                _performance(frame, predicted, task, slices, out)
+                _performance(frame, predicted, task, slices, out, segments)
             else:
                 out.add("labelled", 0)
         return out
@@ -247,6 +249,15 @@ class WindowBatch:
                 self._checks[id(schema)] = [(column, check, self._per_window(self._sorted(mask)))
                                             for column, check, mask in masks]
         return self._checks[id(schema)]
+
+
+def _fields_of(segments: Segments) -> list[str]:
+    """The columns the declared segments read (their parser loaded only when there are some)."""
+    if not segments:
+        return []
+    from mloop.monitoring.segments import segment_fields
+
+    return segment_fields(list(segments))
 
 
 def _group(rows: pd.DataFrame, step: int) -> tuple[np.ndarray | None, np.ndarray, list[Window]]:

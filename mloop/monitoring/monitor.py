@@ -76,6 +76,7 @@ class Monitor:
     slices: tuple[str, ...] = ()
     lateness_seconds: int = 120  # how long after a window closes its last predictions may still be written
     label_horizon_seconds: int = 7 * 86400  # how old a prediction may be when its label arrives
+    segments: tuple[tuple[str, str], ...] = ()  # declared segments: (name, condition over the inputs)
 
     def to_json(self) -> str:
         return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()})
@@ -84,6 +85,7 @@ class Monitor:
     def from_json(cls, text: str) -> Monitor:
         data = json.loads(text)
         data["slices"] = tuple(data.get("slices", ()))
+        data["segments"] = tuple((name, condition) for name, condition in data.get("segments", ()))
         return cls(**data)
 
 
@@ -102,11 +104,16 @@ class RunReport:
 
 def create_monitor(name: str, model: str, *, window: str | int = "1h", task: str | None = None,
                    slices: list[str] | tuple[str, ...] = (), lateness: str | int = "2m",
-                   label_horizon: str | int = "7d", start: Any = None, settings: Settings | None = None) -> Monitor:
+                   label_horizon: str | int = "7d", start: Any = None, segments: dict[str, str] | None = None,
+                   settings: Settings | None = None) -> Monitor:
     """Create (or update) the monitor ``name`` of ``model``; windows are ``window`` long (5 minutes to a day).
 
     ``start`` (a datetime or ISO text) is where its first window begins; by default, the oldest prediction logged.
+    ``slices`` are input columns and ``segments`` named conditions over the inputs (``{"long": "km > 10"}``) that
+    performance is measured by, besides all rows.
     """
+    from mloop.monitoring.segments import parse_segments
+
     settings = settings or Settings.load()
     window_seconds = parse_duration(window, "window")
     if not MIN_WINDOW <= window_seconds <= MAX_WINDOW or 86400 % window_seconds:
@@ -116,7 +123,8 @@ def create_monitor(name: str, model: str, *, window: str | int = "1h", task: str
         raise InvalidInputError(field="task", value=task, expected=f"one of {list(TASKS)} or None")
     monitor = Monitor(check_name(name, "name"), check_name(model, "model"), window_seconds, task,
                       tuple(check_name(s, "slices") for s in slices), parse_duration(lateness, "lateness"),
-                      parse_duration(label_horizon, "label_horizon"))
+                      parse_duration(label_horizon, "label_horizon"),
+                      tuple((name, condition.source) for name, condition in parse_segments(segments)))
     db = open_database(settings.db_url)
     first = _start_ms(start) if start is not None else None
     with db.write() as conn:
@@ -152,22 +160,29 @@ def list_monitors(settings: Settings | None = None) -> list[dict[str, Any]]:
              "watermark": r.watermark, "updated": r.updated} for r in rows]
 
 
-def run_monitor(name: str, *, now: Any = None, alerts: bool = True, settings: Settings | None = None) -> RunReport:
+def run_monitor(name: str, *, now: Any = None, window_start: Any = None, alerts: bool = True,
+                settings: Settings | None = None) -> RunReport:
     """Compute every window of ``name`` closed by ``now`` (and ``lateness``) that is not computed yet, recompute
     those whose predictions got new labels, then judge the monitor's alert rules on them (``alerts``).
+
+    With ``window_start`` (a datetime or ISO text), compute (or compute again) that one window only, from the log
+    and every label logged so far; it must have closed, and the watermark does not move.
 
     One run of a monitor at a time, from any process: a run holds a lease on it (``ConflictError`` when another
     run holds it; a crashed run's lease expires after ``LEASE_SECONDS``).
     """
     settings = settings or Settings.load()
     monitor = get_monitor(name, settings)
+    at = now_ms() if now is None else _start_ms(now, "now")
+    chosen = None if window_start is None else _closed_window(monitor, window_start, at)
     db = open_database(settings.db_url)
     owner = _owner()
     _claim(db, name, owner)
     try:
         from mloop.monitoring._runner import Runner
 
-        report = Runner(monitor, settings).run(now_ms() if now is None else _start_ms(now, "now"))
+        runner = Runner(monitor, settings)
+        report = runner.run(at) if chosen is None else runner.run_window(chosen)
         if alerts:
             from mloop.monitoring.alerts import evaluate_alerts
 
@@ -177,6 +192,20 @@ def run_monitor(name: str, *, now: Any = None, alerts: bool = True, settings: Se
             conn.execute(update(monitors).where(monitors.c.name == name, monitors.c.lease_owner == owner)
                          .values(lease_owner=None, lease_until=None))
     return report
+
+
+def _closed_window(monitor: Monitor, window_start: Any, now: int) -> int:
+    """``window_start`` as epoch milliseconds, checked to begin one of the monitor's windows, closed by ``now``."""
+    start = _start_ms(window_start, "window_start")
+    if start % (monitor.window_seconds * 1000):
+        nearest = pd.Timestamp(_floor(start, monitor.window_seconds), unit="ms", tz="UTC").isoformat()
+        raise InvalidInputError(field="window_start", value=str(window_start),
+                                expected=f"the start of a {monitor.window_seconds}-second window, e.g. {nearest}")
+    closes = start + (monitor.window_seconds + monitor.lateness_seconds) * 1000
+    if closes > now:
+        raise InvalidInputError(field="window_start", value=str(window_start),
+                                expected="a window that has closed (its end plus the monitor's lateness has passed)")
+    return start
 
 
 def _claim(db: Any, name: str, owner: str) -> None:

@@ -15,6 +15,7 @@ input it is about ("" for the whole window) and ``slice`` the segment ("" for al
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,11 @@ from mloop.validation.drift_detection.compute import drift
 from mloop.validation.profile import Profile, profile
 from mloop.validation.schema import Schema
 from mloop.validation.validate import validate
+
+if TYPE_CHECKING:
+    from mloop.automation.when import Condition
+
+Segments = tuple[tuple[str, "Condition"], ...] | list[tuple[str, "Condition"]]
 
 __all__ = ["Point", "Summary", "summarize", "PREDICTION", "LOG_COLUMNS"]
 
@@ -55,9 +61,10 @@ class Summary:
 
 
 def summarize(rows: pd.DataFrame, *, task: str, reference: Profile | None = None, schema: Schema | None = None,
-              previous: Profile | None = None, slices: tuple[str, ...] = ()) -> Summary:
+              previous: Profile | None = None, slices: tuple[str, ...] = (),
+              segments: Segments = ()) -> Summary:
     """Every figure of one window of one version and role (``rows`` as ``_log.read_rows`` returns them, plus a
-    ``label`` column once labels arrived)."""
+    ``label`` column once labels arrived); ``segments`` as ``segments.parse_segments`` returns them."""
     out = Summary()
     inputs = [c for c in rows.columns if c not in LOG_COLUMNS]
     _traffic(rows, out)
@@ -72,7 +79,7 @@ def summarize(rows: pd.DataFrame, *, task: str, reference: Profile | None = None
     if schema is not None and len(rows):
         _quality(rows[inputs], schema, out)
     if "label" in rows:
-        _performance(rows, predicted, task, slices, out)
+        _performance(rows, predicted, task, slices, out, segments)
     return out
 
 
@@ -160,7 +167,7 @@ def _quality(frame: pd.DataFrame, schema: Schema, out: Summary) -> None:
 
 
 def _performance(rows: pd.DataFrame, predicted: pd.Series, task: str, slices: tuple[str, ...],
-                 out: Summary) -> None:
+                 out: Summary, segments: Segments = ()) -> None:
     labelled = rows["label"].notna().to_numpy()
     out.add("labelled", int(labelled.sum()))
     if not labelled.any():
@@ -176,9 +183,26 @@ def _performance(rows: pd.DataFrame, predicted: pd.Series, task: str, slices: tu
         for key in keys.value_counts().head(MAX_SLICE_VALUES).index:
             mask = (keys == key).to_numpy()
             segment = f"{name}={key}"
-            out.add("labelled", int(mask.sum()), "", segment)
-            for metric, value in scored.scores(mask).items():
-                out.add(metric, value, "", segment)
+            _add_scores(out, scored, mask, segment)
+    if segments:
+        _segment_scores(rows[labelled].reset_index(drop=True), scored, segments, out)
+
+
+def _segment_scores(labelled: pd.DataFrame, scored: _Scored, segments: Segments, out: Summary) -> None:
+    """Each declared segment's labelled rows and metrics, as the slice ``segment=<name>``; an empty one is left out
+    as a slice value without rows is."""
+    from mloop.monitoring.segments import SEGMENT_PREFIX, segment_mask
+
+    for name, condition in segments:
+        mask = segment_mask(condition, labelled)
+        if mask.any():
+            _add_scores(out, scored, mask, SEGMENT_PREFIX + name)
+
+
+def _add_scores(out: Summary, scored: _Scored, mask: np.ndarray, segment: str) -> None:
+    out.add("labelled", int(mask.sum()), "", segment)
+    for metric, value in scored.scores(mask).items():
+        out.add(metric, value, "", segment)
 
 
 @dataclass

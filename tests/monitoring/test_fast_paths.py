@@ -17,11 +17,19 @@ from mloop.errors import InvalidInputError
 from mloop.monitoring import _log, create_monitor, run_monitor, series
 from mloop.monitoring._runner import training_reference
 from mloop.monitoring.rollup import SUMMED, WORST, rolled_up_series
+from mloop.monitoring.segments import parse_segments
 from mloop.monitoring.windows import LOG_COLUMNS, PREDICTION, summarize
 from mloop.serving.predlog import PREFIX
 from mloop.store.blob import open_blob_store
 from tests.monitoring.conftest import T0, write_labels, write_predictions
-from tests.monitoring.test_monitor import INPUTS, WINDOW, WINDOWS, model_version, traffic  # noqa: F401
+from tests.monitoring.test_monitor import (  # noqa: F401
+    INPUTS,
+    SEGMENTS,
+    WINDOW,
+    WINDOWS,
+    model_version,
+    traffic,
+)
 
 MS = 1000
 
@@ -120,7 +128,7 @@ def test_every_window_equals_summarizing_its_rows_one_by_one(settings, model_ver
     nulls, categories, late labels, the night US clocks moved."""
     rows, truth = traffic(model_version)
     write_predictions(settings, "eta", rows, INPUTS)
-    create_monitor("eta-5m", "eta", window="5m", slices=["zone"], settings=settings)
+    create_monitor("eta-5m", "eta", window="5m", slices=["zone"], segments=SEGMENTS, settings=settings)
     end = pd.Timestamp(T0) + WINDOWS * WINDOW
     run_monitor("eta-5m", now=end + pd.Timedelta(minutes=3), alerts=False, settings=settings)
     labelled = (rows["w"] % 3 != 0).to_numpy()  # labels come late, for two windows in three
@@ -139,7 +147,7 @@ def test_every_window_equals_summarizing_its_rows_one_by_one(settings, model_ver
         part = (rows["w"] == w).to_numpy()
         frame = _window_rows(rows[part], [t for t, p in zip(texts, part, strict=True) if p])
         summary = summarize(frame, task="classification", reference=reference, schema=schema, previous=previous,
-                            slices=("zone",))
+                            slices=("zone",), segments=parse_segments(SEGMENTS))
         previous = summary.profile
         start = int((pd.Timestamp(T0) + w * WINDOW).timestamp() * MS)
         for p in summary.points:
@@ -232,27 +240,34 @@ def test_a_batch_of_windows_equals_each_window_summarized_alone(case: str, shuff
         schema["hour"].unique = case == "unique check"
     task = "classification" if case == "classes" else "regression"
     known = set(train.columns) if reference is not None else set()
+    # declared segments over numbers, categories, an input one version lacks, an object column, arithmetic
+    segments = parse_segments({"long": "km > 6", "north-late": "zone = 'north' or not hour < 20",
+                               "gone": "gone > 0", "mixed-a": "mixed = 'a'", "double": "2 * km - hour / 3 >= 4"})
 
     batch = WindowBatch(rows, 300_000)
     assert (batch.order is None) != shuffled
     previous: dict[tuple[str, str], object] = {}
     seen = []
+    segmented: set[str] = set()
     for window in batch.windows:
         got = batch.summarize(window, task=task, reference=reference, schema=schema,
                               previous=previous.get((window.version, window.role)), slices=("zone", "mixed"),
-                              known=known)
+                              known=known, segments=segments)
         alone = rows[(rows["time"] // 300_000 * 300_000 == window.start) & (rows["version"] == window.version)
                      & (rows["role"] == window.role)]
         empty = [c for c in alone.columns if c not in LOG_COLUMNS and c not in known and alone[c].isna().all()]
         want = summarize(alone.drop(columns=empty), task=task, reference=reference, schema=schema,
-                         previous=previous.get((window.version, window.role)), slices=("zone", "mixed"))
+                         previous=previous.get((window.version, window.role)), slices=("zone", "mixed"),
+                         segments=segments)
         previous[(window.version, window.role)] = want.profile
         assert _points(got) == _points(want), window
+        segmented.update(p.slice for p in got.points)
         assert orjson.dumps(got.profile.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY) == \
             orjson.dumps(want.profile.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY), window
         seen.append((window.start // 300_000, window.version, window.role, window.rows))
     assert {w for w, *_ in seen} == {0, 1, 3, 4} and [r for w, *_, r in seen if w == 4] == [1]
     assert len(seen) == len(set(seen)) > 8  # every version and role of a window apart
+    assert {s for s in segmented if s.startswith("segment=")} == {f"segment={n}" for n, _ in segments}
     assert sum(count for *_, count in seen) == len(rows) - 2 * shuffled
 
 

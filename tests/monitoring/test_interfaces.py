@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mloop.config import Settings
-from tests.monitoring.conftest import T0, write_predictions
+from tests.monitoring.conftest import T0, write_labels, write_predictions
 from tests.server.conftest import serve
 
 
@@ -42,9 +43,11 @@ def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 def test_the_cli_creates_runs_reads_and_alerts(home: Path, tmp_path: Path) -> None:
     settings = Settings.load(home=str(home))
-    write_predictions(settings, "fare", regression_traffic(), ["km", "city"])
+    traffic = regression_traffic()
+    write_predictions(settings, "fare", traffic, ["km", "city"])
     assert "900-second windows" in cli(home, "monitor", "create", "fare-15m", "--model", "fare", "--window",
-                                       "15m", "--start", "2026-03-08T06:00:00+00:00").stdout
+                                       "15m", "--start", "2026-03-08T06:00:00+00:00",
+                                       "--segment", "far-oslo=km > 8 and city = 'Oslo'").stdout
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - name: slow-fares\n    monitor: fare-15m\n    metric: latency_p99\n"
                      "    above: 50\n    for: 2\n    severity: critical\n")
@@ -58,10 +61,41 @@ def test_the_cli_creates_runs_reads_and_alerts(home: Path, tmp_path: Path) -> No
     assert "slow-fares" in cli(home, "alerts", "history").stdout
     assert "silence" in cli(home, "alerts", "silence", "slow-fares", "--until", "2h", "--reason", "deploy").stdout
 
+    _one_window_from_the_cli(home, settings, traffic)
+
     bad = cli(home, "monitor", "create", "m2", "--model", "fare", "--window", "7m", check=False)
     assert bad.returncode == 2 and "window" in bad.stderr and "Traceback" not in bad.stderr
     bad = cli(home, "alerts", "silence", "slow-fares", "--until", "2020-01-01T00:00:00+00:00", check=False)
     assert bad.returncode == 2 and "until" in bad.stderr
+
+
+def _one_window_from_the_cli(home: Path, settings: Settings, traffic: pd.DataFrame) -> None:
+    """Labels arrive for the second window: ``--window-start`` computes that window again, and no other."""
+    start = pd.Timestamp(T0) + pd.Timedelta(minutes=15)
+    second = traffic[(traffic["time"] >= start) & (traffic["time"] < start + pd.Timedelta(minutes=15))]
+    truth = (second["km"] * 2.0 + 1.0).tolist()  # every prediction 1 below its label
+    write_labels(settings, second["id"].tolist(), truth, start + pd.Timedelta(hours=3))
+    ran = cli(home, "monitor", "run", "fare-15m", "--window-start", "2026-03-08T06:15:00+00:00", "--json").stdout
+    assert {k: v for k, v in json.loads(ran)[0].items() if k != "alerts"} == \
+        {"monitor": "fare-15m", "windows": 0, "recomputed": 1, "rows": 500}
+    csv = cli(home, "monitor", "series", "fare-15m", "--metric", "mae", "--csv").stdout
+    mae = pd.read_csv(pd.io.common.StringIO(csv))
+    assert pd.to_datetime(mae["start"]).unique().tolist() == [start]
+    assert mae["value"].tolist() == pytest.approx([1.0, 1.0])  # every labelled row, and the declared segment's
+    assert mae["slice"].fillna("").tolist() == ["", "segment=far-oslo"]
+    far = (second["km"] > 8) & (second["city"] == "Oslo")
+    labelled = cli(home, "monitor", "series", "fare-15m", "--metric", "labelled", "--csv").stdout
+    counts = pd.read_csv(pd.io.common.StringIO(labelled)).fillna({"slice": ""})
+    assert counts.groupby("slice")["value"].sum().to_dict() == {"": 500, "segment=far-oslo": int(far.sum())}
+
+    for start, said in [("2026-03-08T06:20:00+00:00", "window_start"), ("2100-01-01T00:00:00+00:00", "closed")]:
+        bad = cli(home, "monitor", "run", "fare-15m", "--window-start", start, check=False)
+        assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    bad = cli(home, "monitor", "run", "--window-start", "2026-03-08T06:15:00+00:00", check=False)
+    assert bad.returncode == 2 and "--window-start" in bad.stderr
+    for segment, said in [("far", "--segment"), ("far=km >", "segments.far")]:
+        bad = cli(home, "monitor", "create", "m3", "--model", "fare", "--segment", segment, check=False)
+        assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
 
 
 @pytest.fixture
@@ -73,8 +107,9 @@ def test_the_rest_api_serves_monitors_series_and_alerts(server) -> None:  # type
     write_predictions(server.settings, "fare", regression_traffic(), ["km", "city"])
     with httpx.Client(base_url=server.url, timeout=60) as api:
         made = api.post("/api/monitors", json={"name": "fare-15m", "model": "fare", "window": "15m",
-                                               "start": "2026-03-08T06:00:00Z"})
+                                               "start": "2026-03-08T06:00:00Z", "segments": {"far": "km >= 10"}})
         assert made.status_code == 201 and made.json()["window_seconds"] == 900
+        assert made.json()["segments"] == {"far": "km >= 10"}
         assert api.put("/api/alerts/rules", json={"rules": [
             {"name": "drifting-km", "monitor": "fare-15m", "metric": "drift_prev_effect", "column": "(prediction)",
              "above": 0.5}]}).status_code == 200
@@ -97,6 +132,12 @@ def test_the_rest_api_serves_monitors_series_and_alerts(server) -> None:  # type
                                                                 "metric": "rows", "above": 1, "below": 2}]})
         assert refused.status_code == 422 and "above" in refused.json()["field"]
         assert api.get("/api/monitors/nope/series").status_code == 404
+        refused = api.post("/api/monitors", json={"name": "m", "model": "fare", "segments": {"far": "km >> 1"}})
+        assert refused.status_code == 422 and refused.json()["field"] == "segments.far"
+        again = api.post("/api/monitors/fare-15m/run", params={"window_start": "2026-03-08T06:30:00Z"}).json()
+        assert (again["windows"], again["recomputed"], again["rows"]) == (0, 1, 500)
+        refused = api.post("/api/monitors/fare-15m/run", params={"window_start": "2026-03-08T06:31:00Z"})
+        assert refused.status_code == 422 and refused.json()["field"] == "window_start"
 
 
 def test_the_server_runs_monitors_on_its_clock_one_run_at_a_time(tmp_path: Path) -> None:

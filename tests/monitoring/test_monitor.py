@@ -15,6 +15,8 @@ from tests.monitoring.conftest import T0, write_labels, write_predictions
 WINDOW = pd.Timedelta(minutes=5)
 WINDOWS, SHIFT_AT, SHIFT_END, SLOW_AT, SLOW_END, PER_WINDOW = 16, 6, 12, 8, 14, 1500
 INPUTS = ["km", "hour", "zone"]
+# declared segments: one inside the degraded slice (airport trips at night), one that excludes it
+SEGMENTS = {"airport-night": "zone = 'airport' and (hour < 6 or hour >= 22)", "elsewhere": "not zone = 'airport'"}
 
 
 def trips(n: int, rng: np.random.Generator, km_shift: float = 0.0) -> pd.DataFrame:
@@ -77,7 +79,7 @@ def traffic(model) -> tuple[pd.DataFrame, pd.Series]:  # type: ignore[no-untyped
 def test_drift_latency_and_a_degraded_slice_show_where_they_were_planted(settings, model_version) -> None:
     rows, truth = traffic(model_version)
     write_predictions(settings, "eta", rows, INPUTS)
-    create_monitor("eta-5m", "eta", window="5m", slices=["zone"], settings=settings)
+    create_monitor("eta-5m", "eta", window="5m", slices=["zone"], segments=SEGMENTS, settings=settings)
     end = pd.Timestamp(T0) + WINDOWS * WINDOW
 
     report = run_monitor("eta-5m", now=end + pd.Timedelta(minutes=3), settings=settings)
@@ -106,6 +108,15 @@ def test_drift_latency_and_a_degraded_slice_show_where_they_were_planted(setting
     center = accuracy[accuracy["slice"] == "zone=center"]["value"].to_numpy()
     assert airport[:SHIFT_AT].min() > 0.75 and airport[SHIFT_AT:SHIFT_END].max() < 0.4 < airport[SHIFT_END:].min()
     assert center.min() > 0.75
+    # A declared segment's accuracy is that of its own rows: it drops in exactly the shifted windows.
+    night = accuracy[accuracy["slice"] == "segment=airport-night"]["value"].to_numpy()
+    assert len(night) == WINDOWS
+    assert night[:SHIFT_AT].min() > 0.7 and night[SHIFT_AT:SHIFT_END].max() < 0.4 < night[SHIFT_END:].min()
+    assert accuracy[accuracy["slice"] == "segment=elsewhere"]["value"].min() > 0.8
+    in_night = (rows["zone"] == "airport") & ((rows["hour"] < 6) | (rows["hour"] >= 22))
+    counted = series("eta-5m", "labelled", settings=settings)
+    counted = counted[counted["slice"] == "segment=airport-night"]["value"].tolist()
+    assert counted == [float(in_night[rows["w"] == w].sum()) for w in range(WINDOWS)]
     overall = accuracy[accuracy["slice"] == ""]["value"].to_numpy()
     for w in range(WINDOWS):  # the monitor's accuracy is the plain accuracy of that window's labelled rows
         part = rows["w"] == w
@@ -139,6 +150,12 @@ def test_drift_latency_and_a_degraded_slice_show_where_they_were_planted(setting
 
 
 def test_bad_monitor_definitions_are_refused_by_name(settings) -> None:
+    for segments, said in [({"long": "km >"}, "segments.long"), ({"long": "__import__('os')"}, "segments.long"),
+                           ({"long": "3 > 2"}, "segments.long"), ({"long": ""}, "segments.long"),
+                           ({"bad name!": "km > 1"}, "segments"), (["km > 1"], "segments")]:
+        with pytest.raises(InvalidInputError) as refused:
+            create_monitor("m", "eta", segments=segments, settings=settings)  # type: ignore[arg-type]
+        assert refused.value.field == said, segments
     with pytest.raises(InvalidInputError, match="window"):
         create_monitor("m", "eta", window="7m", settings=settings)
     with pytest.raises(InvalidInputError, match="window"):

@@ -30,6 +30,7 @@ class MonitorIn(_Body):
     window: str | StrictInt = "1h"
     task: str | None = None
     slices: list[Label] = Field(default=[], max_length=50)
+    segments: dict[Label, Annotated[str, Field(max_length=2000)]] = Field(default={}, max_length=50)
     lateness: str | StrictInt = "2m"
     start: IsoTime | None = None
 
@@ -63,16 +64,18 @@ def create_monitor(body: MonitorIn, request: Request) -> dict[str, Any]:
     from mloop.monitoring import create_monitor
 
     monitor = create_monitor(body.name, body.model, window=body.window, task=body.task, slices=body.slices,
-                             lateness=body.lateness, start=body.start, settings=_settings(request))
+                             lateness=body.lateness, start=body.start, segments=body.segments,
+                             settings=_settings(request))
     return {"name": monitor.name, "model": monitor.model, "window_seconds": monitor.window_seconds,
-            "task": monitor.task, "slices": list(monitor.slices)}
+            "task": monitor.task, "slices": list(monitor.slices), "segments": dict(monitor.segments)}
 
 
-@router.post("/monitors/{name}/run", responses=error_responses(404, 409))
-async def run_monitor(name: TextPath, request: Request) -> dict[str, Any]:
+@router.post("/monitors/{name}/run", responses=error_responses(404, 409, 422))
+async def run_monitor(name: TextPath, request: Request, window_start: datetime | None = None) -> dict[str, Any]:
+    """Run the monitor; with ``window_start``, compute (again) only the window beginning then."""
     from mloop.monitoring import run_monitor
 
-    report = await run_in_threadpool(run_monitor, name, settings=_settings(request))
+    report = await run_in_threadpool(run_monitor, name, window_start=window_start, settings=_settings(request))
     return {"monitor": name, "windows": report.windows, "recomputed": report.recomputed, "rows": report.rows,
             "watermark": report.watermark, "alerts": [e.to_dict() for e in report.alerts]}
 
