@@ -46,6 +46,7 @@ class Runner:
         self.previous: dict[tuple[str, str], Profile] = {}
         self.task = monitor.task
         self.unrolled: set[int] | None = None  # windows written whose roll-ups wait (while relabelling)
+        self.unrolled_days: set[int] = set()  # windows written whose day's roll-up waits for its last batch
 
     def run(self, now: int) -> RunReport:
         with self.db.read() as conn:
@@ -70,6 +71,8 @@ class Runner:
         closed = _floor(now - self.late, self.monitor.window_seconds)
         self._previous_of(watermark)
         batches = list(self._batches(watermark, closed))
+        if watermark > 0 and batches:  # a run stopped before rolling up its last day: rolled up with this one's
+            self.unrolled_days.add(watermark - self.step)
         # the next batch's log is read (DuckDB and Arrow, without the GIL) while this one is summarized
         with ThreadPoolExecutor(max_workers=1) as reader:
             upcoming = reader.submit(self._load, *batches[0], self.files) if batches else None
@@ -80,7 +83,9 @@ class Runner:
                     upcoming = reader.submit(self._load, *batches[i + 1], self.files)
                 report.windows += self._summarize_batch(start, rows, failed, report)
                 del rows, failed
+                self._roll_up_days(through=end if i + 1 < len(batches) else None)
                 self._save_watermark(end, None)
+        self._roll_up_days(through=None)
         report.watermark = max(closed, watermark)
         self._save_watermark(report.watermark, labels_mark)
         return report
@@ -152,18 +157,27 @@ class Runner:
         report.starts.extend(sorted(windows))
         if self.unrolled is not None:  # relabelling window by window: rolled up once, after the last
             self.unrolled.update(windows)
-        else:
-            self._roll_up(windows)
+        else:  # hours now, days once their last batch is written
+            self._roll_up(windows, ("1h",))
+            self.unrolled_days.update(windows)
         return len(windows)
 
-    def _roll_up(self, windows: set[int]) -> None:
-        """Roll up the hours and days of ``windows`` again, before the watermark moves past them (a crash before
-        this recomputes the windows, and this with them)."""
+    def _roll_up_days(self, through: int | None) -> None:
+        """Roll up the days of the windows written whose day ends at or before ``through`` (``None``: all): a day
+        is rolled up once when its last batch is written, not again with every batch of it."""
+        day = max(86_400, self.monitor.window_seconds) * 1000  # rollup's bucket of a day for this monitor
+        done = {w for w in self.unrolled_days if through is None or w // day * day + day <= through}
+        self._roll_up(done, ("1d",))
+        self.unrolled_days -= done
+
+    def _roll_up(self, windows: set[int], kinds: tuple[str, ...] = ("1h", "1d")) -> None:
+        """Roll up the hours and days of ``windows`` again (a run stopped before this rolls them up with its
+        next run's windows)."""
         if windows:
             from mloop.monitoring.rollup import refresh_buckets
 
             with self.db.write() as conn:
-                refresh_buckets(conn, self.monitor.name, self.monitor.window_seconds, sorted(windows))
+                refresh_buckets(conn, self.monitor.name, self.monitor.window_seconds, sorted(windows), kinds)
 
     def _summarize(self, batch: WindowBatch, window: Window) -> Summary:
         reference, schema = self._reference(window.version)
