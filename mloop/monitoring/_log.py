@@ -167,7 +167,9 @@ def _scan(paths: list[str], start_ms: int, end_ms: int) -> list[pa.Table]:
         else:
             same.append(path)
     tables = []
-    with duckdb.connect() as con:
+    # one thread: the scan runs beside the summarizing of the batch before it, and DuckDB's second thread only
+    # takes the core that summarizing needs
+    with duckdb.connect(config={"threads": 1}) as con:
         for schema, group in groups:
             table = _scan_group(con, schema, group, start_ms, end_ms)
             if table.num_rows:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 
 from mloop._util.clock import now_ms
 from mloop.config import Settings
@@ -47,6 +47,7 @@ class Runner:
         self.task = monitor.task
         self.unrolled: set[int] | None = None  # windows written whose roll-ups wait (while relabelling)
         self.segments = _parsed_segments(monitor)
+        self.unrolled_days: set[int] = set()  # windows written whose day's roll-up waits for its last batch
 
     def run(self, now: int) -> RunReport:
         with self.db.read() as conn:
@@ -71,6 +72,8 @@ class Runner:
         closed = _floor(now - self.late, self.monitor.window_seconds)
         self._previous_of(watermark)
         batches = list(self._batches(watermark, closed))
+        if watermark > 0 and batches:  # a run stopped before rolling up its last day: rolled up with this one's
+            self.unrolled_days.add(watermark - self.step)
         # the next batch's log is read (DuckDB and Arrow, without the GIL) while this one is summarized
         with ThreadPoolExecutor(max_workers=1) as reader:
             upcoming = reader.submit(self._load, *batches[0], self.files) if batches else None
@@ -81,7 +84,9 @@ class Runner:
                     upcoming = reader.submit(self._load, *batches[i + 1], self.files)
                 report.windows += self._summarize_batch(start, rows, failed, report)
                 del rows, failed
+                self._roll_up_days(through=end if i + 1 < len(batches) else None)
                 self._save_watermark(end, None)
+        self._roll_up_days(through=None)
         report.watermark = max(closed, watermark)
         self._save_watermark(report.watermark, labels_mark)
         return report
@@ -153,36 +158,45 @@ class Runner:
         """Summarize and write each (window, version, role) of ``rows``, with its share of failed requests."""
         errors = failed.groupby([failed["time"] // self.step * self.step, "version", "role"]).size().to_dict() \
             if len(failed) else {}
-        windows = set()
+        written: list[tuple[int, str, str, Summary]] = []
         if len(rows):
             batch = WindowBatch(rows, self.step)
             for window in batch.windows:
                 summary = self._summarize(batch, window)
                 _add_errors(summary, errors.pop((window.start, window.version, window.role), 0))
-                self._write(window.start, window.version, window.role, summary)
-                windows.add(window.start)
+                written.append((window.start, window.version, window.role, summary))
         for (window, version, role), count in sorted(errors.items()):  # windows where every request failed
             summary = Summary()
             summary.add("rows", 0)
             summary.add("requests", 0)
             _add_errors(summary, count)
-            self._write(int(window), str(version), str(role), summary)
-            windows.add(int(window))
+            written.append((int(window), str(version), str(role), summary))
+        self._write(written)
+        windows = {start for start, _, _, _ in written}
         report.starts.extend(sorted(windows))
         if self.unrolled is not None:  # relabelling window by window: rolled up once, after the last
             self.unrolled.update(windows)
-        else:
-            self._roll_up(windows)
+        else:  # hours now, days once their last batch is written
+            self._roll_up(windows, ("1h",))
+            self.unrolled_days.update(windows)
         return len(windows)
 
-    def _roll_up(self, windows: set[int]) -> None:
-        """Roll up the hours and days of ``windows`` again, before the watermark moves past them (a crash before
-        this recomputes the windows, and this with them)."""
+    def _roll_up_days(self, through: int | None) -> None:
+        """Roll up the days of the windows written whose day ends at or before ``through`` (``None``: all): a day
+        is rolled up once when its last batch is written, not again with every batch of it."""
+        day = max(86_400, self.monitor.window_seconds) * 1000  # rollup's bucket of a day for this monitor
+        done = {w for w in self.unrolled_days if through is None or w // day * day + day <= through}
+        self._roll_up(done, ("1d",))
+        self.unrolled_days -= done
+
+    def _roll_up(self, windows: set[int], kinds: tuple[str, ...] = ("1h", "1d")) -> None:
+        """Roll up the hours and days of ``windows`` again (a run stopped before this rolls them up with its
+        next run's windows)."""
         if windows:
             from mloop.monitoring.rollup import refresh_buckets
 
             with self.db.write() as conn:
-                refresh_buckets(conn, self.monitor.name, self.monitor.window_seconds, sorted(windows))
+                refresh_buckets(conn, self.monitor.name, self.monitor.window_seconds, sorted(windows), kinds)
 
     def _summarize(self, batch: WindowBatch, window: Window) -> Summary:
         reference, schema = self._reference(window.version)
@@ -204,18 +218,29 @@ class Runner:
             self.references[version] = training_reference(self.monitor.model, version, self.settings)
         return self.references[version]
 
-    def _write(self, start: int, version: str, role: str, summary: Summary) -> None:
-        key = {"monitor": self.monitor.name, "start": start, "version": version, "role": role}
-        points = {(p.metric, p.column, p.slice): p.value for p in summary.points}  # the last of a repeated point
+    def _write(self, written: list[tuple[int, str, str, Summary]]) -> None:
+        """Replace the stored figures and profiles of each (start, version, role, summary) of ``written``: one
+        transaction and one statement of each kind for all of a batch's windows (a transaction per window cost
+        more than summarizing it)."""
+        if not written:
+            return
+        keys = [{"monitor": self.monitor.name, "start": start, "version": version, "role": role}
+                for start, version, role, _ in written]
+        series_rows, profile_rows = [], []
+        for key, (_, _, _, summary) in zip(keys, written, strict=True):
+            points = {(p.metric, p.column, p.slice): p.value for p in summary.points}  # the last of a repeated one
+            series_rows += [{**key, "metric": m, "column": c[:256], "slice": s[:256], "value": v}
+                            for (m, c, s), v in points.items()]
+            if summary.profile is not None:
+                profile_rows.append({**key, "profile": summary.profile.to_json()})
         with self.db.write() as conn:
             for table in (monitor_series, monitor_profiles):
-                conn.execute(delete(table).where(and_(*(table.c[k] == v for k, v in key.items()))))
-            if points:
-                conn.execute(insert(monitor_series), [
-                    {**key, "metric": m, "column": c[:256], "slice": s[:256], "value": v}
-                    for (m, c, s), v in points.items()])
-            if summary.profile is not None:
-                conn.execute(insert(monitor_profiles).values(**key, profile=summary.profile.to_json()))
+                matches = and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys[0]))
+                conn.execute(delete(table).where(matches), [{f"key_{k}": v for k, v in key.items()} for key in keys])
+            if series_rows:
+                conn.execute(insert(monitor_series), series_rows)
+            if profile_rows:
+                conn.execute(insert(monitor_profiles), profile_rows)
 
     def _save_watermark(self, watermark: int, labels: str | None) -> None:
         values: dict[str, Any] = {"watermark": watermark, "updated": now_ms(),

@@ -87,11 +87,13 @@ def refresh_rollups(name: str, starts: list[int] | None = None, *, settings: Set
         return refresh_buckets(conn, name, window, starts)
 
 
-def refresh_buckets(conn: Any, name: str, window_seconds: int, starts: list[int] | None) -> int:
-    """``refresh_rollups`` inside the caller's transaction (the one that wrote the windows)."""
+def refresh_buckets(conn: Any, name: str, window_seconds: int, starts: list[int] | None,
+                    kinds: tuple[str, ...] = tuple(EVERY)) -> int:
+    """``refresh_rollups`` inside the caller's transaction (the one that wrote the windows), for the buckets of
+    ``kinds`` ("1h", "1d") only."""
     r = monitor_rollups.c
     refreshed = 0
-    for every in EVERY:
+    for every in kinds:
         step = _step(every, window_seconds)
         if starts is None:
             conn.execute(delete(monitor_rollups).where(r.monitor == name, r.every == every))

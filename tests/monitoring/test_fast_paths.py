@@ -274,3 +274,25 @@ def test_a_batch_of_windows_equals_each_window_summarized_alone(case: str, shuff
 def _points(summary) -> dict:  # type: ignore[no-untyped-def]
     """The points as stored (the last of a repeated one), NaN made comparable."""
     return {(p.metric, p.column, p.slice): "nan" if p.value != p.value else p.value for p in summary.points}
+
+
+def test_roll_ups_of_a_run_of_many_batches_over_two_days_equal_rolling_up_from_scratch(settings, model_version,  # noqa: F811
+                                                                                       monkeypatch) -> None:
+    """Hours are rolled up with each batch and days once their last batch is written: the same buckets as
+    rolling up every window again."""
+    from mloop.monitoring import _runner
+    from mloop.monitoring.rollup import refresh_rollups
+
+    rows, _ = traffic(model_version)
+    rows.loc[rows["w"] >= 8, "time"] += pd.Timedelta(hours=18)  # windows 8-15 just after midnight
+    write_predictions(settings, "eta", rows, INPUTS)
+    create_monitor("eta-5m", "eta", window="5m", settings=settings)
+    monkeypatch.setattr(_runner, "BATCH_SECONDS", 900)  # three windows a batch: a day of several batches
+    run_monitor("eta-5m", now=pd.Timestamp(T0) + pd.Timedelta(minutes=25), alerts=False, settings=settings)
+    run_monitor("eta-5m", now=pd.Timestamp(T0) + pd.Timedelta(hours=20), alerts=False, settings=settings)
+    ran = {every: rolled_up_series("eta-5m", every, settings=settings) for every in ("1h", "1d")}
+    refresh_rollups("eta-5m", settings=settings)
+    for every, found in ran.items():
+        again = rolled_up_series("eta-5m", every, settings=settings)
+        assert len(found) > 0 and found["start"].dt.day.nunique() == 2, every
+        pd.testing.assert_frame_equal(found, again)
