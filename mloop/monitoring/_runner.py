@@ -103,6 +103,7 @@ class Runner:
         keys = _log.files_since(self.blobs, self.monitor.model, start, end + self.late + 60_000)
         self._previous_of(start)
         computed = self._compute(start, end, report, [(_log.written_ms(k) or 0, k) for k in keys])
+        self._roll_up_days(through=None)  # the window's day, whose roll-up would otherwise wait for a batch
         if watermark is not None and start < watermark:
             report.recomputed = computed
         else:

@@ -87,6 +87,11 @@ def _one_window_from_the_cli(home: Path, settings: Settings, traffic: pd.DataFra
     labelled = cli(home, "monitor", "series", "fare-15m", "--metric", "labelled", "--csv").stdout
     counts = pd.read_csv(pd.io.common.StringIO(labelled)).fillna({"slice": ""})
     assert counts.groupby("slice")["value"].sum().to_dict() == {"": 500, "segment=far-oslo": int(far.sum())}
+    from mloop.monitoring.rollup import rolled_up_series
+
+    for every in ("1h", "1d"):  # the stored roll-ups know the recomputed window too
+        rolled = rolled_up_series("fare-15m", every, ["labelled"], settings=settings).fillna({"slice": ""})
+        assert rolled[rolled["slice"] == ""]["value"].sum() == 500, every
 
     for start, said in [("2026-03-08T06:20:00+00:00", "window_start"), ("2100-01-01T00:00:00+00:00", "closed")]:
         bad = cli(home, "monitor", "run", "fare-15m", "--window-start", start, check=False)
