@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
+from mloop._util.conditions import Condition, parse_when
 from mloop._util.names import check_name
 from mloop.automation.triggers import check_trigger
-from mloop.automation.when import Condition, parse_when
 from mloop.errors import InvalidInputError
 
 __all__ = ["ACTION_KINDS", "Action", "Rule", "load_rules"]

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mloop._util.conditions import _COMPARE, Condition, _Node, parse_when
 from mloop._util.names import check_name
-from mloop.automation.when import _COMPARE, Condition, _Node, parse_when
 from mloop.errors import InvalidInputError
 
 __all__ = ["parse_segments", "segment_fields", "segment_mask", "SEGMENT_PREFIX", "MAX_SEGMENTS"]

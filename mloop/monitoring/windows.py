@@ -27,7 +27,7 @@ from mloop.validation.schema import Schema
 from mloop.validation.validate import validate
 
 if TYPE_CHECKING:
-    from mloop.automation.when import Condition
+    from mloop._util.conditions import Condition
 
 Segments = tuple[tuple[str, "Condition"], ...] | list[tuple[str, "Condition"]]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mloop._util.conditions import parse_when
 from mloop.automation import apply_rules, dry_run, fire_manual, firings, list_rules, set_paused
-from mloop.automation.when import parse_when
 from mloop.errors import InvalidInputError
 
 RULES = """

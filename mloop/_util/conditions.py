@@ -1,5 +1,6 @@
-"""The ``when`` language of automation rules: comparisons, arithmetic between fields, and/or/not; parsed by a
-small recursive-descent parser into a tree that is evaluated over a dict of values (never eval'd).
+"""A small condition language: comparisons, arithmetic between fields, and/or/not; parsed by a small
+recursive-descent parser into a tree that is evaluated over a dict of values (never eval'd). Automation rules'
+``when`` and monitors' declared segments are written in it.
 
     drift.share > 0.3 or live.mae > 1.2 * train.mae
 
