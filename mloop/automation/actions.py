@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mloop.automation._failpoint import failpoint
+from mloop._util.failpoint import failpoint
 from mloop.automation._options import check_options
 from mloop.automation._tables import actions as action_rows
 from mloop.automation.rollout_spec import ROLLOUT_OPTIONS, check_rollout

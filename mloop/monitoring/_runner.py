@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import and_, bindparam, delete, insert, select, update
 
 from mloop._util.clock import now_ms
+from mloop._util.failpoint import failpoint
 from mloop.config import Settings
 from mloop.errors import NotFoundError
 from mloop.monitoring import _log
@@ -86,6 +87,7 @@ class Runner:
                 del rows, failed
                 self._roll_up_days(through=end if i + 1 < len(batches) else None)
                 self._save_watermark(end, None)
+                failpoint("monitor.after_batch")  # a crash between batches: some windows stored, more to come
         self._roll_up_days(through=None)
         report.watermark = max(closed, watermark)
         self._save_watermark(report.watermark, labels_mark)

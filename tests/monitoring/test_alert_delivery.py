@@ -1,5 +1,6 @@
-"""Alert events go through the events outbox: a monitoring process killed with kill -9 mid-run loses none, and a
-receiver that answered 2xx never gets one twice."""
+"""Alert events go through the events outbox: a monitoring process killed mid-run (at a failpoint between two
+batches of windows, then with kill -9 at a time and while delivering) loses none, and a receiver that answered 2xx
+never gets one twice."""
 
 from __future__ import annotations
 
@@ -71,6 +72,13 @@ def test_alerts_reach_the_receiver_once_each_through_kills(settings: Settings) -
         rules.write_text("rules:\n  - {name: slow, monitor: eta-5m, metric: latency_p99, above: 100, for: 2}\n")
         assert mloop_cli(settings, "alerts", "apply", str(rules)).returncode == 0
 
+        # killed mid-run, between two batches of windows: some windows stored, the watermark short of the end
+        crashed = mloop_cli(settings, "monitor", "run", timeout=180, MLOOP_FAILPOINT="monitor.after_batch")
+        assert crashed.returncode == 137, crashed.stderr
+        from mloop.monitoring import series
+
+        stored = series("eta-5m", "rows", settings=settings)
+        assert 0 < len(stored) < WINDOWS and receiver.requests == []  # mid-run, before any alert was judged
         _run_and_kill(settings, receiver, after_seconds=1.5)  # most likely while it computes windows
         _run_and_kill(settings, receiver, after_seconds=None)  # while it delivers its first alert
         finished = mloop_cli(settings, "monitor", "run", timeout=180)
