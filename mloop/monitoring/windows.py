@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.monitoring._log import decode
+from mloop.validation.attach import PREDICTION  # the model's output's column in drift and profiles
 from mloop.validation.drift_detection.compute import drift
 from mloop.validation.profile import Profile, profile
 from mloop.validation.schema import Schema
@@ -33,7 +34,6 @@ Segments = tuple[tuple[str, "Condition"], ...] | list[tuple[str, "Condition"]]
 
 __all__ = ["Point", "Summary", "summarize", "PREDICTION", "LOG_COLUMNS"]
 
-PREDICTION = "(prediction)"  # the column name the model's output goes by in drift and profiles
 MISSING = "(missing)"
 LOG_COLUMNS = frozenset({"id", "time", "version", "role", "latency_ms", "output", "proba", "label"})
 MAX_CLASSES = 20  # prediction shares are kept for the most frequent classes only

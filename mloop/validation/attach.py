@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mloop.tracking.run import RunContext
     from mloop.validation._http import HttpQuality
 
-__all__ = ["attach_to_model_version", "load_run_profile", "load_run_schema", "log_dataset", "log_profile",
+__all__ = ["PREDICTION", "attach_to_model_version", "load_run_profile", "load_run_schema", "log_dataset", "log_profile",
            "log_schema", "model_profile", "model_schema"]
 
 SCHEMA_TAG, PROFILE_TAG = "mloop.schema", "mloop.profile"
@@ -137,7 +137,7 @@ def attach_to_model_version(name: str, version: int, *, schema: Schema | dict[st
     return registry.update_version(name, mv.version, tags=tags)
 
 
-PREDICTION = "(prediction)"  # the name a monitor gives the model's output (mloop.monitoring.windows)
+PREDICTION = "(prediction)"  # the model's output as a column of a profile: what a monitor compares
 
 
 def _with_predictions(data: Any, predictions: Any) -> Any:
