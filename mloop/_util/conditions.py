@@ -23,7 +23,7 @@ from typing import Any
 from mloop._util.nesting import Nesting, check_source
 from mloop.errors import InvalidInputError
 
-__all__ = ["Condition", "parse_when"]
+__all__ = ["COMPARE", "Condition", "Node", "parse_when"]
 
 _SCAN = re.compile(r"""
     (?P<space>\s+)
@@ -35,7 +35,7 @@ _SCAN = re.compile(r"""
   | (?P<punct>[()])
 """, re.VERBOSE)
 _KEYWORDS = {"and", "or", "not", "true", "false"}
-_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq,
+COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq,
             "==": operator.eq, "!=": operator.ne}
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
 
@@ -45,7 +45,7 @@ class _Missing(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _Node:
+class Node:
     kind: str  # num str field bool neg arith cmp and or not
     value: Any = None
     items: tuple[Any, ...] = ()
@@ -54,7 +54,7 @@ class _Node:
 class Condition:
     """A parsed ``when``: ``evaluate(values)`` -> bool, ``explain(values)`` -> why, ``fields()``."""
 
-    def __init__(self, source: str, tree: _Node | None) -> None:
+    def __init__(self, source: str, tree: Node | None) -> None:
         self.source, self.tree = source, tree
 
     def evaluate(self, values: dict[str, Any]) -> bool:
@@ -74,7 +74,7 @@ class Condition:
         return f"{self.source} is {verdict} ({shown})"
 
 
-def _collect(node: _Node | None, found: set[str]) -> None:
+def _collect(node: Node | None, found: set[str]) -> None:
     if node is None:
         return
     if node.kind == "field":
@@ -83,7 +83,7 @@ def _collect(node: _Node | None, found: set[str]) -> None:
         _collect(item, found)
 
 
-def _value(node: _Node, values: dict[str, Any]) -> Any:
+def _value(node: Node, values: dict[str, Any]) -> Any:
     if node.kind in ("num", "str", "bool"):
         return node.value
     if node.kind == "field":
@@ -106,7 +106,7 @@ def _number(value: Any) -> float:
     return value
 
 
-def _truth(node: _Node, values: dict[str, Any]) -> bool:
+def _truth(node: Node, values: dict[str, Any]) -> bool:
     if node.kind == "and":
         return all(_truth(i, values) for i in node.items)
     if node.kind == "or":
@@ -116,7 +116,7 @@ def _truth(node: _Node, values: dict[str, Any]) -> bool:
     try:
         if node.kind == "cmp":
             left, right = (_value(i, values) for i in node.items)
-            return bool(_COMPARE[node.value](left, right))
+            return bool(COMPARE[node.value](left, right))
         return bool(_value(node, values))
     except (_Missing, TypeError):
         return False
@@ -159,7 +159,7 @@ class _Parser:
         self.i += 1
         return self.tokens[self.i - 1]
 
-    def chain(self, kind: str, texts: tuple[str, ...], inner: Any, build: Any) -> _Node:
+    def chain(self, kind: str, texts: tuple[str, ...], inner: Any, build: Any) -> Node:
         node = inner()
         while self.peek(kind, *texts):
             op = self.tokens[self.i][1]
@@ -167,36 +167,36 @@ class _Parser:
             node = build(op, node, inner())
         return node
 
-    def disjunction(self) -> _Node:
-        return self.chain("kw", ("or",), self.conjunction, lambda _, a, b: _Node("or", items=(a, b)))
+    def disjunction(self) -> Node:
+        return self.chain("kw", ("or",), self.conjunction, lambda _, a, b: Node("or", items=(a, b)))
 
-    def conjunction(self) -> _Node:
-        return self.chain("kw", ("and",), self.negation, lambda _, a, b: _Node("and", items=(a, b)))
+    def conjunction(self) -> Node:
+        return self.chain("kw", ("and",), self.negation, lambda _, a, b: Node("and", items=(a, b)))
 
-    def negation(self) -> _Node:
+    def negation(self) -> Node:
         if self.peek("kw", "not"):
             with self.nesting:
                 self.i += 1
-                return _Node("not", items=(self.negation(),))
+                return Node("not", items=(self.negation(),))
         left = self.sum()
         if self.peek("cmp"):
             op = self.tokens[self.i][1]
             self.i += 1
-            return _Node("cmp", op, (left, self.sum()))
+            return Node("cmp", op, (left, self.sum()))
         return left
 
-    def sum(self) -> _Node:
-        return self.chain("arith", ("+", "-"), self.product, lambda op, a, b: _Node("arith", op, (a, b)))
+    def sum(self) -> Node:
+        return self.chain("arith", ("+", "-"), self.product, lambda op, a, b: Node("arith", op, (a, b)))
 
-    def product(self) -> _Node:
-        return self.chain("arith", ("*", "/"), self.atom, lambda op, a, b: _Node("arith", op, (a, b)))
+    def product(self) -> Node:
+        return self.chain("arith", ("*", "/"), self.atom, lambda op, a, b: Node("arith", op, (a, b)))
 
-    def atom(self) -> _Node:
+    def atom(self) -> Node:
         kind, text, _ = self.tokens[self.i]
         if kind == "arith" and text == "-":
             with self.nesting:
                 self.i += 1
-                return _Node("neg", items=(self.atom(),))
+                return Node("neg", items=(self.atom(),))
         if kind == "punct" and text == "(":
             with self.nesting:
                 self.i += 1
@@ -206,10 +206,10 @@ class _Parser:
         if kind in ("num", "str", "name") or (kind == "kw" and text in ("true", "false")):
             self.i += 1
             if kind == "num":
-                return _Node("num", float(text) if any(c in text for c in ".eE") else int(text))
+                return Node("num", float(text) if any(c in text for c in ".eE") else int(text))
             if kind == "str":
-                return _Node("str", text[1:-1])
-            return _Node("field", text) if kind == "name" else _Node("bool", text == "true")
+                return Node("str", text[1:-1])
+            return Node("field", text) if kind == "name" else Node("bool", text == "true")
         self.take("name", "a field such as drift.share, a number or '('")
         raise AssertionError  # take raised
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop._util.conditions import _COMPARE, Condition, _Node, parse_when
+from mloop._util.conditions import COMPARE, Condition, Node, parse_when
 from mloop._util.names import check_name
 from mloop.errors import InvalidInputError
 
@@ -69,7 +69,7 @@ def segment_mask(condition: Condition, rows: pd.DataFrame) -> np.ndarray:
     return _truth(condition.tree, rows)
 
 
-def _truth(node: _Node, rows: pd.DataFrame) -> np.ndarray:
+def _truth(node: Node, rows: pd.DataFrame) -> np.ndarray:
     if node.kind == "and":
         return _truth(node.items[0], rows) & _truth(node.items[1], rows)
     if node.kind == "or":
@@ -85,11 +85,11 @@ def _truth(node: _Node, rows: pd.DataFrame) -> np.ndarray:
     return np.asarray(series.where(series.notna(), False).astype(bool), dtype=bool)
 
 
-def _compare(node: _Node, rows: pd.DataFrame) -> np.ndarray | None:
+def _compare(node: Node, rows: pd.DataFrame) -> np.ndarray | None:
     left, right = (_value(item, rows) for item in node.items)
     if left is None or right is None:
         return None
-    compare = _COMPARE[node.value]
+    compare = COMPARE[node.value]
     try:
         found = compare(left, right)
     except TypeError:  # a column of mixed types: row by row, text against a number false as in ``when``
@@ -116,7 +116,7 @@ def _nulls(value: Any, n: int) -> np.ndarray:
     return np.zeros(n, dtype=bool)
 
 
-def _value(node: _Node, rows: pd.DataFrame) -> Any:
+def _value(node: Node, rows: pd.DataFrame) -> Any:
     """A scalar, a column as a Series, or None when a column the node needs is absent or not a number."""
     if node.kind in ("num", "str", "bool"):
         return node.value
