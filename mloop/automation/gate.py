@@ -125,7 +125,7 @@ def labelled_traffic(settings: Any, model: str, seconds: int, now_ms: int) -> tu
 
     blobs = open_blob_store(settings.artifact_root)
     since = now_ms - seconds * 1000
-    rows = _log.read_rows(blobs, _log.files_since(blobs, model, since), since, now_ms + 1)
+    rows = _log.rows_since(blobs, model, since, now_ms + 1)
     labels = _log.read_labels(blobs, _log.feedback_files(blobs, ""))
     joined = rows.merge(labels, on="id", how="inner").tail(MAX_TRAFFIC_ROWS)
     inputs = joined.drop(columns=[c for c in (*_log._BASE, "label") if c in joined.columns])

@@ -24,7 +24,7 @@ def _rows(settings: Settings, model: str, since: int, until: int) -> pd.DataFram
     from mloop.store.blob import open_blob_store
 
     blobs = open_blob_store(settings.artifact_root)
-    return _log.read_rows(blobs, _log.files_since(blobs, model, since), since, until)
+    return _log.rows_since(blobs, model, since, until)
 
 
 def _requests(rows: pd.DataFrame) -> int:

@@ -34,7 +34,8 @@ def gc(
 ) -> None:
     """Purge deleted runs and experiments with their artifacts (never what a registered model needs), deleted
     flow runs with their tasks, artifacts and logs, and prediction log days past their retention; with
-    MLOOP_TRACKING_URI set, the server does it all and this prints its report."""
+    MLOOP_TRACKING_URI set, the server does it all and this prints its report. The prediction log's files of
+    hours closed two hours ago are joined into one per hour (what a serving process that ended left)."""
     settings = settings_from(home)
     if settings.remote:  # the server purges its stores and says what it did
         from mloop._util.clock import now_ms
@@ -44,12 +45,14 @@ def gc(
         result = HttpTrackingRepository(settings.tracking_uri).gc_report(older_ms, prediction_days)
         predictions = {"days": result["prediction_days"], "files": result["prediction_files"]}
         retention = result["prediction_retention_days"]
+        compacted = result.get("prediction_compacted", 0)  # a server from before compaction leaves it out
     else:
-        from mloop.serving.predlog import purge_predictions
+        from mloop.serving.predlog import compact_predictions, purge_predictions
         from mloop.tracking import TrackingClient
 
         result = TrackingClient(settings).gc(parse_age(older_than))
         predictions = purge_predictions(settings, retention_days=prediction_days)
+        compacted = compact_predictions(settings)["compacted"]
         retention = settings.prediction_log_retention_days if prediction_days is None else prediction_days
     kept = [f"{result['kept_for_registry']} runs that registered models need" if result["kept_for_registry"] else "",
             f"{result['kept_for_flows']} flow runs while flows run (gc again once they end)"
@@ -58,3 +61,5 @@ def gc(
                   + "".join(f"; kept {k}" for k in kept if k), highlight=False)
     console.print(f"prediction log: deleted {predictions['days']} days ({predictions['files']} files) older than "
                   f"{retention:g} days" if retention else "prediction log: kept whole (retention 0)", highlight=False)
+    if compacted:
+        console.print(f"prediction log: joined {compacted} files of closed hours into one per hour", highlight=False)

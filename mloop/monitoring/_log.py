@@ -3,6 +3,8 @@
 A log file's key is ``predictions/<model>/<day>/<HHMMSSffffff>-<pid>-<id>.parquet``: its name is the time it was
 written, and every row in it was predicted at or before that time. So the rows of the windows after a watermark
 are all in the files written after it, and a monitor reads only those (``files_since``), never the whole log.
+A closed hour's files are joined into one that spans their written times (``mloop/serving/_logfiles.py``): a
+reader chooses files whose span meets the times it wants, and drops the files a compacted one covers.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mloop.errors import NotFoundError
+from mloop.serving._logfiles import live_keys
 from mloop.serving.predlog import ERRORS, FEEDBACK, PREFIX
 from mloop.store.blob.base import BlobStore
 
 _NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})/(\d{2})(\d{2})(\d{2})(\d{6})-")
+_LAST = re.compile(r"-compact-(\d{2})(\d{2})(\d{2})(\d{6})-[0-9a-f]{8}\.parquet$")
+_DAY_MS = 86_400_000
 _BASE = ("id", "time", "version", "role", "latency_ms", "output", "proba")
 _UNREAD = ("model",)  # a log file's column the monitor has no use for: its folder names the model already
 
@@ -40,17 +46,37 @@ def written_ms(key: str) -> int | None:
     return int(stamp.timestamp() * 1000)
 
 
+def written_span(key: str) -> tuple[int, int] | None:
+    """The first and last written times (epoch ms) of the files a log file holds the rows of: the one time a
+    file was written, or the span of the files a compacted file joined; ``None`` for a file not named by the log.
+    """
+    first = written_ms(key)
+    if first is None:
+        return None
+    found = _LAST.search(key)
+    if found is None:
+        return first, first
+    hours, minutes, seconds, micros = (int(part) for part in found.groups())
+    return first, first - first % _DAY_MS + ((hours * 60 + minutes) * 60 + seconds) * 1000 + micros // 1000
+
+
+def spans(keys: list[str]) -> list[tuple[int, int, str]]:
+    """``(first, last, key)`` of each log file (``written_span``), in the order of ``keys``."""
+    return [(*(written_span(key) or (0, 0)), key) for key in keys]
+
+
 def files_since(blobs: BlobStore, model: str, since_ms: int, until_ms: int | None = None) -> list[str]:
-    """The model's log files written at or after ``since_ms`` (and before ``until_ms``), oldest first."""
+    """The model's log files with rows written at or after ``since_ms`` (and before ``until_ms``), oldest first;
+    files a compacted one covers are left out (its rows are in it)."""
     since_day = datetime.fromtimestamp(since_ms / 1000, UTC).strftime("%Y-%m-%d")
     found = []
-    for key in _listed(blobs, f"{PREFIX}/{model}", since_day):
+    for key in live_keys(_listed(blobs, f"{PREFIX}/{model}", since_day)):
         day = key.split("/")[-2] if key.count("/") >= 3 else ""
         if not key.endswith(".parquet") or day < since_day:
             continue
-        at = written_ms(key)
-        if at is not None and at >= since_ms and (until_ms is None or at < until_ms):
-            found.append((at, key))
+        span = written_span(key)
+        if span is not None and span[1] >= since_ms and (until_ms is None or span[0] < until_ms):
+            found.append((span[0], key))
     return [key for _, key in sorted(found)]
 
 
@@ -109,6 +135,15 @@ def read_rows(blobs: BlobStore, keys: list[str], start_ms: int, end_ms: int) -> 
     frame = pd.concat(frames, ignore_index=True, copy=False) if len(frames) > 1 else frames[0]
     frame["time"] = frame["time"].astype("int64")
     return frame
+
+
+def rows_since(blobs: BlobStore, model: str, since_ms: int, until_ms: int) -> pd.DataFrame:
+    """The model's rows predicted in ``[since_ms, until_ms)`` (``read_rows`` of the files that can hold them),
+    listed once more when a file was compacted away between listing and reading."""
+    try:
+        return read_rows(blobs, files_since(blobs, model, since_ms), since_ms, until_ms)
+    except (NotFoundError, FileNotFoundError):
+        return read_rows(blobs, files_since(blobs, model, since_ms), since_ms, until_ms)
 
 
 def _read_each(blobs: BlobStore, keys: list[str], start_ms: int, end_ms: int) -> list[pa.Table]:

@@ -63,8 +63,7 @@ class Runner:
         self.error_files = _log.error_files(self.blobs, max(watermark - horizon, 0))
         if new_labels and watermark > 0:
             report.recomputed = self._relabel(new_labels, watermark, report)
-        self.files = [(_log.written_ms(k) or 0, k) for k in _log.files_since(self.blobs, self.monitor.model,
-                                                                              max(watermark, 0))]
+        self.files = _log.spans(_log.files_since(self.blobs, self.monitor.model, max(watermark, 0)))
 
         if watermark < 0:  # never run: begin with the oldest log file
             if not self.files:
@@ -104,7 +103,7 @@ class Runner:
         self.error_files = _log.error_files(self.blobs, start)
         keys = _log.files_since(self.blobs, self.monitor.model, start, end + self.late + 60_000)
         self._previous_of(start)
-        computed = self._compute(start, end, report, [(_log.written_ms(k) or 0, k) for k in keys])
+        computed = self._compute(start, end, report, _log.spans(keys))
         self._roll_up_days(through=None)  # the window's day, whose roll-up would otherwise wait for a batch
         if watermark is not None and start < watermark:
             report.recomputed = computed
@@ -121,7 +120,8 @@ class Runner:
         size = max(self.step, BATCH_SECONDS * 1000 // self.step * self.step)
         begin = start
         while begin < end:
-            upcoming = next((w for w, _ in self.files if w >= begin), None)
+            # the files are in order of their first written time: the first that reaches ``begin`` is the soonest
+            upcoming = next((max(first, begin) for first, last, _ in self.files if last >= begin), None)
             if upcoming is None:
                 return
             # rows written more than ``lateness`` after their window closed are late: a file holds no others
@@ -131,15 +131,21 @@ class Runner:
             yield begin, min(begin + size, end)
             begin += size
 
-    def _compute(self, start: int, end: int, report: RunReport, files: list[tuple[int, str]]) -> int:
-        """Compute the windows in ``[start, end)`` from ``files`` (when written, key); returns how many had
-        traffic."""
+    def _compute(self, start: int, end: int, report: RunReport, files: list[tuple[int, int, str]]) -> int:
+        """Compute the windows in ``[start, end)`` from ``files`` (first and last written time, key); returns
+        how many had traffic."""
         return self._summarize_batch(start, *self._load(start, end, files), report)
 
-    def _load(self, start: int, end: int, files: list[tuple[int, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The predictions and the failed requests in ``[start, end)``, from ``files`` (when written, key)."""
-        keys = [k for w, k in files if start <= w < end + self.late + 60_000]
-        rows = _log.read_rows(self.blobs, keys, start, end)
+    def _load(self, start: int, end: int, files: list[tuple[int, int, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The predictions and the failed requests in ``[start, end)``, from ``files`` (first and last written
+        time, key)."""
+        until = end + self.late + 60_000
+        keys = [k for first, last, k in files if last >= start and first < until]
+        try:
+            rows = _log.read_rows(self.blobs, keys, start, end)
+        except (NotFoundError, FileNotFoundError):  # compacted since they were listed: its file holds the rows
+            rows = _log.read_rows(self.blobs, _log.files_since(self.blobs, self.monitor.model, start, until),
+                                  start, end)
         failed = _log.read_errors(self.blobs, [k for w, k in self.error_files if start <= w < end + self.late + 60_000],
                                   self.monitor.model, start, end)
         return rows, failed
@@ -258,12 +264,12 @@ class Runner:
         ids = set(_log.read_labels(self.blobs, label_keys)["id"])
         oldest = min(_log.written_ms(k) or watermark for k in label_keys) - self.monitor.label_horizon_seconds * 1000
         keys = _log.files_since(self.blobs, self.monitor.model, max(oldest, 0), watermark + self.step)
-        files = [(_log.written_ms(k) or 0, k) for k in keys]
-        windows: set[int] = set()
-        for key in keys:
-            found = _log.ids_and_times(self.blobs, key)
-            hit = found[found["id"].isin(ids) & (found["time"] < watermark)]
-            windows.update((hit["time"] // self.step * self.step).tolist())
+        try:
+            windows = self._windows_of(ids, keys, watermark)
+        except (NotFoundError, FileNotFoundError):  # compacted since they were listed: list them again
+            keys = _log.files_since(self.blobs, self.monitor.model, max(oldest, 0), watermark + self.step)
+            windows = self._windows_of(ids, keys, watermark)
+        files = _log.spans(keys)
         self.unrolled = set()  # a day's bucket holds 288 windows: rolled up once, not once per window
         for start in sorted(windows):
             self._previous_of(start)
@@ -271,6 +277,15 @@ class Runner:
         self._roll_up(self.unrolled)
         self.unrolled = None
         return len(windows)
+
+    def _windows_of(self, ids: set[str], keys: list[str], watermark: int) -> set[int]:
+        """The computed windows (before ``watermark``) of the predictions ``ids`` among the files ``keys``."""
+        windows: set[int] = set()
+        for key in keys:
+            found = _log.ids_and_times(self.blobs, key)
+            hit = found[found["id"].isin(ids) & (found["time"] < watermark)]
+            windows.update((hit["time"] // self.step * self.step).tolist())
+        return windows
 
     def _previous_of(self, start: int) -> None:
         """Load the stored profiles of the window before ``start``, the baseline of its window-to-window drift."""

@@ -9,9 +9,7 @@ with role ``batch``: a chunk counts as one request of many rows, its scoring tim
 from __future__ import annotations
 
 import io
-import os
 import uuid
-from datetime import UTC, datetime
 
 import numpy as np
 import orjson
@@ -19,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop.config import Settings
+from mloop.serving._logfiles import new_key
 from mloop.serving.predlog import PREFIX
 from mloop.store.blob import open_blob_store
 
@@ -55,10 +54,7 @@ class BatchLog:
             "proba": _proba_texts(scored)})
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
-        now = datetime.now(UTC)
-        key = (f"{PREFIX}/{self.model}/{now:%Y-%m-%d}/{now:%H%M%S%f}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-               ".parquet")
-        self.blobs.put_bytes(key, sink.getvalue())
+        self.blobs.put_bytes(new_key(f"{PREFIX}/{self.model}"), sink.getvalue())
 
 
 def _json_texts(scored: pa.Table) -> pa.Array:

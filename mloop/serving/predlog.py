@@ -5,7 +5,8 @@ the per-row work happens there); a writer thread turns what accumulated into an 
 table with a few calls into Arrow every ``flush_seconds`` (or sooner when ``max_rows``
 pile up), encodes Parquet into an Arrow buffer (C++, without the GIL) and stores it as
 one file under
-``<artifact_root>/predictions/<model>/<day>/``. ``close()`` writes what is left, so a
+``<artifact_root>/predictions/<model>/<day>/``; once an hour has closed, its files are joined into one on a
+thread of their own (``_logfiles.py`` says why and how). ``close()`` writes what is left, so a
 graceful shutdown loses nothing. Memory stays bounded: while the writer is behind (a slow or hung
 store) by ``10 * max_rows`` rows, further requests are not logged but counted in ``dropped``.
 Labels sent later (``POST /feedback``) land under ``predictions/_feedback/``
@@ -25,11 +26,10 @@ and ``read_predictions`` joins them on the prediction id.
 from __future__ import annotations
 
 import io
-import os
 import re
 import threading
 import time
-import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,10 +39,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop.config import Settings, check_retention_days
+from mloop.serving._logfiles import compact_files, compact_log, live_keys, new_key
 from mloop.serving._predlog_batch import Batch, json_texts, proba_texts
 from mloop.store.blob import open_blob_store
 
-__all__ = ["PredictionLog", "purge_predictions", "read_predictions"]
+__all__ = ["PredictionLog", "compact_predictions", "purge_predictions", "read_predictions"]
 
 PREFIX = "predictions"
 FEEDBACK = "_feedback"
@@ -60,10 +61,17 @@ ERROR_SCHEMA = pa.schema([("id", pa.string()), ("time", pa.timestamp("ms", tz="U
 class PredictionLog:
     """Buffered, asynchronous Parquet writer of predictions and feedback labels."""
 
-    def __init__(self, settings: Settings, *, flush_seconds: float = 1.0, max_rows: int = 50_000) -> None:
+    def __init__(self, settings: Settings, *, flush_seconds: float = 1.0, max_rows: int = 50_000,
+                 compact: bool = True) -> None:
         self.blobs = open_blob_store(settings.artifact_root)
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
+        self.compact = compact
+        self._hours: dict[tuple[str, str], list[str]] = {}  # (day folder, hour) -> prediction files written in it
+        self._joined: list[str] = []  # files compacted an hour ago: deleted at the next compaction
+        self._compactor: ThreadPoolExecutor | None = None
+        self._compacting: Future[None] | None = None
+        self._compact_lock = threading.Lock()
         self._batches: dict[tuple[str, tuple[str, ...]], Batch] = {}
         self._feedback: list[tuple[str, float, str]] = []
         self._failed: list[tuple[str, int, str, str, str, int, float]] = []
@@ -130,19 +138,25 @@ class PredictionLog:
             batches, self._batches, self._rows = self._batches, {}, 0
             feedback, self._feedback = self._feedback, []
             failed, self._failed = self._failed, []
+        now = datetime.now(UTC)
+        stored = []
         for batch in batches.values():
+            key = new_key(f"{PREFIX}/{batch.model}", now)
             try:
-                self._put(f"{PREFIX}/{batch.model}/{_day()}/{_part()}.parquet", batch.table())
+                self._put(key, batch.table())
                 self.written += batch.rows
+                stored.append(key)
             except Exception:  # the log must never take the server down; count and go on
                 self.errors += 1
         try:
             if feedback:
                 self._write_feedback(feedback)
             if failed:
-                self._put(f"{PREFIX}/{ERRORS}/{_day()}/{_part()}.parquet", _error_table(failed))
+                self._put(new_key(f"{PREFIX}/{ERRORS}"), _error_table(failed))
         except Exception:
             self.errors += 1
+        if self.compact:
+            self._compact_closed(now, stored)
 
     def close(self) -> None:
         """Stop the writer thread after writing what is left."""
@@ -150,6 +164,37 @@ class PredictionLog:
         self._wake.set()
         self._thread.join(30)
         self.flush()
+        if self._compactor is not None:
+            self._compactor.shutdown(wait=True)  # an hour being compacted is finished, not left half done
+
+    def _compact_closed(self, now: datetime, stored: list[str]) -> None:
+        """Remember the files just stored by their hour, and hand the hours that have closed to the compactor
+        thread (one handover at a time: a busy hour takes it seconds)."""
+        # an hour is closed once a flush on another thread, stamped just before it ended, has surely been stored
+        settled = now - timedelta(seconds=10)
+        settled_hour = (f"{settled:%Y-%m-%d}", f"{settled:%H}")
+        with self._compact_lock:  # flush() may run on a caller's thread beside the writer's
+            for key in stored:
+                self._hours.setdefault((key.rpartition("/")[0], key.rpartition("/")[2][:2]), []).append(key)
+            closed = [h for h in self._hours if (h[0].rpartition("/")[2], h[1]) < settled_hour]
+            if not closed or (self._compacting is not None and not self._compacting.done()):
+                return
+            groups = [self._hours.pop(h) for h in closed]
+            if self._compactor is None:
+                self._compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mloop-predlog-compact")
+            self._compacting = self._compactor.submit(self._compact, groups)
+
+    def _compact(self, groups: list[list[str]]) -> None:
+        # the files joined an hour ago go now: any reader that listed them then has read them since
+        try:
+            for key in self._joined:
+                self.blobs.delete(key)
+            self._joined = []
+            for keys in groups:
+                if len(keys) > 1:
+                    self._joined.extend(compact_files(self.blobs, keys))
+        except Exception:  # left as they are (readers handle either), and mloop gc compacts them later
+            self.errors += 1
 
     def _loop(self) -> None:
         while not self._stop:
@@ -161,7 +206,7 @@ class PredictionLog:
     def _write_feedback(self, feedback: list[tuple[str, float, str]]) -> None:
         table = pa.table({"id": [f[0] for f in feedback], "time": [int(f[1] * 1000) for f in feedback],
                           "label": [f[2] for f in feedback]}, schema=_FEEDBACK_SCHEMA)
-        self._put(f"{PREFIX}/{FEEDBACK}/{_day()}/{_part()}.parquet", table)
+        self._put(new_key(f"{PREFIX}/{FEEDBACK}"), table)
 
     def _put(self, key: str, table: pa.Table) -> None:
         # into an Arrow buffer, not a BytesIO: the encoder then never calls back into Python (no GIL)
@@ -190,20 +235,12 @@ def _error_table(failed: list[tuple[str, int, str, str, str, int, float]]) -> pa
                      "latency_ms": pa.array(latencies, pa.float64())}, schema=ERROR_SCHEMA)
 
 
-def _day() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
-
-
-def _part() -> str:
-    return f"{datetime.now(UTC).strftime('%H%M%S%f')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
 def read_predictions(settings: Settings, model: str | None = None, *, with_feedback: bool = True) -> pd.DataFrame:
     """The logged predictions (of one model, or all), oldest first, with the latest label joined by id."""
     blobs = open_blob_store(settings.artifact_root)
     prefix = f"{PREFIX}/{model}/" if model else f"{PREFIX}/"
-    keys = [k for k in blobs.list(prefix) if k.endswith(".parquet")
-            and f"/{FEEDBACK}/" not in f"/{k}" and f"/{ERRORS}/" not in f"/{k}"]
+    keys = live_keys([k for k in blobs.list(prefix) if k.endswith(".parquet")
+                      and f"/{FEEDBACK}/" not in f"/{k}" and f"/{ERRORS}/" not in f"/{k}"])
     tables = [_readable(pq.read_table(io.BytesIO(blobs.get_bytes(k)))) for k in sorted(keys)]
     frame = pa.concat_tables(tables).to_pandas() if tables else _SCHEMA.empty_table().to_pandas()
     frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
@@ -253,3 +290,16 @@ def purge_predictions(settings: Settings, *, retention_days: float | None = None
                 stale.add("/".join(parts[:3]))
     files = sum(blobs.delete(folder) for folder in sorted(stale))
     return {"days": len(stale), "files": files}
+
+
+def compact_predictions(settings: Settings, *, now: datetime | None = None) -> dict[str, int]:
+    """Join each model's log files of every hour closed two hours ago or more into one file per writer, and
+    delete the files so joined (the serving log does this for its own hours as they close; this catches what a
+    process that ended left). ``mloop gc`` calls it. Returns ``{"compacted": files joined, "deleted": files
+    deleted}``.
+
+    >>> import tempfile
+    >>> compact_predictions(Settings.load(home=tempfile.mkdtemp()))
+    {'compacted': 0, 'deleted': 0}
+    """
+    return compact_log(open_blob_store(settings.artifact_root), PREFIX, now=now)

@@ -429,11 +429,12 @@ def purge(body: PurgeIn, r: Repo, request: Request) -> dict[str, int | float]:
     """Purge what was deleted before ``older_than_ms``; with ``predictions``, the old prediction log days too."""
     result: dict[str, int | float] = dict(r.purge(body.older_than_ms))
     if body.predictions:
-        from mloop.serving.predlog import purge_predictions
+        from mloop.serving.predlog import compact_predictions, purge_predictions
 
         settings = request.app.state.settings
         days = body.prediction_log_retention_days
         purged = purge_predictions(settings, retention_days=days)
         result |= {"prediction_days": purged["days"], "prediction_files": purged["files"],
+                   "prediction_compacted": compact_predictions(settings)["compacted"],
                    "prediction_retention_days": settings.prediction_log_retention_days if days is None else days}
     return result

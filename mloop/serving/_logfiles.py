@@ -1,0 +1,197 @@
+"""The prediction log's files: how they are named, and how a closed hour's files are joined into one.
+
+A file is named by when it was written and by whom, ``<day>/<HHMMSSffffff>-<writer>-<id>.parquet``, and every
+row in it was predicted at or before that time: a reader wanting the rows after some time reads only the files
+written since. The writer is the process id and a random token drawn when the process started: replicas in
+containers all run as process 1 and may share one store.
+
+``mloop serve`` writes its log every second, so a busy day is 86,400 small files, and a reader pays about as much
+to open a file of 100 rows as one of 100,000: opening them was most of what summarizing a day cost. So once an
+hour has closed, the files one writer wrote in it are joined into one per schema,
+``<day>/<first>-<writer>-compact-<last>-<id>.parquet``: ``first`` and ``last`` are the written times of the first
+and last file it joins, which keeps the rule above for readers that choose files by a span of written times. A
+compacted file covers the files of its writer written in ``[first, last]`` (the name says it all; no file needs
+opening to know), and readers drop a covered file still present (``live_keys``): the joined files are deleted
+after the compacted one is stored, so a compaction stopped halfway loses and doubles nothing, and a reader that
+finds a file gone lists again (the compacted file is there by then).
+
+The serving log compacts its own files when an hour closes (a file of that hour can no longer come from it);
+``mloop gc`` joins what is left (a process that ended mid-hour) for hours closed at least ``GC_AFTER_HOURS`` ago.
+
+>>> parse_key("predictions/fare/2026-11-02/093000000123-1.9f3e2a-compact-095959999000-1a2b3c4d.parquet")
+LogFile(folder='predictions/fare/2026-11-02', first='093000000123', last='095959999000', writer='1.9f3e2a', \
+compacted=True)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mloop.errors import NotFoundError
+from mloop.store.blob.base import BlobStore
+
+__all__ = ["GC_AFTER_HOURS", "LogFile", "compact_files", "compact_log", "live_keys", "new_key", "parse_key"]
+
+GC_AFTER_HOURS = 2
+_PLAIN = re.compile(r"(\d{12})-([0-9a-z.]+)-[0-9a-f]{8}\.parquet")
+_COMPACTED = re.compile(r"(\d{12})-([0-9a-z.]+)-compact-(\d{12})-[0-9a-f]{8}\.parquet")
+_TOKEN = uuid.uuid4().hex[:6]  # a forked child shares it, and its process id tells it apart
+# a compacted file's rows in row groups of this many: a reader filtering on time skips the groups outside its span
+_ROW_GROUP = 128 * 1024
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """What a log file's key says: its folder, the written times it spans (``HHMMSSffffff``), who wrote it."""
+
+    folder: str
+    first: str
+    last: str
+    writer: str
+    compacted: bool
+
+
+def new_key(folder: str, now: datetime | None = None) -> str:
+    """The key of a log file written now into ``folder`` (``predictions/<model>``); one clock reading names both
+    the day folder and the file, so a file written at midnight cannot land in the day before."""
+    now = now or datetime.now(UTC)
+    return f"{folder}/{now:%Y-%m-%d}/{now:%H%M%S%f}-{os.getpid()}.{_TOKEN}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def parse_key(key: str) -> LogFile | None:
+    """The parts of a log file's key; ``None`` for a key the log did not name."""
+    folder, _, name = key.rpartition("/")
+    plain = _PLAIN.fullmatch(name)
+    if plain is not None:
+        return LogFile(folder, plain.group(1), plain.group(1), plain.group(2), False)
+    compacted = _COMPACTED.fullmatch(name)
+    if compacted is not None:
+        return LogFile(folder, compacted.group(1), compacted.group(3), compacted.group(2), True)
+    return None
+
+
+def live_keys(keys: list[str]) -> list[str]:
+    """``keys`` without the files a compacted file among them covers (same folder and writer, written within
+    its span): their rows are in the compacted file."""
+    if not any("-compact-" in key for key in keys):  # the common case, without parsing a day of names
+        return keys
+    spans: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    parsed = [(key, parse_key(key)) for key in keys]
+    for _, file in parsed:
+        if file is not None and file.compacted:
+            spans.setdefault((file.folder, file.writer), []).append((file.first, file.last))
+    return [key for key, file in parsed if file is None or file.compacted
+            or not any(first <= file.first <= last for first, last in spans.get((file.folder, file.writer), ()))]
+
+
+def compact_files(blobs: BlobStore, keys: list[str]) -> list[str]:
+    """Join ``keys`` (plain log files of one day folder and one writer) into one compacted file per schema,
+    stored before anything is deleted; returns the keys of the files joined (a file gone meanwhile is skipped, an
+    unreadable one left as it is). The caller deletes them, now or later."""
+    joined = []
+    for group_keys, table in _read_by_schema(blobs, sorted(keys)):
+        first, last = parse_key(group_keys[0]), parse_key(group_keys[-1])
+        assert first is not None and last is not None  # the callers pass keys the log named
+        sink = pa.BufferOutputStream()  # an Arrow buffer: the encoder never calls back into Python
+        pq.write_table(table, sink, compression="zstd", row_group_size=_ROW_GROUP)
+        blobs.put_bytes(f"{first.folder}/{first.first}-{first.writer}-compact-{last.last}-{uuid.uuid4().hex[:8]}"
+                        ".parquet", sink.getvalue().to_pybytes())
+        joined.extend(group_keys)
+    return joined
+
+
+def _read_by_schema(blobs: BlobStore, keys: list[str]) -> list[tuple[list[str], pa.Table]]:
+    """The rows of ``keys`` joined per schema, in the order of ``keys``: (the keys read, their rows)."""
+    local_path = getattr(blobs, "local_path", None)
+    groups: list[tuple[pa.Schema, list[str], list[str]]] = []  # schema, keys, local paths
+    tables: dict[str, pa.Table] = {}  # read whole already (not a local store)
+    for key in keys:
+        try:
+            if local_path is not None:
+                path = str(local_path(key))  # confined to the store
+                schema = pq.read_schema(path)
+            else:
+                path, table = key, pq.read_table(io.BytesIO(blobs.get_bytes(key)))
+                tables[key], schema = table, table.schema
+        except (NotFoundError, FileNotFoundError):
+            continue  # purged meanwhile
+        except (pa.ArrowInvalid, OSError):
+            continue  # not a Parquet file the log wrote: readers decide what to do with it, as before
+        same = next((group for group in groups if group[0].equals(schema)), None)
+        if same is None:
+            groups.append((schema, [key], [path]))
+        else:
+            same[1].append(key)
+            same[2].append(path)
+    if local_path is None:
+        return [(group_keys, pa.concat_tables([tables[k] for k in group_keys])) for _, group_keys, _ in groups]
+    return [found for schema, group_keys, paths in groups if (found := _scan(schema, group_keys, paths))]
+
+
+def _scan(schema: pa.Schema, keys: list[str], paths: list[str]) -> tuple[list[str], pa.Table] | None:
+    """Local files of one schema read by one DuckDB scan (a file costs it a third of what opening it from Python
+    does: an hour of one-second files is 3,600) and cast back to that schema; file by file when a type does not
+    cast back exactly or a file went missing meanwhile."""
+    import duckdb
+
+    try:
+        with duckdb.connect(config={"threads": 1}) as con:  # one thread keeps the rows in the files' order
+            found = con.sql("SELECT * FROM read_parquet($paths)", params={"paths": paths}).to_arrow_table()
+        return keys, found.combine_chunks().cast(schema)
+    except (duckdb.Error, pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        pass
+    read = [(key, table) for key, path in zip(keys, paths, strict=True) if (table := _read_path(path)) is not None]
+    if not read:
+        return None
+    return [key for key, _ in read], pa.concat_tables([table for _, table in read])
+
+
+def _read_path(path: str) -> pa.Table | None:
+    try:
+        return pq.read_table(path)
+    except (FileNotFoundError, pa.ArrowInvalid, OSError):
+        return None
+
+
+def compact_log(blobs: BlobStore, prefix: str, *, now: datetime | None = None) -> dict[str, int]:
+    """Compact every model's log under ``prefix`` (``predictions``) for hours closed ``GC_AFTER_HOURS`` ago or
+    more, and delete the files compacted files cover; returns ``{"compacted": files joined, "deleted": files
+    deleted}``. ``mloop gc`` calls it; the serving log compacts its own hours as they close.
+    """
+    cutoff = (now or datetime.now(UTC)) - timedelta(hours=GC_AFTER_HOURS)
+    keys = [k for k in blobs.list(f"{prefix}/") if k.endswith(".parquet")]
+    live = set(live_keys(keys))
+    covered = [k for k in keys if k not in live]
+    groups: dict[tuple[str, str, str], list[str]] = {}  # (day folder, hour, writer) -> its plain files
+    for key in live:
+        file = parse_key(key)
+        if file is None or file.compacted or "/_" in file.folder:  # feedback and error logs are read whole
+            continue
+        if _hour_end(file.folder, file.first) <= cutoff:
+            groups.setdefault((file.folder, file.first[:2], file.writer), []).append(key)
+    deleted = sum(blobs.delete(key) for key in covered)
+    compacted = 0
+    for group in groups.values():
+        if len(group) > 1:
+            joined = compact_files(blobs, group)
+            compacted += len(joined)
+            deleted += sum(blobs.delete(key) for key in joined)
+    return {"compacted": compacted, "deleted": deleted}
+
+
+def _hour_end(folder: str, stamp: str) -> datetime:
+    """When the hour of a file written at ``stamp`` in the day folder ``folder`` ends (far future for a folder not
+    named like a day, so it is never compacted)."""
+    try:
+        day = datetime.strptime(folder.rpartition("/")[2], "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+    return day + timedelta(hours=int(stamp[:2]) + 1)
