@@ -91,6 +91,7 @@ def serve(files: list[str], *, once: bool = False, now: datetime | None = None, 
     echo(f"scheduler: {len(flows)} scheduled flow(s): " + ", ".join(f"{f.name} [{f.cron}]" for f in flows))
     children: list[subprocess.Popen[bytes]] = []
     _start_automation(once, echo, now)
+    _start_monitors(once, echo, now)
     while True:
         moment = now or datetime.now(UTC)
         for flow, proc in tick(flows, moment):
@@ -100,6 +101,20 @@ def serve(files: list[str], *, once: bool = False, now: datetime | None = None, 
         if once:
             return max([c.wait() for c in children] or [0])
         time.sleep(60 - datetime.now(UTC).second + 0.5)
+
+
+def _start_monitors(once: bool, echo: Any, now: datetime | None) -> None:
+    """Monitors run beside the flows as ``mloop server`` runs them (every ``monitor_every_seconds``, on a thread
+    of their own); their leases let a server and a scheduler share them."""
+    if os.environ.get("MLOOP_SCHEDULER_MONITORS", "1") == "0":
+        return
+    from mloop.monitoring.schedule import MonitorLoop
+
+    loop = MonitorLoop(Settings.load())
+    if once:
+        echo(f"monitors: {loop.tick(now=now)} window(s) computed")
+    else:
+        loop.start()
 
 
 def _start_automation(once: bool, echo: Any, now: datetime | None) -> None:

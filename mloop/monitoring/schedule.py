@@ -1,4 +1,5 @@
-"""Monitors on a clock: ``mloop server`` runs every monitor each ``monitor_every_seconds`` on a thread.
+"""Monitors on a clock: ``mloop server`` and ``mloop scheduler`` run every monitor each ``monitor_every_seconds``
+on a thread.
 
 Any number of servers may do so at once: a monitor's lease (``run_monitor``) lets one run it at a time and the
 others skip it until the next tick.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
 from mloop.config import Settings
 from mloop.errors import ConflictError, MloopError
@@ -39,9 +41,9 @@ class MonitorLoop:
         while not self._stop.wait(self.settings.monitor_every_seconds):
             self.tick()
 
-    def tick(self) -> int:
-        """Run every monitor once; returns how many windows they computed. A failing monitor is logged and the
-        others still run."""
+    def tick(self, now: datetime | None = None) -> int:
+        """Run every monitor once (as of ``now``, default the clock); returns how many windows they computed. A
+        failing monitor is logged and the others still run."""
         from mloop.monitoring import list_monitors, run_monitor
 
         windows = 0
@@ -49,7 +51,7 @@ class MonitorLoop:
             if self._stop.is_set():
                 break
             try:
-                windows += run_monitor(found["name"], settings=self.settings).windows
+                windows += run_monitor(found["name"], now=now, settings=self.settings).windows
             except ConflictError:
                 continue  # another process runs it now
             except MloopError as exc:

@@ -164,3 +164,17 @@ def test_the_server_runs_monitors_on_its_clock_one_run_at_a_time(tmp_path: Path)
             time.sleep(0.2)
     assert series("fare-15m", "rows", settings=settings)["value"].tolist() == [100.0] * 3
     assert series("held", "rows", settings=settings).empty
+
+
+def test_the_scheduler_runs_the_monitors_beside_flows_and_rules(home: Path) -> None:
+    settings = Settings.load(home=str(home))
+    write_predictions(settings, "fare", regression_traffic(windows=4, per_window=50), ["km", "city"])
+    cli(home, "monitor", "create", "fare-15m", "--model", "fare", "--window", "15m", "--start",
+        "2026-03-08T06:00:00+00:00")
+    # an hour and a few minutes after the first window opened: the four windows have closed (lateness 2 minutes)
+    ticked = cli(home, "scheduler", "--once", "--now", "2026-03-08T07:03:00")
+    assert "monitors: 4 window(s) computed" in ticked.stdout
+    again = cli(home, "scheduler", "--once", "--now", "2026-03-08T07:04:00")
+    assert "monitors: 0 window(s) computed" in again.stdout  # the watermark moved: nothing twice
+    csv = cli(home, "monitor", "series", "fare-15m", "--metric", "rows", "--csv").stdout
+    assert pd.read_csv(pd.io.common.StringIO(csv))["value"].tolist() == [50, 50, 50, 50]
