@@ -111,6 +111,8 @@ def _start_monitors(once: bool, echo: Any, now: datetime | None) -> None:
     from mloop.monitoring.schedule import MonitorLoop
 
     loop = MonitorLoop(Settings.load())
+    if loop.settings.monitor_every_seconds <= 0:  # turned off
+        return
     if once:
         echo(f"monitors: {loop.tick(now=now)} window(s) computed")
     else:
