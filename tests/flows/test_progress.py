@@ -67,9 +67,12 @@ def run_in_terminal(*args: str, **env: str) -> tuple[int, str]:
 
 def _read_until_exit(master: int, process: subprocess.Popen[bytes]) -> bytes:
     output = b""
+    # poll, not select: a test process that has opened many files gets descriptors past select's limit (1024)
+    poller = select.poll()
+    poller.register(master, select.POLLIN)
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        readable, _, _ = select.select([master], [], [], 0.1)
+        readable = poller.poll(100)
         if readable:
             try:
                 chunk = os.read(master, 65536)

@@ -23,6 +23,10 @@ from tests.monitoring.conftest import T0, write_predictions
 
 WINDOWS, PER_WINDOW = 22, 500
 SLOW = [(3, 6), (10, 13), (17, 20)]  # three slow episodes: [first, end) windows
+# A killed process's claimed delivery waits out its lease before another process sends it: a short lease (the
+# setting users have too) keeps that wait to seconds; an attempt (at most half the lease) still outlasts the
+# receiver's delay many times over.
+LEASE = {"MLOOP_EVENTS_LEASE_SECONDS": "5"}
 
 
 @pytest.fixture
@@ -49,7 +53,7 @@ def slow_traffic() -> pd.DataFrame:
 def _run_and_kill(settings: Settings, receiver: Receiver, after_seconds: float | None) -> None:
     """``mloop monitor run`` killed with SIGKILL after ``after_seconds``, or as soon as the receiver hears from it."""
     process = subprocess.Popen([sys.executable, "-m", "mloop", "monitor", "run"], cwd=str(ROOT),
-                               env=cli_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env=cli_env(settings, **LEASE), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     heard = len(receiver.requests)
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:
@@ -67,13 +71,13 @@ def test_alerts_reach_the_receiver_once_each_through_kills(settings: Settings) -
         registry_for(settings).webhooks.add(receiver.url, SECRET, events=["alert.firing", "alert.resolved"])
         write_predictions(settings, "eta", slow_traffic(), ["km"])
         assert mloop_cli(settings, "monitor", "create", "eta-5m", "--model", "eta", "--window", "5m",
-                         "--start", T0.isoformat()).returncode == 0
+                         "--start", T0.isoformat(), **LEASE).returncode == 0
         rules = Path(settings.home) / "rules.yaml"
         rules.write_text("rules:\n  - {name: slow, monitor: eta-5m, metric: latency_p99, above: 100, for: 2}\n")
-        assert mloop_cli(settings, "alerts", "apply", str(rules)).returncode == 0
+        assert mloop_cli(settings, "alerts", "apply", str(rules), **LEASE).returncode == 0
 
         # killed mid-run, between two batches of windows: some windows stored, the watermark short of the end
-        crashed = mloop_cli(settings, "monitor", "run", timeout=180, MLOOP_FAILPOINT="monitor.after_batch")
+        crashed = mloop_cli(settings, "monitor", "run", timeout=180, MLOOP_FAILPOINT="monitor.after_batch", **LEASE)
         assert crashed.returncode == 137, crashed.stderr
         from mloop.monitoring import series
 
@@ -81,9 +85,9 @@ def test_alerts_reach_the_receiver_once_each_through_kills(settings: Settings) -
         assert 0 < len(stored) < WINDOWS and receiver.requests == []  # mid-run, before any alert was judged
         _run_and_kill(settings, receiver, after_seconds=1.5)  # most likely while it computes windows
         _run_and_kill(settings, receiver, after_seconds=None)  # while it delivers its first alert
-        finished = mloop_cli(settings, "monitor", "run", timeout=180)
+        finished = mloop_cli(settings, "monitor", "run", timeout=180, **LEASE)
         assert finished.returncode == 0, finished.stderr
-        assert mloop_cli(settings, "events", "deliver", "--until-empty", timeout=180).returncode == 0
+        assert mloop_cli(settings, "events", "deliver", "--until-empty", timeout=180, **LEASE).returncode == 0
 
         bodies = receiver.bodies()
         first = {b["event_id"]: b for b in bodies}
