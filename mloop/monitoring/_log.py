@@ -28,7 +28,7 @@ from mloop.serving.predlog import ERRORS, FEEDBACK, PREFIX
 from mloop.store.blob.base import BlobStore
 
 _NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})/(\d{2})(\d{2})(\d{2})(\d{6})-")
-_LAST = re.compile(r"-compact-(\d{2})(\d{2})(\d{2})(\d{6})-[0-9a-f]{8}\.parquet$")
+_LAST = re.compile(r"-compact-(\d{2})(\d{2})(\d{2})(\d{6})-[0-9a-f]{8}(?:-\d{1,4}of\d{1,4})?\.parquet$")
 _DAY_MS = 86_400_000
 _BASE = ("id", "time", "version", "role", "latency_ms", "output", "proba")
 _UNREAD = ("model",)  # a log file's column the monitor has no use for: its folder names the model already
