@@ -2,8 +2,8 @@
 
 A file is named by when it was written and by whom, ``<day>/<HHMMSSffffff>-<writer>-<id>.parquet``, and every
 row in it was predicted at or before that time: a reader wanting the rows after some time reads only the files
-written since. The writer is the process id and a random token drawn when the process started: replicas in
-containers all run as process 1 and may share one store.
+written since. The writer is the process id and a random token (drawn by each serving log, so two logs in one
+process are two writers): replicas in containers all run as process 1 and may share one store.
 
 ``mloop serve`` writes its log every second, so a busy day is 86,400 small files, and a reader pays about as much
 to open a file of 100 rows as one of 100,000: opening them was most of what summarizing a day cost. So once an
@@ -21,6 +21,7 @@ numbers), so an hour's files of several schemas, interleaved, are joined into on
 one compaction: each is named by the span of them all and says which part of how many it is
 (``...-<id>-<i>of<n>.parquet``), and covers nothing until all of its parts are stored. A file that cannot be read
 is never inside a span: the files on either side of it are joined apart, and it stays for readers as it is.
+A serving log compacts the files it knows it stored; a file of another log in its process is another writer's.
 
 The serving log compacts its own files when an hour closes (a file of that hour can no longer come from it);
 ``mloop gc`` joins what is left (a process that ended mid-hour) for hours closed at least ``GC_AFTER_HOURS`` ago.
@@ -45,7 +46,8 @@ import pyarrow.parquet as pq
 from mloop.errors import NotFoundError
 from mloop.store.blob.base import BlobStore
 
-__all__ = ["GC_AFTER_HOURS", "LogFile", "compact_files", "compact_log", "live_keys", "new_key", "parse_key"]
+__all__ = ["GC_AFTER_HOURS", "LogFile", "compact_files", "compact_log", "live_keys", "new_key", "new_token",
+           "parse_key"]
 
 GC_AFTER_HOURS = 2
 _PLAIN = re.compile(r"(\d{12})-([0-9a-z.]+)-[0-9a-f]{8}\.parquet")
@@ -70,11 +72,18 @@ class LogFile:
     parts: int = 1
 
 
-def new_key(folder: str, now: datetime | None = None) -> str:
-    """The key of a log file written now into ``folder`` (``predictions/<model>``); one clock reading names both
-    the day folder and the file, so a file written at midnight cannot land in the day before."""
+def new_token() -> str:
+    """A writer's token: a log that compacts its files draws its own, so that no other log's file in its process
+    ever looks like one of its own."""
+    return uuid.uuid4().hex[:6]
+
+
+def new_key(folder: str, now: datetime | None = None, token: str = _TOKEN) -> str:
+    """The key of a log file written now into ``folder`` (``predictions/<model>``) by the writer ``token`` (the
+    process's, unless the log drew its own); one clock reading names both the day folder and the file, so a file
+    written at midnight cannot land in the day before."""
     now = now or datetime.now(UTC)
-    return f"{folder}/{now:%Y-%m-%d}/{now:%H%M%S%f}-{os.getpid()}.{_TOKEN}-{uuid.uuid4().hex[:8]}.parquet"
+    return f"{folder}/{now:%Y-%m-%d}/{now:%H%M%S%f}-{os.getpid()}.{token}-{uuid.uuid4().hex[:8]}.parquet"
 
 
 def parse_key(key: str) -> LogFile | None:

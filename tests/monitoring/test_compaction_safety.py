@@ -1,10 +1,11 @@
 """The prediction log's compaction when something goes wrong around it: a store that fails halfway, an unreadable
-file, two garbage collections at once, a reader whose listing spans a compaction. Every row is read once, and none
-is lost, whatever happened."""
+file, a flush stuck on a slow store, two logs or two garbage collections at once, a reader whose listing spans a
+compaction. Every row is read once, and none is lost, whatever happened."""
 
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,11 @@ import pytest
 from mloop.config import Settings
 from mloop.errors import BackendError
 from mloop.monitoring import _log
+from mloop.serving import predlog
 from mloop.serving._logfiles import compact_files, live_keys, parse_key
-from mloop.serving.predlog import PREFIX, compact_predictions, read_predictions
+from mloop.serving.predlog import PREFIX, PredictionLog, compact_predictions, read_predictions
 from mloop.store.blob import open_blob_store
+from mloop.store.blob.local import LocalBlobStore
 
 # yesterday's six o'clock: closed long enough ago for gc, recent enough to be kept by the retention
 HOUR = (datetime.now(UTC) - timedelta(days=1)).replace(hour=6, minute=0, second=0, microsecond=0)
@@ -151,3 +154,93 @@ def test_a_compacted_file_of_several_schemas_is_named_by_one_span_in_parts() -> 
     assert found is not None and found.compacted and (found.first, found.last) == ("093000000123", "095959999000")
     assert (found.id, found.part, found.parts) == ("1a2b3c4d", 2, 3)
     assert _log.written_span(key) == _log.written_span(key.replace("-2of3", ""))
+
+
+class _HeldStore(LocalBlobStore):
+    """A local store whose puts from the thread named ``held`` wait until released: a flush on a slow store."""
+
+    def __init__(self, root: str, held: str) -> None:
+        super().__init__(root)
+        self.held, self.entered, self.release = held, threading.Event(), threading.Event()
+
+    def put_bytes(self, key: str, data: bytes):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name == self.held:
+            self.entered.set()
+            self.release.wait(60)
+        return super().put_bytes(key, data)
+
+
+def _record(log: PredictionLog, request_id: str) -> None:
+    log.record("eta", "1", "primary", request_id, {"km": [1.0]}, [1.0], 0.001, 1)
+
+
+def _compact_hour_closed(log: PredictionLog, now: datetime) -> None:
+    """What the log's next flush does once its hour has closed, and the compaction it starts, finished."""
+    log._compact_closed(now, [])
+    if log._compacting is not None:
+        log._compacting.result(timeout=60)
+
+
+def test_a_flush_stuck_on_a_slow_store_as_its_hour_closes_keeps_its_rows(settings: Settings) -> None:
+    """``flush()`` may run on a caller's thread beside the writer's: a file stamped before the last one stored
+    must not fall inside a compacted file it is not in."""
+    log = PredictionLog(settings, flush_seconds=3600)
+    store = log.blobs = _HeldStore(settings.artifact_root, held="slow-flush")
+    try:
+        _record(log, "r0")
+        log.flush()
+        _record(log, "r1")
+        slow = threading.Thread(target=log.flush, name="slow-flush")
+        slow.start()
+        assert store.entered.wait(30)  # r1's file is named; its put waits
+        _record(log, "r2")
+        log.flush()  # named after r1's, stored before it
+        next_hour = datetime.now(UTC) + timedelta(hours=1)
+        _compact_hour_closed(log, next_hour)
+        store.release.set()
+        slow.join(60)
+        _compact_hour_closed(log, next_hour)
+        assert _ids(settings) == ["r0-0", "r1-0", "r2-0"]
+        assert any("-compact-" in k for k in store.list(f"{PREFIX}/eta/"))  # the hour was compacted after all
+    finally:
+        store.release.set()
+        log.close()
+
+
+def test_two_logs_in_one_process_compact_only_their_own_files(settings: Settings) -> None:
+    """Two serving apps in one process (or a batch scoring run beside one) write the same model's log."""
+    first, second = PredictionLog(settings, flush_seconds=3600), PredictionLog(settings, flush_seconds=3600)
+    try:
+        for i, log in enumerate((first, second, first)):
+            _record(log, f"r{i}")
+            log.flush()
+        _compact_hour_closed(first, datetime.now(UTC) + timedelta(hours=1))
+        assert _ids(settings) == ["r0-0", "r1-0", "r2-0"]
+    finally:
+        first.close()
+        second.close()
+    compact_predictions(settings, now=datetime.now(UTC) + timedelta(hours=4))
+    compact_predictions(settings, now=datetime.now(UTC) + timedelta(hours=4))
+    assert _ids(settings) == ["r0-0", "r1-0", "r2-0"]
+
+
+def test_read_predictions_lists_again_when_a_file_went_between_listing_and_reading(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    blobs = open_blob_store(settings.artifact_root)
+    for minute in range(4):
+        _write(blobs, minute, 1.5 * minute)
+
+    class CompactedAfterListing(LocalBlobStore):
+        """The store as read_predictions sees it: its first listing is followed at once by gc (twice)."""
+
+        listings = 0
+
+        def list(self, prefix: str = "") -> list[str]:
+            found = super().list(prefix)
+            CompactedAfterListing.listings += 1
+            if CompactedAfterListing.listings == 1:
+                _gc(settings)
+            return found
+
+    monkeypatch.setattr(predlog, "open_blob_store", lambda root: CompactedAfterListing(root))
+    assert _ids(settings) == [f"m{m}" for m in range(4)]
