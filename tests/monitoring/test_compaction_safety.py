@@ -148,6 +148,18 @@ def test_a_listing_that_spans_a_gc_misses_no_row(any_store: Settings) -> None:
     assert sorted(_log.read_rows(blobs, wanted, since, until)["id"]) == [f"m{m}" for m in range(4, 8)]
 
 
+def test_a_monitor_choosing_files_of_a_stretch_of_a_compacted_hour_drops_the_joined_ones(any_store: Settings) -> None:
+    """Covered files are dropped among the files of the times asked for (what a monitor lists), not the day's."""
+    settings = any_store
+    blobs = open_blob_store(settings.artifact_root)
+    keys = [_write(blobs, minute, 1.5 * minute if minute < 4 else minute) for minute in range(8)]
+    compact_files(blobs, keys)  # two parts; the joined files are still there
+    since = int((HOUR + timedelta(minutes=3)).timestamp() * 1000)
+    chosen = _log.files_since(blobs, "eta", since, since + 120_000)
+    assert len(chosen) == 2 and all(parse_key(k).compacted for k in chosen)  # type: ignore[union-attr]
+    assert sorted(_log.rows_since(blobs, "eta", since, since + 120_000)["id"]) == ["m3", "m4"]
+
+
 def test_a_compacted_file_of_several_schemas_is_named_by_one_span_in_parts() -> None:
     key = "predictions/eta/2026-11-02/093000000123-1.9f3e2a-compact-095959999000-1a2b3c4d-2of3.parquet"
     found = parse_key(key)
