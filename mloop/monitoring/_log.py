@@ -28,7 +28,7 @@ from mloop.serving.predlog import ERRORS, FEEDBACK, PREFIX
 from mloop.store.blob.base import BlobStore
 
 _NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})/(\d{2})(\d{2})(\d{2})(\d{6})-")
-_LAST = re.compile(r"-compact-(\d{2})(\d{2})(\d{2})(\d{6})-[0-9a-f]{8}\.parquet$")
+_LAST = re.compile(r"-compact-(\d{2})(\d{2})(\d{2})(\d{6})-[0-9a-f]{8}(?:-\d{1,4}of\d{1,4})?\.parquet$")
 _DAY_MS = 86_400_000
 _BASE = ("id", "time", "version", "role", "latency_ms", "output", "proba")
 _UNREAD = ("model",)  # a log file's column the monitor has no use for: its folder names the model already
@@ -70,14 +70,17 @@ def files_since(blobs: BlobStore, model: str, since_ms: int, until_ms: int | Non
     files a compacted one covers are left out (its rows are in it)."""
     since_day = datetime.fromtimestamp(since_ms / 1000, UTC).strftime("%Y-%m-%d")
     found = []
-    for key in live_keys(_listed(blobs, f"{PREFIX}/{model}", since_day)):
+    for key in _listed(blobs, f"{PREFIX}/{model}", since_day):
         day = key.split("/")[-2] if key.count("/") >= 3 else ""
         if not key.endswith(".parquet") or day < since_day:
             continue
         span = written_span(key)
         if span is not None and span[1] >= since_ms and (until_ms is None or span[0] < until_ms):
             found.append((span[0], key))
-    return [key for _, key in sorted(found)]
+    # covered files dropped from the files in range only: a compacted file that covers one of them is in range
+    # too, and a day of one-second files costs more to parse than to choose from
+    live = set(live_keys([key for _, key in found]))
+    return [key for _, key in sorted(found) if key in live]
 
 
 def _listed(blobs: BlobStore, folder: str, since_day: str) -> list[str]:

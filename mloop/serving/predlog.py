@@ -39,7 +39,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop.config import Settings, check_retention_days
-from mloop.serving._logfiles import compact_files, compact_log, live_keys, new_key
+from mloop.errors import NotFoundError
+from mloop.serving._logfiles import compact_files, compact_log, live_keys, new_key, new_token
 from mloop.serving._predlog_batch import Batch, json_texts, proba_texts
 from mloop.store.blob import open_blob_store
 
@@ -67,6 +68,8 @@ class PredictionLog:
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
         self.compact = compact
+        self._token = new_token()  # this log's files: the compactor joins them, and covers no other log's
+        self._writing: list[datetime] = []  # the stamps of the flushes storing their files now
         self._hours: dict[tuple[str, str], list[str]] = {}  # (day folder, hour) -> prediction files written in it
         self._joined: list[str] = []  # files compacted an hour ago: deleted at the next compaction
         self._compactor: ThreadPoolExecutor | None = None
@@ -138,10 +141,12 @@ class PredictionLog:
             batches, self._batches, self._rows = self._batches, {}, 0
             feedback, self._feedback = self._feedback, []
             failed, self._failed = self._failed, []
-        now = datetime.now(UTC)
+        with self._compact_lock:  # named and known to be storing at once: its hour stays open until it is stored
+            now = datetime.now(UTC)
+            self._writing.append(now)
         stored = []
         for batch in batches.values():
-            key = new_key(f"{PREFIX}/{batch.model}", now)
+            key = new_key(f"{PREFIX}/{batch.model}", now, self._token)
             try:
                 self._put(key, batch.table())
                 self.written += batch.rows
@@ -155,8 +160,7 @@ class PredictionLog:
                 self._put(new_key(f"{PREFIX}/{ERRORS}"), _error_table(failed))
         except Exception:
             self.errors += 1
-        if self.compact:
-            self._compact_closed(now, stored)
+        self._compact_closed(now, stored, stored_at=now)
 
     def close(self) -> None:
         """Stop the writer thread after writing what is left."""
@@ -167,13 +171,18 @@ class PredictionLog:
         if self._compactor is not None:
             self._compactor.shutdown(wait=True)  # an hour being compacted is finished, not left half done
 
-    def _compact_closed(self, now: datetime, stored: list[str]) -> None:
-        """Remember the files just stored by their hour, and hand the hours that have closed to the compactor
-        thread (one handover at a time: a busy hour takes it seconds)."""
-        # an hour is closed once a flush on another thread, stamped just before it ended, has surely been stored
-        settled = now - timedelta(seconds=10)
-        settled_hour = (f"{settled:%Y-%m-%d}", f"{settled:%H}")
+    def _compact_closed(self, now: datetime, stored: list[str], stored_at: datetime | None = None) -> None:
+        """Remember the files just stored by their hour (by the flush stamped ``stored_at``), and hand the hours
+        that have closed to the compactor thread (one handover at a time: a busy hour takes it seconds)."""
         with self._compact_lock:  # flush() may run on a caller's thread beside the writer's
+            if stored_at is not None:
+                self._writing.remove(stored_at)
+            if not self.compact:
+                return
+            # an hour is closed once no flush stamped in it is still storing (on a slow store, a flush on another
+            # thread can be, with its files named before the last one stored: they must be joined too)
+            settled = min([now - timedelta(seconds=10), *self._writing])
+            settled_hour = (f"{settled:%Y-%m-%d}", f"{settled:%H}")
             for key in stored:
                 self._hours.setdefault((key.rpartition("/")[0], key.rpartition("/")[2][:2]), []).append(key)
             closed = [h for h in self._hours if (h[0].rpartition("/")[2], h[1]) < settled_hour]
@@ -239,9 +248,10 @@ def read_predictions(settings: Settings, model: str | None = None, *, with_feedb
     """The logged predictions (of one model, or all), oldest first, with the latest label joined by id."""
     blobs = open_blob_store(settings.artifact_root)
     prefix = f"{PREFIX}/{model}/" if model else f"{PREFIX}/"
-    keys = live_keys([k for k in blobs.list(prefix) if k.endswith(".parquet")
-                      and f"/{FEEDBACK}/" not in f"/{k}" and f"/{ERRORS}/" not in f"/{k}"])
-    tables = [_readable(pq.read_table(io.BytesIO(blobs.get_bytes(k)))) for k in sorted(keys)]
+    try:
+        tables = _read_log(blobs, prefix)
+    except NotFoundError:  # a file compacted away since the listing: the compacted one is listed now
+        tables = _read_log(blobs, prefix)
     frame = pa.concat_tables(tables).to_pandas() if tables else _SCHEMA.empty_table().to_pandas()
     frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
     if not with_feedback:
@@ -254,6 +264,12 @@ def read_predictions(settings: Settings, model: str | None = None, *, with_feedb
     labels = labels.sort_values("time", kind="stable").drop_duplicates("id", keep="last")
     labels = labels.rename(columns={"time": "label_time"})
     return frame.merge(labels, on="id", how="left")
+
+
+def _read_log(blobs: Any, prefix: str) -> list[pa.Table]:
+    keys = live_keys([k for k in blobs.list(prefix) if k.endswith(".parquet")
+                      and f"/{FEEDBACK}/" not in f"/{k}" and f"/{ERRORS}/" not in f"/{k}"])
+    return [_readable(pq.read_table(io.BytesIO(blobs.get_bytes(k)))) for k in sorted(keys)]
 
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")

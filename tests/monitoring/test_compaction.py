@@ -44,7 +44,9 @@ def test_a_compacted_log_gives_the_monitor_the_windows_and_relabelling_of_the_fi
     run_monitor("before", now=END + pd.Timedelta(minutes=3), alerts=False, settings=settings)
 
     result = compact_predictions(settings, now=LATER)
-    assert result == {"compacted": len(plain), "deleted": len(plain)}
+    assert result == {"compacted": len(plain), "deleted": 0}  # the joined files go at the next run
+    assert len(read_predictions(settings, "eta")) == len(rows)
+    assert compact_predictions(settings, now=LATER) == {"compacted": 0, "deleted": len(plain)}
     kept = _log_keys(settings)
     assert [parse_key(k).first[:2] for k in kept] == ["06", "07"]  # type: ignore[union-attr]
     assert all(parse_key(k).compacted for k in kept)  # type: ignore[union-attr]
@@ -102,7 +104,8 @@ def test_a_monitor_whose_files_were_compacted_after_it_listed_them_lists_again(
     start = int(T0.timestamp() * 1000)
     before, _ = runner._load(start, start + 3_600_000, listed)
 
-    compact_predictions(settings, now=LATER)  # joined and the listed files deleted
+    compact_predictions(settings, now=LATER)  # joined
+    compact_predictions(settings, now=LATER)  # and the listed files deleted
     assert not any(blobs.exists(k) for _, _, k in listed)
     again, _ = runner._load(start, start + 3_600_000, listed)
     assert len(again) == len(before) == int((rows["time"] < T0 + timedelta(hours=1)).sum())
@@ -126,11 +129,13 @@ def test_one_compacted_file_per_schema_when_the_inputs_changed_within_the_hour(t
         pq.write_table(table, sink)
         keys.append(new_key(f"{PREFIX}/eta", day + timedelta(minutes=minute, seconds=1)))
         blobs.put_bytes(keys[-1], sink.getvalue())
-    assert compact_predictions(settings, now=day + timedelta(hours=3)) == {"compacted": 6, "deleted": 6}
+    assert compact_predictions(settings, now=day + timedelta(hours=3)) == {"compacted": 6, "deleted": 0}
+    assert compact_predictions(settings, now=day + timedelta(hours=3)) == {"compacted": 0, "deleted": 6}
     kept = _log_keys(settings)
-    assert len(kept) == 2
-    spans = sorted((parse_key(k).first, parse_key(k).last) for k in kept)  # type: ignore[union-attr]
-    assert spans == [("010001000000", "010201000000"), ("010301000000", "010501000000")]
+    assert len(kept) == 2  # the two parts of one compaction, named by the span of both
+    parts = sorted((parse_key(k).first, parse_key(k).last, parse_key(k).part, parse_key(k).parts)  # type: ignore
+                   for k in kept)
+    assert parts == [("010001000000", "010501000000", 1, 2), ("010001000000", "010501000000", 2, 2)]
     assert sorted(read_predictions(settings, "eta")["id"]) == [f"r{m}-0" for m in range(6)]
 
 
