@@ -73,6 +73,17 @@ def test_bad_metric_values_are_rejected_with_the_field(client: TrackingClient) -
             run.log_metric("", 1.0)
 
 
+def test_a_nul_in_a_metric_key_is_refused_by_the_store_too(client: TrackingClient) -> None:
+    """Points that reach the repository without the SDK's key check (a flow task's metrics) are checked there."""
+    with client.start_run("eta") as run:
+        rows = [(run.run_id, "loss", 0.5, step, 1_700_000_000_000) for step in range(20_000)]
+        with pytest.raises(InvalidInputError, match="metric key"):
+            client.repo.log_metrics([*rows, (run.run_id, "lo\x00ss", 1.0, 0, 0)])
+        assert client.metric_history(run.run_id, "loss") == []  # the batch is refused whole
+        client.repo.log_metrics(rows)
+    assert len(client.metric_history(run.run_id, "loss")) == 20_000
+
+
 def test_nested_runs_and_move(client: TrackingClient) -> None:
     with client.start_run("eta", name="parent") as parent:
         with client.start_run(name="child") as child:
