@@ -6,6 +6,7 @@ import json
 import math
 import re
 import uuid
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from mloop.tracking.repository import MetricRow
 _CHUNK = 500
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+_RUN_ID_OF = itemgetter(0)
 
 
 class SqlTrackingRepository:
@@ -288,14 +290,14 @@ class SqlTrackingRepository:
         a run that has ended are refused unless ``ended_ok``."""
         if not rows:
             return
-        from mloop.tracking._bulk import claim_batch, insert_metrics, latest_points, prune_batch_keys
+        from mloop.tracking._bulk import claim_batch, insert_metrics, prune_batch_keys
 
-        latest = latest_points(rows)
+        run_ids = list(set(map(_RUN_ID_OF, rows)))
         with self.db.write() as conn:
             if batch_id is not None and not claim_batch(conn, self.db.dialect, batch_id):
                 return  # a retry of a batch whose first attempt committed (its answer was lost)
-            self._require_running(conn, list({run_id for run_id, _ in latest}), "metrics", ended_ok)
-            insert_metrics(conn, self.db.dialect, rows, latest)
+            self._require_running(conn, run_ids, "metrics", ended_ok)
+            insert_metrics(conn, self.db.dialect, rows)
         if batch_id is not None:
             prune_batch_keys(self.db)
 
