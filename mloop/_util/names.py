@@ -114,10 +114,11 @@ def refuse_nul_parameters(conn: Any, cursor: Any, statement: str, parameters: An
 
     The edges check the text they store; this also catches text that only reaches a query (an id in a URL,
     a filter's value), where PostgreSQL's driver refuses NUL (a 500) and SQLite would compare it: both
-    backends now answer alike. Bulk statements (executemany) are skipped: their rows come from checked
-    input, and scanning them would cost every metrics write.
+    backends now answer alike. Bulk statements are skipped: their rows come from checked input, and scanning
+    them would cost every metrics write. Those are executemany, and single statements of many rows whose
+    caller sets the execution option ``mloop_checked_parameters`` (a multi-row INSERT).
     """
-    if executemany or not parameters:
+    if executemany or not parameters or getattr(context, "execution_options", {}).get("mloop_checked_parameters"):
         return
     if isinstance(parameters, dict):
         items: Any = parameters.items()

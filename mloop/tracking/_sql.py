@@ -292,10 +292,11 @@ class SqlTrackingRepository:
             return
         from mloop.tracking._bulk import claim_batch, insert_metrics, prune_batch_keys
 
+        run_ids = list(set(map(_RUN_ID_OF, rows)))
         with self.db.write() as conn:
             if batch_id is not None and not claim_batch(conn, self.db.dialect, batch_id):
                 return  # a retry of a batch whose first attempt committed (its answer was lost)
-            self._require_running(conn, list(set(map(_RUN_ID_OF, rows))), "metrics", ended_ok)
+            self._require_running(conn, run_ids, "metrics", ended_ok)
             insert_metrics(conn, self.db.dialect, rows)
         if batch_id is not None:
             prune_batch_keys(self.db)

@@ -110,12 +110,12 @@ def test_kill_9_after_flush_keeps_flushed_points_and_run_becomes_killed(tmp_path
 def test_normal_exit_flushes_without_end(tmp_path: Path) -> None:
     home = str(tmp_path / "h")
     code = (f"import mloop; mloop.configure(home={home!r}); run = mloop.start_run('exit');"
-            "[run.log_metric('m', float(i), step=i) for i in range(20000)]; print(run.run_id)")
+            "[run.log_metric('m', float(i), step=i) for i in range(50_000)]; print(run.run_id)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     client = TrackingClient(Settings.load(home=home))
     run = client.get_run(out.stdout.strip())
     assert run.status is RunStatus.FINISHED
-    assert len(client.metric_history(run.run_id, "m")) == 20000
+    assert len(client.metric_history(run.run_id, "m")) == 50_000  # several INSERTs of a batch, at exit too
 
 
 def test_concurrent_first_start_migrates_once(db_url: str, tmp_path: Path) -> None:

@@ -73,6 +73,30 @@ def test_bad_metric_values_are_rejected_with_the_field(client: TrackingClient) -
             run.log_metric("", 1.0)
 
 
+def test_the_latest_value_of_a_large_batch_is_its_highest_step_then_time_then_the_last_logged(
+        client: TrackingClient) -> None:
+    """A batch is stored in several statements, each finding its own latest points; the batch's are theirs."""
+    with client.start_run("eta") as run:
+        rows = [(run.run_id, "late", float(step), step, 1_000) for step in range(60_000, 0, -1)]  # highest first
+        tie, filler = (run.run_id, "tie", 1.0, 7, 5), [(run.run_id, "tie", 0.0, 1, 9)] * 40_000
+        rows += [tie, *filler, (run.run_id, "tie", 2.0, 7, 5)]  # the same step and time: the last logged wins
+        rows += [(run.run_id, "time", 3.0, 3, 50), *[(run.run_id, "time", 0.0, 3, 10)] * 40_000]
+        client.repo.log_metrics(rows)
+        client.repo.log_metrics([(run.run_id, "late", -1.0, 5, 2_000)])  # a lower step later changes nothing
+    assert client.get_run(run.run_id).metrics == {"late": 60_000.0, "tie": 2.0, "time": 3.0}
+
+
+def test_a_nul_in_a_metric_key_is_refused_by_the_store_too(client: TrackingClient) -> None:
+    """Points that reach the repository without the SDK's key check (a flow task's metrics) are checked there."""
+    with client.start_run("eta") as run:
+        rows = [(run.run_id, "loss", 0.5, step, 1_700_000_000_000) for step in range(20_000)]
+        with pytest.raises(InvalidInputError, match="metric key"):
+            client.repo.log_metrics([*rows, (run.run_id, "lo\x00ss", 1.0, 0, 0)])
+        assert client.metric_history(run.run_id, "loss") == []  # the batch is refused whole
+        client.repo.log_metrics(rows)
+    assert len(client.metric_history(run.run_id, "loss")) == 20_000
+
+
 def test_nested_runs_and_move(client: TrackingClient) -> None:
     with client.start_run("eta", name="parent") as parent:
         with client.start_run(name="child") as child:
