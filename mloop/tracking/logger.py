@@ -32,7 +32,7 @@ from mloop.tracking.repository import MetricRow, TrackingRepository
 
 log = logging.getLogger("mloop.tracking")
 
-_BATCH = 100_000
+_BATCH = 6 * 16_384  # six full INSERTs on SQLite (see tracking._bulk), without a short last one
 _IDLE_WAIT = 0.2
 _writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
 

@@ -110,3 +110,18 @@ def test_a_refused_batch_larger_than_one_request_is_not_stored_twice(tmp_path) -
         writer.append((gone.run_id, "x", 1.0, 0, 0))
         writer.flush(run_id=kept.run_id)
         assert [m.step for m in client.metric_history(kept.run_id, "x")] == list(range(60_000))
+
+
+def test_batches_of_any_length_use_a_few_statement_sizes() -> None:
+    """SQLite keeps the statements it prepared per connection: a batch of any length is cut into a few fixed
+    sizes, so that flushes of all lengths neither prepare a new statement each nor fill that cache."""
+    from mloop.tracking._bulk import _statement_sizes
+
+    seen: set[int] = set()
+    for points in range(0, 70_000, 7):
+        sizes = _statement_sizes(points, 16_384)
+        assert sum(sizes) == points and all(0 < size <= 16_384 for size in sizes)
+        assert len(sizes) <= points // 16_384 + 9
+        seen.update(sizes)
+    assert len(seen) <= 72
+    assert _statement_sizes(20_000, 6_553) == [6_553, 6_553, 6_553, 256, 64, 21]  # a build's lower limit
