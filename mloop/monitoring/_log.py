@@ -22,13 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mloop.errors import NotFoundError
-from mloop.serving._logfiles import live_keys
+from mloop.serving._logfiles import FILE_GONE, live_keys, parse_key, stamp_ms
 from mloop.serving.predlog import ERRORS, FEEDBACK, PREFIX
 from mloop.store.blob.base import BlobStore
 
 _NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})/(\d{2})(\d{2})(\d{2})(\d{6})-")
-_LAST = re.compile(r"-compact-(\d{2})(\d{2})(\d{2})(\d{6})-[0-9a-f]{8}(?:-\d{1,4}of\d{1,4})?\.parquet$")
 _DAY_MS = 86_400_000
 _BASE = ("id", "time", "version", "role", "latency_ms", "output", "proba")
 _UNREAD = ("model",)  # a log file's column the monitor has no use for: its folder names the model already
@@ -53,11 +51,12 @@ def written_span(key: str) -> tuple[int, int] | None:
     first = written_ms(key)
     if first is None:
         return None
-    found = _LAST.search(key)
-    if found is None:
+    if "-compact-" not in key:  # a plain file: no second parse for each of a day's 86,400
         return first, first
-    hours, minutes, seconds, micros = (int(part) for part in found.groups())
-    return first, first - first % _DAY_MS + ((hours * 60 + minutes) * 60 + seconds) * 1000 + micros // 1000
+    file = parse_key(key)
+    if file is None or not file.compacted:
+        return first, first
+    return first, first - first % _DAY_MS + stamp_ms(file.last)
 
 
 def spans(keys: list[str]) -> list[tuple[int, int, str]]:
@@ -145,7 +144,7 @@ def rows_since(blobs: BlobStore, model: str, since_ms: int, until_ms: int) -> pd
     listed once more when a file was compacted away between listing and reading."""
     try:
         return read_rows(blobs, files_since(blobs, model, since_ms), since_ms, until_ms)
-    except (NotFoundError, FileNotFoundError):
+    except FILE_GONE:
         return read_rows(blobs, files_since(blobs, model, since_ms), since_ms, until_ms)
 
 

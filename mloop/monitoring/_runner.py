@@ -24,6 +24,7 @@ from mloop.monitoring._tables import monitor_profiles, monitor_series, monitors
 from mloop.monitoring.batch import Window, WindowBatch
 from mloop.monitoring.monitor import LEASE_SECONDS, Monitor, RunReport, _floor
 from mloop.monitoring.windows import Summary
+from mloop.serving._logfiles import FILE_GONE
 from mloop.store.blob import open_blob_store
 from mloop.store.sql import open_database
 from mloop.validation.profile import Profile
@@ -143,7 +144,7 @@ class Runner:
         keys = [k for first, last, k in files if last >= start and first < until]
         try:
             rows = _log.read_rows(self.blobs, keys, start, end)
-        except (NotFoundError, FileNotFoundError):  # compacted since they were listed: its file holds the rows
+        except FILE_GONE:  # compacted since they were listed: its file holds the rows
             rows = _log.read_rows(self.blobs, _log.files_since(self.blobs, self.monitor.model, start, until),
                                   start, end)
         failed = _log.read_errors(self.blobs, [k for w, k in self.error_files if start <= w < end + self.late + 60_000],
@@ -266,7 +267,7 @@ class Runner:
         keys = _log.files_since(self.blobs, self.monitor.model, max(oldest, 0), watermark + self.step)
         try:
             windows = self._windows_of(ids, keys, watermark)
-        except (NotFoundError, FileNotFoundError):  # compacted since they were listed: list them again
+        except FILE_GONE:  # compacted since they were listed: list them again
             keys = _log.files_since(self.blobs, self.monitor.model, max(oldest, 0), watermark + self.step)
             windows = self._windows_of(ids, keys, watermark)
         files = _log.spans(keys)

@@ -39,6 +39,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,10 +47,13 @@ import pyarrow.parquet as pq
 from mloop.errors import NotFoundError
 from mloop.store.blob.base import BlobStore
 
-__all__ = ["GC_AFTER_HOURS", "LogFile", "compact_files", "compact_log", "live_keys", "new_key", "new_token",
-           "parse_key"]
+__all__ = ["FILE_GONE", "GC_AFTER_HOURS", "LogFile", "compact_files", "compact_log", "live_keys", "new_key",
+           "new_token", "parse_key", "stamp_ms"]
 
 GC_AFTER_HOURS = 2
+# what reading a listed file raises when it went since the listing (a store's NotFoundError, a scan's OS error):
+# a reader then lists again, and finds the compacted file that holds its rows
+FILE_GONE = (NotFoundError, FileNotFoundError)
 _PLAIN = re.compile(r"(\d{12})-([0-9a-z.]+)-[0-9a-f]{8}\.parquet")
 _COMPACTED = re.compile(r"(\d{12})-([0-9a-z.]+)-compact-(\d{12})-([0-9a-f]{8})(?:-(\d{1,4})of(\d{1,4}))?\.parquet")
 _TOKEN = uuid.uuid4().hex[:6]  # a forked child shares it, and its process id tells it apart
@@ -86,6 +90,15 @@ def new_key(folder: str, now: datetime | None = None, token: str = _TOKEN) -> st
     return f"{folder}/{now:%Y-%m-%d}/{now:%H%M%S%f}-{os.getpid()}.{token}-{uuid.uuid4().hex[:8]}.parquet"
 
 
+def stamp_ms(stamp: str) -> int:
+    """Milliseconds into its day of a name's ``HHMMSSffffff`` stamp.
+
+    >>> stamp_ms("093000123456")
+    34200123
+    """
+    return ((int(stamp[:2]) * 60 + int(stamp[2:4])) * 60 + int(stamp[4:6])) * 1000 + int(stamp[6:]) // 1000
+
+
 def parse_key(key: str) -> LogFile | None:
     """The parts of a log file's key; ``None`` for a key the log did not name."""
     folder, _, name = key.rpartition("/")
@@ -120,9 +133,15 @@ def live_keys(keys: list[str]) -> list[str]:
     spans: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for folder, writer, first, last in kept:
         spans.setdefault((folder, writer), []).append((first, last))
-    return [key for key, file in parsed if file is None
-            or (kept.get((file.folder, file.writer, file.first, file.last)) == file.id if file.compacted
-                else not any(first <= file.first <= last for first, last in spans.get((file.folder, file.writer), ())))]
+
+    def live(file: LogFile | None) -> bool:
+        if file is None:
+            return True  # not named by the log: never covered
+        if file.compacted:
+            return kept.get((file.folder, file.writer, file.first, file.last)) == file.id
+        return not any(first <= file.first <= last for first, last in spans.get((file.folder, file.writer), ()))
+
+    return [key for key, file in parsed if live(file)]
 
 
 def compact_files(blobs: BlobStore, keys: list[str]) -> list[str]:
@@ -178,7 +197,7 @@ def _read_by_schema(blobs: BlobStore, keys: list[str]) -> tuple[list[tuple[list[
             else:
                 path, table = key, pq.read_table(io.BytesIO(blobs.get_bytes(key)))
                 tables[key], schema = table, table.schema
-        except (NotFoundError, FileNotFoundError):
+        except FILE_GONE:
             continue  # purged meanwhile
         except (pa.ArrowInvalid, OSError):
             unreadable.add(key)  # not a Parquet file the log wrote, or not now: readers decide what to do with it
@@ -255,8 +274,13 @@ def compact_log(blobs: BlobStore, prefix: str, *, now: datetime | None = None) -
 def _hour_end(folder: str, stamp: str) -> datetime:
     """When the hour of a file written at ``stamp`` in the day folder ``folder`` ends (far future for a folder not
     named like a day, so it is never compacted)."""
+    day = _day_of(folder)
+    return day + timedelta(hours=int(stamp[:2]) + 1) if day is not None else datetime.max.replace(tzinfo=UTC)
+
+
+@lru_cache(maxsize=256)  # once per day folder, not per file: gc walks every file of every day kept
+def _day_of(folder: str) -> datetime | None:
     try:
-        day = datetime.strptime(folder.rpartition("/")[2], "%Y-%m-%d").replace(tzinfo=UTC)
+        return datetime.strptime(folder.rpartition("/")[2], "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
-        return datetime.max.replace(tzinfo=UTC)
-    return day + timedelta(hours=int(stamp[:2]) + 1)
+        return None

@@ -39,8 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop.config import Settings, check_retention_days
-from mloop.errors import NotFoundError
-from mloop.serving._logfiles import compact_files, compact_log, live_keys, new_key, new_token
+from mloop.serving._logfiles import FILE_GONE, compact_files, compact_log, live_keys, new_key, new_token
 from mloop.serving._predlog_batch import Batch, json_texts, proba_texts
 from mloop.store.blob import open_blob_store
 
@@ -250,7 +249,7 @@ def read_predictions(settings: Settings, model: str | None = None, *, with_feedb
     prefix = f"{PREFIX}/{model}/" if model else f"{PREFIX}/"
     try:
         tables = _read_log(blobs, prefix)
-    except NotFoundError:  # a file compacted away since the listing: the compacted one is listed now
+    except FILE_GONE:  # a file compacted away since the listing: the compacted one is listed now
         tables = _read_log(blobs, prefix)
     frame = pa.concat_tables(tables).to_pandas() if tables else _SCHEMA.empty_table().to_pandas()
     frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
@@ -309,10 +308,11 @@ def purge_predictions(settings: Settings, *, retention_days: float | None = None
 
 
 def compact_predictions(settings: Settings, *, now: datetime | None = None) -> dict[str, int]:
-    """Join each model's log files of every hour closed two hours ago or more into one file per writer, and
-    delete the files so joined (the serving log does this for its own hours as they close; this catches what a
-    process that ended left). ``mloop gc`` calls it. Returns ``{"compacted": files joined, "deleted": files
-    deleted}``.
+    """Join each model's log files of every hour closed two hours ago or more into one file per writer (the
+    serving log does this for its own hours as they close; this catches what a process that ended left), and
+    delete the files an earlier run joined: those joined now go at the next run, since a reader listing the
+    folder now may have seen them and not the compacted file. ``mloop gc`` calls it. Returns
+    ``{"compacted": files joined, "deleted": files deleted}``.
 
     >>> import tempfile
     >>> compact_predictions(Settings.load(home=tempfile.mkdtemp()))
